@@ -1,0 +1,1 @@
+"""The ``mcp-guard`` command line: one module per command group (see :mod:`.main`)."""

@@ -1,0 +1,64 @@
+"""Entry point of the ``mcp-guard`` command.
+
+Each command group lives in its own module of this package exposing
+``register(subparsers)``; the module sets ``func`` on its parsers. Groups are
+discovered from a fixed list so a missing optional group never breaks the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+
+#: Command-group modules, in help order.
+GROUPS: tuple[str, ...] = (
+    "demo",
+    "serve",
+    "policy",
+    "scan",
+    "auth",
+    "keys",
+    "users",
+    "login",
+    "audit",
+    "servers",
+    "pins",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-guard", description="Access control, policy, sanitizing and audit for MCP sessions."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in GROUPS:
+        module_name = f"{__package__}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

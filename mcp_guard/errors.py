@@ -1,0 +1,126 @@
+"""Error hierarchy and the JSON-RPC codes the guard answers with.
+
+Callers only ever see ``public_message`` and a stable ``code``; the ``reason``
+(which can name rules, keys or internal failures) goes to the audit trail.
+Codes live in the JSON-RPC server-defined range so clients can switch on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Credentials missing or invalid.
+AUTHENTICATION_REQUIRED = -32001
+#: The policy (or a sanitizer verdict) refuses the request.
+ACCESS_DENIED = -32003
+#: A rate limit or lockout applies; ``data.retryAfter`` holds seconds.
+RATE_LIMITED = -32029
+#: Params, arguments or a result exceed a configured maximum.
+PAYLOAD_TOO_LARGE = -32013
+#: The guard itself failed (a stage raised, audit unavailable): denied, fail closed.
+GUARD_UNAVAILABLE = -32050
+#: Standard JSON-RPC "method not found", used for unknown methods so they look
+#: exactly like methods the server does not implement.
+METHOD_NOT_FOUND = -32601
+
+
+class GuardError(Exception):
+    """Base for every refusal the guard produces.
+
+    ``reason`` is the detailed, possibly sensitive explanation for the audit
+    trail; ``public_message`` is the short text a caller receives.
+    """
+
+    code: int = ACCESS_DENIED
+    public_message: str = "Access denied"
+
+    def __init__(self, reason: str = "", *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(reason or self.public_message)
+        self.reason = reason or self.public_message
+        self.data = data
+
+
+class AuthenticationError(GuardError):
+    """Credentials were missing, malformed, expired, revoked or not recognised."""
+
+    code = AUTHENTICATION_REQUIRED
+    public_message = "Authentication required"
+
+
+class AccessDenied(GuardError):
+    """The policy or a sanitizer verdict refused the request."""
+
+    code = ACCESS_DENIED
+    public_message = "Access denied"
+
+
+class MethodNotAllowed(GuardError):
+    """An MCP method the guard does not know: refused as if the server lacked it."""
+
+    code = METHOD_NOT_FOUND
+    public_message = "Method not found"
+
+
+class RateLimited(GuardError):
+    """A rate limit or lockout; carries ``retry_after`` seconds."""
+
+    code = RATE_LIMITED
+    public_message = "Rate limit exceeded"
+
+    def __init__(self, reason: str = "", *, retry_after: float | None = None) -> None:
+        data = {"retryAfter": round(retry_after, 3)} if retry_after is not None else None
+        super().__init__(reason, data=data)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(GuardError):
+    """Params, tool arguments or a result exceeded a configured maximum."""
+
+    code = PAYLOAD_TOO_LARGE
+    public_message = "Payload too large"
+
+
+class GuardUnavailable(GuardError):
+    """A guard stage failed; the request is denied rather than let through."""
+
+    code = GUARD_UNAVAILABLE
+    public_message = "Request refused: access control unavailable"
+
+
+class AuditUnavailable(GuardUnavailable):
+    """The audit trail cannot accept the event, and the configuration says no audit, no access."""
+
+
+class ConfigError(ValueError):
+    """A configuration or policy file is invalid.
+
+    The message always names the file, the line when it is known, and the
+    field path, so an operator can go straight to the mistake.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.detail = message
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        elif self.line:
+            where = f"line {self.line}: "
+        fld = f"{self.field}: " if self.field else ""
+        return f"{where}{fld}{self.detail}"
+
+
+class PolicyError(ConfigError):
+    """A policy file is invalid (bad field, unknown role, uncompilable condition, cycle)."""

@@ -1,0 +1,314 @@
+"""Immutable value objects that flow through the guard chain.
+
+Everything else in the package depends on this module and it depends on nothing
+but the standard library, so plugins can be written and tested without the MCP
+SDK. Objects are frozen: a stage can never change what an earlier stage decided,
+only produce a new value.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+Severity = Literal["low", "medium", "high"]
+Verdict = Literal["clean", "flag", "block"]
+Effect = Literal["allow", "deny"]
+
+#: Target kinds a policy rule can name.
+TargetKind = Literal["tool", "prompt", "resource"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """Return a read-only view so a shared principal cannot be mutated by a plugin."""
+    if not value:
+        return _EMPTY
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as established by an authenticator.
+
+    ``expires_at`` (epoch seconds) bounds how long the guard may cache this
+    principal for its credential; ``credential_id`` (API key id, JWT ``jti``)
+    is what revocation lists name.
+    """
+
+    subject: str
+    tenant: str | None = None
+    roles: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+    auth_method: str = "none"
+    mfa: bool = False
+    amr: tuple[str, ...] = ()
+    auth_time: datetime | None = None
+    ip: str | None = None
+    country: str | None = None
+    attributes: Mapping[str, Any] = field(default=_EMPTY)
+    expires_at: float | None = None
+    credential_id: str | None = None
+    issuer: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        object.__setattr__(self, "groups", frozenset(self.groups))
+        object.__setattr__(self, "scopes", frozenset(self.scopes))
+        object.__setattr__(self, "amr", tuple(self.amr))
+        object.__setattr__(self, "attributes", frozen_map(self.attributes))
+
+    def with_network(self, ip: str | None, country: str | None = None) -> Principal:
+        """Copy carrying the source address of the current request (not cached with the token)."""
+        from dataclasses import replace
+
+        return replace(self, ip=ip, country=country if country is not None else self.country)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields an audit event keeps about a principal."""
+        return {
+            "subject": self.subject,
+            "tenant": self.tenant,
+            "roles": sorted(self.roles),
+            "auth_method": self.auth_method,
+            "mfa": self.mfa,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Facts about the transport and time of one request, not about the caller."""
+
+    time: datetime
+    transport: str = "memory"
+    session_id: str | None = None
+    request_id: str | int | None = None
+    protocol_version: str | None = None
+    client_name: str | None = None
+    client_version: str | None = None
+    source_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """A classified MCP message: what the principal is trying to do, and to what.
+
+    ``action`` is one of ``call``, ``get``, ``read``, ``subscribe``,
+    ``complete``, ``list``, ``session`` (initialize/ping/cancel and other
+    protocol housekeeping), ``log`` or ``notify``. ``kind`` and ``target``
+    are set when the action aims at one tool, prompt or resource.
+    """
+
+    method: str
+    action: str
+    server: str
+    kind: TargetKind | None = None
+    target: str | None = None
+    arguments: Mapping[str, Any] = field(default=_EMPTY)
+    context: RequestContext | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arguments", frozen_map(self.arguments))
+
+
+@dataclass(frozen=True, slots=True)
+class Obligation:
+    """Something an allow decision requires of later stages.
+
+    Built-in kinds: ``redact`` (``fields``: argument paths to mask in audit)
+    and ``step_up`` (``max_age``: seconds since an MFA authentication).
+    """
+
+    kind: str
+    params: Mapping[str, Any] = field(default=_EMPTY)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", frozen_map(self.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of policy evaluation, explainable by rule id.
+
+    ``shadow`` marks a decision that was evaluated but not enforced (global
+    shadow mode, or a deciding rule in shadow); ``would_allow`` then records
+    what enforcement would have done.
+    """
+
+    allowed: bool
+    rule: str | None = None
+    reasons: tuple[str, ...] = ()
+    obligations: tuple[Obligation, ...] = ()
+    shadow: bool = False
+    would_allow: bool | None = None
+    retry_after: float | None = None
+
+    @property
+    def effect(self) -> Effect:
+        return "allow" if self.allowed else "deny"
+
+    @classmethod
+    def allow(cls, rule: str | None = None, *reasons: str) -> Decision:
+        return cls(True, rule, tuple(reasons))
+
+    @classmethod
+    def deny(cls, rule: str | None = None, *reasons: str) -> Decision:
+        return cls(False, rule, tuple(reasons))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing a sanitizer noticed in a field of an item (JSON Pointer path)."""
+
+    rule: str
+    severity: Severity
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "severity": self.severity, "field": self.field, "message": self.message}
+
+
+def verdict_of(findings: tuple[Finding, ...] | list[Finding]) -> Verdict:
+    """``block`` if any finding is high severity, ``flag`` for weaker ones, else ``clean``."""
+    if not findings:
+        return "clean"
+    if any(f.severity == "high" for f in findings):
+        return "block"
+    return "flag"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What a sanitizer returns: findings, and optionally a rewritten item (stripped, redacted)."""
+
+    findings: tuple[Finding, ...] = ()
+    item: Any = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.findings)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSummary:
+    """What the audit trail keeps about a response: its size and shape, never its content."""
+
+    size: int = 0
+    is_error: bool = False
+    items: int | None = None
+    withheld: int = 0
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One record per decision. Serialization, redaction and chaining happen in the audit pipeline.
+
+    ``decision`` is ``allow``, ``deny`` or ``error`` (the guard failed and
+    denied); ``event`` names the kind of record: ``request``, ``notification``,
+    ``authn`` (refused before any MCP method ran), ``lifecycle``.
+    """
+
+    method: str
+    decision: Literal["allow", "deny", "error"]
+    event: str = "request"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: float = field(default_factory=time.time)
+    session_id: str | None = None
+    request_id: str | int | None = None
+    principal: Mapping[str, Any] | None = None
+    source_ip: str | None = None
+    transport: str | None = None
+    client_name: str | None = None
+    client_version: str | None = None
+    server: str | None = None
+    kind: str | None = None
+    target: str | None = None
+    rule: str | None = None
+    reasons: tuple[str, ...] = ()
+    shadow: bool = False
+    arguments: Mapping[str, Any] | None = None
+    redact_fields: tuple[str, ...] = ()
+    result: ResultSummary | None = None
+    error_code: int | None = None
+    latency_ms: float | None = None
+    direction: Literal["inbound", "outbound"] = "inbound"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (arguments are not yet redacted; the pipeline does that)."""
+        result = None
+        if self.result is not None:
+            result = {
+                "size": self.result.size,
+                "is_error": self.result.is_error,
+                "items": self.result.items,
+                "withheld": self.result.withheld,
+                "findings": [f.as_dict() for f in self.result.findings],
+            }
+        return {
+            "id": self.id,
+            "time": self.time,
+            "event": self.event,
+            "session_id": self.session_id,
+            "request_id": self.request_id,
+            "principal": dict(self.principal) if self.principal is not None else None,
+            "source_ip": self.source_ip,
+            "transport": self.transport,
+            "client_name": self.client_name,
+            "client_version": self.client_version,
+            "method": self.method,
+            "direction": self.direction,
+            "server": self.server,
+            "kind": self.kind,
+            "target": self.target,
+            "decision": self.decision,
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+            "shadow": self.shadow,
+            "arguments": _plain(self.arguments) if self.arguments is not None else None,
+            "result": result,
+            "error_code": self.error_code,
+            "latency_ms": self.latency_ms,
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """A ``[[limits]]`` entry of the policy: at most ``requests`` per ``window`` seconds.
+
+    ``per`` names the dimensions the counter is keyed by (``subject``,
+    ``tenant``, ``server``, ``target``); the selector fields filter which
+    requests count, with the same matching as policy rules.
+    """
+
+    id: str
+    requests: int
+    window: float
+    per: tuple[str, ...] = ("subject",)
+    subjects: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    servers: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()

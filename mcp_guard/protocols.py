@@ -1,0 +1,148 @@
+"""The plugin points of the guard, as structural protocols.
+
+Built-in plugins implement these like any user plugin would; nothing in the
+guard checks for concrete classes. Each protocol is deliberately one or two
+methods so a plain object (or a small adapter around a function) can fill it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .model import AccessRequest, AuditEvent, Decision, Principal, ScanResult
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A presented credential and where it came from.
+
+    ``source`` is ``http`` (``Authorization: Bearer``), ``stdio``
+    (``MCP_GUARD_TOKEN``), ``explicit`` (passed by the embedding code) or
+    ``none``. ``token`` is None when nothing was presented.
+    """
+
+    token: str | None
+    source: str = "explicit"
+    ip: str | None = None
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """Turns a credential into a principal.
+
+    Return ``None`` when the credential is not of a kind this authenticator
+    handles (the guard tries the next one); raise
+    :class:`~mcp_guard.errors.AuthenticationError` when it is yours but
+    invalid (expired, bad signature, revoked). Never downgrade an invalid
+    credential to anonymous.
+    """
+
+    async def authenticate(self, credential: Credential) -> Principal | None: ...
+
+
+@runtime_checkable
+class PolicyEngine(Protocol):
+    """Decides requests and list visibility.
+
+    ``decide`` may return a :class:`Decision` or an awaitable of one (engines
+    that consult remote state). ``visible`` answers for list filtering and
+    must be cheap: it runs once per item of every list.
+    """
+
+    def decide(self, principal: Principal, request: AccessRequest) -> Decision | Awaitable[Decision]: ...
+
+    def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool: ...
+
+
+@runtime_checkable
+class Sanitizer(Protocol):
+    """Inspects what crosses the boundary toward the model.
+
+    ``kind`` is ``tool``, ``prompt``, ``resource``, ``resource_template``,
+    ``tool_result``, ``prompt_result``, ``resource_result`` or ``arguments``;
+    ``item`` is the MCP object in wire (camelCase dict) form. Return findings
+    and, if you rewrote the item (stripped characters, redacted secrets), the
+    new item; leave ``item=None`` when unchanged.
+    """
+
+    def scan(self, kind: str, item: Mapping[str, Any]) -> ScanResult: ...
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """Persists batches of audit records.
+
+    Called off the request path by the audit pipeline with already
+    serialized, redacted and chained records (plain dicts). Raise on failure:
+    the pipeline spills and retries, it never drops.
+    """
+
+    def write(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Auditor(Protocol):
+    """What the guard hands events to. ``record`` must not block on I/O.
+
+    Raise :class:`~mcp_guard.errors.AuditUnavailable` when the event cannot
+    be accepted (buffer full, sinks down) and the configuration requires
+    audit; the guard then denies the request. ``record_sync`` is awaited
+    instead when the configuration demands the event be durable before the
+    response is sent.
+    """
+
+    @property
+    def synchronous(self) -> bool: ...
+
+    def record(self, event: AuditEvent) -> None: ...
+
+    async def record_sync(self, event: AuditEvent) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """Outcome of one rate-limit hit."""
+
+    allowed: bool
+    count: int
+    limit: int
+    retry_after: float = 0.0
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Shared state: counters, key-value with TTL, sets and change notification.
+
+    Every method is atomic in the backend, so several replicas sharing one
+    store agree (a limit of N allows N calls fleet-wide, not N per replica).
+    """
+
+    async def hit(self, key: str, limit: int, window: float) -> RateDecision: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int: ...
+
+    async def sadd(self, key: str, member: str) -> None: ...
+
+    async def srem(self, key: str, member: str) -> None: ...
+
+    async def sismember(self, key: str, member: str) -> bool: ...
+
+    async def smembers(self, key: str) -> set[str]: ...
+
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    def subscribe(self, channel: str) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,5 @@
+"""State stores: where counters, revocations, pins and approvals live (see :class:`~mcp_guard.protocols.StateStore`)."""
+
+from .memory import MemoryStore
+
+__all__ = ["MemoryStore"]

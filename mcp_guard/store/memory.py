@@ -1,0 +1,109 @@
+"""In-process state store: for tests and single-process hosts that keep nothing across restarts."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ..protocols import RateDecision
+
+
+class MemoryStore:
+    """A :class:`~mcp_guard.protocols.StateStore` held in dictionaries.
+
+    Operations never await, so each is atomic with respect to other tasks of
+    the same event loop; a threading lock is not needed because the guard
+    calls the store from async code only. Rate limits use a sliding log per
+    key: exact, and cheap for the window sizes policies use.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._kv: dict[str, tuple[bytes, float | None]] = {}
+        self._sets: dict[str, set[str]] = defaultdict(set)
+        self._hits: dict[str, deque[float]] = {}
+        self._subscribers: dict[str, list[MemoryObjectSendStream[str]]] = defaultdict(list)
+
+    async def hit(self, key: str, limit: int, window: float) -> RateDecision:
+        now = self._clock()
+        log = self._hits.get(key)
+        if log is None:
+            log = self._hits[key] = deque()
+        cutoff = now - window
+        while log and log[0] <= cutoff:
+            log.popleft()
+        if len(log) >= limit:
+            retry = log[0] + window - now if log else window
+            return RateDecision(False, len(log), limit, max(retry, 0.0))
+        log.append(now)
+        return RateDecision(True, len(log), limit, 0.0)
+
+    def _live(self, key: str) -> bytes | None:
+        entry = self._kv.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= self._clock():
+            del self._kv[key]
+            return None
+        return value
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._kv[key] = (value, self._clock() + ttl if ttl is not None else None)
+
+    async def delete(self, key: str) -> None:
+        self._kv.pop(key, None)
+        self._sets.pop(key, None)
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        current = self._live(key)
+        value = (int(current) if current is not None else 0) + amount
+        expires = self._kv[key][1] if current is not None else None
+        if expires is None and ttl is not None:
+            expires = self._clock() + ttl
+        self._kv[key] = (str(value).encode(), expires)
+        return value
+
+    async def sadd(self, key: str, member: str) -> None:
+        self._sets[key].add(member)
+
+    async def srem(self, key: str, member: str) -> None:
+        self._sets[key].discard(member)
+
+    async def sismember(self, key: str, member: str) -> bool:
+        return member in self._sets.get(key, ())
+
+    async def smembers(self, key: str) -> set[str]:
+        return set(self._sets.get(key, ()))
+
+    async def publish(self, channel: str, message: str) -> None:
+        for stream in list(self._subscribers.get(channel, ())):
+            try:
+                stream.send_nowait(message)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers[channel].remove(stream)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[str]:
+        send, receive = anyio.create_memory_object_stream[str](1000)
+        self._subscribers[channel].append(send)
+        try:
+            async with receive:
+                async for message in receive:
+                    yield message
+        finally:
+            if send in self._subscribers[channel]:
+                self._subscribers[channel].remove(send)
+            send.close()
+
+    async def aclose(self) -> None:
+        for streams in self._subscribers.values():
+            for stream in streams:
+                stream.close()
+        self._subscribers.clear()
