@@ -55,7 +55,7 @@ class Principal:
     auth_time: datetime | None = None
     ip: str | None = None
     country: str | None = None
-    attributes: Mapping[str, Any] = field(default=_EMPTY)
+    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     expires_at: float | None = None
     credential_id: str | None = None
     issuer: str | None = None
@@ -113,7 +113,7 @@ class AccessRequest:
     server: str
     kind: TargetKind | None = None
     target: str | None = None
-    arguments: Mapping[str, Any] = field(default=_EMPTY)
+    arguments: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     context: RequestContext | None = None
 
     def __post_init__(self) -> None:
@@ -129,7 +129,7 @@ class Obligation:
     """
 
     kind: str
-    params: Mapping[str, Any] = field(default=_EMPTY)
+    params: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", frozen_map(self.params))

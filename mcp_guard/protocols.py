@@ -7,6 +7,7 @@ methods so a plain object (or a small adapter around a function) can fill it.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -139,7 +140,7 @@ class StateStore(Protocol):
 
     async def sismember(self, key: str, member: str) -> bool: ...
 
-    async def smembers(self, key: str) -> set[str]: ...
+    async def smembers(self, key: str) -> builtins.set[str]: ...
 
     async def publish(self, channel: str, message: str) -> None: ...
 

@@ -1,4 +1,7 @@
-"""State stores: where counters, revocations, pins and approvals live (see :class:`~mcp_guard.protocols.StateStore`)."""
+"""State stores: where counters, revocations, pins and approvals live.
+
+Each implements :class:`~mcp_guard.protocols.StateStore`.
+"""
 
 from .memory import MemoryStore
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
@@ -80,7 +81,7 @@ class MemoryStore:
     async def sismember(self, key: str, member: str) -> bool:
         return member in self._sets.get(key, ())
 
-    async def smembers(self, key: str) -> set[str]:
+    async def smembers(self, key: str) -> builtins.set[str]:
         return set(self._sets.get(key, ()))
 
     async def publish(self, channel: str, message: str) -> None:
