@@ -19,6 +19,8 @@ from typing import Any, Literal
 Severity = Literal["low", "medium", "high"]
 Verdict = Literal["clean", "flag", "block"]
 Effect = Literal["allow", "deny"]
+#: What an audit record says happened: allowed, refused, or refused because the guard failed.
+Outcome = Literal["allow", "deny", "error"]
 
 #: Target kinds a policy rule can name.
 TargetKind = Literal["tool", "prompt", "resource"]
@@ -220,7 +222,7 @@ class AuditEvent:
     """
 
     method: str
-    decision: Literal["allow", "deny", "error"]
+    decision: Outcome
     event: str = "request"
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     time: float = field(default_factory=time.time)

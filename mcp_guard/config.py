@@ -1,0 +1,163 @@
+"""``guard.toml``: the one configuration file of a guarded server and of the portal.
+
+Models are strict (unknown keys are errors: a typo in a security setting must
+not be silently ignored) and every error names the file, line and field.
+Relative paths are relative to the config file, so a config directory can be
+moved as a whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._toml import read_file, validation_error
+from .errors import ConfigError
+
+DEFAULT_STATE = "sqlite:///.mcp-guard/state.db"
+DEFAULT_AUDIT = "sqlite:///.mcp-guard/audit.db"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GuardSection(_Strict):
+    mode: Literal["enforce", "shadow"] = "enforce"
+    server: str | None = None
+    policy: str | list[str] | None = None
+    state: str = DEFAULT_STATE
+    audit: list[str] = Field(default_factory=lambda: [DEFAULT_AUDIT])
+    inspect_lists: bool | None = None
+    inspect_results: bool | None = None
+    max_params_bytes: int | None = 4 * 1024 * 1024
+    max_arguments_bytes: int | None = 1024 * 1024
+    max_result_bytes: int | None = 16 * 1024 * 1024
+
+    def policy_paths(self) -> list[str]:
+        if self.policy is None:
+            return []
+        return [self.policy] if isinstance(self.policy, str) else list(self.policy)
+
+
+class ListenSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    path: str = "/mcp"
+    allow_public_bind: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+
+
+class UpstreamSection(_Strict):
+    """One ``[[servers]]`` entry: an upstream MCP server behind the portal."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    prefix: str | None = None
+    timeout: float = Field(30.0, gt=0)
+    tenant: str | None = None
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> UpstreamSection:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "give exactly one of `command` (stdio upstream) or `url` (streamable HTTP upstream)"
+            )
+        return self
+
+    @property
+    def effective_prefix(self) -> str:
+        return f"{self.name}__" if self.prefix is None else self.prefix
+
+
+class SanitizeSection(_Strict):
+    on_block: Literal["withhold", "report"] = "withhold"
+    on_flag: Literal["pass", "strip", "withhold"] = "pass"
+    shadow: bool = False
+    pin: bool = True
+
+
+class GuardConfig(_Strict):
+    guard: GuardSection = Field(default_factory=lambda: GuardSection())
+    authn: dict[str, Any] = Field(default_factory=dict)
+    audit: dict[str, Any] = Field(default_factory=dict)
+    listen: ListenSection = Field(default_factory=lambda: ListenSection())
+    servers: list[UpstreamSection] = Field(default_factory=list)
+    sanitize: SanitizeSection = Field(default_factory=lambda: SanitizeSection())
+
+    #: Directory relative paths resolve against (set by :func:`load_config`).
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    source: str = Field("<config>", exclude=True)
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_names(cls, servers: list[UpstreamSection]) -> list[UpstreamSection]:
+        seen: set[str] = set()
+        for s in servers:
+            if s.name in seen:
+                raise ValueError(f"duplicate server name {s.name!r}")
+            seen.add(s.name)
+        return servers
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def resolve_url(self, url: str) -> str:
+        """Make ``sqlite:///rel`` and ``jsonl:///rel`` URLs relative to the config file's directory."""
+        for scheme in ("sqlite:///", "jsonl:///"):
+            if url.startswith(scheme):
+                rest = url[len(scheme) :]
+                if not rest.startswith("/"):
+                    return scheme + str(self.base_dir / rest)
+        return url
+
+
+def load_config(path: str | Path) -> GuardConfig:
+    """Read and validate a guard config file; raise :class:`ConfigError` with file/line/field."""
+    p = Path(path)
+    text, data = read_file(p)
+    try:
+        return GuardConfig.model_validate({**data, "base_dir": p.resolve().parent, "source": str(p)})
+    except ValidationError as exc:
+        raise validation_error(exc, str(p), text) from None
+
+
+def config_from_dict(
+    data: dict[str, Any], base_dir: Path | None = None, source: str = "<dict>"
+) -> GuardConfig:
+    try:
+        return GuardConfig.model_validate({**data, "base_dir": base_dir or Path.cwd(), "source": source})
+    except ValidationError as exc:
+        raise validation_error(exc, source, None) from None
+
+
+def build_guard(config: GuardConfig, **overrides: Any) -> Any:
+    """Assemble a :class:`~mcp_guard.guard.Guard` from a validated config (see :mod:`.assembly`)."""
+    from .assembly import assemble
+
+    return assemble(config, **overrides)
+
+
+__all__ = [
+    "DEFAULT_AUDIT",
+    "DEFAULT_STATE",
+    "ConfigError",
+    "GuardConfig",
+    "GuardSection",
+    "ListenSection",
+    "SanitizeSection",
+    "UpstreamSection",
+    "build_guard",
+    "config_from_dict",
+    "load_config",
+]

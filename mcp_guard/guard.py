@@ -1,0 +1,446 @@
+"""The guard: one object that holds the plugins and runs the chain.
+
+``identify -> admit -> classify -> decide -> inspect-in -> [call] -> inspect-out -> record``
+
+The integrations (server middleware, client wrapper, portal) call the stage
+methods here and nothing else, so every transport gets the same checks. A
+``Guard`` holds no per-session state: share one across sessions, tasks and
+threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .classify import MethodInfo, item_name
+from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
+from .identity import CredentialResolver, PrincipalResolver
+from .limits import SizeLimits, check_size, json_size
+from .model import (
+    AccessRequest,
+    AuditEvent,
+    Decision,
+    Finding,
+    Outcome,
+    Principal,
+    RequestContext,
+    ResultSummary,
+    ScanResult,
+    verdict_of,
+)
+from .protocols import Auditor, Authenticator, Credential, PolicyEngine, Sanitizer, StateStore
+
+if TYPE_CHECKING:
+    from mcp.server.auth.provider import TokenVerifier
+
+    from .integrations.server import GuardMiddleware
+
+logger = logging.getLogger("mcp_guard")
+
+Mode = Literal["enforce", "shadow"]
+
+_HOUSEKEEPING = Decision(True, None, ("protocol housekeeping",))
+_LIST = Decision(True, None, ("list: items filtered per principal",))
+
+
+class DenyAllPolicy:
+    """The policy of a guard that was given none: nothing is allowed, nothing is visible."""
+
+    def decide(self, principal: Principal, request: AccessRequest) -> Decision:
+        return Decision.deny(None, "no policy configured")
+
+    def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
+        return False
+
+
+class Guard:
+    """Composes authenticators, a policy engine, sanitizers, an auditor and a state store.
+
+    Every stage failure becomes a :class:`~mcp_guard.errors.GuardError`
+    (an exception in a plugin becomes :class:`GuardUnavailable`), so the
+    integrations only have to turn one exception type into an MCP error.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: PolicyEngine | None = None,
+        authenticators: Sequence[Authenticator] = (),
+        anonymous: Principal | None = None,
+        resolver: PrincipalResolver | None = None,
+        auditor: Auditor | None = None,
+        sanitizers: Sequence[Sanitizer] = (),
+        store: StateStore | None = None,
+        rate_limiter: Any = None,
+        server: str | None = None,
+        mode: Mode = "enforce",
+        size_limits: SizeLimits | None = None,
+        inspect_lists: bool = False,
+        inspect_results: bool = False,
+        visibility_cache_size: int = 4096,
+    ) -> None:
+        self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
+        self.resolver: PrincipalResolver = (
+            resolver if resolver is not None else CredentialResolver(authenticators, anonymous=anonymous)
+        )
+        self.auditor = auditor
+        self.sanitizers = tuple(sanitizers)
+        self.store = store
+        self.rate_limiter = rate_limiter
+        self.server = server
+        self.mode: Mode = mode
+        self.size_limits = size_limits or SizeLimits()
+        self.inspect_lists = inspect_lists
+        self.inspect_results = inspect_results
+        self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
+        self._visibility_cache_size = visibility_cache_size
+        self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
+        self._closers: list[Any] = []
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> Guard:
+        """Build a guard from a ``guard.toml`` (see DESIGN contract and ``docs/configuration.md``)."""
+        from .config import build_guard, load_config
+
+        guard: Guard = build_guard(load_config(path), **overrides)
+        return guard
+
+    # ------------------------------------------------------------------ identify
+    async def identify(self, credential: Credential) -> Principal:
+        """Resolve a credential; any failure is an :class:`AuthenticationError` or ``GuardUnavailable``."""
+        try:
+            principal = await self.resolver.resolve(credential)
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise GuardUnavailable(f"authentication failed: {exc!r}") from exc
+        if credential.ip is not None and principal.ip != credential.ip:
+            principal = principal.with_network(credential.ip)
+        return principal
+
+    # ------------------------------------------------------------------ decide
+    async def authorize(self, principal: Principal, request: AccessRequest, info: MethodInfo) -> Decision:
+        """Decide one classified request; raise a :class:`GuardError` to refuse it."""
+        if info.housekeeping:
+            return _HOUSEKEEPING
+        if request.action == "list":
+            return _LIST
+        if request.action == "listen":
+            return await self._authorize_listen(principal, request)
+        decision = await self._decide(principal, request)
+        if not decision.allowed:
+            raise AccessDenied("; ".join(decision.reasons) or "denied by policy", data=None)
+        self._check_obligations(principal, decision)
+        await self._admit_rate(principal, request)
+        return decision
+
+    async def decide(self, principal: Principal, request: AccessRequest) -> Decision:
+        """The policy's decision with the guard's shadow mode applied; never raises for a deny."""
+        return await self._decide(principal, request)
+
+    async def _decide(self, principal: Principal, request: AccessRequest) -> Decision:
+        try:
+            result = self.policy.decide(principal, request)
+            decision = await result if inspect.isawaitable(result) else result
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise GuardUnavailable(f"policy evaluation failed: {exc!r}") from exc
+        if not isinstance(decision, Decision):
+            raise GuardUnavailable(f"policy returned {type(decision).__name__}, not a Decision")
+        if self.mode == "shadow" and not decision.allowed:
+            return replace(decision, allowed=True, shadow=True, would_allow=False)
+        return decision
+
+    async def _authorize_listen(self, principal: Principal, request: AccessRequest) -> Decision:
+        uris = request.arguments.get("uris") or []
+        for uri in uris:
+            sub = AccessRequest(
+                "resources/subscribe", "subscribe", request.server, "resource", uri, {}, request.context
+            )
+            decision = await self._decide(principal, sub)
+            if not decision.allowed:
+                raise AccessDenied(f"subscription to {uri!r} denied: " + "; ".join(decision.reasons))
+        return Decision(True, None, (f"{len(uris)} resource subscription(s) allowed",))
+
+    @staticmethod
+    def _check_obligations(principal: Principal, decision: Decision) -> None:
+        for obligation in decision.obligations:
+            if obligation.kind == "step_up":
+                max_age = float(obligation.params.get("max_age", 0))
+                if not principal.mfa or principal.auth_time is None:
+                    raise AccessDenied(f"step-up required: rule {decision.rule} needs MFA")
+                age = (datetime.now(timezone.utc) - principal.auth_time).total_seconds()
+                if age > max_age:
+                    raise AccessDenied(
+                        f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
+                    )
+
+    async def _admit_rate(self, principal: Principal, request: AccessRequest) -> None:
+        if self.rate_limiter is None:
+            return
+        limits_for = getattr(self.policy, "limits_for", None)
+        if limits_for is None:
+            return
+        try:
+            limits = limits_for(principal, request)
+            if limits:
+                await self.rate_limiter.check(principal, request, limits)
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise GuardUnavailable(f"rate limiting failed: {exc!r}") from exc
+
+    # ------------------------------------------------------------------ inspect-in
+    def check_params(self, params: Mapping[str, Any] | None, request: AccessRequest) -> int:
+        """Refuse oversized params or arguments; return the params size for the audit record."""
+        if not params:
+            return 0
+        size = check_size(params, self.size_limits.max_params_bytes, "request params")
+        if request.arguments and self.size_limits.max_arguments_bytes is not None:
+            check_size(dict(request.arguments), self.size_limits.max_arguments_bytes, "arguments")
+        return size
+
+    # ------------------------------------------------------------------ inspect-out
+    def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
+        """Whether ``principal`` may see an item; memoised per principal shape and policy version."""
+        key = (
+            getattr(self.policy, "version", None),
+            server,
+            kind,
+            principal.subject,
+            principal.roles,
+            principal.groups,
+            principal.tenant,
+        )
+        names = self._visibility.get(key)
+        if names is None:
+            names = {}
+            self._visibility[key] = names
+            if len(self._visibility) > self._visibility_cache_size:
+                self._visibility.popitem(last=False)
+        seen = names.get(name)
+        if seen is None:
+            seen = bool(self.policy.visible(principal, server, kind, name))
+            names[name] = seen
+        return seen
+
+    def filter_list(
+        self,
+        principal: Principal,
+        server: str,
+        info: MethodInfo,
+        result: Mapping[str, Any],
+        *,
+        inspect_items: bool | None = None,
+    ) -> tuple[dict[str, Any], ResultSummary]:
+        """Drop the items ``principal`` may not use (and, if enabled, items a sanitizer blocks)."""
+        key, kind = info.list_key, info.list_kind
+        assert key is not None and kind is not None
+        items = result.get(key)
+        if not isinstance(items, list):
+            raise GuardUnavailable(f"malformed {key} list result")
+        scan = self.inspect_lists if inspect_items is None else inspect_items
+        kept: list[Any] = []
+        findings: list[Finding] = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            name = item_name(kind, item)
+            if name is None or not self.visible(principal, server, kind, name):
+                continue
+            if scan and self.sanitizers:
+                scanned = self.scan_item(kind, item)
+                findings.extend(scanned.findings)
+                if scanned.verdict == "block" and self.mode != "shadow":
+                    continue
+                if scanned.item is not None:
+                    item = scanned.item
+            kept.append(item)
+        out = dict(result)
+        out[key] = kept
+        return out, ResultSummary(items=len(kept), withheld=len(items) - len(kept), findings=tuple(findings))
+
+    def scan_item(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
+        """Run every sanitizer over one item, memoised by content hash."""
+        digest = hashlib.sha256(
+            json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
+        ).hexdigest()
+        cached = self._scan_cache.get((kind, digest))
+        if cached is not None:
+            return cached
+        result = self._scan(kind, item)
+        self._scan_cache[(kind, digest)] = result
+        if len(self._scan_cache) > 20_000:
+            self._scan_cache.popitem(last=False)
+        return result
+
+    def _scan(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
+        findings: list[Finding] = []
+        current: Mapping[str, Any] = item
+        changed = False
+        for sanitizer in self.sanitizers:
+            try:
+                scanned = sanitizer.scan(kind, current)
+            except Exception as exc:
+                raise GuardUnavailable(f"sanitizer {type(sanitizer).__name__} failed: {exc!r}") from exc
+            findings.extend(scanned.findings)
+            if scanned.item is not None:
+                current = scanned.item
+                changed = True
+        return ScanResult(tuple(findings), current if changed else None)
+
+    def inspect_result(
+        self, kind: str, result: Mapping[str, Any], *, enabled: bool | None = None
+    ) -> tuple[dict[str, Any], ResultSummary]:
+        """Size-check a call/get/read result and, if enabled, scan it; a blocked result is refused."""
+        size = check_size(result, self.size_limits.max_result_bytes, "result")
+        is_error = bool(result.get("isError", False))
+        out = dict(result)
+        findings: tuple[Finding, ...] = ()
+        if (self.inspect_results if enabled is None else enabled) and self.sanitizers:
+            scanned = self._scan(kind, result)
+            findings = scanned.findings
+            if verdict_of(findings) == "block" and self.mode != "shadow":
+                raise AccessDenied(
+                    "result withheld: "
+                    + "; ".join(f"{f.rule} at {f.field}" for f in findings if f.severity == "high")
+                )
+            if scanned.item is not None:
+                out = dict(scanned.item)
+        return out, ResultSummary(size=size, is_error=is_error, findings=findings)
+
+    # ------------------------------------------------------------------ record
+    def check_audit(self) -> None:
+        """Refuse up front when the audit trail cannot take events (no audit, no access)."""
+        if self.auditor is None:
+            return
+        check = getattr(self.auditor, "check_available", None)
+        if check is not None:
+            try:
+                check()
+            except GuardError:
+                raise
+            except Exception as exc:
+                raise AuditUnavailable(f"audit unavailable: {exc!r}") from exc
+
+    async def record(self, event: AuditEvent) -> None:
+        """Hand an event to the auditor (enqueue, or durable commit in sync mode)."""
+        if self.auditor is None:
+            return
+        try:
+            if self.auditor.synchronous:
+                await self.auditor.record_sync(event)
+            else:
+                self.auditor.record(event)
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable(f"audit failed: {exc!r}") from exc
+
+    def record_nowait(self, event: AuditEvent) -> None:
+        """Best effort for events about refusals: the refusal stands whatever happens here."""
+        if self.auditor is None:
+            return
+        try:
+            self.auditor.record(event)
+        except Exception:
+            logger.exception("audit event for a refused request could not be recorded: %s", event.as_dict())
+
+    @staticmethod
+    def event(
+        method: str,
+        decision: Outcome,
+        *,
+        principal: Principal | None,
+        request: AccessRequest | None = None,
+        context: RequestContext | None = None,
+        verdict: Decision | None = None,
+        reasons: Sequence[str] = (),
+        error_code: int | None = None,
+        result: ResultSummary | None = None,
+        started: float | None = None,
+        kind: str = "request",
+        direction: Literal["inbound", "outbound"] = "inbound",
+        server: str | None = None,
+    ) -> AuditEvent:
+        ctx = context or (request.context if request is not None else None)
+        redact: tuple[str, ...] = ()
+        if verdict is not None:
+            for ob in verdict.obligations:
+                if ob.kind == "redact":
+                    redact += tuple(str(f) for f in ob.params.get("fields", ()))
+        return AuditEvent(
+            method=method,
+            decision=decision,
+            event=kind,
+            session_id=ctx.session_id if ctx else None,
+            request_id=ctx.request_id if ctx else None,
+            principal=principal.summary() if principal is not None else None,
+            source_ip=(ctx.source_ip if ctx else None) or (principal.ip if principal else None),
+            transport=ctx.transport if ctx else None,
+            client_name=ctx.client_name if ctx else None,
+            client_version=ctx.client_version if ctx else None,
+            server=request.server if request is not None else server,
+            kind=request.kind if request is not None else None,
+            target=request.target if request is not None else None,
+            rule=verdict.rule if verdict is not None else None,
+            reasons=tuple(reasons) or (verdict.reasons if verdict is not None else ()),
+            shadow=verdict.shadow if verdict is not None else False,
+            arguments=request.arguments if request is not None and request.arguments else None,
+            redact_fields=redact,
+            result=result,
+            error_code=error_code,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
+            direction=direction,
+        )
+
+    # ------------------------------------------------------------------ integrations
+    def server_middleware(self, **kwargs: Any) -> GuardMiddleware:
+        """The ``mcp`` server middleware running this guard (see :class:`GuardMiddleware`)."""
+        from .integrations.server import GuardMiddleware
+
+        return GuardMiddleware(self, **kwargs)
+
+    def protect(self, server: Any, **kwargs: Any) -> Any:
+        """Install this guard on an ``MCPServer`` or low-level ``Server``; returns the server."""
+        from .integrations.server import protect
+
+        return protect(self, server, **kwargs)
+
+    def token_verifier(self) -> TokenVerifier:
+        """An SDK ``TokenVerifier`` that authenticates bearer tokens through this guard."""
+        from .integrations.http import GuardTokenVerifier
+
+        return GuardTokenVerifier(self)
+
+    def on_close(self, closer: Any) -> None:
+        """Register something to close with the guard (stores, pollers)."""
+        self._closers.append(closer)
+
+    async def aclose(self) -> None:
+        """Flush the audit trail and release stores. Safe to call twice."""
+        if self.auditor is not None:
+            await self.auditor.aclose()
+        for closer in reversed(self._closers):
+            result = closer()
+            if isinstance(result, Awaitable):
+                await result
+        self._closers.clear()
+        if self.store is not None:
+            await self.store.aclose()
+
+
+def result_size(value: Any) -> int:
+    return json_size(value)

@@ -1,0 +1,97 @@
+"""HTTP glue: the SDK ``TokenVerifier`` adapter, loopback bind checks and Host allow-lists.
+
+With the adapter, the SDK keeps doing what clients expect of an MCP server over
+HTTP (401 with ``WWW-Authenticate`` and RFC 9728 metadata, 403 on missing
+scopes) while the guard decides who the caller is. Refusals at this layer
+happen before any MCP method runs, so they are audited here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.auth.provider import AccessToken
+from mcp.server.transport_security import TransportSecuritySettings
+
+from ..errors import ConfigError, GuardError
+from ..protocols import Credential
+
+if TYPE_CHECKING:
+    from ..guard import Guard
+
+logger = logging.getLogger("mcp_guard.http")
+
+
+class GuardTokenVerifier:
+    """An SDK ``TokenVerifier`` backed by the guard's authenticators and principal cache."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            principal = await self.guard.identify(Credential(token, "http"))
+        except GuardError as exc:
+            self.guard.record_nowait(
+                self.guard.event(
+                    "http/authenticate",
+                    "deny" if exc.code != -32050 else "error",
+                    principal=None,
+                    reasons=(exc.reason,),
+                    error_code=exc.code,
+                    kind="authn",
+                    server=self.guard.server,
+                )
+            )
+            return None
+        claims: dict[str, Any] = {"roles": sorted(principal.roles), "auth_method": principal.auth_method}
+        if principal.tenant:
+            claims["tenant"] = principal.tenant
+        if principal.issuer:
+            claims["iss"] = principal.issuer
+        return AccessToken(
+            token=token,
+            client_id=principal.subject,
+            scopes=sorted(principal.scopes),
+            expires_at=int(principal.expires_at) if principal.expires_at is not None else None,
+            subject=principal.subject,
+            claims=claims,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback literals and for names that resolve only to loopback addresses."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def check_bind(host: str, allow_public_bind: bool) -> None:
+    """Refuse to listen beyond loopback unless the operator said so explicitly."""
+    if not allow_public_bind and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to bind {host!r}: not a loopback address; "
+            "set allow_public_bind = true to expose the server",
+            field="listen.host",
+        )
+
+
+def loopback_security(port: int, extra_hosts: list[str] | None = None) -> TransportSecuritySettings:
+    """DNS-rebinding protection that accepts only loopback Host and Origin headers for ``port``."""
+    hosts = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "127.0.0.1", "localhost"]
+    hosts += list(extra_hosts or [])
+    origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
