@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
+from pydantic import Field
 
 from mcp_guard.errors import AuditUnavailable
 from mcp_guard.model import AccessRequest, AuditEvent, Decision, Finding, Principal, ScanResult
@@ -90,7 +91,7 @@ def notes_server(name: str = "notes") -> MCPServer:
         return f"found: {query}"
 
     @server.tool()
-    def delete_notes(query: str) -> str:
+    def delete_notes(query: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Query"})]) -> str:
         """Delete notes matching a query."""
         return "deleted"
 
