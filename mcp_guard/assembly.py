@@ -1,0 +1,72 @@
+"""Build a :class:`Guard` from a validated :class:`GuardConfig`.
+
+Kept apart from the config models so that reading a config never imports
+the heavier plugin modules, and so that users who assemble a guard by hand
+can read this file as the reference wiring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import GuardConfig
+from .guard import Guard
+from .limits import SizeLimits
+
+
+def assemble(config: GuardConfig, **overrides: Any) -> Guard:
+    """Wire store, policy, authentication, sanitizers and audit as the config says.
+
+    ``overrides`` replace individual :class:`Guard` arguments (tests pass an
+    in-memory store or auditor this way).
+    """
+    from .audit import open_auditor
+    from .audit.config import AuditSettings
+    from .authn import build_authentication
+    from .authn.config import AuthnSettings
+    from .policy import load_policy
+    from .policy.reloading import ReloadingPolicy
+    from .ratelimit import RateLimiter
+    from .sanitize import DefaultSanitizer
+    from .store import open_store
+
+    g = config.guard
+    store = overrides.pop("store", None) or open_store(g.state, base_dir=config.base_dir)
+    policy = overrides.pop("policy", None)
+    if policy is None and g.policy_paths():
+        paths = [config.resolve(p) for p in g.policy_paths()]
+        load_policy(*paths)  # validate now: a bad policy must stop start-up with its location
+        policy = ReloadingPolicy(paths)
+    authn = AuthnSettings.model_validate(config.authn) if config.authn else AuthnSettings()
+    resolver = overrides.pop("resolver", None) or build_authentication(authn, store, config.base_dir)
+    auditor = overrides.pop("auditor", None)
+    if auditor is None:
+        audit_settings = AuditSettings.model_validate(config.audit) if config.audit else None
+        auditor = open_auditor([config.resolve_url(u) for u in g.audit], audit_settings, config.base_dir)
+    sanitizers = overrides.pop("sanitizers", None)
+    if sanitizers is None:
+        sanitizers = [DefaultSanitizer()]
+    limits = SizeLimits(
+        max_params_bytes=g.max_params_bytes,
+        max_arguments_bytes=g.max_arguments_bytes,
+        max_result_bytes=g.max_result_bytes,
+    )
+    kwargs: dict[str, Any] = {
+        "policy": policy,
+        "resolver": resolver,
+        "auditor": auditor,
+        "sanitizers": sanitizers,
+        "store": store,
+        "rate_limiter": RateLimiter(store),
+        "server": g.server,
+        "mode": g.mode,
+        "size_limits": limits,
+        "inspect_lists": bool(g.inspect_lists),
+        "inspect_results": bool(g.inspect_results),
+    }
+    kwargs.update(overrides)
+    guard = Guard(**kwargs)
+    if isinstance(policy, ReloadingPolicy):
+        policy.start()
+        guard.on_close(policy.stop)
+    return guard
