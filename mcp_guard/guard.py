@@ -10,6 +10,7 @@ threads.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import json
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .classify import MethodInfo, item_name
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
-from .identity import CredentialResolver, PrincipalResolver
 from .limits import SizeLimits, check_size, json_size
 from .model import (
     AccessRequest,
@@ -38,7 +38,15 @@ from .model import (
     ScanResult,
     verdict_of,
 )
-from .protocols import Auditor, Authenticator, Credential, PolicyEngine, Sanitizer, StateStore
+from .protocols import (
+    Auditor,
+    Authenticator,
+    Credential,
+    PolicyEngine,
+    PrincipalResolver,
+    Sanitizer,
+    StateStore,
+)
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import TokenVerifier
@@ -90,9 +98,11 @@ class Guard:
         visibility_cache_size: int = 4096,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
-        self.resolver: PrincipalResolver = (
-            resolver if resolver is not None else CredentialResolver(authenticators, anonymous=anonymous)
-        )
+        if resolver is None:
+            from .authn import Authentication
+
+            resolver = Authentication(authenticators, anonymous)
+        self.resolver: PrincipalResolver = resolver
         self.auditor = auditor
         self.sanitizers = tuple(sanitizers)
         self.store = store
@@ -106,6 +116,7 @@ class Guard:
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
         self._closers: list[Any] = []
+        self._background: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -425,12 +436,49 @@ class Guard:
 
         return GuardTokenVerifier(self)
 
+    def ensure_background(self) -> None:
+        """Start background upkeep (revocation following, key refresh) on first use.
+
+        Hosts that manage lifecycles use ``async with guard:`` instead; this
+        lazy start covers servers run with ``mcp.run()``, where the guard has no
+        other hook. The upkeep lives on the event loop of the first request.
+        """
+        if self._background is not None:
+            return
+        run = getattr(self.resolver, "run", None)
+        if run is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._background = loop.create_task(self._upkeep(run))
+
+    @staticmethod
+    async def _upkeep(run: Any) -> None:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("guard background upkeep stopped; revocations now apply when caches expire")
+
+    async def __aenter__(self) -> Guard:
+        self.ensure_background()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def on_close(self, closer: Any) -> None:
         """Register something to close with the guard (stores, pollers)."""
         self._closers.append(closer)
 
     async def aclose(self) -> None:
         """Flush the audit trail and release stores. Safe to call twice."""
+        if self._background is not None:
+            self._background.cancel()
+            self._background = None
         if self.auditor is not None:
             await self.auditor.aclose()
         for closer in reversed(self._closers):

@@ -44,6 +44,20 @@ class Authenticator(Protocol):
 
 
 @runtime_checkable
+class PrincipalResolver(Protocol):
+    """What the guard asks for a principal: the authenticator chain plus its cache.
+
+    ``resolve`` verifies (raising :class:`~mcp_guard.errors.AuthenticationError`);
+    ``peek`` is the synchronous, cache-only lookup (``None`` = not known yet).
+    The built-in is :class:`mcp_guard.authn.Authentication`.
+    """
+
+    async def resolve(self, credential: Credential) -> Principal: ...
+
+    def peek(self, token: str | None) -> Principal | None: ...
+
+
+@runtime_checkable
 class PolicyEngine(Protocol):
     """Decides requests and list visibility.
 

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,6 +31,12 @@ logger = logging.getLogger("mcp_guard.server")
 
 #: Environment variable a stdio server process reads its caller's credential from.
 TOKEN_ENV = "MCP_GUARD_TOKEN"
+
+#: The authenticated caller of the request being handled, set by a delegating
+#: :class:`GuardMiddleware` for its handler (see ``delegate``).
+CURRENT_CALLER: ContextVar[tuple[Principal, RequestContext] | None] = ContextVar(
+    "mcp_guard_current_caller", default=None
+)
 
 _RESULT_KIND = {
     "tools/call": "tool_result",
@@ -59,6 +66,14 @@ class GuardMiddleware:
     ``Authorization`` header (HTTP without SDK auth, e.g. with anonymous
     access), the explicit ``credential`` or ``principal`` given here, and for
     stdio the ``MCP_GUARD_TOKEN`` environment variable read once at start-up.
+
+    With ``delegate=True`` (the portal) the middleware authenticates,
+    classifies, size-checks and audits refusals of every message, but leaves
+    the policy decision, list filtering and result inspection of list and
+    targeted requests to the handler, which must run them through the guard
+    itself (the portal does so with one guarded client session per upstream,
+    so policy sees the upstream's name and its unprefixed target). The caller
+    reaches the handler through :data:`CURRENT_CALLER`.
     """
 
     def __init__(
@@ -70,8 +85,10 @@ class GuardMiddleware:
         principal: Principal | None = None,
         transport: str | None = None,
         read_env: bool = True,
+        delegate: bool = False,
     ) -> None:
         self.guard = guard
+        self.delegate = delegate
         self.server = server or guard.server or "mcp-server"
         self._principal = principal
         if credential is None and read_env:
@@ -127,6 +144,7 @@ class GuardMiddleware:
 
     # ------------------------------------------------------------------ chain
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        self.guard.ensure_background()
         if ctx.request_id is None:
             return await self._notification(ctx, call_next)
         return await self._request(ctx, call_next)
@@ -185,6 +203,9 @@ class GuardMiddleware:
                 return await self._schema_lookup(ctx, call_next, principal)
             request, info = classify(method, ctx.params, self.server, rc)
             guard.check_params(ctx.params, request)
+            if self.delegate and not info.housekeeping:
+                guard.check_audit()
+                return await self._delegated(ctx, call_next, principal, rc)
             decision = await guard.authorize(principal, request, info)
             guard.check_audit()
         except Exception as exc:
@@ -243,6 +264,17 @@ class GuardMiddleware:
             )
         )
         return result
+
+    @staticmethod
+    async def _delegated(
+        ctx: ServerRequestContext[Any, Any], call_next: CallNext, principal: Principal, rc: RequestContext
+    ) -> HandlerResult:
+        """Hand the request to a handler that decides it through the guard (one decision, its audit)."""
+        token = CURRENT_CALLER.set((principal, rc))
+        try:
+            return await call_next(ctx)
+        finally:
+            CURRENT_CALLER.reset(token)
 
     def _refuse(
         self,
@@ -364,7 +396,7 @@ def protect(
     return server
 
 
-__all__ = ["TOKEN_ENV", "GuardMiddleware", "protect"]
+__all__ = ["CURRENT_CALLER", "TOKEN_ENV", "GuardMiddleware", "protect"]
 
 # Requests the middleware knows; exported for documentation and tests.
 KNOWN_METHODS = tuple(REQUESTS)

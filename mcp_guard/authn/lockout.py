@@ -1,0 +1,120 @@
+"""Lockout against password guessing, kept in the shared state store.
+
+Three counters, each over a sliding ``window``:
+
+* account + source address - the tight one (``max_failures``): whoever guesses
+  from one address is locked out quickly, with a back-off that doubles on every
+  new lock (``base_lock`` .. ``max_lock``);
+* source address across accounts (``source_max_failures``): stops spraying one
+  password over many accounts;
+* account across all sources (``account_max_failures``, much higher): stops a
+  distributed attack on one account, but its lock is capped at
+  ``account_max_lock`` (minutes, not hours) so an attacker elsewhere cannot keep
+  the real user out for long - the user's own address is never in the tight
+  counters the attacker fills.
+
+Checked before the password is verified, so a locked attempt costs no hashing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import RateLimited
+from ..protocols import StateStore
+
+_P = "authn:lock:"
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutPolicy:
+    max_failures: int = 5
+    source_max_failures: int = 20
+    account_max_failures: int = 50
+    window: float = 900.0
+    base_lock: float = 30.0
+    max_lock: float = 3600.0
+    account_max_lock: float = 300.0
+    #: how long a scope's strike count (which drives the back-off) is remembered
+    strike_memory: float = 86400.0
+
+
+class Lockout:
+    def __init__(
+        self,
+        store: StateStore,
+        policy: LockoutPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.policy = policy or LockoutPolicy()
+        self._clock = clock
+
+    def _scopes(self, account: str, source: str | None) -> list[tuple[str, int, float]]:
+        p = self.policy
+        src = source or "-"
+        return [
+            (f"pair:{account}|{src}", p.max_failures, p.max_lock),
+            (f"src:{src}", p.source_max_failures, p.max_lock),
+            (f"acct:{account}", p.account_max_failures, p.account_max_lock),
+        ]
+
+    async def check(self, account: str, source: str | None) -> None:
+        """Raise :class:`RateLimited` (with retry-after) when any scope is locked."""
+        now = self._clock()
+        for scope, _, _ in self._scopes(account, source):
+            raw = await self.store.get(_P + "until:" + scope)
+            if raw is not None:
+                until = float(raw)
+                if until > now:
+                    raise RateLimited(f"login locked ({scope.split(':')[0]})", retry_after=until - now)
+
+    async def failure(self, account: str, source: str | None) -> None:
+        p = self.policy
+        for scope, limit, cap in self._scopes(account, source):
+            count = await self.store.incr(_P + "fail:" + scope, ttl=p.window)
+            if count < limit:
+                continue
+            strikes = await self.store.incr(_P + "strikes:" + scope, ttl=p.strike_memory)
+            duration = min(p.base_lock * 2 ** (strikes - 1), cap)
+            await self.store.set(_P + "until:" + scope, repr(self._clock() + duration).encode(), ttl=duration)
+            await self.store.delete(_P + "fail:" + scope)
+            if scope.startswith("pair:"):
+                await self.store.sadd(_P + "pairs:" + account, scope)
+
+    async def success(self, account: str, source: str | None) -> None:
+        """A correct login clears the pair's failure count (not its strikes, not other scopes)."""
+        await self.store.delete(_P + "fail:" + self._scopes(account, source)[0][0])
+
+    async def unlock(self, account: str | None = None, source: str | None = None) -> list[str]:
+        """Admin action: clear locks, counters and back-off of an account and/or a source address."""
+        scopes: list[str] = []
+        if account is not None:
+            scopes.append(f"acct:{account}")
+            scopes.extend(await self.store.smembers(_P + "pairs:" + account))
+            if source is not None:
+                scopes.append(f"pair:{account}|{source}")
+            await self.store.delete(_P + "pairs:" + account)
+        if source is not None:
+            scopes.append(f"src:{source}")
+        for scope in dict.fromkeys(scopes):
+            for kind in ("until:", "fail:", "strikes:"):
+                await self.store.delete(_P + kind + scope)
+        return list(dict.fromkeys(scopes))
+
+    async def status(self, account: str) -> dict[str, float]:
+        """Remaining lock seconds per locked scope of an account (for ``users list``)."""
+        now = self._clock()
+        out = {}
+        scopes = [f"acct:{account}", *await self.store.smembers(_P + "pairs:" + account)]
+        for scope in scopes:
+            raw = await self.store.get(_P + "until:" + scope)
+            if raw is not None and float(raw) > now:
+                out[scope] = round(float(raw) - now, 1)
+        return out
+
+
+__all__ = ["Lockout", "LockoutPolicy"]

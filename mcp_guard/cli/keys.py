@@ -1,0 +1,162 @@
+"""``mcp-guard keys``: API keys kept in the state store, token revocation, signing-key rotation."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from ..authn._cli import add_config_options, context, run_with_store
+from ..authn._util import parse_duration
+from ..authn.api_keys import create_api_key, list_api_keys, revoke_api_key
+from ..authn.config import IssuerConfig, build_issuer
+from ..authn.revocation import RevocationList
+from ..errors import ConfigError
+from ..protocols import StateStore
+
+
+def _when(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds") if epoch else None
+
+
+def _create(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    try:
+        expires_in = parse_duration(args.expires) if args.expires else None
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--expires") from None
+    if not args.subject.strip():
+        raise ConfigError("must not be empty", field="--subject")
+
+    async def body(store: StateStore) -> tuple[str, str, float | None]:
+        key, record = await create_api_key(
+            store,
+            args.subject,
+            roles=args.role,
+            groups=args.group,
+            scopes=args.scope,
+            tenant=args.tenant,
+            expires_in=expires_in,
+            description=args.description,
+        )
+        return key, record.id, record.expires_at
+
+    key, key_id, expires_at = run_with_store(ctx, body)
+    if args.json:
+        print(
+            json.dumps({"key": key, "id": key_id, "subject": args.subject, "expires_at": _when(expires_at)})
+        )
+    else:
+        print(key)
+        print(
+            f"id {key_id}, subject {args.subject}, expires {_when(expires_at) or 'never'}. "
+            "Store the key now: only its hash was kept.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    ctx = context(args)
+
+    async def body(store: StateStore) -> bool:
+        if args.jti:
+            await RevocationList(store).revoke(args.id)
+            return True
+        return await revoke_api_key(store, args.id)
+
+    if not run_with_store(ctx, body):
+        print(f"mcp-guard: no API key with id {args.id}", file=sys.stderr)
+        return 1
+    print(f"revoked {'token' if args.jti else 'key'} {args.id}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    rows = run_with_store(ctx, list_api_keys)
+    out: list[dict[str, Any]] = [
+        {
+            "id": r.id,
+            "subject": r.subject,
+            "roles": list(r.roles),
+            "tenant": r.tenant,
+            "created": _when(r.created_at),
+            "expires": _when(r.expires_at),
+            "revoked": _when(r.revoked_at),
+            "last_used": _when(used),
+        }
+        for r, used in rows
+    ]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for row in out:
+        state = "revoked" if row["revoked"] else "active"
+        print(
+            f"{row['id']}  {row['subject']!s:<16} {state:<8} roles={','.join(row['roles']) or '-'} "
+            f"expires={row['expires'] or 'never'} last_used={row['last_used'] or 'never'}"
+        )
+    return 0
+
+
+def _hash(args: argparse.Namespace) -> int:
+    key = sys.stdin.readline().strip()
+    if not key:
+        raise ConfigError("no key on standard input")
+    print(hashlib.sha256(key.encode()).hexdigest())
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    issuer = build_issuer(ctx.settings.issuer or IssuerConfig(), ctx.base_dir)
+    if args.retire:
+        if not issuer.retire(args.retire):
+            print(f"mcp-guard: cannot retire {args.retire} (unknown, or the active key)", file=sys.stderr)
+            return 1
+        print(f"retired {args.retire}")
+        return 0
+    kid = issuer.rotate()
+    print(f"new signing key {kid}; verifying keys: {', '.join(issuer.kids)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = subparsers.add_parser("keys", help="API keys, token revocation and signing keys")
+    sub = group.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    create = sub.add_parser("create", help="create an API key (printed once, only its hash is stored)")
+    create.add_argument("--subject", required=True)
+    create.add_argument("--role", action="append", default=[], help="repeatable")
+    create.add_argument("--group", action="append", default=[], help="repeatable")
+    create.add_argument("--scope", action="append", default=[], help="repeatable")
+    create.add_argument("--tenant")
+    create.add_argument("--expires", metavar="DURATION", help="e.g. 30d, 12h (default: never)")
+    create.add_argument("--description", default="")
+    create.add_argument("--json", action="store_true")
+    add_config_options(create)
+    create.set_defaults(func=_create)
+
+    revoke = sub.add_parser("revoke", help="revoke an API key by id (or a token by jti with --jti)")
+    revoke.add_argument("id")
+    revoke.add_argument("--jti", action="store_true", help="ID is a token's jti")
+    add_config_options(revoke)
+    revoke.set_defaults(func=_revoke)
+
+    listing = sub.add_parser("list", help="list stored API keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true")
+    add_config_options(listing)
+    listing.set_defaults(func=_list)
+
+    hashing = sub.add_parser("hash", help="print the key_sha256 of a key read from standard input")
+    hashing.set_defaults(func=_hash)
+
+    rotate = sub.add_parser("rotate-signing", help="new signing key for issued tokens (or --retire KID)")
+    rotate.add_argument("--retire", metavar="KID")
+    add_config_options(rotate, state=False)
+    rotate.set_defaults(func=_rotate)

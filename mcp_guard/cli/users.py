@@ -1,0 +1,177 @@
+"""``mcp-guard users``: local users for the login endpoint (password + TOTP), and lockout admin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..authn import totp
+from ..authn._cli import CliContext, add_config_options, context, read_secret, run_with_store
+from ..authn.config import PasswordsConfig, resolve_path
+from ..authn.lockout import Lockout
+from ..authn.passwords import hash_password, password_problems
+from ..authn.users import User, UsersFile
+from ..errors import ConfigError
+from ..protocols import StateStore
+
+
+def _passwords(ctx: CliContext) -> PasswordsConfig:
+    return ctx.settings.passwords or PasswordsConfig()
+
+
+def _users_file(args: argparse.Namespace, ctx: CliContext) -> UsersFile:
+    if args.users_file is not None:
+        return UsersFile(args.users_file)
+    return UsersFile(resolve_path(ctx.base_dir, _passwords(ctx).users_file))
+
+
+def _new_password(args: argparse.Namespace, ctx: CliContext, name: str) -> str:
+    password = read_secret(f"password for {name}: ", from_stdin=args.password_stdin, confirm=True)
+    problems = password_problems(password, min_length=_passwords(ctx).min_length, username=name)
+    if problems:
+        raise ConfigError("password " + "; ".join(problems), field="password")
+    return password
+
+
+def _enrol(name: str, issuer: str) -> str:
+    secret = totp.new_secret()
+    print(f"TOTP secret for {name}: {secret}")
+    print(f"otpauth URI: {totp.provisioning_uri(secret, name, issuer)}")
+    return secret
+
+
+def _add(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    users = _users_file(args, ctx)
+    if users.get(args.name) is not None:
+        raise ConfigError(f"user {args.name!r} already exists", file=str(users.path))
+    password = _new_password(args, ctx, args.name)
+    secret = None if args.no_totp else _enrol(args.name, args.issuer)
+    users.put(
+        User(
+            name=args.name,
+            password_hash=hash_password(password, _passwords(ctx).hash),
+            totp_secret=secret,
+            roles=tuple(args.role),
+            groups=tuple(args.group),
+            tenant=args.tenant,
+        )
+    )
+    print(f"added {args.name} to {users.path}", file=sys.stderr)
+    return 0
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    users = _users_file(args, ctx)
+    if users.get(args.name) is None:
+        raise ConfigError(f"no user {args.name!r}", file=str(users.path))
+    password = _new_password(args, ctx, args.name)
+    users.update(args.name, password_hash=hash_password(password, _passwords(ctx).hash))
+    print(f"password of {args.name} changed", file=sys.stderr)
+    return 0
+
+
+def _totp(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    users = _users_file(args, ctx)
+    if users.get(args.name) is None:
+        raise ConfigError(f"no user {args.name!r}", file=str(users.path))
+    users.update(args.name, totp_secret=_enrol(args.name, args.issuer))
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    users = _users_file(args, ctx)
+    if not users.remove(args.name):
+        print(f"mcp-guard: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"removed {args.name}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    rows = [
+        {
+            "name": u.name,
+            "roles": list(u.roles),
+            "groups": list(u.groups),
+            "tenant": u.tenant,
+            "totp": bool(u.totp_secret),
+            "disabled": u.disabled,
+        }
+        for u in _users_file(args, ctx).all()
+    ]
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    ctx = context(args)
+    policy = _passwords(ctx).lockout
+
+    async def body(store: StateStore) -> list[str]:
+        from ..authn.lockout import LockoutPolicy
+
+        return await Lockout(store, LockoutPolicy(**policy.model_dump())).unlock(args.name, args.source)
+
+    cleared = run_with_store(ctx, body)
+    print(f"unlocked {args.name}" + (f" (cleared: {', '.join(cleared)})" if cleared else ""))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = subparsers.add_parser("users", help="local users (password + TOTP) and lockouts")
+    sub = group.add_subparsers(dest="users_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def common(parser: argparse.ArgumentParser, *, state: bool = False) -> None:
+        add_config_options(parser, state=state)
+        parser.add_argument(
+            "--users-file",
+            type=Path,
+            metavar="FILE",
+            help="users file (default: [authn.passwords] users_file of --config)",
+        )
+
+    add = sub.add_parser("add", help="add a user: password (policy-checked) and TOTP enrolment")
+    add.add_argument("name")
+    add.add_argument("--role", action="append", default=[], help="repeatable")
+    add.add_argument("--group", action="append", default=[], help="repeatable")
+    add.add_argument("--tenant")
+    add.add_argument("--no-totp", action="store_true", help="no second factor (refused at login if required)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--issuer", default="mcp-guard", help="label shown in authenticator apps")
+    common(add)
+    add.set_defaults(func=_add)
+
+    passwd = sub.add_parser("passwd", help="set a new password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    common(passwd)
+    passwd.set_defaults(func=_passwd)
+
+    reset = sub.add_parser("totp", help="enrol a new TOTP secret (the old one stops working)")
+    reset.add_argument("name")
+    reset.add_argument("--issuer", default="mcp-guard")
+    common(reset)
+    reset.set_defaults(func=_totp)
+
+    remove = sub.add_parser("remove", help="delete a user")
+    remove.add_argument("name")
+    common(remove)
+    remove.set_defaults(func=_remove)
+
+    listing = sub.add_parser("list", help="list users (no secrets)")
+    common(listing)
+    listing.set_defaults(func=_list)
+
+    unlock = sub.add_parser("unlock", help="clear lockouts of a user (and optionally one source address)")
+    unlock.add_argument("name")
+    unlock.add_argument("--source", metavar="IP")
+    add_config_options(unlock)
+    unlock.set_defaults(func=_unlock)
