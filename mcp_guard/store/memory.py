@@ -5,12 +5,13 @@ from __future__ import annotations
 import builtins
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ..protocols import RateDecision
+from ._common import check_distinct
 
 
 class MemoryStore:
@@ -20,6 +21,10 @@ class MemoryStore:
     the same event loop; a threading lock is not needed because the guard
     calls the store from async code only. Rate limits use a sliding log per
     key: exact, and cheap for the window sizes policies use.
+
+    Besides the protocol it offers the optional operations every built-in
+    store shares (``hit_many``, ``set_if_absent``, ``take``, ``keys``), which
+    callers look up with ``getattr`` so plain protocol stores keep working.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -29,19 +34,47 @@ class MemoryStore:
         self._hits: dict[str, deque[float]] = {}
         self._subscribers: dict[str, list[MemoryObjectSendStream[str]]] = defaultdict(list)
 
-    async def hit(self, key: str, limit: int, window: float) -> RateDecision:
-        now = self._clock()
+    def _window(self, key: str, window: float, now: float) -> deque[float]:
         log = self._hits.get(key)
         if log is None:
             log = self._hits[key] = deque()
         cutoff = now - window
         while log and log[0] <= cutoff:
             log.popleft()
+        return log
+
+    async def hit(self, key: str, limit: int, window: float) -> RateDecision:
+        now = self._clock()
+        log = self._window(key, window, now)
         if len(log) >= limit:
             retry = log[0] + window - now if log else window
             return RateDecision(False, len(log), limit, max(retry, 0.0))
         log.append(now)
         return RateDecision(True, len(log), limit, 0.0)
+
+    async def hit_many(self, hits: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
+        """Count one call against several limits, all or nothing (keys must be distinct).
+
+        The call is recorded in every window only when every limit admits it,
+        so a call refused by one limit spends no budget of the others.
+        """
+        check_distinct(hits)
+        now = self._clock()
+        logs = [self._window(key, window, now) for key, _, window in hits]
+        out: list[RateDecision] = []
+        admitted = True
+        for log, (_, limit, window) in zip(logs, hits):  # noqa: B905 - same length by construction
+            if len(log) >= limit:
+                admitted = False
+                retry = log[0] + window - now if log else window
+                out.append(RateDecision(False, len(log), limit, max(retry, 0.0)))
+            else:
+                out.append(RateDecision(True, len(log), limit, 0.0))
+        if admitted:
+            for log in logs:
+                log.append(now)
+            out = [RateDecision(True, d.count + 1, d.limit, 0.0) for d in out]
+        return out
 
     def _live(self, key: str) -> bytes | None:
         entry = self._kv.get(key)
@@ -58,6 +91,25 @@ class MemoryStore:
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._kv[key] = (value, self._clock() + ttl if ttl is not None else None)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store ``value`` only when ``key`` holds nothing live; True when this call stored it."""
+        if self._live(key) is not None:
+            return False
+        await self.set(key, value, ttl)
+        return True
+
+    async def take(self, key: str) -> bytes | None:
+        """Return and delete a value in one step, so a one-time token is redeemed once."""
+        value = self._live(key)
+        self._kv.pop(key, None)
+        return value
+
+    async def keys(self, prefix: str = "") -> list[str]:
+        """Live key-value and non-empty set keys starting with ``prefix``, sorted."""
+        found = {k for k in list(self._kv) if k.startswith(prefix) and self._live(k) is not None}
+        found.update(k for k, members in self._sets.items() if members and k.startswith(prefix))
+        return sorted(found)
 
     async def delete(self, key: str) -> None:
         self._kv.pop(key, None)
