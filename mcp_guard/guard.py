@@ -219,8 +219,10 @@ class Guard:
         if not params:
             return 0
         size = check_size(params, self.size_limits.max_params_bytes, "request params")
-        if request.arguments and self.size_limits.max_arguments_bytes is not None:
-            check_size(dict(request.arguments), self.size_limits.max_arguments_bytes, "arguments")
+        limit = self.size_limits.max_arguments_bytes
+        # Arguments are part of params: only measure them when params alone could exceed their limit.
+        if request.arguments and limit is not None and size > limit:
+            check_size(dict(request.arguments), limit, "arguments")
         return size
 
     # ------------------------------------------------------------------ inspect-out

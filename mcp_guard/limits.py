@@ -23,13 +23,29 @@ class SizeLimits:
 
 
 def json_size(value: Any) -> int:
-    """Size of the compact JSON encoding (what goes over the wire, give or take the envelope)."""
+    """Exact size in bytes of the compact UTF-8 JSON encoding."""
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
+def json_size_bound(value: Any) -> int:
+    """A cheap upper bound of :func:`json_size`.
+
+    The ASCII-escaped encoding is the C encoder's fastest path, and an escape
+    (6 or 12 characters) is never shorter than the UTF-8 bytes it stands for,
+    so this never under-counts; the exact size is computed only near a limit.
+    """
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
 def check_size(value: Any, limit: int | None, what: str) -> int:
-    """Return the encoded size of ``value``; raise :class:`PayloadTooLarge` beyond ``limit``."""
+    """Return the encoded size of ``value`` (an upper bound when far below ``limit``).
+
+    Raise :class:`PayloadTooLarge` when the exact size exceeds ``limit``.
+    """
+    size = json_size_bound(value)
+    if limit is None or size <= limit:
+        return size
     size = json_size(value)
-    if limit is not None and size > limit:
+    if size > limit:
         raise PayloadTooLarge(f"{what} is {size} bytes, above the limit of {limit}")
     return size

@@ -8,6 +8,7 @@ only produce a new value.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,6 +27,16 @@ Outcome = Literal["allow", "deny", "error"]
 TargetKind = Literal["tool", "prompt", "resource"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+# Event ids: a random per-process prefix and a counter. Unique across processes
+# and restarts (the prefix) and ordered within one process, at a fraction of
+# the cost of a uuid4 per event.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
+def _next_event_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -224,7 +235,7 @@ class AuditEvent:
     method: str
     decision: Outcome
     event: str = "request"
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: _next_event_id())
     time: float = field(default_factory=time.time)
     session_id: str | None = None
     request_id: str | int | None = None
