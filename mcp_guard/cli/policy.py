@@ -1,0 +1,147 @@
+"""``mcp-guard policy``: check, explain, test and validate policy files.
+
+``check`` is a contract (DESIGN.md section 3): it prints exactly
+``{"decision", "rule", "reasons"}`` and exits 0 for any decision, 2 for an
+invalid policy or request. ``test`` runs expected decisions for a user's CI
+(exit 1 on any mismatch); ``validate`` loads and compiles without deciding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import PolicyError
+
+# The policy package (pydantic models, the cel extension) is imported inside the commands:
+# every other ``mcp-guard`` command registers this group too and should not pay for it.
+
+
+def _read_request(path: str) -> tuple[str, str]:
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except OSError as exc:
+        raise PolicyError(f"cannot read request file: {exc.strerror or exc}", file=path) from None
+    except UnicodeDecodeError:
+        raise PolicyError("request file is not valid UTF-8", file=path) from None
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..policy import load_policy
+    from ..policy.requests import parse_request
+
+    policy = load_policy(*args.policy)
+    principal, request = parse_request(*_read_request(args.request))
+    decision = policy.decide(principal, request)
+    print(json.dumps({"decision": decision.effect, "rule": decision.rule, "reasons": list(decision.reasons)}))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from ..policy import load_policy
+    from ..policy.requests import parse_request
+
+    policy = load_policy(*args.policy)
+    principal, request = parse_request(*_read_request(args.request))
+    explanation = policy.explain(principal, request)
+    if args.json:
+        print(json.dumps(explanation.as_dict(), indent=2))
+    else:
+        print(explanation.render())
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from ..policy import load_policy
+    from ..policy.loader import FORMATS
+    from ..policy.requests import load_cases, run_cases
+
+    policy = load_policy(*args.policy)
+    path = Path(args.cases)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise PolicyError(
+            "cannot tell the case file format from its extension: use .toml, .json, .yaml", file=str(path)
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read case file: {exc.strerror or exc}", file=str(path)) from None
+    results = run_cases(policy, load_cases(text, fmt, str(path)))
+    failed = 0
+    for result in results:
+        if result.passed:
+            if not args.quiet:
+                print(f"PASS {result.case.name}: {result.detail}")
+        else:
+            failed += 1
+            print(f"FAIL {result.case.name} ({result.case.where}): {result.detail}")
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    files = [*args.files, *(args.policy or [])]
+    if not files:
+        raise PolicyError("name at least one policy file (positional or --policy)")
+    from ..policy import load_policy
+
+    policy = load_policy(*files)
+    shadow = sum(1 for r in policy.rules if r.shadow)
+    conditional = sum(1 for r in policy.rules if r.when)
+    summary: dict[str, Any] = {
+        "rules": len(policy.rules),
+        "conditional": conditional,
+        "shadow_rules": shadow,
+        "limits": len(policy.limits),
+        "mode": policy.mode,
+        "default": policy.default,
+    }
+    print("ok: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("policy", help="check, explain, test and validate policy files")
+    sub = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def policy_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
+        p.add_argument(
+            "--policy",
+            action="append",
+            required=required,
+            metavar="FILE",
+            help="policy file (.toml, .json, .yaml); repeat to merge several",
+        )
+
+    check = sub.add_parser("check", help="decide one request; prints {decision, rule, reasons}")
+    policy_arg(check)
+    check.add_argument("--request", required=True, metavar="FILE|-", help="request JSON (see docs/policy.md)")
+    check.set_defaults(func=_check)
+
+    explain = sub.add_parser(
+        "explain", help="show every rule considered for a request and why it matched or not"
+    )
+    policy_arg(explain)
+    explain.add_argument("--request", required=True, metavar="FILE|-")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(func=_explain)
+
+    test = sub.add_parser("test", help="run expected decisions from a case file; exit 1 on any mismatch")
+    policy_arg(test)
+    test.add_argument("--cases", required=True, metavar="FILE", help="case file (.toml, .json, .yaml)")
+    test.add_argument("-q", "--quiet", action="store_true", help="print failures and the summary only")
+    test.set_defaults(func=_test)
+
+    validate = sub.add_parser(
+        "validate", help="load and compile policy files; exit 2 naming the first problem"
+    )
+    validate.add_argument("files", nargs="*", metavar="FILE")
+    policy_arg(validate, required=False)
+    validate.set_defaults(func=_validate)

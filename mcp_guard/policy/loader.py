@@ -1,0 +1,358 @@
+"""Reading policy files (TOML, JSON, YAML), validating them and compiling the result.
+
+Every failure is a :class:`~mcp_guard.errors.PolicyError` naming the file,
+the line when it can be found, and the field path (``rules[2].when``).
+Several files merge: rules and limits keep file order (first file first),
+role definitions are united, and top-level settings must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from ..errors import PolicyError
+from ..model import LimitSpec, Obligation
+from .conditions import ConditionError, compile_condition, condition_functions
+from .engine import CompiledPolicy, Rule, _Matcher, _TenantTag
+from .globs import nfc
+from .locate import Locator, json_lines, toml_lines, yaml_lines
+from .schema import PolicyDocument
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SELECTOR_FIELDS = (
+    "subjects",
+    "roles",
+    "groups",
+    "tenants",
+    "servers",
+    "tools",
+    "prompts",
+    "resources",
+    "actions",
+)
+
+__all__ = [
+    "FORMATS",
+    "compile_documents",
+    "load_policy",
+    "load_policy_text",
+    "parse_document",
+    "parse_source",
+    "policy_from_dict",
+]
+
+FORMATS = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+Functions = Mapping[str, Callable[..., Any]]
+
+
+def format_path(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class _Source:
+    """One parsed file: its data, its name and how to find lines in it."""
+
+    def __init__(self, data: Any, name: str, locator: Locator) -> None:
+        self.data = data
+        self.name = name
+        self.locator = locator
+
+    def error(self, message: str, loc: Sequence[Any] = ()) -> PolicyError:
+        return PolicyError(
+            message, file=self.name, line=self.locator.line(tuple(loc)), field=format_path(loc) or None
+        )
+
+
+def parse_source(text: str, fmt: str, source: str) -> _Source:
+    """Parse a TOML, JSON or YAML document, keeping its line map; syntax errors name the line."""
+    if fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line = None
+            msg = str(exc)
+            if "(at line " in msg:
+                try:
+                    line = int(msg.rsplit("(at line ", 1)[1].split(",", 1)[0])
+                except ValueError:
+                    line = None
+                msg = msg.rsplit(" (at line", 1)[0]
+            raise PolicyError(f"invalid TOML: {msg}", file=source, line=line) from None
+        return _Source(data, source, toml_lines(text))
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PolicyError(
+                f"invalid JSON: {exc.msg} (column {exc.colno})", file=source, line=exc.lineno
+            ) from None
+        return _Source(data, source, json_lines(text))
+    if fmt == "yaml":
+        try:
+            import yaml
+        except ImportError:
+            raise PolicyError(
+                "YAML policies need PyYAML: pip install 'mcp-guard[yaml]' (or use TOML or JSON)", file=source
+            ) from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise PolicyError(f"invalid YAML: {problem}", file=source, line=line) from None
+        return _Source(data if data is not None else {}, source, yaml_lines(node))
+    raise PolicyError(f"unknown policy format {fmt!r}: use toml, json or yaml", file=source)
+
+
+def _validate(src: _Source) -> PolicyDocument:
+    if not isinstance(src.data, dict):
+        raise src.error("a policy document must be a table/object at the top level")
+    try:
+        return PolicyDocument.model_validate(src.data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = tuple(first["loc"])
+        if first["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}"
+        elif first["type"] == "missing":
+            message = "required field is missing"
+        else:
+            message = first["msg"].removeprefix("Value error, ")
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        raise src.error(message, loc) from None
+
+
+def parse_document(text: str, fmt: str = "toml", source: str = "<string>") -> tuple[PolicyDocument, _Source]:
+    src = parse_source(text, fmt, source)
+    return _validate(src), src
+
+
+def _role_graph(
+    docs: Sequence[tuple[PolicyDocument, _Source]],
+) -> tuple[dict[str, frozenset[str]], dict[str, tuple[frozenset[str], frozenset[str]]]]:
+    inherits: dict[str, list[str]] = {}
+    where: dict[str, tuple[_Source, str]] = {}
+    subjects: dict[str, set[str]] = {}
+    groups: dict[str, set[str]] = {}
+    for doc, src in docs:
+        for name, role in doc.roles.items():
+            key = nfc(name)
+            where.setdefault(key, (src, name))
+            inherits.setdefault(key, []).extend(nfc(r) for r in role.inherits)
+            subjects.setdefault(key, set()).update(nfc(s) for s in role.subjects)
+            groups.setdefault(key, set()).update(nfc(g) for g in role.groups)
+    ancestors: dict[str, frozenset[str]] = {}
+
+    def visit(role: str, path: list[str]) -> frozenset[str]:
+        if role in ancestors:
+            return ancestors[role]
+        if role in path:
+            cycle = [*path[path.index(role) :], role]
+            src, name = where[path[-1]]
+            raise src.error(f"role inheritance cycle: {' -> '.join(cycle)}", ("roles", name, "inherits"))
+        result = {role}
+        for parent in inherits.get(role, ()):
+            result |= visit(parent, [*path, role])
+        ancestors[role] = frozenset(result)
+        return ancestors[role]
+
+    for role_name in inherits:
+        visit(role_name, [])
+    members = {
+        role: (frozenset(subjects[role]), frozenset(groups[role]))
+        for role in inherits
+        if subjects[role] or groups[role]
+    }
+    return ancestors, members
+
+
+def _settings(docs: Sequence[tuple[PolicyDocument, _Source]]) -> dict[str, Any]:
+    chosen: dict[str, tuple[Any, str]] = {}
+    for doc, src in docs:
+        for name in ("default", "mode", "timezone"):
+            if name not in doc.model_fields_set:
+                continue
+            value = getattr(doc, name)
+            if name in chosen and chosen[name][0] != value:
+                raise src.error(
+                    f"{name} = {value!r} conflicts with {chosen[name][0]!r} in {chosen[name][1]}", (name,)
+                )
+            chosen[name] = (value, src.name)
+    return {name: value for name, (value, _) in chosen.items()}
+
+
+def compile_documents(
+    docs: Sequence[tuple[PolicyDocument, _Source]], functions: Functions | None = None
+) -> CompiledPolicy:
+    """Merge validated documents (in order) and compile them into one :class:`CompiledPolicy`."""
+    funcs = condition_functions(functions)
+    settings = _settings(docs)
+    ancestors, members = _role_graph(docs)
+    rules: list[Rule] = []
+    matchers: list[_Matcher] = []
+    seen: dict[str, str] = {}
+    limits: list[LimitSpec] = []
+    limit_matchers: list[_Matcher] = []
+    seen_limits: dict[str, str] = {}
+    server_tenant: dict[str, tuple[str, str]] = {}
+    tags: list[_TenantTag] = []
+    for doc, src in docs:
+        for i, spec in enumerate(doc.rules):
+            loc = ("rules", i)
+            line = src.locator.line(loc)
+            if spec.id in seen:
+                raise src.error(
+                    f"duplicate rule id {spec.id!r} (first defined at {seen[spec.id]})", (*loc, "id")
+                )
+            seen[spec.id] = f"{src.name}:{line}" if line else src.name
+            condition = None
+            if spec.when is not None:
+                try:
+                    condition = compile_condition(spec.when, funcs)
+                except ConditionError as exc:
+                    raise src.error(f"invalid condition: {exc}", (*loc, "when")) from None
+            obligations: list[Obligation] = []
+            if spec.redact:
+                obligations.append(Obligation("redact", {"fields": tuple(spec.redact)}))
+            if spec.step_up is not None:
+                obligations.append(Obligation("step_up", {"max_age": spec.step_up}))
+            selectors = {name: getattr(spec, name) for name in SELECTOR_FIELDS}
+            rules.append(
+                Rule(
+                    id=spec.id,
+                    effect=spec.effect,
+                    source=src.name,
+                    line=line,
+                    **{k: tuple(v) if v is not None else None for k, v in selectors.items()},
+                    when=spec.when,
+                    shadow=spec.shadow,
+                    cross_tenant=spec.cross_tenant,
+                    obligations=tuple(obligations),
+                    description=spec.description,
+                )
+            )
+            matchers.append(
+                _Matcher(
+                    len(matchers),
+                    spec.id,
+                    selectors,
+                    deny=spec.effect == "deny",
+                    shadow=spec.shadow,
+                    condition=condition,
+                    obligations=tuple(obligations),
+                    cross_tenant=spec.cross_tenant,
+                )
+            )
+        for i, lim in enumerate(doc.limits):
+            loc = ("limits", i)
+            if lim.id in seen_limits:
+                raise src.error(
+                    f"duplicate limit id {lim.id!r} (first in {seen_limits[lim.id]})", (*loc, "id")
+                )
+            seen_limits[lim.id] = src.name
+            selectors = {name: getattr(lim, name) for name in SELECTOR_FIELDS}
+            limits.append(
+                LimitSpec(
+                    id=lim.id,
+                    requests=lim.requests,
+                    window=lim.window,
+                    per=tuple(lim.per),
+                    **{k: tuple(v) if v is not None else () for k, v in selectors.items()},
+                )
+            )
+            limit_matchers.append(_Matcher(len(limit_matchers), lim.id, selectors))
+        for name, server in doc.servers.items():
+            if server.tenant is None:
+                continue
+            previous = server_tenant.get(name)
+            if previous is not None and previous[0] != server.tenant:
+                raise src.error(
+                    f"server {name!r} is tagged with tenant {server.tenant!r} here"
+                    f" and {previous[0]!r} in {previous[1]}",
+                    ("servers", name, "tenant"),
+                )
+            server_tenant[name] = (server.tenant, src.name)
+        for tenant, spec_t in doc.tenants.items():
+            tags.append(
+                _TenantTag(
+                    tenant,
+                    spec_t.servers,
+                    {"tool": spec_t.tools, "prompt": spec_t.prompts, "resource": spec_t.resources},
+                )
+            )
+    for name, (tenant, _) in server_tenant.items():
+        tags.insert(0, _TenantTag(tenant, [name], {}))
+    tz_name = settings.get("timezone")
+    return CompiledPolicy(
+        rules=rules,
+        matchers=matchers,
+        limits=limits,
+        limit_matchers=limit_matchers,
+        role_ancestors=ancestors,
+        role_members=members,
+        tenant_tags=tags,
+        default=settings.get("default", "deny"),
+        mode=settings.get("mode", "enforce"),
+        tz=ZoneInfo(tz_name) if tz_name else None,
+        sources=tuple(src.name for _, src in docs),
+    )
+
+
+def _read(path: str | Path) -> tuple[str, str, str]:
+    p = Path(path)
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise PolicyError(
+            f"cannot tell the format from the extension {p.suffix!r}: use .toml, .json, .yaml", file=str(p)
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", file=str(p)) from None
+    except UnicodeDecodeError:
+        raise PolicyError("policy file is not valid UTF-8", file=str(p)) from None
+    return text, fmt, str(p)
+
+
+def load_policy(*paths: str | Path, functions: Functions | None = None) -> CompiledPolicy:
+    """Load, validate and compile one or more policy files (merged in the order given)."""
+    if not paths:
+        raise PolicyError("no policy file given")
+    docs = [parse_document(*_read(path)) for path in paths]
+    return compile_documents(docs, functions)
+
+
+def load_policy_text(
+    text: str, fmt: str = "toml", source: str = "<string>", functions: Functions | None = None
+) -> CompiledPolicy:
+    """Compile a policy given as text (``fmt``: toml, json or yaml)."""
+    return compile_documents([parse_document(text, fmt, source)], functions)
+
+
+def policy_from_dict(
+    data: Mapping[str, Any], source: str = "<dict>", functions: Functions | None = None
+) -> CompiledPolicy:
+    """Compile a policy already parsed into plain data (for embedding code and tests)."""
+    src = _Source(dict(data), source, Locator())
+    return compile_documents([(_validate(src), src)], functions)

@@ -1,0 +1,158 @@
+"""A policy that follows its files: reload on change, keep the old policy when the new one is bad.
+
+Files are polled (``stat`` of each file every ``interval`` seconds) in a
+background thread, or checked when :meth:`ReloadingPolicy.reload` is called;
+the request path only reads one attribute. A reload that fails validation is
+logged and reported to ``on_error`` (the guard wires that to its audit trail)
+and the policy in force stays in force: the guard is never left without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import PolicyError
+from ..model import AccessRequest, Decision, LimitSpec, Principal
+from .engine import CompiledPolicy, Explanation
+from .loader import load_policy
+
+__all__ = ["ReloadingPolicy"]
+
+log = logging.getLogger(__name__)
+
+Stamp = tuple[tuple[int, int, int], ...]
+
+
+class ReloadingPolicy:
+    """A :class:`~mcp_guard.protocols.PolicyEngine` delegating to the current compiled policy.
+
+    The first load happens in the constructor and raises :class:`PolicyError`
+    if the files are invalid (there is no older policy to fall back on).
+    ``on_error(exc)`` and ``on_reload(policy)`` are called from whichever
+    thread noticed the change; keep them short.
+    """
+
+    def __init__(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        interval: float = 2.0,
+        on_error: Callable[[PolicyError], Any] | None = None,
+        on_reload: Callable[[CompiledPolicy], Any] | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        self.paths: tuple[Path, ...] = (
+            (Path(paths),) if isinstance(paths, (str, Path)) else tuple(Path(p) for p in paths)
+        )
+        self.interval = interval
+        self.on_error = on_error
+        self.on_reload = on_reload
+        self.functions = functions
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stamp = self._stat()
+        self.current: CompiledPolicy = load_policy(*self.paths, functions=functions)
+        self.last_error: PolicyError | None = None
+
+    def _stat(self) -> Stamp:
+        out = []
+        for p in self.paths:
+            try:
+                st = os.stat(p)
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append((-1, -1, -1))
+        return tuple(out)
+
+    def reload(self, force: bool = True) -> bool:
+        """Load the files again (only if they changed, unless ``force``); True if a new policy took over."""
+        with self._lock:
+            stamp = self._stat()
+            if not force and stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            try:
+                policy = load_policy(*self.paths, functions=self.functions)
+            except PolicyError as exc:
+                self.last_error = exc
+                log.error("policy reload failed, keeping the policy in force: %s", exc)
+                self._notify(self.on_error, exc)
+                return False
+            except Exception as exc:  # anything unexpected is still not allowed to drop the policy
+                error = PolicyError(f"unexpected error while reloading: {type(exc).__name__}: {exc}")
+                self.last_error = error
+                log.exception("policy reload failed, keeping the policy in force")
+                self._notify(self.on_error, error)
+                return False
+            self.current = policy
+            self.last_error = None
+        log.info("policy reloaded from %s", ", ".join(map(str, self.paths)))
+        self._notify(self.on_reload, policy)
+        return True
+
+    @staticmethod
+    def _notify(callback: Callable[[Any], Any] | None, value: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except Exception:
+            log.exception("policy reload callback failed")
+
+    def start(self) -> ReloadingPolicy:
+        """Start polling the files in a daemon thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="mcp-guard-policy-reload", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(1.0, self.interval * 2))
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.reload(force=False)
+            except Exception:  # pragma: no cover - reload already catches everything
+                log.exception("policy reload poll failed")
+
+    def __enter__(self) -> ReloadingPolicy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- PolicyEngine, delegated ------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.current.mode
+
+    @property
+    def version(self) -> int:
+        return self.current.version
+
+    @property
+    def rules(self) -> tuple[Any, ...]:
+        return self.current.rules
+
+    def decide(self, principal: Principal, request: AccessRequest) -> Decision:
+        return self.current.decide(principal, request)
+
+    def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
+        return self.current.visible(principal, server, kind, name)
+
+    def limits_for(self, principal: Principal, request: AccessRequest) -> tuple[LimitSpec, ...]:
+        return self.current.limits_for(principal, request)
+
+    def explain(self, principal: Principal, request: AccessRequest) -> Explanation:
+        return self.current.explain(principal, request)

@@ -1,0 +1,242 @@
+"""The request format of ``mcp-guard policy check`` and of policy test cases.
+
+A request names the principal, the MCP method (``tools/call`` ...) or the
+short action (``call`` ...), the server, the target, arguments and a time;
+it becomes the same :class:`~mcp_guard.model.Principal` and
+:class:`~mcp_guard.model.AccessRequest` the guard would build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
+
+from ..errors import PolicyError
+from ..model import AccessRequest, Principal, RequestContext, TargetKind
+from .engine import CompiledPolicy
+from .loader import format_path, parse_source
+from .locate import Locator, json_lines
+
+__all__ = [
+    "METHOD_ACTIONS",
+    "Case",
+    "CaseResult",
+    "load_cases",
+    "parse_request",
+    "request_from_data",
+    "run_cases",
+]
+
+#: MCP method -> (action, kind). ``completion/complete`` takes its kind from the target.
+METHOD_ACTIONS: dict[str, tuple[str, TargetKind | None]] = {
+    "tools/call": ("call", "tool"),
+    "prompts/get": ("get", "prompt"),
+    "resources/read": ("read", "resource"),
+    "resources/subscribe": ("subscribe", "resource"),
+    "resources/unsubscribe": ("subscribe", "resource"),
+    "completion/complete": ("complete", None),
+}
+_SHORT: dict[str, TargetKind | None] = {
+    "call": "tool",
+    "get": "prompt",
+    "read": "resource",
+    "subscribe": "resource",
+    "complete": None,
+}
+_METHOD_OF = {
+    "call": "tools/call",
+    "get": "prompts/get",
+    "read": "resources/read",
+    "subscribe": "resources/subscribe",
+}
+
+
+class _PrincipalIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    subject: StrictStr = Field(min_length=1)
+    roles: list[StrictStr] = Field(default_factory=list)
+    groups: list[StrictStr] = Field(default_factory=list)
+    scopes: list[StrictStr] = Field(default_factory=list)
+    tenant: StrictStr | None = None
+    mfa: StrictBool = False
+    amr: list[StrictStr] = Field(default_factory=list)
+    auth_method: StrictStr = "none"
+    auth_time: datetime | None = None
+    ip: StrictStr | None = None
+    country: StrictStr | None = None
+    issuer: StrictStr | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("auth_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone (RFC 3339, e.g. 2026-01-01T09:00:00Z)")
+        return value
+
+
+class _RequestIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    principal: _PrincipalIn
+    action: StrictStr
+    server: StrictStr = Field(min_length=1)
+    target: StrictStr | None = None
+    kind: Literal["tool", "prompt", "resource"] | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    time: datetime | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone (RFC 3339, e.g. 2026-01-01T09:00:00Z)")
+        return value
+
+
+def request_from_data(
+    data: Any, source: str = "<request>", locator: Locator | None = None, prefix: tuple[Any, ...] = ()
+) -> tuple[Principal, AccessRequest]:
+    """Validate request data; errors name ``source``, the line and the field."""
+    loc_of = locator or Locator()
+
+    def error(message: str, loc: Sequence[Any]) -> PolicyError:
+        full = (*prefix, *loc)
+        return PolicyError(message, file=source, line=loc_of.line(full), field=format_path(full) or None)
+
+    if not isinstance(data, Mapping):
+        raise error("a request must be a JSON object", ())
+    try:
+        req = _RequestIn.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        msg = "required field is missing" if first["type"] == "missing" else first["msg"]
+        raise error(msg.removeprefix("Value error, "), first["loc"]) from None
+    if req.action in METHOD_ACTIONS:
+        action, kind = METHOD_ACTIONS[req.action]
+        method = req.action
+    elif req.action in _SHORT:
+        action, kind = req.action, _SHORT[req.action]
+        method = _METHOD_OF.get(action, "completion/complete")
+    else:
+        known = ", ".join([*METHOD_ACTIONS, *_SHORT])
+        raise error(f"unknown action {req.action!r} (use one of {known})", ("action",))
+    if req.kind is not None:
+        if kind is not None and req.kind != kind:
+            raise error(f"kind {req.kind!r} does not fit action {req.action!r}", ("kind",))
+        kind = req.kind
+    if req.target is None:
+        raise error(f"{req.action!r} needs a target (tool or prompt name, or resource URI)", ("target",))
+    if kind is None:  # completion/complete: a prompt name or a resource URI
+        kind = "resource" if "://" in req.target else "prompt"
+    p = req.principal
+    principal = Principal(
+        subject=p.subject,
+        tenant=p.tenant,
+        roles=frozenset(p.roles),
+        groups=frozenset(p.groups),
+        scopes=frozenset(p.scopes),
+        auth_method=p.auth_method,
+        mfa=p.mfa,
+        amr=tuple(p.amr),
+        auth_time=p.auth_time,
+        ip=p.ip,
+        country=p.country,
+        attributes=p.attributes,
+        issuer=p.issuer,
+    )
+    context = RequestContext(time=req.time or datetime.now(timezone.utc), transport="cli")
+    request = AccessRequest(method, action, req.server, kind, req.target, req.arguments, context)
+    return principal, request
+
+
+def parse_request(text: str, source: str) -> tuple[Principal, AccessRequest]:
+    """Parse a request JSON document (``policy check --request``)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PolicyError(
+            f"invalid JSON: {exc.msg} (column {exc.colno})", file=source, line=exc.lineno
+        ) from None
+    return request_from_data(data, source, json_lines(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    principal: Principal
+    request: AccessRequest
+    expect: Literal["allow", "deny"] | None
+    rule: str | bool | None  # False: not checked; None: the default (no rule)
+    visible: bool | None
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    case: Case
+    passed: bool
+    detail: str
+
+
+class _CaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    expect: Literal["allow", "deny"] | None = None
+    rule: StrictStr | None = None
+    visible: StrictBool | None = None
+    request: dict[str, Any]
+
+
+class _CasesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cases: list[_CaseIn] = Field(min_length=1)
+
+
+def load_cases(text: str, fmt: str, source: str) -> list[Case]:
+    """Parse a test-case file; ``rule = ""`` expects the default decision (no rule)."""
+    src = parse_source(text, fmt, source)
+    if not isinstance(src.data, dict):
+        raise src.error("a case file must be a table/object with a 'cases' list")
+    try:
+        spec = _CasesIn.model_validate(src.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        msg = f"unknown field {loc[-1]!r}" if first["type"] == "extra_forbidden" else first["msg"]
+        raise src.error(msg, loc) from None
+    cases: list[Case] = []
+    for i, c in enumerate(spec.cases):
+        if c.expect is None and c.visible is None:
+            raise src.error("a case needs 'expect' (allow/deny) or 'visible' (true/false)", ("cases", i))
+        principal, request = request_from_data(c.request, src.name, src.locator, ("cases", i, "request"))
+        line = src.locator.line(("cases", i))
+        rule: str | bool | None = False if c.rule is None else (c.rule or None)
+        name = c.name or f"case {i + 1}"
+        cases.append(Case(name, principal, request, c.expect, rule, c.visible, f"{src.name}:{line or '?'}"))
+    return cases
+
+
+def run_cases(policy: CompiledPolicy, cases: Sequence[Case]) -> list[CaseResult]:
+    results: list[CaseResult] = []
+    for case in cases:
+        problems: list[str] = []
+        decision = policy.decide(case.principal, case.request)
+        if case.expect is not None and decision.effect != case.expect:
+            problems.append(f"expected {case.expect}, got {decision.effect}")
+        if case.rule is not False and decision.rule != case.rule:
+            problems.append(f"expected rule {case.rule or '(default)'}, got {decision.rule or '(default)'}")
+        if case.visible is not None and case.request.kind is not None and case.request.target is not None:
+            seen = policy.visible(case.principal, case.request.server, case.request.kind, case.request.target)
+            if seen != case.visible:
+                problems.append(
+                    f"expected {'listed' if case.visible else 'hidden'}, got {'listed' if seen else 'hidden'}"
+                )
+        got = f"{decision.effect} (rule {decision.rule or 'default'})"
+        detail = "; ".join(problems) + f" [{'; '.join(decision.reasons)}]" if problems else got
+        results.append(CaseResult(case, not problems, detail))
+    return results

@@ -1,0 +1,193 @@
+"""The policy file format as pydantic models (contract: DESIGN.md section 3).
+
+Unknown keys are errors (a misspelt ``tool =`` must not silently grant
+nothing or everything), and so are empty selector lists: an omitted selector
+matches anything, an empty one would match nothing, and a policy author who
+writes ``roles = []`` almost certainly meant neither.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ACTIONS",
+    "KIND_ACTIONS",
+    "LimitModel",
+    "PolicyDocument",
+    "RoleModel",
+    "RuleModel",
+    "ServerModel",
+    "TenantModel",
+    "parse_window",
+]
+
+#: Actions a rule can name, and the target kinds each applies to.
+KIND_ACTIONS: dict[str, frozenset[str]] = {
+    "tool": frozenset({"call"}),
+    "prompt": frozenset({"get", "complete"}),
+    "resource": frozenset({"read", "subscribe", "complete"}),
+}
+ACTIONS = ("call", "get", "read", "subscribe", "complete")
+Action = Literal["call", "get", "read", "subscribe", "complete"]
+Dimension = Literal["subject", "tenant", "server", "target"]
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_ID = re.compile(r"^[A-Za-z0-9_.:@/-]+$")
+
+
+def parse_window(value: Any) -> float:
+    """``"30s"``, ``"1m"``, ``"2h"``, ``"1d"``, ``"500ms"`` or a number of seconds; must be positive."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '30s', '5m', '1h'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _WINDOW.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(
+            f"invalid duration {value!r}: use a number of seconds or e.g. '30s', '5m', '1h', '1d'"
+        )
+    if seconds <= 0:
+        raise ValueError("duration must be positive")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_window)]
+Name = Annotated[str, Field(min_length=1)]
+
+
+def _nonempty(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(value) == 0:
+        raise ValueError("an empty list matches nothing; omit the field to match anything")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _Selectors(_Model):
+    subjects: list[Name] | None = None
+    roles: list[Name] | None = None
+    groups: list[Name] | None = None
+    tenants: list[Name] | None = None
+    servers: list[Name] | None = None
+    tools: list[Name] | None = None
+    prompts: list[Name] | None = None
+    resources: list[Name] | None = None
+    actions: list[Action] | None = None
+
+    _check_nonempty = field_validator(
+        "subjects", "roles", "groups", "tenants", "servers", "tools", "prompts", "resources", "actions"
+    )(_nonempty)
+
+    def kinds(self) -> dict[str, list[str]]:
+        named = {"tool": self.tools, "prompt": self.prompts, "resource": self.resources}
+        return {k: v for k, v in named.items() if v is not None}
+
+    @model_validator(mode="after")
+    def _actions_fit_kinds(self) -> _Selectors:
+        kinds = self.kinds()
+        if self.actions is not None and kinds:
+            usable = set().union(*(KIND_ACTIONS[k] for k in kinds))
+            for action in self.actions:
+                if action not in usable:
+                    names = "/".join(k + "s" for k in kinds)
+                    raise ValueError(f"action {action!r} never applies to {names} (it would never match)")
+        return self
+
+
+class RuleModel(_Selectors):
+    id: Name
+    effect: Literal["allow", "deny"]
+    description: str | None = None
+    shadow: bool = False
+    when: str | None = None
+    redact: list[Name] | None = None
+    step_up: Duration | None = None
+    cross_tenant: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("rule ids use letters, digits and _ . : @ / - only")
+        return value
+
+    @model_validator(mode="after")
+    def _allow_only(self) -> RuleModel:
+        if self.effect == "deny":
+            for name in ("redact", "step_up"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name!r} is an obligation of allow rules; a deny rule cannot carry it")
+            if self.cross_tenant:
+                raise ValueError("'cross_tenant' only makes sense on allow rules")
+        return self
+
+
+class LimitModel(_Selectors):
+    id: Name
+    per: list[Dimension] = Field(default_factory=lambda: list[Dimension](["subject"]))
+    requests: int = Field(gt=0)
+    window: Duration
+    description: str | None = None
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one of subject, tenant, server, target")
+        if len(set(value)) != len(value):
+            raise ValueError("duplicate dimension")
+        return value
+
+
+class RoleModel(_Model):
+    inherits: list[Name] = Field(default_factory=list)
+    subjects: list[Name] = Field(default_factory=list)
+    groups: list[Name] = Field(default_factory=list)
+    description: str | None = None
+
+
+class ServerModel(_Model):
+    tenant: Name | None = None
+    description: str | None = None
+
+
+class TenantModel(_Model):
+    servers: list[Name] = Field(default_factory=list)
+    tools: list[Name] = Field(default_factory=list)
+    prompts: list[Name] = Field(default_factory=list)
+    resources: list[Name] = Field(default_factory=list)
+    description: str | None = None
+
+
+class PolicyDocument(_Model):
+    version: Literal[1] = 1
+    default: Literal["deny", "allow"] = "deny"
+    mode: Literal["enforce", "shadow"] = "enforce"
+    timezone: str | None = None
+    description: str | None = None
+    roles: dict[Name, RoleModel] = Field(default_factory=dict)
+    servers: dict[Name, ServerModel] = Field(default_factory=dict)
+    tenants: dict[Name, TenantModel] = Field(default_factory=dict)
+    rules: list[RuleModel] = Field(default_factory=list)
+    limits: list[LimitModel] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {value!r} (use an IANA name like 'Europe/Paris')"
+                ) from None
+        return value
