@@ -369,7 +369,13 @@ class Guard:
         try:
             self.auditor.record(event)
         except Exception:
-            logger.exception("audit event for a refused request could not be recorded: %s", event.as_dict())
+            # Never log the event itself: its arguments are not redacted yet.
+            logger.exception(
+                "audit event %s (%s %s) for a refused request could not be recorded",
+                event.id,
+                event.method,
+                event.decision,
+            )
 
     @staticmethod
     def event(

@@ -1,0 +1,136 @@
+"""The HMAC hash chain and the anchor that pins its newest link outside the audit store.
+
+Each record gets ``seq`` (1, 2, ...), ``prev`` (the previous record's MAC,
+64 zeros for the first), ``key_id`` and ``mac``. The MAC covers the exact
+bytes of the record's compact JSON *without* ``mac``; the stored line is that
+JSON with ``,"mac":"<hex>"`` appended before the closing brace. A verifier
+strips that suffix and recomputes, so it never needs a canonical re-encoding
+(and a verifier in another language is a few lines).
+
+The anchor file holds the newest committed ``seq``/``mac`` plus the chain's
+first MAC, itself authenticated with the active key. It is written after each
+committed batch, so deleting the newest events (or the whole store) shows up
+as "anchor is ahead of the store".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .canonical import canonical
+from .keys import KeyRing
+
+GENESIS = "0" * 64
+_MAC_SUFFIX = re.compile(r',"mac":"([0-9a-f]{64})"\}$')
+
+
+class ChainedRecord(dict[str, Any]):
+    """A chained record (plain dict for any sink) that also carries its serialized ``line``."""
+
+    __slots__ = ("line",)
+    line: str
+
+
+class Chainer:
+    """Assigns seq/prev/key_id/mac; not thread-safe (the audit log holds a lock around it)."""
+
+    def __init__(self, ring: KeyRing, seq: int = 0, prev: str = GENESIS, first: str | None = None) -> None:
+        self.ring = ring
+        self.seq = seq
+        self.prev = prev
+        self.first = first
+
+    def link(self, record: dict[str, Any]) -> ChainedRecord:
+        """Chain ``record`` (JSON-safe); the state only advances once the record is fully built."""
+        record["seq"] = self.seq + 1
+        record["prev"] = self.prev
+        record["key_id"] = self.ring.active.key_id
+        body = canonical(record)
+        mac = self.ring.mac(body.encode())
+        assert mac is not None
+        out = ChainedRecord(record)
+        out["mac"] = mac
+        out.line = f'{body[:-1]},"mac":"{mac}"}}'
+        self.seq += 1
+        self.prev = mac
+        if self.first is None:
+            self.first = mac
+        return out
+
+
+def split_line(line: str) -> tuple[str, str] | None:
+    """``(authenticated body, mac)`` of a stored line, or None when it does not end in a MAC."""
+    m = _MAC_SUFFIX.search(line)
+    if m is None:
+        return None
+    return line[: m.start()] + "}", m.group(1)
+
+
+def line_of(record: Any) -> str:
+    """The stored form of a record handed to a sink (recomputed for plain dicts)."""
+    line = getattr(record, "line", None)
+    if isinstance(line, str):
+        return line
+    body = {k: v for k, v in record.items() if k != "mac"}
+    return f'{canonical(body)[:-1]},"mac":"{record["mac"]}"}}'
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    seq: int
+    mac: str
+    first: str
+    time: float
+    key_id: str
+
+
+class AnchorError(Exception):
+    """The anchor file exists but is unreadable or its MAC does not match."""
+
+
+def write_anchor(path: Path, ring: KeyRing, seq: int, mac: str, first: str) -> None:
+    """Atomically replace the anchor (temp file + rename; a crash leaves the old or the new one)."""
+    body = {"v": 1, "seq": seq, "mac": mac, "first": first, "time": time.time(), "key_id": ring.active.key_id}
+    text = canonical(body)
+    tag = ring.mac(b"mcp-guard/anchor\0" + text.encode())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f'{text[:-1]},"anchor_mac":"{tag}"}}\n')
+    os.replace(tmp, path)
+
+
+def read_anchor(path: Path, ring: KeyRing) -> Anchor | None:
+    """The anchor, None when there is none yet; AnchorError when it was tampered with."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AnchorError(f"cannot read anchor {path}: {exc.strerror}") from None
+    m = re.search(r',"anchor_mac":"([0-9a-f]{64})"\}$', text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if m is None or not isinstance(data, dict):
+        raise AnchorError(f"anchor {path} is malformed")
+    body = text[: m.start()] + "}"
+    key_id = data.get("key_id")
+    expected = ring.mac(b"mcp-guard/anchor\0" + body.encode(), key_id if isinstance(key_id, str) else "")
+    if expected is None:
+        raise AnchorError(f"anchor {path} is signed with unknown key id {key_id!r}")
+    if expected != m.group(1):
+        raise AnchorError(f"anchor {path} was altered (MAC mismatch)")
+    try:
+        return Anchor(
+            int(data["seq"]), str(data["mac"]), str(data["first"]), float(data["time"]), str(key_id)
+        )
+    except (KeyError, TypeError, ValueError):
+        raise AnchorError(f"anchor {path} is malformed") from None

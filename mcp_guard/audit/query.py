@@ -1,0 +1,159 @@
+"""Reading the trail: filters for ``audit query`` / ``audit tail`` over SQLite or JSONL stores."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .sinks.sqlite import column_values
+from .verify import StoreError, jsonl_rows
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _record(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise StoreError("a stored record is not valid JSON: run `mcp-guard audit verify`")
+    return value
+
+
+def parse_time(text: str, now: datetime | None = None) -> float:
+    """Epoch seconds for ``now``, ``today``, ``yesterday`` (local midnight), ``15m``/``24h``/``7d`` ago,
+    or an ISO 8601 date / date-time (naive values are local time)."""
+    now = now or datetime.now().astimezone()
+    value = text.strip().lower()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if value == "now":
+        return now.timestamp()
+    if value == "today":
+        return midnight.timestamp()
+    if value == "yesterday":
+        return (midnight - timedelta(days=1)).timestamp()
+    m = _RELATIVE.match(value)
+    if m:
+        return now.timestamp() - float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"unrecognised time {text!r} (use ISO 8601, today, yesterday, now or 15m/24h/7d)", field="time"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    subject: str | None = None
+    server: str | None = None
+    tool: str | None = None
+    decision: str | None = None
+    method: str | None = None
+    session: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+def _sql(f: Filters) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("subject", f.subject),
+        ("server", f.server),
+        ("target", f.tool),
+        ("decision", f.decision),
+        ("method", f.method),
+        ("session_id", f.session),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if f.since is not None:
+        where.append("time >= ?")
+        args.append(f.since)
+    if f.until is not None:
+        where.append("time < ?")
+        args.append(f.until)
+    return (" WHERE " + " AND ".join(where)) if where else "", args
+
+
+def _matches(record: dict[str, Any], f: Filters) -> bool:
+    _id, t, subject, _tenant, server, target, method, decision, session = column_values(record)
+    checks = ((f.subject, subject), (f.server, server), (f.tool, target), (f.decision, decision))
+    if any(
+        want is not None and want != have
+        for want, have in (*checks, (f.method, method), (f.session, session))
+    ):
+        return False
+    if f.since is not None and (not isinstance(t, (int, float)) or t < f.since):
+        return False
+    return not (f.until is not None and (not isinstance(t, (int, float)) or t >= f.until))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise StoreError(f"no audit store at {path}")
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+
+
+def query(
+    path: Path, filters: Filters, limit: int | None = None, newest: bool = False
+) -> list[dict[str, Any]]:
+    """Matching records in seq order (the newest ``limit`` ones when ``newest``)."""
+    if path.suffix == ".jsonl":
+        found = [r for r in (_record(line) for line, _ in jsonl_rows(path)) if _matches(r, filters)]
+        if limit is not None:
+            found = found[-limit:] if newest else found[:limit]
+        return found
+    clause, args = _sql(filters)
+    order = "DESC" if newest else "ASC"
+    sql = f"SELECT record FROM audit_events{clause} ORDER BY seq {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    conn = _connect(path)
+    try:
+        try:
+            rows = [_record(r[0]) for r in conn.execute(sql, args)]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not an audit store: {exc}") from None
+    finally:
+        conn.close()
+    return rows[::-1] if newest else rows
+
+
+def after(path: Path, seq: int) -> Iterator[dict[str, Any]]:
+    """Records with a seq greater than ``seq`` (for ``tail --follow``)."""
+    if path.suffix == ".jsonl":
+        for line, _ in jsonl_rows(path):
+            record = _record(line)
+            if int(record.get("seq", 0)) > seq:
+                yield record
+        return
+    conn = _connect(path)
+    try:
+        try:
+            rows = conn.execute(
+                "SELECT record FROM audit_events WHERE seq > ? ORDER BY seq", (seq,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not a readable audit store: {exc}") from None
+        for (text,) in rows:
+            yield _record(text)
+    finally:
+        conn.close()

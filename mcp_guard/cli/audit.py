@@ -1,0 +1,245 @@
+"""``mcp-guard audit``: verify the chain, query and tail the trail, rotate the HMAC key.
+
+``verify`` is a contract (docs/audit.md): exit 0 with ``ok: N events``, exit 1
+naming the first altered, missing or reordered event; exit 2 for a bad
+config. Store paths ending in ``.jsonl`` are read as JSON Lines, anything
+else as SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..audit.canonical import printable
+from ..audit.chain import Anchor, AnchorError, read_anchor
+from ..audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    generate_signing_key,
+    load_checkpoints,
+    sign_checkpoint,
+)
+from ..audit.config import AuditConfig, load_audit_config
+from ..audit.keys import rotate_key_file
+from ..audit.query import Filters, after, parse_time, query
+from ..audit.sinks import store_path
+from ..audit.verify import StoreError, VerifyResult, store_rows, verify_rows
+from ..errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("audit", help="verify, query and tail the audit trail")
+    sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "path", nargs="?", help="audit store (default: from --config or ./.mcp-guard/audit.db)"
+        )
+        p.add_argument("--config", type=Path, help="guard config (TOML) giving [guard] audit and [audit]")
+
+    verify = sub.add_parser("verify", help="check the HMAC chain and the anchor")
+    common(verify)
+    verify.add_argument("--anchor", type=Path, help="anchor file (default: beside the key file)")
+    verify.add_argument("--no-anchor", action="store_true", help="skip the newest-events check")
+    verify.add_argument("--checkpoints", type=Path, help="signed checkpoints file to check as well")
+    verify.add_argument("--public-key", type=Path, help="Ed25519 public key (PEM) for --checkpoints")
+    verify.set_defaults(func=cmd_verify)
+
+    cp = sub.add_parser("checkpoint", help="verify, then append an Ed25519-signed checkpoint of the head")
+    common(cp)
+    cp.add_argument("--signing-key", type=Path, required=True, help="Ed25519 private key (PEM)")
+    cp.add_argument("--new-key", action="store_true", help="create the signing key (and KEY.pub) first")
+    cp.add_argument(
+        "--out", type=Path, help="checkpoints file (default: audit.checkpoints beside the anchor)"
+    )
+    cp.set_defaults(func=cmd_checkpoint)
+
+    q = sub.add_parser("query", help="list events matching filters")
+    common(q)
+    q.add_argument("--subject")
+    q.add_argument("--server")
+    q.add_argument("--tool", help="target name: tool, prompt or resource URI")
+    q.add_argument("--decision", choices=("allow", "deny", "error"))
+    q.add_argument("--method", help="MCP method, e.g. tools/call")
+    q.add_argument("--session")
+    q.add_argument("--since", help="ISO 8601, today, yesterday, or 15m/24h/7d ago")
+    q.add_argument("--until", help="same forms as --since (exclusive)")
+    q.add_argument("--limit", type=int)
+    q.add_argument("--json", action="store_true", help="one JSON record per line")
+    q.set_defaults(func=cmd_query)
+
+    tail = sub.add_parser("tail", help="show the newest events (and follow)")
+    common(tail)
+    tail.add_argument("-n", "--lines", type=int, default=20)
+    tail.add_argument("-f", "--follow", action="store_true")
+    tail.add_argument("--json", action="store_true")
+    tail.set_defaults(func=cmd_tail)
+
+    rotate = sub.add_parser("rotate-key", help="add a new signing key (old keys keep verifying)")
+    rotate.add_argument("--config", type=Path)
+    rotate.set_defaults(func=cmd_rotate_key)
+
+
+def _store(args: argparse.Namespace, cfg: AuditConfig) -> Path:
+    if args.path:
+        return Path(args.path)
+    for url in cfg.urls:
+        path = store_path(url, cfg.base_dir)
+        if path is not None:
+            return path
+    raise ConfigError("no sqlite:// or jsonl:// store in [guard] audit; pass PATH", field="guard.audit")
+
+
+def _verify(args: argparse.Namespace, cfg: AuditConfig, checkpoints: list[Checkpoint]) -> VerifyResult:
+    keys = cfg.settings.key_ring(cfg.base_dir, create=False)
+    path = _store(args, cfg)
+    anchor: Anchor | None = None
+    if not args.no_anchor:
+        anchor_path: Path | None = args.anchor or cfg.settings.resolve(cfg.base_dir).anchor_file
+        assert anchor_path is not None
+        try:
+            anchor = read_anchor(anchor_path, keys)  # read before the store: it may only lag behind it
+        except AnchorError as exc:
+            return VerifyResult(False, 0, str(exc))
+    try:
+        return verify_rows(
+            store_rows(path), keys, anchor, require_anchor=not args.no_anchor, checkpoints=checkpoints
+        )
+    except StoreError as exc:
+        return VerifyResult(False, 0, str(exc))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    cfg = load_audit_config(args.config)
+    checkpoints: list[Checkpoint] = []
+    if args.checkpoints or args.public_key:
+        if not (args.checkpoints and args.public_key):
+            raise ConfigError("--checkpoints and --public-key go together", field="--checkpoints")
+        try:
+            checkpoints = load_checkpoints(args.checkpoints, args.public_key)
+        except CheckpointError as exc:
+            print(f"FAIL: {exc}")
+            return 1
+    result = _verify(args, cfg, checkpoints)
+    print(result.message if result.ok else f"FAIL: {result.message}")
+    return 0 if result.ok else 1
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    cfg = load_audit_config(args.config)
+    if args.new_key:
+        try:
+            print(f"public key written to {generate_signing_key(args.signing_key)}")
+        except FileExistsError:
+            raise ConfigError(
+                "already exists; drop --new-key to use it", file=str(args.signing_key)
+            ) from None
+    args.anchor, args.no_anchor = None, False
+    result = _verify(args, cfg, [])
+    if not result.ok or result.head is None:
+        print(f"FAIL: {result.message}" if not result.ok else "nothing to checkpoint: the store is empty")
+        return 1
+    anchor_file = cfg.settings.resolve(cfg.base_dir).anchor_file
+    assert anchor_file is not None
+    out = args.out or anchor_file.with_name("audit.checkpoints")
+    seq, mac, first = result.head
+    try:
+        sign_checkpoint(out, args.signing_key, seq, mac, first)
+    except OSError as exc:
+        print(f"mcp-guard: cannot write {out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"checkpoint #{seq} appended to {out}")
+    return 0
+
+
+def _when(t: Any) -> str:
+    if not isinstance(t, (int, float)):
+        return "?"
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
+def format_event(r: dict[str, Any]) -> str:
+    """One readable line; every field is escaped so stored text cannot forge lines or colours."""
+    principal = r.get("principal") or {}
+    subject = principal.get("subject", "-") if isinstance(principal, dict) else "-"
+    target = f"{r.get('server') or '-'}/{r.get('target') or '-'}"
+    parts = [
+        _when(r.get("time")),
+        f"#{r.get('seq')}",
+        str(subject),
+        str(r.get("decision")) + (" (shadow)" if r.get("shadow") else ""),
+        str(r.get("method")),
+        target,
+    ]
+    if r.get("rule"):
+        parts.append(f"rule={r['rule']}")
+    if r.get("reasons"):
+        parts.append("reasons=" + json.dumps(r["reasons"], ensure_ascii=False))
+    if r.get("arguments") is not None:
+        parts.append("args=" + json.dumps(r["arguments"], ensure_ascii=False, sort_keys=True))
+    return printable("  ".join(parts))
+
+
+def _emit(records: list[dict[str, Any]], as_json: bool) -> None:
+    for r in records:
+        print(json.dumps(r, ensure_ascii=True) if as_json else format_event(r))
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    cfg = load_audit_config(args.config)
+    filters = Filters(
+        subject=args.subject,
+        server=args.server,
+        tool=args.tool,
+        decision=args.decision,
+        method=args.method,
+        session=args.session,
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+    )
+    try:
+        _emit(query(_store(args, cfg), filters, args.limit), args.json)
+    except StoreError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    cfg = load_audit_config(args.config)
+    path = _store(args, cfg)
+    try:
+        records = query(path, Filters(), max(args.lines, 0), newest=True)
+        _emit(records, args.json)
+        last = int(records[-1]["seq"]) if records else 0
+        while args.follow:
+            sys.stdout.flush()
+            time.sleep(0.5)
+            for r in after(path, last):
+                _emit([r], args.json)
+                last = int(r["seq"])
+    except StoreError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    cfg = load_audit_config(args.config)
+    settings = cfg.settings
+    if settings.key is not None or (settings.key_file is None and os.environ.get(settings.key_env)):
+        raise ConfigError(
+            f"keys come from [audit] key or ${settings.key_env}; rotate them there", field="audit.key"
+        )
+    key_file = settings.resolve(cfg.base_dir).key_file
+    assert key_file is not None
+    print(f"new signing key {rotate_key_file(key_file)} in {key_file}")
+    return 0
