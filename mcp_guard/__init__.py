@@ -1,5 +1,33 @@
 """mcp-guard: access control, policy, sanitizing and audit around MCP sessions."""
 
+from .audit import (
+    AuditLog,
+    AuditSettings,
+    FanoutSink,
+    JsonlSink,
+    LoggingSink,
+    OtelSink,
+    SQLiteSink,
+    open_auditor,
+    open_sink,
+)
+from .authn import (
+    AnonymousAuthenticator,
+    ApiKeyAuthenticator,
+    Authentication,
+    AuthnSettings,
+    FunctionAuthenticator,
+    IntrospectionAuthenticator,
+    IssuedTokenAuthenticator,
+    JWTAuthenticator,
+    LoginService,
+    StaticAuthenticator,
+    TokenIssuer,
+    build_authentication,
+    build_login_service,
+    login_routes,
+)
+from .config import GuardConfig, load_config
 from .errors import (
     AccessDenied,
     AuditUnavailable,
@@ -12,6 +40,11 @@ from .errors import (
     PolicyError,
     RateLimited,
 )
+from .guard import Guard
+from .integrations.client import GuardedSession, guarded_client, wrap_session
+from .integrations.http import GuardTokenVerifier, loopback_security
+from .integrations.server import GuardMiddleware, protect
+from .limits import SizeLimits
 from .model import (
     AccessRequest,
     AuditEvent,
@@ -24,49 +57,108 @@ from .model import (
     ResultSummary,
     ScanResult,
 )
+from .policy import (
+    AllowListPolicy,
+    ChainedPolicy,
+    CompiledPolicy,
+    Explanation,
+    ReloadingPolicy,
+    load_policy,
+    load_policy_text,
+    policy_from_dict,
+)
 from .protocols import (
     Auditor,
     AuditSink,
     Authenticator,
     Credential,
     PolicyEngine,
+    PrincipalResolver,
     RateDecision,
     Sanitizer,
     StateStore,
 )
-from .store import MemoryStore
+from .ratelimit import RateLimiter
+from .store import MemoryStore, SQLiteStore, open_store, shared_secret
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
     "AccessRequest",
+    "AllowListPolicy",
+    "AnonymousAuthenticator",
+    "ApiKeyAuthenticator",
     "AuditEvent",
+    "AuditLog",
+    "AuditSettings",
     "AuditSink",
     "AuditUnavailable",
     "Auditor",
+    "Authentication",
     "AuthenticationError",
     "Authenticator",
+    "AuthnSettings",
+    "ChainedPolicy",
+    "CompiledPolicy",
     "ConfigError",
     "Credential",
     "Decision",
+    "Explanation",
+    "FanoutSink",
     "Finding",
+    "FunctionAuthenticator",
+    "Guard",
+    "GuardConfig",
     "GuardError",
+    "GuardMiddleware",
+    "GuardTokenVerifier",
     "GuardUnavailable",
+    "GuardedSession",
+    "IntrospectionAuthenticator",
+    "IssuedTokenAuthenticator",
+    "JWTAuthenticator",
+    "JsonlSink",
     "LimitSpec",
+    "LoggingSink",
+    "LoginService",
     "MemoryStore",
     "MethodNotAllowed",
     "Obligation",
+    "OtelSink",
     "PayloadTooLarge",
     "PolicyEngine",
     "PolicyError",
     "Principal",
+    "PrincipalResolver",
     "RateDecision",
     "RateLimited",
+    "RateLimiter",
+    "ReloadingPolicy",
     "RequestContext",
     "ResultSummary",
+    "SQLiteSink",
+    "SQLiteStore",
     "Sanitizer",
     "ScanResult",
+    "SizeLimits",
     "StateStore",
+    "StaticAuthenticator",
+    "TokenIssuer",
     "__version__",
+    "build_authentication",
+    "build_login_service",
+    "guarded_client",
+    "load_config",
+    "load_policy",
+    "load_policy_text",
+    "login_routes",
+    "loopback_security",
+    "open_auditor",
+    "open_sink",
+    "open_store",
+    "policy_from_dict",
+    "protect",
+    "shared_secret",
+    "wrap_session",
 ]
