@@ -1,0 +1,163 @@
+"""Find and mask secrets in text and JSON values.
+
+Used on tool results before they reach the model and on arguments before they
+reach the audit trail. Patterns are anchored on formats with a fixed shape
+(provider prefixes, PEM armour, JWT segments); the generic ``key=value`` rule
+demands a secret-sounding key *and* a high-entropy value, and documented
+placeholders (``EXAMPLE``, ``XXXX``, ``<token>``) are left alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = (
+    (
+        "private-key",
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END "
+            r"(?:[A-Z0-9]+ )*PRIVATE KEY"
+            r"(?: BLOCK)?-----|$)"
+        ),
+        0,
+    ),
+    ("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"), 0),
+    (
+        "aws-secret-access-key",
+        re.compile(
+            r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
+        ),
+        1,
+    ),
+    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b"), 0),
+    ("gitlab-token", re.compile(r"\bgl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|agent)-[A-Za-z0-9_\-]{20,}"), 0),
+    ("slack-token", re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{10,}"), 0),
+    ("slack-webhook", re.compile(r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]{20,}"), 0),
+    ("stripe-key", re.compile(r"\b(?:sk|rk)_live_[0-9a-zA-Z]{20,}"), 0),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), 0),
+    ("openai-key", re.compile(r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{32,}"), 0),
+    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), 0),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"), 0),
+    (
+        "connection-string-password",
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\"']{1,64}:([^\s@/\"']{3,128})@[\w.-]+"),
+        1,
+    ),
+    (
+        "password-parameter",
+        re.compile(r"(?i)[?&;\s](?:password|passwd|pwd|pass)=([^&;\s\"']{4,})"),
+        1,
+    ),
+    (
+        "generic-secret",
+        re.compile(
+            r"(?i)[\"']?\b[\w.-]*(?:secret|token|passw(?:or)?d|api[_-]?key|access[_-]?key|auth[_-]?key|"
+            r"private[_-]?key|credential)s?\b[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+_\-.~!@#$%^&*=]{12,200})"
+        ),
+        1,
+    ),
+)
+_PLACEHOLDER = re.compile(
+    r"example|xxxx|your[_-]|placeholder|dummy|changeme|redacted|sample|<|\$\{|\{\{|\*\*\*|\.\.\.|test_?key"
+    r"|(.)\1{5,}",
+    re.I,
+)
+#: Necessary conditions for the patterns above, checked with plain substring tests (cheap on every field).
+_CASED_HINTS = (
+    "-----BEGIN", "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+    "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glsoat-", "glcbt-", "glimt-", "glagent-", "xox",
+    "hooks.slack", "_live_", "AIza", "sk-", "npm_", "eyJ",
+)  # fmt: skip
+_LOWER_HINTS = ("secret", "token", "passw", "pwd", "pass=", "key", "credential", "://")
+
+
+def might_contain_secret(text: str) -> bool:
+    """Cheap gate for :func:`find_secrets` (false positives fine, false negatives not)."""
+    if any(h in text for h in _CASED_HINTS):
+        return True
+    low = text.lower()
+    return any(h in low for h in _LOWER_HINTS)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMatch:
+    """Where a secret sits in a string; ``start``/``end`` delimit the part that gets masked."""
+
+    kind: str
+    start: int
+    end: int
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def _plausible(kind: str, value: str) -> bool:
+    if _PLACEHOLDER.search(value):
+        return False
+    if kind == "generic-secret":
+        classes = sum(
+            (
+                any(c.islower() for c in value),
+                any(c.isupper() for c in value),
+                any(c.isdigit() for c in value),
+            )
+        )
+        return _entropy(value) >= 3.3 and classes >= 2
+    if kind in ("password-parameter", "connection-string-password"):
+        return not value.startswith(("$", "%", "{", "<"))
+    return True
+
+
+def find_secrets(text: str) -> list[SecretMatch]:
+    """Secrets found in ``text``, in order, non-overlapping."""
+    if not text or not might_contain_secret(text):
+        return []
+    found: list[SecretMatch] = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern, group in _PATTERNS:
+        for m in pattern.finditer(text):
+            start, end = m.span(group)
+            value = m.group(group)
+            if not _plausible(kind, value if kind != "private-key" else "k"):
+                continue
+            if any(s < end and start < e for s, e in taken):
+                continue
+            taken.append((start, end))
+            found.append(SecretMatch(kind, start, end))
+    found.sort(key=lambda s: s.start)
+    return found
+
+
+def redact_text(text: str, matches: list[SecretMatch] | None = None) -> str:
+    """``text`` with each secret replaced by ``[REDACTED:<kind>]``."""
+    matches = find_secrets(text) if matches is None else matches
+    if not matches:
+        return text
+    parts: list[str] = []
+    last = 0
+    for m in matches:
+        parts.append(text[last : m.start])
+        parts.append(f"[REDACTED:{m.kind}]")
+        last = m.end
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def redact_secrets(value: Any) -> Any:
+    """Copy of a str or JSON value with secrets masked in every string (keys included); other values pass."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {redact_text(k) if isinstance(k, str) else k: redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_secrets(v) for v in value]
+    return value

@@ -1,0 +1,178 @@
+"""The built-in sanitizer: invisible text, injected instructions, look-alike names, secrets.
+
+``DefaultSanitizer`` is an ordinary :class:`~mcp_guard.protocols.Sanitizer`;
+``scan_items`` adds what needs the whole list (name collisions) and the
+caches that make a repeated ``tools/list`` nearly free: results are keyed by a
+digest of each item's canonical JSON, and a list object seen before (held by
+reference, so its id cannot be reused) is answered without rescanning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..model import Finding, ScanResult, Severity
+from .injection import scan_fields
+from .names import check_collisions, check_name
+from .redact import find_secrets, might_contain_secret, redact_text
+from .unicode import has_suspect_chars, scan_invisible, strip_invisible
+from .walk import TextField, text_fields
+
+#: Kinds whose content is data from the outside world, where secrets get redacted.
+RESULT_KINDS = frozenset({"tool_result", "prompt_result", "resource_result", "arguments"})
+#: Kinds a sanitizer is asked about.
+KINDS = frozenset({"tool", "prompt", "resource", "resource_template"}) | RESULT_KINDS
+#: Kinds whose ``name`` is an identifier the model calls by.
+_NAMED_KINDS = frozenset({"tool", "prompt"})
+
+
+def content_digest(item: Any) -> bytes:
+    """128-bit digest of an item's JSON, the scan cache key.
+
+    Keys keep their order (an equal item with other key order merely misses
+    the cache); that saves sorting on every call. Pins use the canonical form.
+    """
+    encoded = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.blake2b(encoded.encode("utf-8"), digest_size=16).digest()
+
+
+class DefaultSanitizer:
+    """Scans MCP definitions and results for hidden text, injected instructions and secrets.
+
+    ``redact`` controls whether results (``*_result``, ``arguments``) come back
+    rewritten with secrets masked. Every result carries the rewritten item in
+    ``ScanResult.item`` when something was stripped or masked; the caller's
+    policy decides whether to use it. Any internal error yields a high
+    finding (``sanitizer.error``): a scan that failed is never a clean scan.
+    """
+
+    def __init__(self, *, redact: bool = True, cache_size: int = 8192) -> None:
+        self.redact = redact
+        self._cache: OrderedDict[tuple[str, bytes], ScanResult] = OrderedDict()
+        self._cache_size = cache_size
+        self._field_cache: dict[tuple[str, bool], tuple[tuple[str, Severity, str], ...]] = {}
+        self._field_cache_size = cache_size * 8
+        self._lists: OrderedDict[tuple[str, int], tuple[Sequence[Any], tuple[Any, ...], list[ScanResult]]] = (
+            OrderedDict()
+        )
+
+    def scan(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
+        try:
+            key = (kind, content_digest(item))
+        except Exception as exc:  # unserialisable input is refused, not passed
+            return _error(exc)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        result = self._scan_uncached(kind, item)
+        self._cache[key] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def scan_items(self, kind: str, items: Sequence[Mapping[str, Any]]) -> list[ScanResult]:
+        """Scan a list result's items; look-alike names are judged against the whole list."""
+        ident = (kind, id(items))
+        hit = self._lists.get(ident)
+        if (
+            hit is not None
+            and hit[0] is items
+            and len(items) == len(hit[1])
+            and all(a is b for a, b in zip(items, hit[1], strict=True))
+        ):
+            return list(hit[2])
+        results = [self.scan(kind, item) for item in items]
+        if kind in _NAMED_KINDS and len(items) > 1:
+            names = [item.get("name") if isinstance(item, Mapping) else None for item in items]
+            for index, finding in check_collisions(n if isinstance(n, str) else None for n in names).items():
+                old = results[index]
+                results[index] = ScanResult((*old.findings, finding), old.item)
+        self._lists[ident] = (items, tuple(items), results)
+        if len(self._lists) > 64:
+            self._lists.popitem(last=False)
+        return list(results)
+
+    def _scan_uncached(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
+        try:
+            if not isinstance(item, Mapping):
+                raise TypeError(f"{kind} item must be a JSON object, got {type(item).__name__}")
+            return self._scan(kind, item)
+        except Exception as exc:
+            return _error(exc)
+
+    def _scan(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
+        findings: list[Finding] = []
+        rewrite = False
+        is_result = kind in RESULT_KINDS  # secrets are looked for in results and arguments, not definitions
+        if kind in _NAMED_KINDS and isinstance(item.get("name"), str) and " " not in item["name"]:
+            findings.extend(check_name(item["name"]))
+        fields = [f for f in text_fields(item) if f.text]
+        joined = "\n".join(f.text for f in fields)
+        if has_suspect_chars(joined):
+            for field in fields:
+                for hit in scan_invisible(field.text, terminal_output=is_result):
+                    findings.append(Finding(hit.rule, hit.severity, field.pointer or "/", hit.message))
+                    rewrite = True
+        findings.extend(self._text_findings(fields))
+        if is_result and might_contain_secret(joined):
+            for field in fields:
+                secrets = find_secrets(field.text)
+                if secrets:
+                    kinds = sorted({s.kind for s in secrets})
+                    redacted = is_result and self.redact
+                    message = f"secret in text ({', '.join(kinds)})" + ("; redacted" if redacted else "")
+                    findings.append(Finding("secret." + kinds[0], "medium", field.pointer or "/", message))
+                    rewrite = rewrite or redacted
+        new_item = self._rewrite(item, is_result and self.redact) if rewrite else None
+        return ScanResult(tuple(findings), new_item)
+
+    def _text_findings(self, fields: list[TextField]) -> list[Finding]:
+        """Instruction findings per field, memoised by (text, identifier).
+
+        A field's findings depend on its text alone (sentences and hidden
+        containers never span two fields), and real lists repeat the same
+        strings across tools ("Page number.", a shared disclaimer), so only
+        texts not seen before are scanned, together in one batch.
+        """
+        out: list[Finding] = []
+        todo: list[TextField] = []
+        cache = self._field_cache
+        for field in fields:
+            known = cache.get((field.text, field.identifier))
+            if known is None:
+                todo.append(field)
+            else:
+                pointer = field.pointer or "/"
+                out.extend(Finding(rule, severity, pointer, message) for rule, severity, message in known)
+        if todo:
+            fresh = scan_fields([(f.pointer or "/", f.text, f.identifier) for f in todo])
+            by_pointer: dict[str, list[Finding]] = {}
+            for finding in fresh:
+                by_pointer.setdefault(finding.field, []).append(finding)
+            for field in todo:
+                mine = by_pointer.get(field.pointer or "/", [])
+                cache[(field.text, field.identifier)] = tuple((f.rule, f.severity, f.message) for f in mine)
+            if len(cache) > self._field_cache_size:
+                for key in list(cache)[: len(cache) // 4]:
+                    del cache[key]
+            out.extend(fresh)
+        return out
+
+    def _rewrite(self, value: Any, redact: bool) -> Any:
+        if isinstance(value, str):
+            out = strip_invisible(value)
+            return redact_text(out) if redact else out
+        if isinstance(value, Mapping):
+            return {k: v if k in ("data", "blob") else self._rewrite(v, redact) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._rewrite(v, redact) for v in value]
+        return value
+
+
+def _error(exc: Exception) -> ScanResult:
+    return ScanResult((Finding("sanitizer.error", "high", "/", f"scan failed: {type(exc).__name__}: {exc}"),))

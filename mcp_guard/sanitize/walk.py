@@ -1,0 +1,62 @@
+"""Every text field of an MCP object, with its JSON Pointer.
+
+Definitions and results are walked the same way: every string value is text
+the model may read, every key under ``properties`` is a name the model reads.
+Only fields that are structure, not prose (``type``, ``$ref``, binary
+``data``/``blob``) are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+#: Keys whose string values are schema plumbing or binary payloads, never prose.
+_SKIP_VALUES = frozenset(
+    {"type", "$schema", "$ref", "$id", "format", "mimeType", "data", "blob", "$dynamicRef"}
+)
+#: Keys whose mapping keys are names the model reads (property names and friends).
+_NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+#: Keys whose string values are identifiers rather than sentences.
+_IDENTIFIER_KEYS = frozenset({"name", "required", "enum", "const"})
+
+
+class TextField(NamedTuple):
+    pointer: str
+    text: str
+    identifier: bool
+
+
+def escape(token: str) -> str:
+    """RFC 6901 escaping of one reference token."""
+    if "~" in token or "/" in token:
+        return token.replace("~", "~0").replace("/", "~1")
+    return token
+
+
+def text_fields(value: Any) -> list[TextField]:
+    """Each string in ``value`` (and each property name) as a :class:`TextField`, in document order."""
+    out: list[TextField] = []
+    _walk(value, "", None, out)
+    return out
+
+
+def _walk(value: Any, pointer: str, key: str | None, out: list[TextField]) -> None:
+    if isinstance(value, str):
+        if key not in _SKIP_VALUES:
+            out.append(TextField(pointer, value, key in _IDENTIFIER_KEYS and " " not in value))
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                continue
+            child = f"{pointer}/{escape(k)}"
+            if k in _NAME_MAPS and isinstance(v, Mapping):
+                for name in v:
+                    if isinstance(name, str):
+                        out.append(TextField(f"{child}/{escape(name)}", name, True))
+            if isinstance(v, (str, Mapping, list, tuple)):
+                _walk(v, child, k, out)
+    elif isinstance(value, (list, tuple)):
+        for index, v in enumerate(value):
+            if isinstance(v, (str, Mapping, list, tuple)):
+                _walk(v, f"{pointer}/{index}", key, out)
