@@ -1,0 +1,49 @@
+"""``mcp-guard serve --config FILE``: the portal on streamable HTTP (default 127.0.0.1:8787/mcp)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..config import load_config
+from ..integrations.http import check_bind
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..portal import Portal
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    config = load_config(args.config)
+    host = args.host or config.listen.host
+    port = config.listen.port if args.port is None else args.port
+    # Refuse a public bind before anything starts (exit 2 with the field named).
+    check_bind(host, config.listen.allow_public_bind)
+    portal = Portal.from_guard_config(config)
+    print(f"mcp-guard portal on http://{host}:{port}{config.listen.path}", file=sys.stderr)
+
+    async def main() -> None:
+        try:
+            await portal.serve(host, port)
+        finally:
+            await portal.guard.aclose()
+
+    anyio.run(main)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the portal (guarded upstream servers) on streamable HTTP"
+    )
+    parser.add_argument(
+        "--config", type=Path, required=True, metavar="FILE", help="guard.toml with [[servers]]"
+    )
+    parser.add_argument("--host", help="override [listen] host (loopback unless allow_public_bind)")
+    parser.add_argument("--port", type=int, help="override [listen] port")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log upstream state changes")
+    parser.set_defaults(func=_serve)

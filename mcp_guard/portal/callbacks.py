@@ -1,0 +1,163 @@
+"""Server-to-client requests through the portal: one private upstream session per downstream connection.
+
+An upstream that asks its client for sampling, elicitation or roots, or sends
+log messages during a call, must reach the caller who made that call - never
+another user. Shared upstream sessions cannot tell callers apart, so for
+upstreams listed in ``Portal(callbacks=...)`` each downstream connection
+(2025-11-25 era) gets its own upstream session, whose callbacks are bound in
+a closure to that connection and to the downstream request in flight.
+What the upstream asks is scanned by the guard's sanitizers and audited
+before it reaches the caller, like :func:`mcp_guard.integrations.client.guarded_client` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.shared.message import ServerMessageMetadata
+
+from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
+from ..guard import Guard
+from ..model import Outcome, Principal
+
+logger = logging.getLogger("mcp_guard.portal")
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    data: dict[str, Any] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return data
+
+
+class CallerLink:
+    """Where an upstream's requests go: the downstream requests in flight on one connection."""
+
+    def __init__(self, guard: Guard, upstream: str, principal: Principal) -> None:
+        self.guard = guard
+        self.upstream = upstream
+        self.principal = principal
+        self.in_flight: list[tuple[Any, Any]] = []  # (ServerSession of the request, request id)
+        self.last_used = time.monotonic()
+
+    def _target(self) -> tuple[Any, Any]:
+        if not self.in_flight:
+            raise GuardUnavailable("upstream request outside any downstream request")
+        return self.in_flight[-1]
+
+    def _audit(
+        self, method: str, outcome: Outcome, reasons: tuple[str, ...] = (), code: int | None = None
+    ) -> None:
+        self.guard.record_nowait(
+            self.guard.event(
+                method,
+                outcome,
+                principal=self.principal,
+                reasons=reasons,
+                error_code=code,
+                kind="server-request",
+                direction="inbound",
+                server=self.upstream,
+            )
+        )
+
+    def _screen(self, method: str, kind: str, payload: Mapping[str, Any]) -> types.ErrorData | None:
+        """Refuse what a sanitizer blocks (instructions for the model hidden in a sampling request...)."""
+        try:
+            scanned = self.guard.scan_item(kind, payload) if self.guard.sanitizers else None
+        except Exception as exc:
+            self._audit(method, "error", (repr(exc),), GUARD_UNAVAILABLE)
+            return types.ErrorData(code=GUARD_UNAVAILABLE, message=GuardUnavailable.public_message)
+        findings = tuple(f"{f.rule} at {f.field}" for f in scanned.findings) if scanned else ()
+        if scanned is not None and scanned.verdict == "block" and self.guard.mode != "shadow":
+            self._audit(method, "deny", findings, ACCESS_DENIED)
+            return types.ErrorData(code=ACCESS_DENIED, message=AccessDenied.public_message)
+        self._audit(method, "allow", findings)
+        return None
+
+    async def _forward(self, request: Any, result_type: Any) -> Any:
+        try:
+            session, request_id = self._target()
+            return await session.send_request(
+                request, result_type, metadata=ServerMessageMetadata(related_request_id=request_id)
+            )
+        except Exception as exc:
+            code = getattr(getattr(exc, "error", None), "code", None) or getattr(exc, "code", None)
+            message = str(getattr(exc, "message", "") or "Request to the client failed")
+            return types.ErrorData(code=code if isinstance(code, int) else GUARD_UNAVAILABLE, message=message)
+
+    async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
+        refused = self._screen("sampling/createMessage", "sampling", _dump(params))
+        if refused is not None:
+            return refused
+        return await self._forward(types.CreateMessageRequest(params=params), types.CreateMessageResult)
+
+    async def elicitation(self, context: Any, params: Any) -> Any:
+        refused = self._screen("elicitation/create", "elicitation", _dump(params))
+        if refused is not None:
+            return refused
+        return await self._forward(types.ElicitRequest(params=params), types.ElicitResult)
+
+    async def roots(self, context: Any) -> Any:
+        self._audit("roots/list", "allow")
+        return await self._forward(types.ListRootsRequest(), types.ListRootsResult)
+
+    async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
+        if not self.in_flight:
+            return
+        session, request_id = self.in_flight[-1]
+        try:
+            await session.send_log_message(
+                params.level, params.data, logger=params.logger, related_request_id=request_id
+            )
+        except Exception:
+            logger.debug("log message not forwarded", exc_info=True)
+
+
+class PrivateSession:
+    """A private upstream session held open by its own task until closed or idle."""
+
+    def __init__(self, link: CallerLink) -> None:
+        self.link = link
+        self.session: ClientSession | None = None
+        self.scope = anyio.CancelScope()
+        self.ready = anyio.Event()
+        self.error: BaseException | None = None
+
+    async def hold(self, stack_factory: Any) -> None:
+        with self.scope:
+            try:
+                async with AsyncExitStack() as stack:
+                    self.session = await stack_factory(stack, self.link)
+                    self.ready.set()
+                    await anyio.sleep_forever()
+            except Exception as exc:
+                self.error = exc
+                logger.warning("private upstream session to %r failed: %r", self.link.upstream, exc)
+            finally:
+                self.session = None
+                self.ready.set()
+
+    def close(self) -> None:
+        self.scope.cancel()
+
+
+def client_callbacks(link: CallerLink, capabilities: types.ClientCapabilities | None) -> dict[str, Any]:
+    """The ClientSession callbacks for a private session: only what the downstream client supports."""
+    kw: dict[str, Any] = {"logging_callback": link.logging}
+    if capabilities is not None:
+        if capabilities.sampling is not None:
+            kw["sampling_callback"] = link.sampling
+        if capabilities.elicitation is not None:
+            kw["elicitation_callback"] = link.elicitation
+        if capabilities.roots is not None:
+            kw["list_roots_callback"] = link.roots
+    return kw
+
+
+__all__ = ["CallerLink", "PrivateSession", "client_callbacks"]

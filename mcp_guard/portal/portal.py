@@ -1,0 +1,685 @@
+"""The portal: a guarded MCP server whose handlers are guarded client sessions to upstreams.
+
+Downstream, the guard's own :class:`~mcp_guard.integrations.server.GuardMiddleware`
+authenticates, classifies, size-checks and audits refusals of every message;
+in ``delegate`` mode it leaves the decision of list and targeted requests to
+the handlers here, which route each to a :class:`~.routing.CallerSession`
+(server = upstream name, target = the upstream's own name). So every request
+is decided exactly once, with the names the policy is written against, and
+nothing here bypasses the public chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sys
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp import types
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+
+from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
+from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, ConfigError, GuardUnavailable
+from ..guard import Guard
+from ..integrations.http import check_bind, loopback_security
+from ..integrations.server import CURRENT_CALLER, GuardMiddleware
+from ..model import Principal, RequestContext
+from .callbacks import CallerLink, PrivateSession, client_callbacks
+from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
+from .registry import Registry
+from .routing import CallerSession, ServedLists, UpstreamAdapter
+from .upstream import Upstream, check_upstream_url
+
+logger = logging.getLogger("mcp_guard.portal")
+
+_LIST_RESULT: dict[str, Any] = {
+    "tool": types.ListToolsResult,
+    "prompt": types.ListPromptsResult,
+    "resource": types.ListResourcesResult,
+    "resource_template": types.ListResourceTemplatesResult,
+}
+
+_LIST_CALL = {
+    "tool": "list_tools",
+    "prompt": "list_prompts",
+    "resource": "list_resources",
+    "resource_template": "list_resource_templates",
+}
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    if isinstance(model, Mapping):
+        return dict(model)
+    data: dict[str, Any] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return data
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if text.startswith("o:") and int(text[2:]) >= 0:
+            return int(text[2:])
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise MCPError(types.INVALID_PARAMS, "Invalid cursor")
+
+
+class Portal:
+    """Serve the approved upstreams' tools, prompts and resources behind one guard.
+
+    Use as an async context manager (starts and supervises the upstreams), then
+    serve :attr:`server` over any transport, or call :meth:`streamable_http_app`
+    / :meth:`serve`. ``guard`` is any :class:`Guard`; ``servers`` are the
+    config's ``[[servers]]`` entries, approved by being listed.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        servers: Sequence[UpstreamSection] = (),
+        *,
+        name: str = "mcp-guard-portal",
+        listen: ListenSection | None = None,
+        page_size: int = 100,
+        ping_interval: float = 5.0,
+        backoff: tuple[float, float] = (0.25, 30.0),
+        pool: int = 4,
+        callbacks: Sequence[str] = (),
+        private_idle: float = 300.0,
+        start_timeout: float = 15.0,
+        registry: Registry | None = None,
+        registry_poll: float = 5.0,
+        allowed_upstream_hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1"),
+        errlog: TextIO | None = None,
+    ) -> None:
+        self.guard = guard
+        self.listen = listen or ListenSection()
+        self.page_size = page_size
+        self.start_timeout = start_timeout
+        self.registry = registry
+        self.registry_poll = registry_poll
+        self.allowed_upstream_hosts = frozenset(h.lower() for h in allowed_upstream_hosts)
+        self._upstream_kw: dict[str, Any] = {
+            "ping_interval": ping_interval,
+            "backoff": backoff,
+            "errlog": errlog,
+            "pool": pool,
+        }
+        self._configured: dict[str, UpstreamSection] = {}
+        for spec in servers:
+            if spec.url is not None:
+                check_upstream_url(spec.url, field=f"servers.{spec.name}.url")
+            self._configured[spec.name] = spec
+        self.callbacks = frozenset(callbacks)
+        self.private_idle = private_idle
+        self._private: list[tuple[weakref.ref[Any], str, PrivateSession]] = []
+        self.upstreams: dict[str, Upstream] = {}
+        self._served: dict[str, ServedLists] = {}
+        self._catalog = Catalog()
+        self._reverse: dict[str, dict[tuple[str, str], str]] = {k: {} for k in LIST_KEYS}
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._subscribers: dict[str, weakref.WeakSet[Any]] = {}
+        self._tg: TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self.middleware = GuardMiddleware(guard, server=name, read_env=False, delegate=True)
+        self.server = self._build_server(name)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, path: str | Path, **overrides: Any) -> Portal:
+        """Build the guard and the portal from one ``guard.toml``; ``overrides`` go to the guard."""
+        config = load_config(path)
+        return cls.from_guard_config(config, **overrides)
+
+    @classmethod
+    def from_guard_config(cls, config: GuardConfig, **overrides: Any) -> Portal:
+        from ..config import build_guard
+
+        portal_kw = {k: overrides.pop(k) for k in list(overrides) if k in _PORTAL_KW}
+        guard: Guard = build_guard(config, **overrides)
+        servers = [resolve_spec(config, s) for s in config.servers]
+        registry = portal_kw.pop("registry", None)
+        if registry is None and guard.store is not None:
+            registry = Registry(guard.store)
+        return cls(
+            guard,
+            servers,
+            name=config.guard.server or "mcp-guard-portal",
+            listen=config.listen,
+            registry=registry,
+            **portal_kw,
+        )
+
+    def _lister(self, kind: str) -> Any:
+        model = _LIST_RESULT[kind]
+
+        async def handler(ctx: Any, params: types.PaginatedRequestParams | None) -> Any:
+            # Lists differ per caller: never cacheable across principals.
+            return model.model_validate(
+                {**await self._list(ctx, params, kind), "ttlMs": 0, "cacheScope": "private"}
+            )
+
+        return handler
+
+    def _build_server(self, name: str) -> Server[Any]:
+        server: Server[Any] = Server(
+            name,
+            on_list_tools=self._lister("tool"),
+            on_list_prompts=self._lister("prompt"),
+            on_list_resources=self._lister("resource"),
+            on_list_resource_templates=self._lister("resource_template"),
+            on_call_tool=self._call_tool,
+            on_get_prompt=self._get_prompt,
+            on_read_resource=self._read_resource,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+            on_completion=self._complete,
+            get_tool_input_schema=self._tool_schema,
+        )
+        # Accepted per downstream connection but not forwarded: upstream sessions are shared
+        # between callers, so one caller's level must not change what another receives.
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+        server.middleware.append(self.middleware)
+        return server
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Portal:
+        stack = AsyncExitStack()
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        self._stack, self._tg = stack, tg
+        for spec in self._configured.values():
+            self._start(spec)
+        if self.registry is not None:
+            await self._sync_registry()
+            tg.start_soon(self._watch_registry)
+        if self.callbacks:
+            tg.start_soon(self._reap_private)
+        with anyio.move_on_after(self.start_timeout):
+            for upstream in list(self.upstreams.values()):
+                await upstream.wait_up(self.start_timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._stack is not None and self._tg is not None
+        self._tg.cancel_scope.cancel()
+        await self._stack.aclose()
+        self._tg = self._stack = None
+
+    def _start(self, spec: UpstreamSection) -> None:
+        assert self._tg is not None
+        upstream = Upstream(
+            spec, on_change=self._changed, on_notification=self._upstream_note, **self._upstream_kw
+        )
+        self.upstreams[spec.name] = upstream
+        scope = anyio.CancelScope()
+        self._scopes[spec.name] = scope
+
+        async def supervise() -> None:
+            with scope:
+                await upstream.run()
+
+        self._tg.start_soon(supervise)
+
+    async def _stop(self, name: str) -> None:
+        scope = self._scopes.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        if self.upstreams.pop(name, None) is not None:
+            await self._rebuild()
+
+    # ------------------------------------------------------------------ registry (run-time servers)
+    async def _sync_registry(self) -> None:
+        assert self.registry is not None
+        try:
+            entries = await self.registry.entries()
+        except Exception:
+            logger.exception("server registry unreadable; keeping the current upstreams")
+            return
+        wanted: dict[str, UpstreamSection] = {}
+        revoked = {e.name for e in entries if e.status == "revoked"}
+        for name, spec in self._configured.items():
+            if name not in revoked:
+                wanted[name] = spec
+        for entry in entries:
+            if entry.status != "approved" or entry.name in self._configured:
+                continue
+            try:
+                spec = entry.spec()
+                if spec.url is not None:
+                    check_upstream_url(
+                        spec.url, self.allowed_upstream_hosts, field=f"servers.{entry.name}.url"
+                    )
+            except (ConfigError, ValueError) as exc:
+                logger.warning("registered server %r refused: %s", entry.name, exc)
+                continue
+            wanted[entry.name] = spec
+        for name in [n for n in self.upstreams if n not in wanted or wanted[n] != self.upstreams[n].spec]:
+            await self._stop(name)
+        for name, spec in wanted.items():
+            if name not in self.upstreams:
+                self._start(spec)
+
+    async def _watch_registry(self) -> None:
+        assert self.registry is not None
+        while True:
+            await self.registry.wait_change(self.registry_poll)
+            await self._sync_registry()
+
+    # ------------------------------------------------------------------ catalog
+    async def _changed(self, upstream: Upstream) -> None:
+        await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        """Recompute what each live upstream serves (sanitizer verdicts, pins) and the routing table."""
+        before = {k: set(v) for k, v in self._catalog.routes.items()}
+        served: dict[str, ServedLists] = {}
+        parts: list[tuple[str, str, Mapping[str, Sequence[Mapping[str, Any]]]]] = []
+        for upstream in self.upstreams.values():
+            if upstream.state != "up":
+                continue
+            try:
+                lists = await self._screen(upstream)
+            except Exception:
+                logger.exception("screening upstream %r failed: withholding all its items", upstream.name)
+                continue
+            served[upstream.name] = ServedLists(lists)
+            parts.append((upstream.name, upstream.prefix, lists))
+        catalog = build_catalog(parts)
+        reverse: dict[str, dict[tuple[str, str], str]] = {k: {} for k in LIST_KEYS}
+        for kind, routes in catalog.routes.items():
+            for public, route in routes.items():
+                reverse[kind][(route.upstream, route.name)] = public
+        self._served, self._catalog, self._reverse = served, catalog, reverse
+        changed = [k for k in LIST_KEYS if set(catalog.routes[k]) != before[k]]
+        if changed and self._tg is not None:
+            self._tg.start_soon(self._announce, changed)
+
+    async def _screen(self, upstream: Upstream) -> dict[str, list[dict[str, Any]]]:
+        """Items of ``upstream`` anyone may be served: sanitizer-blocked and unapproved changes withheld."""
+        guard = self.guard
+        pins = getattr(guard, "pins", None)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind, key in LIST_KEYS.items():
+            items = list(upstream.lists.get(kind, []))
+            if pins is not None and items:
+                data = await pins.filter(upstream.name, kind, {key: items}, key)
+                items = [i for i in data.get(key, []) if isinstance(i, dict)]
+            kept: list[dict[str, Any]] = []
+            for item in items:
+                if guard.sanitizers:
+                    scanned = guard.scan_item(kind, item)
+                    if scanned.verdict == "block" and guard.mode != "shadow":
+                        logger.warning(
+                            "upstream %r %s %r withheld: %s",
+                            upstream.name,
+                            kind,
+                            item_key(kind, item),
+                            "; ".join(f"{f.rule} at {f.field}" for f in scanned.findings),
+                        )
+                        continue
+                kept.append(item)
+            out[kind] = kept
+        return out
+
+    async def _announce(self, kinds: Sequence[str]) -> None:
+        logger.debug("announcing %s list change to %d session(s)", kinds, len(self._sessions))
+        for session in list(self._sessions):
+            try:
+                if "tool" in kinds:
+                    await session.send_tool_list_changed()
+                if "prompt" in kinds:
+                    await session.send_prompt_list_changed()
+                if "resource" in kinds or "resource_template" in kinds:
+                    await session.send_resource_list_changed()
+            except Exception:
+                logger.debug("list change not delivered to a downstream session", exc_info=True)
+                self._sessions.discard(session)
+
+    async def _upstream_note(self, upstream: Upstream, note: Any) -> None:
+        if isinstance(note, types.ResourceUpdatedNotification):
+            uri = str(note.params.uri)
+            route = self._catalog.route_uri(uri)
+            if route is None or route.upstream != upstream.name:
+                return
+            for session in list(self._subscribers.get(uri, ())):
+                try:
+                    await session.send_resource_updated(uri)
+                except Exception:
+                    self._subscribers[uri].discard(session)
+
+    # ------------------------------------------------------------------ handler plumbing
+    def _caller(self, ctx: Any) -> tuple[Principal, RequestContext]:
+        caller = CURRENT_CALLER.get()
+        if caller is None:
+            # The handler was reached without the guard middleware deciding who calls: refuse.
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message)
+        connection = _connection(ctx)
+        if connection is not None and ctx.protocol_version and ctx.protocol_version < "2026":
+            self._sessions.add(connection)
+        return caller
+
+    def _session(
+        self, upstream_name: str, principal: Principal, rc: RequestContext, private: Any = None
+    ) -> CallerSession:
+        upstream = self.upstreams.get(upstream_name)
+        served = self._served.get(upstream_name)
+        if upstream is None or served is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        adapter = UpstreamAdapter(upstream, served, private)
+        return CallerSession(self.guard, adapter, principal=principal, context=rc)
+
+    @asynccontextmanager
+    async def _routed(
+        self, ctx: Any, upstream_name: str, principal: Principal, rc: RequestContext
+    ) -> AsyncIterator[CallerSession]:
+        """The caller's session to an upstream; a private one, bound to this request, where callbacks flow."""
+        connection = _connection(ctx)
+        if upstream_name not in self.callbacks or connection is None or not _legacy(ctx):
+            yield self._session(upstream_name, principal, rc)
+            return
+        private = await self._private_for(connection, upstream_name, principal, ctx)
+        link = private.link
+        link.in_flight.append((ctx.session, ctx.request_id))
+        link.last_used = time.monotonic()
+        try:
+            yield self._session(upstream_name, principal, rc, private.session)
+        finally:
+            link.in_flight.remove((ctx.session, ctx.request_id))
+            link.last_used = time.monotonic()
+
+    async def _private_for(
+        self, connection: Any, name: str, principal: Principal, ctx: Any
+    ) -> PrivateSession:
+        for ref, upstream_name, private in self._private:
+            if ref() is connection and upstream_name == name and private.session is not None:
+                if private.link.principal.subject != principal.subject:
+                    # A connection is one caller; a different principal on it gets nothing of the first's.
+                    raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+                return private
+        upstream = self.upstreams.get(name)
+        if upstream is None or upstream.state != "up" or self._tg is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        link = CallerLink(self.guard, name, principal)
+        callbacks = client_callbacks(link, ctx.session.client_capabilities)
+        private = PrivateSession(link)
+
+        async def factory(stack: AsyncExitStack, _: CallerLink) -> Any:
+            return await upstream.open_private(stack, callbacks)
+
+        self._tg.start_soon(private.hold, factory)
+        await private.ready.wait()
+        if private.session is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        self._private.append((weakref.ref(connection), name, private))
+        return private
+
+    async def _reap_private(self) -> None:
+        """Close private upstream sessions whose downstream connection is gone or idle."""
+        while True:
+            await anyio.sleep(min(30.0, max(self.private_idle / 4, 0.5)))
+            now = time.monotonic()
+            keep = []
+            for ref, name, private in self._private:
+                link = private.link
+                idle = not link.in_flight and now - link.last_used > self.private_idle
+                if ref() is None or idle or private.session is None:
+                    private.close()
+                else:
+                    keep.append((ref, name, private))
+            self._private = keep
+
+    def _unknown(
+        self, method: str, kind: str, name: str, principal: Principal, rc: RequestContext
+    ) -> MCPError:
+        """Refuse a name no upstream serves here, exactly like a name the policy hides."""
+        self.guard.record_nowait(
+            self.guard.event(
+                method,
+                "deny",
+                principal=principal,
+                context=rc,
+                reasons=(f"no served {kind} {name!r} (unknown, withheld, colliding or upstream down)",),
+                error_code=ACCESS_DENIED,
+                server=None,
+            )
+        )
+        return MCPError(ACCESS_DENIED, AccessDenied.public_message)
+
+    # ------------------------------------------------------------------ handlers
+    async def _list(self, ctx: Any, params: types.PaginatedRequestParams | None, kind: str) -> dict[str, Any]:
+        principal, rc = self._caller(ctx)
+        key = LIST_KEYS[kind]
+        reverse = self._reverse[kind]
+        items: list[dict[str, Any]] = []
+        for name in list(self._served):
+            session = self._session(name, principal, rc)
+            listed = _dump(await getattr(session, _LIST_CALL[kind])())
+            for item in listed.get(key, []):
+                own = item_key(kind, item)
+                public = reverse.get((name, own)) if own is not None else None
+                if public is not None and public in self._catalog.routes[kind]:
+                    items.append(public_item(kind, public, item))
+        start = _decode_cursor(params.cursor if params is not None else None)
+        page = items[start : start + self.page_size] if self.page_size > 0 else items[start:]
+        result: dict[str, Any] = {key: page}
+        end = start + len(page)
+        if self.page_size > 0 and end < len(items):
+            result["nextCursor"] = _encode_cursor(end)
+        return result
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
+        principal, rc = self._caller(ctx)
+        route = self._catalog.route("tool", params.name)
+        if route is None:
+            raise self._unknown("tools/call", "tool", params.name, principal, rc)
+        kw: dict[str, Any] = {}
+        token = (ctx.meta or {}).get("progress_token") if ctx.meta else None
+        if token is not None and ctx.session is not None:
+            kw["progress_callback"] = _progress_forwarder(ctx.session, token, ctx.request_id)
+        async with self._routed(ctx, route.upstream, principal, rc) as session:
+            return await session.call_tool(route.name, dict(params.arguments or {}), **kw)
+
+    async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
+        principal, rc = self._caller(ctx)
+        route = self._catalog.route("prompt", params.name)
+        if route is None:
+            raise self._unknown("prompts/get", "prompt", params.name, principal, rc)
+        async with self._routed(ctx, route.upstream, principal, rc) as session:
+            return await session.get_prompt(route.name, dict(params.arguments or {}))
+
+    async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> Any:
+        principal, rc = self._caller(ctx)
+        uri = str(params.uri)
+        route = self._catalog.route_uri(uri)
+        if route is None:
+            raise self._unknown("resources/read", "resource", uri, principal, rc)
+        async with self._routed(ctx, route.upstream, principal, rc) as session:
+            return await session.read_resource(uri)
+
+    async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> Any:
+        principal, rc = self._caller(ctx)
+        uri = str(params.uri)
+        route = self._catalog.route_uri(uri)
+        if route is None:
+            raise self._unknown("resources/subscribe", "resource", uri, principal, rc)
+        result = await self._session(route.upstream, principal, rc).subscribe_resource(uri)
+        connection = _connection(ctx)
+        if connection is not None:
+            self._subscribers.setdefault(uri, weakref.WeakSet()).add(connection)
+        return result
+
+    async def _unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> Any:
+        principal, rc = self._caller(ctx)
+        uri = str(params.uri)
+        route = self._catalog.route_uri(uri)
+        if route is None:
+            raise self._unknown("resources/unsubscribe", "resource", uri, principal, rc)
+        connection = _connection(ctx)
+        if connection is not None and uri in self._subscribers:
+            self._subscribers[uri].discard(connection)
+        # Other downstream sessions may still be subscribed: keep the upstream subscription.
+        return types.EmptyResult()
+
+    async def _set_level(self, ctx: Any, params: types.SetLevelRequestParams) -> Any:
+        return types.EmptyResult()
+
+    async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> Any:
+        principal, rc = self._caller(ctx)
+        ref = params.ref
+        argument = params.argument.model_dump(by_alias=True, exclude_none=True)
+        if isinstance(ref, types.PromptReference):
+            route = self._catalog.route("prompt", ref.name)
+            if route is None:
+                raise self._unknown("completion/complete", "prompt", ref.name, principal, rc)
+            own_ref: Any = types.PromptReference(type="ref/prompt", name=route.name)
+        else:
+            uri = str(ref.uri)
+            route = self._catalog.route_uri(uri)
+            if route is None:
+                raise self._unknown("completion/complete", "resource", uri, principal, rc)
+            own_ref = ref
+        return await self._session(route.upstream, principal, rc).complete(own_ref, argument)
+
+    def _tool_schema(self, name: str) -> Mapping[str, Any] | None:
+        """Input schema for the SDK's pre-middleware header check: hidden tools look unknown."""
+        from mcp.server.auth.middleware.auth_context import get_access_token
+
+        route = self._catalog.route("tool", name)
+        if route is None:
+            return None
+        token = get_access_token()
+        principal = self.guard.resolver.peek(token.token if token is not None else None)
+        if principal is None or not self.guard.visible(principal, route.upstream, "tool", route.name):
+            return None
+        schema = route.item.get("inputSchema")
+        return schema if isinstance(schema, Mapping) else None
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> list[dict[str, Any]]:
+        return [u.describe() for u in self.upstreams.values()]
+
+    def catalog_names(self, kind: str = "tool") -> list[str]:
+        """Every downstream name currently routed (before per-caller filtering)."""
+        return sorted(self._catalog.routes[kind])
+
+    # ------------------------------------------------------------------ HTTP
+    def streamable_http_app(self, *, port: int | None = None, **kwargs: Any) -> Any:
+        """A Starlette app serving the portal on ``[listen] path``; its lifespan runs the upstreams."""
+        listen = self.listen
+        security = loopback_security(port if port is not None else listen.port, list(listen.allowed_hosts))
+        app = self.server.streamable_http_app(
+            streamable_http_path=listen.path,
+            transport_security=kwargs.pop("transport_security", security),
+            host=listen.host,
+            **kwargs,
+        )
+        inner = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(a: Any) -> AsyncIterator[None]:
+            async with self, inner(a):
+                yield
+
+        app.router.lifespan_context = lifespan
+        return app
+
+    async def serve(self, host: str | None = None, port: int | None = None, **app_kwargs: Any) -> None:
+        """Run the portal on streamable HTTP until cancelled (refusing public binds unless allowed)."""
+        import uvicorn
+
+        listen = self.listen
+        host = host or listen.host
+        port = listen.port if port is None else port
+        check_bind(host, listen.allow_public_bind)
+        tls: dict[str, Any] = {}
+        if listen.tls_certfile:
+            tls = {"ssl_certfile": listen.tls_certfile, "ssl_keyfile": listen.tls_keyfile}
+        config = uvicorn.Config(
+            self.streamable_http_app(port=port),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            **tls,
+        )
+        await uvicorn.Server(config).serve()
+
+    def initialization_options(self) -> Any:
+        return self.server.create_initialization_options(
+            NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+        )
+
+
+def _legacy(ctx: Any) -> bool:
+    return bool(ctx.protocol_version) and str(ctx.protocol_version) < "2026"
+
+
+def _connection(ctx: Any) -> Any:
+    """The downstream connection behind a request (long-lived on 2025-11-25; the session is per request).
+
+    The SDK exposes it only as the session's private ``_connection``; kept in
+    this one helper so an SDK change touches one line.
+    """
+    return getattr(ctx.session, "_connection", None)
+
+
+def _progress_forwarder(session: ServerSession, token: Any, request_id: Any) -> Any:
+    async def forward(progress: float, total: float | None, message: str | None) -> None:
+        try:
+            await session.send_progress_notification(
+                token, progress, total=total, message=message, related_request_id=request_id
+            )
+        except Exception:
+            logger.debug("progress notification could not be forwarded", exc_info=True)
+
+    return forward
+
+
+def resolve_spec(config: GuardConfig, spec: UpstreamSection) -> UpstreamSection:
+    """Resolve ``cwd`` against the config file; ``command = "python"`` means the portal's own interpreter.
+
+    The interpreter rule lets a config ship Python upstreams that run with the
+    packages the portal was installed with, wherever its virtualenv lives.
+    """
+    update: dict[str, Any] = {}
+    if spec.cwd is not None:
+        update["cwd"] = str(config.resolve(spec.cwd))
+    if spec.command in ("python", "python3"):
+        update["command"] = sys.executable
+    return spec.model_copy(update=update) if update else spec
+
+
+_PORTAL_KW = frozenset(
+    {
+        "page_size",
+        "ping_interval",
+        "backoff",
+        "pool",
+        "callbacks",
+        "private_idle",
+        "start_timeout",
+        "registry",
+        "registry_poll",
+        "allowed_upstream_hosts",
+        "errlog",
+    }
+)
+
+__all__ = ["Portal"]

@@ -1,0 +1,97 @@
+"""Per-caller access to one upstream, through the guard's client-side chain.
+
+Each downstream request becomes a :class:`CallerSession` - the library's own
+:class:`~mcp_guard.integrations.client.GuardedSession` with server = the
+upstream's name and principal = the downstream caller - over a thin adapter
+that reads lists from the portal's cache and forwards everything else to the
+live upstream session. Policy, pins, sanitizers and audit therefore see the
+upstream's own (unprefixed) names, exactly once per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mcp import types
+from mcp.client.session import ClientSession
+
+from ..guard import Guard
+from ..integrations.client import GuardedSession
+from ..model import Principal, RequestContext
+from .upstream import Upstream
+
+
+class ServedLists:
+    """The validated list results an upstream currently serves through the portal (built once per change)."""
+
+    def __init__(self, lists: Mapping[str, list[dict[str, Any]]]) -> None:
+        self.tools = types.ListToolsResult.model_validate({"tools": lists.get("tool", [])})
+        self.prompts = types.ListPromptsResult.model_validate({"prompts": lists.get("prompt", [])})
+        self.resources = types.ListResourcesResult.model_validate({"resources": lists.get("resource", [])})
+        self.templates = types.ListResourceTemplatesResult.model_validate(
+            {"resourceTemplates": lists.get("resource_template", [])}
+        )
+
+
+class UpstreamAdapter:
+    """The ``ClientSession`` surface a :class:`GuardedSession` drives, backed by an :class:`Upstream`."""
+
+    def __init__(self, upstream: Upstream, served: ServedLists, session: ClientSession | None = None) -> None:
+        self.upstream = upstream
+        self.served = served
+        self.private = session
+
+    async def _request(self, send: Any) -> Any:
+        return await self.upstream.request(send, session=self.private)
+
+    async def list_tools(self, **_: Any) -> types.ListToolsResult:
+        return self.served.tools
+
+    async def list_prompts(self, **_: Any) -> types.ListPromptsResult:
+        return self.served.prompts
+
+    async def list_resources(self, **_: Any) -> types.ListResourcesResult:
+        return self.served.resources
+
+    async def list_resource_templates(self, **_: Any) -> types.ListResourceTemplatesResult:
+        return self.served.templates
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> Any:
+        return await self._request(lambda s: s.call_tool(name, arguments, **kw))
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None, **kw: Any) -> Any:
+        return await self._request(lambda s: s.get_prompt(name, arguments, **kw))
+
+    async def read_resource(self, uri: Any, **kw: Any) -> Any:
+        return await self._request(lambda s: s.read_resource(uri, **kw))
+
+    async def subscribe_resource(self, uri: Any, **kw: Any) -> Any:
+        return await self._request(lambda s: s.subscribe_resource(uri, **kw))
+
+    async def unsubscribe_resource(self, uri: Any, **kw: Any) -> Any:
+        return await self._request(lambda s: s.unsubscribe_resource(uri, **kw))
+
+    async def complete(self, ref: Any, argument: dict[str, str], **kw: Any) -> Any:
+        return await self._request(lambda s: s.complete(ref, argument, **kw))
+
+    async def send_ping(self, **kw: Any) -> Any:
+        return await self._request(lambda s: s.send_ping(**kw))
+
+
+class CallerSession(GuardedSession):
+    """A guarded session whose audit records carry the downstream request's context."""
+
+    def __init__(
+        self, guard: Guard, adapter: UpstreamAdapter, *, principal: Principal, context: RequestContext
+    ) -> None:
+        super().__init__(
+            guard, adapter, server=adapter.upstream.name, principal=principal, transport="portal"
+        )
+        self._downstream = context
+
+    def _context(self) -> RequestContext:
+        return self._downstream
+
+
+__all__ = ["CallerSession", "ServedLists", "UpstreamAdapter"]

@@ -1,0 +1,330 @@
+"""One supervised connection to an upstream MCP server (stdio subprocess or streamable HTTP).
+
+The portal keeps one long-lived session per upstream and caches its lists, so
+a downstream ``tools/list`` costs no upstream round trip; the cache is
+refreshed when the upstream announces a change. A crashed or hung upstream is
+marked down (its items leave the lists), restarted with exponential backoff,
+and only its own calls fail meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
+
+import anyio
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+from ..config import UpstreamSection
+from ..errors import ConfigError, GuardUnavailable
+from .catalog import LIST_KEYS
+
+logger = logging.getLogger("mcp_guard.portal")
+
+State = Literal["starting", "up", "down", "stopped"]
+
+_LIST_METHODS: Mapping[str, str] = {
+    "tool": "list_tools",
+    "prompt": "list_prompts",
+    "resource": "list_resources",
+    "resource_template": "list_resource_templates",
+}
+
+_CHANGED: Mapping[str, str] = {
+    "notifications/tools/list_changed": "tool",
+    "notifications/prompts/list_changed": "prompt",
+    "notifications/resources/list_changed": "resource",
+}
+
+#: Pages fetched from one upstream list at most (a server that never ends its cursor chain).
+MAX_PAGES = 100
+
+
+class UpstreamUnavailable(GuardUnavailable):
+    """The upstream is down, restarting or did not answer in time; only its own items are affected."""
+
+    public_message = "Upstream server unavailable"
+
+
+def check_upstream_url(url: str, allowed_hosts: frozenset[str] | None = None, *, field: str = "url") -> None:
+    """Refuse URL upstreams that are not plain http(s), or whose host is not explicitly allowed.
+
+    ``allowed_hosts`` None means "any host" (servers written into the config
+    file by the admin); servers registered at run time always pass a set.
+    Redirects are not followed across origins by the SDK's HTTP transport.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"upstream url {url!r} must be an absolute http(s) URL", field=field)
+    if parts.username or parts.password:
+        raise ConfigError("credentials in an upstream url are refused; use headers", field=field)
+    if allowed_hosts is not None and parts.hostname.lower() not in allowed_hosts:
+        raise ConfigError(f"upstream host {parts.hostname!r} is not in the allowed hosts", field=field)
+
+
+class Upstream:
+    """A supervised upstream: connect, cache lists, watch, restart.
+
+    ``on_change`` is awaited whenever the served lists may have changed (the
+    upstream came up, went down, or announced a list change).
+    """
+
+    def __init__(
+        self,
+        spec: UpstreamSection,
+        *,
+        on_change: Callable[[Upstream], Awaitable[None]],
+        ping_interval: float = 5.0,
+        backoff: tuple[float, float] = (0.25, 30.0),
+        errlog: TextIO | None = None,
+        on_notification: Callable[[Upstream, Any], Awaitable[None]] | None = None,
+        pool: int = 4,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.prefix = spec.effective_prefix
+        self.state: State = "starting"
+        self.session: ClientSession | None = None
+        self.lists: dict[str, list[dict[str, Any]]] = {k: [] for k in LIST_KEYS}
+        self.capabilities: types.ServerCapabilities | None = None
+        self.restarts = 0
+        self.last_error: str | None = None
+        self._on_change = on_change
+        self._on_notification = on_notification
+        self._ping_interval = ping_interval
+        self._backoff = backoff
+        self._errlog = errlog
+        self._failed = anyio.Event()
+        self._up = anyio.Event()
+        self._stale: set[str] = set()
+        self._refresh_wakeup = anyio.Event()
+        self._pool = max(1, pool)
+        self._sessions: list[ClientSession] = []
+        self._inflight: list[int] = []
+
+    # ------------------------------------------------------------------ supervision
+    async def run(self) -> None:
+        """Keep the upstream connected until cancelled."""
+        delay = self._backoff[0]
+        while True:
+            try:
+                await self._connect_and_serve()
+                delay = self._backoff[0]
+            except anyio.get_cancelled_exc_class():
+                raise
+            except BaseException as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("upstream %r failed: %s", self.name, self.last_error)
+            await self._mark_down()
+            self.restarts += 1
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self._backoff[1])
+
+    async def _connect_and_serve(self) -> None:
+        async with AsyncExitStack() as stack:
+            sessions = [await self._open(stack)]
+            with anyio.fail_after(self.spec.timeout):
+                init = await sessions[0].initialize()
+                self.capabilities = init.capabilities
+                self.session = sessions[0]
+                lists = {kind: await self._fetch(kind) for kind in LIST_KEYS}
+            pool = await stack.enter_async_context(anyio.create_task_group())
+            # Extra sessions to an HTTP upstream (one session's requests queue behind each other),
+            # each held open by its own task so shutdown closes them independently.
+            for _ in range(self._pool - 1 if self.spec.url is not None else 0):
+                with anyio.fail_after(self.spec.timeout):
+                    sessions.append(await pool.start(self._hold_session))
+            stack.callback(pool.cancel_scope.cancel)
+            self._sessions = sessions
+            self._inflight = [0] * len(sessions)
+            self._failed = anyio.Event()
+            self.lists = lists
+            self.state = "up"
+            self.last_error = None
+            self._up.set()
+            logger.info("upstream %r up (%d tools)", self.name, len(lists["tool"]))
+            await self._on_change(self)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._refresher)
+                await self._watch()
+                tg.cancel_scope.cancel()
+
+    async def _hold_session(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with AsyncExitStack() as stack:
+            session = await self._open(stack)
+            await session.initialize()
+            task_status.started(session)
+            await anyio.sleep_forever()
+
+    async def open_private(self, stack: AsyncExitStack, callbacks: Mapping[str, Any]) -> ClientSession:
+        """A new, initialized session of this upstream with the given callbacks (one caller's own)."""
+        session = await self._open(stack, callbacks)
+        with anyio.fail_after(self.spec.timeout):
+            await session.initialize()
+        return session
+
+    async def _open(self, stack: AsyncExitStack, callbacks: Mapping[str, Any] | None = None) -> ClientSession:
+        if self.spec.command is not None:
+            params = StdioServerParameters(
+                command=self.spec.command, args=self.spec.args, env=dict(self.spec.env), cwd=self.spec.cwd
+            )
+            streams = await stack.enter_async_context(stdio_client(params, errlog=self._errlog or sys.stderr))
+        else:
+            assert self.spec.url is not None
+            http = create_mcp_http_client(headers=dict(self.spec.headers))
+            await stack.enter_async_context(http)
+            streams = await stack.enter_async_context(streamable_http_client(self.spec.url, http_client=http))
+        return await stack.enter_async_context(
+            ClientSession(
+                streams[0],
+                streams[1],
+                read_timeout_seconds=self.spec.timeout,
+                **(callbacks if callbacks is not None else {"message_handler": self._on_message}),
+            )
+        )
+
+    async def _watch(self) -> None:
+        """Return when the upstream stops answering pings or a call saw the connection die."""
+        while True:
+            with anyio.move_on_after(self._ping_interval):
+                await self._failed.wait()
+                return
+            try:
+                with anyio.fail_after(min(self.spec.timeout, max(self._ping_interval, 1.0))):
+                    assert self.session is not None
+                    await self.session.send_ping()
+            except Exception as exc:
+                self.last_error = f"ping failed: {type(exc).__name__}: {exc}"
+                return
+
+    async def _mark_down(self) -> None:
+        was_up = self.state == "up"
+        self.state = "down"
+        self.session = None
+        self._sessions, self._inflight = [], []
+        self._up = anyio.Event()
+        self.lists = {k: [] for k in LIST_KEYS}
+        if was_up:
+            logger.warning("upstream %r down: %s", self.name, self.last_error)
+            await self._on_change(self)
+
+    async def wait_up(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            await self._up.wait()
+            return True
+        return False
+
+    # ------------------------------------------------------------------ lists
+    async def _fetch(self, kind: str) -> list[dict[str, Any]]:
+        session = self.session
+        assert session is not None
+        caps = self.capabilities
+        if kind == "tool" and (caps is None or caps.tools is None):
+            return []
+        if kind == "prompt" and (caps is None or caps.prompts is None):
+            return []
+        if kind in ("resource", "resource_template") and (caps is None or caps.resources is None):
+            return []
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        fn = getattr(session, _LIST_METHODS[kind])
+        for _ in range(MAX_PAGES):
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            result = await fn(params=params)
+            data = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            items.extend(i for i in data.get(LIST_KEYS[kind], []) if isinstance(i, dict))
+            cursor = data.get("nextCursor")
+            if not cursor:
+                break
+        return items
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, Exception):
+            self.last_error = f"transport: {message!r}"
+            return
+        root = getattr(message, "root", message)
+        method = getattr(root, "method", None)
+        kind = _CHANGED.get(str(method))
+        if kind is not None:
+            self._stale.add(kind)
+            if kind == "resource":
+                self._stale.add("resource_template")
+            self._refresh_wakeup.set()
+        elif self._on_notification is not None:
+            await self._on_notification(self, root)
+
+    async def _refresher(self) -> None:
+        # Runs outside the session's receive loop: awaiting a list request inside the
+        # notification callback could wait on the very loop that delivers its answer.
+        while True:
+            await self._refresh_wakeup.wait()
+            self._refresh_wakeup = anyio.Event()
+            kinds, self._stale = self._stale, set()
+            try:
+                with anyio.fail_after(self.spec.timeout):
+                    for kind in kinds:
+                        self.lists[kind] = await self._fetch(kind)
+            except Exception as exc:
+                self.last_error = f"list refresh failed: {exc!r}"
+                self._failed.set()
+                return
+            await self._on_change(self)
+
+    # ------------------------------------------------------------------ requests
+    async def request(
+        self,
+        send: Callable[[ClientSession], Awaitable[Any]],
+        timeout: float | None = None,
+        session: ClientSession | None = None,
+    ) -> Any:
+        """Run one request on the live session with the upstream's timeout; fail only this upstream."""
+        sessions, inflight = self._sessions, self._inflight
+        if session is not None:
+            sessions, inflight = [session], [0]
+        if not sessions or self.state != "up":
+            raise MCPError(UpstreamUnavailable.code, UpstreamUnavailable.public_message)
+        index = min(range(len(sessions)), key=inflight.__getitem__) if len(sessions) > 1 else 0
+        limit = self.spec.timeout if timeout is None else timeout
+        inflight[index] += 1
+        try:
+            with anyio.fail_after(limit if math.isfinite(limit) else None):
+                return await send(sessions[index])
+        except TimeoutError:
+            logger.warning("upstream %r timed out after %.1fs", self.name, limit)
+            raise MCPError(UpstreamUnavailable.code, "Upstream server timed out") from None
+        except MCPError as exc:
+            if exc.code == types.CONNECTION_CLOSED:
+                if session is None:
+                    self._failed.set()
+                raise MCPError(UpstreamUnavailable.code, UpstreamUnavailable.public_message) from None
+            raise
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+            if session is None:
+                self._failed.set()
+            raise MCPError(UpstreamUnavailable.code, UpstreamUnavailable.public_message) from None
+        finally:
+            inflight[index] -= 1
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "transport": "stdio" if self.spec.command is not None else "http",
+            "prefix": self.prefix,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "items": {k: len(v) for k, v in self.lists.items()},
+        }
+
+
+__all__ = ["Upstream", "UpstreamUnavailable", "check_upstream_url"]
