@@ -1,0 +1,158 @@
+"""Cost of the guard on the request path: bare MCPServer vs the same server guarded.
+
+Guarded = API-key authentication + allow-list policy + SQLite audit (batched,
+hash-chained). Both servers keep the SDK's default middleware (OpenTelemetry,
+request-state), so the ratio isolates the guard. Measured in one process run:
+
+- in memory: median round trip of ``tools/call`` (trivial tool) and
+  ``tools/list`` (500 tools), legacy (2025-11-25) session;
+- streamable HTTP on 127.0.0.1 (real uvicorn, real client), same pair.
+
+Run: ``python benchmarks/overhead.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcp_guard.audit import open_auditor
+from mcp_guard.authn.api_keys import ApiKeyAuthenticator, ConfiguredKey
+from mcp_guard.guard import Guard
+from mcp_guard.integrations.http import loopback_security
+from mcp_guard.policy import AllowListPolicy
+from tests.http_util import free_port, serve
+
+KEY = "bench-key-0123456789abcdef"
+N_TOOLS = 500
+
+
+def build_server() -> MCPServer:
+    server = MCPServer("bench")
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Return the text."""
+        return text
+
+    for i in range(N_TOOLS - 1):
+
+        def make(i: int) -> Callable[[int], int]:
+            def tool(x: int) -> int:
+                return x + i
+
+            tool.__name__ = f"tool_{i:03d}"
+            tool.__doc__ = f"Tool number {i}: adds {i} to x."
+            return tool
+
+        server.add_tool(make(i))
+    return server
+
+
+def build_guard(audit_dir: Path) -> tuple[Guard, Any]:
+    auditor = open_auditor([f"sqlite:///{audit_dir}/audit.db"], None, audit_dir)
+    guard = Guard(
+        policy=AllowListPolicy(tools=["echo", "tool_*"]),
+        authenticators=[
+            ApiKeyAuthenticator([ConfiguredKey(hashlib.sha256(KEY.encode()).hexdigest(), "bench", ("user",))])
+        ],
+        auditor=auditor,
+        server="bench",
+    )
+    return guard, auditor
+
+
+async def median_us(fn: Callable[[], Awaitable[Any]], n: int, warmup: int = 50) -> float:
+    for _ in range(warmup):
+        await fn()
+    samples = []
+    gc.disable()
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await fn()
+            samples.append(time.perf_counter() - t0)
+    finally:
+        gc.enable()
+    return statistics.median(samples) * 1e6
+
+
+async def measure(client: Client, n_call: int, n_list: int) -> tuple[float, float]:
+    call = await median_us(lambda: client.call_tool("echo", {"text": "hi"}), n_call)
+    lst = await median_us(lambda: client.list_tools(cache_mode="bypass"), n_list, warmup=5)
+    return call, lst
+
+
+async def in_memory(audit_dir: Path) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    bare = build_server()
+    async with Client(bare, mode="legacy") as c:
+        out["bare"] = await measure(c, 2000, 60)
+    guarded = build_server()
+    guard, _auditor = build_guard(audit_dir)
+    guard.protect(guarded, credential=KEY, read_env=False)
+    async with Client(guarded, mode="legacy") as c:
+        out["guarded"] = await measure(c, 2000, 60)
+    await guard.aclose()
+    return out
+
+
+def http_client(url: str, token: str | None) -> Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Client(
+        streamable_http_client(url, http_client=create_mcp_http_client(headers=headers)), mode="legacy"
+    )  # type: ignore[arg-type]
+
+
+async def over_http(audit_dir: Path) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    port = free_port()
+    bare = build_server()
+    with serve(bare.streamable_http_app(transport_security=loopback_security(port)), port) as url:
+        async with http_client(url + "/mcp", None) as c:
+            out["bare"] = await measure(c, 400, 30)
+    port = free_port()
+    guarded = build_server()
+    guard, _ = build_guard(audit_dir)
+    guard.protect(guarded, read_env=False)
+    with serve(guarded.streamable_http_app(transport_security=loopback_security(port)), port) as url:
+        async with http_client(url + "/mcp", KEY) as c:
+            out["guarded"] = await measure(c, 400, 30)
+    await guard.aclose()
+    return out
+
+
+def report(title: str, res: dict[str, tuple[float, float]], goal: float) -> None:
+    (bc, bl), (gc_, gl) = res["bare"], res["guarded"]
+    print(f"\n{title}")
+    print(f"  {'':22}{'bare us':>12}{'guarded us':>12}{'ratio':>8}  goal")
+    print(f"  {'tools/call (trivial)':22}{bc:12.1f}{gc_:12.1f}{gc_ / bc:8.3f}  <= {goal:.2f}")
+    print(f"  {'tools/list (500)':22}{bl:12.1f}{gl:12.1f}{gl / bl:8.3f}  <= {goal:.2f}")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mem = await in_memory(Path(tmp) / "mem")
+        http = await over_http(Path(tmp) / "http")
+    print("mcp-guard overhead (median round trip; API key + allow-list policy + SQLite audit)")
+    report("in memory (2025-11-25 session)", mem, 1.10)
+    report("streamable HTTP on 127.0.0.1", http, 1.05)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,214 @@
+"""``mcp-guard demo``: a scripted end-to-end run of the portal on embedded defaults.
+
+Three example upstreams (one of them poisoned) behind one guarded URL on
+127.0.0.1, two users with different roles connecting over streamable HTTP with
+real MCP clients, and the audit trail read back and verified at the end. State
+and audit live in SQLite under ``./.mcp-guard/`` (created on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+KEYS = {"alice": "alice-demo-key", "bob": "bob-demo-key"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run the scripted end-to-end demo (portal, two users, audit)")
+    p.add_argument("--data-dir", default=".mcp-guard", help="where state and audit go (default ./.mcp-guard)")
+    p.add_argument("--serve", action="store_true", help="keep the portal serving after the scenario")
+    p.add_argument("--port", type=int, default=0, help="port for the portal (default: a free one)")
+    p.set_defaults(func=run)
+
+
+def _example_dir() -> Path:
+    here = Path(__file__).resolve().parents[2] / "examples" / "portal"
+    if not (here / "guard.toml").is_file():
+        raise ConfigError("the demo runs from a source checkout (examples/portal/guard.toml not found)")
+    return here
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.step = 0
+
+    def section(self, title: str) -> None:
+        self.step += 1
+        print(f"\n== {self.step}. {title}")
+
+    @staticmethod
+    def line(text: str) -> None:
+        print(f"   {text}")
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_scenario(args))
+
+
+async def _scenario(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..config import load_config
+    from ..portal import Portal
+
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    example = _example_dir()
+    config = load_config(example / "guard.toml")
+    config = config.model_copy(
+        update={
+            "guard": config.guard.model_copy(
+                update={"state": f"sqlite:///{data}/state.db", "audit": [f"sqlite:///{data}/audit.db"]}
+            ),
+            "audit": {**config.audit, "key_file": str(data / "audit.key")},
+        }
+    )
+    port = args.port or _free_port()
+    out = _Printer()
+    print("mcp-guard demo: one guarded portal in front of three MCP servers")
+    print(f"   state and audit: {data}/ (SQLite)   portal: http://127.0.0.1:{port}/mcp")
+    portal = Portal.from_guard_config(config)
+    app = portal.streamable_http_app(port=port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+                return 1
+            await asyncio.sleep(0.05)
+        await _walkthrough(out, f"http://127.0.0.1:{port}/mcp")
+        if args.serve:
+            out.section("Serving until Ctrl-C")
+            out.line(f"connect with: Authorization: Bearer {KEYS['alice']}  (or {KEYS['bob']})")
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        await portal.guard.aclose()
+    return _show_audit(out, data)
+
+
+def _client(url: str, key: str) -> Any:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    return Client(streamable_http_client(url, http_client=http), mode="legacy")
+
+
+async def _try(out: _Printer, label: str, call: Any) -> Any:
+    from mcp.shared.exceptions import MCPError
+
+    try:
+        result = await call
+    except MCPError as exc:
+        out.line(f"{label:44} -> refused: {exc.message} (code {exc.code})")
+        return None
+    text = ""
+    content = getattr(result, "content", None)
+    if content:
+        text = getattr(content[0], "text", "")
+    out.line(f"{label:44} -> ok: {text[:60]!r}")
+    return result
+
+
+async def _walkthrough(out: _Printer, url: str) -> None:
+    for user in ("alice", "bob"):
+        async with _client(url, KEYS[user]) as c:
+            tools = sorted(t.name for t in (await c.list_tools()).tools)
+            role = "analyst" if user == "alice" else "viewer"
+            out.section(f"{user} ({role}) lists tools: sees {len(tools)}")
+            out.line(", ".join(tools))
+            out.line("weather's poisoned 'weather_alerts' is absent: the sanitizer withheld it for everyone")
+    out.section("alice (analyst) works")
+    async with _client(url, KEYS["alice"]) as c:
+        await _try(
+            out, "notes__search_notes(query='milk')", c.call_tool("notes__search_notes", {"query": "milk"})
+        )
+        await _try(
+            out, "notes__add_note(text='demo note')", c.call_tool("notes__add_note", {"text": "demo note"})
+        )
+        await _try(out, "wx_forecast(city='Oslo')", c.call_tool("wx_forecast", {"city": "Oslo"}))
+        await _try(
+            out,
+            "time__get_current_time(timezone='UTC')",
+            c.call_tool("time__get_current_time", {"timezone": "UTC"}),
+        )
+        await _try(
+            out, "notes__delete_note(index=1)  [needs MFA]", c.call_tool("notes__delete_note", {"index": 1})
+        )
+        await _try(
+            out,
+            "wx_weather_alerts(city='Oslo')  [poisoned]",
+            c.call_tool("wx_weather_alerts", {"city": "Oslo"}),
+        )
+    out.section("bob (viewer) tries more than his role allows")
+    async with _client(url, KEYS["bob"]) as c:
+        await _try(
+            out, "notes__search_notes(query='ship')", c.call_tool("notes__search_notes", {"query": "ship"})
+        )
+        await _try(out, "notes__add_note(text='sneaky')", c.call_tool("notes__add_note", {"text": "sneaky"}))
+        await _try(
+            out,
+            "time__convert_time(...)",
+            c.call_tool(
+                "time__convert_time",
+                {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"},
+            ),
+        )
+    out.section("a caller with a forged key")
+    try:
+        async with _client(url, "forged-key") as c:
+            await c.list_tools()
+        out.line("unexpectedly accepted")
+    except BaseException as exc:  # the client raises a group from its task group
+        out.line(f"refused before any MCP method ran ({type(exc).__name__}: 401 Unauthorized)")
+
+
+def _show_audit(out: _Printer, data: Path) -> int:
+    from ..audit.chain import AnchorError, read_anchor
+    from ..audit.keys import load_key_file
+    from ..audit.query import Filters, query
+    from ..audit.verify import StoreError, VerifyResult, store_rows, verify_rows
+
+    store = data / "audit.db"
+    out.section("the audit trail (newest 40 decisions, oldest first)")
+    for r in query(store, Filters(), 40, newest=True):
+        principal = r.get("principal") or {}
+        who = principal.get("subject", "-") if isinstance(principal, dict) else "-"
+        target = f"{r.get('server') or ''}/{r.get('target') or ''}".strip("/")
+        out.line(f"{who:10} {r.get('method')!s:24} {target:30} {r.get('decision')!s:6} {r.get('rule') or ''}")
+    out.section("verify the hash chain (same check as `mcp-guard audit verify`)")
+    keys = load_key_file(data / "audit.key")
+    try:
+        anchor = read_anchor(data / "audit.anchor", keys)
+        result = verify_rows(store_rows(store), keys, anchor)
+    except (AnchorError, StoreError) as exc:
+        result = VerifyResult(False, 0, str(exc))
+    out.line(result.message if result.ok else f"FAIL: {result.message}")
+    print()
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(argparse.Namespace(data_dir=".mcp-guard", serve=False, port=0)))
