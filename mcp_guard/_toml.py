@@ -31,10 +31,7 @@ _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
 def parse_text(text: str, source: str, fmt: str = "toml") -> dict[str, Any]:
     """Parse TOML or JSON text into a dict, or raise :class:`ConfigError` with the line."""
     try:
-        if fmt == "json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text) if fmt == "json" else tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(exc.msg, file=source, line=exc.lineno) from None
     except tomllib.TOMLDecodeError as exc:
@@ -89,7 +86,7 @@ def locate(text: str, loc: Sequence[int | str]) -> int | None:
         current_table = keys
         table_start[no] = (current_table, no)
         depth = 0
-        for a, b in zip(parts, keys):
+        for a, b in zip(parts, keys, strict=False):
             if a != b:
                 break
             depth += 1
