@@ -28,6 +28,7 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
     from .policy.reloading import ReloadingPolicy
     from .ratelimit import RateLimiter
     from .sanitize import DefaultSanitizer
+    from .sanitize.pins import PinStore
     from .store import open_store
 
     g = config.guard
@@ -63,6 +64,8 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
         "size_limits": limits,
         "inspect_lists": bool(g.inspect_lists),
         "inspect_results": bool(g.inspect_results),
+        "sanitize": config.sanitize.to_config(),
+        "pins": PinStore(store) if config.sanitize.pin or config.sanitize.servers else None,
     }
     kwargs.update(overrides)
     guard = Guard(**kwargs)

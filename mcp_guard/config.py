@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ._toml import read_file, validation_error
 from .errors import ConfigError
+from .sanitize.policy import SanitizeConfig, SanitizePolicy
 
 DEFAULT_STATE = "sqlite:///.mcp-guard/state.db"
 DEFAULT_AUDIT = "sqlite:///.mcp-guard/audit.db"
@@ -79,11 +80,31 @@ class UpstreamSection(_Strict):
         return f"{self.name}__" if self.prefix is None else self.prefix
 
 
-class SanitizeSection(_Strict):
-    on_block: Literal["withhold", "report"] = "withhold"
-    on_flag: Literal["pass", "strip", "withhold"] = "pass"
-    shadow: bool = False
-    pin: bool = True
+class SanitizeSection(SanitizePolicy):
+    """``[sanitize]``: the default verdict actions, and ``[sanitize.servers.NAME]`` overrides.
+
+    A server's table only names what differs; the rest comes from the
+    top-level keys, so ``[sanitize.servers.legacy] on_flag = "strip"`` keeps
+    the default ``on_block``.
+    """
+
+    servers: dict[str, SanitizePolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
+            return data
+        base = {k: v for k, v in data.items() if k != "servers"}
+        servers = {
+            name: {**base, **table} if isinstance(table, dict) else table
+            for name, table in data["servers"].items()
+        }
+        return {**data, "servers": servers}
+
+    def to_config(self) -> SanitizeConfig:
+        default = SanitizePolicy.model_validate(self.model_dump(exclude={"servers"}))
+        return SanitizeConfig(default=default, servers=dict(self.servers))
 
 
 class GuardConfig(_Strict):

@@ -36,7 +36,6 @@ from .model import (
     RequestContext,
     ResultSummary,
     ScanResult,
-    verdict_of,
 )
 from .protocols import (
     Auditor,
@@ -52,6 +51,8 @@ if TYPE_CHECKING:
     from mcp.server.auth.provider import TokenVerifier
 
     from .integrations.server import GuardMiddleware
+    from .sanitize.pins import PinStore
+    from .sanitize.policy import SanitizeConfig, SanitizePolicy
 
 logger = logging.getLogger("mcp_guard")
 
@@ -96,6 +97,8 @@ class Guard:
         inspect_lists: bool = False,
         inspect_results: bool = False,
         visibility_cache_size: int = 4096,
+        sanitize: SanitizeConfig | None = None,
+        pins: PinStore | None = None,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -112,6 +115,14 @@ class Guard:
         self.size_limits = size_limits or SizeLimits()
         self.inspect_lists = inspect_lists
         self.inspect_results = inspect_results
+        if sanitize is None:
+            from .sanitize.policy import SanitizeConfig
+
+            sanitize = SanitizeConfig()
+        #: Per-server actions on sanitizer verdicts (withhold, report, strip, shadow, pinning).
+        self.sanitize = sanitize
+        #: Rug-pull defence: item hashes approved per server (``None``: no pinning).
+        self.pins = pins
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
@@ -249,6 +260,13 @@ class Guard:
             names[name] = seen
         return seen
 
+    def sanitize_policy(self, server: str) -> SanitizePolicy:
+        """The verdict actions for ``server``; global shadow mode makes every one report-only."""
+        policy = self.sanitize.for_server(server)
+        if self.mode == "shadow" and not policy.shadow:
+            policy = policy.model_copy(update={"shadow": True})
+        return policy
+
     def filter_list(
         self,
         principal: Principal,
@@ -258,13 +276,18 @@ class Guard:
         *,
         inspect_items: bool | None = None,
     ) -> tuple[dict[str, Any], ResultSummary]:
-        """Drop the items ``principal`` may not use (and, if enabled, items a sanitizer blocks)."""
+        """Drop the items ``principal`` may not use and apply the server's sanitizer actions.
+
+        Findings of every kept or withheld item end up in the summary, so a
+        flagged item never reaches a client without an audit event.
+        """
         key, kind = info.list_key, info.list_kind
         assert key is not None and kind is not None
         items = result.get(key)
         if not isinstance(items, list):
             raise GuardUnavailable(f"malformed {key} list result")
         scan = self.inspect_lists if inspect_items is None else inspect_items
+        policy = self.sanitize_policy(server) if scan and self.sanitizers else None
         kept: list[Any] = []
         findings: list[Finding] = []
         for item in items:
@@ -273,17 +296,63 @@ class Guard:
             name = item_name(kind, item)
             if name is None or not self.visible(principal, server, kind, name):
                 continue
-            if scan and self.sanitizers:
+            if policy is not None:
                 scanned = self.scan_item(kind, item)
                 findings.extend(scanned.findings)
-                if scanned.verdict == "block" and self.mode != "shadow":
+                action = verdict_action(policy, scanned)
+                if action == "withhold":
                     continue
-                if scanned.item is not None:
+                if action == "rewrite":
                     item = scanned.item
             kept.append(item)
         out = dict(result)
         out[key] = kept
         return out, ResultSummary(items=len(kept), withheld=len(items) - len(kept), findings=tuple(findings))
+
+    async def screen_pins(
+        self,
+        server: str,
+        kind: str,
+        result: Mapping[str, Any],
+        key: str,
+        *,
+        trust_first_use: bool = True,
+    ) -> tuple[dict[str, Any], tuple[Finding, ...]]:
+        """Withhold list items whose definition differs from the approved pin (rug-pull defence).
+
+        The first list a server ever shows is pinned as approved when
+        ``trust_first_use`` (servers listed in the config are approved by
+        being listed); afterwards a changed item, and a new one where the
+        server's policy says ``approve_new = "require"``, is withheld until
+        ``mcp-guard pins approve``. A pin store that fails raises
+        :class:`GuardUnavailable`: the list is refused, never served unchecked.
+        """
+        out = dict(result)
+        items = result.get(key)
+        policy = self.sanitize_policy(server)
+        if self.pins is None or not policy.pin or not isinstance(items, list) or not items:
+            return out, ()
+        try:
+            check = await self.pins.check(
+                server, kind, items, approve_new=policy.approve_new, trust_first_use=trust_first_use
+            )
+        except Exception as exc:
+            raise GuardUnavailable(f"pin store failed: {exc!r}") from exc
+        notes = tuple(
+            Finding("pin.changed", "high", "/", f"{kind} {name!r} changed since approval")
+            for name in check.changed
+        ) + tuple(
+            Finding("pin.unapproved", "high", "/", f"{kind} {name!r} is not approved yet")
+            for name in check.pending
+        )
+        if notes and not policy.shadow:
+            logger.warning(
+                "server %r: %s withheld until approved (mcp-guard pins approve)",
+                server,
+                ", ".join(repr(n) for n in (*check.changed, *check.pending)),
+            )
+        out[key] = list(items) if policy.shadow else list(check.allowed)
+        return out, notes
 
     def scan_item(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
         """Run every sanitizer over one item, memoised by content hash."""
@@ -315,22 +384,38 @@ class Guard:
         return ScanResult(tuple(findings), current if changed else None)
 
     def inspect_result(
-        self, kind: str, result: Mapping[str, Any], *, enabled: bool | None = None
+        self,
+        kind: str,
+        result: Mapping[str, Any],
+        *,
+        enabled: bool | None = None,
+        server: str | None = None,
     ) -> tuple[dict[str, Any], ResultSummary]:
-        """Size-check a call/get/read result and, if enabled, scan it; a blocked result is refused."""
+        """Size-check a call/get/read result and, if enabled, scan it as the server's policy says.
+
+        A blocked result is refused (``AccessDenied``) unless the policy is
+        report-only; a rewritten one (secrets masked, invisible text
+        stripped) replaces the original where the policy redacts or strips.
+        """
         size = check_size(result, self.size_limits.max_result_bytes, "result")
         is_error = bool(result.get("isError", False))
         out = dict(result)
         findings: tuple[Finding, ...] = ()
-        if (self.inspect_results if enabled is None else enabled) and self.sanitizers:
+        policy = self.sanitize_policy(server or self.server or "")
+        if (self.inspect_results if enabled is None else enabled) and self.sanitizers and policy.scan_results:
             scanned = self._scan(kind, result)
             findings = scanned.findings
-            if verdict_of(findings) == "block" and self.mode != "shadow":
+            action = verdict_action(policy, scanned)
+            if action == "withhold":
                 raise AccessDenied(
                     "result withheld: "
-                    + "; ".join(f"{f.rule} at {f.field}" for f in findings if f.severity == "high")
+                    + "; ".join(f"{f.rule} at {f.field}" for f in findings if f.severity != "low")
                 )
-            if scanned.item is not None:
+            if (
+                scanned.item is not None
+                and not policy.shadow
+                and (action == "rewrite" or policy.redact_results)
+            ):
                 out = dict(scanned.item)
         return out, ResultSummary(size=size, is_error=is_error, findings=findings)
 
@@ -496,6 +581,21 @@ class Guard:
         self._closers.clear()
         if self.store is not None:
             await self.store.aclose()
+
+
+def verdict_action(policy: SanitizePolicy, scanned: ScanResult) -> Literal["keep", "rewrite", "withhold"]:
+    """What ``policy`` does with one scanned item: keep it, pass its rewritten form, or withhold it."""
+    if policy.shadow:
+        return "keep"
+    verdict = scanned.verdict
+    if verdict == "block":
+        return "withhold" if policy.on_block == "withhold" else "keep"
+    if verdict == "flag":
+        if policy.on_flag == "withhold":
+            return "withhold"
+        if policy.on_flag == "strip" and scanned.item is not None:
+            return "rewrite"
+    return "keep"
 
 
 def result_size(value: Any) -> int:

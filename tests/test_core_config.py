@@ -64,3 +64,24 @@ def test_mode_and_prefix(tmp_path: Path) -> None:
     )
     assert cfg.guard.mode == "shadow"
     assert [s.effective_prefix for s in cfg.servers] == ["time__", ""]
+
+
+def test_sanitize_section_with_per_server_overrides(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[sanitize]\non_flag = 'strip'\napprove_new = 'require'\n\n"
+            "[sanitize.servers.legacy]\nshadow = true\n",
+        )
+    )
+    policies = cfg.sanitize.to_config()
+    assert policies.for_server("other").on_flag == "strip"
+    legacy = policies.for_server("legacy")
+    assert legacy.shadow and legacy.on_flag == "strip" and legacy.approve_new == "require"
+
+
+def test_bad_sanitize_value_names_the_server_field(tmp_path: Path) -> None:
+    p = write(tmp_path, "[sanitize]\n\n[sanitize.servers.legacy]\non_block = 'ignore'\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert exc.value.field is not None and exc.value.field.startswith("sanitize.servers.legacy.on_block")

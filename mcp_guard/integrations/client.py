@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -141,10 +142,12 @@ class GuardedSession:
         if info.list_key is not None:
             data = _dump(result)
             listed = self._names(info, data)
-            data = await self._unpinned(info, data)
+            data, pin_findings = await self._unpinned(info, data)
             filtered, summary = self.guard.filter_list(
                 self.principal, self.server, info, data, inspect_items=True
             )
+            if pin_findings:
+                summary = replace(summary, findings=(*pin_findings, *summary.findings))
             kept = self._names(info, filtered)
             target_kind = "resource" if info.list_kind == "resource_template" else info.list_kind or ""
             for name in listed - kept:
@@ -155,7 +158,7 @@ class GuardedSession:
         kind = _RESULT_KIND.get(method)
         if kind is not None and getattr(result, "result_type", "complete") in (None, "complete"):
             data = _dump(result)
-            out, summary = self.guard.inspect_result(kind, data, enabled=True)
+            out, summary = self.guard.inspect_result(kind, data, enabled=True, server=self.server)
             return (type(result).model_validate(out) if out is not data else result), summary
         return result, None
 
@@ -170,12 +173,13 @@ class GuardedSession:
             if isinstance(i, Mapping) and (n := item_name(kind, i))
         }
 
-    async def _unpinned(self, info: MethodInfo, data: dict[str, Any]) -> dict[str, Any]:
+    async def _unpinned(
+        self, info: MethodInfo, data: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[Any, ...]]:
         """Withhold items whose definition changed since approval (rug-pull defence), if pins are on."""
-        pins = getattr(self.guard, "pins", None)
-        if pins is None or info.list_key is None or info.list_kind is None:
-            return data
-        return dict(await pins.filter(self.server, info.list_kind, data, info.list_key))
+        if info.list_key is None or info.list_kind is None:
+            return data, ()
+        return await self.guard.screen_pins(self.server, info.list_kind, data, info.list_key)
 
     def _refuse(
         self, exc: BaseException, method: str, request: AccessRequest | None, started: float

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -247,9 +248,16 @@ class GuardMiddleware:
         try:
             if isinstance(result, Mapping):
                 if info.list_key is not None:
+                    pin_findings: tuple[Any, ...] = ()
+                    if guard.inspect_lists and info.list_kind is not None:
+                        result, pin_findings = await guard.screen_pins(
+                            self.server, info.list_kind, result, info.list_key
+                        )
                     result, summary = guard.filter_list(principal, self.server, info, result)
+                    if pin_findings:
+                        summary = replace(summary, findings=(*pin_findings, *summary.findings))
                 elif method in _RESULT_KIND and result.get("resultType", "complete") == "complete":
-                    result, summary = guard.inspect_result(_RESULT_KIND[method], result)
+                    result, summary = guard.inspect_result(_RESULT_KIND[method], result, server=self.server)
         except Exception as exc:
             raise self._refuse(exc, method, principal, request, rc, started) from None
         await guard.record(

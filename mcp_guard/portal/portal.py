@@ -30,7 +30,7 @@ from mcp.shared.exceptions import MCPError
 
 from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
 from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, ConfigError, GuardUnavailable
-from ..guard import Guard
+from ..guard import Guard, verdict_action
 from ..integrations.http import check_bind, loopback_security
 from ..integrations.server import CURRENT_CALLER, GuardMiddleware
 from ..model import Principal, RequestContext
@@ -314,18 +314,21 @@ class Portal:
     async def _screen(self, upstream: Upstream) -> dict[str, list[dict[str, Any]]]:
         """Items of ``upstream`` anyone may be served: sanitizer-blocked and unapproved changes withheld."""
         guard = self.guard
-        pins = getattr(guard, "pins", None)
+        policy = guard.sanitize_policy(upstream.name)
         out: dict[str, list[dict[str, Any]]] = {}
         for kind, key in LIST_KEYS.items():
             items = list(upstream.lists.get(kind, []))
-            if pins is not None and items:
-                data = await pins.filter(upstream.name, kind, {key: items}, key)
+            if items:
+                data, _ = await guard.screen_pins(upstream.name, kind, {key: items}, key)
                 items = [i for i in data.get(key, []) if isinstance(i, dict)]
             kept: list[dict[str, Any]] = []
             for item in items:
                 if guard.sanitizers:
                     scanned = guard.scan_item(kind, item)
-                    if scanned.verdict == "block" and guard.mode != "shadow":
+                    action = verdict_action(policy, scanned)
+                    if action == "rewrite":
+                        item = scanned.item
+                    elif action == "withhold":
                         logger.warning(
                             "upstream %r %s %r withheld: %s",
                             upstream.name,
