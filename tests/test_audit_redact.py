@@ -121,9 +121,10 @@ def test_scrub_never_leaks_a_planted_secret_and_is_json_safe(value: Any, secret:
     assert secret not in text
 
 
-def sink_lines(tmp_path: Path, event: AuditEvent) -> list[str]:
+def sink_lines(tmp_path: Path, *events: AuditEvent) -> list[str]:
     log = AuditLog(JsonlSink(tmp_path / "a.jsonl"), KEYS)
-    log.record(event)
+    for event in events:
+        log.record(event)
     log.close()
     return (tmp_path / "a.jsonl").read_text().splitlines()
 
@@ -205,3 +206,43 @@ def test_cheap_gate_never_hides_a_key_value_secret(parts: list[str]) -> None:
     if detectors._KV_PATTERN[0].search(text) is not None:
         assert detectors._kv_candidate(text.lower())
         assert detectors._KV_ID in detectors.find(text)
+
+
+#: Shapes only the sanitizer's detectors know (the built-in ones do not), short and long.
+SHARED_ONLY = ("glpat-" + "Xy7" * 8, "npm_" + "a1B2c3" * 6)
+
+
+@pytest.mark.parametrize("secret", SHARED_ONLY)
+def test_shared_detectors_mask_every_occurrence_in_every_event(secret: str, tmp_path: Path) -> None:
+    from mcp_guard.audit import detectors as builtin
+
+    assert not builtin.find(secret)  # only the shared detectors can catch it
+    events = [
+        AuditEvent(
+            method="tools/call",
+            decision="allow",
+            target=secret,  # a short string on its own: must never be remembered as clean
+            arguments={"q": secret, secret: "as a key", "long": "x" * 500 + f" {secret} " + "y" * 500},
+        )
+        for _ in range(3)
+    ]
+    lines = sink_lines(tmp_path, *events)
+    assert len(lines) == 3
+    for line in lines:
+        assert secret not in line
+        assert "[REDACTED:" in line
+    # Turning the shared detectors off is the only way to let them through.
+    assert redact_record({"target": secret}, (), shared=False)["target"] == secret
+    assert redact_record({"target": secret}, (), shared=True)["target"] != secret
+
+
+def test_clean_short_strings_are_remembered_but_secrets_are_not() -> None:
+    from mcp_guard.audit import redact as module
+
+    module._CLEAN.clear()
+    secret = SHARED_ONLY[0]
+    for _ in range(2):
+        out = redact_record({"method": "tools/call", "arguments": {"v": secret}}, (), True)
+        assert out["arguments"]["v"] != secret
+    assert "tools/call" in module._CLEAN
+    assert secret not in module._CLEAN

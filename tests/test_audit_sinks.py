@@ -160,3 +160,52 @@ def test_otel_sink_can_emit_log_records() -> None:
     record = item.log_record
     assert json.loads(str(record.body))["principal"]["subject"] == "eve"
     assert record.attributes is not None and record.attributes["mcp_guard.audit.decision"] == "deny"
+
+
+_OTEL_CHILD = """
+import json, sys, pathlib
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from mcp_guard.audit import AuditLog, FanoutSink, OtelSink, SQLiteSink
+from mcp_guard.audit.keys import load_key_file
+from mcp_guard.errors import AuditUnavailable
+from mcp_guard.model import AuditEvent
+
+base = pathlib.Path(sys.argv[1])
+keys = load_key_file(base / "audit.key", create=True)
+sink = FanoutSink([SQLiteSink(base / "audit.db"), OtelSink()])
+log = AuditLog(sink, keys, spill_path=base / "spill.jsonl", retry_interval=0.01)
+log.record(AuditEvent(method="tools/call", decision="deny", principal={"subject": "bob"}))
+out = {"delivered_without_provider": log.flush()}
+try:
+    log.check_available()
+    out["refuses"] = False
+except AuditUnavailable as exc:
+    out["refuses"] = "OpenTelemetry" in str(exc)
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+out["delivered_with_provider"] = log.flush()
+log.close()
+out["spans"] = [s.attributes["mcp_guard.audit.subject"] for s in exporter.get_finished_spans()]
+print(json.dumps(out))
+"""
+
+
+def test_otel_sink_without_a_provider_keeps_events_instead_of_discarding_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _OTEL_CHILD, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {
+        "delivered_without_provider": False,
+        "refuses": True,
+        "delivered_with_provider": True,
+        "spans": ["bob"],
+    }

@@ -87,3 +87,20 @@ async def test_protocol_only_store_still_agrees_on_one_key() -> None:
     store = ProtocolOnlyStore()
     keys = await asyncio.gather(*(shared_secret(store, "seal") for _ in range(10)))
     assert len(set(keys)) == 1
+
+
+async def test_shared_key_lets_one_replica_open_request_state_sealed_by_another(tmp_path: Path) -> None:
+    """The wiring docs/deployment.md shows: the SDK's request-state codec keyed by ``shared_secret``."""
+    from mcp.server.request_state import InvalidRequestState, RequestStateSecurity
+
+    path = tmp_path / "state.db"
+    replicas = [SQLiteStore(path), SQLiteStore(path)]
+    keys = [await shared_secret(s, "request-state") for s in replicas]
+    first, second = (RequestStateSecurity(keys=[k], audience="notes") for k in keys)
+    token = first.codec.seal(b'{"step": 2}')
+    assert second.codec.unseal(token) == b'{"step": 2}'
+    # A replica that made up its own key (the SDK default) cannot open it.
+    with pytest.raises(InvalidRequestState):
+        RequestStateSecurity.ephemeral().codec.unseal(token)
+    for s in replicas:
+        await s.aclose()

@@ -146,16 +146,23 @@ def _apply(value: Any, fn: Callable[[str], str]) -> Any:
 
 
 _external: Callable[[Any], Any] | bool | None = False
+_external_gate: Callable[[str], bool] | None = None
 
 
 def _sanitizer_redactor() -> Callable[[Any], Any] | None:
-    """The sanitizer's ``redact_secrets`` if that module exists (looked up once)."""
-    global _external
+    """The sanitizer's ``redact_secrets`` if that module exists (looked up once).
+
+    Its cheap necessary-condition test ``might_contain_secret``, when present, is kept too so
+    the sanitizer's regexes only run over the strings that could hold a secret.
+    """
+    global _external, _external_gate
     if _external is False:
         try:
-            from ..sanitize.redact import redact_secrets  # type: ignore[import-not-found, unused-ignore]
+            from ..sanitize import redact as shared  # type: ignore[attr-defined, unused-ignore]
 
-            _external = redact_secrets
+            _external = shared.redact_secrets
+            gate = getattr(shared, "might_contain_secret", None)
+            _external_gate = gate if callable(gate) else None
         except Exception:
             _external = None
     return _external if callable(_external) else None
@@ -170,6 +177,46 @@ def _external_text(external: Callable[[Any], Any], text: str) -> str:
     return out if isinstance(out, str) else text
 
 
+def _may_hold_secret(text: str) -> bool:
+    gate = _external_gate
+    if gate is None:
+        return True
+    try:
+        return bool(gate(text))
+    except Exception:
+        return True  # a broken gate must never hide a string from the detectors
+
+
+def _shared_rewrites(external: Callable[[Any], Any], strings: list[str]) -> dict[str, str]:
+    """``{original: masked}`` for every string the shared detectors change.
+
+    Only the strings that pass the sanitizer's cheap gate are scanned, one by one (as they are
+    masked), never the whole record at once; short clean strings are remembered.
+    """
+    out: dict[str, str] = {}
+    clean = _CLEAN
+    for text in strings:
+        if text in out or text in clean:
+            continue
+        if _may_hold_secret(text):
+            masked = _external_text(external, text)
+            if masked != text:
+                out[text] = masked
+                continue
+        if len(text) <= _CLEAN_MAX_LEN:
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean[text] = None
+    return out
+
+
+#: Short strings the shared detectors found nothing in (method names, roles, ``api_key``...):
+#: they recur in every event, so they are scanned once. Strings that held a secret are never kept.
+_CLEAN: dict[str, None] = {}
+_CLEAN_MAX = 8192
+_CLEAN_MAX_LEN = 64
+
+
 def _detect(out: Any, strings: list[str], shared: bool) -> Any:
     """Mask secrets in every string of ``out``, testing the joined text once before touching anything."""
     if not strings:
@@ -177,13 +224,12 @@ def _detect(out: Any, strings: list[str], shared: bool) -> Any:
     blob = "\n".join(strings)
     hits = detectors.find(blob)
     external = _sanitizer_redactor() if shared else None
-    use_external = external is not None and _external_text(external, blob) != blob
-    if not hits and not use_external:
+    rewrites = _shared_rewrites(external, strings) if external is not None else {}
+    if not hits and not rewrites:
         return out
 
     def fix(text: str) -> str:
-        if use_external and external is not None:
-            text = _external_text(external, text)
+        text = rewrites.get(text, text)
         return detectors.redact_text(text, hits) if hits else text
 
     return _apply(out, fix)

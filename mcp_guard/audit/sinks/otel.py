@@ -3,6 +3,13 @@
 Spans carry the event's time and latency and flat ``mcp_guard.audit.*``
 attributes; the full stored record goes in ``mcp_guard.audit.record`` so a
 collector-side copy can still be checked against the chain.
+
+Without an explicit provider the sink uses the process's global one. While
+that is still the API's default (a proxy with nothing behind it, or a no-op
+provider), spans and log records would be discarded, so ``write`` raises
+instead: the pipeline spills and retries (and, in ``deny`` mode, refuses
+requests) until the host installs a real provider - an audit event is never
+dropped silently into a no-op exporter.
 """
 
 from __future__ import annotations
@@ -26,6 +33,23 @@ def _attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class OtelUnconfigured(RuntimeError):
+    """No OpenTelemetry provider is installed: exporting now would discard the events."""
+
+
+def _global_provider_missing(signal: str) -> bool:
+    if signal == "spans":
+        from opentelemetry import trace
+
+        provider: Any = trace.get_tracer_provider()
+        return isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    from opentelemetry import _logs
+    from opentelemetry._logs._internal import ProxyLoggerProvider
+
+    provider = _logs.get_logger_provider()
+    return isinstance(provider, (ProxyLoggerProvider, _logs.NoOpLoggerProvider))
+
+
 class OtelSink:
     """An :class:`~mcp_guard.protocols.AuditSink` exporting through the OpenTelemetry API."""
 
@@ -35,6 +59,7 @@ class OtelSink:
         if signal not in ("spans", "logs"):
             raise ValueError("otel signal must be 'spans' or 'logs'")
         self.signal = signal
+        self._global = (tracer_provider if signal == "spans" else logger_provider) is None
         if signal == "spans":
             from opentelemetry import trace
 
@@ -45,6 +70,13 @@ class OtelSink:
             self._logger = _logs.get_logger("mcp_guard.audit", logger_provider=logger_provider)
 
     def write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        if self._global and _global_provider_missing(self.signal):
+            raise OtelUnconfigured(
+                f"no OpenTelemetry {'tracer' if self.signal == 'spans' else 'logger'} provider is "
+                "configured in this process; audit events are kept and retried until one is"
+            )
+        if self._global:
+            self._global = False  # a real provider, once installed, stays installed
         for record in records:
             start = int(float(record.get("time") or 0) * 1e9)
             attrs = _attributes(record)
