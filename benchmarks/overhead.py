@@ -43,7 +43,7 @@ N_TOOLS = 500
 
 
 def build_server() -> MCPServer:
-    server = MCPServer("bench")
+    server = MCPServer("bench", log_level="WARNING")  # console logging would dominate both sides
 
     @server.tool()
     def echo(text: str) -> str:

@@ -42,7 +42,7 @@ from .errors import (
 )
 from .guard import Guard
 from .integrations.client import GuardedSession, guarded_client, wrap_session
-from .integrations.http import GuardTokenVerifier, loopback_security
+from .integrations.http import AuditHttpRefusals, GuardTokenVerifier, loopback_security
 from .integrations.server import GuardMiddleware, protect
 from .limits import SizeLimits
 from .model import (
@@ -87,6 +87,7 @@ __all__ = [
     "AccessDenied",
     "AccessRequest",
     "AllowListPolicy",
+    "AuditHttpRefusals",
     "AnonymousAuthenticator",
     "ApiKeyAuthenticator",
     "AuditEvent",

@@ -34,10 +34,15 @@ class GuardError(Exception):
     code: int = ACCESS_DENIED
     public_message: str = "Access denied"
 
-    def __init__(self, reason: str = "", *, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, reason: str = "", *, data: dict[str, Any] | None = None, decision: Any = None
+    ) -> None:
         super().__init__(reason or self.public_message)
         self.reason = reason or self.public_message
         self.data = data
+        #: The policy :class:`~mcp_guard.model.Decision` behind the refusal, when there was one:
+        #: its rule id and redaction obligations still apply to the audit event.
+        self.decision = decision
 
 
 class AuthenticationError(GuardError):

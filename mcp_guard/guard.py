@@ -162,9 +162,13 @@ class Guard:
             return await self._authorize_listen(principal, request)
         decision = await self._decide(principal, request)
         if not decision.allowed:
-            raise AccessDenied("; ".join(decision.reasons) or "denied by policy", data=None)
-        self._check_obligations(principal, decision)
-        await self._admit_rate(principal, request)
+            raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
+        try:
+            self._check_obligations(principal, decision)
+            await self._admit_rate(principal, request)
+        except GuardError as exc:
+            exc.decision = decision  # a refused allow keeps its rule and redactions in the audit
+            raise
         return decision
 
     async def decide(self, principal: Principal, request: AccessRequest) -> Decision:
@@ -522,6 +526,12 @@ class Guard:
         from .integrations.server import protect
 
         return protect(self, server, **kwargs)
+
+    def http_app(self, server: Any, **kwargs: Any) -> Any:
+        """``server.streamable_http_app(**kwargs)`` with the SDK's own 401/403 refusals audited too."""
+        from .integrations.http import AuditHttpRefusals
+
+        return AuditHttpRefusals(server.streamable_http_app(**kwargs), self)
 
     def token_verifier(self) -> TokenVerifier:
         """An SDK ``TokenVerifier`` that authenticates bearer tokens through this guard."""

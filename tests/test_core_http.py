@@ -35,6 +35,7 @@ class TokenTable:
 
 ALICE = Principal("alice", roles=frozenset({"analyst"}), scopes=frozenset({"mcp"}))
 BOB = Principal("bob", roles=frozenset({"viewer"}), scopes=frozenset({"mcp"}))
+CAROL = Principal("carol", roles=frozenset({"analyst"}))  # no "mcp" scope
 POLICY = {"analyst": {"add", "search_notes"}, "viewer": {"search_notes"}}
 
 
@@ -47,7 +48,7 @@ def client(url: str, token: str | None, mode: str) -> Client:
 def verified_app(port: int, auditor: ListAuditor) -> Any:
     guard = Guard(
         policy=RolePolicy(POLICY),
-        authenticators=[TokenTable({"tok-alice": ALICE, "tok-bob": BOB})],
+        authenticators=[TokenTable({"tok-alice": ALICE, "tok-bob": BOB, "tok-carol": CAROL})],
         auditor=auditor,
         server="notes",
     )
@@ -66,7 +67,7 @@ def verified_app(port: int, auditor: ListAuditor) -> Any:
     guard.protect(server, read_env=False)
     from mcp_guard.integrations.http import loopback_security
 
-    return server.streamable_http_app(transport_security=loopback_security(port))
+    return guard.http_app(server, transport_security=loopback_security(port))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -100,10 +101,17 @@ async def test_missing_and_bad_tokens_get_401_with_metadata() -> None:
             assert "resource_metadata=" in r.headers["www-authenticate"]
             r = await http.post(url + "/mcp", json=body, headers={**hdrs, "Authorization": "Bearer forged"})
             assert r.status_code == 401
+            r = await http.post(url + "/mcp", json=body, headers={**hdrs, "Authorization": "Bearer tok-carol"})
+            assert r.status_code == 403 and "insufficient_scope" in r.headers["www-authenticate"]
             meta = await http.get(url + "/.well-known/oauth-protected-resource/mcp")
             assert meta.status_code == 200 and meta.json()["resource"].startswith(url)
     refused = [e for e in auditor.events if e.event == "authn"]
-    assert refused and refused[0].decision == "deny"
+    # Each refusal leaves exactly one event, though two of them never reach the guard's verifier.
+    assert [e.decision for e in refused] == ["deny", "deny", "deny"]
+    assert refused[0].reasons[0] == "no credential presented (HTTP 401)"
+    assert refused[0].error_code == errors.AUTHENTICATION_REQUIRED
+    assert refused[2].reasons[0] == "insufficient scope (HTTP 403)"
+    assert all(e.source_ip == "127.0.0.1" for e in (refused[0], refused[2]))
 
 
 def anonymous_app(port: int, auditor: ListAuditor, *, middleware_only: bool = False) -> Any:

@@ -208,3 +208,39 @@ async def test_notifications_pass_the_chain() -> None:
         await client.send_ping()
     assert "notifications/initialized" in auditor.methods("allow")
     assert "ping" in auditor.methods("allow")
+
+
+async def test_refusals_keep_the_rule_and_redactions_of_the_decision() -> None:
+    """A policy deny names its rule; an allow refused later (step-up) still masks its redact fields."""
+    from mcp_guard.policy import load_policy_text
+
+    policy = load_policy_text(
+        """
+version = 1
+[[rules]]
+id = "notes-need-recent-mfa"
+effect = "allow"
+tools = ["add"]
+redact = ["a"]
+step_up = "15m"
+
+[[rules]]
+id = "nobody-searches"
+effect = "deny"
+tools = ["search_notes"]
+"""
+    )
+    server = notes_server()
+    auditor = ListAuditor()
+    guard = Guard(policy=policy, auditor=auditor, anonymous=ANALYST)
+    guard.protect(server, read_env=False)
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError):
+            await client.call_tool("add", {"a": 4111, "b": 1})
+        with pytest.raises(MCPError):
+            await client.call_tool("search_notes", {"query": "x"})
+    step_up, denied = [e for e in auditor.events if e.method == "tools/call"]
+    assert step_up.decision == "deny" and step_up.rule == "notes-need-recent-mfa"
+    assert "step-up required" in step_up.reasons[0]
+    assert step_up.redact_fields == ("a",)
+    assert denied.decision == "deny" and denied.rule == "nobody-searches"

@@ -197,6 +197,7 @@ class GuardedSession:
                 principal=self.principal,
                 request=request,
                 context=self._context(),
+                verdict=err.decision,
                 reasons=(err.reason,),
                 error_code=err.code,
                 started=started,

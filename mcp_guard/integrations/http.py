@@ -11,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
 
-from ..errors import ConfigError, GuardError
+from ..errors import ACCESS_DENIED, AUTHENTICATION_REQUIRED, ConfigError, GuardError
+from ..model import RequestContext
 from ..protocols import Credential
 
 if TYPE_CHECKING:
@@ -59,6 +61,68 @@ class GuardTokenVerifier:
             expires_at=int(principal.expires_at) if principal.expires_at is not None else None,
             subject=principal.subject,
             claims=claims,
+        )
+
+
+class AuditHttpRefusals:
+    """ASGI middleware that audits the refusals the SDK's auth layer sends before any MCP method.
+
+    With ``MCPServer(token_verifier=guard.token_verifier(), auth=...)`` the
+    SDK answers a request without credentials with 401, and one whose token
+    lacks a required scope with 403, without ever reaching the guard's
+    middleware. An invalid token is already audited by the verifier; this
+    records the other two, so every refused caller leaves a trace. Wrap the
+    app the SDK builds: ``AuditHttpRefusals(mcp.streamable_http_app(), guard)``
+    (:meth:`Guard.http_app` does exactly that).
+    """
+
+    def __init__(self, app: Any, guard: Guard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watch(message: Any) -> None:
+            nonlocal status
+            if message.get("type") == "http.response.start":
+                status = int(message.get("status", 0))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            if status in (401, 403):
+                self._record(scope, status)
+
+    def _record(self, scope: Any, status: int) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        presented = bool(headers.get("authorization", "").strip())
+        if status == 401 and presented:
+            return  # the token verifier refused it and audited why
+        client = scope.get("client")
+        reason = (
+            "no credential presented (HTTP 401)" if status == 401 else "insufficient scope (HTTP 403)"
+        )
+        self.guard.record_nowait(
+            self.guard.event(
+                "http/authenticate",
+                "deny",
+                principal=None,
+                context=RequestContext(
+                    time=datetime.now(timezone.utc),
+                    transport="http",
+                    session_id=headers.get("mcp-session-id"),
+                    source_ip=client[0] if client else None,
+                ),
+                reasons=(reason, f"{scope.get('method', '?')} {scope.get('path', '?')}"),
+                error_code=AUTHENTICATION_REQUIRED if status == 401 else ACCESS_DENIED,
+                kind="authn",
+                server=self.guard.server,
+            )
         )
 
 

@@ -309,6 +309,7 @@ class GuardMiddleware:
                 principal=principal,
                 request=request,
                 context=rc,
+                verdict=err.decision,
                 reasons=(err.reason,),
                 error_code=err.code,
                 started=started,
