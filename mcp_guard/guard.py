@@ -533,6 +533,23 @@ class Guard:
 
         return AuditHttpRefusals(server.streamable_http_app(**kwargs), self)
 
+    async def request_state_security(self, *, audience: str | None = None, ttl: float = 600.0) -> Any:
+        """An SDK ``RequestStateSecurity`` whose sealing key every replica shares through the store.
+
+        On 2026-07-28 a multi-round-trip follow-up may land on any replica; with
+        the SDK's default ephemeral key only the replica that sealed the state
+        could open it. Pass the result as ``MCPServer(request_state_security=...)``.
+        Without a state store the key is process-local, as the SDK's default.
+        """
+        from mcp.server.request_state import RequestStateSecurity
+
+        if self.store is None:
+            return RequestStateSecurity.ephemeral()
+        from .store.secret import shared_secret
+
+        key = await shared_secret(self.store, "request-state")
+        return RequestStateSecurity(keys=[key], ttl=ttl, audience=audience or self.server)
+
     def token_verifier(self) -> TokenVerifier:
         """An SDK ``TokenVerifier`` that authenticates bearer tokens through this guard."""
         from .integrations.http import GuardTokenVerifier

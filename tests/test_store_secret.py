@@ -104,3 +104,15 @@ async def test_shared_key_lets_one_replica_open_request_state_sealed_by_another(
         RequestStateSecurity.ephemeral().codec.unseal(token)
     for s in replicas:
         await s.aclose()
+
+
+async def test_guards_sharing_a_store_build_one_request_state_key(tmp_path: Path) -> None:
+    from mcp_guard import Guard
+
+    path = tmp_path / "state.db"
+    stores = [SQLiteStore(path), SQLiteStore(path)]
+    first, second = [await Guard(store=s, server="notes").request_state_security() for s in stores]
+    assert first.audience == second.audience == "notes"
+    assert second.codec.unseal(first.codec.seal(b"state")) == b"state"
+    for s in stores:
+        await s.aclose()
