@@ -135,4 +135,6 @@ async def test_example_config_policy_and_time_upstream() -> None:
             assert bob == ["notes__search_notes", "time__get_current_time", "wx_forecast"]
     assert "wx_weather_alerts" not in alice
     deny = [e for e in auditor.events if e.method == "tools/call" and e.decision == "deny"]
-    assert [(e.server, e.target, e.rule) for e in deny][:1] == [("notes", "delete_note", None)]
+    assert [(e.server, e.target, e.rule) for e in deny][:1] == [
+        ("notes", "delete_note", "no-deletes-without-mfa")
+    ]

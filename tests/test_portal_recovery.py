@@ -147,3 +147,68 @@ async def test_sampling_and_logs_reach_the_caller_who_made_the_call() -> None:
             assert logs == {"one": ["asking: q-one"], "two": ["asking: q-two"]}
     forwarded = [e for e in auditor.events if e.method == "sampling/createMessage"]
     assert len(forwarded) == 2 and all(e.server == "lab" and e.decision == "allow" for e in forwarded)
+
+
+async def test_sampling_on_2026_travels_in_input_required_results_to_the_right_caller() -> None:
+    auditor = ListAuditor()
+    portal = Portal(make_guard(auditor=auditor), [stdio("lab", "lab_server.py")], callbacks=["lab"])
+
+    def sampler(who: str) -> Any:
+        async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+            return types.CreateMessageResult(
+                role="assistant", content=types.TextContent(type="text", text=f"{who} answers"), model="m"
+            )
+
+        return sample
+
+    answer = types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text="forged"), model="m"
+    )
+    with portal_http(portal) as url:
+        async with (
+            client(url, "tok-alice", "auto", sampling_callback=sampler("one")) as c1,
+            client(url, "tok-alice", "auto", sampling_callback=sampler("two")) as c2,
+            client(url, "tok-bob", "auto") as other,
+        ):
+            results: dict[str, Any] = {}
+
+            async def ask(name: str, c: Any) -> None:
+                results[name] = (await c.call_tool("lab__ask", {"question": f"q-{name}"})).structured_content
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask, "one", c1)
+                tg.start_soon(ask, "two", c2)
+            assert results == {"one": {"result": "one answers"}, "two": {"result": "two answers"}}
+
+            # Driving the rounds by hand: answers pre-filled without a portal-issued state are ignored,
+            await c1.list_tools()
+            first = await c1.session.call_tool(
+                "lab__ask", {"question": "q"}, input_responses={"q1": answer}, allow_input_required=True
+            )
+            assert isinstance(first, types.InputRequiredResult) and first.request_state
+            [(key, request)] = (first.input_requests or {}).items()
+            assert isinstance(request, types.CreateMessageRequest)
+            # another caller cannot answer (or even probe) the parked call,
+            with pytest.raises(MCPError) as exc:
+                await other.session.call_tool(
+                    "lab__ask",
+                    {"question": "q"},
+                    input_responses={key: answer},
+                    request_state=first.request_state,
+                    allow_input_required=True,
+                )
+            assert exc.value.error.code in (errors.ACCESS_DENIED, types.INVALID_PARAMS)
+            # and the caller it belongs to finishes it.
+            reply = types.CreateMessageResult(
+                role="assistant", content=types.TextContent(type="text", text="by hand"), model="m"
+            )
+            done = await c1.session.call_tool(
+                "lab__ask",
+                {"question": "q"},
+                input_responses={key: reply},
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+            assert isinstance(done, types.CallToolResult) and done.structured_content == {"result": "by hand"}
+    forwarded = [e for e in auditor.events if e.method == "sampling/createMessage"]
+    assert len(forwarded) == 3 and all(e.server == "lab" for e in forwarded)

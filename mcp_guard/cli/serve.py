@@ -23,8 +23,16 @@ def _serve(args: argparse.Namespace) -> int:
     port = config.listen.port if args.port is None else args.port
     # Refuse a public bind before anything starts (exit 2 with the field named).
     check_bind(host, config.listen.allow_public_bind)
-    portal = Portal.from_guard_config(config)
-    print(f"mcp-guard portal on http://{host}:{port}{config.listen.path}", file=sys.stderr)
+    portal = Portal.from_guard_config(
+        config,
+        secrets_key=args.secrets_key.resolve() if args.secrets_key else None,
+        lockdown_key=args.lockdown_key.resolve() if args.lockdown_key else None,
+    )
+    scheme = "https" if config.listen.tls_certfile else "http"
+    print(f"mcp-guard portal on {scheme}://{host}:{port}{config.listen.path}", file=sys.stderr)
+    if args.lockdown_key:
+        public = args.lockdown_key.resolve().with_suffix(".pub")
+        print(f"lockdown: URL upstreams verify requests with {public}", file=sys.stderr)
 
     async def main() -> None:
         try:
@@ -45,5 +53,18 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", help="override [listen] host (loopback unless allow_public_bind)")
     parser.add_argument("--port", type=int, help="override [listen] port")
+    parser.add_argument(
+        "--secrets-key",
+        type=Path,
+        metavar="FILE",
+        help="AES key of per-user upstream credentials (default .mcp-guard/secrets.key beside the config; "
+        "env MCP_GUARD_SECRETS_KEY wins)",
+    )
+    parser.add_argument(
+        "--lockdown-key",
+        type=Path,
+        metavar="FILE",
+        help="Ed25519 key signing every request to URL upstreams (created if absent; public key: FILE.pub)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log upstream state changes")
     parser.set_defaults(func=_serve)

@@ -1,8 +1,9 @@
-"""``mcp-guard servers``: the portal's server registry (list, add, approve, revoke, remove).
+"""``mcp-guard servers``: the portal's server registry (list, add, approve, revoke, remove, credentials).
 
 Servers in the config file are approved by being listed; servers added here
 wait as ``pending`` until approved. Changes land in the state store, where
-running portals pick them up.
+running portals pick them up. ``servers credentials`` keeps per-user (or
+per-tenant) upstream secrets, sealed with AES-GCM before they are stored.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import anyio
 
 from ..config import DEFAULT_STATE, GuardConfig, load_config
 from ..errors import ConfigError
+from ..portal.credentials import DEFAULT_KEY_FILE, CredentialBroker, Scope, SecretBox, load_key
 from ..portal.registry import Registry
 
 T = TypeVar("T")
@@ -43,6 +45,71 @@ def _run(args: argparse.Namespace, body: Callable[[Registry, GuardConfig | None]
             await store.aclose()
 
     return anyio.run(main)
+
+
+def _broker(args: argparse.Namespace, registry: Registry, config: GuardConfig | None) -> CredentialBroker:
+    base = config.base_dir if config is not None else Path.cwd()
+    path = args.secrets_key or base / DEFAULT_KEY_FILE
+    return CredentialBroker(registry.store, SecretBox(load_key(path)), cache_ttl=0)
+
+
+def _owner(args: argparse.Namespace) -> tuple[Scope, str]:
+    if args.subject:
+        return "subject", args.subject
+    return "tenant", args.tenant
+
+
+def _secret_pairs(values: list[str] | None, flag: str) -> dict[str, str]:
+    """KEY=VALUE pairs; ``KEY=@FILE`` reads the value from a file (keeps it out of shell history)."""
+    out = _pairs(values, flag)
+    for key, value in out.items():
+        if value.startswith("@"):
+            out[key] = Path(value[1:]).read_text().rstrip("\r\n")
+    return out
+
+
+def _cred_set(args: argparse.Namespace) -> int:
+    scope, owner = _owner(args)
+    env, headers = _secret_pairs(args.env, "--env"), _secret_pairs(args.header, "--header")
+
+    async def body(registry: Registry, config: GuardConfig | None) -> None:
+        await _broker(args, registry, config).set(args.name, scope, owner, env=env, headers=headers)
+
+    _run(args, body)
+    print(f"{args.name}: credentials stored for {scope} {owner!r} ({len(env)} env, {len(headers)} headers)")
+    return 0
+
+
+def _cred_list(args: argparse.Namespace) -> int:
+    async def body(registry: Registry, config: GuardConfig | None) -> dict[str, Any]:
+        broker = _broker(args, registry, config)
+        owners = {o: await broker.names(args.name, o) for o in await broker.owners(args.name)}
+        return {"server": args.name, "scope": await broker.scope(args.name), "owners": owners}
+
+    data = _run(args, body)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif data["scope"] is None:
+        print(f"{args.name}: no per-user credentials (the server's own env/headers are used)")
+    else:
+        for owner, names in data["owners"].items():
+            env, headers = ",".join(names["env"]), ",".join(names["headers"])
+            print(f"{data['scope']} {owner:<20} env={env} headers={headers}")
+    return 0
+
+
+def _cred_delete(args: argparse.Namespace) -> int:
+    owner = args.subject or args.tenant
+
+    async def body(registry: Registry, config: GuardConfig | None) -> int:
+        return await _broker(args, registry, config).delete(args.name, owner)
+
+    removed = _run(args, body)
+    if not removed:
+        print(f"mcp-guard: no credentials of {owner or 'anyone'!r} for {args.name!r}")
+        return 1
+    print(f"{args.name}: {removed} credential set(s) deleted")
+    return 0
 
 
 def _who() -> str:
@@ -197,3 +264,37 @@ def register(subparsers: Any) -> None:
     common(p)
     p.add_argument("name")
     p.set_defaults(func=_remove)
+
+    creds = sub.add_parser("credentials", help="per-user upstream secrets (sealed with AES-GCM)")
+    csub = creds.add_subparsers(dest="credentials_command", metavar="ACTION")
+    csub.required = True
+
+    def ccommon(p: argparse.ArgumentParser, owner_required: bool) -> None:
+        common(p)
+        p.add_argument("name", help="upstream server name")
+        p.add_argument(
+            "--secrets-key",
+            type=Path,
+            metavar="FILE",
+            help=f"AES key file (default {DEFAULT_KEY_FILE} beside the config; MCP_GUARD_SECRETS_KEY wins)",
+        )
+        who = p.add_mutually_exclusive_group(required=owner_required)
+        who.add_argument("--subject", help="the user these credentials belong to")
+        who.add_argument("--tenant", help="the tenant these credentials belong to")
+
+    p = csub.add_parser("set", help="store (replace) one user's or tenant's credentials for a server")
+    ccommon(p, True)
+    p.add_argument(
+        "--env", action="append", metavar="KEY=VALUE", help="stdio upstream env (VALUE @FILE reads a file)"
+    )
+    p.add_argument("--header", action="append", metavar="KEY=VALUE", help="URL upstream header (@FILE too)")
+    p.set_defaults(func=_cred_set)
+
+    p = csub.add_parser("list", help="who has credentials for a server (names only, never values)")
+    ccommon(p, False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cred_list)
+
+    p = csub.add_parser("delete", help="delete one owner's credentials, or all of a server's")
+    ccommon(p, False)
+    p.set_defaults(func=_cred_delete)

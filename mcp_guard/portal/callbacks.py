@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -35,11 +35,26 @@ def _dump(model: Any) -> dict[str, Any]:
     return data
 
 
-class CallerLink:
-    """Where an upstream's requests go: the downstream requests in flight on one connection."""
+#: RFC 5424 severities in the order MCP's ``logging/setLevel`` uses.
+LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
-    def __init__(self, guard: Guard, upstream: str, principal: Principal) -> None:
+
+class CallerLink:
+    """Where an upstream's requests go: the downstream requests in flight on one connection.
+
+    ``level_of`` returns the log level the downstream session set with
+    ``logging/setLevel`` (None: everything); messages below it are dropped.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        upstream: str,
+        principal: Principal,
+        level_of: Callable[[Any], str | None] | None = None,
+    ) -> None:
         self.guard = guard
+        self.level_of = level_of
         self.upstream = upstream
         self.principal = principal
         self.in_flight: list[tuple[Any, Any]] = []  # (ServerSession of the request, request id)
@@ -111,6 +126,9 @@ class CallerLink:
         if not self.in_flight:
             return
         session, request_id = self.in_flight[-1]
+        threshold = self.level_of(session) if self.level_of is not None else None
+        if threshold in LEVELS and LEVELS.index(str(params.level)) < LEVELS.index(threshold):
+            return
         try:
             await session.send_log_message(
                 params.level, params.data, logger=params.logger, related_request_id=request_id
@@ -128,6 +146,7 @@ class PrivateSession:
         self.scope = anyio.CancelScope()
         self.ready = anyio.Event()
         self.error: BaseException | None = None
+        self.fingerprint: Any = None  # the credentials it was opened with (None: the server's own)
 
     async def hold(self, stack_factory: Any) -> None:
         with self.scope:
@@ -160,4 +179,4 @@ def client_callbacks(link: CallerLink, capabilities: types.ClientCapabilities | 
     return kw
 
 
-__all__ = ["CallerLink", "PrivateSession", "client_callbacks"]
+__all__ = ["LEVELS", "CallerLink", "PrivateSession", "client_callbacks"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import sys
 import time
 import weakref
@@ -36,7 +37,10 @@ from ..integrations.server import CURRENT_CALLER, GuardMiddleware
 from ..model import Principal, RequestContext
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
+from .credentials import DEFAULT_KEY_FILE, KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key
+from .lockdown import PortalSigner
 from .registry import Registry
+from .rounds import RoundLink, Rounds
 from .routing import CallerSession, ServedLists, UpstreamAdapter
 from .upstream import Upstream, check_upstream_url
 
@@ -107,8 +111,12 @@ class Portal:
         registry_poll: float = 5.0,
         allowed_upstream_hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1"),
         errlog: TextIO | None = None,
+        credentials: CredentialBroker | None = None,
+        lockdown: PortalSigner | None = None,
     ) -> None:
         self.guard = guard
+        self.credentials = credentials
+        self.lockdown = lockdown
         self.listen = listen or ListenSection()
         self.page_size = page_size
         self.start_timeout = start_timeout
@@ -120,6 +128,7 @@ class Portal:
             "backoff": backoff,
             "errlog": errlog,
             "pool": pool,
+            "lockdown": lockdown,
         }
         self._configured: dict[str, UpstreamSection] = {}
         for spec in servers:
@@ -129,6 +138,10 @@ class Portal:
         self.callbacks = frozenset(callbacks)
         self.private_idle = private_idle
         self._private: list[tuple[weakref.ref[Any], str, PrivateSession]] = []
+        self._pooled: dict[tuple[Any, ...], PrivateSession] = {}
+        self._pool_locks: dict[tuple[Any, ...], anyio.Lock] = {}
+        self._levels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._rounds = Rounds()
         self.upstreams: dict[str, Upstream] = {}
         self._served: dict[str, ServedLists] = {}
         self._catalog = Catalog()
@@ -149,7 +162,23 @@ class Portal:
         return cls.from_guard_config(config, **overrides)
 
     @classmethod
-    def from_guard_config(cls, config: GuardConfig, **overrides: Any) -> Portal:
+    def from_guard_config(
+        cls,
+        config: GuardConfig,
+        *,
+        secrets_key: str | Path | None = None,
+        lockdown_key: str | Path | None = None,
+        **overrides: Any,
+    ) -> Portal:
+        """The portal of ``mcp-guard serve``.
+
+        The credential broker shares the guard's state store; its AES key comes
+        from ``MCP_GUARD_SECRETS_KEY``, ``secrets_key`` or
+        ``<config dir>/.mcp-guard/secrets.key``. Without any key, upstreams
+        that keep per-user credentials are refused (never served with shared
+        ones). ``lockdown_key`` is the Ed25519 key file (created if absent)
+        that signs every request to URL upstreams.
+        """
         from ..config import build_guard
 
         portal_kw = {k: overrides.pop(k) for k in list(overrides) if k in _PORTAL_KW}
@@ -158,6 +187,14 @@ class Portal:
         registry = portal_kw.pop("registry", None)
         if registry is None and guard.store is not None:
             registry = Registry(guard.store)
+        if "credentials" not in portal_kw and guard.store is not None:
+            key_file = Path(secrets_key) if secrets_key is not None else config.base_dir / DEFAULT_KEY_FILE
+            box = None
+            if os.environ.get(KEY_ENV) or key_file.exists():
+                box = SecretBox(load_key(key_file, create=False))
+            portal_kw["credentials"] = CredentialBroker(guard.store, box)
+        if lockdown_key is not None and "lockdown" not in portal_kw:
+            portal_kw["lockdown"] = PortalSigner.from_file(config.resolve(str(lockdown_key)))
         return cls(
             guard,
             servers,
@@ -193,8 +230,9 @@ class Portal:
             on_completion=self._complete,
             get_tool_input_schema=self._tool_schema,
         )
-        # Accepted per downstream connection but not forwarded: upstream sessions are shared
-        # between callers, so one caller's level must not change what another receives.
+        # Kept per downstream connection and applied by the portal to the log messages it
+        # forwards; not forwarded: a shared upstream session serves many callers, and one
+        # caller's level must not change what another receives.
         server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
         server.middleware.append(self.middleware)
         return server
@@ -209,7 +247,7 @@ class Portal:
         if self.registry is not None:
             await self._sync_registry()
             tg.start_soon(self._watch_registry)
-        if self.callbacks:
+        if self.callbacks or self.credentials is not None:
             tg.start_soon(self._reap_private)
         with anyio.move_on_after(self.start_timeout):
             for upstream in list(self.upstreams.values()):
@@ -379,57 +417,187 @@ class Portal:
         return caller
 
     def _session(
-        self, upstream_name: str, principal: Principal, rc: RequestContext, private: Any = None
+        self, upstream_name: str, principal: Principal, rc: RequestContext, acquire: Any = None
     ) -> CallerSession:
         upstream = self.upstreams.get(upstream_name)
         served = self._served.get(upstream_name)
         if upstream is None or served is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
-        adapter = UpstreamAdapter(upstream, served, private)
+        adapter = UpstreamAdapter(upstream, served, acquire)
         return CallerSession(self.guard, adapter, principal=principal, context=rc)
 
     @asynccontextmanager
     async def _routed(
         self, ctx: Any, upstream_name: str, principal: Principal, rc: RequestContext
     ) -> AsyncIterator[CallerSession]:
-        """The caller's session to an upstream; a private one, bound to this request, where callbacks flow."""
+        """The caller's session to an upstream.
+
+        The shared session, unless the upstream calls back (a private session per
+        downstream connection, bound to the request in flight) or keeps per-user
+        credentials (a pooled session - for stdio a process - per subject or
+        tenant, opened with that caller's secrets). The private session is only
+        acquired after the guard allowed the request.
+        """
         connection = _connection(ctx)
-        if upstream_name not in self.callbacks or connection is None or not _legacy(ctx):
+        wants_callbacks = upstream_name in self.callbacks and connection is not None and _legacy(ctx)
+        per_user = await self._per_user(upstream_name)
+        if not wants_callbacks and not per_user:
             yield self._session(upstream_name, principal, rc)
             return
-        private = await self._private_for(connection, upstream_name, principal, ctx)
-        link = private.link
-        link.in_flight.append((ctx.session, ctx.request_id))
-        link.last_used = time.monotonic()
-        try:
-            yield self._session(upstream_name, principal, rc, private.session)
-        finally:
-            link.in_flight.remove((ctx.session, ctx.request_id))
-            link.last_used = time.monotonic()
+        entry = (ctx.session, ctx.request_id)
+        links: list[CallerLink] = []
 
-    async def _private_for(
-        self, connection: Any, name: str, principal: Principal, ctx: Any
+        async def acquire() -> Any:
+            creds = await self._credentials_for(upstream_name, principal, rc) if per_user else None
+            if wants_callbacks and (creds is None or creds.scope == "subject"):
+                private = await self._private_for(connection, upstream_name, principal, ctx, creds)
+            else:
+                assert creds is not None
+                private = await self._pooled_for(upstream_name, principal, creds)
+            link = private.link
+            link.in_flight.append(entry)
+            link.last_used = time.monotonic()
+            links.append(link)
+            return private.session
+
+        try:
+            yield self._session(upstream_name, principal, rc, acquire)
+        finally:
+            for link in links:
+                link.in_flight.remove(entry)
+                link.last_used = time.monotonic()
+
+    async def _per_user(self, upstream_name: str) -> bool:
+        """Whether the upstream is served only with each caller's own credentials (fails closed)."""
+        if self.credentials is None:
+            return False
+        try:
+            return await self.credentials.scope(upstream_name) is not None
+        except Exception as exc:
+            logger.warning("credential scope of %r unreadable: %s", upstream_name, exc)
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message) from None
+
+    def _multi_round(self, ctx: Any, upstream_name: str) -> bool:
+        """A 2026-07-28 request to an upstream that may call back: questions travel in results."""
+        return upstream_name in self.callbacks and bool(ctx.protocol_version) and not _legacy(ctx)
+
+    async def _round_trip(
+        self,
+        ctx: Any,
+        upstream_name: str,
+        principal: Principal,
+        rc: RequestContext,
+        binding: tuple[str, str],
+        params: Any,
+        call: Any,
+    ) -> Any:
+        """Run (or resume) a call whose upstream may ask the client something: see :mod:`.rounds`."""
+        state = getattr(params, "request_state", None)
+        if state:
+            parked = self._rounds.resume(
+                state, principal, binding, getattr(params, "input_responses", None) or {}
+            )
+            return await self._rounds.step(parked)
+        # Answers that come without a requestState we issued answer nothing: they are ignored.
+        upstream = self.upstreams.get(upstream_name)
+        if upstream is None or upstream.state != "up" or self._tg is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        parked, link = self._rounds.start(
+            self._tg, principal, binding, upstream.spec.timeout, self.guard, upstream_name
+        )
+        callbacks = _round_callbacks(link, ctx)
+        per_user = await self._per_user(upstream_name)
+
+        async def open_and_call(stack: AsyncExitStack, _: RoundLink) -> Any:
+            async def acquire() -> Any:
+                # Opened only after the guard allowed the call (inside the guarded session).
+                creds = await self._credentials_for(upstream_name, principal, rc) if per_user else None
+                return await upstream.open_private(stack, callbacks, creds)
+
+            return await call(self._session(upstream_name, principal, rc, acquire))
+
+        self._tg.start_soon(parked.run, open_and_call, link)
+        return await self._rounds.step(parked)
+
+    async def _credentials_for(
+        self, name: str, principal: Principal, rc: RequestContext
+    ) -> UpstreamCredentials:
+        """The caller's own upstream secrets; a caller without any is refused (never a shared fallback)."""
+        assert self.credentials is not None
+        try:
+            creds = await self.credentials.for_principal(name, principal)
+        except Exception as exc:
+            logger.warning("credentials for %r unreadable: %s", name, exc)
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message) from None
+        if creds is None:
+            self.guard.record_nowait(
+                self.guard.event(
+                    "credentials",
+                    "deny",
+                    principal=principal,
+                    context=rc,
+                    reasons=(f"no upstream credentials for {principal.subject!r} on {name!r}",),
+                    error_code=ACCESS_DENIED,
+                    server=name,
+                )
+            )
+            raise MCPError(ACCESS_DENIED, "Access denied: no upstream credentials are stored for you")
+        return creds
+
+    async def _pooled_for(
+        self, name: str, principal: Principal, creds: UpstreamCredentials
     ) -> PrivateSession:
-        for ref, upstream_name, private in self._private:
-            if ref() is connection and upstream_name == name and private.session is not None:
-                if private.link.principal.subject != principal.subject:
-                    # A connection is one caller; a different principal on it gets nothing of the first's.
-                    raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+        """One upstream session (for stdio: one process) per credential owner, closed when idle."""
+        key = (name, *creds.fingerprint())
+        lock = self._pool_locks.setdefault(key, anyio.Lock())
+        async with lock:  # concurrent first calls of one user start one process, not several
+            private = self._pooled.get(key)
+            if private is not None and private.session is not None:
                 return private
+            # Tenant-wide sessions are shared by several users: nothing may call back into one of them.
+            link = CallerLink(self.guard, name, principal, self._level_of)
+            callbacks: dict[str, Any] = {"logging_callback": link.logging} if creds.scope == "subject" else {}
+            private = await self._hold(name, link, callbacks, creds)
+            self._pooled[key] = private
+            return private
+
+    async def _hold(
+        self, name: str, link: CallerLink, callbacks: Mapping[str, Any], creds: UpstreamCredentials | None
+    ) -> PrivateSession:
         upstream = self.upstreams.get(name)
         if upstream is None or upstream.state != "up" or self._tg is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
-        link = CallerLink(self.guard, name, principal)
-        callbacks = client_callbacks(link, ctx.session.client_capabilities)
         private = PrivateSession(link)
 
         async def factory(stack: AsyncExitStack, _: CallerLink) -> Any:
-            return await upstream.open_private(stack, callbacks)
+            return await upstream.open_private(stack, callbacks, creds)
 
         self._tg.start_soon(private.hold, factory)
         await private.ready.wait()
         if private.session is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        return private
+
+    async def _private_for(
+        self,
+        connection: Any,
+        name: str,
+        principal: Principal,
+        ctx: Any,
+        creds: UpstreamCredentials | None = None,
+    ) -> PrivateSession:
+        fingerprint = creds.fingerprint() if creds is not None else None
+        for ref, upstream_name, private in self._private:
+            if ref() is connection and upstream_name == name and private.session is not None:
+                if private.link.principal.subject != principal.subject:
+                    # A connection is one caller; a different principal on it gets nothing of the first's.
+                    raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+                if private.fingerprint == fingerprint:
+                    return private
+                private.close()  # the caller's credentials were rotated: reconnect with the new ones
+        link = CallerLink(self.guard, name, principal, self._level_of)
+        private = await self._hold(name, link, client_callbacks(link, ctx.session.client_capabilities), creds)
+        private.fingerprint = fingerprint
         self._private.append((weakref.ref(connection), name, private))
         return private
 
@@ -447,6 +615,14 @@ class Portal:
                 else:
                     keep.append((ref, name, private))
             self._private = keep
+            for key, private in list(self._pooled.items()):
+                link = private.link
+                if private.session is None or (
+                    not link.in_flight and now - link.last_used > self.private_idle
+                ):
+                    private.close()
+                    del self._pooled[key]
+                    self._pool_locks.pop(key, None)
 
     def _unknown(
         self, method: str, kind: str, name: str, principal: Principal, rc: RequestContext
@@ -496,16 +672,38 @@ class Portal:
         token = (ctx.meta or {}).get("progress_token") if ctx.meta else None
         if token is not None and ctx.session is not None:
             kw["progress_callback"] = _progress_forwarder(ctx.session, token, ctx.request_id)
+        arguments = dict(params.arguments or {})
+        if self._multi_round(ctx, route.upstream):
+            return await self._round_trip(
+                ctx,
+                route.upstream,
+                principal,
+                rc,
+                ("tools/call", params.name),
+                params,
+                lambda s: s.call_tool(route.name, arguments),
+            )
         async with self._routed(ctx, route.upstream, principal, rc) as session:
-            return await session.call_tool(route.name, dict(params.arguments or {}), **kw)
+            return await session.call_tool(route.name, arguments, **kw)
 
     async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
         principal, rc = self._caller(ctx)
         route = self._catalog.route("prompt", params.name)
         if route is None:
             raise self._unknown("prompts/get", "prompt", params.name, principal, rc)
+        arguments = dict(params.arguments or {})
+        if self._multi_round(ctx, route.upstream):
+            return await self._round_trip(
+                ctx,
+                route.upstream,
+                principal,
+                rc,
+                ("prompts/get", params.name),
+                params,
+                lambda s: s.get_prompt(route.name, arguments),
+            )
         async with self._routed(ctx, route.upstream, principal, rc) as session:
-            return await session.get_prompt(route.name, dict(params.arguments or {}))
+            return await session.get_prompt(route.name, arguments)
 
     async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> Any:
         principal, rc = self._caller(ctx)
@@ -513,6 +711,16 @@ class Portal:
         route = self._catalog.route_uri(uri)
         if route is None:
             raise self._unknown("resources/read", "resource", uri, principal, rc)
+        if self._multi_round(ctx, route.upstream):
+            return await self._round_trip(
+                ctx,
+                route.upstream,
+                principal,
+                rc,
+                ("resources/read", uri),
+                params,
+                lambda s: s.read_resource(uri),
+            )
         async with self._routed(ctx, route.upstream, principal, rc) as session:
             return await session.read_resource(uri)
 
@@ -541,7 +749,15 @@ class Portal:
         return types.EmptyResult()
 
     async def _set_level(self, ctx: Any, params: types.SetLevelRequestParams) -> Any:
+        # The guard middleware has already admitted (and audited) this request.
+        connection = _connection(ctx)
+        if connection is not None:
+            self._levels[connection] = str(params.level)
         return types.EmptyResult()
+
+    def _level_of(self, session: Any) -> str | None:
+        connection = getattr(session, "_connection", None)
+        return self._levels.get(connection) if connection is not None else None
 
     async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> Any:
         principal, rc = self._caller(ctx)
@@ -558,7 +774,8 @@ class Portal:
             if route is None:
                 raise self._unknown("completion/complete", "resource", uri, principal, rc)
             own_ref = ref
-        return await self._session(route.upstream, principal, rc).complete(own_ref, argument)
+        async with self._routed(ctx, route.upstream, principal, rc) as session:
+            return await session.complete(own_ref, argument)
 
     def _tool_schema(self, name: str) -> Mapping[str, Any] | None:
         """Input schema for the SDK's pre-middleware header check: hidden tools look unknown."""
@@ -634,6 +851,26 @@ def _legacy(ctx: Any) -> bool:
     return bool(ctx.protocol_version) and str(ctx.protocol_version) < "2026"
 
 
+def _round_callbacks(link: RoundLink, ctx: Any) -> dict[str, Any]:
+    """What a 2026-07-28 caller may be asked: what it declared, else sampling, elicitation and roots.
+
+    The question reaches the client as an ``InputRequiredResult``; a client that
+    cannot answer one simply returns an error for it.
+    """
+    capabilities = getattr(ctx.session, "client_capabilities", None)
+    if capabilities is not None and any(
+        getattr(capabilities, k, None) is not None for k in ("sampling", "elicitation", "roots")
+    ):
+        callbacks = client_callbacks(link, capabilities)
+        callbacks.pop("logging_callback", None)
+        return callbacks
+    return {
+        "sampling_callback": link.sampling,
+        "elicitation_callback": link.elicitation,
+        "list_roots_callback": link.roots,
+    }
+
+
 def _connection(ctx: Any) -> Any:
     """The downstream connection behind a request (long-lived on 2025-11-25; the session is per request).
 
@@ -682,6 +919,8 @@ _PORTAL_KW = frozenset(
         "registry_poll",
         "allowed_upstream_hosts",
         "errlog",
+        "credentials",
+        "lockdown",
     }
 )
 

@@ -10,7 +10,7 @@ upstream's own (unprefixed) names, exactly once per request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from mcp import types
@@ -37,13 +37,21 @@ class ServedLists:
 class UpstreamAdapter:
     """The ``ClientSession`` surface a :class:`GuardedSession` drives, backed by an :class:`Upstream`."""
 
-    def __init__(self, upstream: Upstream, served: ServedLists, session: ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        served: ServedLists,
+        acquire: Callable[[], Awaitable[ClientSession | None]] | None = None,
+    ) -> None:
         self.upstream = upstream
         self.served = served
-        self.private = session
+        self.acquire = acquire
 
     async def _request(self, send: Any) -> Any:
-        return await self.upstream.request(send, session=self.private)
+        # The caller's own session (callbacks, per-user credentials) is opened only once the
+        # guard has allowed the request: a refused caller never starts an upstream process.
+        private = await self.acquire() if self.acquire is not None else None
+        return await self.upstream.request(send, session=private)
 
     async def list_tools(self, **_: Any) -> types.ListToolsResult:
         return self.served.tools

@@ -28,6 +28,8 @@ from mcp.shared.exceptions import MCPError
 from ..config import UpstreamSection
 from ..errors import ConfigError, GuardUnavailable
 from .catalog import LIST_KEYS
+from .credentials import UpstreamCredentials
+from .lockdown import PortalSigner
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -89,6 +91,7 @@ class Upstream:
         errlog: TextIO | None = None,
         on_notification: Callable[[Upstream, Any], Awaitable[None]] | None = None,
         pool: int = 4,
+        lockdown: PortalSigner | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -111,6 +114,7 @@ class Upstream:
         self._pool = max(1, pool)
         self._sessions: list[ClientSession] = []
         self._inflight: list[int] = []
+        self._lockdown = lockdown
 
     # ------------------------------------------------------------------ supervision
     async def run(self) -> None:
@@ -166,22 +170,45 @@ class Upstream:
             task_status.started(session)
             await anyio.sleep_forever()
 
-    async def open_private(self, stack: AsyncExitStack, callbacks: Mapping[str, Any]) -> ClientSession:
-        """A new, initialized session of this upstream with the given callbacks (one caller's own)."""
-        session = await self._open(stack, callbacks)
+    async def open_private(
+        self,
+        stack: AsyncExitStack,
+        callbacks: Mapping[str, Any],
+        credentials: UpstreamCredentials | None = None,
+    ) -> ClientSession:
+        """A new, initialized session of this upstream with the given callbacks (one caller's own).
+
+        ``credentials`` (from the credential broker) are laid over the server's
+        own ``env`` (stdio: a process of its own) or ``headers`` (HTTP).
+        """
+        session = await self._open(stack, callbacks, credentials)
         with anyio.fail_after(self.spec.timeout):
             await session.initialize()
         return session
 
-    async def _open(self, stack: AsyncExitStack, callbacks: Mapping[str, Any] | None = None) -> ClientSession:
+    async def _open(
+        self,
+        stack: AsyncExitStack,
+        callbacks: Mapping[str, Any] | None = None,
+        credentials: UpstreamCredentials | None = None,
+    ) -> ClientSession:
+        # Only the server's own env/headers and the broker's per-user values reach the upstream:
+        # never the downstream caller's bearer token, never the portal's environment.
         if self.spec.command is not None:
+            env = dict(self.spec.env)
+            if credentials is not None:
+                env.update(credentials.env)
             params = StdioServerParameters(
-                command=self.spec.command, args=self.spec.args, env=dict(self.spec.env), cwd=self.spec.cwd
+                command=self.spec.command, args=self.spec.args, env=env, cwd=self.spec.cwd
             )
             streams = await stack.enter_async_context(stdio_client(params, errlog=self._errlog or sys.stderr))
         else:
             assert self.spec.url is not None
-            http = create_mcp_http_client(headers=dict(self.spec.headers))
+            headers = dict(self.spec.headers)
+            if credentials is not None:
+                headers.update(credentials.headers)
+            auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
+            http = create_mcp_http_client(headers=headers, auth=auth)
             await stack.enter_async_context(http)
             streams = await stack.enter_async_context(streamable_http_client(self.spec.url, http_client=http))
         return await stack.enter_async_context(
