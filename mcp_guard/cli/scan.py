@@ -1,7 +1,8 @@
 """``mcp-guard scan [FILE|-] [--json]``: judge MCP definitions or results offline.
 
 Input is JSON Lines (``{"kind": ..., "item": ...}`` per line, other keys
-ignored) or one ``tools/list``, ``prompts/list`` or ``resources/list`` result.
+ignored) or one ``tools/list``, ``prompts/list`` or ``resources/list`` result
+(bare, or inside its JSON-RPC response).
 Output is one verdict per item, in input order. Exit 0 when everything is
 clean, 1 when anything is flagged or blocked, 2 for bad input.
 """
@@ -48,8 +49,6 @@ def _read(source: str) -> str:
 
 def parse_input(text: str, source: str = "-") -> list[tuple[str, Any]]:
     """(kind, item) pairs from JSON Lines or a list result; errors name file, line and field."""
-    from ..sanitize.scanner import KINDS
-
     stripped = text.strip()
     if not stripped:
         raise ConfigError(
@@ -59,6 +58,10 @@ def parse_input(text: str, source: str = "-") -> list[tuple[str, Any]]:
         whole = json.loads(stripped)
     except json.JSONDecodeError:
         whole = None
+    if isinstance(whole, Mapping) and "jsonrpc" in whole and isinstance(whole.get("result"), Mapping):
+        whole = whole["result"]  # a whole JSON-RPC response, as captured off the wire
+    if isinstance(whole, Mapping) and "kind" in whole and "\n" in stripped:
+        return [_record(whole, source, None)]  # one record, pretty-printed over several lines
     if isinstance(whole, Mapping) and "kind" not in whole:
         pairs: list[tuple[str, Any]] = []
         found = False
@@ -89,23 +92,30 @@ def parse_input(text: str, source: str = "-") -> list[tuple[str, Any]]:
             raise ConfigError(
                 f"invalid JSON: {exc.msg} (column {exc.colno})", file=source, line=number
             ) from None
-        if not isinstance(record, Mapping):
-            raise ConfigError("each line must be a JSON object", file=source, line=number)
-        line_kind = record.get("kind")
-        if line_kind is None:
-            raise ConfigError("missing", file=source, line=number, field="kind")
-        if line_kind not in KINDS:
-            raise ConfigError(
-                f"unknown kind {line_kind!r}; expected one of {', '.join(sorted(KINDS))}",
-                file=source,
-                line=number,
-                field="kind",
-            )
-        item = record.get("item")
-        if not isinstance(item, Mapping):
-            raise ConfigError("missing or not an object", file=source, line=number, field="item")
-        pairs.append((line_kind, item))
+        pairs.append(_record(record, source, number))
     return pairs
+
+
+def _record(record: Any, source: str, number: int | None) -> tuple[str, Any]:
+    """One ``{"kind", "item"}`` record, checked; errors name the line and the field."""
+    from ..sanitize.scanner import KINDS
+
+    if not isinstance(record, Mapping):
+        raise ConfigError("each line must be a JSON object", file=source, line=number)
+    kind = record.get("kind")
+    if kind is None:
+        raise ConfigError("missing", file=source, line=number, field="kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(
+            f"unknown kind {kind!r}; expected one of {', '.join(sorted(KINDS))}",
+            file=source,
+            line=number,
+            field="kind",
+        )
+    item = record.get("item")
+    if not isinstance(item, Mapping):
+        raise ConfigError("missing or not an object", file=source, line=number, field="item")
+    return kind, item
 
 
 def scan_pairs(pairs: list[tuple[str, Any]]) -> list[ScanResult]:

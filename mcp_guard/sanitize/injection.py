@@ -54,6 +54,7 @@ _LABELS = {
     "dangerous": "dangerous action",
     "destructive": "destructive action",
     "evasion": "evades checks",
+    "phishing": "asks the user for credentials",
     "sensitive": "sensitive data",
     "transfer": "moves data",
     "external": "external destination",
@@ -74,13 +75,19 @@ _PUSHY = frozenset({"sink", "external", "address", "output_inject", "preempt", "
 _OBJECTS = frozenset({"sensitive", "private", "external", "sink", "output_inject"})
 _TOKEN = re.compile(r"[a-z0-9]+")
 _GREEK_CYRILLIC = re.compile("[\u0370-\u052f]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: Letters (and digits) outside ASCII: words the anchors cannot see. Non-ASCII punctuation and
+#: symbols (dashes, curly quotes, emoji) split tokens exactly like a space, so they need no fallback.
+_NON_ASCII = re.compile(r"[^\W\x00-\x7f]+")
 #: Field texts are joined with this separator; it always ends a sentence, so no unit spans two fields.
 _JOIN = "\n\n"
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n|[。！？]")
+#: Candidate sentence ends for :func:`_sentence_ends` (a plain class: several times faster to scan).
+_END_CHARS = re.compile(r"[.!?\n。！？]")
 _CONTAINER_END = re.compile(r"-->|\)\s*$|</[a-z]+>|\n---|\}|</div>", re.MULTILINE)
 _IDENT_SPLIT = re.compile(r"[_\-.]+|(?<=[a-z])(?=[A-Z])")
-_RUNS = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
+#: Runs start where the alphabet starts: without the look-behind every position inside a short run
+#: is retried (quadratic in the word length); with it, the same matches in one linear pass.
+_RUNS = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}")
 _DECODE_HINTS = (
     "%",
     "rot13",
@@ -195,6 +202,25 @@ def _substring_hits(low: str) -> list[tuple[int, set[str]]]:
 
 
 _WORD_INDEX, _CLAUSES, _SUBSTRINGS = _index_anchors()
+_WORD_SET = frozenset(_WORD_INDEX)
+_HITS_CACHE: dict[frozenset[str], tuple[frozenset[str], bool]] = {}
+_HITS_CACHE_SIZE = 65536
+
+
+def _families_of(hits: frozenset[str]) -> tuple[frozenset[str], bool]:
+    """Families whose every clause part has a word in ``hits``; and whether a role-marker word is there."""
+    bits: dict[int, int] = {}
+    marker = False
+    for word in hits:
+        for cid, bit in _WORD_INDEX[word]:
+            if cid < 0:
+                marker = True
+            else:
+                bits[cid] = bits.get(cid, 0) | bit
+    fams = frozenset(_CLAUSES[cid][0] for cid, mask in bits.items() if mask == _CLAUSES[cid][1])
+    return fams, marker
+
+
 _SUBSTRINGS_BY_FIRST: dict[str, list[tuple[str, set[str]]]] = {}
 for _sub, _fams in _SUBSTRINGS.items():
     _SUBSTRINGS_BY_FIRST.setdefault(_sub[0], []).append((_sub, _fams))
@@ -247,29 +273,32 @@ def _candidate_sentences(low: str, split: bool = True) -> list[tuple[int, int, s
     One pass over ``[a-z0-9]+`` tokens and ``str.find`` for the anchor
     substrings; with ``split=False`` the whole text counts as one sentence.
     """
-    if split:
-        ends = [m.end() for m in _SENTENCE_END.finditer(low)]
-        ends.append(len(low))
-    else:
-        ends = [len(low)]
-    seen: dict[int, dict[int, int]] = {}
-    markers: set[int] = set()
-    index = _WORD_INDEX
-    for m in _TOKEN.finditer(low):
-        entries = index.get(m.group())
-        if entries:
-            sid = bisect.bisect_right(ends, m.start()) if split else 0
-            bits = seen.setdefault(sid, {})
-            for cid, bit in entries:
-                if cid < 0:
-                    markers.add(sid)
-                else:
-                    bits[cid] = bits.get(cid, 0) | bit
+    ends = _sentence_ends(low) if split else [len(low)]
     fams_by_sentence: dict[int, set[str]] = {}
-    for sid, bits in seen.items():
-        fams = {_CLAUSES[cid][0] for cid, mask in bits.items() if mask == _CLAUSES[cid][1]}
-        if fams:
-            fams_by_sentence[sid] = fams
+    markers: set[int] = set()
+    words = _WORD_SET
+    findall = _TOKEN.findall
+    cache = _HITS_CACHE
+    start = 0
+    for sid, end in enumerate(ends):
+        # Tokens never cross a sentence end (it follows punctuation or a newline), so each
+        # sentence's anchor words are one C-level findall and a set intersection away; the
+        # families a set of words completes is memoised (sentences share word sets).
+        hits = words.intersection(findall(low, start, end)) if end > start else None
+        start = end
+        if not hits:
+            continue
+        known = cache.get(hits)
+        if known is None:
+            known = _families_of(hits)
+            if len(cache) >= _HITS_CACHE_SIZE:
+                cache.clear()
+            cache[hits] = known
+        completed, marker = known
+        if completed:
+            fams_by_sentence[sid] = set(completed)
+        if marker:
+            markers.add(sid)
     for at, sub_fams in _substring_hits(low):
         sid = bisect.bisect_right(ends, at) if split else 0
         fams_by_sentence.setdefault(sid, set()).update(sub_fams)
@@ -295,6 +324,18 @@ def _candidate_sentences(low: str, split: bool = True) -> list[tuple[int, int, s
         if fams:
             spans.append((start, end, fams))
     return spans
+
+
+def _sentence_ends(low: str) -> list[int]:
+    """End offsets of the sentences of ``low`` (``_SENTENCE_END`` matches), the last one ``len(low)``."""
+    size = len(low)
+    ends = [
+        e
+        for e in (m.end() for m in _END_CHARS.finditer(low))
+        if low[e - 1] not in ".!?" or (e < size and low[e].isspace())
+    ]
+    ends.append(size)
+    return ends
 
 
 def _all_sentences(low: str) -> list[tuple[int, int, set[str]]]:
@@ -380,10 +421,13 @@ def _score(fams: dict[str, str], field: str, identifier: bool, words: int) -> li
     weak = {f: w for f, w in ((f, _WEIGHTS[f]) for f in fams) if w > 0}
     if "transfer" in weak and not _OBJECTS.intersection(fams):
         del weak["transfer"]  # a verb without anything worth moving means nothing
+    if "phishing" in weak:
+        weak.pop("sensitive", None)  # the credential asked for is part of the phishing match
     if (
         "private" in fams
         and ("access" in fams or "transfer" in fams)
         and (CREDENTIAL_PATH.search(fams["private"]) or _PUSHY.intersection(fams))
+        and not _describes_itself(fams)
     ):
         findings.append(
             Finding(
@@ -410,7 +454,27 @@ def _score(fams: dict[str, str], field: str, identifier: bool, words: int) -> li
         findings.append(Finding(rule, "high", field, f"instruction to the model ({described})"))
     elif "trigger_other" in fams or _hidden_with_content(fams):
         findings.append(Finding(rule, "medium", field, f"possible instruction to the model ({described})"))
+    elif "phishing" in fams:
+        findings.append(
+            Finding(
+                "injection.phishing", "medium", field, f"asks to collect the user's credentials ({described})"
+            )
+        )
     return findings
+
+
+#: Third-person verbs: "reads its config from ~/.kube/config" says what the tool does, it asks nothing.
+_DESCRIPTIVE_ACCESS = frozenset({"reads", "loads", "lists", "prints"})
+
+
+def _describes_itself(fams: dict[str, str]) -> bool:
+    """A private path named in a statement about the tool, with nothing that moves or hides data."""
+    return (
+        fams.get("access") in _DESCRIPTIVE_ACCESS
+        and "transfer" not in fams
+        and not _PUSHY.intersection(fams)
+        and not _STRONG.intersection(fams)
+    )
 
 
 def _decoded_candidates(text: str) -> list[tuple[str, str]]:
@@ -485,11 +549,22 @@ def scan_fields(
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
             if "://" in text:
                 findings.extend(_urls(norm, pointer))
-    if _depth == 0 and (_RUNS.search(raw) or any(h in raw.lower() for h in _DECODE_HINTS)):
+    if _depth == 0 and _may_be_encoded(raw):
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
-            if len(text) >= 24 and (_RUNS.search(text) or any(h in text.lower() for h in _DECODE_HINTS)):
+            if len(text) >= 24 and _may_be_encoded(text):
                 findings.extend(_decoded_findings(pointer, text, norm, gate))
     return _dedupe(findings)
+
+
+def _may_be_encoded(text: str) -> bool:
+    """A run long enough to decode, or a hint that the text is rotated, reversed or percent-encoded.
+
+    A run has no whitespace, so texts whose longest word is short skip the regex (most prose).
+    """
+    if max(map(len, text.split()), default=0) >= 24 and _RUNS.search(text) is not None:
+        return True
+    low = text.lower()
+    return any(hint in low for hint in _DECODE_HINTS)
 
 
 def scan_text(text: str, field: str, *, identifier: bool = False, gate: bool = True) -> list[Finding]:

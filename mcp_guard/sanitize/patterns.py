@@ -39,6 +39,10 @@ FAMILIES: dict[str, tuple[int, str]] = {
         r"|\b(?:previous|prior|earlier|above|original|existing)\s+(?:instructions?|rules|prompts?|guidelines)\s+"
         r"(?:are|is|have\s+been|has\s+been)\s+(?:cancell?ed|void|revoked|obsolete|replaced|overridden|invalid|lifted)"
         r"|\bsystem\s+override\b|\byou\s+are\s+now\s+dan\b"
+        r"|\bforget\s+(?:everything|all|anything)\s+(?:you\s+(?:were|have\s+been)\s+(?:told|given|instructed)|"
+        r"(?:said|written|stated)\s+(?:above|before|earlier)|above|before|prior)"
+        r"|\byour\s+(?:new|real|actual|true)\s+(?:task|role|goal|objective|instructions?|purpose|mission)\s+"
+        r"(?:is|are|now|from\s+now)\b"
         r"|\b(?:ai|assistant|model|llm|chatbot)\s+(?:without|with\s+no)\s+(?:any\s+)?(?:restrictions|rules|limits|"
         r"filters|guidelines|censorship)"
         r"|\bignora\s+(?:todas\s+)?(?:las\s+)?instrucciones\s+(?:anteriores|previas)"
@@ -135,6 +139,8 @@ FAMILIES: dict[str, tuple[int, str]] = {
         r"|\b(?:hi|hello|hey|dear)\s+(?:ai|assistant|agent|model|claude|chatgpt|gpt|copilot|bot)\b"
         r"|\b(?:ai|llm)\s+(?:agents?|assistants?|models?|bots?)\b[^.]{0,40}?\b(?:must|should|needs?\s+to|"
         r"are\s+required\s+to|shall)\b"
+        r"|\bwhen(?:ever)?\s+(?:the|an?|any)\s+(?:ai|assistant|agent|llm|model|language\s+model)s?\s+"
+        r"(?:reads?|sees?|uses?|calls?|processes|receives?|loads?|opens?|gets?)\b(?!\s+(?:this|these)\b)"
         r"|\bif\s+you\s+are\s+an?\s+"
         + _AI
         + r"\b|\bautomated\s+reviewers?\b|\b(?:model|llm|ai|assistant)_only\b"
@@ -158,18 +164,25 @@ FAMILIES: dict[str, tuple[int, str]] = {
         r"\b(?:when(?:ever)?|after|each\s+time|every\s+time|any\s+time)\s+(?:any\s+"
         r"|the\s+|a\s+|an\s+|every\s+)?"
         r"(?!this\b|that\b|current\b|same\b)(?:[a-z][a-z0-9]*(?:[_.][a-zA-Z0-9]+)+"
-        r"|[a-z]+[A-Z]\w+|\w+\s+tool)(?:\s+(?:or|and)\s+[\w.`'-]+)?\s+(?:tool\s+)?"
+        r"|`[\w.-]+`|\w+\s+tool)(?:\s+(?:or|and)\s+[\w.`'-]+)?\s+(?:tool\s+)?"
         r"(?:runs|is\s+(?:used|called|invoked|executed|run)|executes|calls?|gets\s+called)\b"
+        r"|\bwhen(?:ever)?\s+(?:the\s+)?(?:user|model|assistant|agent|ai|llm|you)\s+(?:runs?|calls?|uses?|invokes?|"
+        r"executes?|triggers?)\s+(?:(?:any|every|all)\s+(?:[\w-]+\s+){0,2}?(?:tool|command|function|server|"
+        r"integration)s?\b|(?!this\b)[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+\b)"
         r"|\bwhen(?:ever)?\s+(?:a|an|any|the)\s+[\w-]+\s+tool\s+(?:is\s+available|exists|is\s+present)"
         r"|\b(?:with|using|via|through|in)\s+any\s+\w+\s+tools?\b"
         r"|\bfor\s+(?:every|each|all|any)\s+[\w ]{0,30}?(?:sent|made|written|created|executed|run|posted)\s+"
-        r"(?:through|via|with|using|by)\s+(?:any|the|a|an)\b"
+        r"(?:through|via|with|using|by)\s+(?:any\b|(?:the|a|an)\s+`?[\w.-]+`?\s+(?:tool|server|integration)\b)"
         r"|\bwhen(?:ever)?\s+(?:using|calling|invoking|running)\s+(?:the\s+|any\s+|a\s+)?(?!this\b|that\b)"
         r"(?:[a-z][a-z0-9]*(?:[_.][a-zA-Z0-9]+)+|\w+\s+tool)\b"
         r"|\bthe\s+(?:built-?in\s+|other\s+|original\s+|official\s+"
         r"|native\s+)?[\w.-]+\s+tool\b[^.;]{0,40}?\s+(?:is|are|has\s+been)\s+"
         r"(?:deprecated|broken|disabled|unsafe|insecure|compromised|malicious|logging)"
         r"|\bthe\s+[\w.-]+\s+tool\s+(?:must|should|shall)\s+(?:always|never)"
+        r"|\b(?:never|do\s+not|don'?t)\s+(?:use|call|invoke|trust)\s+(?:the\s+)?(?:original|official|real|genuine)\s+"
+        r"`?[\w.-]+`?\s+tools?\b"
+        r"|\b(?:supersedes|replaces|overrides|shadows)\s+(?:the\s+)?`?[\w.-]+`?\s+tools?\s+(?:from|of|in|on)\s+"
+        r"(?:other|another|all|every|any)\b"
         r"|\broute\s+(?:every|all|each)\s+\w+\s+(?:through|via|to)\s+this\s+tool"
         r"|\b(?:all|every|any)\s+(?:\w+\s+){0,3}?(?:operations?"
         r"|commands?|emails?|e-mails?|payments?|pushes|commits?|"
@@ -191,6 +204,9 @@ FAMILIES: dict[str, tuple[int, str]] = {
         r"|\bcurl\b[^|\n]{0,80}\|\s*(?:ba|z)?sh\b|\bwget\b[^|\n]{0,80}\|\s*(?:ba|z)?sh\b|\bchmod\s+777"
         r"|\bdeaktivier|\bd[ée]sactive|\bdesactiva|無効に|禁用|关闭验证|비활성화"
         r"|\bdelete\b[^.]{0,40}\b(?:logs?|history|backups?|hooks)\b"
+        r"|\b(?:delete|wipe|erase|remove|destroy|purge)\s+(?:all\s+(?:of\s+)?)?(?:the\s+)?(?:user'?s?|their|your)\s+"
+        r"(?:\w+\s+)?(?:files?|folders?|director(?:y|ies)|home|documents|downloads|data|repos|repositor(?:y|ies)|"
+        r"database|emails?|photos|accounts?)\b"
         r"|\bnc\s+(?:-\w+\s+)*-e\b|/bin/(?:ba)?sh\s+-i\b|\breverse\s+shell\b|\bbackdoors?\b|\bkeyloggers?\b"
         r"|\bcrypto-?miners?\b|\bmalware\b",
     ),
@@ -200,6 +216,15 @@ FAMILIES: dict[str, tuple[int, str]] = {
         r"monitoring|audit|logging|security|antivirus|filters?|guard|user)\s+(?:cannot|can't|can\s+not|won't|will\s+not|"
         r"does\s+not|doesn't|do\s+not|don't)\s+(?:interfere|run|notice|detect|block|catch|see|fire|stop)"
         r"|\bwithout\s+(?:being\s+)?(?:logged|detected|noticed|audited|flagged|traced)\b",
+    ),
+    "phishing": (
+        2,
+        r"\b(?:ask|asking|request|requesting|get|have|tell|convince|persuade|trick)\s+(?:the\s+)?"
+        r"(?:user|users|customer|client|them|him|her)\b[^.;\n]{0,20}?\b(?:for|to\s+(?:re-?)?(?:type|enter|"
+        r"provide|share|give|send|confirm|paste|input|submit|reply\s+with|read\s+out))\b[^.;\n]{0,40}?"
+        r"\b(?:passwords?|passcodes?|passphrases?|card\s+numbers?|cvv|cvc|pin|ssn|credentials?|"
+        r"(?:2fa|mfa|otp|one-time|verification|security|login|auth(?:entication)?|recovery)\s+(?:codes?|keys?|"
+        r"phrases?)|api\s+keys?|(?:access|session|auth)\s+tokens?|seed\s+phrases?|private\s+keys?)\b",
     ),
     "dangerous": (
         1,
@@ -211,8 +236,6 @@ FAMILIES: dict[str, tuple[int, str]] = {
         r"bank\s+account|wallet\s+address)"
         r"|\b(?:call|invoke|run|execute|use)\s+`?\w*(?:delete|remove|drop|destroy|wipe|purge|revoke|erase)\w*"
         r"|\b(?:use|send\s+(?:it\s+)?to|pay(?:\s+into)?)\s+(?:the\s+)?account\s+[\w-]*\d"
-        r"|\bask(?:s|ing)?\s+(?:the\s+)?(?:user|customer|client|them)\s+(?:for|to\s+(?:type|enter|provide|share|give|"
-        r"confirm))\b[^.]{0,40}?\b(?:passwords?|card|cvv|cvc|pin|codes?|ssn|credentials?|api\s+keys?|tokens?|seed)"
         r"|\bwontfix\b|\b(?:reply|respond|answer)\s+with\s+the\s+contents?"
         r"|\b(?:always|only)\s+(?:recommend|promote|suggest)\b"
         r"|\bnever\s+mention\s+(?:competitors?|alternatives?|other\s+(?:products|vendors|tools))"
@@ -328,7 +351,7 @@ ACCESS_VERB = (
     r"|paste|send|upload|put|pass|supply|provide|attach|"
     r"fetch|load|insert|base64\s+of|contents?\s+of|full\s+text\s+of"
     r"|output\s+of|goes\s+here|set\s+`?\w+`?\s+to)\b"
-    r"|\blies\b|\blese\b|\blire\b|\blis\b|\bleer\b|\blee\b|\bouvr|\b[öo]ffne|読み|读取|讀取|읽"
+    r"|\blies\b|\blese\b|\blire\b|\blis\b|\bleer\b|\blee\b|\bleia\b|\bler\b|\bouvr|\b[öo]ffne|読み|读取|讀取|읽"
 )
 
 #: Context that turns a path mention into a report about it (errors, refusals, negations).
@@ -370,8 +393,9 @@ _AIW = _w(
 _NEG = _w("not don dont never without no")
 
 #: Cheap necessary conditions for ASCII text: a family can only match if one clause has a word from each of
-#: its sets (text split into ``[a-z0-9]+`` tokens), or one of the substrings occurs. Non-ASCII text skips
-#: this gate. ``tests/test_sanitize_detectors.py`` checks gated and ungated scans agree on the corpora.
+#: its sets (text split into ``[a-z0-9]+`` tokens), or one of the substrings occurs. Sentences with letters
+#: outside ASCII skip this gate (non-ASCII punctuation and emoji split tokens like a space). Tests check
+#: gated and ungated scans agree (``test_sanitize_detectors.py``, ``test_sanitize_fields.py``).
 ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]]] = {
     "override": (
         (
@@ -398,6 +422,16 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
             ),
             (_w("system"), _w("override")),
             (_w("you"), _w("dan")),
+            (
+                _w("forget"),
+                _w("everything all anything"),
+                _w("told given instructed said written stated above before prior"),
+            ),
+            (
+                _w("your"),
+                _w("new real actual true"),
+                _w("task role goal objective instruction instructions purpose mission"),
+            ),
             (
                 _w("without no"),
                 _w("restrictions rules limits filters guidelines censorship"),
@@ -490,6 +524,14 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
             (_w("note important attention instruction instructions message notice reminder"), _AIW),
             (_AIW, _w("must should needs need has required shall")),
             (_w("if"), _w("you"), _AIW),
+            (
+                _w("when whenever"),
+                _AIW,
+                _w(
+                    "read reads see sees use uses call calls processes receive receives "
+                    "load loads open opens get gets"
+                ),
+            ),
             (_w("hi hello hey dear"), _AIW | _w("chatgpt")),
             (_w("automated"), _w("reviewer reviewers")),
             (_w("ki kiassistent ia"),),
@@ -523,6 +565,11 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
         (
             (_w("when whenever after time"), _w("runs used called invoked executed run executes call calls")),
             (_w("when whenever"), _w("using calling invoking running")),
+            (
+                _w("when whenever"),
+                _w("user model assistant agent ai llm you"),
+                _w("run runs call calls use uses invoke invokes execute executes trigger triggers"),
+            ),
             (_w("when whenever"), _w("tool"), _w("available exists present")),
             (
                 _w("every each all any"),
@@ -531,6 +578,17 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
             ),
             (_w("tool"), _w("deprecated broken disabled unsafe insecure compromised malicious logging")),
             (_w("tool"), _w("must should shall"), _w("always never")),
+            (
+                _w("never not don dont"),
+                _w("use call invoke trust"),
+                _w("original official real genuine"),
+                _w("tool tools"),
+            ),
+            (
+                _w("supersedes replaces overrides shadows"),
+                _w("tool tools"),
+                _w("other another all every any"),
+            ),
             (_w("route"), _w("through via to")),
             (_w("any"), _w("tool tools")),
             (
@@ -566,6 +624,14 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
             (_w("chmod"), _w("777")),
             (_w("deaktiviere deaktivieren deaktiviert desactiva desactivar"),),
             (_w("delete"), _w("logs log history backups backup hooks")),
+            (
+                _w("delete wipe erase remove destroy purge"),
+                _w("user users their your"),
+                _w(
+                    "file files folder folders directory directories home documents downloads data repos "
+                    "repository repositories database email emails photos account accounts"
+                ),
+            ),
             (_w("disable deactivate turn bypass skip remove"), _w("two")),
             (_w("nc"), _w("e")),
             (_w("bin"), _w("sh bash")),
@@ -579,6 +645,19 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
         (
             (_w("so"), _w("interfere run notice detect block catch see fire stop")),
             (_w("without"), _w("logged detected noticed audited flagged traced")),
+        ),
+        (),
+    ),
+    "phishing": (
+        (
+            (
+                _w("ask asking request requesting get have tell convince persuade trick"),
+                _w("user users customer client them him her"),
+                _w(
+                    "password passwords passcode passcodes passphrase passphrases card cvv cvc pin ssn "
+                    "credential credentials code codes key keys phrase phrases token tokens"
+                ),
+            ),
         ),
         (),
     ),
@@ -597,14 +676,6 @@ ANCHORS: dict[str, tuple[tuple[tuple[frozenset[str], ...], ...], tuple[str, ...]
             (_w("call invoke run execute use"), _w("delete remove drop destroy wipe purge revoke erase")),
             (_w("reply respond answer"), _w("contents content")),
             (_w("use send pay"), _w("account")),
-            (
-                _w("ask asks asking"),
-                _w("user customer client them"),
-                _w(
-                    "password passwords card cvv cvc pin code codes ssn credential credentials api token "
-                    "tokens seed"
-                ),
-            ),
             (_w("print"), _w("environment")),
         ),
         (),

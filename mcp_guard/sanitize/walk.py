@@ -42,10 +42,12 @@ def text_fields(value: Any) -> list[TextField]:
 
 
 def _walk(value: Any, pointer: str, key: str | None, out: list[TextField]) -> None:
+    # Strings are handled in the loop of their container (no call per leaf), and ``type(...) is``
+    # comes first: JSON parsed by ``json`` is plain dicts, lists and strs, and the ABC
+    # ``isinstance`` checks cost more than the rest of the walk.
     if isinstance(value, str):
-        if key not in _SKIP_VALUES:
-            out.append(TextField(pointer, value, key in _IDENTIFIER_KEYS and " " not in value))
-    elif isinstance(value, Mapping):
+        _text(value, pointer, key, out)
+    elif type(value) is dict or (type(value) is not list and isinstance(value, Mapping)):
         for k, v in value.items():
             if not isinstance(k, str):
                 continue
@@ -54,9 +56,22 @@ def _walk(value: Any, pointer: str, key: str | None, out: list[TextField]) -> No
                 for name in v:
                     if isinstance(name, str):
                         out.append(TextField(f"{child}/{escape(name)}", name, True))
-            if isinstance(v, (str, Mapping, list, tuple)):
+            vt = type(v)
+            if vt is str:
+                if k not in _SKIP_VALUES or " " in v:
+                    out.append(TextField(child, v, k in _IDENTIFIER_KEYS and " " not in v))
+            elif vt is dict or vt is list or isinstance(v, (str, Mapping, list, tuple)):
                 _walk(v, child, k, out)
     elif isinstance(value, (list, tuple)):
         for index, v in enumerate(value):
-            if isinstance(v, (str, Mapping, list, tuple)):
+            vt = type(v)
+            if vt is str:
+                _text(v, f"{pointer}/{index}", key, out)
+            elif vt is dict or vt is list or isinstance(v, (str, Mapping, list, tuple)):
                 _walk(v, f"{pointer}/{index}", key, out)
+
+
+def _text(value: str, pointer: str, key: str | None, out: list[TextField]) -> None:
+    # Plumbing keys hold tokens; the same key holding prose (``structuredContent.data``) is text.
+    if key not in _SKIP_VALUES or " " in value:
+        out.append(TextField(pointer, value, key in _IDENTIFIER_KEYS and " " not in value))
