@@ -531,7 +531,9 @@ class Guard:
         """``server.streamable_http_app(**kwargs)`` with the SDK's own 401/403 refusals audited too."""
         from .integrations.http import AuditHttpRefusals
 
-        return AuditHttpRefusals(server.streamable_http_app(**kwargs), self)
+        app = server.streamable_http_app(**kwargs)
+        app.add_middleware(AuditHttpRefusals, guard=self)
+        return app
 
     async def request_state_security(self, *, audience: str | None = None, ttl: float = 600.0) -> Any:
         """An SDK ``RequestStateSecurity`` whose sealing key every replica shares through the store.

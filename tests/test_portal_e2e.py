@@ -90,6 +90,11 @@ async def test_denied_hidden_unknown_and_poisoned_look_alike(mode: str) -> None:
             assert exc.value.code == errors.ACCESS_DENIED
     denied = [e for e in auditor.events if e.decision == "deny" and e.method == "tools/call"]
     assert ("notes", "delete_note") in [(e.server, e.target) for e in denied]
+    # Withholding the poisoned tool is itself on record, with the finding that caused it.
+    screened = [e for e in auditor.events if e.method == "upstream/screen" and e.server == "weather"]
+    assert screened and screened[0].decision == "deny" and screened[0].result is not None
+    assert screened[0].result.withheld >= 1
+    assert any("weather_alerts" in f.message for f in screened[0].result.findings)
 
 
 async def test_missing_or_forged_credentials_are_refused() -> None:

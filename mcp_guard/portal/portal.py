@@ -19,6 +19,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,9 +33,9 @@ from mcp.shared.exceptions import MCPError
 from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
 from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, ConfigError, GuardUnavailable
 from ..guard import Guard, verdict_action
-from ..integrations.http import check_bind, loopback_security
+from ..integrations.http import AuditHttpRefusals, check_bind, loopback_security
 from ..integrations.server import CURRENT_CALLER, GuardMiddleware
-from ..model import Principal, RequestContext
+from ..model import Finding, Principal, RequestContext, ResultSummary
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
 from .credentials import DEFAULT_KEY_FILE, KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key
@@ -354,15 +355,24 @@ class Portal:
         guard = self.guard
         policy = guard.sanitize_policy(upstream.name)
         out: dict[str, list[dict[str, Any]]] = {}
+        findings: list[Finding] = []
+        total = withheld = 0
         for kind, key in LIST_KEYS.items():
             items = list(upstream.lists.get(kind, []))
+            total += len(items)
             if items:
-                data, _ = await guard.screen_pins(upstream.name, kind, {key: items}, key)
+                data, pin_notes = await guard.screen_pins(upstream.name, kind, {key: items}, key)
+                findings.extend(pin_notes)
+                withheld += len(items) - len(data.get(key, []))
                 items = [i for i in data.get(key, []) if isinstance(i, dict)]
             kept: list[dict[str, Any]] = []
             for item in items:
                 if guard.sanitizers:
                     scanned = guard.scan_item(kind, item)
+                    findings.extend(
+                        replace(f, message=f"{kind} {item_key(kind, item)!r}: {f.message}")
+                        for f in scanned.findings
+                    )
                     action = verdict_action(policy, scanned)
                     if action == "rewrite":
                         item = scanned.item
@@ -374,9 +384,23 @@ class Portal:
                             item_key(kind, item),
                             "; ".join(f"{f.rule} at {f.field}" for f in scanned.findings),
                         )
+                        withheld += 1
                         continue
                 kept.append(item)
             out[kind] = kept
+        if findings:
+            # One record per screening that found anything: what was withheld or flagged, and why.
+            guard.record_nowait(
+                guard.event(
+                    "upstream/screen",
+                    "deny" if withheld else "allow",
+                    principal=None,
+                    reasons=(f"{withheld} of {total} item(s) withheld",),
+                    result=ResultSummary(items=total - withheld, withheld=withheld, findings=tuple(findings)),
+                    kind="sanitize",
+                    server=upstream.name,
+                )
+            )
         return out
 
     async def _announce(self, kinds: Sequence[str]) -> None:
@@ -818,6 +842,7 @@ class Portal:
                 yield
 
         app.router.lifespan_context = lifespan
+        app.add_middleware(AuditHttpRefusals, guard=self.guard)  # the SDK's own 401/403s are audited too
         return app
 
     async def serve(self, host: str | None = None, port: int | None = None, **app_kwargs: Any) -> None:
