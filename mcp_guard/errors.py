@@ -34,9 +34,7 @@ class GuardError(Exception):
     code: int = ACCESS_DENIED
     public_message: str = "Access denied"
 
-    def __init__(
-        self, reason: str = "", *, data: dict[str, Any] | None = None, decision: Any = None
-    ) -> None:
+    def __init__(self, reason: str = "", *, data: dict[str, Any] | None = None, decision: Any = None) -> None:
         super().__init__(reason or self.public_message)
         self.reason = reason or self.public_message
         self.data = data

@@ -292,9 +292,11 @@ class Guard:
             raise GuardUnavailable(f"malformed {key} list result")
         scan = self.inspect_lists if inspect_items is None else inspect_items
         policy = self.sanitize_policy(server) if scan and self.sanitizers else None
+        # Look-alike names are judged against the whole list the server sent, hidden items included.
+        list_level = self.list_findings(kind, items) if policy is not None else {}
         kept: list[Any] = []
         findings: list[Finding] = []
-        for item in items:
+        for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 continue
             name = item_name(kind, item)
@@ -302,6 +304,9 @@ class Guard:
                 continue
             if policy is not None:
                 scanned = self.scan_item(kind, item)
+                extra = list_level.get(index)
+                if extra:
+                    scanned = ScanResult((*scanned.findings, *extra), scanned.item)
                 findings.extend(scanned.findings)
                 action = verdict_action(policy, scanned)
                 if action == "withhold":
@@ -357,6 +362,21 @@ class Guard:
             )
         out[key] = list(items) if policy.shadow else list(check.allowed)
         return out, notes
+
+    def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
+        """Findings about items in relation to each other (``list_findings`` of each sanitizer)."""
+        merged: dict[int, tuple[Finding, ...]] = {}
+        for sanitizer in self.sanitizers:
+            fn = getattr(sanitizer, "list_findings", None)
+            if not callable(fn):
+                continue
+            try:
+                found = fn(kind, items)
+            except Exception as exc:
+                raise GuardUnavailable(f"sanitizer {type(sanitizer).__name__} failed: {exc!r}") from exc
+            for index, extra in found.items():
+                merged[index] = (*merged.get(index, ()), *extra)
+        return merged
 
     def scan_item(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
         """Run every sanitizer over one item, memoised by content hash."""

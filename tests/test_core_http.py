@@ -101,7 +101,9 @@ async def test_missing_and_bad_tokens_get_401_with_metadata() -> None:
             assert "resource_metadata=" in r.headers["www-authenticate"]
             r = await http.post(url + "/mcp", json=body, headers={**hdrs, "Authorization": "Bearer forged"})
             assert r.status_code == 401
-            r = await http.post(url + "/mcp", json=body, headers={**hdrs, "Authorization": "Bearer tok-carol"})
+            r = await http.post(
+                url + "/mcp", json=body, headers={**hdrs, "Authorization": "Bearer tok-carol"}
+            )
             assert r.status_code == 403 and "insufficient_scope" in r.headers["www-authenticate"]
             meta = await http.get(url + "/.well-known/oauth-protected-resource/mcp")
             assert meta.status_code == 200 and meta.json()["resource"].startswith(url)

@@ -35,7 +35,7 @@ from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, ConfigError
 from ..guard import Guard, verdict_action
 from ..integrations.http import AuditHttpRefusals, check_bind, loopback_security
 from ..integrations.server import CURRENT_CALLER, GuardMiddleware
-from ..model import Finding, Principal, RequestContext, ResultSummary
+from ..model import Finding, Principal, RequestContext, ResultSummary, ScanResult
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
 from .credentials import DEFAULT_KEY_FILE, KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key
@@ -366,9 +366,12 @@ class Portal:
                 withheld += len(items) - len(data.get(key, []))
                 items = [i for i in data.get(key, []) if isinstance(i, dict)]
             kept: list[dict[str, Any]] = []
-            for item in items:
+            list_level = guard.list_findings(kind, items) if guard.sanitizers else {}
+            for index, item in enumerate(items):
                 if guard.sanitizers:
                     scanned = guard.scan_item(kind, item)
+                    if index in list_level:
+                        scanned = ScanResult((*scanned.findings, *list_level[index]), scanned.item)
                     findings.extend(
                         replace(f, message=f"{kind} {item_key(kind, item)!r}: {f.message}")
                         for f in scanned.findings

@@ -51,6 +51,16 @@ class CompositeSanitizer:
                 rewritten = True
         return ScanResult(tuple(findings), current if rewritten else None)
 
+    def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
+        """List-level findings of every member that has them (see ``DefaultSanitizer.list_findings``)."""
+        merged: dict[int, tuple[Finding, ...]] = {}
+        for sanitizer in self.sanitizers:
+            fn = getattr(sanitizer, "list_findings", None)
+            if callable(fn):
+                for index, found in fn(kind, items).items():
+                    merged[index] = (*merged.get(index, ()), *found)
+        return merged
+
     def scan_items(self, kind: str, items: Sequence[Mapping[str, Any]]) -> list[ScanResult]:
         """Per-list scanning for members that support it (name collisions), item by item for the rest."""
         per_sanitizer: list[list[ScanResult]] = []

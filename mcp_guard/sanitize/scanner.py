@@ -87,15 +87,25 @@ class DefaultSanitizer:
         ):
             return list(hit[2])
         results = [self.scan(kind, item) for item in items]
-        if kind in _NAMED_KINDS and len(items) > 1:
-            names = [item.get("name") if isinstance(item, Mapping) else None for item in items]
-            for index, finding in check_collisions(n if isinstance(n, str) else None for n in names).items():
-                old = results[index]
-                results[index] = ScanResult((*old.findings, finding), old.item)
+        for index, extra in self.list_findings(kind, items).items():
+            old = results[index]
+            results[index] = ScanResult((*old.findings, *extra), old.item)
         self._lists[ident] = (items, tuple(items), results)
         if len(self._lists) > 64:
             self._lists.popitem(last=False)
         return list(results)
+
+    def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
+        """Findings that only the whole list shows: names that imitate another item's name.
+
+        Callers that cache per-item scans (the guard) add these to their
+        cached results instead of rescanning every item.
+        """
+        if kind not in _NAMED_KINDS or len(items) < 2:
+            return {}
+        names = [item.get("name") if isinstance(item, Mapping) else None for item in items]
+        found = check_collisions(n if isinstance(n, str) else None for n in names)
+        return {index: (finding,) for index, finding in found.items()}
 
     def _scan_uncached(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
         try:
