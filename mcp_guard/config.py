@@ -66,6 +66,12 @@ class UpstreamSection(_Strict):
     prefix: str | None = None
     timeout: float = Field(30.0, gt=0)
     tenant: str | None = None
+    #: ``subject`` / ``tenant``: serve this upstream only with the caller's own stored secrets
+    #: (``mcp-guard servers credentials set``), never with a shared connection.
+    credentials: Literal["shared", "subject", "tenant"] = "shared"
+    #: Give each caller a private upstream session so the upstream can call back
+    #: (sampling, elicitation, roots) to exactly that caller.
+    callbacks: bool = False
 
     @model_validator(mode="after")
     def _one_transport(self) -> UpstreamSection:
@@ -78,6 +84,21 @@ class UpstreamSection(_Strict):
     @property
     def effective_prefix(self) -> str:
         return f"{self.name}__" if self.prefix is None else self.prefix
+
+
+class PortalSection(_Strict):
+    """``[portal]``: settings of ``mcp-guard serve`` beyond ``[listen]`` and ``[[servers]]``."""
+
+    #: AES-256 key file sealing per-user upstream credentials (created by
+    #: ``mcp-guard servers credentials set``); ``MCP_GUARD_SECRETS_KEY`` overrides it.
+    secrets_key_file: str = ".mcp-guard/secrets.key"
+    #: Ed25519 key file signing every request to URL upstreams (lockdown); unset = no lockdown.
+    lockdown_key_file: str | None = None
+    #: Hosts URL upstreams registered at run time may point at (SSRF guard).
+    allowed_upstream_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
+    page_size: int = Field(100, ge=1)
+    #: Seconds an idle per-user upstream session (a stdio process) is kept.
+    private_idle: float = Field(300.0, gt=0)
 
 
 class SanitizeSection(SanitizePolicy):
@@ -114,6 +135,7 @@ class GuardConfig(_Strict):
     listen: ListenSection = Field(default_factory=lambda: ListenSection())
     servers: list[UpstreamSection] = Field(default_factory=list)
     sanitize: SanitizeSection = Field(default_factory=lambda: SanitizeSection())
+    portal: PortalSection = Field(default_factory=lambda: PortalSection())
 
     #: Directory relative paths resolve against (set by :func:`load_config`).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -176,6 +198,7 @@ __all__ = [
     "GuardConfig",
     "GuardSection",
     "ListenSection",
+    "PortalSection",
     "SanitizeSection",
     "UpstreamSection",
     "build_guard",

@@ -230,3 +230,37 @@ def test_cli_sets_lists_and_deletes_credentials(tmp_path: Path, capsys: pytest.C
         assert main([*base, "delete", "gh", "--subject", "alice", "--state", state]) == 1
     finally:
         del os.environ["MCP_GUARD_SECRETS_KEY"]
+
+
+async def test_declared_scope_refuses_callers_before_any_secret_is_stored() -> None:
+    """`credentials = "subject"` in the config: no shared fallback even while the store is empty."""
+    broker = CredentialBroker(MemoryStore(), SecretBox(KEY), declared={"whoami": "subject"})
+    assert await broker.scope("whoami") == "subject"
+    with pytest.raises(ConfigError):
+        await broker.set("whoami", "tenant", "acme", env={"SERVICE_TOKEN": "x"})
+    portal = Portal(guard(), [whoami_stdio(credentials="subject")], credentials=broker)
+    with portal_http(portal) as url:
+        async with client(url, "tok-alice") as c:
+            with pytest.raises(MCPError) as exc:
+                await c.call_tool("whoami__whoami", {})
+        assert "no upstream credentials" in exc.value.error.message
+        await broker.set("whoami", "subject", "alice", env={"SERVICE_TOKEN": "svc-alice"})
+        broker._forget("whoami")
+        assert (await whoami(url, "tok-alice"))["service_token"] == "svc-alice"
+
+
+def test_portal_settings_come_from_the_config(tmp_path: Path) -> None:
+    from mcp_guard.config import load_config
+
+    (tmp_path / "guard.toml").write_text(
+        "[guard]\nstate = 'memory://'\naudit = ['logging://']\n\n"
+        "[portal]\nlockdown_key_file = 'keys/lockdown.pem'\npage_size = 7\n\n"
+        "[listen]\ntls_certfile = 'tls/cert.pem'\ntls_keyfile = 'tls/key.pem'\n\n"
+        "[[servers]]\nname = 'whoami'\ncommand = 'python'\ncredentials = 'tenant'\ncallbacks = true\n"
+    )
+    config = load_config(tmp_path / "guard.toml")
+    portal = Portal.from_guard_config(config)
+    assert portal.page_size == 7 and portal.callbacks == frozenset({"whoami"})
+    assert portal.lockdown is not None and (tmp_path / "keys" / "lockdown.pem").is_file()
+    assert portal.listen.tls_certfile == str(tmp_path / "tls" / "cert.pem")
+    assert portal.credentials is not None and portal.credentials.declared == {"whoami": "tenant"}

@@ -48,9 +48,12 @@ def _run(args: argparse.Namespace, body: Callable[[Registry, GuardConfig | None]
 
 
 def _broker(args: argparse.Namespace, registry: Registry, config: GuardConfig | None) -> CredentialBroker:
-    base = config.base_dir if config is not None else Path.cwd()
-    path = args.secrets_key or base / DEFAULT_KEY_FILE
-    return CredentialBroker(registry.store, SecretBox(load_key(path)), cache_ttl=0)
+    if config is None:
+        path = args.secrets_key or Path.cwd() / DEFAULT_KEY_FILE
+        return CredentialBroker(registry.store, SecretBox(load_key(path)), cache_ttl=0)
+    path = args.secrets_key or config.resolve(config.portal.secrets_key_file)
+    declared = {s.name: s.credentials for s in config.servers if s.credentials != "shared"}
+    return CredentialBroker(registry.store, SecretBox(load_key(path)), cache_ttl=0, declared=declared)
 
 
 def _owner(args: argparse.Namespace) -> tuple[Scope, str]:

@@ -150,10 +150,20 @@ class CredentialBroker:
     credentials, and refuses their calls instead of falling back to shared ones.
     """
 
-    def __init__(self, store: StateStore, box: SecretBox | None, *, cache_ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        box: SecretBox | None,
+        *,
+        cache_ttl: float = 5.0,
+        declared: Mapping[str, Scope] | None = None,
+    ) -> None:
         self.store = store
         self.box = box
         self.cache_ttl = cache_ttl
+        #: Scopes the config declares (``[[servers]] credentials = ...``): such an upstream is
+        #: per-user before any secret is stored, so a caller without one is refused from the start.
+        self.declared = dict(declared or {})
         self._cache: dict[tuple[str, str, str], tuple[float, UpstreamCredentials | None]] = {}
         self._modes: dict[str, tuple[float, Scope | None]] = {}
 
@@ -174,6 +184,13 @@ class CredentialBroker:
             if text not in SCOPES:
                 raise GuardUnavailable(f"credential scope of {server!r} is unreadable")
             mode = text
+        declared = self.declared.get(server)
+        if declared is not None:
+            if mode is not None and mode != declared:
+                raise GuardUnavailable(
+                    f"credentials of {server!r} are stored per {mode} but the config declares {declared}"
+                )
+            mode = declared
         self._modes[server] = (now, mode)
         return mode
 
@@ -194,13 +211,16 @@ class CredentialBroker:
         body = {"env": _check_names(env or {}, "env"), "headers": _check_names(headers or {}, "header")}
         if not body["env"] and not body["headers"]:
             raise ConfigError("give at least one --env or --header value", field="credentials")
+        declared = self.declared.get(server)
+        if declared is not None and declared != scope:
+            raise ConfigError(f"the config keeps credentials of {server!r} per {declared}", field="scope")
         current = await self.scope(server)
         if current is not None and current != scope:
             raise ConfigError(
                 f"credentials of {server!r} are kept per {current}; delete them all to switch to {scope}",
                 field="scope",
             )
-        if current is None:
+        if await self.store.get(_MODE_KEY + server) is None:
             await self.store.set(_MODE_KEY + server, scope.encode())
         sealed = self._box().seal(json.dumps(body, sort_keys=True).encode(), self._aad(server, scope, owner))
         await self.store.set(f"{_VALUE_KEY}{server}:{scope}:{owner}", sealed)

@@ -38,7 +38,7 @@ from ..integrations.server import CURRENT_CALLER, GuardMiddleware
 from ..model import Finding, Principal, RequestContext, ResultSummary, ScanResult
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
-from .credentials import DEFAULT_KEY_FILE, KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key
+from .credentials import KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key
 from .lockdown import PortalSigner
 from .registry import Registry
 from .rounds import RoundLink, Rounds
@@ -185,22 +185,39 @@ class Portal:
         portal_kw = {k: overrides.pop(k) for k in list(overrides) if k in _PORTAL_KW}
         guard: Guard = build_guard(config, **overrides)
         servers = [resolve_spec(config, s) for s in config.servers]
+        settings = config.portal
         registry = portal_kw.pop("registry", None)
         if registry is None and guard.store is not None:
             registry = Registry(guard.store)
+        declared = {s.name: s.credentials for s in config.servers if s.credentials != "shared"}
         if "credentials" not in portal_kw and guard.store is not None:
-            key_file = Path(secrets_key) if secrets_key is not None else config.base_dir / DEFAULT_KEY_FILE
+            key_file = Path(secrets_key) if secrets_key is not None else config.resolve(settings.secrets_key_file)
             box = None
             if os.environ.get(KEY_ENV) or key_file.exists():
                 box = SecretBox(load_key(key_file, create=False))
-            portal_kw["credentials"] = CredentialBroker(guard.store, box)
-        if lockdown_key is not None and "lockdown" not in portal_kw:
-            portal_kw["lockdown"] = PortalSigner.from_file(config.resolve(str(lockdown_key)))
+            portal_kw["credentials"] = CredentialBroker(guard.store, box, declared=declared)
+        elif declared and "credentials" not in portal_kw:
+            raise ConfigError(
+                "per-user upstream credentials need a state store", field="servers.credentials"
+            )
+        lockdown_file = lockdown_key if lockdown_key is not None else settings.lockdown_key_file
+        if lockdown_file is not None and "lockdown" not in portal_kw:
+            portal_kw["lockdown"] = PortalSigner.from_file(config.resolve(str(lockdown_file)))
+        portal_kw.setdefault("callbacks", [s.name for s in config.servers if s.callbacks])
+        portal_kw.setdefault("allowed_upstream_hosts", settings.allowed_upstream_hosts)
+        portal_kw.setdefault("page_size", settings.page_size)
+        portal_kw.setdefault("private_idle", settings.private_idle)
+        listen = config.listen
+        tls = {
+            k: str(config.resolve(v))
+            for k, v in (("tls_certfile", listen.tls_certfile), ("tls_keyfile", listen.tls_keyfile))
+            if v
+        }
         return cls(
             guard,
             servers,
             name=config.guard.server or "mcp-guard-portal",
-            listen=config.listen,
+            listen=listen.model_copy(update=tls) if tls else listen,
             registry=registry,
             **portal_kw,
         )
