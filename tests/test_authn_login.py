@@ -208,6 +208,49 @@ async def test_distributed_guessing_locks_account_only_briefly(
     await service.login("alice", PASSWORD, code(clock), source="198.51.100.1")
 
 
+async def test_known_source_is_never_locked_out_by_a_distributed_attack(
+    world: tuple[LoginService, MemoryStore, Recorder, list[float]],
+) -> None:
+    service, _, auditor, clock = world
+    await service.login("alice", PASSWORD, code(clock), source="198.51.100.1")  # the user's usual address
+    clock[0] += 30
+    for i in range(8):  # account_max_failures, each from a different address
+        with pytest.raises(AuthenticationError):
+            await service.login("alice", "distributed guess", "123456", source=f"192.0.2.{i}")
+    # A new address is slowed down (and the refusal audited) ...
+    with pytest.raises(RateLimited):
+        await service.login("alice", PASSWORD, code(clock), source="203.0.113.50")
+    assert auditor.events[-1].reasons[0] == "login locked (acct)"
+    # ... the address the user logged in from before is not.
+    assert await service.lockout.known_source("alice", "198.51.100.1")
+    await service.login("alice", PASSWORD, code(clock), source="198.51.100.1")
+    # Its own tight counter still applies: a guesser sharing that address is locked as usual.
+    for _ in range(3):
+        with pytest.raises(AuthenticationError):
+            await service.login("alice", "bad guess number 9", "123456", source="198.51.100.1")
+    with pytest.raises(RateLimited):
+        await service.login("alice", PASSWORD, code(clock, 1), source="198.51.100.1")
+
+
+def test_unknown_users_are_checked_against_a_hash_of_the_users_scheme(tmp_path: Path) -> None:
+    users = UsersFile(tmp_path / "users.json")
+    users.put(User("alice", hash_password(PASSWORD, "scrypt"), SECRET))
+    service = LoginService(users, TokenIssuer(tmp_path / "keys"), Lockout(MemoryStore()), MemoryStore())
+    assert service._dummy().startswith("$scrypt$")
+    argon = tmp_path / "argon.json"
+    UsersFile(argon).put(User("bob", hash_password(PASSWORD, "argon2id"), SECRET))
+    service = LoginService(UsersFile(argon), service.issuer, Lockout(MemoryStore()), MemoryStore())
+    assert service._dummy().startswith("$argon2id$")
+    empty = LoginService(
+        UsersFile(tmp_path / "none.json"),
+        service.issuer,
+        Lockout(MemoryStore()),
+        MemoryStore(),
+        hash_scheme="scrypt",
+    )
+    assert empty._dummy().startswith("$scrypt$")  # no users yet: the configured scheme
+
+
 async def test_unlock_clears_locks(world: tuple[LoginService, MemoryStore, Recorder, list[float]]) -> None:
     service, _, _, clock = world
     for _ in range(3):

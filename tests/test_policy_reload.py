@@ -109,3 +109,27 @@ def test_decisions_stay_consistent_while_reloading(tmp_path: Path) -> None:
     for w in workers:
         w.join()
     assert problems == []
+
+
+def test_reloads_are_audited_and_earlier_callbacks_still_run(tmp_path: Path) -> None:
+    from mcp_guard.policy import audit_reloads
+
+    from .test_authn_jwt import Recorder
+
+    path = tmp_path / "policy.toml"
+    path.write_text(ALLOW_A)
+    errors: list[PolicyError] = []
+    auditor = Recorder()
+    p = audit_reloads(ReloadingPolicy(path, on_error=errors.append), auditor)
+    rewrite(path, ALLOW_A.replace("tools =", "tool ="))
+    assert p.reload() is False
+    assert allowed(p, "a")  # the old policy stays in force
+    (event,) = auditor.events
+    assert event.event == "lifecycle" and event.method == "policy/reload" and event.decision == "error"
+    assert "previous policy stays in force" in event.reasons[0]
+    assert "policy.toml:4" in event.reasons[0] and "rules[0].tool" in event.reasons[0]
+    assert len(errors) == 1  # the callback given first still ran
+    rewrite(path, ALLOW_B)
+    assert p.reload() is True
+    assert auditor.events[-1].decision == "allow"
+    assert "1 rules" in auditor.events[-1].reasons[0] and allowed(p, "b")

@@ -201,6 +201,7 @@ class LockoutConfig(_Model):
     base_lock: Duration = 30.0
     max_lock: Duration = 3600.0
     account_max_lock: Duration = 300.0
+    known_source_memory: Duration = 30 * 86400.0
 
 
 class PasswordsConfig(_Model):
@@ -382,6 +383,7 @@ def build_login_service(
         store,
         require_totp=p.require_totp,
         auditor=auditor,
+        hash_scheme=p.hash,
     )
 
 

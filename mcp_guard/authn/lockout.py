@@ -11,7 +11,11 @@ Three counters, each over a sliding ``window``:
   distributed attack on one account, but its lock is capped at
   ``account_max_lock`` (minutes, not hours) so an attacker elsewhere cannot keep
   the real user out for long - the user's own address is never in the tight
-  counters the attacker fills.
+  counters the attacker fills;
+* and an address the account logged in from successfully (within
+  ``known_source_memory``) is exempt from the account-wide lock altogether: a
+  distributed attack can slow down logins from new places, never the user's
+  usual ones. Its own pair and source counters still apply.
 
 Checked before the password is verified, so a locked attempt costs no hashing.
 """
@@ -39,6 +43,8 @@ class LockoutPolicy:
     account_max_lock: float = 300.0
     #: how long a scope's strike count (which drives the back-off) is remembered
     strike_memory: float = 86400.0
+    #: how long a successful login exempts its source address from the account-wide lock
+    known_source_memory: float = 30 * 86400.0
 
 
 class Lockout:
@@ -65,8 +71,14 @@ class Lockout:
     async def check(self, account: str, source: str | None) -> None:
         """Raise :class:`RateLimited` (with retry-after) when any scope is locked."""
         now = self._clock()
+        known: bool | None = None
         for scope, _, _ in self._scopes(account, source):
             raw = await self.store.get(_P + "until:" + scope)
+            if raw is not None and scope.startswith("acct:"):
+                if known is None:
+                    known = await self.known_source(account, source)
+                if known:
+                    continue
             if raw is not None:
                 until = float(raw)
                 if until > now:
@@ -86,8 +98,19 @@ class Lockout:
                 await self.store.sadd(_P + "pairs:" + account, scope)
 
     async def success(self, account: str, source: str | None) -> None:
-        """A correct login clears the pair's failure count (not its strikes, not other scopes)."""
+        """A correct login clears the pair's failure count (not its strikes, not other scopes)
+        and remembers the source as one this account uses."""
         await self.store.delete(_P + "fail:" + self._scopes(account, source)[0][0])
+        if source is not None and self.policy.known_source_memory > 0:
+            await self.store.set(
+                _P + "known:" + f"{account}|{source}", b"1", ttl=self.policy.known_source_memory
+            )
+
+    async def known_source(self, account: str, source: str | None) -> bool:
+        """Whether ``account`` logged in successfully from ``source`` recently."""
+        if source is None:
+            return False
+        return await self.store.get(_P + "known:" + f"{account}|{source}") is not None
 
     async def unlock(self, account: str | None = None, source: str | None = None) -> list[str]:
         """Admin action: clear locks, counters and back-off of an account and/or a source address."""

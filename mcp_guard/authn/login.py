@@ -1,7 +1,8 @@
 """Password + TOTP login that ends in a short-lived token from our issuer.
 
 Every failure looks the same to the caller (one message, similar time): an
-unknown user is checked against a dummy hash, and the TOTP code is checked even
+unknown user is checked against a dummy hash of the same scheme the users file
+uses (argon2id and scrypt cost differently), and the TOTP code is checked even
 when the password was wrong. Lockout is consulted first and fed on failure.
 """
 
@@ -19,7 +20,7 @@ from ..protocols import Auditor, StateStore
 from . import totp
 from .issuer import IssuedToken, TokenIssuer
 from .lockout import Lockout
-from .passwords import hash_password, verify_password
+from .passwords import SCRYPT_PREFIX, argon2_available, hash_password, verify_password
 from .users import UsersFile
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class LoginService:
         *,
         require_totp: bool = True,
         auditor: Auditor | None = None,
+        hash_scheme: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.users = users
@@ -52,14 +54,33 @@ class LoginService:
         self.require_totp = require_totp
         self.auditor = auditor
         self._clock = clock
-        self._dummy_hash: str | None = None
+        self.hash_scheme = hash_scheme
+        self._dummy_hashes: dict[str, str] = {}
         self._limiter: anyio.CapacityLimiter | None = None
         self._dummy_secret = totp.new_secret()
 
     def _dummy(self) -> str:
-        if self._dummy_hash is None:
-            self._dummy_hash = hash_password("not a real password, only for timing")
-        return self._dummy_hash
+        """A hash nobody's password matches, of the scheme real users' hashes have."""
+        scheme = self._scheme()
+        dummy = self._dummy_hashes.get(scheme)
+        if dummy is None:
+            dummy = hash_password("not a real password, only for timing", scheme)
+            self._dummy_hashes[scheme] = dummy
+        return dummy
+
+    def _scheme(self) -> str:
+        counts = {"argon2id": 0, "scrypt": 0}
+        for user in self.users.all():
+            if user.password_hash.startswith("$argon2"):
+                counts["argon2id"] += 1
+            elif user.password_hash.startswith(SCRYPT_PREFIX):
+                counts["scrypt"] += 1
+        if counts["argon2id"] != counts["scrypt"]:
+            best = max(counts, key=lambda k: counts[k])
+            return best if best == "scrypt" or argon2_available() else "scrypt"
+        if self.hash_scheme is not None:
+            return self.hash_scheme
+        return "argon2id" if argon2_available() else "scrypt"
 
     async def login(
         self, username: str, password: str, code: str | None = None, *, source: str | None = None

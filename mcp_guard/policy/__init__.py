@@ -11,7 +11,7 @@ from .chain import AllowListPolicy, ChainedPolicy
 from .conditions import BUILTIN_FUNCTIONS, ENTRY_POINT_GROUP, condition_functions
 from .engine import CompiledPolicy, Explanation, Rule, RuleTrace
 from .loader import load_policy, load_policy_text, policy_from_dict
-from .reloading import ReloadingPolicy
+from .reloading import ReloadingPolicy, audit_reloads
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
@@ -23,6 +23,7 @@ __all__ = [
     "ReloadingPolicy",
     "Rule",
     "RuleTrace",
+    "audit_reloads",
     "condition_functions",
     "load_policy",
     "load_policy_text",

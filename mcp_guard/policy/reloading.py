@@ -14,14 +14,15 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import PolicyError
-from ..model import AccessRequest, Decision, LimitSpec, Principal
+from ..model import AccessRequest, AuditEvent, Decision, LimitSpec, Principal
+from ..protocols import Auditor
 from .engine import CompiledPolicy, Explanation
 from .loader import load_policy
 
-__all__ = ["ReloadingPolicy"]
+__all__ = ["ReloadingPolicy", "audit_reloads"]
 
 log = logging.getLogger(__name__)
 
@@ -156,3 +157,29 @@ class ReloadingPolicy:
 
     def explain(self, principal: Principal, request: AccessRequest) -> Explanation:
         return self.current.explain(principal, request)
+
+
+def audit_reloads(policy: ReloadingPolicy, auditor: Auditor) -> ReloadingPolicy:
+    """Record every reload in ``auditor``: a ``lifecycle`` event ``policy/reload``, ``allow`` when
+    a new policy took over, ``error`` (with the file, line and field) when it was refused and the
+    old policy stays in force. Callbacks already set are kept and still called."""
+    previous_error, previous_reload = policy.on_error, policy.on_reload
+
+    def record(decision: Literal["allow", "error"], reasons: tuple[str, ...]) -> None:
+        auditor.record(
+            AuditEvent(method="policy/reload", decision=decision, event="lifecycle", reasons=reasons)
+        )
+
+    def on_error(exc: PolicyError) -> None:
+        record("error", (f"policy reload refused, the previous policy stays in force: {exc}",))
+        if previous_error is not None:
+            previous_error(exc)
+
+    def on_reload(new: CompiledPolicy) -> None:
+        record("allow", (f"policy reloaded: {len(new.rules)} rules from {', '.join(new.sources)}",))
+        if previous_reload is not None:
+            previous_reload(new)
+
+    policy.on_error = on_error
+    policy.on_reload = on_reload
+    return policy
