@@ -24,7 +24,7 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
     from .audit.config import AuditSettings
     from .authn import build_authentication
     from .authn.config import AuthnSettings
-    from .policy import load_policy
+    from .policy import audit_reloads, load_policy
     from .policy.reloading import ReloadingPolicy
     from .ratelimit import RateLimiter
     from .sanitize import DefaultSanitizer
@@ -70,6 +70,8 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
     kwargs.update(overrides)
     guard = Guard(**kwargs)
     if isinstance(policy, ReloadingPolicy):
+        if guard.auditor is not None:
+            audit_reloads(policy, guard.auditor)  # a refused reload is on record, not only in a log
         policy.start()
         guard.on_close(policy.stop)
     return guard

@@ -180,3 +180,81 @@ async def _scenario(base: str, store: MemoryStore, auditor: Recorder) -> None:
     async with Client(streamable_http_client(f"{base}/mcp", http_client=http_client)) as client:
         result = await client.call_tool("whoami", {})
         assert result.content[0].text == "alice"  # type: ignore[union-attr]
+
+
+async def test_guard_verifier_with_oauth_settings_audits_every_sdk_refusal() -> None:
+    """The guard's own adapter, ``[authn.oauth]`` through ``auth_settings`` and the refusal audit."""
+    from mcp_guard import Guard
+    from mcp_guard.authn.config import OAuthConfig
+    from mcp_guard.authn.oauth import auth_settings
+
+    store = MemoryStore()
+    auditor = Recorder()
+    chain = build_authentication(AuthnSettings(), store, Path("."))
+    guard = Guard(resolver=chain, auditor=auditor, server="notes")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    oauth = OAuthConfig(
+        issuer_url="https://idp.example", resource_server_url=f"{base}/mcp", required_scopes=["mcp"]
+    )
+    server = MCPServer("notes", token_verifier=guard.token_verifier(), auth=auth_settings(oauth))
+
+    @server.tool()
+    def whoami() -> str:
+        token = get_access_token()
+        return token.subject if token and token.subject else "?"
+
+    app = guard.http_app(server)
+    web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    good, _ = await create_api_key(store, "alice", scopes=["mcp"])
+    weak, _ = await create_api_key(store, "bot", scopes=["other"])
+    headers = {"Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(web.serve, [sock])
+        with anyio.fail_after(10):
+            while not web.started:
+                await anyio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=base) as http:
+            none = await http.post("/mcp", json=init, headers=headers)
+            assert none.status_code == 401 and "resource_metadata=" in none.headers["www-authenticate"]
+            assert auditor.events[-1].event == "authn"
+            assert auditor.events[-1].reasons[0] == "no credential presented (HTTP 401)"
+            assert auditor.events[-1].source_ip == "127.0.0.1"
+
+            count = len(auditor.events)
+            forged = await http.post(
+                "/mcp", json=init, headers={**headers, "Authorization": "Bearer mcpg_x_y"}
+            )
+            assert forged.status_code == 401
+            assert len(auditor.events) == count + 1  # recorded once, by the verifier
+            assert "malformed API key" in auditor.events[-1].reasons[0]
+
+            scoped = await http.post(
+                "/mcp", json=init, headers={**headers, "Authorization": f"Bearer {weak}"}
+            )
+            assert scoped.status_code == 403 and "insufficient_scope" in scoped.headers["www-authenticate"]
+            assert "insufficient_scope" in auditor.events[-1].reasons[0]
+
+            metadata = await http.get("/.well-known/oauth-protected-resource/mcp")
+            assert [u.rstrip("/") for u in metadata.json()["authorization_servers"]] == [
+                "https://idp.example"
+            ]
+            assert metadata.json()["scopes_supported"] == ["mcp"]
+
+        http_client = create_mcp_http_client(headers={"Authorization": f"Bearer {good}"})
+        async with Client(streamable_http_client(f"{base}/mcp", http_client=http_client)) as client:
+            result = await client.call_tool("whoami", {})
+            assert result.content[0].text == "alice"  # type: ignore[union-attr]
+        web.should_exit = True

@@ -112,7 +112,7 @@ async def test_missing_and_bad_tokens_get_401_with_metadata() -> None:
     assert [e.decision for e in refused] == ["deny", "deny", "deny"]
     assert refused[0].reasons[0] == "no credential presented (HTTP 401)"
     assert refused[0].error_code == errors.AUTHENTICATION_REQUIRED
-    assert refused[2].reasons[0] == "insufficient scope (HTTP 403)"
+    assert refused[2].reasons[0] == "credential lacks a required scope (insufficient_scope, HTTP 403)"
     assert all(e.source_ip == "127.0.0.1" for e in (refused[0], refused[2]))
 
 

@@ -104,7 +104,11 @@ class AuditHttpRefusals:
         if status == 401 and presented:
             return  # the token verifier refused it and audited why
         client = scope.get("client")
-        reason = "no credential presented (HTTP 401)" if status == 401 else "insufficient scope (HTTP 403)"
+        reason = (
+            "no credential presented (HTTP 401)"
+            if status == 401
+            else "credential lacks a required scope (insufficient_scope, HTTP 403)"
+        )
         self.guard.record_nowait(
             self.guard.event(
                 "http/authenticate",

@@ -152,6 +152,9 @@ class Portal:
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
+        #: Extra ``streamable_http_app`` arguments: the SDK's auth (401 + RFC 9728) and login routes
+        #: when the config has ``[authn.oauth]`` / ``[authn.passwords]``.
+        self.http_options: dict[str, Any] = {}
         self.middleware = GuardMiddleware(guard, server=name, read_env=False, delegate=True)
         self.server = self._build_server(name)
 
@@ -191,15 +194,15 @@ class Portal:
             registry = Registry(guard.store)
         declared = {s.name: s.credentials for s in config.servers if s.credentials != "shared"}
         if "credentials" not in portal_kw and guard.store is not None:
-            key_file = Path(secrets_key) if secrets_key is not None else config.resolve(settings.secrets_key_file)
+            key_file = (
+                Path(secrets_key) if secrets_key is not None else config.resolve(settings.secrets_key_file)
+            )
             box = None
             if os.environ.get(KEY_ENV) or key_file.exists():
                 box = SecretBox(load_key(key_file, create=False))
             portal_kw["credentials"] = CredentialBroker(guard.store, box, declared=declared)
         elif declared and "credentials" not in portal_kw:
-            raise ConfigError(
-                "per-user upstream credentials need a state store", field="servers.credentials"
-            )
+            raise ConfigError("per-user upstream credentials need a state store", field="servers.credentials")
         lockdown_file = lockdown_key if lockdown_key is not None else settings.lockdown_key_file
         if lockdown_file is not None and "lockdown" not in portal_kw:
             portal_kw["lockdown"] = PortalSigner.from_file(config.resolve(str(lockdown_file)))
@@ -213,7 +216,7 @@ class Portal:
             for k, v in (("tls_certfile", listen.tls_certfile), ("tls_keyfile", listen.tls_keyfile))
             if v
         }
-        return cls(
+        portal = cls(
             guard,
             servers,
             name=config.guard.server or "mcp-guard-portal",
@@ -221,6 +224,8 @@ class Portal:
             registry=registry,
             **portal_kw,
         )
+        portal.http_options.update(_http_auth(config, guard))
+        return portal
 
     def _lister(self, kind: str) -> Any:
         model = _LIST_RESULT[kind]
@@ -852,7 +857,7 @@ class Portal:
             streamable_http_path=listen.path,
             transport_security=kwargs.pop("transport_security", security),
             host=listen.host,
-            **kwargs,
+            **{**self.http_options, **kwargs},
         )
         inner = app.router.lifespan_context
 
@@ -949,6 +954,34 @@ def resolve_spec(config: GuardConfig, spec: UpstreamSection) -> UpstreamSection:
     if spec.command in ("python", "python3"):
         update["command"] = sys.executable
     return spec.model_copy(update=update) if update else spec
+
+
+def _http_auth(config: GuardConfig, guard: Guard) -> dict[str, Any]:
+    """The SDK auth wiring ``[authn]`` asks for.
+
+    With ``[authn.oauth]`` (and no anonymous access, which needs the guard to
+    read the header itself) the SDK's own bearer check runs with the guard's
+    verifier, so clients get the standard 401 + RFC 9728 metadata flow. With
+    ``[authn.passwords]`` the login endpoint and the issuer's JWKS are served
+    beside the MCP endpoint.
+    """
+    if not config.authn:
+        return {}
+    from ..authn.config import AuthnSettings, build_login_service
+    from ..authn.oauth import auth_settings
+
+    settings = AuthnSettings.model_validate(config.authn)
+    out: dict[str, Any] = {}
+    if settings.oauth is not None and settings.anonymous is None:
+        out["token_verifier"] = guard.token_verifier()
+        out["auth"] = auth_settings(settings.oauth)
+    if settings.passwords is not None and guard.store is not None:
+        service = build_login_service(settings, guard.store, config.base_dir, auditor=guard.auditor)
+        if service is not None:
+            from ..authn import login_routes
+
+            out["custom_starlette_routes"] = login_routes(service)
+    return out
 
 
 _PORTAL_KW = frozenset(
