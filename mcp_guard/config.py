@@ -65,7 +65,6 @@ class UpstreamSection(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     prefix: str | None = None
     timeout: float = Field(30.0, gt=0)
-    tenant: str | None = None
     #: ``subject`` / ``tenant``: serve this upstream only with the caller's own stored secrets
     #: (``mcp-guard servers credentials set``), never with a shared connection.
     credentials: Literal["shared", "subject", "tenant"] = "shared"
