@@ -108,10 +108,16 @@ def locate(text: str, loc: Sequence[int | str]) -> int | None:
     return best_line
 
 
-def validation_error(exc: ValidationError, source: str, text: str | None) -> ConfigError:
-    """The first pydantic error as a :class:`ConfigError` naming file, line and field."""
+def validation_error(
+    exc: ValidationError, source: str, text: str | None, prefix: tuple[str, ...] = ()
+) -> ConfigError:
+    """The first pydantic error as a :class:`ConfigError` naming file, line and field.
+
+    ``prefix`` is where the validated table sits in the file (``("authn",)``
+    for a section checked by its own model).
+    """
     err = exc.errors()[0]
-    loc = [p for p in err["loc"] if isinstance(p, (str, int))]
+    loc = [*prefix, *(p for p in err["loc"] if isinstance(p, (str, int)))]
     line = locate(text, loc) if text is not None and source.endswith(".toml") else None
     more = len(exc.errors()) - 1
     msg = err["msg"] + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")

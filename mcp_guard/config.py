@@ -169,18 +169,38 @@ def load_config(path: str | Path) -> GuardConfig:
     p = Path(path)
     text, data = read_file(p)
     try:
-        return GuardConfig.model_validate({**data, "base_dir": p.resolve().parent, "source": str(p)})
+        config = GuardConfig.model_validate({**data, "base_dir": p.resolve().parent, "source": str(p)})
     except ValidationError as exc:
         raise validation_error(exc, str(p), text) from None
+    check_sections(config, text)
+    return config
+
+
+def check_sections(config: GuardConfig, text: str | None = None) -> None:
+    """Validate ``[authn]`` and ``[audit]`` with their own models, so a mistake there is reported
+    at load time with its file, line and field instead of failing later during assembly."""
+    from .audit.config import AuditSettings
+    from .authn.config import AuthnSettings
+
+    for name, model in (("authn", AuthnSettings), ("audit", AuditSettings)):
+        table = getattr(config, name)
+        if not table:
+            continue
+        try:
+            model.model_validate(table)
+        except ValidationError as exc:
+            raise validation_error(exc, config.source, text, prefix=(name,)) from None
 
 
 def config_from_dict(
     data: dict[str, Any], base_dir: Path | None = None, source: str = "<dict>"
 ) -> GuardConfig:
     try:
-        return GuardConfig.model_validate({**data, "base_dir": base_dir or Path.cwd(), "source": source})
+        config = GuardConfig.model_validate({**data, "base_dir": base_dir or Path.cwd(), "source": source})
     except ValidationError as exc:
         raise validation_error(exc, source, None) from None
+    check_sections(config)
+    return config
 
 
 def build_guard(config: GuardConfig, **overrides: Any) -> Any:

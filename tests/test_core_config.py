@@ -85,3 +85,21 @@ def test_bad_sanitize_value_names_the_server_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(p)
     assert exc.value.field is not None and exc.value.field.startswith("sanitize.servers.legacy.on_block")
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        (
+            "[[authn.api_keys]]\nsubject = 'a'\nkey_sha256 = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'\nrole = ['r']\n",
+            "authn.api_keys[0].role",
+        ),
+        ("[audit]\nmode = 'sometimes'\n", "audit.mode"),
+    ],
+)
+def test_bad_authn_and_audit_tables_name_file_line_field(tmp_path: Path, table: str, field: str) -> None:
+    p = write(tmp_path, "[guard]\nserver = 'notes'\n\n" + table)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert exc.value.file == str(p) and exc.value.field == field
+    assert exc.value.line is not None and exc.value.line >= 4
