@@ -91,7 +91,7 @@ def test_bad_sanitize_value_names_the_server_field(tmp_path: Path) -> None:
     ("table", "field"),
     [
         (
-            "[[authn.api_keys]]\nsubject = 'a'\nkey_sha256 = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'\nrole = ['r']\n",
+            "[[authn.api_keys]]\nsubject = 'a'\nkey_sha256 = '" + "a" * 64 + "'\nrole = ['r']\n",
             "authn.api_keys[0].role",
         ),
         ("[audit]\nmode = 'sometimes'\n", "audit.mode"),
