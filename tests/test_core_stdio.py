@@ -37,3 +37,22 @@ async def test_stdio_without_or_with_bad_token_is_refused() -> None:
             async with Client(params(token), mode="legacy") as client:
                 await client.list_tools()
         assert first_mcp_error(caught.value).code == errors.AUTHENTICATION_REQUIRED
+
+
+async def test_audit_events_of_one_stdio_connection_share_a_session_id() -> None:
+    """stdio has no session header; the guard still groups a connection's events."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "audit.jsonl"
+        env = {"MCP_GUARD_TOKEN": "tok-alice", "AUDIT_JSONL": str(log)}
+        params = StdioServerParameters(command=sys.executable, args=[str(SERVER)], env=env)
+        for _ in range(2):
+            async with Client(params, mode="legacy") as client:
+                await client.list_tools()
+                await client.call_tool("add", {"a": 1, "b": 2})
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+    ids = [r.get("session_id") for r in records if r.get("method") in ("tools/list", "tools/call")]
+    assert len(ids) == 4 and None not in ids
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]

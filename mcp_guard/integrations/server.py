@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import replace
@@ -96,6 +98,7 @@ class GuardMiddleware:
             credential = os.environ.get(TOKEN_ENV) or None
         self._credential = credential
         self._transport = transport
+        self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ context
     def _context(self, ctx: ServerRequestContext[Any, Any]) -> RequestContext:
@@ -121,13 +124,28 @@ class GuardMiddleware:
             time=datetime.now(timezone.utc),
             transport=self._transport
             or ("http" if headers is not None else "stdio" if self._credential else "memory"),
-            session_id=headers.get("mcp-session-id") if headers is not None else None,
+            session_id=headers.get("mcp-session-id") if headers is not None else self._session_id(ctx),
             request_id=ctx.request_id,
             protocol_version=ctx.protocol_version,
             client_name=client_name,
             client_version=client_version,
             source_ip=getattr(client, "host", None),
         )
+
+    def _session_id(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        """A stable id per connection where the transport has none (stdio, memory), for audit grouping."""
+        # The SDK's session object is per request; the connection behind it lives as long as the
+        # client stays (2025-11-25). It is only reachable as a private attribute: one line to adapt.
+        session = getattr(getattr(ctx, "session", None), "_connection", None)
+        if session is None:
+            return None
+        try:
+            known = self._sessions.get(session)
+            if known is None:
+                known = self._sessions[session] = uuid.uuid4().hex
+        except TypeError:  # not weak-referenceable: no grouping rather than a wrong one
+            return None
+        return known
 
     def _credential_for(self, ctx: ServerRequestContext[Any, Any], rc: RequestContext) -> Credential:
         token = get_access_token()

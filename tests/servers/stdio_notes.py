@@ -20,7 +20,20 @@ class TokenTable:
 
 
 if __name__ == "__main__":
+    import os
+
+    auditor = None
+    if os.environ.get("AUDIT_JSONL"):
+        from mcp_guard.audit import open_auditor
+
+        log = Path(os.environ["AUDIT_JSONL"])
+        auditor = open_auditor([f"jsonl:///{log}"], None, log.parent)
     server = notes_server()
-    guard = Guard(policy=RolePolicy({"analyst": {"add"}}), authenticators=[TokenTable()], server="notes")
+    guard = Guard(
+        policy=RolePolicy({"analyst": {"add"}}),
+        authenticators=[TokenTable()],
+        server="notes",
+        auditor=auditor,
+    )
     guard.protect(server)
     server.run("stdio")
