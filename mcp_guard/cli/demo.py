@@ -197,7 +197,11 @@ def _show_audit(out: _Printer, data: Path) -> int:
         principal = r.get("principal") or {}
         who = principal.get("subject", "-") if isinstance(principal, dict) else "-"
         target = f"{r.get('server') or ''}/{r.get('target') or ''}".strip("/")
-        out.line(f"{who:10} {r.get('method')!s:24} {target:30} {r.get('decision')!s:6} {r.get('rule') or ''}")
+        why = r.get("rule") or ""
+        if r.get("decision") != "allow" and r.get("reasons"):
+            reason = str(r["reasons"][0])
+            why = reason if why in reason else f"{why}: {reason}"
+        out.line(f"{who:10} {r.get('method')!s:26} {target:28} {r.get('decision')!s:6} {why[:70]}")
     out.section("verify the hash chain (same check as `mcp-guard audit verify`)")
     keys = load_key_file(data / "audit.key")
     try:
