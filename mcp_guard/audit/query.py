@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from .sinks.sqlite import column_values
 from .verify import StoreError, jsonl_rows
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)(?:\s+ago)?$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -30,8 +30,9 @@ def _record(text: str) -> dict[str, Any]:
 
 
 def parse_time(text: str, now: datetime | None = None) -> float:
-    """Epoch seconds for ``now``, ``today``, ``yesterday`` (local midnight), ``15m``/``24h``/``7d`` ago,
-    or an ISO 8601 date / date-time (naive values are local time)."""
+    """Epoch seconds for ``now``, ``today``, ``yesterday`` (local midnight), a time that long ago
+    (``30s``, ``15m``, ``24h``, ``7d``, ``2w``, each also with ``ago``: ``15m ago``), or an ISO 8601
+    date / date-time (naive values are local time)."""
     now = now or datetime.now().astimezone()
     value = text.strip().lower()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -48,7 +49,9 @@ def parse_time(text: str, now: datetime | None = None) -> float:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"unrecognised time {text!r} (use ISO 8601, today, yesterday, now or 15m/24h/7d)", field="time"
+            f"unrecognised time {text!r} (use ISO 8601, today, yesterday, now, or 15m, 24h, 7d"
+            " with or without 'ago')",
+            field="time",
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()

@@ -21,7 +21,7 @@ class Spill:
 
     def append(self, records: Sequence[ChainedRecord]) -> None:
         """Append and fsync; raises OSError when the disk refuses (the caller keeps them in memory)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = "".join(line_of(r) + "\n" for r in records).encode("ascii")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:

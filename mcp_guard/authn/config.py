@@ -311,8 +311,9 @@ def build_authentication(
     ]
     if configured or settings.stored_api_keys:
         authenticators.append(ApiKeyAuthenticator(configured, store if settings.stored_api_keys else None))
-    if settings.issuer is not None:
-        authenticators.append(build_issuer(settings.issuer, base_dir).authenticator())
+    issuer_cfg = issuer_settings(settings)
+    if issuer_cfg is not None:
+        authenticators.append(build_issuer(issuer_cfg, base_dir).authenticator())
     for index, cfg in enumerate(settings.jwt):
         authenticators.append(_jwt(cfg, index, base_dir))
     for cfg_i in settings.introspection:
@@ -350,6 +351,14 @@ def build_authentication(
     )
 
 
+def issuer_settings(settings: AuthnSettings) -> IssuerConfig | None:
+    """The ``[authn.issuer]`` in force: the table, else its defaults when ``[authn.passwords]`` is
+    configured (logins issue tokens, so the guard must accept them), else None (no issued tokens)."""
+    if settings.issuer is not None:
+        return settings.issuer
+    return IssuerConfig() if settings.passwords is not None else None
+
+
 def build_issuer(cfg: IssuerConfig, base_dir: Path) -> TokenIssuer:
     from .issuer import TokenIssuer
 
@@ -365,15 +374,16 @@ def build_issuer(cfg: IssuerConfig, base_dir: Path) -> TokenIssuer:
 def build_login_service(
     settings: AuthnSettings, store: StateStore, base_dir: Path, *, auditor: Auditor | None = None
 ) -> LoginService | None:
-    """The :class:`~mcp_guard.authn.login.LoginService` for ``[authn.passwords]`` + ``[authn.issuer]``,
+    """The :class:`~mcp_guard.authn.login.LoginService` for ``[authn.passwords]`` + ``[authn.issuer]``
+    (its defaults when the table is absent, as :func:`build_authentication` accepts them),
     or None when passwords are not configured."""
     from .lockout import Lockout, LockoutPolicy
     from .login import LoginService
     from .users import UsersFile
 
-    if settings.passwords is None:
+    issuer_cfg = issuer_settings(settings)
+    if settings.passwords is None or issuer_cfg is None:
         return None
-    issuer_cfg = settings.issuer or IssuerConfig()
     p = settings.passwords
     policy = LockoutPolicy(**p.lockout.model_dump())
     return LoginService(

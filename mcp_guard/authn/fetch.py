@@ -79,7 +79,8 @@ class SafeFetcher:
         loopback = _is_loopback_host(host)
         if parsed.scheme == "http":
             if not (loopback and self.policy.allow_insecure_loopback):
-                raise FetchError(f"refusing plain http for {url!r} (https required)")
+                allowed = " outside loopback" if self.policy.allow_insecure_loopback else ""
+                raise FetchError(f"refusing plain http for {url!r} (https required{allowed})")
             return parsed
         if parsed.scheme != "https":
             raise FetchError(f"refusing scheme {parsed.scheme!r} for {url!r}")

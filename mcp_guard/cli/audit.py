@@ -70,7 +70,9 @@ def register(subparsers: Any) -> None:
     q.add_argument("--decision", choices=("allow", "deny", "error"))
     q.add_argument("--method", help="MCP method, e.g. tools/call")
     q.add_argument("--session")
-    q.add_argument("--since", help="ISO 8601, today, yesterday, or 15m/24h/7d ago")
+    q.add_argument(
+        "--since", help="ISO 8601, now, today, yesterday, or a time ago: 15m, 24h, 7d (or '15m ago')"
+    )
     q.add_argument("--until", help="same forms as --since (exclusive)")
     q.add_argument("--limit", type=int)
     q.add_argument("--json", action="store_true", help="one JSON record per line")
@@ -193,6 +195,15 @@ def _emit(records: list[dict[str, Any]], as_json: bool) -> None:
         print(json.dumps(r, ensure_ascii=True) if as_json else format_event(r))
 
 
+def _time(value: str | None, flag: str) -> float | None:
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, field=flag) from None
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     cfg = load_audit_config(args.config)
     filters = Filters(
@@ -202,8 +213,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         decision=args.decision,
         method=args.method,
         session=args.session,
-        since=parse_time(args.since) if args.since else None,
-        until=parse_time(args.until) if args.until else None,
+        since=_time(args.since, "--since"),
+        until=_time(args.until, "--until"),
     )
     try:
         _emit(query(_store(args, cfg), filters, args.limit), args.json)

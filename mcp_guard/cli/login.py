@@ -15,7 +15,7 @@ import anyio
 
 from ..authn._cli import add_config_options, context, one_line, read_secret, run_with_store
 from ..authn.config import build_login_service
-from ..authn.fetch import FetchPolicy, SafeFetcher
+from ..authn.fetch import FetchError, FetchPolicy, SafeFetcher
 from ..authn.issuer import IssuedToken
 from ..errors import ConfigError, GuardError, RateLimited
 from ..protocols import StateStore
@@ -26,9 +26,17 @@ def _remote(url: str, username: str, password: str, code: str | None) -> str:
 
     async def post() -> str:
         fetcher = SafeFetcher(FetchPolicy(allow_insecure_loopback=True))
-        await fetcher.check_url(url)
-        async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=10) as client:
-            response = await client.post(url, json={"username": username, "password": password, "totp": code})
+        try:
+            await fetcher.check_url(url)
+        except FetchError as exc:
+            raise ConfigError(str(exc), field="--url") from None
+        try:
+            async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=10) as client:
+                response = await client.post(
+                    url, json={"username": username, "password": password, "totp": code}
+                )
+        except httpx.HTTPError as exc:
+            raise GuardError(f"login failed: cannot reach {url}: {exc or type(exc).__name__}") from None
         if response.status_code != 200:
             try:
                 detail = response.json().get("error_description", response.text)

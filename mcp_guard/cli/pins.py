@@ -59,14 +59,15 @@ def register(subparsers: Any) -> None:
 
 
 def _state_url(args: argparse.Namespace) -> tuple[str, Path]:
-    if args.state:
-        return args.state, Path.cwd()
+    """The store URL and the directory its relative ``sqlite:///`` path resolves against: the
+    config file's directory whenever ``--config`` is given (also for ``--state``), as in every
+    other command group; else the current directory."""
     if args.config is not None:
         from ..config import load_config
 
         config = load_config(args.config)
-        return config.guard.state, config.base_dir
-    return DEFAULT_STATE, Path.cwd()
+        return args.state or config.guard.state, config.base_dir
+    return args.state or DEFAULT_STATE, Path.cwd()
 
 
 def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[T]]) -> T:

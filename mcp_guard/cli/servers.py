@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -109,7 +110,7 @@ def _cred_delete(args: argparse.Namespace) -> int:
 
     removed = _run(args, body)
     if not removed:
-        print(f"mcp-guard: no credentials of {owner or 'anyone'!r} for {args.name!r}")
+        print(f"mcp-guard: no credentials of {owner or 'anyone'!r} for {args.name!r}", file=sys.stderr)
         return 1
     print(f"{args.name}: {removed} credential set(s) deleted")
     return 0
@@ -182,7 +183,7 @@ def _add(args: argparse.Namespace) -> int:
 
     async def body(registry: Registry, config: GuardConfig | None) -> Any:
         if config is not None and any(s.name == args.name for s in config.servers):
-            raise ConfigError(f"server {args.name!r} is already in the config file", field="--name")
+            raise ConfigError(f"server {args.name!r} is already in the config file", field="NAME")
         if args.url:
             from ..portal.upstream import check_upstream_url
 
@@ -206,7 +207,7 @@ def _status(status: str) -> Callable[[argparse.Namespace], int]:
             return True
 
         if not _run(args, body):
-            print(f"mcp-guard: no server named {args.name!r}")
+            print(f"mcp-guard: no server named {args.name!r}", file=sys.stderr)
             return 1
         print(f"{args.name}: {status}")
         return 0
@@ -216,13 +217,11 @@ def _status(status: str) -> Callable[[argparse.Namespace], int]:
 
 def _remove(args: argparse.Namespace) -> int:
     async def body(registry: Registry, config: GuardConfig | None) -> bool:
-        if await registry.get(args.name) is None:
-            return False
-        await registry.remove(args.name)
-        return True
+        configured = config is not None and any(s.name == args.name for s in config.servers)
+        return await registry.remove(args.name, configured=configured)
 
     if not _run(args, body):
-        print(f"mcp-guard: no registered server named {args.name!r}")
+        print(f"mcp-guard: no registered server named {args.name!r}", file=sys.stderr)
         return 1
     print(f"{args.name}: removed")
     return 0
@@ -263,7 +262,9 @@ def register(subparsers: Any) -> None:
         p.add_argument("name")
         p.set_defaults(func=_status(status))
 
-    p = sub.add_parser("remove", help="delete a registered server from the registry")
+    p = sub.add_parser(
+        "remove", help="delete a server registered with `servers add` (configured ones can only be revoked)"
+    )
     common(p)
     p.add_argument("name")
     p.set_defaults(func=_remove)

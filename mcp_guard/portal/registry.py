@@ -3,7 +3,8 @@
 Servers written in ``guard.toml`` are approved by being listed there; servers
 added with ``mcp-guard servers add`` wait as ``pending`` until an admin runs
 ``mcp-guard servers approve``. ``revoke`` stops serving any server, including
-a configured one. Every replica sharing the store sees the same registry; a
+a configured one; ``remove`` deletes only servers registered at run time, so it
+can never lift a revocation. Every replica sharing the store sees the same registry; a
 change is published on a channel so running portals pick it up at once, and
 they re-read it periodically in case a message was missed.
 """
@@ -101,10 +102,30 @@ class Registry:
         await self._put(entry)
         return entry
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str, *, configured: bool = False) -> bool:
+        """Delete a server registered with :meth:`add`; False when there is no entry of that name.
+
+        Removing never un-revokes: a configured server (``configured``, or an entry that holds
+        only the status of a configured server) is refused, since deleting its entry would serve
+        it again. Such a server can only be revoked (or re-approved) here.
+        """
+        existing = await self.get(name)
+        if configured or (existing is not None and not existing.definition):
+            where = (
+                "is in the config file"
+                if configured
+                else "is not a registered server (its entry holds a configured server's status)"
+            )
+            raise ConfigError(
+                f"server {name!r} {where}: it cannot be removed, only revoked "
+                f"(`mcp-guard servers revoke {name}`); to drop a configured server, delete it from the file"
+            )
+        if existing is None:
+            return False
         await self.store.delete(ENTRY_KEY + name)
         await self.store.srem(NAMES_KEY, name)
         await self.store.publish(CHANNEL, name)
+        return True
 
     async def wait_change(self, timeout: float) -> None:
         """Return on a published change or after ``timeout`` seconds, whichever comes first."""

@@ -9,6 +9,7 @@ one chain) is refused loudly instead of being ignored.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -76,7 +77,11 @@ class SQLiteSink:
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL", timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The trail names users, tools and arguments: owner-only, like the key file. A directory we
+        # create is 0700; the database is created 0600 before SQLite opens it, and SQLite gives its
+        # -wal and -shm files the database file's permissions.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=timeout
