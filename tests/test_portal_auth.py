@@ -66,9 +66,10 @@ async def test_portal_with_oauth_settings_gives_the_standard_401_flow(tmp_path: 
             assert meta.status_code == 200 and meta.json()["scopes_supported"] == ["mcp"]
         async with client(url, KEY) as c:
             assert "notes__search_notes" in [t.name for t in (await c.list_tools()).tools]
-        with pytest.raises(BaseException):
+        with pytest.raises(BaseException) as caught:
             async with client(url, "forged") as c:
                 await c.list_tools()
+        assert "error response" in repr(caught.value)  # the SDK client reports the 401 this way
     authn = [e for e in auditor.events if e.event == "authn"]
     assert [e.reasons[0] for e in authn][:1] == ["no credential presented (HTTP 401)"]
     assert len(authn) == 2 and all(e.decision == "deny" for e in authn)
