@@ -37,7 +37,7 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
     if policy is None and g.policy_paths():
         paths = [config.resolve(p) for p in g.policy_paths()]
         load_policy(*paths)  # validate now: a bad policy must stop start-up with its location
-        policy = ReloadingPolicy(paths)
+        policy = ReloadingPolicy(paths, store=store)  # follows reloads requested on any replica
     authn = AuthnSettings.model_validate(config.authn) if config.authn else AuthnSettings()
     resolver = overrides.pop("resolver", None) or build_authentication(authn, store, config.base_dir)
     auditor = overrides.pop("auditor", None)
@@ -74,4 +74,8 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
             audit_reloads(policy, guard.auditor)  # a refused reload is on record, not only in a log
         policy.start()
         guard.on_close(policy.stop)
+        if policy.store is not None:
+            guard.run_in_background(policy.run)  # `policy reload` on any replica reaches this one
+    if isinstance(guard.pins, PinStore):
+        guard.run_in_background(guard.pins.run)  # approvals elsewhere drop this replica's cache
     return guard

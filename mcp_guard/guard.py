@@ -128,6 +128,7 @@ class Guard:
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
         self._closers: list[Any] = []
         self._background: asyncio.Task[None] | None = None
+        self._background_runs: list[Any] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -588,22 +589,49 @@ class Guard:
         if self._background is not None:
             return
         run = getattr(self.resolver, "run", None)
-        if run is None:
+        if run is None and not self._background_runs:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._background = loop.create_task(self._upkeep(run))
+        if not self._background_runs:
+            self._background = loop.create_task(self._upkeep(run))
+        else:
+            self._background = loop.create_task(self._upkeep_all(run, list(self._background_runs)))
+
+    def run_in_background(self, run: Any) -> None:
+        """Run the coroutine function ``run()`` with the background upkeep until the guard closes.
+
+        Used for followers of the state store (policy reloads, pin approvals).
+        Registered before the upkeep started, it starts with it; afterwards, at once.
+        """
+        self._background_runs.append(run)
+        if self._background is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._upkeep(run, "guard background task stopped"))
+        self._closers.append(task.cancel)
+
+    async def _upkeep_all(self, run: Any, others: list[Any]) -> None:
+        jobs = [self._upkeep(other, "guard background task stopped") for other in others]
+        if run is not None:
+            jobs.append(self._upkeep(run))
+        await asyncio.gather(*jobs)
 
     @staticmethod
-    async def _upkeep(run: Any) -> None:
+    async def _upkeep(
+        run: Any, failure: str = "guard background upkeep stopped; revocations now apply when caches expire"
+    ) -> None:
         try:
             await run()
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("guard background upkeep stopped; revocations now apply when caches expire")
+            logger.exception(failure)
 
     async def __aenter__(self) -> Guard:
         self.ensure_background()

@@ -1,9 +1,11 @@
-"""``mcp-guard policy``: check, explain, test and validate policy files.
+"""``mcp-guard policy``: check, explain, test, validate and reload policy files.
 
 ``check`` is a contract (DESIGN.md section 3): it prints exactly
 ``{"decision", "rule", "reasons"}`` and exits 0 for any decision, 2 for an
 invalid policy or request. ``test`` runs expected decisions for a user's CI
 (exit 1 on any mismatch); ``validate`` loads and compiles without deciding.
+``reload`` asks every running guard that shares the config's state store to
+re-read its policy files now.
 """
 
 from __future__ import annotations
@@ -106,8 +108,41 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reload(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..config import load_config
+    from ..errors import GuardUnavailable
+
+    config = load_config(args.config)
+    url, base = (args.state, Path.cwd()) if args.state else (config.guard.state, config.base_dir)
+    paths = [config.resolve(p) for p in config.guard.policy_paths()]
+    if paths and not args.no_check:
+        from ..policy import load_policy
+
+        load_policy(*paths)  # an invalid policy stops here, naming file, line and field
+    from ..policy.reloading import publish_reload
+    from ..store import open_store
+
+    async def main() -> None:
+        store = open_store(url, base_dir=base)
+        try:
+            await publish_reload(store, "cli")
+        finally:
+            await store.aclose()
+
+    try:
+        anyio.run(main)
+    except GuardUnavailable as exc:
+        print(f"mcp-guard: reload not published: {exc}", file=sys.stderr)
+        return 1
+    checked = f"{len(paths)} policy file(s) valid; " if paths and not args.no_check else ""
+    print(f"{checked}reload published on the state store of {args.config}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("policy", help="check, explain, test and validate policy files")
+    parser = subparsers.add_parser("policy", help="check, explain, test, validate and reload policy files")
     sub = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
     sub.required = True
 
@@ -145,3 +180,16 @@ def register(subparsers: Any) -> None:
     validate.add_argument("files", nargs="*", metavar="FILE")
     policy_arg(validate, required=False)
     validate.set_defaults(func=_validate)
+
+    reload = sub.add_parser(
+        "reload",
+        help="make every guard sharing the config's state store re-read its policy files now",
+    )
+    reload.add_argument("--config", required=True, type=Path, metavar="FILE", help="guard.toml")
+    reload.add_argument("--state", metavar="URL", help="state store URL (default: [guard] state of --config)")
+    reload.add_argument(
+        "--no-check",
+        action="store_true",
+        help="publish without first validating the policy files named by the config",
+    )
+    reload.set_defaults(func=_reload)

@@ -11,11 +11,12 @@ from .chain import AllowListPolicy, ChainedPolicy
 from .conditions import BUILTIN_FUNCTIONS, ENTRY_POINT_GROUP, condition_functions
 from .engine import CompiledPolicy, Explanation, Rule, RuleTrace
 from .loader import load_policy, load_policy_text, policy_from_dict
-from .reloading import ReloadingPolicy, audit_reloads
+from .reloading import RELOAD_CHANNEL, ReloadingPolicy, audit_reloads, publish_reload
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
     "ENTRY_POINT_GROUP",
+    "RELOAD_CHANNEL",
     "AllowListPolicy",
     "ChainedPolicy",
     "CompiledPolicy",
@@ -28,4 +29,5 @@ __all__ = [
     "load_policy",
     "load_policy_text",
     "policy_from_dict",
+    "publish_reload",
 ]

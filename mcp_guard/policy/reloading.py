@@ -5,26 +5,52 @@ background thread, or checked when :meth:`ReloadingPolicy.reload` is called;
 the request path only reads one attribute. A reload that fails validation is
 logged and reported to ``on_error`` (the guard wires that to its audit trail)
 and the policy in force stays in force: the guard is never left without one.
+
+With a state ``store``, an explicit reload reaches every replica:
+:meth:`ReloadingPolicy.reload_everywhere` (or ``mcp-guard policy reload``)
+publishes on :data:`RELOAD_CHANNEL`, and every ReloadingPolicy whose
+:meth:`~ReloadingPolicy.run` follows that channel on the same store re-reads
+its own files at once. A lost message only means the file poll picks the
+change up instead.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
+import anyio.abc
+import anyio.to_thread
+
 from ..errors import PolicyError
 from ..model import AccessRequest, AuditEvent, Decision, LimitSpec, Principal
-from ..protocols import Auditor
+from ..protocols import Auditor, StateStore
 from .engine import CompiledPolicy, Explanation
 from .loader import load_policy
 
-__all__ = ["ReloadingPolicy", "audit_reloads"]
+__all__ = ["RELOAD_CHANNEL", "ReloadingPolicy", "audit_reloads", "publish_reload"]
 
 log = logging.getLogger(__name__)
+
+#: The state-store channel that asks every replica to re-read its policy files.
+RELOAD_CHANNEL = "policy:reload"
+
+
+async def publish_reload(store: StateStore, origin: str = "cli", channel: str = RELOAD_CHANNEL) -> None:
+    """Ask every :class:`ReloadingPolicy` following ``store`` to re-read its files now.
+
+    ``origin`` names the sender; a policy ignores its own messages (it has
+    already reloaded when it sent one).
+    """
+    await store.publish(channel, origin)
+
 
 Stamp = tuple[tuple[int, int, int], ...]
 
@@ -36,6 +62,10 @@ class ReloadingPolicy:
     if the files are invalid (there is no older policy to fall back on).
     ``on_error(exc)`` and ``on_reload(policy)`` are called from whichever
     thread noticed the change; keep them short.
+
+    ``store`` (a :class:`~mcp_guard.protocols.StateStore`) enables reloads
+    requested by other replicas: :meth:`run` follows ``channel`` until
+    cancelled, and :meth:`reload_everywhere` reloads here and publishes.
     """
 
     def __init__(
@@ -45,6 +75,9 @@ class ReloadingPolicy:
         on_error: Callable[[PolicyError], Any] | None = None,
         on_reload: Callable[[CompiledPolicy], Any] | None = None,
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        store: StateStore | None = None,
+        channel: str = RELOAD_CHANNEL,
+        retry_interval: float = 2.0,
     ) -> None:
         self.paths: tuple[Path, ...] = (
             (Path(paths),) if isinstance(paths, (str, Path)) else tuple(Path(p) for p in paths)
@@ -53,6 +86,12 @@ class ReloadingPolicy:
         self.on_error = on_error
         self.on_reload = on_reload
         self.functions = functions
+        self.store = store
+        self.channel = channel
+        #: Seconds to wait before following the channel again after the subscription broke.
+        self.retry_interval = retry_interval
+        #: Identifies this instance's own messages on the channel.
+        self.origin = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,6 +164,49 @@ class ReloadingPolicy:
                 self.reload(force=False)
             except Exception:  # pragma: no cover - reload already catches everything
                 log.exception("policy reload poll failed")
+
+    # --- reloads requested through the state store ---------------------------------------------
+
+    async def reload_everywhere(self) -> bool:
+        """Reload here (forced) and ask every replica following the store to do the same.
+
+        Returns whether a new policy took over *here*; each replica keeps its
+        old policy and reports the error if its files are invalid. Without a
+        store this is a local reload. A publish that fails raises (the local
+        reload has happened; other replicas still pick changes up by polling).
+        """
+        changed = await anyio.to_thread.run_sync(self.reload)
+        if self.store is not None:
+            await publish_reload(self.store, self.origin, self.channel)
+        return changed
+
+    request_reload = reload_everywhere
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Follow the reload channel until cancelled: every message re-reads the files at once.
+
+        When the subscription breaks (store down), the files are checked for a
+        change and the channel is followed again after ``retry_interval``; the
+        file poll covers what was published in the gap.
+        """
+        task_status.started()
+        if self.store is None:
+            await anyio.sleep(math.inf)
+            return
+        while True:
+            try:
+                async for origin in self.store.subscribe(self.channel):
+                    if origin == self.origin:
+                        continue  # sent by this instance, which reloaded before publishing
+                    log.info("policy reload requested through the state store by %s", origin or "?")
+                    await anyio.to_thread.run_sync(self.reload)
+            except Exception:
+                log.warning("policy reload subscription failed; relying on file polling", exc_info=True)
+            await anyio.sleep(self.retry_interval)
+            try:
+                await anyio.to_thread.run_sync(lambda: self.reload(force=False))
+            except Exception:  # pragma: no cover - reload already catches everything
+                log.exception("policy reload check failed")
 
     def __enter__(self) -> ReloadingPolicy:
         return self.start()

@@ -9,7 +9,11 @@ it (``mcp-guard pins approve``), who can first read a per-field diff. New
 items are pinned on sight or wait for approval, as the policy says.
 
 Approved hashes are cached in memory for ``ttl`` seconds, so checking a list
-costs hashing plus dictionary lookups, not a store round trip per item.
+costs hashing plus dictionary lookups, not a store round trip per item. An
+approval (:meth:`PinStore.approve`, :meth:`PinStore.pin`) is published on
+:data:`PINS_CHANNEL` with the server's name; every PinStore whose
+:meth:`PinStore.run` follows the same store drops its cache for that server at
+once. A lost message only means the cache expires as it would anyway.
 """
 
 from __future__ import annotations
@@ -17,16 +21,26 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import logging
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
 
+import anyio
+import anyio.abc
+
 from ..protocols import StateStore
 from .policy import item_label
 
 PinStatus = Literal["pinned", "changed", "new"]
+
+#: The state-store channel on which approvals are announced (message: the server's name).
+PINS_CHANNEL = "pins:approved"
+
+log = logging.getLogger(__name__)
 
 
 def canonical_json(item: Any) -> bytes:
@@ -91,11 +105,60 @@ def _k(*parts: str) -> str:
 class PinStore:
     """Pins per server in a :class:`~mcp_guard.protocols.StateStore` (memory, SQLite or Redis)."""
 
-    def __init__(self, store: StateStore, *, ttl: float = 5.0, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        ttl: float = 5.0,
+        clock: Any = time.monotonic,
+        channel: str = PINS_CHANNEL,
+        retry_interval: float = 2.0,
+    ) -> None:
         self.store = store
         self.ttl = ttl
+        self.channel = channel
+        #: Seconds to wait before following the channel again after the subscription broke.
+        self.retry_interval = retry_interval
         self._clock = clock
         self._cache: dict[tuple[str, str], _Cached] = {}
+
+    # -- change notification -------------------------------------------------------------------
+    def forget(self, server: str | None = None) -> None:
+        """Drop the cached pins of ``server`` (every server when None); the next check re-reads them."""
+        if server is None:
+            self._cache.clear()
+            return
+        for key in [k for k in self._cache if k[0] == server]:
+            self._cache.pop(key, None)
+
+    async def _announce(self, server: str) -> None:
+        try:
+            await self.store.publish(self.channel, server)
+        except Exception:  # the approval is stored; other replicas see it when their cache expires
+            log.warning(
+                "could not announce the approval for %r; other replicas see it within %ss",
+                server,
+                self.ttl,
+                exc_info=True,
+            )
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Follow approvals made elsewhere until cancelled, dropping the cache of each named server.
+
+        When the subscription breaks the whole cache is dropped and the
+        channel is followed again after ``retry_interval``.
+        """
+        task_status.started()
+        if self.ttl <= 0:  # nothing is cached, nothing to drop
+            await anyio.sleep(math.inf)
+        while True:
+            try:
+                async for server in self.store.subscribe(self.channel):
+                    self.forget(server)
+            except Exception:
+                log.warning("pin approval subscription failed; relying on cache expiry", exc_info=True)
+            self.forget()
+            await anyio.sleep(self.retry_interval)
 
     # -- reading -------------------------------------------------------------------------------
     async def _load(self, server: str, kind: str) -> _Cached:
@@ -193,6 +256,7 @@ class PinStore:
             names.append(label)
         await self.store.set(_k(server, "initialized"), b"1")
         self._cache.pop((server, kind), None)
+        await self._announce(server)
         return names
 
     async def approve(
@@ -212,6 +276,7 @@ class PinStore:
             done.append((member_kind, member_name))
         if done:
             await self.store.set(_k(server, "initialized"), b"1")
+            await self._announce(server)
         return done
 
     async def _drop_pending(self, server: str, kind: str, name: str) -> None:
