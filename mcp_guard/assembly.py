@@ -37,7 +37,8 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
     if policy is None and g.policy_paths():
         paths = [config.resolve(p) for p in g.policy_paths()]
         load_policy(*paths)  # validate now: a bad policy must stop start-up with its location
-        policy = ReloadingPolicy(paths, store=store)  # follows reloads requested on any replica
+        # Polls its files and follows reloads requested on any replica.
+        policy = ReloadingPolicy(paths, interval=g.policy_poll, store=store)
     authn = AuthnSettings.model_validate(config.authn) if config.authn else AuthnSettings()
     resolver = overrides.pop("resolver", None) or build_authentication(authn, store, config.base_dir)
     auditor = overrides.pop("auditor", None)

@@ -29,6 +29,8 @@ class GuardSection(_Strict):
     mode: Literal["enforce", "shadow"] = "enforce"
     server: str | None = None
     policy: str | list[str] | None = None
+    #: Seconds between checks of the policy files for changes (0 = only explicit reloads).
+    policy_poll: float = Field(2.0, ge=0)
     state: str = DEFAULT_STATE
     audit: list[str] = Field(default_factory=lambda: [DEFAULT_AUDIT])
     inspect_lists: bool | None = None

@@ -133,3 +133,11 @@ def test_reloads_are_audited_and_earlier_callbacks_still_run(tmp_path: Path) -> 
     assert p.reload() is True
     assert auditor.events[-1].decision == "allow"
     assert "1 rules" in auditor.events[-1].reasons[0] and allowed(p, "b")
+
+
+def test_zero_poll_interval_means_explicit_reloads_only(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('version = 1\n[[rules]]\nid = "a"\neffect = "allow"\ntools = ["x"]\n')
+    policy = ReloadingPolicy([path], interval=0).start()
+    assert policy._thread is None
+    policy.stop()

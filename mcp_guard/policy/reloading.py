@@ -145,7 +145,9 @@ class ReloadingPolicy:
             log.exception("policy reload callback failed")
 
     def start(self) -> ReloadingPolicy:
-        """Start polling the files in a daemon thread (idempotent)."""
+        """Start polling the files in a daemon thread (idempotent; ``interval`` 0 = no polling)."""
+        if self.interval <= 0:
+            return self
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="mcp-guard-policy-reload", daemon=True)
