@@ -102,7 +102,7 @@ def stages(events: list[AuditEvent]) -> list[tuple[str, float]]:
     import hmac
 
     from mcp_guard.audit.canonical import canonical
-    from mcp_guard.audit.redact import redact_record
+    from mcp_guard.audit.redact import fast_record, redact_record
 
     sample = events[:5000]
     out: list[tuple[str, float]] = []
@@ -116,6 +116,9 @@ def stages(events: list[AuditEvent]) -> list[tuple[str, float]]:
         return result
 
     items: list[object] = list(sample)
+    fast = timed("fast path: encode once + prefilter", lambda e: fast_record(e, e.redact_fields))
+    taken = sum(r is not None for r in fast) / len(fast) * 100
+    out[-1] = (f"{out[-1][0]} ({taken:.0f}% taken)", out[-1][1])
     dicts = timed("AuditEvent.as_dict()", lambda e: e.as_dict())
     items = [(d, e.redact_fields) for d, e in zip(dicts, sample, strict=True)]
     timed("redaction, built-in detectors", lambda a: redact_record(dict(a[0]), a[1], False))
@@ -184,10 +187,11 @@ def main() -> None:
         print(f"{label:<66}{N / t:>10,.0f}{best_same / t:>7.2f}x")
     print("ratio = events/s relative to the same-schema baseline (goal for the pipeline >= 0.70)")
     print()
-    print("flusher cost per event by stage (run alone), microseconds:")
+    print("flusher cost per event by stage (run alone), microseconds; the fast path replaces the")
+    print("as_dict + redaction + JSON stages for events it proves clean:")
     for label, us in breakdown:
-        print(f"  {label:<34}{us:>8.1f}")
-    print(f"  {'SQLite insert (baseline row cost)':<34}{best_same / N * 1e6:>8.1f}")
+        print(f"  {label:<46}{us:>8.1f}")
+    print(f"  {'SQLite insert (baseline row cost)':<46}{best_same / N * 1e6:>8.1f}")
     print()
     print("request-path cost of AuditLog.record() (enqueue only), microseconds:")
     print(

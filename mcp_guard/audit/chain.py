@@ -15,6 +15,7 @@ as "anchor is ahead of the store".
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .canonical import canonical
+from .canonical import canonical, encode_string
 from .keys import KeyRing
 
 GENESIS = "0" * 64
@@ -45,19 +46,39 @@ class Chainer:
         self.seq = seq
         self.prev = prev
         self.first = first
+        self._keyed: tuple[object, Any, str] | None = None
 
-    def link(self, record: dict[str, Any]) -> ChainedRecord:
-        """Chain ``record`` (JSON-safe); the state only advances once the record is fully built."""
-        record["seq"] = self.seq + 1
+    def _signer(self) -> tuple[Any, str]:
+        """HMAC state already keyed with the active key (copied per record) and its JSON key id."""
+        active = self.ring.active
+        keyed = self._keyed
+        if keyed is None or keyed[0] is not active:
+            keyed = (active, hmac.new(active.secret, digestmod="sha256"), encode_string(active.key_id))
+            self._keyed = keyed
+        return keyed[1], keyed[2]
+
+    def link(self, record: dict[str, Any], text: str | None = None) -> ChainedRecord:
+        """Chain ``record`` (JSON-safe); the state only advances once the record is fully built.
+
+        ``text``, when given, must be ``canonical(record)`` (the fast path already encoded it);
+        the chain fields are then appended to it instead of encoding the record again.
+        """
+        signer, key_json = self._signer()
+        seq = self.seq + 1
+        record["seq"] = seq
         record["prev"] = self.prev
         record["key_id"] = self.ring.active.key_id
-        body = canonical(record)
-        mac = self.ring.mac(body.encode())
-        assert mac is not None
-        out = ChainedRecord(record)
+        if text is None:
+            body = canonical(record)
+        else:
+            body = f'{text[:-1]},"seq":{seq},"prev":{encode_string(self.prev)},"key_id":{key_json}}}'
+        state = signer.copy()
+        state.update(body.encode())
+        mac = state.hexdigest()
+        out = record if type(record) is ChainedRecord else ChainedRecord(record)
         out["mac"] = mac
         out.line = f'{body[:-1]},"mac":"{mac}"}}'
-        self.seq += 1
+        self.seq = seq
         self.prev = mac
         if self.first is None:
             self.first = mac

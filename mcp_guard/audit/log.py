@@ -3,7 +3,9 @@
 ``record`` only appends the (immutable) event to a bounded deque; the
 flusher thread wakes every ``flush_interval`` (or when a batch is ready),
 serializes with ``AuditEvent.as_dict()``, redacts, chains and writes one batch
-per sink transaction, then moves the anchor. When a sink fails the chained
+per sink transaction, then moves the anchor. Events a cheap whole-event
+prefilter proves clean are encoded once and stored without the per-string
+redaction walk (``redact.fast_record``); the stored bytes are the same. When a sink fails the chained
 batch is appended to the spill file (fsync) and retried every
 ``retry_interval``; newer batches queue behind it so order is kept. Nothing is
 dropped silently: in ``continue`` mode a full buffer drops with a counter that
@@ -34,7 +36,7 @@ from ..model import AuditEvent
 from ..protocols import AuditSink
 from .chain import GENESIS, AnchorError, ChainedRecord, Chainer, read_anchor, write_anchor
 from .keys import KeyRing
-from .redact import redact_record
+from .redact import fast_record, redact_record
 from .spill import Spill
 
 log = logging.getLogger("mcp_guard.audit.pipeline")
@@ -111,6 +113,8 @@ class AuditLog:
         self._dropped_reported = 0
         self.written = 0
         self.last_error: str | None = None
+        #: Skip the per-string redaction walk for events the prefilter proves clean (same output).
+        self.fast_path = True
         self._chain = self._resume()
         if self._spill is not None and self._spill.exists():
             self._spilled = len(self._spill.load())  # replayed by the first flush
@@ -296,6 +300,9 @@ class AuditLog:
     def _link(self, event: AuditEvent) -> ChainedRecord:
         fields = event.redact_fields + self._extra_fields if self._extra_fields else event.redact_fields
         try:
+            fast = fast_record(event, fields) if self.fast_path else None
+            if fast is not None:
+                return self._chain.link(*fast)
             return self._chain.link(redact_record(event.as_dict(), fields, self._shared_detectors))
         except Exception as exc:
             # Keep the fact of the event, never its unredacted content.

@@ -14,11 +14,15 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from . import detectors
+from .canonical import encode
 from .detectors import MASK
+
+if TYPE_CHECKING:
+    from ..model import AuditEvent
 
 #: One step of a compiled path: a key name, ``*`` (any key), or ``[*]`` / ``[N]`` for list items.
 Step = tuple[str, str | int | None]
@@ -257,3 +261,241 @@ def redact_record(record: dict[str, Any], fields: tuple[str, ...], shared: bool 
     cleaned = _detect(out, strings, shared)
     assert isinstance(cleaned, dict)
     return cleaned
+
+
+# -- fast path ---------------------------------------------------------------------------------------
+#
+# Most events hold no secret. For those, the whole event is encoded once and one set of cheap
+# tests over that text decides that no rule above could change anything; the record is then
+# stored as encoded, without the per-string walk. The tests form a *superset* of every rule:
+# each pattern of ``detectors`` and of the shared ``sanitize.redact`` module, and the
+# sensitive-key rule, reduced to a necessary condition written against the JSON encoding of a
+# string (``ensure_ascii``: quotes and backslashes escaped, whitespace, controls and every
+# non-ASCII character as escapes). Whenever a test fires the event takes the full path above,
+# so a false alarm only costs time. ``tests/test_audit_fastpath.py`` checks the superset
+# property with generated strings and that both paths store the same bytes.
+
+#: Encoded JSON whitespace: a space, ``\t \n \r \f``, or a ``\uXXXX`` escape.
+_WS = r"(?: |\\[tnrf]|\\u[0-9a-f]{4})"
+#: Provider formats with a fixed shape, one regex per leading literal (``-``, ``_``, ``A``): the
+#: engine finds a literal prefix quickly, while a set of first characters is checked slowly at
+#: every position. The part before the literal is checked by a look-behind.
+_DASHED = re.compile(
+    r"-(?:----BEGIN|(?:(?<=glpat-)|(?<=gldt-)|(?<=glrt-)|(?<=glptt-)|(?<=glft-)|(?<=glsoat-)"
+    r"|(?<=glcbt-)|(?<=glimt-)|(?<=glagent-)|(?<=sk-)|(?<=xox[abposre]-))[A-Za-z0-9_-]{10})"
+)
+_UNDERSCORED = re.compile(
+    r"_(?:(?<=gh[pousr]_)[A-Za-z0-9]{30}|(?<=github_)pat_[A-Za-z0-9_]{22}"
+    r"|(?<=[sr]k_)live_[A-Za-z0-9]{16}|(?<=npm_)[A-Za-z0-9]{36})"
+)
+_CLOUD = re.compile(r"A(?:(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z0-9]{16}|Iza[0-9A-Za-z_-]{35})")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ")
+#: ``scheme://user:password@``; user and password are runs of encoded characters of one string.
+_URLCRED = re.compile(r'://(?:[^\s:/@"\\]|\\.)+:(?:[^\s/@"\\]|\\.)+@')
+#: Over the lowercased text.
+_BEARER = re.compile(r"bearer" + _WS + r"+[a-z0-9._~+/=-]{12}")
+#: The four non-ASCII characters case-insensitive patterns match as ASCII letters (K, s, i).
+_FOLDS = re.compile(r"\\u(?:013[01]|017f|212a)")
+#: ``:`` that is not the separator after an object key (``":`` with an unescaped quote).
+_COLON = re.compile(r':(?<![^\\]":)')
+_EQUALS = re.compile("=")
+#: Read backwards from a separator (lowercased, reversed): whitespace and an optional quote...
+_SEP_PAD = re.compile(r"(?: |[tnrf]\\|[0-9a-f]{4}u\\)*(?:\"\\|')?")
+#: ...then, reversed, a secret-sounding word (the key=value, password-parameter and
+#: generic-secret rules, plural ``s`` included).
+_KEYWORD = re.compile(
+    r"s?(?:drowssap|dwssap|esarhpssap|ssap|dwp|terces|nekot|laitnederc"
+    r"|yek[_-]?(?:ipa|ssecca|terces|etavirp|htua)|di[_-]?noisses)"
+)
+_WINDOW = 96
+_PAD_MAX = 64
+#: Over the *reversed* arguments text, both starting at a key's ``":``: a key that was a bool or
+#: None (spelled ``true``/``false``/``null``; the walk would spell it ``True``/``None``), or a key
+#: ending (``_``/``-`` anywhere) in a sensitive suffix whose value is neither ``null`` nor the mask.
+_ARG_KEYS = re.compile(
+    r':(?:"(?:eurt|eslaf|llun)"'
+    r'|(?<![,}]llun:)(?<![,}]"\]DETCADER\[":)"[_-]*(?i:'
+    + "|".join("[_-]*".join(reversed(s)) for s in detectors._SENSITIVE_SUFFIXES)
+    + "))"
+)
+_SCALARS = (str, bool, int, float, type(None))
+
+
+def _keyword_before(low: str, pattern: re.Pattern[str]) -> bool:
+    for m in pattern.finditer(low):
+        end = m.start()
+        window = low[max(0, end - _WINDOW) : end][::-1]
+        pad = _SEP_PAD.match(window)
+        stop = pad.end() if pad is not None else 0
+        if stop > _PAD_MAX or _KEYWORD.match(window, stop) is not None:
+            return True
+    return False
+
+
+def might_need_redaction(text: str) -> bool:
+    """False only when no detector (built-in or shared) could change any string encoded in ``text``.
+
+    ``text`` is canonical JSON (see ``canonical``): each test is a necessary condition of some
+    detector, written against how ``ensure_ascii`` encodes the characters that detector reads.
+    """
+    if _DASHED.search(text) is not None or _UNDERSCORED.search(text) is not None:
+        return True
+    if _CLOUD.search(text) is not None:
+        return True
+    if "eyJ" in text and _JWT.search(text) is not None:
+        return True
+    if "://" in text and ("hooks.slack.com/" in text or _URLCRED.search(text) is not None):
+        return True
+    if "\\" in text and _FOLDS.search(text) is not None:
+        return True
+    low = text.lower()
+    if "bearer" in low and _BEARER.search(low) is not None:
+        return True
+    if _keyword_before(low, _COLON):
+        return True
+    return "=" in low and _keyword_before(low, _EQUALS)
+
+
+def has_sensitive_key(args_text: str) -> bool:
+    """True when the encoded arguments hold a non-null value under a key like ``password``
+    (or a key the walk would spell differently)."""
+    return ":" in args_text and _ARG_KEYS.search(args_text[::-1]) is not None
+
+
+def _flat(principal: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``dict(principal)`` when it is flat (string keys; scalars or lists of strings), else None."""
+    out = dict(principal)
+    for k, v in out.items():
+        if type(k) is not str:
+            return None
+        t = type(v)
+        if t not in _SCALARS and not ((t is list or t is tuple) and all(type(x) is str for x in v)):
+            return None
+    return out
+
+
+def _masked(value: Any, steps: tuple[Step, ...], i: int) -> Any:
+    """``_mask_path`` without touching ``value``: containers on the path are copied as ``_plain`` would."""
+    if i == len(steps):
+        return MASK
+    kind, arg = steps[i]
+    if kind in ("key", "any") and isinstance(value, Mapping):
+        out = {k if type(k) is str else str(k): v for k, v in value.items()}
+        if kind == "key":
+            if arg in out:
+                out[arg] = _masked(out[arg], steps, i + 1)
+        else:
+            for k in out:
+                out[k] = _masked(out[k], steps, i + 1)
+        return out
+    if kind in ("items", "item", "any") and isinstance(value, (list, tuple)):
+        items = list(value)
+        if kind == "item":
+            if isinstance(arg, int) and -len(items) <= arg < len(items):
+                items[arg] = _masked(items[arg], steps, i + 1)
+        else:
+            for j in range(len(items)):
+                items[j] = _masked(items[j], steps, i + 1)
+        return items
+    return value
+
+
+def masked_copy(arguments: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """What ``mask_fields`` makes of a plain copy of ``arguments``, sharing the untouched values."""
+    try:
+        compiled = compile_paths(paths)
+    except ConfigError:
+        return {"[REDACTED]": "unparsable redact path; all arguments masked"}
+    out: Any = arguments
+    for steps in compiled:
+        out = _masked(out, steps, 0)
+    if type(out) is not dict:  # no path reached into the top level
+        out = {k if type(k) is str else str(k): v for k, v in arguments.items()}
+    return out  # type: ignore[no-any-return]
+
+
+def _mask_keys(value: Any) -> Any:
+    """Copy with the sensitive-key rule of ``jsonable`` applied (nothing else converted)."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = k if type(k) is str else str(k)
+            out[key] = MASK if v is not None and detectors.sensitive_key(key) else _mask_keys(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_mask_keys(v) for v in value]
+    return value
+
+
+def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:
+    """``(record, canonical text)`` equal to ``redact_record(event.as_dict(), fields)`` and its
+    encoding, when the cheap tests show no detector can fire; None when the full path must run.
+
+    Field rules and the sensitive-key rule are applied here (on copies); only events where a
+    detector might match, or that hold values the walk would convert, go the slow way.
+    """
+    args: Any = event.arguments
+    if args is not None and isinstance(args, Mapping):
+        if fields:
+            args = masked_copy(args, fields)
+        elif type(args) is not dict:
+            args = dict(args.items())
+    res = event.result
+    principal = event.principal
+    if principal is not None:
+        principal = _flat(principal)
+        if principal is None:
+            return None
+    record: dict[str, Any] = {
+        "id": event.id,
+        "time": event.time,
+        "event": event.event,
+        "session_id": event.session_id,
+        "request_id": event.request_id,
+        "principal": principal,
+        "source_ip": event.source_ip,
+        "transport": event.transport,
+        "client_name": event.client_name,
+        "client_version": event.client_version,
+        "method": event.method,
+        "direction": event.direction,
+        "server": event.server,
+        "kind": event.kind,
+        "target": event.target,
+        "decision": event.decision,
+        "rule": event.rule,
+        "reasons": list(event.reasons),
+        "shadow": event.shadow,
+    }
+    tail: dict[str, Any] = {
+        "result": None
+        if res is None
+        else {
+            "size": res.size,
+            "is_error": res.is_error,
+            "items": res.items,
+            "withheld": res.withheld,
+            "findings": [f.as_dict() for f in res.findings],
+        },
+        "error_code": event.error_code,
+        "latency_ms": event.latency_ms,
+    }
+    try:
+        head_text, tail_text = encode(record)[:-1], encode(tail)[1:]
+        args_text = encode(args)
+    except (TypeError, ValueError, RecursionError):
+        return None  # values the walk turns into placeholders
+    text = f'{head_text},"arguments":{args_text},{tail_text}'
+    # Nesting the walk would cut (principal is flat and result has a fixed shape).
+    if args_text.count("{") + args_text.count("[") > _MAX_DEPTH or might_need_redaction(text):
+        return None
+    if has_sensitive_key(args_text):
+        if '"true":' in args_text or '"false":' in args_text or '"null":' in args_text:
+            return None  # perhaps a bool or None key, which the walk spells "True" / "None"
+        # Masking only removes strings (and adds the mask, which no detector matches), so the
+        # test above still holds for the result.
+        args = _mask_keys(args)
+        text = f'{head_text},"arguments":{encode(args)},{tail_text}'
+    record["arguments"] = args
+    record.update(tail)
+    return record, text
