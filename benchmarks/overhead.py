@@ -6,7 +6,7 @@ request-state), so the ratio isolates the guard. Measured in one process run:
 
 - in memory: median round trip of ``tools/call`` (trivial tool) and
   ``tools/list`` (500 tools), legacy (2025-11-25) session;
-- streamable HTTP on 127.0.0.1 (real uvicorn, real client), same pair.
+- streamable HTTP on 127.0.0.1 (real uvicorn in its own process, real client), same pair.
 
 Run: ``python benchmarks/overhead.py``.
 """
@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +38,7 @@ from mcp_guard.authn.api_keys import ApiKeyAuthenticator, ConfiguredKey
 from mcp_guard.guard import Guard
 from mcp_guard.integrations.http import loopback_security
 from mcp_guard.policy import AllowListPolicy
-from tests.http_util import free_port, serve
+from tests.http_util import free_port
 
 KEY = "bench-key-0123456789abcdef"
 N_TOOLS = 500
@@ -119,21 +121,44 @@ def http_client(url: str, token: str | None) -> Client:
     )  # type: ignore[arg-type]
 
 
+def serve_forever(kind: str, port: int, audit_dir: Path) -> None:
+    """The server side of the HTTP runs, in its own process (a real deployment has no shared GIL)."""
+    import uvicorn
+
+    server = build_server()
+    if kind == "guarded":
+        guard, _ = build_guard(audit_dir)
+        guard.protect(server, read_env=False)
+    app = server.streamable_http_app(transport_security=loopback_security(port))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start_server(kind: str, audit_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    args = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--audit-dir", str(audit_dir)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{kind} server did not start")
+
+
 async def over_http(audit_dir: Path) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
-    port = free_port()
-    bare = build_server()
-    with serve(bare.streamable_http_app(transport_security=loopback_security(port)), port) as url:
-        async with http_client(url + "/mcp", None) as c:
-            out["bare"] = await measure(c, 400, 30)
-    port = free_port()
-    guarded = build_server()
-    guard, _ = build_guard(audit_dir)
-    guard.protect(guarded, read_env=False)
-    with serve(guarded.streamable_http_app(transport_security=loopback_security(port)), port) as url:
-        async with http_client(url + "/mcp", KEY) as c:
-            out["guarded"] = await measure(c, 400, 30)
-    await guard.aclose()
+    for kind, token in (("bare", None), ("guarded", KEY)):
+        proc, url = start_server(kind, audit_dir)
+        try:
+            async with http_client(url + "/mcp", token) as c:
+                out[kind] = await measure(c, 600, 30)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
     return out
 
 
@@ -155,4 +180,14 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--serve" in sys.argv:
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--serve", choices=("bare", "guarded"))
+        parser.add_argument("--port", type=int)
+        parser.add_argument("--audit-dir", type=Path)
+        opts = parser.parse_args()
+        serve_forever(opts.serve, opts.port, opts.audit_dir)
+    else:
+        asyncio.run(main())
