@@ -46,6 +46,7 @@ from .protocols import (
     Sanitizer,
     StateStore,
 )
+from .sanitize.policy import verdict_action
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import TokenVerifier
@@ -658,21 +659,6 @@ class Guard:
         self._closers.clear()
         if self.store is not None:
             await self.store.aclose()
-
-
-def verdict_action(policy: SanitizePolicy, scanned: ScanResult) -> Literal["keep", "rewrite", "withhold"]:
-    """What ``policy`` does with one scanned item: keep it, pass its rewritten form, or withhold it."""
-    if policy.shadow:
-        return "keep"
-    verdict = scanned.verdict
-    if verdict == "block":
-        return "withhold" if policy.on_block == "withhold" else "keep"
-    if verdict == "flag":
-        if policy.on_flag == "withhold":
-            return "withhold"
-        if policy.on_flag == "strip" and scanned.item is not None:
-            return "rewrite"
-    return "keep"
 
 
 def result_size(value: Any) -> int:

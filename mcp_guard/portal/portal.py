@@ -32,10 +32,11 @@ from mcp.shared.exceptions import MCPError
 
 from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
 from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, ConfigError, GuardUnavailable
-from ..guard import Guard, verdict_action
+from ..guard import Guard
 from ..integrations.http import AuditHttpRefusals, check_bind, loopback_security
 from ..integrations.server import CURRENT_CALLER, GuardMiddleware
 from ..model import Finding, Principal, RequestContext, ResultSummary, ScanResult
+from ..sanitize.policy import verdict_action
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
 from .credentials import KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key

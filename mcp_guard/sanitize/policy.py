@@ -142,7 +142,7 @@ def apply_to_list(
         label = item_label(item, index)
         if scan.findings:
             findings[label] = tuple(scan.findings)
-        action = _action(policy, scan)
+        action = verdict_action(policy, scan)
         if action == "withhold":
             withheld.append(label)
         elif action == "rewrite":
@@ -163,7 +163,7 @@ def apply_to_result(sanitizer: Sanitizer, policy: SanitizePolicy, kind: str, res
         scan = sanitizer.scan(kind, result)
     except Exception as exc:
         return ResultOutcome(result, _error(f"scan failed: {exc}"), refused=not policy.shadow)
-    action = _action(policy, scan)
+    action = verdict_action(policy, scan)
     if action == "withhold":
         return ResultOutcome(result, scan.findings, refused=True)
     if scan.item is not None and not policy.shadow and (action == "rewrite" or policy.redact_results):
@@ -171,7 +171,8 @@ def apply_to_result(sanitizer: Sanitizer, policy: SanitizePolicy, kind: str, res
     return ResultOutcome(result, scan.findings)
 
 
-def _action(policy: SanitizePolicy, scan: ScanResult) -> Literal["keep", "rewrite", "withhold"]:
+def verdict_action(policy: SanitizePolicy, scan: ScanResult) -> Literal["keep", "rewrite", "withhold"]:
+    """What ``policy`` does with one scanned item: keep it, pass its rewritten form, or withhold it."""
     if policy.shadow:
         return "keep"
     verdict = scan.verdict
