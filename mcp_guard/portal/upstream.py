@@ -18,11 +18,12 @@ from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 import anyio
+import httpx2
 from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.exceptions import MCPError
 
 from ..config import UpstreamSection
@@ -50,6 +51,85 @@ _CHANGED: Mapping[str, str] = {
 
 #: Pages fetched from one upstream list at most (a server that never ends its cursor chain).
 MAX_PAGES = 100
+
+#: How long, and how many bytes, the end of a POST's event stream is awaited once its response arrived.
+DRAIN_SECONDS = 0.25
+DRAIN_BYTES = 64 * 1024
+
+
+class _DrainedStream(httpx2.AsyncByteStream):
+    """A response body that, when closed early, first reads the little that is left of it.
+
+    The SDK's streamable HTTP client closes a POST's event stream as soon as the
+    JSON-RPC response arrived, a moment before the server ends the stream; the
+    connection pool then drops the connection and the next call opens a new one.
+    Reading the (normally empty) remainder, briefly and boundedly, lets the
+    connection go back to the pool. Anything longer or slower is closed as before.
+    """
+
+    def __init__(self, inner: httpx2.AsyncByteStream) -> None:
+        self._inner = inner
+        self._chunks: Any = None
+        self._ended = False
+
+    async def __aiter__(self) -> Any:
+        self._chunks = self._inner.__aiter__()
+        async for chunk in self._chunks:
+            yield chunk
+        self._ended = True
+
+    async def aclose(self) -> None:
+        try:
+            if self._chunks is not None and not self._ended:
+                with anyio.move_on_after(DRAIN_SECONDS):
+                    left = DRAIN_BYTES
+                    async for chunk in self._chunks:
+                        left -= len(chunk)
+                        if left < 0:
+                            break
+        except Exception:
+            pass  # the connection is simply not reused
+        finally:
+            await self._inner.aclose()
+
+
+class _KeepAliveTransport(httpx2.AsyncBaseTransport):
+    """The default transport, with POST event streams drained on close (see :class:`_DrainedStream`)."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.method == "POST" and isinstance(response.stream, httpx2.AsyncByteStream):
+            response.stream = _DrainedStream(response.stream)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class ForwardingSession(ClientSession):
+    """The portal's client session to an upstream: results are forwarded, not re-validated.
+
+    The upstream validates its own structured output against the output schema it
+    declares, the portal serves that same schema, and the downstream client checks
+    results against it; a second check on the way through only costs time. Size
+    checks, result scanning and audit run in the guard's chain as for any result.
+    """
+
+    async def validate_tool_result(self, name: str, result: types.CallToolResult) -> None:
+        return None
+
+
+def upstream_http_client(headers: dict[str, str], auth: httpx2.Auth | None = None) -> httpx2.AsyncClient:
+    """The HTTP client of one upstream session: the SDK's defaults, connections kept alive."""
+    return httpx2.AsyncClient(
+        headers=headers,
+        auth=auth,
+        timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
+        transport=_KeepAliveTransport(),
+    )
 
 
 class UpstreamUnavailable(GuardUnavailable):
@@ -208,11 +288,11 @@ class Upstream:
             if credentials is not None:
                 headers.update(credentials.headers)
             auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
-            http = create_mcp_http_client(headers=headers, auth=auth)
+            http = upstream_http_client(headers, auth)
             await stack.enter_async_context(http)
             streams = await stack.enter_async_context(streamable_http_client(self.spec.url, http_client=http))
         return await stack.enter_async_context(
-            ClientSession(
+            ForwardingSession(
                 streams[0],
                 streams[1],
                 read_timeout_seconds=self.spec.timeout,
