@@ -79,9 +79,10 @@ def build_guard(audit_dir: Path) -> tuple[Guard, Any]:
     return guard, auditor
 
 
-async def median_us(fn: Callable[[], Awaitable[Any]], n: int, warmup: int = 50) -> float:
-    for _ in range(warmup):
-        await fn()
+ROUNDS = 6
+
+
+async def sample(fn: Callable[[], Awaitable[Any]], n: int) -> list[float]:
     samples = []
     gc.disable()
     try:
@@ -91,25 +92,39 @@ async def median_us(fn: Callable[[], Awaitable[Any]], n: int, warmup: int = 50) 
             samples.append(time.perf_counter() - t0)
     finally:
         gc.enable()
-    return statistics.median(samples) * 1e6
+    return samples
 
 
-async def measure(client: Client, n_call: int, n_list: int) -> tuple[float, float]:
-    call = await median_us(lambda: client.call_tool("echo", {"text": "hi"}), n_call)
-    lst = await median_us(lambda: client.list_tools(cache_mode="bypass"), n_list, warmup=5)
-    return call, lst
+async def compare(clients: dict[str, Client], n_call: int, n_list: int) -> dict[str, tuple[float, float]]:
+    """Medians per path, bare and guarded measured in alternating rounds.
+
+    Timings on a shared 2-core machine drift by tens of percent over a minute;
+    alternating short rounds exposes both paths to the same drift, so the ratio
+    reflects the guard rather than the moment each side happened to run.
+    """
+    calls: dict[str, list[float]] = {k: [] for k in clients}
+    lists: dict[str, list[float]] = {k: [] for k in clients}
+    for c in clients.values():  # warm-up
+        for _ in range(50):
+            await c.call_tool("echo", {"text": "hi"})
+        for _ in range(3):
+            await c.list_tools(cache_mode="bypass")
+    for _ in range(ROUNDS):
+        for name, c in clients.items():
+            calls[name] += await sample(lambda c=c: c.call_tool("echo", {"text": "hi"}), n_call // ROUNDS)
+            lists[name] += await sample(
+                lambda c=c: c.list_tools(cache_mode="bypass"), max(1, n_list // ROUNDS)
+            )
+    return {k: (statistics.median(calls[k]) * 1e6, statistics.median(lists[k]) * 1e6) for k in clients}
 
 
 async def in_memory(audit_dir: Path) -> dict[str, tuple[float, float]]:
-    out: dict[str, tuple[float, float]] = {}
     bare = build_server()
-    async with Client(bare, mode="legacy") as c:
-        out["bare"] = await measure(c, 2000, 60)
     guarded = build_server()
     guard, _auditor = build_guard(audit_dir)
     guard.protect(guarded, credential=KEY, read_env=False)
-    async with Client(guarded, mode="legacy") as c:
-        out["guarded"] = await measure(c, 2000, 60)
+    async with Client(bare, mode="legacy") as b, Client(guarded, mode="legacy") as g:
+        out = await compare({"bare": b, "guarded": g}, 3000, 60)
     await guard.aclose()
     return out
 
@@ -150,16 +165,14 @@ def start_server(kind: str, audit_dir: Path) -> tuple[subprocess.Popen[bytes], s
 
 
 async def over_http(audit_dir: Path) -> dict[str, tuple[float, float]]:
-    out: dict[str, tuple[float, float]] = {}
-    for kind, token in (("bare", None), ("guarded", KEY)):
-        proc, url = start_server(kind, audit_dir)
-        try:
-            async with http_client(url + "/mcp", token) as c:
-                out[kind] = await measure(c, 600, 30)
-        finally:
+    (bare, bare_url), (guarded, guarded_url) = (start_server(k, audit_dir) for k in ("bare", "guarded"))
+    try:
+        async with http_client(bare_url + "/mcp", None) as b, http_client(guarded_url + "/mcp", KEY) as g:
+            return await compare({"bare": b, "guarded": g}, 900, 36)
+    finally:
+        for proc in (bare, guarded):
             proc.terminate()
             proc.wait(timeout=10)
-    return out
 
 
 def report(title: str, res: dict[str, tuple[float, float]], goal: float) -> None:
