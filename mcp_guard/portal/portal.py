@@ -156,6 +156,7 @@ class Portal:
         #: Extra ``streamable_http_app`` arguments: the SDK's auth (401 + RFC 9728) and login routes
         #: when the config has ``[authn.oauth]`` / ``[authn.passwords]``.
         self.http_options: dict[str, Any] = {}
+        self._screened: dict[str, tuple[int, tuple[tuple[str, str, str], ...]]] = {}
         self.middleware = GuardMiddleware(guard, server=name, read_env=False, delegate=True)
         self.server = self._build_server(name)
 
@@ -379,6 +380,7 @@ class Portal:
         policy = guard.sanitize_policy(upstream.name)
         out: dict[str, list[dict[str, Any]]] = {}
         findings: list[Finding] = []
+        notices: list[str] = []
         total = withheld = 0
         for kind, key in LIST_KEYS.items():
             items = list(upstream.lists.get(kind, []))
@@ -403,19 +405,20 @@ class Portal:
                     if action == "rewrite":
                         item = scanned.item
                     elif action == "withhold":
-                        logger.warning(
-                            "upstream %r %s %r withheld: %s",
-                            upstream.name,
-                            kind,
-                            item_key(kind, item),
-                            "; ".join(f"{f.rule} at {f.field}" for f in scanned.findings),
+                        notices.append(
+                            f"upstream {upstream.name!r} {kind} {item_key(kind, item)!r} withheld: "
+                            + "; ".join(f"{f.rule} at {f.field}" for f in scanned.findings)
                         )
                         withheld += 1
                         continue
                 kept.append(item)
             out[kind] = kept
-        if findings:
-            # One record per screening that found anything: what was withheld or flagged, and why.
+        outcome = (withheld, tuple((f.rule, f.field, f.message) for f in findings))
+        if findings and self._screened.get(upstream.name) != outcome:
+            # One log line and one record per change of what an upstream's screening found; a
+            # rebuild for another upstream's sake does not repeat them.
+            for notice in notices:
+                logger.warning("%s", notice)
             guard.record_nowait(
                 guard.event(
                     "upstream/screen",
@@ -427,6 +430,7 @@ class Portal:
                     server=upstream.name,
                 )
             )
+        self._screened[upstream.name] = outcome
         return out
 
     async def _announce(self, kinds: Sequence[str]) -> None:
