@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -49,6 +50,10 @@ def test_tokens_are_bound_short_lived_and_single_use() -> None:
         "expired": signer.mint("files", "POST", BODY, now=now - 120),
         "another key": PortalSigner.generate().mint("files", "POST", BODY, now=now),
         "tampered": token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1],
+        "unsigned": jwt.encode(
+            jwt.decode(token, options={"verify_signature": False}), None, algorithm="none"
+        ),
+        "HMAC": jwt.encode({**jwt.decode(token, options={"verify_signature": False}), "jti": "h"}, "k" * 32),
     }
     for why, bad in refused.items():
         with pytest.raises(LockdownError):

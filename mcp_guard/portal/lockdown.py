@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from cryptography.exceptions import InvalidSignature
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -47,10 +47,6 @@ class LockdownError(Exception):
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def body_hash(body: bytes) -> str:
@@ -105,8 +101,7 @@ class PortalSigner:
             "htm": method.upper(),
             "bh": body_hash(body),
         }
-        payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-        return payload + "." + _b64(self.key.sign(payload.encode()))
+        return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"typ": "mcp-guard-portal+jwt"})
 
     def auth(self, audience: str) -> LockdownAuth:
         return LockdownAuth(self, audience)
@@ -157,20 +152,30 @@ class LockdownVerifier:
     ) -> dict[str, Any]:
         if not token:
             raise LockdownError("no portal token")
-        payload, dot, signature = token.partition(".")
-        if not dot:
-            raise LockdownError("malformed portal token")
-        try:
-            self.public_key.verify(_unb64(signature), payload.encode())
-            claims = json.loads(_unb64(payload))
-        except (InvalidSignature, ValueError):
-            raise LockdownError("portal token signature invalid") from None
-        if not isinstance(claims, dict):
-            raise LockdownError("malformed portal token")
         at = time.time() if now is None else now
+        try:
+            # A compact EdDSA JWT; the algorithm is pinned, so no header can choose another.
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["EdDSA"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                # Times are checked below against ``now``, so callers (and tests) control the clock.
+                options={
+                    "require": ["exp", "iat", "jti", "aud", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
+            )
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
+            raise LockdownError("portal token for another issuer or upstream") from None
+        except jwt.InvalidSignatureError:
+            raise LockdownError("portal token signature invalid") from None
+        except jwt.InvalidTokenError:
+            raise LockdownError("malformed portal token") from None
         exp, iat = claims.get("exp"), claims.get("iat")
-        if claims.get("iss") != self.issuer or claims.get("aud") != self.audience:
-            raise LockdownError("portal token for another issuer or upstream")
         if not isinstance(exp, int) or not isinstance(iat, int) or exp - iat > self.max_ttl:
             raise LockdownError("portal token lifetime invalid")
         if at > exp + self.leeway or at < iat - self.leeway:
