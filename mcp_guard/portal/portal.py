@@ -17,7 +17,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -718,65 +718,67 @@ class Portal:
         return result
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
-        principal, rc = self._caller(ctx)
-        route = self._catalog.route("tool", params.name)
-        if route is None:
-            raise self._unknown("tools/call", "tool", params.name, principal, rc)
         kw: dict[str, Any] = {}
         token = (ctx.meta or {}).get("progress_token") if ctx.meta else None
         if token is not None and ctx.session is not None:
             kw["progress_callback"] = _progress_forwarder(ctx.session, token, ctx.request_id)
         arguments = dict(params.arguments or {})
-        if self._multi_round(ctx, route.upstream):
-            return await self._round_trip(
-                ctx,
-                route.upstream,
-                principal,
-                rc,
-                ("tools/call", params.name),
-                params,
-                lambda s: s.call_tool(route.name, arguments),
-            )
-        async with self._routed(ctx, route.upstream, principal, rc) as session:
-            return await session.call_tool(route.name, arguments, **kw)
+        return await self._forward(
+            ctx,
+            params,
+            ("tools/call", "tool", params.name),
+            self._catalog.route("tool", params.name),
+            lambda s, name: s.call_tool(name, arguments),
+            lambda s, name: s.call_tool(name, arguments, **kw),  # progress only on a live stream
+        )
 
     async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
-        principal, rc = self._caller(ctx)
-        route = self._catalog.route("prompt", params.name)
-        if route is None:
-            raise self._unknown("prompts/get", "prompt", params.name, principal, rc)
         arguments = dict(params.arguments or {})
-        if self._multi_round(ctx, route.upstream):
-            return await self._round_trip(
-                ctx,
-                route.upstream,
-                principal,
-                rc,
-                ("prompts/get", params.name),
-                params,
-                lambda s: s.get_prompt(route.name, arguments),
-            )
-        async with self._routed(ctx, route.upstream, principal, rc) as session:
-            return await session.get_prompt(route.name, arguments)
+        return await self._forward(
+            ctx,
+            params,
+            ("prompts/get", "prompt", params.name),
+            self._catalog.route("prompt", params.name),
+            lambda s, name: s.get_prompt(name, arguments),
+        )
 
     async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> Any:
-        principal, rc = self._caller(ctx)
         uri = str(params.uri)
-        route = self._catalog.route_uri(uri)
+        return await self._forward(
+            ctx,
+            params,
+            ("resources/read", "resource", uri),
+            self._catalog.route_uri(uri),
+            lambda s, _name: s.read_resource(uri),
+        )
+
+    async def _forward(
+        self,
+        ctx: Any,
+        params: Any,
+        what: tuple[str, str, str],
+        route: Any,
+        send: Callable[[Any, str], Awaitable[Any]],
+        send_routed: Callable[[Any, str], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """Send one targeted request to its upstream under the upstream's own name.
+
+        Over the multi-round-trip path where the upstream may call back on
+        2026-07-28, else on the caller's routed session (``send_routed`` when
+        that path passes more, such as a progress callback). ``what`` is
+        ``(method, kind, public name or URI)``; a target with no route is
+        refused exactly like an unknown one.
+        """
+        method, kind, name = what
+        principal, rc = self._caller(ctx)
         if route is None:
-            raise self._unknown("resources/read", "resource", uri, principal, rc)
+            raise self._unknown(method, kind, name, principal, rc)
         if self._multi_round(ctx, route.upstream):
             return await self._round_trip(
-                ctx,
-                route.upstream,
-                principal,
-                rc,
-                ("resources/read", uri),
-                params,
-                lambda s: s.read_resource(uri),
+                ctx, route.upstream, principal, rc, (method, name), params, lambda s: send(s, route.name)
             )
         async with self._routed(ctx, route.upstream, principal, rc) as session:
-            return await session.read_resource(uri)
+            return await (send_routed or send)(session, route.name)
 
     async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> Any:
         principal, rc = self._caller(ctx)
