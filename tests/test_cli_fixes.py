@@ -33,19 +33,9 @@ from mcp_guard.store import open_store
 
 from .http_util import serve
 from .test_audit_cli import populate
+from .test_authn_cli import run as mcp_guard
 
 PASSWORD = "river stone lantern 7"
-
-
-def mcp_guard(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mcp_guard", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def mode(path: Path) -> int:

@@ -167,22 +167,22 @@ class PinStore:
             return cached
         fresh = _Cached(self._clock())
         fresh.initialized = await self.store.get(_k(server, "initialized")) is not None
-        for member in await self.store.smembers(_k(server, "index")):
-            member_kind, _, name = member.partition(":")
-            if member_kind != kind:
-                continue
-            raw = await self.store.get(_k(server, "approved", kind, name))
-            if raw is not None:
-                fresh.hashes[name] = json.loads(raw)["hash"]
-        for member in await self.store.smembers(_k(server, "pending")):
-            member_kind, _, name = member.partition(":")
-            if member_kind != kind:
-                continue
-            raw = await self.store.get(_k(server, "pending", kind, name))
-            if raw is not None:
-                fresh.pending[name] = json.loads(raw)["hash"]
+        fresh.hashes = await self._hashes(server, kind, "index", "approved")
+        fresh.pending = await self._hashes(server, kind, "pending", "pending")
         self._cache[(server, kind)] = fresh
         return fresh
+
+    async def _hashes(self, server: str, kind: str, members: str, bucket: str) -> dict[str, str]:
+        """Item name -> hash of the ``kind`` items listed in set ``members``, read from ``bucket``."""
+        out: dict[str, str] = {}
+        for member in await self.store.smembers(_k(server, members)):
+            member_kind, _, name = member.partition(":")
+            if member_kind != kind:
+                continue
+            raw = await self.store.get(_k(server, bucket, kind, name))
+            if raw is not None:
+                out[name] = json.loads(raw)["hash"]
+        return out
 
     async def _record(self, bucket: str, server: str, kind: str, name: str, item: Any, digest: str) -> None:
         body = {"hash": digest, "item": item, "at": time.time()}
