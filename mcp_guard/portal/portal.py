@@ -28,6 +28,14 @@ from anyio.abc import TaskGroup
 from mcp import types
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.session import ServerSession
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ToolsListChanged,
+)
 from mcp.shared.exceptions import MCPError
 
 from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
@@ -44,6 +52,7 @@ from .lockdown import PortalSigner
 from .registry import Registry
 from .rounds import RoundLink, Rounds
 from .routing import CallerSession, ServedLists, UpstreamAdapter
+from .subscriptions import Channel, SubscriptionTable
 from .upstream import Upstream, check_upstream_url
 
 logger = logging.getLogger("mcp_guard.portal")
@@ -149,7 +158,12 @@ class Portal:
         self._catalog = Catalog()
         self._reverse: dict[str, dict[tuple[str, str], str]] = {k: {} for k in LIST_KEYS}
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._subscribers: dict[str, weakref.WeakSet[Any]] = {}
+        self._subs = SubscriptionTable()
+        self._listens: dict[InMemorySubscriptionBus, ListenHandler] = {}
+        self._closing: weakref.WeakSet[Any] = (
+            weakref.WeakSet()
+        )  # connections whose teardown drops their subscriptions
+        self._subscribed_on: dict[str, Any] = {}  # upstream -> the shared session its subscriptions live on
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -252,6 +266,7 @@ class Portal:
             on_read_resource=self._read_resource,
             on_subscribe_resource=self._subscribe,
             on_unsubscribe_resource=self._unsubscribe,
+            on_subscriptions_listen=self._listen,
             on_completion=self._complete,
             get_tool_input_schema=self._tool_schema,
         )
@@ -272,8 +287,7 @@ class Portal:
         if self.registry is not None:
             await self._sync_registry()
             tg.start_soon(self._watch_registry)
-        if self.callbacks or self.credentials is not None:
-            tg.start_soon(self._reap_private)
+        tg.start_soon(self._reap_private)
         with anyio.move_on_after(self.start_timeout):
             for upstream in list(self.upstreams.values()):
                 await upstream.wait_up(self.start_timeout)
@@ -348,6 +362,12 @@ class Portal:
     # ------------------------------------------------------------------ catalog
     async def _changed(self, upstream: Upstream) -> None:
         await self._rebuild()
+        session = upstream.session if upstream.state == "up" else None
+        if session is not None and self._subscribed_on.get(upstream.name) is not session:
+            self._subscribed_on[upstream.name] = session
+            uris = self._subs.uris((upstream.name,))
+            if uris and self._tg is not None:
+                self._tg.start_soon(self._resubscribe, upstream, session, uris)
 
     async def _rebuild(self) -> None:
         """Recompute what each live upstream serves (sanitizer verdicts, pins) and the routing table."""
@@ -435,6 +455,16 @@ class Portal:
 
     async def _announce(self, kinds: Sequence[str]) -> None:
         logger.debug("announcing %s list change to %d session(s)", kinds, len(self._sessions))
+        events: list[Any] = []
+        if "tool" in kinds:
+            events.append(ToolsListChanged())
+        if "prompt" in kinds:
+            events.append(PromptsListChanged())
+        if "resource" in kinds or "resource_template" in kinds:
+            events.append(ResourcesListChanged())
+        for bus in list(self._listens):
+            for event in events:
+                await bus.publish(event)  # each stream delivers only the kinds it asked for
         for session in list(self._sessions):
             try:
                 if "tool" in kinds:
@@ -449,15 +479,23 @@ class Portal:
 
     async def _upstream_note(self, upstream: Upstream, note: Any) -> None:
         if isinstance(note, types.ResourceUpdatedNotification):
-            uri = str(note.params.uri)
-            route = self._catalog.route_uri(uri)
-            if route is None or route.upstream != upstream.name:
-                return
-            for session in list(self._subscribers.get(uri, ())):
-                try:
-                    await session.send_resource_updated(uri)
-                except Exception:
-                    self._subscribers[uri].discard(session)
+            await self._resource_updated((upstream.name,), str(note.params.uri))
+
+    def _channel_notes(self, channel: Channel) -> Callable[[Any], Awaitable[None]]:
+        """The message handler of a per-user connection: its updates reach only its own subscribers."""
+
+        async def on_message(message: Any) -> None:
+            root = getattr(message, "root", message)
+            if isinstance(root, types.ResourceUpdatedNotification):
+                await self._resource_updated(channel, str(root.params.uri))
+
+        return on_message
+
+    async def _resource_updated(self, channel: Channel, uri: str) -> None:
+        route = self._catalog.route_uri(uri)
+        if route is None or route.upstream != channel[0]:
+            return  # withheld, colliding or gone since: nobody is told about it
+        await self._subs.deliver(channel, uri)
 
     # ------------------------------------------------------------------ handler plumbing
     def _caller(self, ctx: Any) -> tuple[Principal, RequestContext]:
@@ -611,6 +649,7 @@ class Portal:
             # Tenant-wide sessions are shared by several users: nothing may call back into one of them.
             link = CallerLink(self.guard, name, principal, self._level_of)
             callbacks: dict[str, Any] = {"logging_callback": link.logging} if creds.scope == "subject" else {}
+            callbacks["message_handler"] = self._channel_notes(key)
             private = await self._hold(name, link, callbacks, creds)
             self._pooled[key] = private
             return private
@@ -671,12 +710,21 @@ class Portal:
             self._private = keep
             for key, private in list(self._pooled.items()):
                 link = private.link
+                if private.session is None:
+                    # The connection died: subscriptions on it cannot fire any more. Listen
+                    # streams end (their clients re-listen on a fresh connection); 2025-11-25
+                    # subscribers are dropped.
+                    self._subs.lose(key)
                 if private.session is None or (
-                    not link.in_flight and now - link.last_used > self.private_idle
+                    not link.in_flight
+                    and not self._subs.holds(key)
+                    and now - link.last_used > self.private_idle
                 ):
                     private.close()
                     del self._pooled[key]
                     self._pool_locks.pop(key, None)
+            for channel, uri in self._subs.prune():
+                await self._unsubscribe_upstream(channel, uri)
 
     def _unknown(
         self, method: str, kind: str, name: str, principal: Principal, rc: RequestContext
@@ -780,17 +828,116 @@ class Portal:
         async with self._routed(ctx, route.upstream, principal, rc) as session:
             return await (send_routed or send)(session, route.name)
 
+    async def _subscribe_caller(
+        self,
+        upstream_name: str,
+        uri: str,
+        principal: Principal,
+        rc: RequestContext,
+        token: object,
+        deliver: Callable[[str], Awaitable[None]],
+        *,
+        connection: Any = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> Channel:
+        """Subscribe one caller to ``uri`` on its channel, decided and audited by the guard.
+
+        An upstream with per-user credentials is subscribed on the caller's own
+        pooled connection (opened only once the guard allowed it), so the
+        upstream reports only what that user may see; any other upstream on its
+        shared connection. Updates are re-checked against the policy on
+        delivery, so a caller who may no longer see the resource hears nothing.
+        """
+        channel: Channel = (upstream_name,)
+        acquire: Any = None
+        if await self._per_user(upstream_name):
+
+            async def acquire() -> Any:
+                nonlocal channel
+                creds = await self._credentials_for(upstream_name, principal, rc)
+                private = await self._pooled_for(upstream_name, principal, creds)
+                private.link.last_used = time.monotonic()
+                channel = (upstream_name, *creds.fingerprint())
+                return private.session
+
+        else:
+            upstream = self.upstreams.get(upstream_name)
+            shared = upstream.session if upstream is not None else None
+
+            async def acquire() -> Any:
+                # One upstream session carries all shared subscriptions, so an unsubscribe
+                # or a re-subscribe after a reconnect reaches the session that holds them.
+                return shared
+
+        await self._session(upstream_name, principal, rc, acquire).subscribe_resource(uri)
+
+        async def checked(changed: str) -> None:
+            if self.guard.visible(principal, upstream_name, "resource", changed):
+                await deliver(changed)
+
+        self._subs.add(channel, uri, token, checked, connection=connection, on_lost=on_lost)
+        return channel
+
+    async def _unsubscribe_upstream(self, channel: Channel, uri: str) -> None:
+        """Drop the upstream subscription nobody uses any more (best effort: updates are filtered anyway)."""
+        name = channel[0]
+        upstream = self.upstreams.get(name)
+        if upstream is None or upstream.state != "up":
+            return
+        if len(channel) == 1:
+            session = upstream.session
+        else:
+            private = self._pooled.get(channel)
+            session = private.session if private is not None else None
+        if session is None:
+            return
+        try:
+            await upstream.request(lambda s: s.unsubscribe_resource(uri), session=session)
+        except Exception as exc:
+            logger.debug("unsubscribing %r from %r failed: %r", uri, name, exc)
+
+    async def _resubscribe(self, upstream: Upstream, session: Any, uris: Sequence[str]) -> None:
+        """Renew the shared subscriptions on an upstream's new connection (a restart loses them)."""
+        for uri in uris:
+
+            async def send(s: Any, u: str = uri) -> Any:
+                return await s.subscribe_resource(u)
+
+            try:
+                await upstream.request(send, session=session)
+            except Exception as exc:
+                logger.warning("re-subscribing %r on %r failed: %r", uri, upstream.name, exc)
+
     async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> Any:
         principal, rc = self._caller(ctx)
         uri = str(params.uri)
         route = self._catalog.route_uri(uri)
         if route is None:
             raise self._unknown("resources/subscribe", "resource", uri, principal, rc)
-        result = await self._session(route.upstream, principal, rc).subscribe_resource(uri)
         connection = _connection(ctx)
-        if connection is not None:
-            self._subscribers.setdefault(uri, weakref.WeakSet()).add(connection)
-        return result
+        if connection is None:
+            raise MCPError(types.INVALID_REQUEST, "resources/subscribe needs a standing connection")
+        ref = weakref.ref(connection)
+
+        async def deliver(changed: str) -> None:
+            live = ref()
+            if live is None:
+                raise anyio.ClosedResourceError
+            await live.send_resource_updated(changed)
+
+        await self._subscribe_caller(
+            route.upstream, uri, principal, rc, id(connection), deliver, connection=connection
+        )
+        if connection not in self._closing:
+            # The connection's own teardown ends its subscriptions (the reaper's prune is the backstop).
+            self._closing.add(connection)
+            connection.exit_stack.push_async_callback(self._connection_closed, id(connection))
+        return types.EmptyResult()
+
+    async def _connection_closed(self, token: int) -> None:
+        for channel, uri in self._subs.drop(token):
+            if self._tg is not None:  # not in the connection's teardown: an upstream may be slow
+                self._tg.start_soon(self._unsubscribe_upstream, channel, uri)
 
     async def _unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> Any:
         principal, rc = self._caller(ctx)
@@ -799,10 +946,69 @@ class Portal:
         if route is None:
             raise self._unknown("resources/unsubscribe", "resource", uri, principal, rc)
         connection = _connection(ctx)
-        if connection is not None and uri in self._subscribers:
-            self._subscribers[uri].discard(connection)
-        # Other downstream sessions may still be subscribed: keep the upstream subscription.
+        if connection is not None:
+            for channel in self._subs.channels_of(route.upstream):
+                if self._subs.remove(channel, uri, id(connection)):
+                    await self._unsubscribe_upstream(channel, uri)
         return types.EmptyResult()
+
+    async def _listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
+        """Serve a 2026-07-28 ``subscriptions/listen`` stream: list changes and the caller's resources.
+
+        Each requested URI is subscribed like a ``resources/subscribe`` (decided
+        by the guard under the upstream's name, on the caller's own connection
+        for per-user upstreams); one refused or unknown URI refuses the whole
+        listen before the acknowledgement. The SDK's listen handler writes the
+        acknowledgement, the subscription id and the events; a per-stream bus
+        carries only what this caller subscribed to.
+        """
+        principal, rc = self._caller(ctx)
+        wanted = params.notifications
+        uris = list(dict.fromkeys(wanted.resource_subscriptions or ()))
+        bus = InMemorySubscriptionBus()
+        handler = ListenHandler(bus, max_subscriptions=1)
+        token = object()
+        held: list[tuple[Channel, str]] = []
+
+        async def deliver(changed: str) -> None:
+            await bus.publish(ResourceUpdated(uri=changed))
+
+        try:
+            for uri in uris:
+                route = self._catalog.route_uri(uri)
+                if route is None:
+                    raise self._unknown("subscriptions/listen", "resource", uri, principal, rc)
+                channel = await self._subscribe_caller(
+                    route.upstream, uri, principal, rc, token, deliver, on_lost=handler.close
+                )
+                held.append((channel, uri))
+            kinds = [
+                k
+                for k, on in (
+                    ("tools", wanted.tools_list_changed),
+                    ("prompts", wanted.prompts_list_changed),
+                    ("resources", wanted.resources_list_changed),
+                )
+                if on
+            ]
+            self.guard.record_nowait(
+                self.guard.event(
+                    "subscriptions/listen",
+                    "allow",
+                    principal=principal,
+                    context=rc,
+                    reasons=(f"list changes: {', '.join(kinds) or 'none'}; {len(uris)} resource(s)",),
+                    server=None,
+                )
+            )
+            self._listens[bus] = handler
+            return await handler(ctx, params)
+        finally:
+            self._listens.pop(bus, None)
+            for channel, uri in held:
+                last = self._subs.remove(channel, uri, token)
+                if last and self._tg is not None:
+                    self._tg.start_soon(self._unsubscribe_upstream, channel, uri)
 
     async def _set_level(self, ctx: Any, params: types.SetLevelRequestParams) -> Any:
         # The guard middleware has already admitted (and audited) this request.
