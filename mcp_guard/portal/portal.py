@@ -39,7 +39,14 @@ from mcp.server.subscriptions import (
 from mcp.shared.exceptions import MCPError
 
 from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
-from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, ConfigError, GuardUnavailable
+from ..errors import (
+    ACCESS_DENIED,
+    GUARD_UNAVAILABLE,
+    AccessDenied,
+    ConfigError,
+    GuardError,
+    GuardUnavailable,
+)
 from ..guard import Guard
 from ..integrations.http import AuditHttpRefusals, check_bind, loopback_security
 from ..integrations.server import CURRENT_CALLER, GuardMiddleware
@@ -50,6 +57,7 @@ from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
 from .credentials import KEY_ENV, CredentialBroker, SecretBox, UpstreamCredentials, load_key
 from .lockdown import PortalSigner
 from .registry import Registry
+from .relay import RoundRelay, new_replica_id, owner_of
 from .rounds import RoundLink, Rounds
 from .routing import CallerSession, ServedLists, UpstreamAdapter
 from .subscriptions import Channel, SubscriptionTable
@@ -62,6 +70,13 @@ _LIST_RESULT: dict[str, Any] = {
     "prompt": types.ListPromptsResult,
     "resource": types.ListResourcesResult,
     "resource_template": types.ListResourceTemplatesResult,
+}
+
+#: Result types of the requests that may run over several rounds, for outcomes relayed as JSON.
+_ROUND_RESULT: dict[str, Any] = {
+    "tools/call": types.CallToolResult,
+    "prompts/get": types.GetPromptResult,
+    "resources/read": types.ReadResourceResult,
 }
 
 _LIST_CALL = {
@@ -152,7 +167,12 @@ class Portal:
         self._pooled: dict[tuple[Any, ...], PrivateSession] = {}
         self._pool_locks: dict[tuple[Any, ...], anyio.Lock] = {}
         self._levels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-        self._rounds = Rounds()
+        #: Names this process in the handles of its parked calls (see :mod:`.relay`).
+        self.replica = new_replica_id()
+        self._rounds = Rounds(self.replica)
+        self._relay = (
+            RoundRelay(guard.store, self.replica, self._serve_relayed) if guard.store is not None else None
+        )
         self.upstreams: dict[str, Upstream] = {}
         self._served: dict[str, ServedLists] = {}
         self._catalog = Catalog()
@@ -288,6 +308,8 @@ class Portal:
             await self._sync_registry()
             tg.start_soon(self._watch_registry)
         tg.start_soon(self._reap_private)
+        if self._relay is not None:
+            tg.start_soon(self._relay.run)
         with anyio.move_on_after(self.start_timeout):
             for upstream in list(self.upstreams.values()):
                 await upstream.wait_up(self.start_timeout)
@@ -586,9 +608,11 @@ class Portal:
         """Run (or resume) a call whose upstream may ask the client something: see :mod:`.rounds`."""
         state = getattr(params, "request_state", None)
         if state:
-            parked = self._rounds.resume(
-                state, principal, binding, getattr(params, "input_responses", None) or {}
-            )
+            responses = getattr(params, "input_responses", None) or {}
+            owner = owner_of(state)
+            if self._relay is not None and owner is not None and owner != self.replica:
+                return await self._relayed_round(owner, state, principal, binding, responses, upstream_name)
+            parked = self._rounds.resume(state, principal.subject, binding, responses)
             return await self._rounds.step(parked)
         # Answers that come without a requestState we issued answer nothing: they are ignored.
         upstream = self.upstreams.get(upstream_name)
@@ -610,6 +634,55 @@ class Portal:
 
         self._tg.start_soon(parked.run, open_and_call, link)
         return await self._rounds.step(parked)
+
+    async def _relayed_round(
+        self,
+        owner: str,
+        state: str,
+        principal: Principal,
+        binding: tuple[str, str],
+        responses: Mapping[str, Any],
+        upstream_name: str,
+    ) -> Any:
+        """Hand a round of a call parked on another replica to that replica and return its outcome."""
+        assert self._relay is not None
+        upstream = self.upstreams.get(upstream_name)
+        timeout = upstream.spec.timeout if upstream is not None else 30.0
+        answers = {
+            k: _dump(v) if not isinstance(v, (str, int, float, bool)) else v for k, v in responses.items()
+        }
+        outcome = await self._relay.forward(owner, state, principal.subject, binding, answers, timeout + 1.0)
+        if outcome is None:
+            raise MCPError(GUARD_UNAVAILABLE, "The portal replica holding this call did not answer")
+        error = outcome.get("error")
+        if isinstance(error, Mapping):
+            raise MCPError(int(error.get("code", types.INTERNAL_ERROR)), str(error.get("message", "")))
+        result = outcome.get("result")
+        if not isinstance(result, Mapping):
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message)
+        if "inputRequests" in result:
+            return types.InputRequiredResult.model_validate(result)
+        return _ROUND_RESULT[binding[0]].model_validate(result)
+
+    async def _serve_relayed(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A round relayed by another replica, checked exactly like one that arrived here."""
+        try:
+            binding = message.get("binding")
+            responses = message.get("responses")
+            if not (isinstance(binding, list) and len(binding) == 2 and isinstance(responses, Mapping)):
+                raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+            parked = self._rounds.resume(
+                str(message.get("state")),
+                str(message.get("subject")),
+                (str(binding[0]), str(binding[1])),
+                responses,
+            )
+            value = await self._rounds.step(parked)
+        except MCPError as exc:
+            return {"error": {"code": exc.error.code, "message": exc.error.message}}
+        except GuardError as exc:  # the public message only: the reason stays in this replica's audit
+            return {"error": {"code": exc.code, "message": exc.public_message}}
+        return {"result": _dump(value)}
 
     async def _credentials_for(
         self, name: str, principal: Principal, rc: RequestContext

@@ -13,8 +13,10 @@ first round.
 ``requestState`` is a random 128-bit handle the portal issued, bound to the
 caller's subject and the request's method and target: a client cannot
 pre-fill answers for a question it was never asked, and nobody else can
-answer for it. Parked calls live in this process (one replica) and are
-cancelled when the client does not come back within the upstream's timeout.
+answer for it. Parked calls live in the process that started them and are
+cancelled when the client does not come back within the upstream's timeout;
+the handle names that replica, so another replica can relay a round to it
+(:mod:`.relay`).
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ class RoundLink(CallerLink):
 class Parked:
     """One upstream call waiting across downstream rounds."""
 
-    def __init__(self, owner: str, binding: tuple[str, str], timeout: float) -> None:
-        self.id = secrets.token_urlsafe(16)
+    def __init__(self, owner: str, binding: tuple[str, str], timeout: float, prefix: str = "") -> None:
+        self.id = prefix + secrets.token_urlsafe(16)
         self.owner = owner
         self.binding = binding
         self.timeout = timeout
@@ -126,8 +128,9 @@ class Parked:
 class Rounds:
     """The parked calls of one portal."""
 
-    def __init__(self) -> None:
+    def __init__(self, replica: str = "") -> None:
         self._parked: dict[str, Parked] = {}
+        self._prefix = f"{replica}." if replica else ""  # handles name the replica that holds the call
 
     def start(
         self,
@@ -139,15 +142,15 @@ class Rounds:
         upstream: str,
     ) -> tuple[Parked, RoundLink]:
         self.reap()
-        parked = Parked(principal.subject, binding, timeout)
+        parked = Parked(principal.subject, binding, timeout, self._prefix)
         self._parked[parked.id] = parked
         return parked, RoundLink(guard, upstream, principal, parked)
 
     def resume(
-        self, state: str, principal: Principal, binding: tuple[str, str], responses: Mapping[str, Any]
+        self, state: str, subject: str, binding: tuple[str, str], responses: Mapping[str, Any]
     ) -> Parked:
         parked = self._parked.get(state)
-        if parked is None or parked.owner != principal.subject or parked.binding != binding:
+        if parked is None or parked.owner != subject or parked.binding != binding:
             # Unknown, expired, someone else's or for another request: same answer for all.
             raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
         parked.answer(responses)
