@@ -21,6 +21,7 @@ from mcp_guard.portal import Portal
 from .helpers import ListAuditor
 from .http_util import free_port, serve
 from .test_portal_credentials import People
+from .test_portal_subscriptions import updates_into
 from .test_portal_support import ServerPolicy, client, portal_http
 
 MODES = ["legacy", "auto"]
@@ -121,19 +122,10 @@ async def test_lists_are_paginated_with_opaque_cursors(mode: str) -> None:
 async def test_subscriptions_and_updates_reach_only_subscribers() -> None:
     probe = Probe()
     updates: dict[str, list[str]] = {"sub": [], "other": []}
-
-    def handler(who: str) -> Any:
-        async def on_message(message: Any) -> None:
-            root = getattr(message, "root", message)
-            if isinstance(root, types.ResourceUpdatedNotification):
-                updates[who].append(str(root.params.uri))
-
-        return on_message
-
     with probe.running() as up, portal_http(portal(up)) as url:
         async with (
-            client(url, "tok-alice", message_handler=handler("sub")) as sub,
-            client(url, "tok-bob", message_handler=handler("other")) as other,
+            client(url, "tok-alice", message_handler=updates_into(updates["sub"])) as sub,
+            client(url, "tok-bob", message_handler=updates_into(updates["other"])) as other,
         ):
             await sub.subscribe_resource("probe://watched")
             assert probe.subscribed == ["probe://watched"]

@@ -9,7 +9,6 @@ the in-process store.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from mcp_guard.protocols import StateStore
 from mcp_guard.store import MemoryStore, open_store
 
 from .helpers import ListAuditor
-from .redis_server import RedisServer, redis_binary
+from .redis_server import RedisServer
 from .test_portal_support import (
     GRANTS,
     KeywordSanitizer,
@@ -38,24 +37,13 @@ from .test_portal_support import (
 )
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer | None]:
-    binary = redis_binary()
-    if binary is None:
-        yield None
-        return
-    with RedisServer(binary) as srv:
-        yield srv
-
-
 @pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, redis: RedisServer | None, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'shared.db'}"
-    if redis is None:
-        pytest.skip("redis-server not installed (apt-get install -y redis-server)")
+    redis: RedisServer = request.getfixturevalue("redis_server")  # skips without redis-server
     return f"{redis.url}?prefix=t{uuid.uuid4().hex[:8]}:"
 
 

@@ -105,6 +105,17 @@ def make_portal(upstream_url: str, auditor: ListAuditor | None = None, **kw: Any
     return Portal(guard, [UpstreamSection(name="feed", url=upstream_url)], **kw)
 
 
+def updates_into(uris: list[str]) -> Any:
+    """A client message handler that collects the URIs of ``notifications/resources/updated``."""
+
+    async def handler(message: Any) -> None:
+        root = getattr(message, "root", message)
+        if isinstance(root, types.ResourceUpdatedNotification):
+            uris.append(str(root.params.uri))
+
+    return handler
+
+
 async def until(predicate: Any, timeout: float = 5.0) -> None:
     with anyio.fail_after(timeout):
         while not predicate():
@@ -202,19 +213,10 @@ async def test_per_user_upstream_subscriptions_use_the_callers_own_connection(mo
     await broker.set("feed", "subject", "bob", headers={"X-Service-Token": "svc-bob"})
     feed = Feed()
     updates: dict[str, list[str]] = {"alice": [], "bob": []}
-
-    def on_message(who: str) -> Any:
-        async def handler(message: Any) -> None:
-            root = getattr(message, "root", message)
-            if isinstance(root, types.ResourceUpdatedNotification):
-                updates[who].append(str(root.params.uri))
-
-        return handler
-
     with feed.running() as up, portal_http(per_user_portal(up, broker)) as url:
         async with (
-            client(url, "tok-alice", mode, message_handler=on_message("alice")) as alice,
-            client(url, "tok-bob", mode, message_handler=on_message("bob")) as bob,
+            client(url, "tok-alice", mode, message_handler=updates_into(updates["alice"])) as alice,
+            client(url, "tok-bob", mode, message_handler=updates_into(updates["bob"])) as bob,
         ):
             if mode == "legacy":
                 await alice.subscribe_resource("feed://news")

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from mcp_guard.sanitize.pins import PINS_CHANNEL, PinStore
 from mcp_guard.store import MemoryStore
 
 from .helpers import notes_server
-from .redis_server import RedisServer, redis_binary
+from .redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WHO = Principal("alice", roles=("analyst",))
@@ -93,22 +93,11 @@ class Shared:
             await client.aclose()
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer | None]:
-    binary = redis_binary()
-    if binary is None:
-        yield None
-        return
-    with RedisServer(binary) as srv:
-        yield srv
-
-
 @pytest.fixture(params=["redis", "sqlite"])
-def shared(request: pytest.FixtureRequest, redis: RedisServer | None, tmp_path: Path) -> Shared:
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
     if request.param == "sqlite":
         return Shared(f"sqlite:///{tmp_path / 'shared-state.db'}")
-    if redis is None:
-        pytest.skip("redis-server not installed (apt-get install -y redis-server)")
+    redis: RedisServer = request.getfixturevalue("redis_server")  # skips without redis-server
     prefix = f"t{uuid.uuid4().hex[:8]}:"
     return Shared(f"{redis.url}?prefix={prefix}", redis.port, prefix)
 

@@ -21,10 +21,8 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    binary = require_redis_server()
-    with RedisServer(binary) as srv:
-        yield srv
+def server(redis_server: RedisServer) -> RedisServer:
+    return redis_server
 
 
 @pytest.fixture

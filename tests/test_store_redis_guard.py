@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from mcp_guard.authn.api_keys import create_api_key, revoke_api_key
 from mcp_guard.guard import Guard
 
-from .redis_server import RedisServer, require_redis_server
+from .redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,10 +44,8 @@ servers = ["notes"]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    binary = require_redis_server()
-    with RedisServer(binary) as srv:
-        yield srv
+def server(redis_server: RedisServer) -> RedisServer:
+    return redis_server
 
 
 def write_config(directory: Path, state: str, anonymous: bool) -> Path:

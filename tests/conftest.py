@@ -1,0 +1,17 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .redis_server import RedisServer, require_redis_server
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the module's tests; they skip, saying why, where none is installed."""
+    binary = require_redis_server()
+    with RedisServer(binary) as srv:
+        yield srv
