@@ -277,8 +277,8 @@ async def test_shared_subscriptions_are_renewed_when_the_upstream_reconnects() -
 
 
 async def test_a_2025_subscription_ends_upstream_once_its_connection_is_gone() -> None:
-    feed = Feed()
-    with feed.running() as up, portal_http(make_portal(up, private_idle=1.0)) as url:
+    feed, auditor = Feed(), ListAuditor()
+    with feed.running() as up, portal_http(make_portal(up, auditor, private_idle=1.0)) as url:
         async with client(url, "tok-alice") as alice, client(url, "tok-bob") as bob:
             await alice.subscribe_resource("feed://news")
             await bob.subscribe_resource("feed://news")
@@ -287,3 +287,6 @@ async def test_a_2025_subscription_ends_upstream_once_its_connection_is_gone() -
             assert feed.unsubscribed == []  # alice is still subscribed
         # Alice's connection closes without unsubscribing: the portal notices and cleans up.
         await until(lambda: feed.unsubscribed == [("feed://news", None)], timeout=10)
+    [unsubscribe] = [e for e in auditor.events if e.method == "resources/unsubscribe"]
+    assert unsubscribe.principal is not None and unsubscribe.principal["subject"] == "bob"
+    assert (unsubscribe.server, unsubscribe.target, unsubscribe.decision) == ("feed", "feed://news", "allow")

@@ -50,7 +50,7 @@ from ..errors import (
 from ..guard import Guard
 from ..integrations.http import AuditHttpRefusals, check_bind, loopback_security
 from ..integrations.server import CURRENT_CALLER, GuardMiddleware
-from ..model import Finding, Principal, RequestContext, ResultSummary, ScanResult
+from ..model import AccessRequest, Finding, Principal, RequestContext, ResultSummary, ScanResult
 from ..sanitize.policy import verdict_action
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import LIST_KEYS, Catalog, build_catalog, item_key, public_item
@@ -180,10 +180,10 @@ class Portal:
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self._subs = SubscriptionTable()
         self._listens: dict[InMemorySubscriptionBus, ListenHandler] = {}
-        self._closing: weakref.WeakSet[Any] = (
-            weakref.WeakSet()
-        )  # connections whose teardown drops their subscriptions
-        self._subscribed_on: dict[str, Any] = {}  # upstream -> the shared session its subscriptions live on
+        #: 2025-11-25 connections whose teardown already drops their subscriptions.
+        self._closing: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: The shared session each upstream's subscriptions were made on (a new one: re-subscribe).
+        self._subscribed_on: dict[str, Any] = {}
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
@@ -922,25 +922,20 @@ class Portal:
         delivery, so a caller who may no longer see the resource hears nothing.
         """
         channel: Channel = (upstream_name,)
-        acquire: Any = None
-        if await self._per_user(upstream_name):
+        per_user = await self._per_user(upstream_name)
+        upstream = self.upstreams.get(upstream_name)
 
-            async def acquire() -> Any:
-                nonlocal channel
-                creds = await self._credentials_for(upstream_name, principal, rc)
-                private = await self._pooled_for(upstream_name, principal, creds)
-                private.link.last_used = time.monotonic()
-                channel = (upstream_name, *creds.fingerprint())
-                return private.session
-
-        else:
-            upstream = self.upstreams.get(upstream_name)
-            shared = upstream.session if upstream is not None else None
-
-            async def acquire() -> Any:
+        async def acquire() -> Any:
+            nonlocal channel
+            if not per_user:
                 # One upstream session carries all shared subscriptions, so an unsubscribe
                 # or a re-subscribe after a reconnect reaches the session that holds them.
-                return shared
+                return upstream.session if upstream is not None else None
+            creds = await self._credentials_for(upstream_name, principal, rc)
+            private = await self._pooled_for(upstream_name, principal, creds)
+            private.link.last_used = time.monotonic()
+            channel = (upstream_name, *creds.fingerprint())
+            return private.session
 
         await self._session(upstream_name, principal, rc, acquire).subscribe_resource(uri)
 
@@ -1023,6 +1018,11 @@ class Portal:
             for channel in self._subs.channels_of(route.upstream):
                 if self._subs.remove(channel, uri, id(connection)):
                     await self._unsubscribe_upstream(channel, uri)
+        # Nothing to decide (it only gives up access), but it is recorded like every request.
+        request = AccessRequest("resources/unsubscribe", "subscribe", route.upstream, "resource", uri, {}, rc)
+        self.guard.record_nowait(
+            self.guard.event("resources/unsubscribe", "allow", principal=principal, request=request)
+        )
         return types.EmptyResult()
 
     async def _listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
