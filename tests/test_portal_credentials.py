@@ -125,7 +125,7 @@ async def test_stdio_upstream_runs_one_process_per_user_with_their_own_secret() 
         guard(auditor),
         [whoami_stdio(env={"SHARED_SETTING": "1"})],
         credentials=broker,
-        private_idle=1.0,
+        private_idle=3.0,  # longer than a process start on a loaded machine
     )
     with portal_http(portal) as url:
         alice, bob = await whoami(url, "tok-alice"), await whoami(url, "tok-bob")
@@ -150,7 +150,7 @@ async def test_stdio_upstream_runs_one_process_per_user_with_their_own_secret() 
         rotated = await whoami(url, "tok-alice")
         assert rotated["service_token"] == "svc-alice-2" and rotated["pid"] != alice["pid"]
         # Idle timeout: the pooled process is closed and a later call starts a new one.
-        await anyio.sleep(2.5)
+        await anyio.sleep(5.0)
         assert (await whoami(url, "tok-bob"))["pid"] != bob["pid"]
 
 
