@@ -159,7 +159,8 @@ class GuardedSession:
         if kind is not None and getattr(result, "result_type", "complete") in (None, "complete"):
             data = _dump(result)
             out, summary = self.guard.inspect_result(kind, data, enabled=True, server=self.server)
-            return (type(result).model_validate(out) if out is not data else result), summary
+            # inspect_result always hands back a copy: re-validate only what scanning rewrote.
+            return (result if out == data else type(result).model_validate(out)), summary
         return result, None
 
     @staticmethod
