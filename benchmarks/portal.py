@@ -113,7 +113,22 @@ def run_portal(port: int, upstream: str, audit_dir: str) -> None:
 
 
 # ---------------------------------------------------------------------- load
-async def one_client(url: str, tool: str, start_at: float, stop_at: float, latencies: list[float]) -> None:
+class Window:
+    """The measured window opens once every client has connected and warmed up."""
+
+    def __init__(self, clients: int) -> None:
+        self.waiting = clients
+        self.open = anyio.Event()
+        self.stop_at = 0.0
+
+    def ready(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.stop_at = time.perf_counter() + DURATION
+            self.open.set()
+
+
+async def one_client(url: str, tool: str, window: Window, latencies: list[float]) -> None:
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
@@ -124,8 +139,9 @@ async def one_client(url: str, tool: str, start_at: float, stop_at: float, laten
         await session.list_tools()
         for _ in range(20):  # warm-up
             await session.call_tool(tool, {"text": "x"})
-        await anyio.sleep(max(0.0, start_at - time.perf_counter()))
-        while time.perf_counter() < stop_at:
+        window.ready()
+        await window.open.wait()
+        while time.perf_counter() < window.stop_at:
             t0 = time.perf_counter()
             result = await session.call_tool(tool, {"text": "hello"})
             latencies.append(time.perf_counter() - t0)
@@ -134,11 +150,10 @@ async def one_client(url: str, tool: str, start_at: float, stop_at: float, laten
 
 async def load(url: str, tool: str, clients: int) -> dict[str, float]:
     latencies: list[float] = []
-    start = time.perf_counter() + 2.0  # connects and warm-up happen before the measured window
-    stop_at = start + DURATION
+    window = Window(clients)
     async with anyio.create_task_group() as tg:
         for _ in range(clients):
-            tg.start_soon(one_client, url, tool, start, stop_at, latencies)
+            tg.start_soon(one_client, url, tool, window, latencies)
     elapsed = DURATION
     lat = sorted(latencies)
     return {
