@@ -170,8 +170,11 @@ class Portal:
         #: Names this process in the handles of its parked calls (see :mod:`.relay`).
         self.replica = new_replica_id()
         self._rounds = Rounds(self.replica)
+        # Only upstreams that call back park calls; without any there is nothing to relay.
         self._relay = (
-            RoundRelay(guard.store, self.replica, self._serve_relayed) if guard.store is not None else None
+            RoundRelay(guard.store, self.replica, self._serve_relayed)
+            if guard.store is not None and callbacks
+            else None
         )
         self.upstreams: dict[str, Upstream] = {}
         self._served: dict[str, ServedLists] = {}
