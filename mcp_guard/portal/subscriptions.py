@@ -7,8 +7,9 @@ reports changes it would let that user see. An update that arrives on a
 channel reaches exactly the subscribers of that channel and URI; nothing
 crosses from one user's connection to another user's subscription.
 
-The table counts subscribers per ``(channel, uri)`` so the portal subscribes
-upstream once and unsubscribes when the last subscriber leaves, and it keeps
+The table counts subscribers per ``(channel, uri)`` so the portal unsubscribes
+upstream only when the last subscriber leaves (every subscribe is decided by
+the guard and forwarded; upstreams treat a repeated one as a no-op), and it keeps
 the channels that still carry subscriptions open (a pooled per-user
 connection is not reaped while someone listens on it). Subscribers are either
 2025-11-25 connections (held weakly: a connection that goes away without
@@ -57,14 +58,10 @@ class SubscriptionTable:
         *,
         connection: Any = None,
         on_lost: Callable[[], None] | None = None,
-    ) -> bool:
-        """Register a subscriber; True when it is the first on this channel and URI."""
-        key = (channel, uri)
-        subs = self._subs.setdefault(key, {})
-        first = not any(s.alive() for s in subs.values())
+    ) -> None:
+        """Register (or replace) one subscriber of ``uri`` on ``channel``."""
         ref = weakref.ref(connection) if connection is not None else None
-        subs[token] = _Subscriber(deliver, ref, on_lost)
-        return first
+        self._subs.setdefault((channel, uri), {})[token] = _Subscriber(deliver, ref, on_lost)
 
     def remove(self, channel: Channel, uri: str, token: object) -> bool:
         """Drop a subscriber; True when no live one is left on this channel and URI (unsubscribe upstream)."""
