@@ -171,6 +171,26 @@ async def test_log_messages_follow_the_level_each_caller_set() -> None:
     assert logs["loud"] == ["a debug line", "an info line", "an error line"]
 
 
+async def test_on_2026_log_messages_ride_the_round_at_the_level_each_request_asked_for() -> None:
+    probe = Probe()
+    logs: dict[str, list[str]] = {"info": [], "none": []}
+
+    def collect(who: str) -> Any:
+        async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+            logs[who].append(str(params.data))
+
+        return on_log
+
+    with probe.running() as up, portal_http(portal(up, callbacks=["probe"])) as url:
+        async with (
+            client(url, "tok-alice", "auto", logging_callback=collect("info"), log_level="info") as info,
+            client(url, "tok-bob", "auto", logging_callback=collect("none")) as silent,
+        ):
+            assert (await info.call_tool("probe__chatty", {})).structured_content == {"result": "said"}
+            await silent.call_tool("probe__chatty", {})
+    assert logs == {"info": ["an info line", "an error line"], "none": []}
+
+
 async def test_cancellation_reaches_the_upstream() -> None:
     probe = Probe()
     with probe.running() as up, portal_http(portal(up)) as url:

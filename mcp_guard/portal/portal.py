@@ -616,7 +616,7 @@ class Portal:
             if self._relay is not None and owner is not None and owner != self.replica:
                 return await self._relayed_round(owner, state, principal, binding, responses, upstream_name)
             parked = self._rounds.resume(state, principal.subject, binding, responses)
-            return await self._rounds.step(parked)
+            return await self._rounds.step(parked, (ctx.session, ctx.request_id))
         # Answers that come without a requestState we issued answer nothing: they are ignored.
         upstream = self.upstreams.get(upstream_name)
         if upstream is None or upstream.state != "up" or self._tg is None:
@@ -636,7 +636,7 @@ class Portal:
             return await call(self._session(upstream_name, principal, rc, acquire))
 
         self._tg.start_soon(parked.run, open_and_call, link)
-        return await self._rounds.step(parked)
+        return await self._rounds.step(parked, (ctx.session, ctx.request_id))
 
     async def _relayed_round(
         self,
@@ -1200,13 +1200,12 @@ def _round_callbacks(link: RoundLink, ctx: Any) -> dict[str, Any]:
     if capabilities is not None and any(
         getattr(capabilities, k, None) is not None for k in ("sampling", "elicitation", "roots")
     ):
-        callbacks = client_callbacks(link, capabilities)
-        callbacks.pop("logging_callback", None)
-        return callbacks
+        return client_callbacks(link, capabilities)  # log messages ride the open round's stream
     return {
         "sampling_callback": link.sampling,
         "elicitation_callback": link.elicitation,
         "list_roots_callback": link.roots,
+        "logging_callback": link.logging,
     }
 
 

@@ -54,7 +54,21 @@ class RoundLink(CallerLink):
         return await self.parked.ask(request, result_type)
 
     async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
-        return None  # no stream to deliver them on between rounds
+        """Send the upstream's log message on the round that is open now (dropped between rounds).
+
+        The SDK delivers it only at or above the level the client asked for in
+        that request's ``_meta`` (2026-07-28 log delivery is a per-request opt-in).
+        """
+        target = self.parked.log_to
+        if target is None:
+            return
+        session, request_id = target
+        try:
+            await session.send_log_message(
+                params.level, params.data, logger=params.logger, related_request_id=request_id
+            )
+        except Exception:
+            logger.debug("log message not forwarded", exc_info=True)
 
 
 class Parked:
@@ -72,6 +86,8 @@ class Parked:
         self._waiting: dict[str, tuple[anyio.Event, list[Any], Any]] = {}
         self._count = 0
         self.scope = anyio.CancelScope()
+        #: The downstream request (session, request id) whose round is open: log messages go there.
+        self.log_to: tuple[Any, Any] | None = None
 
     async def ask(self, request: Any, result_type: Any) -> Any:
         """Called from the upstream's callback: publish the question, wait for the client's answer."""
@@ -156,13 +172,20 @@ class Rounds:
         parked.answer(responses)
         return parked
 
-    async def step(self, parked: Parked) -> Any:
-        """The downstream answer for this round: another question, or the call's outcome."""
+    async def step(self, parked: Parked, stream: tuple[Any, Any] | None = None) -> Any:
+        """The downstream answer for this round: another question, or the call's outcome.
+
+        ``stream`` is the downstream request serving this round (its session and
+        id), which carries the upstream's log messages while the round is open.
+        """
+        parked.log_to = stream
         try:
             kind, value = await parked.next_event()
         except TimeoutError:
             self.finish(parked)
             raise MCPError(types.INTERNAL_ERROR, "Upstream server timed out") from None
+        finally:
+            parked.log_to = None
         if kind == "input":
             return types.InputRequiredResult(input_requests=value, request_state=parked.id)
         self.finish(parked)
