@@ -1,4 +1,5 @@
-"""A real uvicorn server on a free 127.0.0.1 port, run in a background thread for one test."""
+"""A real uvicorn server on a free 127.0.0.1 port, run in a background thread for one test,
+and the raw streamable-HTTP pieces tests post by hand."""
 
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+
+#: A 2025-11-25 ``initialize`` request, for tests that speak raw HTTP to an MCP endpoint.
+INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-guard-tests", "version": "0"},
+    },
+}
+#: The headers a streamable-HTTP POST needs.
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 def free_port() -> int:

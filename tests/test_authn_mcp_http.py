@@ -33,6 +33,7 @@ from mcp_guard.errors import GuardError
 from mcp_guard.protocols import Credential
 from mcp_guard.store import MemoryStore
 
+from .http_util import INITIALIZE, MCP_HEADERS
 from .test_authn_jwt import Recorder
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -116,17 +117,7 @@ async def test_standard_401_flow_then_login_then_call(tmp_path: Path) -> None:
 
 async def _scenario(base: str, store: MemoryStore, auditor: Recorder) -> None:
     async with httpx.AsyncClient(base_url=base) as http:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        headers = {"Accept": "application/json, text/event-stream"}
+        init, headers = INITIALIZE, MCP_HEADERS
         anonymous = await http.post("/mcp", json=init, headers=headers)
         assert anonymous.status_code == 401
         challenge = anonymous.headers["www-authenticate"]
@@ -210,17 +201,7 @@ async def test_guard_verifier_with_oauth_settings_audits_every_sdk_refusal() -> 
     web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     good, _ = await create_api_key(store, "alice", scopes=["mcp"])
     weak, _ = await create_api_key(store, "bot", scopes=["other"])
-    headers = {"Accept": "application/json, text/event-stream"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init, headers = INITIALIZE, MCP_HEADERS
     async with anyio.create_task_group() as tg:
         tg.start_soon(web.serve, [sock])
         with anyio.fail_after(10):

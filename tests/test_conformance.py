@@ -44,7 +44,7 @@ from mcp.types import (
 
 from mcp_guard import errors
 
-from .http_util import free_port
+from .http_util import INITIALIZE, MCP_HEADERS, free_port
 from .test_core_memory import first_mcp_error
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,18 +52,6 @@ EXAMPLE = REPO / "examples" / "conformance_server.py"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CONFORMANCE_SH = SHARED / "tools" / "conformance.sh"
 POLICY = REPO / "examples" / "conformance" / "policy.toml"
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "mcp-guard-tests", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 class ExampleServer:

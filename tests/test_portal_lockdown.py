@@ -27,7 +27,7 @@ from mcp_guard.portal.lockdown import (
     load_public_key,
 )
 
-from .http_util import free_port, serve
+from .http_util import INITIALIZE, MCP_HEADERS, free_port, serve
 from .test_portal_credentials import guard, whoami
 from .test_portal_support import EXAMPLES, portal_http
 
@@ -101,19 +101,7 @@ async def test_locked_upstream_serves_the_portal_and_refuses_everyone_else() -> 
         assert seen == {"portal_token": True, "authorization": None}
         assert app.refused == 0
         # Directly, even with a token captured from an earlier request: refused before MCP runs.
-        init = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "x", "version": "1"},
-                },
-            }
-        ).encode()
-        headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+        init, headers = json.dumps(INITIALIZE).encode(), MCP_HEADERS
         async with httpx.AsyncClient() as http:
             plain = await http.post(upstream_url, content=init, headers=headers)
             stale = signer.mint("whoami", "POST", b"{}")
