@@ -95,6 +95,15 @@ def portal(upstream_url: str, **kw: Any) -> Portal:
     return Portal(guard, [UpstreamSection(name="probe", url=upstream_url)], **kw)
 
 
+def log_into(lines: list[str]) -> Any:
+    """A client logging callback that collects each message's data."""
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        lines.append(str(params.data))
+
+    return on_log
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_lists_are_paginated_with_opaque_cursors(mode: str) -> None:
     probe = Probe()
@@ -151,17 +160,10 @@ async def test_completion_is_forwarded(mode: str) -> None:
 async def test_log_messages_follow_the_level_each_caller_set() -> None:
     probe = Probe()
     logs: dict[str, list[str]] = {"quiet": [], "loud": []}
-
-    def collect(who: str) -> Any:
-        async def on_log(params: types.LoggingMessageNotificationParams) -> None:
-            logs[who].append(str(params.data))
-
-        return on_log
-
     with probe.running() as up, portal_http(portal(up, callbacks=["probe"])) as url:
         async with (
-            client(url, "tok-alice", logging_callback=collect("quiet")) as quiet,
-            client(url, "tok-bob", logging_callback=collect("loud")) as loud,
+            client(url, "tok-alice", logging_callback=log_into(logs["quiet"])) as quiet,
+            client(url, "tok-bob", logging_callback=log_into(logs["loud"])) as loud,
         ):
             await quiet.set_logging_level("error")
             await loud.set_logging_level("debug")
@@ -174,17 +176,12 @@ async def test_log_messages_follow_the_level_each_caller_set() -> None:
 async def test_on_2026_log_messages_ride_the_round_at_the_level_each_request_asked_for() -> None:
     probe = Probe()
     logs: dict[str, list[str]] = {"info": [], "none": []}
-
-    def collect(who: str) -> Any:
-        async def on_log(params: types.LoggingMessageNotificationParams) -> None:
-            logs[who].append(str(params.data))
-
-        return on_log
-
     with probe.running() as up, portal_http(portal(up, callbacks=["probe"])) as url:
         async with (
-            client(url, "tok-alice", "auto", logging_callback=collect("info"), log_level="info") as info,
-            client(url, "tok-bob", "auto", logging_callback=collect("none")) as silent,
+            client(
+                url, "tok-alice", "auto", logging_callback=log_into(logs["info"]), log_level="info"
+            ) as info,
+            client(url, "tok-bob", "auto", logging_callback=log_into(logs["none"])) as silent,
         ):
             assert (await info.call_tool("probe__chatty", {})).structured_content == {"result": "said"}
             await silent.call_tool("probe__chatty", {})

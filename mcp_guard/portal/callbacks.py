@@ -122,13 +122,21 @@ class CallerLink:
         self._audit("roots/list", "allow")
         return await self._forward(types.ListRootsRequest(), types.ListRootsResult)
 
-    async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
+    def _log_target(self, params: types.LoggingMessageNotificationParams) -> tuple[Any, Any] | None:
+        """The downstream request a log message goes to (None: drop it): the one in flight, at its level."""
         if not self.in_flight:
-            return
+            return None
         session, request_id = self.in_flight[-1]
         threshold = self.level_of(session) if self.level_of is not None else None
         if threshold in LEVELS and LEVELS.index(str(params.level)) < LEVELS.index(threshold):
+            return None
+        return session, request_id
+
+    async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
+        target = self._log_target(params)
+        if target is None:
             return
+        session, request_id = target
         try:
             await session.send_log_message(
                 params.level, params.data, logger=params.logger, related_request_id=request_id

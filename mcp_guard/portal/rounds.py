@@ -53,22 +53,13 @@ class RoundLink(CallerLink):
     async def _forward(self, request: Any, result_type: Any) -> Any:
         return await self.parked.ask(request, result_type)
 
-    async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
-        """Send the upstream's log message on the round that is open now (dropped between rounds).
+    def _log_target(self, params: types.LoggingMessageNotificationParams) -> tuple[Any, Any] | None:
+        """The round that is open now (None between rounds).
 
-        The SDK delivers it only at or above the level the client asked for in
-        that request's ``_meta`` (2026-07-28 log delivery is a per-request opt-in).
+        The SDK delivers the message only at or above the level the client asked
+        for in that request's ``_meta`` (2026-07-28 log delivery is a per-request opt-in).
         """
-        target = self.parked.log_to
-        if target is None:
-            return
-        session, request_id = target
-        try:
-            await session.send_log_message(
-                params.level, params.data, logger=params.logger, related_request_id=request_id
-            )
-        except Exception:
-            logger.debug("log message not forwarded", exc_info=True)
+        return self.parked.log_to
 
 
 class Parked:
