@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -110,3 +115,29 @@ def notes_server(name: str = "notes") -> MCPServer:
         return "n1\nn2"
 
     return server
+
+
+def kill_after_acks(child: str, workdir: Path, acks: int) -> list[str]:
+    """Run ``child`` (Python source printing one acknowledgement per line), SIGKILL it after ``acks``.
+
+    Returns every acknowledgement it printed, including the ones still in the pipe at the kill
+    (they were written after what they acknowledge was durable, so they count too).
+    """
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child, str(workdir)], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    acked: list[str] = []
+    try:
+        assert proc.stdout is not None
+        while len(acked) < acks:
+            line = proc.stdout.readline()
+            assert line, "child exited early"
+            acked.append(line.strip())
+        os.kill(proc.pid, signal.SIGKILL)
+        acked.extend(line.strip() for line in proc.stdout if line.strip())
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    return acked

@@ -8,11 +8,8 @@ event per decision and that the pipeline keeps all of them under concurrency.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,9 +25,8 @@ from mcp_guard.audit.keys import load_key_file
 from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 
-from .helpers import RolePolicy, notes_server
+from .helpers import RolePolicy, kill_after_acks, notes_server
 
-ROOT = Path(__file__).resolve().parents[1]
 ANALYST = Principal("alice", roles=frozenset({"analyst"}))
 
 
@@ -128,22 +124,7 @@ anyio.run(main)
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 def test_sigkill_of_a_guarded_server_in_sync_mode_keeps_every_answered_call(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    acked: list[str] = []
-    try:
-        assert proc.stdout is not None
-        while len(acked) < 300:
-            line = proc.stdout.readline()
-            assert line, "child exited early"
-            acked.append(line.strip())
-        os.kill(proc.pid, signal.SIGKILL)
-        acked.extend(line.strip() for line in proc.stdout if line.strip())
-    finally:
-        proc.kill()
-        proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
+    acked = kill_after_acks(CHILD, tmp_path, 300)
     calls = stored(tmp_path)
     recorded = {r["arguments"]["query"] for r in calls if r["method"] == "tools/call"}
     missing = set(acked) - recorded

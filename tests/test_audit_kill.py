@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from mcp_guard.audit import read_anchor, store_rows, verify_rows
 from mcp_guard.audit.keys import load_key_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import kill_after_acks
 
 CHILD = """
 import sys, anyio, pathlib
@@ -43,23 +40,7 @@ anyio.run(main)
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 @pytest.mark.parametrize("acks_before_kill", [1, 400])
 def test_sigkill_in_sync_mode_loses_no_acknowledged_event(tmp_path: Path, acks_before_kill: int) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    acked: list[str] = []
-    try:
-        assert proc.stdout is not None
-        while len(acked) < acks_before_kill:
-            line = proc.stdout.readline()
-            assert line, "child exited early"
-            acked.append(line.strip())
-        os.kill(proc.pid, signal.SIGKILL)
-        # Acks already in the pipe were sent after their commit: they count too.
-        acked.extend(line.strip() for line in proc.stdout if line.strip())
-    finally:
-        proc.kill()
-        proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
+    acked = kill_after_acks(CHILD, tmp_path, acks_before_kill)
     with sqlite3.connect(tmp_path / "audit.db") as conn:
         stored = {r[0] for r in conn.execute("SELECT id FROM audit_events")}
     assert set(acked) <= stored
