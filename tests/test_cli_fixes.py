@@ -186,6 +186,15 @@ def _add_user(tmp_path: Path) -> str:
     return secret.group(1)
 
 
+def _login(
+    tmp_path: Path, code: str, *where: str, user: str = "alice", password: str = PASSWORD
+) -> subprocess.CompletedProcess[str]:
+    """``mcp-guard login`` with the password on stdin; ``where`` is ``--config F`` or ``--url U``."""
+    return mcp_guard(
+        "login", "-u", user, "--password-stdin", "--totp", code, *where, cwd=tmp_path, stdin=password + "\n"
+    )
+
+
 def _check(tmp_path: Path, token: str) -> dict[str, object]:
     checked = mcp_guard("auth", "check", "--config", "guard.toml", "--token", "-", cwd=tmp_path, stdin=token)
     assert checked.returncode == 0, checked.stderr
@@ -195,18 +204,7 @@ def _check(tmp_path: Path, token: str) -> dict[str, object]:
 
 def test_tokens_from_login_are_accepted_without_an_issuer_table(tmp_path: Path) -> None:
     secret = _add_user(tmp_path)
-    login = mcp_guard(
-        "login",
-        "-u",
-        "alice",
-        "--password-stdin",
-        "--totp",
-        totp.code_at(secret, totp.current_step()),
-        "--config",
-        "guard.toml",
-        cwd=tmp_path,
-        stdin=PASSWORD + "\n",
-    )
+    login = _login(tmp_path, totp.code_at(secret, totp.current_step()), "--config", "guard.toml")
     assert login.returncode == 0, login.stderr
     principal = _check(tmp_path, login.stdout.strip())
     assert principal["subject"] == "alice" and principal["roles"] == ["analyst"]
@@ -222,18 +220,7 @@ def test_login_url_over_loopback_http_works(tmp_path: Path) -> None:
         service = build_login_service(settings, store, base)
         assert service is not None
         with serve(Starlette(routes=login_routes(service))) as url:
-            login = mcp_guard(
-                "login",
-                "-u",
-                "alice",
-                "--password-stdin",
-                "--totp",
-                totp.code_at(secret, totp.current_step()),
-                "--url",
-                f"{url}/login",
-                cwd=tmp_path,
-                stdin=PASSWORD + "\n",
-            )
+            login = _login(tmp_path, totp.code_at(secret, totp.current_step()), "--url", f"{url}/login")
     finally:
         anyio.run(store.aclose)
     assert login.returncode == 0, login.stderr
@@ -252,18 +239,7 @@ def test_login_url_over_loopback_http_works(tmp_path: Path) -> None:
     ],
 )
 def test_login_url_refusals_are_one_line_and_exit_2(tmp_path: Path, url: str, says: str) -> None:
-    out = mcp_guard(
-        "login",
-        "-u",
-        "alice",
-        "--password-stdin",
-        "--totp",
-        "123456",
-        "--url",
-        url,
-        cwd=tmp_path,
-        stdin="pw\n",
-    )
+    out = _login(tmp_path, "123456", "--url", url, password="pw")
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
     lines = out.stderr.strip().splitlines()
@@ -277,9 +253,7 @@ def test_login_url_unreachable_is_one_line_and_exit_1(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/login"
-    out = mcp_guard(
-        "login", "-u", "a", "--password-stdin", "--totp", "1", "--url", url, cwd=tmp_path, stdin="p\n"
-    )
+    out = _login(tmp_path, "1", "--url", url, user="a", password="p")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "cannot reach" in out.stderr
 
