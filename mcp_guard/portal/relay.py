@@ -60,16 +60,13 @@ class RoundRelay:
         self.replica = replica
         self._serve = serve
         self._waiting: dict[str, tuple[anyio.Event, list[Payload]]] = {}
-        self.listening = anyio.Event()
 
     async def run(self) -> None:
         """Listen on this replica's channel until cancelled; a broken subscription is renewed."""
         async with anyio.create_task_group() as tg:
             while True:
                 try:
-                    messages = self.store.subscribe(CHANNEL + self.replica)
-                    self.listening.set()
-                    async for raw in messages:
+                    async for raw in self.store.subscribe(CHANNEL + self.replica):
                         self._dispatch(tg, raw)
                 except anyio.get_cancelled_exc_class():
                     raise
