@@ -29,6 +29,7 @@ from mcp import types
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
+from .._wire import to_wire
 from ..classify import REQUESTS, MethodInfo, classify
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardError, GuardUnavailable
 from ..guard import Guard
@@ -43,10 +44,6 @@ _RESULT_KIND = {
     "prompts/get": "prompt_result",
     "resources/read": "resource_result",
 }
-
-
-def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
 class GuardedSession:
@@ -140,7 +137,7 @@ class GuardedSession:
         if not isinstance(result, BaseModel):
             return result, None
         if info.list_key is not None:
-            data = _dump(result)
+            data = to_wire(result)
             listed = self._names(info, data)
             data, pin_findings = await self._unpinned(info, data)
             filtered, summary = self.guard.filter_list(
@@ -157,7 +154,7 @@ class GuardedSession:
             return type(result).model_validate(filtered), summary
         kind = _RESULT_KIND.get(method)
         if kind is not None and getattr(result, "result_type", "complete") in (None, "complete"):
-            data = _dump(result)
+            data = to_wire(result)
             out, summary = self.guard.inspect_result(kind, data, enabled=True, server=self.server)
             # inspect_result always hands back a copy: re-validate only what scanning rewrote.
             return (result if out == data else type(result).model_validate(out)), summary
@@ -267,7 +264,7 @@ class GuardedSession:
         )
 
     async def complete(self, ref: Any, argument: dict[str, str], **kw: Any) -> Any:
-        ref_data = _dump(ref) if isinstance(ref, BaseModel) else dict(ref)
+        ref_data = to_wire(ref) if isinstance(ref, BaseModel) else dict(ref)
         return await self._run(
             "completion/complete",
             {"ref": ref_data, "argument": argument},
@@ -343,13 +340,13 @@ class _Callbacks:
         return None
 
     async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
-        refused = self._screen("sampling/createMessage", "sampling", _dump(params))
+        refused = self._screen("sampling/createMessage", "sampling", to_wire(params))
         if refused is not None:
             return refused
         return await self.user["sampling_callback"](context, params)
 
     async def elicitation(self, context: Any, params: Any) -> Any:
-        refused = self._screen("elicitation/create", "elicitation", _dump(params))
+        refused = self._screen("elicitation/create", "elicitation", to_wire(params))
         if refused is not None:
             return refused
         return await self.user["elicitation_callback"](context, params)

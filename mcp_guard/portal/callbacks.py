@@ -23,16 +23,12 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.shared.message import ServerMessageMetadata
 
+from .._wire import to_wire
 from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
 from ..guard import Guard
 from ..model import Outcome, Principal
 
 logger = logging.getLogger("mcp_guard.portal")
-
-
-def _dump(model: Any) -> dict[str, Any]:
-    data: dict[str, Any] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return data
 
 
 #: RFC 5424 severities in the order MCP's ``logging/setLevel`` uses.
@@ -107,13 +103,13 @@ class CallerLink:
             return types.ErrorData(code=code if isinstance(code, int) else GUARD_UNAVAILABLE, message=message)
 
     async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
-        refused = self._screen("sampling/createMessage", "sampling", _dump(params))
+        refused = self._screen("sampling/createMessage", "sampling", to_wire(params))
         if refused is not None:
             return refused
         return await self._forward(types.CreateMessageRequest(params=params), types.CreateMessageResult)
 
     async def elicitation(self, context: Any, params: Any) -> Any:
-        refused = self._screen("elicitation/create", "elicitation", _dump(params))
+        refused = self._screen("elicitation/create", "elicitation", to_wire(params))
         if refused is not None:
             return refused
         return await self._forward(types.ElicitRequest(params=params), types.ElicitResult)

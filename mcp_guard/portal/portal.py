@@ -38,13 +38,13 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPError
 
+from .._wire import to_wire
 from ..config import GuardConfig, ListenSection, UpstreamSection, load_config
 from ..errors import (
     ACCESS_DENIED,
     GUARD_UNAVAILABLE,
     AccessDenied,
     ConfigError,
-    GuardError,
     GuardUnavailable,
 )
 from ..guard import Guard
@@ -72,26 +72,12 @@ _LIST_RESULT: dict[str, Any] = {
     "resource_template": types.ListResourceTemplatesResult,
 }
 
-#: Result types of the requests that may run over several rounds, for outcomes relayed as JSON.
-_ROUND_RESULT: dict[str, Any] = {
-    "tools/call": types.CallToolResult,
-    "prompts/get": types.GetPromptResult,
-    "resources/read": types.ReadResourceResult,
-}
-
 _LIST_CALL = {
     "tool": "list_tools",
     "prompt": "list_prompts",
     "resource": "list_resources",
     "resource_template": "list_resource_templates",
 }
-
-
-def _dump(model: Any) -> dict[str, Any]:
-    if isinstance(model, Mapping):
-        return dict(model)
-    data: dict[str, Any] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return data
 
 
 def _encode_cursor(offset: int) -> str:
@@ -172,7 +158,7 @@ class Portal:
         self._rounds = Rounds(self.replica)
         # Only upstreams that call back park calls; without any there is nothing to relay.
         self._relay = (
-            RoundRelay(guard.store, self.replica, self._serve_relayed)
+            RoundRelay(guard.store, self.replica, self._rounds)
             if guard.store is not None and callbacks
             else None
         )
@@ -651,41 +637,7 @@ class Portal:
         assert self._relay is not None
         upstream = self.upstreams.get(upstream_name)
         timeout = upstream.spec.timeout if upstream is not None else 30.0
-        answers = {
-            k: _dump(v) if not isinstance(v, (str, int, float, bool)) else v for k, v in responses.items()
-        }
-        outcome = await self._relay.forward(owner, state, principal.subject, binding, answers, timeout + 1.0)
-        if outcome is None:
-            raise MCPError(GUARD_UNAVAILABLE, "The portal replica holding this call did not answer")
-        error = outcome.get("error")
-        if isinstance(error, Mapping):
-            raise MCPError(int(error.get("code", types.INTERNAL_ERROR)), str(error.get("message", "")))
-        result = outcome.get("result")
-        if not isinstance(result, Mapping):
-            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message)
-        if "inputRequests" in result:
-            return types.InputRequiredResult.model_validate(result)
-        return _ROUND_RESULT[binding[0]].model_validate(result)
-
-    async def _serve_relayed(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        """A round relayed by another replica, checked exactly like one that arrived here."""
-        try:
-            binding = message.get("binding")
-            responses = message.get("responses")
-            if not (isinstance(binding, list) and len(binding) == 2 and isinstance(responses, Mapping)):
-                raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
-            parked = self._rounds.resume(
-                str(message.get("state")),
-                str(message.get("subject")),
-                (str(binding[0]), str(binding[1])),
-                responses,
-            )
-            value = await self._rounds.step(parked)
-        except MCPError as exc:
-            return {"error": {"code": exc.error.code, "message": exc.error.message}}
-        except GuardError as exc:  # the public message only: the reason stays in this replica's audit
-            return {"error": {"code": exc.code, "message": exc.public_message}}
-        return {"result": _dump(value)}
+        return await self._relay.forward(owner, state, principal.subject, binding, responses, timeout + 1.0)
 
     async def _credentials_for(
         self, name: str, principal: Principal, rc: RequestContext
@@ -827,7 +779,7 @@ class Portal:
         items: list[dict[str, Any]] = []
         for name in list(self._served):
             session = self._session(name, principal, rc)
-            listed = _dump(await getattr(session, _LIST_CALL[kind])())
+            listed = to_wire(await getattr(session, _LIST_CALL[kind])())
             for item in listed.get(key, []):
                 own = item_key(kind, item)
                 public = reverse.get((name, own)) if own is not None else None

@@ -21,18 +21,30 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
+from mcp import types
+from mcp.shared.exceptions import MCPError
 
+from .._wire import to_wire
+from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, GuardError, GuardUnavailable
 from ..protocols import StateStore
+from .rounds import Rounds
 
 logger = logging.getLogger("mcp_guard.portal")
 
 CHANNEL = "mcp-guard:portal-rounds:"
 
 Payload = dict[str, Any]
+
+#: Result types of the requests that may run over several rounds, for outcomes relayed as JSON.
+_ROUND_RESULT: dict[str, Any] = {
+    "tools/call": types.CallToolResult,
+    "prompts/get": types.GetPromptResult,
+    "resources/read": types.ReadResourceResult,
+}
 
 
 def new_replica_id() -> str:
@@ -45,20 +57,52 @@ def owner_of(state: str) -> str | None:
     return replica if dot and replica and token else None
 
 
-class RoundRelay:
-    """One replica's end of the relay: it serves rounds for its own parked calls and forwards others'.
+async def serve_round(rounds: Rounds, message: Mapping[str, Any]) -> Payload:
+    """A round relayed by another replica, checked exactly like one that arrived here.
 
-    ``serve`` is called with a relayed round (``state``, ``subject``,
-    ``binding``, ``responses``) and returns the outcome as JSON-ready data:
-    ``{"result": {...}}`` or ``{"error": {"code": int, "message": str}}``.
+    The outcome as JSON-ready data: ``{"result": {...}}`` or ``{"error": {"code", "message"}}``.
     """
+    try:
+        binding = message.get("binding")
+        responses = message.get("responses")
+        if not (isinstance(binding, list) and len(binding) == 2 and isinstance(responses, Mapping)):
+            raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+        parked = rounds.resume(
+            str(message.get("state")),
+            str(message.get("subject")),
+            (str(binding[0]), str(binding[1])),
+            responses,
+        )
+        value = await rounds.step(parked)
+    except MCPError as exc:
+        return {"error": {"code": exc.error.code, "message": exc.error.message}}
+    except GuardError as exc:  # the public message only: the reason stays in this replica's audit
+        return {"error": {"code": exc.code, "message": exc.public_message}}
+    return {"result": to_wire(value)}
 
-    def __init__(
-        self, store: StateStore, replica: str, serve: Callable[[Payload], Awaitable[Payload]]
-    ) -> None:
+
+def decode_outcome(outcome: Payload | None, method: str) -> Any:
+    """The typed result a relayed round came back with; its error, or a silent owner, as MCPError."""
+    if outcome is None:
+        raise MCPError(GUARD_UNAVAILABLE, "The portal replica holding this call did not answer")
+    error = outcome.get("error")
+    if isinstance(error, Mapping):
+        raise MCPError(int(error.get("code", types.INTERNAL_ERROR)), str(error.get("message", "")))
+    result = outcome.get("result")
+    if not isinstance(result, Mapping):
+        raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message)
+    if "inputRequests" in result:
+        return types.InputRequiredResult.model_validate(result)
+    return _ROUND_RESULT[method].model_validate(result)
+
+
+class RoundRelay:
+    """One replica's end of the relay: it serves rounds for its own parked calls and forwards others'."""
+
+    def __init__(self, store: StateStore, replica: str, rounds: Rounds) -> None:
         self.store = store
         self.replica = replica
-        self._serve = serve
+        self._rounds = rounds
         self._waiting: dict[str, tuple[anyio.Event, list[Payload]]] = {}
 
     async def run(self) -> None:
@@ -91,8 +135,8 @@ class RoundRelay:
 
     async def _answer(self, message: Payload) -> None:
         try:
-            outcome = await self._serve(message)
-        except Exception:  # serve converts what it can; anything else fails the round closed
+            outcome = await serve_round(self._rounds, message)
+        except Exception:  # serve_round converts what it can; anything else fails the round closed
             logger.exception("relayed round failed")
             outcome = {"error": {"code": -32603, "message": "Internal error"}}
         reply = {"t": "outcome", "nonce": message.get("nonce"), **outcome}
@@ -109,8 +153,8 @@ class RoundRelay:
         binding: tuple[str, str],
         responses: Mapping[str, Any],
         timeout: float,
-    ) -> Payload | None:
-        """Relay one round to ``owner``; its outcome, or None when it did not answer within ``timeout``."""
+    ) -> Any:
+        """Relay one round to ``owner``; its typed outcome, or MCPError when it failed or stayed silent."""
         nonce = secrets.token_urlsafe(12)
         done = anyio.Event()
         slot: list[Payload] = []
@@ -122,7 +166,9 @@ class RoundRelay:
             "state": state,
             "subject": subject,
             "binding": list(binding),
-            "responses": dict(responses),
+            "responses": {
+                k: v if isinstance(v, (str, int, float, bool)) else to_wire(v) for k, v in responses.items()
+            },
         }
         try:
             await self.store.publish(CHANNEL + owner, json.dumps(message))
@@ -130,7 +176,7 @@ class RoundRelay:
                 await done.wait()
         finally:
             self._waiting.pop(nonce, None)
-        return slot[0] if slot else None
+        return decode_outcome(slot[0] if slot else None, binding[0])
 
 
-__all__ = ["CHANNEL", "RoundRelay", "new_replica_id", "owner_of"]
+__all__ = ["CHANNEL", "RoundRelay", "decode_outcome", "new_replica_id", "owner_of", "serve_round"]
