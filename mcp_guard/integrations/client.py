@@ -298,14 +298,17 @@ def wrap_session(guard: Guard, session: Any, *, server: str, principal: Principa
     return GuardedSession(guard, session, server=server, principal=principal)
 
 
-class _Callbacks:
-    """Guarded versions of the callbacks through which a server reaches the host."""
+class ServerRequestGate:
+    """Screens and audits what a server asks of its client (sampling, elicitation, roots).
 
-    def __init__(self, guard: Guard, server: str, principal: Principal, user: dict[str, Any]) -> None:
+    Shared by the host-side callbacks here and the portal's links to its
+    callers, so both refuse and record a server's requests the same way.
+    """
+
+    def __init__(self, guard: Guard, server: str, principal: Principal) -> None:
         self.guard = guard
         self.server = server
         self.principal = principal
-        self.user = user
 
     def _audit(
         self, method: str, decision: Outcome, reasons: tuple[str, ...] = (), code: int | None = None
@@ -330,14 +333,20 @@ class _Callbacks:
         except Exception as exc:
             self._audit(method, "error", (repr(exc),), GUARD_UNAVAILABLE)
             return types.ErrorData(code=GUARD_UNAVAILABLE, message=GuardUnavailable.public_message)
+        findings = tuple(f"{f.rule} at {f.field}" for f in scanned.findings) if scanned else ()
         if scanned is not None and scanned.verdict == "block" and self.guard.mode != "shadow":
-            reasons = tuple(f"{f.rule} at {f.field}" for f in scanned.findings)
-            self._audit(method, "deny", reasons, AccessDenied.code)
+            self._audit(method, "deny", findings, AccessDenied.code)
             return types.ErrorData(code=AccessDenied.code, message=AccessDenied.public_message)
-        self._audit(
-            method, "allow", tuple(f"{f.rule} at {f.field}" for f in scanned.findings) if scanned else ()
-        )
+        self._audit(method, "allow", findings)
         return None
+
+
+class _Callbacks(ServerRequestGate):
+    """Guarded versions of the callbacks through which a server reaches the host."""
+
+    def __init__(self, guard: Guard, server: str, principal: Principal, user: dict[str, Any]) -> None:
+        super().__init__(guard, server, principal)
+        self.user = user
 
     async def sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
         refused = self._screen("sampling/createMessage", "sampling", to_wire(params))

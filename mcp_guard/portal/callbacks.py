@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -24,9 +24,10 @@ from mcp.client.session import ClientSession
 from mcp.shared.message import ServerMessageMetadata
 
 from .._wire import to_wire
-from ..errors import ACCESS_DENIED, GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
+from ..errors import GUARD_UNAVAILABLE, GuardUnavailable
 from ..guard import Guard
-from ..model import Outcome, Principal
+from ..integrations.client import ServerRequestGate
+from ..model import Principal
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -35,7 +36,7 @@ logger = logging.getLogger("mcp_guard.portal")
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 
-class CallerLink:
+class CallerLink(ServerRequestGate):
     """Where an upstream's requests go: the downstream requests in flight on one connection.
 
     ``level_of`` returns the log level the downstream session set with
@@ -49,10 +50,8 @@ class CallerLink:
         principal: Principal,
         level_of: Callable[[Any], str | None] | None = None,
     ) -> None:
-        self.guard = guard
+        super().__init__(guard, upstream, principal)
         self.level_of = level_of
-        self.upstream = upstream
-        self.principal = principal
         self.in_flight: list[tuple[Any, Any]] = []  # (ServerSession of the request, request id)
         self.last_used = time.monotonic()
 
@@ -60,36 +59,6 @@ class CallerLink:
         if not self.in_flight:
             raise GuardUnavailable("upstream request outside any downstream request")
         return self.in_flight[-1]
-
-    def _audit(
-        self, method: str, outcome: Outcome, reasons: tuple[str, ...] = (), code: int | None = None
-    ) -> None:
-        self.guard.record_nowait(
-            self.guard.event(
-                method,
-                outcome,
-                principal=self.principal,
-                reasons=reasons,
-                error_code=code,
-                kind="server-request",
-                direction="inbound",
-                server=self.upstream,
-            )
-        )
-
-    def _screen(self, method: str, kind: str, payload: Mapping[str, Any]) -> types.ErrorData | None:
-        """Refuse what a sanitizer blocks (instructions for the model hidden in a sampling request...)."""
-        try:
-            scanned = self.guard.scan_item(kind, payload) if self.guard.sanitizers else None
-        except Exception as exc:
-            self._audit(method, "error", (repr(exc),), GUARD_UNAVAILABLE)
-            return types.ErrorData(code=GUARD_UNAVAILABLE, message=GuardUnavailable.public_message)
-        findings = tuple(f"{f.rule} at {f.field}" for f in scanned.findings) if scanned else ()
-        if scanned is not None and scanned.verdict == "block" and self.guard.mode != "shadow":
-            self._audit(method, "deny", findings, ACCESS_DENIED)
-            return types.ErrorData(code=ACCESS_DENIED, message=AccessDenied.public_message)
-        self._audit(method, "allow", findings)
-        return None
 
     async def _forward(self, request: Any, result_type: Any) -> Any:
         try:
@@ -161,7 +130,7 @@ class PrivateSession:
                     await anyio.sleep_forever()
             except Exception as exc:
                 self.error = exc
-                logger.warning("private upstream session to %r failed: %r", self.link.upstream, exc)
+                logger.warning("private upstream session to %r failed: %r", self.link.server, exc)
             finally:
                 self.session = None
                 self.ready.set()
