@@ -12,16 +12,12 @@ raises :class:`Unsupported` and the condition is evaluated by ``cel`` itself.
 
 from __future__ import annotations
 
-import ipaddress
-import math
-import posixpath
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote
 
+from .celfuncs import _address, _network, in_cidr, path_within
 from .celparse import (
     Binary,
     Call,
@@ -36,16 +32,26 @@ from .celparse import (
     Select,
     Unary,
 )
+from .celvalues import (
+    _CONVERSIONS,
+    EvalError,
+    _add,
+    _bool,
+    _check_int,
+    _contains,
+    _div,
+    _mod,
+    _mul,
+    _order,
+    _size,
+    _str_method,
+    _sub,
+)
+from .celvalues import cel_eq as cel_eq
+from .celvalues import parse_duration as parse_duration
+from .celvalues import parse_timestamp as parse_timestamp
 
 __all__ = ["EvalError", "Unsupported", "compile_node", "in_cidr", "path_within"]
-
-_INT_MIN = -(2**63)
-_INT_MAX = 2**63 - 1
-_NoneType = type(None)
-
-
-class EvalError(Exception):
-    """A condition could not be evaluated (missing key, wrong type, overflow)."""
 
 
 class Unsupported(Exception):
@@ -53,304 +59,6 @@ class Unsupported(Exception):
 
 
 Fn = Callable[[Any], Any]
-
-
-# --- extension functions -------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4096)
-def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.ip_address(ip)
-
-
-@lru_cache(maxsize=1024)
-def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(cidr, strict=False)
-
-
-def in_cidr(ip: Any, cidr: Any) -> bool:
-    """Whether ``ip`` lies in ``cidr``; a malformed address or network is an evaluation error."""
-    if not isinstance(ip, str) or not isinstance(cidr, str):
-        raise EvalError("in_cidr() needs two strings")
-    try:
-        addr = _address(ip)
-        net = _network(cidr)
-    except ValueError as exc:
-        raise EvalError(f"in_cidr(): {exc}") from None
-    if addr.version != net.version:
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            return addr.ipv4_mapped in net
-        return False
-    return addr in net
-
-
-def _clean_path(value: str) -> str:
-    if value.startswith("file://"):
-        value = unquote(value[7:])
-        if not value.startswith("/"):
-            value = "/" + value.split("/", 1)[1] if "/" in value else "/"
-    if "\x00" in value:
-        raise EvalError("path contains a NUL byte")
-    return posixpath.normpath(value.replace("\\", "/"))
-
-
-def path_within(path: Any, root: Any) -> bool:
-    """Whether ``path``, after resolving ``.``/``..`` and backslashes, stays inside ``root``.
-
-    ``file://`` URIs are decoded first. A relative path is never within an
-    absolute root: the server may resolve it against a directory the policy
-    cannot know, so the check fails closed.
-    """
-    if not isinstance(path, str) or not isinstance(root, str):
-        raise EvalError("path_within() needs two strings")
-    p, r = _clean_path(path), _clean_path(root)
-    if p.startswith("/") != r.startswith("/"):
-        return False
-    if not r.startswith("/") and (p == ".." or p.startswith("../")):
-        return False
-    if r in ("/", "."):
-        return True if r == "/" else not (p == ".." or p.startswith("../"))
-    return p == r or p.startswith(r + "/")
-
-
-# --- value semantics -----------------------------------------------------------------------------
-
-
-def _is_num(v: Any) -> bool:
-    return (type(v) is int or type(v) is float) and type(v) is not bool
-
-
-def cel_eq(a: Any, b: Any) -> bool:
-    ta, tb = type(a), type(b)
-    if ta is tb and (ta is str or ta is int or ta is float or ta is bool or ta is _NoneType):
-        return bool(a == b)
-    if ta is bool or tb is bool or a is None or b is None:
-        return False
-    if _is_num(a) and _is_num(b):
-        return bool(a == b)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(cel_eq(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return len(a) == len(b) and all(k in b and cel_eq(v, b[k]) for k, v in a.items())
-    if ta is tb and ta in (bytes, datetime, timedelta):
-        return bool(a == b)
-    return False
-
-
-def _order(a: Any, b: Any) -> int:
-    if (_is_num(a) and _is_num(b)) or (
-        type(a) is type(b) and type(a) in (str, bool, bytes, datetime, timedelta)
-    ):
-        return -1 if a < b else (1 if a > b else 0)
-    raise EvalError(f"cannot order {type(a).__name__} and {type(b).__name__}")
-
-
-def _check_int(v: int) -> int:
-    if v < _INT_MIN or v > _INT_MAX:
-        raise EvalError("integer overflow")
-    return v
-
-
-def _add(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    if ta is tb:
-        if ta is int:
-            return _check_int(a + b)
-        if ta in (float, str, bytes, timedelta):
-            return a + b
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return [*a, *b]
-    if isinstance(a, datetime) and tb is timedelta:
-        return a + b
-    if ta is timedelta and isinstance(b, datetime):
-        return b + a
-    raise EvalError(f"no '+' for {ta.__name__} and {tb.__name__}")
-
-
-def _sub(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    if ta is tb and ta is int:
-        return _check_int(a - b)
-    if ta is tb and ta in (float, timedelta):
-        return a - b
-    if isinstance(a, datetime) and (isinstance(b, datetime) or tb is timedelta):
-        return a - b
-    raise EvalError(f"no '-' for {ta.__name__} and {tb.__name__}")
-
-
-def _mul(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    if ta is tb and ta is int:
-        return _check_int(a * b)
-    if ta is tb and ta is float:
-        return a * b
-    raise EvalError(f"no '*' for {ta.__name__} and {tb.__name__}")
-
-
-def _div(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    if ta is tb and ta is int:
-        if b == 0:
-            raise EvalError("division by zero")
-        q = abs(a) // abs(b)
-        return _check_int(q if (a < 0) == (b < 0) else -q)
-    if ta is tb and ta is float:
-        if b == 0.0:
-            return math.nan if a == 0.0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1, b)
-        return a / b
-    raise EvalError(f"no '/' for {ta.__name__} and {tb.__name__}")
-
-
-def _mod(a: Any, b: Any) -> Any:
-    if type(a) is int and type(b) is int:
-        if b == 0:
-            raise EvalError("modulus by zero")
-        r = abs(a) % abs(b)
-        return -r if a < 0 else r
-    raise EvalError(f"no '%' for {type(a).__name__} and {type(b).__name__}")
-
-
-def _contains(container: Any, item: Any) -> bool:
-    if isinstance(container, (frozenset, set)):
-        return type(item) is str and item in container
-    if isinstance(container, Mapping):
-        return any(cel_eq(k, item) for k in container) if type(item) is not str else item in container
-    if isinstance(container, (list, tuple)):
-        return any(cel_eq(x, item) for x in container)
-    raise EvalError(f"'in' needs a list or map, not {type(container).__name__}")
-
-
-def _size(v: Any) -> int:
-    if isinstance(v, (str, bytes, list, tuple, Mapping)):
-        return len(v)
-    raise EvalError(f"size() of {type(v).__name__}")
-
-
-def _bool(v: Any) -> bool:
-    if type(v) is bool:
-        return v
-    raise EvalError(f"expected bool, got {type(v).__name__}")
-
-
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(h|ms|us|µs|ns|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def parse_duration(text: str) -> timedelta:
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if pos != len(body) or not body:
-        raise EvalError(f"invalid duration {text!r}")
-    return timedelta(seconds=sign * total)
-
-
-def parse_timestamp(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise EvalError(f"invalid timestamp {text!r}") from None
-    if value.tzinfo is None:
-        raise EvalError(f"timestamp {text!r} has no time zone")
-    return value
-
-
-def _to_int(v: Any) -> int:
-    if type(v) is int:
-        return v
-    if type(v) is float:
-        if math.isnan(v) or math.isinf(v):
-            raise EvalError("int() of a non-finite double")
-        return _check_int(int(v))
-    if type(v) is str:
-        try:
-            return _check_int(int(v, 10))
-        except ValueError:
-            raise EvalError(f"int() of {v!r}") from None
-    if isinstance(v, datetime):
-        return int(v.timestamp())
-    raise EvalError(f"int() of {type(v).__name__}")
-
-
-def _to_double(v: Any) -> float:
-    if type(v) in (int, float):
-        return float(v)
-    if type(v) is str:
-        try:
-            return float(v)
-        except ValueError:
-            raise EvalError(f"double() of {v!r}") from None
-    raise EvalError(f"double() of {type(v).__name__}")
-
-
-def _to_string(v: Any) -> str:
-    if type(v) is str:
-        return v
-    if type(v) is bool:
-        return "true" if v else "false"
-    if type(v) in (int, float):
-        return str(v)
-    if type(v) is bytes:
-        return v.decode("utf-8")
-    if isinstance(v, datetime):
-        return v.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    raise EvalError(f"string() of {type(v).__name__}")
-
-
-def _to_timestamp(v: Any) -> datetime:
-    if isinstance(v, datetime):
-        return v
-    if type(v) is str:
-        return parse_timestamp(v)
-    if type(v) is int:
-        return datetime.fromtimestamp(v, timezone.utc)
-    raise EvalError(f"timestamp() of {type(v).__name__}")
-
-
-def _to_duration(v: Any) -> timedelta:
-    if isinstance(v, timedelta):
-        return v
-    if type(v) is str:
-        return parse_duration(v)
-    raise EvalError(f"duration() of {type(v).__name__}")
-
-
-_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
-    "int": _to_int,
-    "double": _to_double,
-    "string": _to_string,
-    "timestamp": _to_timestamp,
-    "duration": _to_duration,
-    "dyn": lambda v: v,
-}
-
-
-@lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise EvalError(f"invalid regex {pattern!r}: {exc}") from None
-
-
-def _str_method(name: str) -> Callable[[Any, Any], bool]:
-    def method(recv: Any, arg: Any) -> bool:
-        if type(recv) is not str or type(arg) is not str:
-            raise EvalError(f"{name}() needs strings")
-        if name == "startsWith":
-            return recv.startswith(arg)
-        if name == "endsWith":
-            return recv.endswith(arg)
-        if name == "contains":
-            return arg in recv
-        return _regex(arg).search(recv) is not None
-
-    return method
 
 
 # --- compiler ------------------------------------------------------------------------------------

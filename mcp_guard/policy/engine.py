@@ -1,4 +1,4 @@
-"""The compiled policy: an index from server and target to candidate rules, and the decision procedure.
+"""The compiled policy: candidate rules per server and target, and the decision procedure.
 
 A decision looks up the candidates for ``(server, kind, target)`` (cached
 after the first request for that target; only the rules of that server and
@@ -8,21 +8,28 @@ contract of DESIGN.md section 3: deny overrides allow, default deny, the
 reported rule is the first matching rule of the winning effect in file order,
 conditions that fail to evaluate never satisfy an allow and always satisfy a
 deny, and list visibility ignores conditions of allows but honours
-unconditional denies.
+unconditional denies. Selectors live in :mod:`.matchers`, the target index in
+:mod:`.ruleindex`, explanations in :mod:`.explanation`.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 from ..model import AccessRequest, Decision, Effect, LimitSpec, Obligation, Principal
-from .conditions import Activation, Condition
-from .globs import NameSet, nfc
+from .conditions import Activation
+from .explanation import Explanation, RuleTrace
+from .globs import nfc
+from .matchers import _Matcher as _Matcher
+from .matchers import _PrincipalView
+from .matchers import _TenantTag as _TenantTag
+from .obligations import merge_obligations as merge_obligations
+from .ruleindex import _Index
 
 __all__ = ["USE_ACTION", "CompiledPolicy", "Explanation", "Rule", "RuleTrace"]
 
@@ -32,7 +39,6 @@ log = logging.getLogger(__name__)
 USE_ACTION = {"tool": "call", "prompt": "get", "resource": "read", "resource_template": "read"}
 _CACHE_MAX = 65536
 _VERSIONS = itertools.count(1)
-_SERIALS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,159 +65,6 @@ class Rule:
     description: str | None = None
 
 
-def _names(values: Sequence[str] | None) -> NameSet | None:
-    return None if values is None else NameSet(values)
-
-
-class _Matcher:
-    """The compiled selectors of a rule or limit."""
-
-    __slots__ = (
-        "actions",
-        "allowed",
-        "condition",
-        "cross_tenant",
-        "denied",
-        "deny",
-        "groups",
-        "id",
-        "index",
-        "kinds",
-        "obligations",
-        "roles",
-        "servers",
-        "shadow",
-        "subjects",
-        "tenants",
-    )
-
-    def __init__(
-        self,
-        index: int,
-        ident: str,
-        selectors: Mapping[str, Sequence[str] | None],
-        *,
-        deny: bool = False,
-        shadow: bool = False,
-        condition: Condition | None = None,
-        obligations: tuple[Obligation, ...] = (),
-        cross_tenant: bool = False,
-    ) -> None:
-        self.index = index
-        self.id = ident
-        self.subjects = _names(selectors.get("subjects"))
-        self.roles = _names(selectors.get("roles"))
-        self.groups = _names(selectors.get("groups"))
-        self.tenants = _names(selectors.get("tenants"))
-        self.servers = _names(selectors.get("servers"))
-        self.kinds: dict[str, NameSet] = {}
-        for kind, key in (("tool", "tools"), ("prompt", "prompts"), ("resource", "resources")):
-            patterns = selectors.get(key)
-            if patterns is not None:
-                self.kinds[kind] = NameSet(patterns)
-        actions = selectors.get("actions")
-        self.actions = frozenset(actions) if actions is not None else None
-        self.deny = deny
-        self.shadow = shadow
-        self.condition = condition
-        self.obligations = obligations
-        self.cross_tenant = cross_tenant
-        # the common outcomes, built once: "denied by X" / "allowed by X" with nothing else to say
-        self.denied = Decision(False, ident, (f"denied by rule {ident}",))
-        self.allowed = Decision(True, ident, (f"allowed by rule {ident}",), merge_obligations(obligations))
-
-    def principal_ok(
-        self, subject: str, roles: frozenset[str], groups: frozenset[str], tenant: str | None
-    ) -> bool:
-        return (
-            (self.subjects is None or self.subjects.match(subject))
-            and (self.roles is None or self.roles.match_any(roles))
-            and (self.groups is None or self.groups.match_any(groups))
-            and (self.tenants is None or self.tenants.match(tenant))
-        )
-
-    def why_not(
-        self, server: str, kind: str | None, target: str | None, action: str, view: _PrincipalView
-    ) -> str | None:
-        """Why this matcher does not apply (None when it does, conditions aside)."""
-        if self.servers is not None and not self.servers.match(server):
-            return f"server {server!r} not in servers {list(self.servers.patterns)}"
-        if self.kinds:
-            if kind is None or kind not in self.kinds:
-                named = "/".join(k + "s" for k in self.kinds)
-                return f"names only {named}, request targets {kind or 'nothing'}"
-            if not self.kinds[kind].match(target):
-                return f"{kind} {target!r} not in {kind}s {list(self.kinds[kind].patterns)}"
-        if self.actions is not None and action not in self.actions:
-            return f"action {action!r} not in actions {sorted(self.actions)}"
-        if self.subjects is not None and not self.subjects.match(view.subject):
-            return f"subject {view.subject!r} not in subjects {list(self.subjects.patterns)}"
-        if self.roles is not None and not self.roles.match_any(view.roles):
-            return f"roles {sorted(view.roles)} (with inherited) not in roles {list(self.roles.patterns)}"
-        if self.groups is not None and not self.groups.match_any(view.groups):
-            return f"groups {sorted(view.groups)} not in groups {list(self.groups.patterns)}"
-        if self.tenants is not None and not self.tenants.match(view.tenant):
-            return f"tenant {view.tenant!r} not in tenants {list(self.tenants.patterns)}"
-        return None
-
-
-M = TypeVar("M", bound=_Matcher)
-
-
-class _Bucket(Generic[M]):
-    __slots__ = ("anykind", "exact", "globbed")
-
-    def __init__(self) -> None:
-        self.exact: dict[str, dict[str, list[M]]] = {}
-        self.globbed: dict[str, list[M]] = {}
-        self.anykind: list[M] = []
-
-    def add(self, item: M) -> None:
-        if not item.kinds:
-            self.anykind.append(item)
-            return
-        for kind, names in item.kinds.items():
-            by_name = self.exact.setdefault(kind, {})
-            for name in names.exact:
-                by_name.setdefault(name, []).append(item)
-            if names.has_globs:
-                self.globbed.setdefault(kind, []).append(item)
-
-    def collect(self, kind: str | None, target: str | None) -> list[M]:
-        out = list(self.anykind)
-        if kind is not None and target is not None:
-            out.extend(self.exact.get(kind, {}).get(target, ()))
-            for item in self.globbed.get(kind, ()):
-                if item.kinds[kind].match(target):
-                    out.append(item)
-        return out
-
-
-class _Index(Generic[M]):
-    """server -> kind -> target -> matchers; servers named literally get their own bucket."""
-
-    def __init__(self, items: Iterable[M]) -> None:
-        self._by_server: dict[str, _Bucket[M]] = {}
-        self._wild: _Bucket[M] = _Bucket()
-        for item in items:
-            if item.servers is None or item.servers.has_globs:
-                self._wild.add(item)
-            else:
-                for server in item.servers.exact:
-                    self._by_server.setdefault(server, _Bucket()).add(item)
-
-    def lookup(self, server: str, kind: str | None, target: str | None) -> tuple[M, ...]:
-        found: dict[int, M] = {}
-        bucket = self._by_server.get(server)
-        if bucket is not None:
-            for item in bucket.collect(kind, target):
-                found[item.index] = item
-        for item in self._wild.collect(kind, target):
-            if item.servers is None or item.servers.match(server):
-                found[item.index] = item
-        return tuple(found[i] for i in sorted(found))
-
-
 @dataclass(frozen=True, slots=True)
 class _Candidates:
     """Rules that may apply to one (server, kind, target), in file order, split for each use."""
@@ -225,121 +78,8 @@ class _Candidates:
     listing: tuple[_Matcher, ...] = ()  # enforced allows: list an item
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _PrincipalView:
-    """What rules can see of a principal; ``serial`` keys the memos of one policy."""
-
-    subject: str
-    roles: frozenset[str]
-    groups: frozenset[str]
-    tenant: str | None
-    serial: int = field(default_factory=lambda: next(_SERIALS))
-
-
-@dataclass(frozen=True, slots=True)
-class RuleTrace:
-    """One line of an explanation: a rule, and why it matched or not."""
-
-    rule: str
-    effect: Effect
-    matched: bool
-    reason: str
-    shadow: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "effect": self.effect,
-            "matched": self.matched,
-            "reason": self.reason,
-            "shadow": self.shadow,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Every rule of the policy considered for one request, with the resulting decision."""
-
-    decision: Decision
-    traces: tuple[RuleTrace, ...]
-    visible: bool | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = self.decision
-        return {
-            "decision": d.effect,
-            "rule": d.rule,
-            "reasons": list(d.reasons),
-            "shadow": d.shadow,
-            "would_allow": d.would_allow,
-            "obligations": [{"kind": o.kind, "params": _plain(o.params)} for o in d.obligations],
-            "visible": self.visible,
-            "notes": list(self.notes),
-            "rules": [t.as_dict() for t in self.traces],
-        }
-
-    def render(self) -> str:
-        d = self.decision
-        lines = [f"decision: {d.effect}" + (f" (rule {d.rule})" if d.rule else " (default)")]
-        if d.shadow:
-            lines.append(f"shadow: not enforced; enforcement would {'allow' if d.would_allow else 'deny'}")
-        lines.extend(f"reason: {r}" for r in d.reasons)
-        for o in d.obligations:
-            lines.append(f"obligation: {o.kind} {_plain(o.params)}")
-        if self.visible is not None:
-            lines.append(f"listed: {'yes' if self.visible else 'no'}")
-        lines.extend(f"note: {n}" for n in self.notes)
-        lines.append("rules:")
-        for t in self.traces:
-            mark = "MATCH" if t.matched else "-    "
-            flag = " [shadow]" if t.shadow else ""
-            lines.append(f"  {mark} {t.effect:<5} {t.rule}{flag}: {t.reason}")
-        return "\n".join(lines)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ...]:
-    """Union of redacted fields, the strictest step-up, other kinds kept as given."""
-    fields: list[str] = []
-    max_age: float | None = None
-    others: list[Obligation] = []
-    for o in obligations:
-        if o.kind == "redact":
-            for f in o.params.get("fields", ()):
-                if f not in fields:
-                    fields.append(f)
-        elif o.kind == "step_up":
-            age = float(o.params["max_age"])
-            max_age = age if max_age is None else min(max_age, age)
-        elif o not in others:
-            others.append(o)
-    out: list[Obligation] = []
-    if fields:
-        out.append(Obligation("redact", {"fields": tuple(fields)}))
-    if max_age is not None:
-        out.append(Obligation("step_up", {"max_age": max_age}))
-    return (*out, *others)
-
-
 _DEFAULT_ALLOW = Decision(True, None, ("no rule matched; default allow",))
 _DEFAULT_DENY = Decision(False, None, ("no rule matched; default deny",))
-
-
-class _TenantTag:
-    __slots__ = ("kinds", "servers", "tenant")
-
-    def __init__(self, tenant: str, servers: Sequence[str], kinds: Mapping[str, Sequence[str]]) -> None:
-        self.tenant = tenant
-        self.servers = NameSet(servers) if servers else None
-        self.kinds = {k: NameSet(v) for k, v in kinds.items() if v}
 
 
 class CompiledPolicy:
