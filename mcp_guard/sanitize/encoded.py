@@ -1,0 +1,99 @@
+"""Encoded text: finding runs that may be base64, base32, hex, percent-encoded, rot13 or reversed.
+
+:mod:`.injection` rescans whatever these helpers decode. They need nothing
+from the detector, so they live apart from it and keep it small.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import contextlib
+import re
+from urllib.parse import unquote
+
+#: Runs start where the alphabet starts: without the look-behind every position inside a short run
+#: is retried (quadratic in the word length); with it, the same matches in one linear pass.
+_RUNS = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{24,}")
+_DECODE_HINTS = (
+    "%",
+    "rot13",
+    "rot-13",
+    "caesar",
+    "revers",
+    "right-to-left",
+    "backwards",
+    "ckw",
+    "l'envers",
+    "\u202e",
+    "逆",
+    "倒",
+)
+_HEX_RUN = re.compile(r"[0-9a-fA-F]+")
+_B32_RUN = re.compile(r"[A-Z2-7]+")
+_PCT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){6,}")
+_ROT_HINT = re.compile(r"rot-?13|caesar", re.IGNORECASE)
+_REV_HINT = re.compile(
+    r"revers|right-to-left|backwards|r[üu]ckw[äa]rts|[àa] l'envers|al rev[ée]s|逆|倒", re.IGNORECASE
+)
+_RLO = re.compile("\u202e([^\u202c\n]*)")
+
+
+def _decoded_candidates(text: str) -> list[tuple[str, str]]:
+    """(encoding, decoded text) pairs worth rescanning; binary and short results are dropped.
+
+    One pass finds long runs of encoding alphabets; each run is decoded only
+    as the encodings its characters allow (hex digits, base32 upper case,
+    base64's mixed case), so ordinary long identifiers cost a few checks.
+    """
+    out: list[tuple[str, str]] = []
+    for m in _RUNS.finditer(text):
+        raw = m.group(0).rstrip("=")
+        if len(raw) < 24:
+            continue
+        if _HEX_RUN.fullmatch(raw) and len(raw) % 2 == 0:
+            out.append(("hex", bytes.fromhex(raw).decode("utf-8", "replace")))
+        elif _B32_RUN.fullmatch(raw):
+            with contextlib.suppress(binascii.Error, ValueError):
+                decoded = base64.b32decode(raw + "=" * (-len(raw) % 8))
+                out.append(("base32", decoded.decode("utf-8", "replace")))
+        if raw.isalpha() and (raw.islower() or raw.isupper()):
+            continue  # a word or an identifier, not base64
+        if not (any(c.isupper() for c in raw) and any(c.islower() for c in raw)):
+            continue
+        try:
+            padded = raw.replace("-", "+").replace("_", "/")
+            data = base64.b64decode(padded + "=" * (-len(padded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        out.append(("base64", data.decode("utf-8", "replace")))
+    if "%" in text:
+        for m in _PCT.finditer(text):
+            out.append(("percent-encoding", unquote(m.group(0))))
+    if _ROT_HINT.search(text):
+        out.append(("rot13", codecs.decode(text, "rot13")))
+    if _REV_HINT.search(text):
+        out.append(("reversed", text[::-1]))
+    if "\u202e" in text:
+        for m in _RLO.finditer(text):
+            out.append(("bidi-reversed", m.group(1)[::-1]))
+    return [(enc, dec) for enc, dec in out if _readable(dec)]
+
+
+def _readable(text: str) -> bool:
+    if len(text) < 8 or " " not in text.strip():
+        return False
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\t")
+    return printable / len(text) > 0.95 and "\ufffd" not in text
+
+
+def _may_be_encoded(text: str) -> bool:
+    """A run long enough to decode, or a hint that the text is rotated, reversed or percent-encoded.
+
+    A run has no whitespace, so texts whose longest word is short skip the regex (most prose).
+    """
+    if max(map(len, text.split()), default=0) >= 24 and _RUNS.search(text) is not None:
+        return True
+    low = text.lower()
+    return any(hint in low for hint in _DECODE_HINTS)

@@ -1,0 +1,169 @@
+# Sentence ends include full-width punctuation on purpose.
+# ruff: noqa: RUF001
+"""The anchor pre-check: which sentences could match which families, without running any regex.
+
+Running every family regex on every sentence is the expensive part of a scan.
+This module splits text into sentences and, from one pass over its
+``[a-z0-9]+`` tokens plus a few substring searches (the ``ANCHORS`` of
+:mod:`.patterns`), names the families each sentence could possibly match.
+It is separate from :mod:`.injection` so the detector module stays small.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+
+from .families import _ALL
+from .patterns import ANCHORS, ROLE_MARKER, ROLE_MARKER_WORDS
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+#: Letters (and digits) outside ASCII: words the anchors cannot see. Non-ASCII punctuation and
+#: symbols (dashes, curly quotes, emoji) split tokens exactly like a space, so they need no fallback.
+_NON_ASCII = re.compile(r"[^\W\x00-\x7f]+")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n|[。！？]")
+#: Candidate sentence ends for :func:`_sentence_ends` (a plain class: several times faster to scan).
+_END_CHARS = re.compile(r"[.!?\n。！？]")
+
+
+def _index_anchors() -> tuple[dict[str, list[tuple[int, int]]], list[tuple[str, int]], dict[str, set[str]]]:
+    """word -> [(clause id, part bit)]; clause id -> (family, full mask); substring -> families."""
+    words: dict[str, list[tuple[int, int]]] = {}
+    clauses: list[tuple[str, int]] = []
+    subs: dict[str, set[str]] = {}
+    for fam, (fam_clauses, fam_subs) in ANCHORS.items():
+        for clause in fam_clauses:
+            cid = len(clauses)
+            clauses.append((fam, (1 << len(clause)) - 1))
+            for bit, part in enumerate(clause):
+                for word in part:
+                    words.setdefault(word, []).append((cid, 1 << bit))
+        for sub in fam_subs:
+            subs.setdefault(sub, set()).add(fam)
+    for word in ROLE_MARKER_WORDS:
+        words.setdefault(word, []).append((-1, 0))  # cid -1: may start "Assistant: ..."
+    return words, clauses, subs
+
+
+def _substring_hits(low: str) -> list[tuple[int, set[str]]]:
+    """(position, families) of every anchor substring occurrence; each one is searched on its own."""
+    hits: list[tuple[int, set[str]]] = []
+    for first, group in _SUBSTRINGS_BY_FIRST.items():
+        if first not in low:
+            continue
+        for sub, fams in group:
+            at = low.find(sub)
+            while at >= 0:
+                hits.append((at, fams))
+                at = low.find(sub, at + 1)
+    return hits
+
+
+_WORD_INDEX, _CLAUSES, _SUBSTRINGS = _index_anchors()
+_WORD_SET = frozenset(_WORD_INDEX)
+_HITS_CACHE: dict[frozenset[str], tuple[frozenset[str], bool]] = {}
+_HITS_CACHE_SIZE = 65536
+
+
+def _families_of(hits: frozenset[str]) -> tuple[frozenset[str], bool]:
+    """Families whose every clause part has a word in ``hits``; and whether a role-marker word is there."""
+    bits: dict[int, int] = {}
+    marker = False
+    for word in hits:
+        for cid, bit in _WORD_INDEX[word]:
+            if cid < 0:
+                marker = True
+            else:
+                bits[cid] = bits.get(cid, 0) | bit
+    fams = frozenset(_CLAUSES[cid][0] for cid, mask in bits.items() if mask == _CLAUSES[cid][1])
+    return fams, marker
+
+
+_SUBSTRINGS_BY_FIRST: dict[str, list[tuple[str, set[str]]]] = {}
+for _sub, _fams in _SUBSTRINGS.items():
+    _SUBSTRINGS_BY_FIRST.setdefault(_sub[0], []).append((_sub, _fams))
+
+
+def _possible(low: str) -> frozenset[str]:
+    """Families whose anchors occur in ASCII text (a superset of the families that can match)."""
+    spans = _candidate_sentences(low, split=False)
+    return frozenset(spans[0][2]) if spans else frozenset()
+
+
+def _candidate_sentences(low: str, split: bool = True) -> list[tuple[int, int, set[str]]]:
+    """(start, end, possible families) for each sentence of ASCII ``low`` with any anchor.
+
+    One pass over ``[a-z0-9]+`` tokens and ``str.find`` for the anchor
+    substrings; with ``split=False`` the whole text counts as one sentence.
+    """
+    ends = _sentence_ends(low) if split else [len(low)]
+    fams_by_sentence: dict[int, set[str]] = {}
+    markers: set[int] = set()
+    words = _WORD_SET
+    findall = _TOKEN.findall
+    cache = _HITS_CACHE
+    start = 0
+    for sid, end in enumerate(ends):
+        # Tokens never cross a sentence end (it follows punctuation or a newline), so each
+        # sentence's anchor words are one C-level findall and a set intersection away; the
+        # families a set of words completes is memoised (sentences share word sets).
+        hits = words.intersection(findall(low, start, end)) if end > start else None
+        start = end
+        if not hits:
+            continue
+        known = cache.get(hits)
+        if known is None:
+            known = _families_of(hits)
+            if len(cache) >= _HITS_CACHE_SIZE:
+                cache.clear()
+            cache[hits] = known
+        completed, marker = known
+        if completed:
+            fams_by_sentence[sid] = set(completed)
+        if marker:
+            markers.add(sid)
+    for at, sub_fams in _substring_hits(low):
+        sid = bisect.bisect_right(ends, at) if split else 0
+        fams_by_sentence.setdefault(sid, set()).update(sub_fams)
+    wide: set[int] = set()
+    if not low.isascii():
+        for m in _NON_ASCII.finditer(low):
+            if split:
+                wide.update(
+                    range(bisect.bisect_right(ends, m.start()), bisect.bisect_right(ends, m.end() - 1) + 1)
+                )
+            else:
+                wide.add(0)
+    spans = []
+    for sid in sorted(fams_by_sentence.keys() | markers | wide):
+        start, end = (ends[sid - 1] if sid else 0), ends[sid]
+        fams = fams_by_sentence.get(sid, set())
+        if sid in markers and ROLE_MARKER.search(low, start, end):
+            fams.add("address")
+        if sid in wide:
+            fams = set(_ALL)  # words outside ASCII have no anchors: run every family
+        if "private" in fams:
+            fams.add("access")
+        if fams:
+            spans.append((start, end, fams))
+    return spans
+
+
+def _sentence_ends(low: str) -> list[int]:
+    """End offsets of the sentences of ``low`` (``_SENTENCE_END`` matches), the last one ``len(low)``."""
+    size = len(low)
+    ends = [
+        e
+        for e in (m.end() for m in _END_CHARS.finditer(low))
+        if low[e - 1] not in ".!?" or (e < size and low[e].isspace())
+    ]
+    ends.append(size)
+    return ends
+
+
+def _all_sentences(low: str) -> list[tuple[int, int, set[str]]]:
+    ends = [m.end() for m in _SENTENCE_END.finditer(low)]
+    ends.append(len(low))
+    starts = [0, *ends[:-1]]
+    return [(s, e, set(_ALL)) for s, e in zip(starts, ends, strict=True) if e > s]
