@@ -15,7 +15,14 @@ looser.
 redis-py's asyncio connections belong to the event loop that opened them. The
 store keeps one client per running loop (created on first use in that loop),
 so it is safe to share between loops; ``aclose`` closes the client of the loop
-it is awaited in. Only asyncio is supported (not trio).
+it is awaited in.
+
+Only the asyncio backend is supported. The store has no tasks, events, locks or
+sleeps of its own (its timeouts are redis-py's socket timeouts), but redis-py's
+async client is built on asyncio (``asyncio.get_running_loop``, asyncio streams, futures and
+locks) and cannot run under trio. Used under trio, every operation raises
+:class:`RedisBackendError` (a ``RuntimeError``) saying so instead of failing
+somewhere inside redis-py; ``aclose`` does nothing there, as nothing was opened.
 
 Keys live under a namespace (``prefix``, default ``mcpg:``): ``k:`` for
 values, ``s:`` for sets, ``h:`` for rate windows and ``c:`` for channels.
@@ -24,6 +31,10 @@ A Redis Cluster is not supported (``hit_many`` touches several keys).
 
 from __future__ import annotations
 
+# asyncio is used for two things only, both forced by redis-py's asyncio client: finding the
+# event loop its connections belong to (_asyncio_loop) and catching the asyncio.TimeoutError it
+# can raise (a different class from TimeoutError before Python 3.11). Nothing else here is
+# tied to a backend.
 import asyncio
 import builtins
 import contextlib
@@ -31,7 +42,7 @@ import hashlib
 import math
 import os
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from itertools import count
 from typing import Any
 
@@ -43,6 +54,43 @@ from redis.exceptions import NoScriptError, RedisError
 from ..errors import GuardUnavailable
 from ..protocols import RateDecision
 from ._common import check_distinct
+
+_current_library: Callable[[], str] | None
+try:  # trio depends on sniffio, so without it nothing but asyncio can be running
+    from sniffio import AsyncLibraryNotFoundError
+    from sniffio import current_async_library as _current_library
+except ImportError:  # pragma: no cover - sniffio comes with trio and with older anyio
+    _current_library = None
+
+NEEDS_ASYNCIO = "the redis store needs the asyncio backend: redis-py's asyncio client does not run under trio"
+
+#: What a failed Redis round trip raises: redis-py's own errors, socket errors and asyncio's
+#: timeout (see the comment on the asyncio import).
+_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisBackendError(RuntimeError):
+    """The Redis store was used outside asyncio, for example under trio."""
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop:
+    """The running asyncio loop; :class:`RedisBackendError` under any other backend (trio)."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    library = "asyncio" if loop is not None else None
+    if _current_library is not None:
+        # sniffio names the library of the current task, which is what decides whether
+        # redis-py's awaits can work (a reachable asyncio loop is not enough, e.g. with trio-asyncio).
+        try:
+            library = _current_library()
+        except AsyncLibraryNotFoundError:
+            library = None
+    if loop is None or library != "asyncio":
+        raise RedisBackendError(f"{NEEDS_ASYNCIO} (running under {library or 'no async library'})")
+    return loop
+
 
 #: Sliding-window log over several keys, all or nothing. KEYS: window sets;
 #: ARGV: member, then limit and window (microseconds) per key. Returns
@@ -144,7 +192,7 @@ class RedisStore:
         return aioredis.Redis.from_url(self._url, retry=retry, **self._options)
 
     def _client(self) -> aioredis.Redis:
-        loop = asyncio.get_running_loop()
+        loop = _asyncio_loop()
         if loop is self._loop and self._current is not None:
             return self._current
         client = self._clients.get(loop)
@@ -164,13 +212,13 @@ class RedisStore:
                 return await client.evalsha(sha, len(keys), *keys, *args)
             except NoScriptError:
                 return await client.eval(body, len(keys), *keys, *args)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except _ERRORS as exc:
             raise self._unavailable("script", exc) from exc
 
     async def _do(self, op: str, *args: Any) -> Any:
         try:
             return await self._client().execute_command(op, *args)  # type: ignore[no-untyped-call]
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except _ERRORS as exc:
             raise self._unavailable(op.lower(), exc) from exc
 
     # -- rate limits -------------------------------------------------------------------------
@@ -230,7 +278,7 @@ class RedisStore:
                 pattern = (space + prefix).translate(_GLOB_SPECIAL) + "*"
                 async for name in client.scan_iter(match=pattern, count=500):
                     found.add(bytes(name).decode()[len(space) :])
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except _ERRORS as exc:
             raise self._unavailable("scan", exc) from exc
         return sorted(found)
 
@@ -267,8 +315,10 @@ class RedisStore:
         The subscription has its own connection without retries: if it
         breaks, this iterator raises ``GuardUnavailable`` instead of silently
         resubscribing, because messages sent in the gap are lost. Consumers
-        should subscribe again and reload the state they cache.
+        should subscribe again and reload the state they cache. Outside asyncio
+        (trio) the first ``__anext__`` raises :class:`RedisBackendError`.
         """
+        _asyncio_loop()
         client = self._make_client(0)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -277,13 +327,13 @@ class RedisStore:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message.get("type") == "message":
                     yield bytes(message["data"]).decode()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except _ERRORS as exc:
             raise self._unavailable("subscribe", exc) from exc
         finally:
             try:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await client.aclose()
-            except (RedisError, OSError, asyncio.TimeoutError):
+            except _ERRORS:
                 pass
 
     async def ping(self) -> None:
@@ -291,9 +341,10 @@ class RedisStore:
         await self._do("PING")
 
     async def aclose(self) -> None:
+        """Close the client of the running loop; nothing to do outside asyncio, where none opened."""
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+            loop = _asyncio_loop()
+        except RedisBackendError:
             return
         client = self._clients.pop(loop, None)
         if client is self._current:
