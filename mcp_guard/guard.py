@@ -2,18 +2,18 @@
 
 ``identify -> admit -> classify -> decide -> inspect-in -> [call] -> inspect-out -> record``
 
-The integrations (server middleware, client wrapper, portal) call the stage
-methods here and nothing else, so every transport gets the same checks. A
-``Guard`` holds no per-session state: share one across sessions, tasks and
-threads.
+The order of the stages is written once, in :mod:`mcp_guard.pipeline`;
+:meth:`Guard.run` is its entry point, and the integrations (server middleware,
+client wrapper, portal) only translate their transport into an
+:class:`~mcp_guard.pipeline.Exchange`. The stage methods here are the steps the
+pipeline calls. A ``Guard`` holds no per-session state: share one across
+sessions, tasks and threads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -23,19 +23,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .classify import MethodInfo, item_name
+from . import pipeline
+from .classify import MethodInfo
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
 from .limits import SizeLimits, check_size, json_size
 from .model import (
     AccessRequest,
     AuditEvent,
     Decision,
-    Finding,
     Outcome,
     Principal,
     RequestContext,
     ResultSummary,
     ScanResult,
+    Status,
 )
 from .protocols import (
     Auditor,
@@ -44,16 +45,17 @@ from .protocols import (
     PolicyEngine,
     PrincipalResolver,
     Sanitizer,
+    ServerIntegration,
     StateStore,
 )
-from .sanitize.policy import verdict_action
+from .screening import Screening
+from .withheld import WithheldItems
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import TokenVerifier
 
-    from .integrations.server import GuardMiddleware
     from .sanitize.pins import PinStore
-    from .sanitize.policy import SanitizeConfig, SanitizePolicy
+    from .sanitize.policy import SanitizeConfig
 
 logger = logging.getLogger("mcp_guard")
 
@@ -73,7 +75,7 @@ class DenyAllPolicy:
         return False
 
 
-class Guard:
+class Guard(Screening):
     """Composes authenticators, a policy engine, sanitizers, an auditor and a state store.
 
     Every stage failure becomes a :class:`~mcp_guard.errors.GuardError`
@@ -124,6 +126,8 @@ class Guard:
         self.sanitize = sanitize
         #: Rug-pull defence: item hashes approved per server (``None``: no pinning).
         self.pins = pins
+        #: Items a list screening withheld, per server: refused at call time on every path.
+        self.withheld = WithheldItems()
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
@@ -242,209 +246,6 @@ class Guard:
             check_size(dict(request.arguments), limit, "arguments")
         return size
 
-    # ------------------------------------------------------------------ inspect-out
-    def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
-        """Whether ``principal`` may see an item; memoised per principal shape and policy version."""
-        key = (
-            getattr(self.policy, "version", None),
-            server,
-            kind,
-            principal.subject,
-            principal.roles,
-            principal.groups,
-            principal.tenant,
-        )
-        names = self._visibility.get(key)
-        if names is None:
-            names = {}
-            self._visibility[key] = names
-            if len(self._visibility) > self._visibility_cache_size:
-                self._visibility.popitem(last=False)
-        seen = names.get(name)
-        if seen is None:
-            seen = bool(self.policy.visible(principal, server, kind, name))
-            names[name] = seen
-        return seen
-
-    def sanitize_policy(self, server: str) -> SanitizePolicy:
-        """The verdict actions for ``server``; global shadow mode makes every one report-only."""
-        policy = self.sanitize.for_server(server)
-        if self.mode == "shadow" and not policy.shadow:
-            policy = policy.model_copy(update={"shadow": True})
-        return policy
-
-    def filter_list(
-        self,
-        principal: Principal,
-        server: str,
-        info: MethodInfo,
-        result: Mapping[str, Any],
-        *,
-        inspect_items: bool | None = None,
-    ) -> tuple[dict[str, Any], ResultSummary]:
-        """Drop the items ``principal`` may not use and apply the server's sanitizer actions.
-
-        Findings of every kept or withheld item end up in the summary, so a
-        flagged item never reaches a client without an audit event.
-        """
-        key, kind = info.list_key, info.list_kind
-        assert key is not None and kind is not None
-        items = result.get(key)
-        if not isinstance(items, list):
-            raise GuardUnavailable(f"malformed {key} list result")
-        scan = self.inspect_lists if inspect_items is None else inspect_items
-        policy = self.sanitize_policy(server) if scan and self.sanitizers else None
-        # Look-alike names are judged against the whole list the server sent, hidden items included.
-        list_level = self.list_findings(kind, items) if policy is not None else {}
-        kept: list[Any] = []
-        findings: list[Finding] = []
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                continue
-            name = item_name(kind, item)
-            if name is None or not self.visible(principal, server, kind, name):
-                continue
-            if policy is not None:
-                scanned = self.scan_item(kind, item)
-                extra = list_level.get(index)
-                if extra:
-                    scanned = ScanResult((*scanned.findings, *extra), scanned.item)
-                findings.extend(scanned.findings)
-                action = verdict_action(policy, scanned)
-                if action == "withhold":
-                    continue
-                if action == "rewrite":
-                    item = scanned.item
-            kept.append(item)
-        out = dict(result)
-        out[key] = kept
-        return out, ResultSummary(items=len(kept), withheld=len(items) - len(kept), findings=tuple(findings))
-
-    async def screen_pins(
-        self,
-        server: str,
-        kind: str,
-        result: Mapping[str, Any],
-        key: str,
-        *,
-        trust_first_use: bool = True,
-    ) -> tuple[dict[str, Any], tuple[Finding, ...]]:
-        """Withhold list items whose definition differs from the approved pin (rug-pull defence).
-
-        The first list a server ever shows is pinned as approved when
-        ``trust_first_use`` (servers listed in the config are approved by
-        being listed); afterwards a changed item, and a new one where the
-        server's policy says ``approve_new = "require"``, is withheld until
-        ``mcp-guard pins approve``. A pin store that fails raises
-        :class:`GuardUnavailable`: the list is refused, never served unchecked.
-        """
-        out = dict(result)
-        items = result.get(key)
-        policy = self.sanitize_policy(server)
-        if self.pins is None or not policy.pin or not isinstance(items, list) or not items:
-            return out, ()
-        try:
-            check = await self.pins.check(
-                server, kind, items, approve_new=policy.approve_new, trust_first_use=trust_first_use
-            )
-        except Exception as exc:
-            raise GuardUnavailable(f"pin store failed: {exc!r}") from exc
-        notes = tuple(
-            Finding("pin.changed", "high", "/", f"{kind} {name!r} changed since approval")
-            for name in check.changed
-        ) + tuple(
-            Finding("pin.unapproved", "high", "/", f"{kind} {name!r} is not approved yet")
-            for name in check.pending
-        )
-        if notes and not policy.shadow:
-            logger.warning(
-                "server %r: %s withheld until approved (mcp-guard pins approve)",
-                server,
-                ", ".join(repr(n) for n in (*check.changed, *check.pending)),
-            )
-        out[key] = list(items) if policy.shadow else list(check.allowed)
-        return out, notes
-
-    def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
-        """Findings about items in relation to each other (``list_findings`` of each sanitizer)."""
-        merged: dict[int, tuple[Finding, ...]] = {}
-        for sanitizer in self.sanitizers:
-            fn = getattr(sanitizer, "list_findings", None)
-            if not callable(fn):
-                continue
-            try:
-                found = fn(kind, items)
-            except Exception as exc:
-                raise GuardUnavailable(f"sanitizer {type(sanitizer).__name__} failed: {exc!r}") from exc
-            for index, extra in found.items():
-                merged[index] = (*merged.get(index, ()), *extra)
-        return merged
-
-    def scan_item(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
-        """Run every sanitizer over one item, memoised by content hash."""
-        digest = hashlib.sha256(
-            json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
-        ).hexdigest()
-        cached = self._scan_cache.get((kind, digest))
-        if cached is not None:
-            return cached
-        result = self._scan(kind, item)
-        self._scan_cache[(kind, digest)] = result
-        if len(self._scan_cache) > 20_000:
-            self._scan_cache.popitem(last=False)
-        return result
-
-    def _scan(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
-        findings: list[Finding] = []
-        current: Mapping[str, Any] = item
-        changed = False
-        for sanitizer in self.sanitizers:
-            try:
-                scanned = sanitizer.scan(kind, current)
-            except Exception as exc:
-                raise GuardUnavailable(f"sanitizer {type(sanitizer).__name__} failed: {exc!r}") from exc
-            findings.extend(scanned.findings)
-            if scanned.item is not None:
-                current = scanned.item
-                changed = True
-        return ScanResult(tuple(findings), current if changed else None)
-
-    def inspect_result(
-        self,
-        kind: str,
-        result: Mapping[str, Any],
-        *,
-        enabled: bool | None = None,
-        server: str | None = None,
-    ) -> tuple[dict[str, Any], ResultSummary]:
-        """Size-check a call/get/read result and, if enabled, scan it as the server's policy says.
-
-        A blocked result is refused (``AccessDenied``) unless the policy is
-        report-only; a rewritten one (secrets masked, invisible text
-        stripped) replaces the original where the policy redacts or strips.
-        """
-        size = check_size(result, self.size_limits.max_result_bytes, "result")
-        is_error = bool(result.get("isError", False))
-        out = dict(result)
-        findings: tuple[Finding, ...] = ()
-        policy = self.sanitize_policy(server or self.server or "")
-        if (self.inspect_results if enabled is None else enabled) and self.sanitizers and policy.scan_results:
-            scanned = self._scan(kind, result)
-            findings = scanned.findings
-            action = verdict_action(policy, scanned)
-            if action == "withhold":
-                raise AccessDenied(
-                    "result withheld: "
-                    + "; ".join(f"{f.rule} at {f.field}" for f in findings if f.severity != "low")
-                )
-            if (
-                scanned.item is not None
-                and not policy.shadow
-                and (action == "rewrite" or policy.redact_results)
-            ):
-                out = dict(scanned.item)
-        return out, ResultSummary(size=size, is_error=is_error, findings=findings)
-
     # ------------------------------------------------------------------ record
     def check_audit(self) -> None:
         """Refuse up front when the audit trail cannot take events (no audit, no access)."""
@@ -504,6 +305,7 @@ class Guard:
         kind: str = "request",
         direction: Literal["inbound", "outbound"] = "inbound",
         server: str | None = None,
+        status: Status | None = None,
     ) -> AuditEvent:
         ctx = context or (request.context if request is not None else None)
         redact: tuple[str, ...] = ()
@@ -534,28 +336,26 @@ class Guard:
             error_code=error_code,
             latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
             direction=direction,
+            outcome=status,
         )
 
+    # ------------------------------------------------------------------ the pipeline
+    async def run(self, exchange: pipeline.Exchange, call: pipeline.Call, *, delegate: bool = False) -> Any:
+        """Run one request through every stage (see :mod:`mcp_guard.pipeline`); the adapters' one entry."""
+        return await pipeline.run(self, exchange, call, delegate=delegate)
+
     # ------------------------------------------------------------------ integrations
-    def server_middleware(self, **kwargs: Any) -> GuardMiddleware:
-        """The ``mcp`` server middleware running this guard (see :class:`GuardMiddleware`)."""
-        from .integrations.server import GuardMiddleware
+    def protect(self, server: Any, **options: Any) -> Any:
+        """Install this guard on an ``MCPServer`` or low-level ``Server``; returns the server.
 
-        return GuardMiddleware(self, **kwargs)
-
-    def protect(self, server: Any, **kwargs: Any) -> Any:
-        """Install this guard on an ``MCPServer`` or low-level ``Server``; returns the server."""
-        from .integrations.server import protect
-
-        return protect(self, server, **kwargs)
+        The SDK adapter lives in :mod:`mcp_guard.integrations.server`, which
+        registers itself when ``mcp_guard`` is imported: the core never imports it.
+        """
+        return _integration().protect(self, server, **options)
 
     def http_app(self, server: Any, **kwargs: Any) -> Any:
         """``server.streamable_http_app(**kwargs)`` with the SDK's own 401/403 refusals audited too."""
-        from .integrations.http import AuditHttpRefusals
-
-        app = server.streamable_http_app(**kwargs)
-        app.add_middleware(AuditHttpRefusals, guard=self)
-        return app
+        return _integration().http_app(self, server, **kwargs)
 
     async def request_state_security(self, *, audience: str | None = None, ttl: float = 600.0) -> Any:
         """An SDK ``RequestStateSecurity`` whose sealing key every replica shares through the store.
@@ -576,9 +376,8 @@ class Guard:
 
     def token_verifier(self) -> TokenVerifier:
         """An SDK ``TokenVerifier`` that authenticates bearer tokens through this guard."""
-        from .integrations.http import GuardTokenVerifier
-
-        return GuardTokenVerifier(self)
+        verifier: TokenVerifier = _integration().token_verifier(self)
+        return verifier
 
     def ensure_background(self) -> None:
         """Start background upkeep (revocation following, key refresh) on first use.
@@ -663,3 +462,18 @@ class Guard:
 
 def result_size(value: Any) -> int:
     return json_size(value)
+
+
+_INTEGRATION: ServerIntegration | None = None
+
+
+def register_integration(integration: ServerIntegration) -> None:
+    """Called by :mod:`mcp_guard.integrations.server` on import; the arrow points up, never down."""
+    global _INTEGRATION
+    _INTEGRATION = integration
+
+
+def _integration() -> ServerIntegration:
+    if _INTEGRATION is None:
+        raise RuntimeError("mcp_guard.integrations.server is not imported (import mcp_guard first)")
+    return _INTEGRATION

@@ -22,6 +22,10 @@ Verdict = Literal["clean", "flag", "block"]
 Effect = Literal["allow", "deny"]
 #: What an audit record says happened: allowed, refused, or refused because the guard failed.
 Outcome = Literal["allow", "deny", "error"]
+#: How the exchange ended, beside the decision: ``ok``; ``refused`` by a stage; the handler
+#: (inbound) or the upstream server (outbound) answered an error; it timed out; the caller
+#: cancelled it (or dropped the response) while it ran; or a guard stage failed.
+Status = Literal["ok", "refused", "handler_error", "upstream_error", "timeout", "cancelled", "guard_error"]
 
 #: Target kinds a policy rule can name.
 TargetKind = Literal["tool", "prompt", "resource"]
@@ -256,6 +260,7 @@ class AuditEvent:
     error_code: int | None = None
     latency_ms: float | None = None
     direction: Literal["inbound", "outbound"] = "inbound"
+    outcome: Status | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arguments are not yet redacted; the pipeline does that)."""
@@ -292,6 +297,7 @@ class AuditEvent:
             "result": result,
             "error_code": self.error_code,
             "latency_ms": self.latency_ms,
+            "outcome": self.outcome,
         }
 
 

@@ -167,3 +167,18 @@ class StateStore(Protocol):
     def subscribe(self, channel: str) -> AsyncIterator[str]: ...
 
     async def aclose(self) -> None: ...
+
+
+class ServerIntegration(Protocol):
+    """How a guard installs itself on an MCP server framework (the ``mcp`` SDK's is built in).
+
+    The core holds one registered integration and calls it from
+    :meth:`Guard.protect <mcp_guard.guard.Guard.protect>`, so the dependency
+    points from the integration to the core and never back.
+    """
+
+    def protect(self, guard: Any, server: Any, **options: Any) -> Any: ...
+
+    def http_app(self, guard: Any, server: Any, **kwargs: Any) -> Any: ...
+
+    def token_verifier(self, guard: Any) -> Any: ...

@@ -125,7 +125,9 @@ def anonymous_app(port: int, auditor: ListAuditor, *, middleware_only: bool = Fa
     )
     server = notes_server()
     if middleware_only:
-        server.middleware.append(guard.server_middleware(read_env=False))
+        from mcp_guard.integrations.server import GuardMiddleware
+
+        server.middleware.append(GuardMiddleware(guard, read_env=False))
     else:
         guard.protect(server, read_env=False)
     from mcp_guard.integrations.http import loopback_security

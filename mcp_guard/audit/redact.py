@@ -479,6 +479,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         },
         "error_code": event.error_code,
         "latency_ms": event.latency_ms,
+        "outcome": event.outcome,
     }
     try:
         head_text, tail_text = encode(record)[:-1], encode(tail)[1:]

@@ -18,32 +18,22 @@ Two ways in:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from mcp import types
-from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from .._wire import to_wire
-from ..classify import REQUESTS, MethodInfo, classify
-from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardError, GuardUnavailable
+from ..classify import REQUESTS
+from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
 from ..guard import Guard
-from ..model import AccessRequest, Outcome, Principal, RequestContext, ResultSummary
+from ..model import Outcome, Principal, RequestContext
+from ..pipeline import Exchange
 
 logger = logging.getLogger("mcp_guard.client")
-
-M = TypeVar("M", bound=BaseModel)
-
-_RESULT_KIND = {
-    "tools/call": "tool_result",
-    "prompts/get": "prompt_result",
-    "resources/read": "resource_result",
-}
 
 
 class GuardedSession:
@@ -70,11 +60,8 @@ class GuardedSession:
         self.principal = principal
         self._transport = transport
         self._cache_kw: dict[str, Any] = {"cache_mode": "bypass"} if _is_client(session) else {}
-        # Items withheld from this session's lists (blocked or changed): refused at call time too,
-        # without asking the server.
-        self._withheld: set[tuple[str, str]] = set()
 
-    # ------------------------------------------------------------------ chain
+    # ------------------------------------------------------------------ the adapter
     def _context(self) -> RequestContext:
         return RequestContext(time=datetime.now(timezone.utc), transport=self._transport)
 
@@ -84,126 +71,30 @@ class GuardedSession:
         params: Mapping[str, Any] | None,
         send: Callable[[], Awaitable[Any]],
     ) -> Any:
-        guard = self.guard
-        started = time.perf_counter()
-        request: AccessRequest | None = None
-        try:
-            request, info = classify(method, params, self.server, self._context())
-            if request.kind is not None and (request.kind, request.target or "") in self._withheld:
-                raise AccessDenied(
-                    f"{request.kind} {request.target!r} is withheld (sanitizer verdict or pin)"
-                )
-            guard.check_params(params, request)
-            decision = await guard.authorize(self.principal, request, info)
-            guard.check_audit()
-        except Exception as exc:
-            raise self._refuse(exc, method, request, started) from None
-        try:
-            result = await send()
-        except MCPError as exc:
-            await guard.record(
-                guard.event(
-                    method,
-                    "allow",
-                    principal=self.principal,
-                    request=request,
-                    verdict=decision,
-                    error_code=exc.code,
-                    started=started,
-                    result=ResultSummary(is_error=True),
-                    direction="outbound",
-                )
-            )
-            raise
-        try:
-            result, summary = await self._inspect(method, info, result)
-        except Exception as exc:
-            raise self._refuse(exc, method, request, started) from None
-        await guard.record(
-            guard.event(
-                method,
-                "allow",
-                principal=self.principal,
-                request=request,
-                verdict=decision,
-                result=summary,
-                started=started,
-                direction="outbound",
-            )
+        """Translate one session call into one :meth:`Guard.run` (outbound: the server is untrusted)."""
+        exchange = Exchange(
+            method,
+            params,
+            self.server,
+            self._context(),
+            direction="outbound",
+            principal=self.principal,
+            lookup=self._lookup,
         )
-        return result
+        return await self.guard.run(exchange, lambda _admitted: send())
 
-    async def _inspect(self, method: str, info: MethodInfo, result: Any) -> tuple[Any, ResultSummary | None]:
-        if not isinstance(result, BaseModel):
-            return result, None
-        if info.list_key is not None:
-            data = to_wire(result)
-            listed = self._names(info, data)
-            data, pin_findings = await self._unpinned(info, data)
-            filtered, summary = self.guard.filter_list(
-                self.principal, self.server, info, data, inspect_items=True
-            )
-            if pin_findings:
-                summary = replace(summary, findings=(*pin_findings, *summary.findings))
-            kept = self._names(info, filtered)
-            target_kind = "resource" if info.list_kind == "resource_template" else info.list_kind or ""
-            for name in listed - kept:
-                self._withheld.add((target_kind, name))
-            for name in kept:
-                self._withheld.discard((target_kind, name))
-            return type(result).model_validate(filtered), summary
-        kind = _RESULT_KIND.get(method)
-        if kind is not None and getattr(result, "result_type", "complete") in (None, "complete"):
-            data = to_wire(result)
-            out, summary = self.guard.inspect_result(kind, data, enabled=True, server=self.server)
-            # inspect_result always hands back a copy: re-validate only what scanning rewrote.
-            return (result if out == data else type(result).model_validate(out)), summary
-        return result, None
-
-    @staticmethod
-    def _names(info: MethodInfo, data: Mapping[str, Any]) -> set[str]:
-        from ..classify import item_name
-
-        kind = info.list_kind or ""
-        return {
-            n
-            for i in data.get(info.list_key or "", [])
-            if isinstance(i, Mapping) and (n := item_name(kind, i))
-        }
-
-    async def _unpinned(
-        self, info: MethodInfo, data: dict[str, Any]
-    ) -> tuple[dict[str, Any], tuple[Any, ...]]:
-        """Withhold items whose definition changed since approval (rug-pull defence), if pins are on."""
-        if info.list_key is None or info.list_kind is None:
-            return data, ()
-        return await self.guard.screen_pins(self.server, info.list_kind, data, info.list_key)
-
-    def _refuse(
-        self, exc: BaseException, method: str, request: AccessRequest | None, started: float
-    ) -> MCPError:
-        if isinstance(exc, MCPError):
-            return exc
-        err = exc if isinstance(exc, GuardError) else GuardUnavailable(f"{type(exc).__name__}: {exc}")
-        if not isinstance(exc, GuardError):
-            logger.exception("guard stage failed on outbound %s", method)
-        outcome: Outcome = "error" if isinstance(err, GuardUnavailable) else "deny"
-        self.guard.record_nowait(
-            self.guard.event(
-                method,
-                outcome,
-                principal=self.principal,
-                request=request,
-                context=self._context(),
-                verdict=err.decision,
-                reasons=(err.reason,),
-                error_code=err.code,
-                started=started,
-                direction="outbound",
-                server=self.server,
-            )
-        )
-        return MCPError(err.code, err.public_message, err.data)
+    async def _lookup(self, method: str) -> dict[str, Any]:
+        """Every page of a list straight from the server, to screen an item before its first use."""
+        name, key = _LISTS[method]
+        items: list[Any] = []
+        cursor: str | None = None
+        for _ in range(_LOOKUP_PAGES):
+            page = to_wire(await self._list(name, cursor, {}))
+            items.extend(page.get(key) or ())
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+        return {key: items}
 
     # ------------------------------------------------------------------ ClientSession surface
     async def list_tools(self, *, cursor: str | None = None, **kw: Any) -> types.ListToolsResult:
@@ -285,6 +176,14 @@ class GuardedSession:
         if name in ("send_request",):
             raise AttributeError(f"{name} bypasses the guard and is not exposed")
         return getattr(self.session, name)
+
+
+_LISTS = {
+    "tools/list": ("list_tools", "tools"),
+    "prompts/list": ("list_prompts", "prompts"),
+    "resources/list": ("list_resources", "resources"),
+}
+_LOOKUP_PAGES = 50
 
 
 def _is_client(obj: Any) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
@@ -22,13 +21,16 @@ from typing import Any
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, decode_header_value
 from mcp_types import CLIENT_INFO_META_KEY
 
-from ..classify import REQUESTS, classify
-from ..errors import GUARD_UNAVAILABLE, GuardError, GuardUnavailable
-from ..guard import Guard
-from ..model import AccessRequest, Outcome, Principal, RequestContext, ResultSummary
+from .._wire import to_wire
+from ..classify import REQUESTS
+from ..guard import Guard, register_integration
+from ..model import Principal, RequestContext
+from ..pipeline import Admitted, Exchange
 from ..protocols import Credential
+from .http import AuditHttpRefusals, GuardTokenVerifier
 
 logger = logging.getLogger("mcp_guard.server")
 
@@ -161,226 +163,112 @@ class GuardMiddleware:
             return self._principal
         return await self.guard.identify(self._credential_for(ctx, rc))
 
-    # ------------------------------------------------------------------ chain
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        self.guard.ensure_background()
-        if ctx.request_id is None:
-            return await self._notification(ctx, call_next)
-        return await self._request(ctx, call_next)
+    def _mismatch(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        """Routing headers that disagree with the body (SEP-2243): the body decides, a mismatch is refused.
 
-    async def _notification(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        started = time.perf_counter()
-        guard = self.guard
-        rc = self._context(ctx)
-        principal: Principal | None = None
-        try:
-            principal = await self._identify(ctx, rc)
-            request, _ = classify(ctx.method, ctx.params, self.server, rc, notification=True)
-        except Exception as exc:
-            err = exc if isinstance(exc, GuardError) else GuardUnavailable(repr(exc))
-            # A notification has no response to carry an error: it is dropped and audited.
-            guard.record_nowait(
-                guard.event(
-                    ctx.method,
-                    "deny" if isinstance(exc, GuardError) else "error",
-                    principal=principal,
-                    context=rc,
-                    reasons=(err.reason,),
-                    error_code=err.code,
-                    started=started,
-                    kind="notification",
-                    server=self.server,
-                )
-            )
+        No path is chosen by ``Mcp-Method`` / ``Mcp-Name`` alone: a ``tools/list``
+        carrying ``Mcp-Method: tools/call`` is a forged request, not a schema lookup.
+        """
+        headers = getattr(ctx.request, "headers", None)
+        if headers is None:
             return None
-        try:
-            await guard.record(
-                guard.event(
-                    ctx.method,
-                    "allow",
-                    principal=principal,
-                    request=request,
-                    started=started,
-                    kind="notification",
-                )
-            )
-        except GuardError as exc:
-            logger.warning("notification %s dropped: %s", ctx.method, exc.reason)
+        method = headers.get(MCP_METHOD_HEADER)
+        if method is not None and method != ctx.method:
+            return f"{MCP_METHOD_HEADER} header {method!r} does not match the body's method {ctx.method!r}"
+        raw = headers.get(MCP_NAME_HEADER)
+        if raw is None:
             return None
-        return await call_next(ctx)
+        params = ctx.params if isinstance(ctx.params, Mapping) else {}
+        field = _NAME_FIELD.get(ctx.method)
+        body = params.get(field) if field is not None else None
+        try:
+            name = decode_header_value(raw)
+        except Exception:
+            return f"{MCP_NAME_HEADER} header is not decodable"
+        if body is None or name != body:
+            return f"{MCP_NAME_HEADER} header does not match the body's {field or 'target'}"
+        return None
 
-    async def _request(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        started = time.perf_counter()
-        guard = self.guard
-        method = ctx.method
+    def _exchange(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> Exchange:
         rc = self._context(ctx)
-        principal: Principal | None = None
-        request: AccessRequest | None = None
-        try:
-            principal = await self._identify(ctx, rc)
-            if self._is_schema_lookup(ctx):
-                return await self._schema_lookup(ctx, call_next, principal)
-            request, info = classify(method, ctx.params, self.server, rc)
-            guard.check_params(ctx.params, request)
-            if self.delegate and not info.housekeeping:
-                guard.check_audit()
-                return await self._delegated(ctx, call_next, principal, rc)
-            decision = await guard.authorize(principal, request, info)
-            guard.check_audit()
-        except Exception as exc:
-            raise self._refuse(exc, method, principal, request, rc, started) from None
+        known = self._principal is not None and ctx.request is None and get_access_token() is None
+        params = ctx.params if isinstance(ctx.params, Mapping) else None
 
-        try:
-            result = await call_next(ctx)
-        except MCPError as exc:
-            await guard.record(
-                guard.event(
-                    method,
-                    "allow",
-                    principal=principal,
-                    request=request,
-                    verdict=decision,
-                    error_code=exc.code,
-                    started=started,
-                    result=ResultSummary(is_error=True),
-                )
-            )
-            raise
-        except Exception as exc:
-            await guard.record(
-                guard.event(
-                    method,
-                    "allow",
-                    principal=principal,
-                    request=request,
-                    verdict=decision,
-                    error_code=GUARD_UNAVAILABLE,
-                    started=started,
-                    reasons=(f"handler raised {type(exc).__name__}",),
-                    result=ResultSummary(is_error=True),
-                )
-            )
-            raise
+        async def lookup(method: str) -> dict[str, Any]:
+            # The server's own list handler, reached through the rest of the chain under the
+            # request's envelope, so an item is screened before its first use by name.
+            meta = params.get("_meta") if params else None
+            items: list[Any] = []
+            cursor: str | None = None
+            key = REQUESTS[method].list_key or ""
+            for _ in range(_LOOKUP_PAGES):
+                list_params: dict[str, Any] = {"_meta": meta} if meta is not None else {}
+                if cursor:
+                    list_params["cursor"] = cursor
+                page = await call_next(replace(ctx, method=method, params=list_params))
+                data = to_wire(page) if page is not None else {}
+                items.extend(data.get(key) or ())
+                cursor = data.get("nextCursor")
+                if not cursor:
+                    break
+            return {key: items}
 
-        summary: ResultSummary | None = None
-        try:
-            if isinstance(result, Mapping):
-                if info.list_key is not None:
-                    pin_findings: tuple[Any, ...] = ()
-                    if guard.inspect_lists and info.list_kind is not None:
-                        result, pin_findings = await guard.screen_pins(
-                            self.server, info.list_kind, result, info.list_key
-                        )
-                    result, summary = guard.filter_list(principal, self.server, info, result)
-                    if pin_findings:
-                        summary = replace(summary, findings=(*pin_findings, *summary.findings))
-                elif method in _RESULT_KIND and result.get("resultType", "complete") == "complete":
-                    result, summary = guard.inspect_result(_RESULT_KIND[method], result, server=self.server)
-        except Exception as exc:
-            raise self._refuse(exc, method, principal, request, rc, started) from None
-        await guard.record(
-            guard.event(
-                method,
-                "allow",
-                principal=principal,
-                request=request,
-                verdict=decision,
-                result=summary,
-                started=started,
-            )
+        return Exchange(
+            ctx.method,
+            params,
+            self.server,
+            rc,
+            credential=None if known else self._credential_for(ctx, rc),
+            principal=self._principal if known else None,
+            notification=ctx.request_id is None,
+            lookup=lookup if ctx.request_id is not None else None,
+            mismatch=self._mismatch(ctx),
         )
+
+    # ------------------------------------------------------------------ the adapter
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Translate the SDK's request into one :meth:`Guard.run`; the pipeline does the rest."""
+        self.guard.ensure_background()
+        exchange = self._exchange(ctx, call_next)
+
+        async def call(admitted: Admitted) -> HandlerResult:
+            if not self.delegate:
+                return await call_next(ctx)
+            token = CURRENT_CALLER.set((admitted.principal, exchange.context))
+            try:
+                return await call_next(ctx)
+            finally:
+                CURRENT_CALLER.reset(token)
+
+        if exchange.notification:
+            try:
+                await self.guard.run(exchange, call)
+            except MCPError as exc:
+                # A notification has no response to carry an error: it is dropped (and audited).
+                logger.debug("notification %s dropped: %s", ctx.method, exc)
+            return None
+        result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
         return result
 
-    @staticmethod
-    async def _delegated(
-        ctx: ServerRequestContext[Any, Any], call_next: CallNext, principal: Principal, rc: RequestContext
-    ) -> HandlerResult:
-        """Hand the request to a handler that decides it through the guard (one decision, its audit)."""
-        token = CURRENT_CALLER.set((principal, rc))
-        try:
-            return await call_next(ctx)
-        finally:
-            CURRENT_CALLER.reset(token)
 
-    def _refuse(
-        self,
-        exc: BaseException,
-        method: str,
-        principal: Principal | None,
-        request: AccessRequest | None,
-        rc: RequestContext,
-        started: float,
-    ) -> MCPError:
-        """Turn any stage failure into an audited, leak-free MCP error."""
-        if isinstance(exc, MCPError):
-            return exc
-        if isinstance(exc, GuardError):
-            err = exc
-        else:
-            logger.exception("guard stage failed on %s", method)
-            err = GuardUnavailable(f"{type(exc).__name__}: {exc}")
-        outcome: Outcome = "error" if isinstance(err, GuardUnavailable) else "deny"
-        self.guard.record_nowait(
-            self.guard.event(
-                method,
-                outcome,
-                principal=principal,
-                request=request,
-                context=rc,
-                verdict=err.decision,
-                reasons=(err.reason,),
-                error_code=err.code,
-                started=started,
-                server=self.server,
-            )
-        )
-        return MCPError(err.code, err.public_message, err.data)
-
-    # ------------------------------------------------------------------ 2026-07-28 schema lookup
-    @staticmethod
-    def _is_schema_lookup(ctx: ServerRequestContext[Any, Any]) -> bool:
-        """The SDK's own ``tools/list`` walk to validate ``Mcp-Param-*`` headers of a ``tools/call``.
-
-        On 2026-07-28 HTTP the ``Mcp-Method`` header must equal the body's
-        method, so a ``tools/list`` context under a ``tools/call`` request is
-        the SDK's internal listing, not a user action.
-        """
-        if ctx.method != "tools/list":
-            return False
-        headers = getattr(ctx.request, "headers", None)
-        return headers is not None and headers.get("mcp-method") == "tools/call"
-
-    async def _schema_lookup(
-        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, principal: Principal
-    ) -> HandlerResult:
-        """Answer the internal listing with at most the called tool, if this principal may see it.
-
-        A hidden tool then yields no schema, exactly like an unknown one, and
-        the walk costs one visibility check instead of a filtered full list.
-        """
-        from mcp.shared.inbound import MCP_NAME_HEADER, decode_header_value
-
-        headers = getattr(ctx.request, "headers", None)
-        name = decode_header_value(headers.get(MCP_NAME_HEADER)) if headers is not None else None
-        if not name or not self.guard.visible(principal, self.server, "tool", name):
-            return {"tools": []}
-        result = await call_next(ctx)
-        tools = result.get("tools", []) if isinstance(result, Mapping) else []
-        return {"tools": [t for t in tools if isinstance(t, Mapping) and t.get("name") == name]}
+_NAME_FIELD = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_LOOKUP_PAGES = 50
 
 
 def _schema_lookup_wrapper(
     guard: Guard,
     server_name: str,
-    lookup: Callable[[str], Mapping[str, Any] | None],
+    lookup: Callable[[str], Mapping[str, Any] | None] | None,
     anonymous: Principal | None,
 ) -> Callable[[str], Mapping[str, Any] | None]:
-    """Wrap an SDK ``get_tool_input_schema`` so hidden tools have no schema, like unknown ones.
+    """The SDK's pre-middleware tool-schema lookup, answered only for tools this caller may use.
 
-    The SDK consults it before middleware runs; the principal comes from the
-    guard's credential cache (never an I/O call here), and when it cannot be
-    known the lookup answers "unknown", which only skips a header consistency
-    check - the call itself still passes through the guard.
+    The SDK consults it before middleware runs, to check ``Mcp-Param-*``
+    headers; the principal comes from the guard's credential cache (never an
+    I/O call here). A hidden, withheld or unknown tool has no schema, which
+    only skips a header consistency check - the call itself still passes
+    through the guard. Installed on every protected server, so the SDK never
+    falls back to listing tools through the middleware.
     """
 
     def guarded(name: str) -> Mapping[str, Any] | None:
@@ -390,7 +278,9 @@ def _schema_lookup_wrapper(
             principal = anonymous
         if principal is None or not guard.visible(principal, server_name, "tool", name):
             return None
-        return lookup(name)
+        if guard.withheld.state(server_name, "tool", name):
+            return None
+        return lookup(name) if lookup is not None else None
 
     return guarded
 
@@ -417,11 +307,27 @@ def protect(
     )
     lowlevel.middleware.append(middleware)
     lookup = getattr(lowlevel, "get_tool_input_schema", None)
-    if lookup is not None:
-        anonymous = guard.resolver.peek(None)
-        lowlevel.get_tool_input_schema = _schema_lookup_wrapper(guard, name, lookup, anonymous)
+    anonymous = guard.resolver.peek(None)
+    lowlevel.get_tool_input_schema = _schema_lookup_wrapper(guard, name, lookup, anonymous)
     return server
 
+
+class _McpIntegration:
+    """The ``mcp`` SDK behind ``Guard.protect``, ``Guard.http_app`` and ``Guard.token_verifier``."""
+
+    def protect(self, guard: Guard, server: Any, **options: Any) -> Any:
+        return protect(guard, server, **options)
+
+    def http_app(self, guard: Guard, server: Any, **kwargs: Any) -> Any:
+        app = server.streamable_http_app(**kwargs)
+        app.add_middleware(AuditHttpRefusals, guard=guard)
+        return app
+
+    def token_verifier(self, guard: Guard) -> Any:
+        return GuardTokenVerifier(guard)
+
+
+register_integration(_McpIntegration())
 
 __all__ = ["CURRENT_CALLER", "TOKEN_ENV", "GuardMiddleware", "protect"]
 

@@ -1,0 +1,342 @@
+"""The request pipeline: the one place where the order of the guard's stages is written.
+
+``identify -> classify -> admit -> decide -> [call] -> inspect -> record``
+
+Every adapter (the server middleware, the client session wrapper, the portal)
+describes its request as an :class:`Exchange` and hands :func:`run` the one
+thing only it can do: the call. Whatever happens after that - allowed, refused
+by any stage, the handler or the upstream failing, a timeout, the caller
+cancelling - produces exactly one audit event. A cancelled exchange is recorded
+in a shielded scope with the time it had run, so dropping a response never
+makes a call disappear from the trail.
+
+A handler may itself run nested exchanges through the guard (the portal routes
+a downstream request to guarded sessions per upstream): :func:`run` with
+``delegate=True`` opens a slot that nested runs fill instead of recording, and
+the outer run writes the one event for the downstream request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from mcp.shared.exceptions import MCPError
+from mcp_types import REQUEST_TIMEOUT
+from pydantic import BaseModel
+
+from ._wire import to_wire
+from .classify import MethodInfo, classify
+from .errors import AccessDenied, GuardError, GuardUnavailable
+from .model import AccessRequest, AuditEvent, Decision, Principal, RequestContext, ResultSummary, Status
+from .protocols import Credential
+
+if TYPE_CHECKING:
+    from .guard import Guard
+
+Direction = Literal["inbound", "outbound"]
+
+#: Fetches a raw list result (``tools/list`` ...) from the server behind an exchange, so an item
+#: that was never listed is screened before it is used.
+ListLookup = Callable[[str], Awaitable[Any]]
+
+_RESULT_KIND = {
+    "tools/call": "tool_result",
+    "prompts/get": "prompt_result",
+    "resources/read": "resource_result",
+}
+_LIST_OF = {"tool": "tools/list", "prompt": "prompts/list", "resource": "resources/list"}
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request or notification as an adapter sees it, before any stage ran.
+
+    ``inbound``: a client calls this server (the server middleware, the
+    portal's front door). ``outbound``: this host calls a server (the client
+    wrapper); then the server is the untrusted party and every list and result
+    is screened. Give ``principal`` when the caller is already known (a client
+    session acts for one principal), else ``credential``.
+    """
+
+    method: str
+    params: Mapping[str, Any] | None
+    server: str
+    context: RequestContext
+    direction: Direction = "inbound"
+    credential: Credential | None = None
+    principal: Principal | None = None
+    notification: bool = False
+    lookup: ListLookup | None = None
+    #: Set by a transport whose routing metadata (HTTP headers) disagrees with the body: refused.
+    mismatch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the call stage receives: who asks, what they ask, and the decision that let it through."""
+
+    principal: Principal
+    request: AccessRequest
+    info: MethodInfo
+    decision: Decision
+
+
+Call = Callable[[Admitted], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _Trail:
+    """What the stages learned so far: the material of the exchange's one audit event."""
+
+    exchange: Exchange
+    started: float
+    principal: Principal | None = None
+    request: AccessRequest | None = None
+    decision: Decision | None = None
+    summary: ResultSummary | None = None
+    nested: list[AuditEvent] = field(default_factory=list)
+    open: bool = True
+
+
+_SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
+
+
+async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = False) -> Any:
+    """Run ``exchange`` through every stage of ``guard``; ``call`` is the transport's own step.
+
+    Refusals raise :class:`~mcp.shared.exceptions.MCPError` with the stage's
+    public code and message; an ``MCPError`` from ``call`` passes through
+    unchanged. With ``delegate`` the decision, the inspection and the
+    event's details are left to nested runs inside ``call``.
+    """
+    trail = _Trail(exchange, time.perf_counter())
+    try:
+        admitted = await _admit(guard, trail, delegate)
+    except BaseException as exc:
+        raise await _finish(guard, trail, exc) from None
+    token = _SLOT.set(trail) if delegate else None
+    try:
+        result = await call(admitted)
+        if not delegate:
+            result = await _inspect(guard, trail, admitted, result)
+    except BaseException as exc:
+        raise await _finish(guard, trail, exc) from None
+    finally:
+        if token is not None:
+            _SLOT.reset(token)
+    await _finish(guard, trail, None)
+    return result
+
+
+# ---------------------------------------------------------------------- stages before the call
+async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
+    ex = trail.exchange
+    principal = ex.principal if ex.principal is not None else await guard.identify(ex.credential or _NONE)
+    trail.principal = principal
+    request, info = classify(ex.method, ex.params, ex.server, ex.context, notification=ex.notification)
+    trail.request = request
+    if ex.mismatch is not None:
+        raise AccessDenied(ex.mismatch)
+    guard.check_params(ex.params, request)
+    await _check_screened(guard, ex, request)
+    if delegate and not info.housekeeping:
+        decision = _DELEGATED
+    else:
+        decision = await guard.authorize(principal, request, info)
+    trail.decision = decision
+    guard.check_audit()
+    return Admitted(principal, request, info, decision)
+
+
+_NONE = Credential(None, "none")
+_DELEGATED = Decision(True, None, ("decided by the handler",))
+
+
+async def _check_screened(guard: Guard, ex: Exchange, request: AccessRequest) -> None:
+    """Refuse an item a list screening withheld; screen a never-listed one first when possible."""
+    kind, target = request.kind, request.target
+    if kind is None or target is None or not guard.screens(ex.server, ex.direction):
+        return
+    state = guard.withheld.state(ex.server, kind, target)
+    if state is None and ex.lookup is not None and kind in _LIST_OF:
+        method = _LIST_OF[kind]
+        info = classify(method, {}, ex.server)[1]
+        listed = await ex.lookup(method)
+        await guard.screen_list(None, ex.server, info, to_wire(listed), ex.direction)
+        state = guard.withheld.state(ex.server, kind, target)
+    if state:
+        raise AccessDenied(f"{kind} {target!r} is withheld (sanitizer verdict or pin); see mcp-guard pins")
+
+
+# ---------------------------------------------------------------------- stages after the call
+async def _inspect(guard: Guard, trail: _Trail, admitted: Admitted, result: Any) -> Any:
+    """Filter lists and screen results before the caller (the model) sees them."""
+    ex, info = trail.exchange, admitted.info
+    if result is None or not (isinstance(result, (Mapping, BaseModel))):
+        return result
+    if info.list_key is not None:
+        data = to_wire(result)
+        out, trail.summary = await guard.screen_list(admitted.principal, ex.server, info, data, ex.direction)
+        return _same_type(result, data, out)
+    kind = _RESULT_KIND.get(ex.method)
+    if kind is None or _result_type(result) not in (None, "complete"):
+        return result
+    data = to_wire(result)
+    enabled = True if ex.direction == "outbound" else None
+    out, trail.summary = guard.inspect_result(kind, data, enabled=enabled, server=ex.server)
+    return _same_type(result, data, out)
+
+
+def _result_type(result: Any) -> Any:
+    if isinstance(result, Mapping):
+        return result.get("resultType", "complete")
+    return getattr(result, "result_type", "complete")
+
+
+def _same_type(original: Any, data: Mapping[str, Any], out: Mapping[str, Any]) -> Any:
+    """Hand back the adapter's own type; re-validate a model only when inspection changed it."""
+    if isinstance(original, BaseModel):
+        return original if out == data else type(original).model_validate(out)
+    return out
+
+
+# ---------------------------------------------------------------------- record
+async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> BaseException:
+    """Record the exchange's one event; return what the adapter's caller should see raised."""
+    trail.open = False
+    status, raised, error = _classify_end(trail, exc)
+    event = _event(guard, trail, status, error, exc)
+    outer = _SLOT.get()
+    if outer is not None and outer.open and outer is not trail:
+        outer.nested.append(event)  # the delegating run records the downstream request once
+        return raised
+    if exc is None or status in ("ok", "handler_error", "upstream_error"):
+        try:
+            await guard.record(event)
+        except GuardError as failure:
+            # No audit, no access: the result is withheld rather than delivered unrecorded.
+            guard.record_nowait(replace(event, decision="error", reasons=(failure.reason,)))
+            return MCPError(failure.code, failure.public_message, failure.data)
+    elif status in ("cancelled", "timeout"):
+        with anyio.CancelScope(shield=True):
+            try:
+                await guard.record(event)
+            except GuardError:
+                guard.record_nowait(event)
+    else:
+        guard.record_nowait(event)
+    return raised
+
+
+def _classify_end(
+    trail: _Trail, exc: BaseException | None
+) -> tuple[Status, BaseException, GuardError | None]:
+    """The exchange's status, the exception to raise, and the guard error behind a refusal."""
+    if exc is None:
+        return "ok", _NO_ERROR, None
+    if isinstance(exc, GuardError):
+        status: Status = "guard_error" if isinstance(exc, GuardUnavailable) else "refused"
+        if exc.decision is not None and trail.decision is None:
+            trail.decision = exc.decision
+        return status, MCPError(exc.code, exc.public_message, exc.data), exc
+    if not isinstance(exc, Exception) or isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "cancelled", exc, None
+    if isinstance(exc, TimeoutError) or (isinstance(exc, MCPError) and exc.code == REQUEST_TIMEOUT):
+        return "timeout", exc, None
+    if trail.decision is None:
+        # A stage before the call failed in a way no stage anticipated: fail closed.
+        guard_error = GuardUnavailable(f"{type(exc).__name__}: {exc}")
+        return "guard_error", MCPError(guard_error.code, guard_error.public_message), guard_error
+    return ("handler_error" if trail.exchange.direction == "inbound" else "upstream_error"), exc, None
+
+
+_NO_ERROR = RuntimeError("no error")
+
+
+def _event(
+    guard: Guard, trail: _Trail, status: Status, error: GuardError | None, exc: BaseException | None
+) -> AuditEvent:
+    ex = trail.exchange
+    decision = trail.decision
+    if error is not None and error.decision is not None:
+        decision = error.decision  # a refused allow keeps its rule and redactions in the audit
+    outcome = "error" if status == "guard_error" else "deny" if status == "refused" else "allow"
+    reasons: tuple[str, ...] = (error.reason,) if error is not None else ()
+    code = error.code if error is not None else None
+    if status == "cancelled":
+        reasons = ("cancelled by the caller while it ran",)
+    elif error is None and exc is not None:
+        who = "handler" if ex.direction == "inbound" else "server"
+        reasons = (f"{who} raised {type(exc).__name__}: {exc}",)
+        code = exc.code if isinstance(exc, MCPError) else None
+    summary = trail.summary
+    if summary is None and status in ("handler_error", "upstream_error"):
+        summary = ResultSummary(is_error=True)
+    own = guard.event(
+        ex.method,
+        outcome,  # type: ignore[arg-type]
+        principal=trail.principal,
+        request=trail.request,
+        context=ex.context,
+        verdict=decision if decision is not _DELEGATED else None,
+        reasons=reasons,
+        error_code=code,
+        result=summary,
+        started=trail.started,
+        kind="notification" if ex.notification else "request",
+        direction=ex.direction,
+        server=ex.server,
+        status=status,
+    )
+    nested = _merged(trail.nested)
+    if nested is None or error is not None:
+        return own
+    if status != "ok" and nested.outcome not in (None, "ok"):
+        status = nested.outcome  # the nested run knows better: refused, upstream error, timeout
+    # The nested run decided (upstream name, its own target name, rule): the event is the
+    # downstream request's, with its own identity, timing and outcome.
+    return replace(
+        nested,
+        id=own.id,
+        time=own.time,
+        event=own.event,
+        method=own.method,
+        direction=own.direction,
+        latency_ms=own.latency_ms,
+        outcome=status,
+        reasons=nested.reasons or own.reasons,
+    )
+
+
+def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
+    """Nested runs' events as one: a single one as is, several (a portal list) summed up."""
+    if len(nested) <= 1:
+        return nested[0] if nested else None
+    refused = next((e for e in nested if e.decision != "allow"), None)
+    if refused is not None:
+        return refused
+    items = withheld = 0
+    findings: list[Any] = []
+    for event in nested:
+        if event.result is not None:
+            items += event.result.items or 0
+            withheld += event.result.withheld
+            findings.extend(event.result.findings)
+    return replace(
+        nested[0],
+        server=None,
+        target=None,
+        kind=None,
+        rule=None,
+        arguments=None,
+        reasons=(f"{len(nested)} upstream(s)",),
+        result=ResultSummary(items=items, withheld=withheld, findings=tuple(findings)),
+    )
+
+
+__all__ = ["Admitted", "Call", "Direction", "Exchange", "ListLookup", "run"]

@@ -1,0 +1,132 @@
+"""No path skips the chain: withheld items are refused by name, headers never pick a shortcut."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from mcp_guard.guard import Guard
+from mcp_guard.integrations.client import guarded_client
+from mcp_guard.integrations.http import loopback_security
+from mcp_guard.model import Principal
+
+from .helpers import KeywordSanitizer, ListAuditor, RolePolicy, notes_server
+from .http_util import MCP_HEADERS, free_port, serve
+
+MODES = ["legacy", "auto"]
+ALICE = Principal("alice", roles=frozenset({"analyst"}))
+ALLOWED = {"analyst": {"add", "search_notes", "poisoned"}}
+
+
+def guarded(**kw: Any) -> tuple[Any, ListAuditor]:
+    server = notes_server()
+    auditor = ListAuditor()
+    guard = Guard(
+        policy=RolePolicy(ALLOWED),
+        auditor=auditor,
+        anonymous=ALICE,
+        sanitizers=[KeywordSanitizer()],
+        inspect_lists=True,
+        **kw,
+    )
+    guard.protect(server, read_env=False)
+    return server, auditor
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("listed_first", [True, False])
+async def test_withheld_tool_is_refused_in_process(mode: str, listed_first: bool) -> None:
+    """The sanitizer withholds ``poisoned`` from lists; calling it by name is refused too, listed or not."""
+    server, auditor = guarded()
+    async with Client(server, mode=mode) as client:
+        if listed_first:
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert "poisoned" not in names and "add" in names
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("poisoned", {"notes": "x"})
+        assert refused.value.error.message == "Access denied"
+        assert (await client.call_tool("add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+    [event] = [e for e in auditor.events if e.target == "poisoned"]
+    assert (event.decision, event.outcome) == ("deny", "refused")
+    assert "withheld" in event.reasons[0]
+
+
+async def test_withheld_tool_is_refused_through_the_client_wrapper_without_a_list() -> None:
+    auditor = ListAuditor()
+    guard = Guard(policy=RolePolicy(ALLOWED), auditor=auditor, sanitizers=[KeywordSanitizer()])
+    async with guarded_client(guard, notes_server(), server="notes", principal=ALICE) as session:
+        with pytest.raises(MCPError):
+            await session.call_tool("poisoned", {"notes": "x"})
+        assert (await session.call_tool("add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+    [event] = [e for e in auditor.events if e.target == "poisoned"]
+    assert event.decision == "deny" and "withheld" in event.reasons[0]
+
+
+def _post(method: str, params: dict[str, Any], headers: dict[str, str], rid: int = 1) -> dict[str, Any]:
+    return {
+        "body": {"jsonrpc": "2.0", "id": rid, "method": method, "params": params},
+        "headers": {**MCP_HEADERS, **headers},
+    }
+
+
+def _rpc(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of a response, plain JSON or one server-sent event."""
+    text = response.text
+    if text.lstrip().startswith("{"):
+        return dict(response.json())
+    data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+    return dict(json.loads(data[-1]))
+
+
+async def _session(http: httpx.AsyncClient, url: str) -> dict[str, str]:
+    """Open a 2025-11-25 session over raw HTTP; return the headers that carry it."""
+    init = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    }
+    r = await http.post(
+        url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}, headers=MCP_HEADERS
+    )
+    assert r.status_code == 200, r.text
+    headers = {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    await http.post(url, json=note, headers={**MCP_HEADERS, **headers})
+    return headers
+
+
+async def test_forged_routing_headers_on_a_2025_session_are_refused_and_audited() -> None:
+    """A tools/list that claims ``Mcp-Method: tools/call`` is not a schema lookup: refused, audited."""
+    server, auditor = guarded()
+    port = free_port()
+    app = server.streamable_http_app(transport_security=loopback_security(port))
+    with serve(app, port) as base:
+        url = base + "/mcp"
+        async with httpx.AsyncClient() as http:
+            session = await _session(http, url)
+            forged = {**session, "Mcp-Method": "tools/call", "Mcp-Name": "poisoned"}
+            r = await http.post(
+                url, json=_post("tools/list", {}, forged)["body"], headers={**MCP_HEADERS, **forged}
+            )
+            assert "poisoned" not in r.text and ".ssh" not in r.text
+            assert _rpc(r)["error"]["message"] == "Access denied"
+            mismatch = {**session, "Mcp-Name": "add"}
+            call = {"name": "poisoned", "arguments": {"notes": "x"}}
+            r = await http.post(
+                url, json=_post("tools/call", call, mismatch)["body"], headers={**MCP_HEADERS, **mismatch}
+            )
+            assert _rpc(r)["error"]["message"] == "Access denied"
+            honest = {**session, "Mcp-Method": "tools/list"}
+            r = await http.post(
+                url, json=_post("tools/list", {}, honest, 3)["body"], headers={**MCP_HEADERS, **honest}
+            )
+            names = [t["name"] for t in _rpc(r)["result"]["tools"]]
+            assert "add" in names and "poisoned" not in names
+    refused = [e for e in auditor.events if e.decision == "deny"]
+    assert [e.method for e in refused] == ["tools/list", "tools/call"]
+    assert "does not match" in refused[0].reasons[0] and "does not match" in refused[1].reasons[0]
