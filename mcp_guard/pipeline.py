@@ -101,6 +101,7 @@ class _Trail:
     summary: ResultSummary | None = None
     nested: list[AuditEvent] = field(default_factory=list)
     open: bool = True
+    handed_off: bool = False
 
 
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
@@ -131,6 +132,33 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
             _SLOT.reset(token)
     await _finish(guard, trail, None)
     return result
+
+
+# ---------------------------------------------------------------------- for delegating handlers
+def route(server: str, target: str | None = None) -> None:
+    """Name the upstream (and its own target name) a delegated request went to, for its event."""
+    trail = _SLOT.get()
+    if trail is not None and trail.open and trail.request is not None:
+        trail.request = replace(trail.request, server=server, target=target or trail.request.target)
+
+
+def hand_off() -> None:
+    """This request continues a call that records itself (a parked multi-round call): no event here."""
+    trail = _SLOT.get()
+    if trail is not None and trail.open:
+        trail.handed_off = True
+
+
+async def settle(guard: Guard, *reasons: str) -> None:
+    """Record the delegated request now, before the handler returns (a listen stream stays open)."""
+    trail = _SLOT.get()
+    if trail is None or not trail.open:
+        return
+    trail.open = False
+    event = _event(guard, replace(trail, nested=[]), "ok", None, None)
+    # What nested runs decided on the way (a listen's subscriptions) stays on the record.
+    decided = tuple(f"{e.kind} {e.target!r} on {e.server!r} allowed by rule {e.rule}" for e in trail.nested)
+    await guard.record(replace(event, reasons=(*(reasons or event.reasons), *decided)))
 
 
 # ---------------------------------------------------------------------- stages before the call
@@ -208,8 +236,15 @@ def _same_type(original: Any, data: Mapping[str, Any], out: Mapping[str, Any]) -
 # ---------------------------------------------------------------------- record
 async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> BaseException:
     """Record the exchange's one event; return what the adapter's caller should see raised."""
+    if not trail.open:
+        # Already recorded (settle): a stream that ends later adds nothing to the trail.
+        if isinstance(exc, GuardError):
+            return MCPError(exc.code, exc.public_message, exc.data)
+        return exc if exc is not None else _NO_ERROR
     trail.open = False
     status, raised, error = _classify_end(trail, exc)
+    if trail.handed_off and status == "ok" and not trail.nested:
+        return raised  # a parked call records itself when it ends
     event = _event(guard, trail, status, error, exc)
     outer = _SLOT.get()
     if outer is not None and outer.open and outer is not trail:
@@ -246,7 +281,7 @@ def _classify_end(
         return status, MCPError(exc.code, exc.public_message, exc.data), exc
     if not isinstance(exc, Exception) or isinstance(exc, anyio.get_cancelled_exc_class()):
         return "cancelled", exc, None
-    if isinstance(exc, TimeoutError) or (isinstance(exc, MCPError) and exc.code == REQUEST_TIMEOUT):
+    if isinstance(exc, TimeoutError) or _sdk_timeout(exc):
         return "timeout", exc, None
     if trail.decision is None:
         # A stage before the call failed in a way no stage anticipated: fail closed.
@@ -256,6 +291,13 @@ def _classify_end(
 
 
 _NO_ERROR = RuntimeError("no error")
+
+
+def _sdk_timeout(exc: BaseException) -> bool:
+    """The SDK's own request timeout; its code (-32001) alone would also match a peer's auth refusal."""
+    if not isinstance(exc, MCPError) or exc.code != REQUEST_TIMEOUT:
+        return False
+    return "timed out" in exc.error.message.lower()
 
 
 def _event(
@@ -296,8 +338,8 @@ def _event(
     nested = _merged(trail.nested)
     if nested is None or error is not None:
         return own
-    if status != "ok" and nested.outcome not in (None, "ok"):
-        status = nested.outcome  # the nested run knows better: refused, upstream error, timeout
+    if status == "handler_error" and nested.outcome not in (None, "ok"):
+        status = nested.outcome  # the error came from the nested run, which knows what it was
     # The nested run decided (upstream name, its own target name, rule): the event is the
     # downstream request's, with its own identity, timing and outcome.
     return replace(
@@ -339,4 +381,4 @@ def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
     )
 
 
-__all__ = ["Admitted", "Call", "Direction", "Exchange", "ListLookup", "run"]
+__all__ = ["Admitted", "Call", "Direction", "Exchange", "ListLookup", "hand_off", "route", "run", "settle"]

@@ -49,7 +49,7 @@ class Probe:
 
         async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
             if params.name == "boom":
-                raise MCPError(-32000, "the handler failed")
+                raise MCPError(-32010, "the handler failed")
             if params.name == "slow":
                 self.started.set()
                 await anyio.sleep(30)
@@ -104,7 +104,7 @@ async def test_server_allowed_denied_and_handler_error_each_leave_one_event(mode
     [no] = await events_for(auditor, "forbidden")
     assert (no.decision, no.outcome) == ("deny", "refused")
     [boom] = await events_for(auditor, "boom")
-    assert (boom.decision, boom.outcome, boom.error_code) == ("allow", "handler_error", -32000)
+    assert (boom.decision, boom.outcome, boom.error_code) == ("allow", "handler_error", -32010)
     assert boom.result is not None and boom.result.is_error
 
 

@@ -143,7 +143,11 @@ async def test_stdio_upstream_runs_one_process_per_user_with_their_own_secret() 
             with pytest.raises(MCPError) as exc:
                 await c.call_tool("whoami__whoami", {})
         assert "no upstream credentials" in exc.value.error.message
-        assert any(e.method == "credentials" and e.decision == "deny" for e in auditor.events)
+        # The refusal is the call's one event, with the reason.
+        assert any(
+            e.method == "tools/call" and e.decision == "deny" and "no upstream credentials" in e.reasons[0]
+            for e in auditor.events
+        )
         # Rotation: the next call runs with the new secret (a fresh process).
         await broker.set("whoami", "subject", "alice", env={"SERVICE_TOKEN": "svc-alice-2"})
         broker._forget("whoami")

@@ -36,7 +36,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import ConfigError, GuardUnavailable
+from ..errors import AccessDenied, ConfigError, GuardUnavailable
 from ..model import Principal
 from ..protocols import StateStore
 
@@ -90,6 +90,12 @@ def load_key(
             f"secrets key file {file} is readable by others (chmod 600 it)", field="secrets_key"
         )
     return _decode_key(file.read_text(), str(file))
+
+
+class MissingCredentials(AccessDenied):
+    """The caller has no secrets stored for an upstream that is served only with each caller's own."""
+
+    public_message = "Access denied: no upstream credentials are stored for you"
 
 
 class SecretBox:
@@ -297,6 +303,7 @@ __all__ = [
     "KEY_ENV",
     "SCOPES",
     "CredentialBroker",
+    "MissingCredentials",
     "Scope",
     "SecretBox",
     "UpstreamCredentials",

@@ -66,7 +66,7 @@ async def serve_round(rounds: Rounds, message: Mapping[str, Any]) -> Payload:
         binding = message.get("binding")
         responses = message.get("responses")
         if not (isinstance(binding, list) and len(binding) == 2 and isinstance(responses, Mapping)):
-            raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+            raise AccessDenied("malformed relayed round")
         parked = rounds.resume(
             str(message.get("state")),
             str(message.get("subject")),
@@ -86,6 +86,8 @@ def decode_outcome(outcome: Payload | None, method: str) -> Any:
     if outcome is None:
         raise MCPError(GUARD_UNAVAILABLE, "The portal replica holding this call did not answer")
     error = outcome.get("error")
+    if isinstance(error, Mapping) and error.get("code") == ACCESS_DENIED:
+        raise AccessDenied("the replica holding the call refused this round")
     if isinstance(error, Mapping):
         raise MCPError(int(error.get("code", types.INTERNAL_ERROR)), str(error.get("message", "")))
     result = outcome.get("result")

@@ -33,7 +33,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp import types
 from mcp.shared.exceptions import MCPError
 
-from ..errors import ACCESS_DENIED, AccessDenied
+from ..errors import AccessDenied
 from ..guard import Guard
 from ..model import Principal
 from .callbacks import CallerLink
@@ -159,7 +159,9 @@ class Rounds:
         parked = self._parked.get(state)
         if parked is None or parked.owner != subject or parked.binding != binding:
             # Unknown, expired, someone else's or for another request: same answer for all.
-            raise MCPError(ACCESS_DENIED, AccessDenied.public_message)
+            raise AccessDenied(
+                "requestState refused: unknown, expired, another caller's or another request's"
+            )
         parked.answer(responses)
         return parked
 

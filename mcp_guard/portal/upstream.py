@@ -132,6 +132,10 @@ def upstream_http_client(headers: dict[str, str], auth: httpx2.Auth | None = Non
     )
 
 
+class UpstreamTimeout(MCPError, TimeoutError):
+    """An upstream did not answer in time: an MCP error for the caller, a timeout for the audit trail."""
+
+
 class UpstreamUnavailable(GuardUnavailable):
     """The upstream is down, restarting or did not answer in time; only its own items are affected."""
 
@@ -408,7 +412,7 @@ class Upstream:
                 return await send(sessions[index])
         except TimeoutError:
             logger.warning("upstream %r timed out after %.1fs", self.name, limit)
-            raise MCPError(UpstreamUnavailable.code, "Upstream server timed out") from None
+            raise UpstreamTimeout(UpstreamUnavailable.code, "Upstream server timed out") from None
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
                 if session is None:
@@ -434,4 +438,4 @@ class Upstream:
         }
 
 
-__all__ = ["Upstream", "UpstreamUnavailable", "check_upstream_url"]
+__all__ = ["Upstream", "UpstreamTimeout", "UpstreamUnavailable", "check_upstream_url"]

@@ -1,0 +1,314 @@
+"""Per-caller routing: which upstream session serves a caller's request.
+
+A request reaches its upstream on the shared session, on a private session
+per downstream connection (upstreams that call back), on a pooled session per
+credential owner (upstreams with per-user credentials), or - on 2026-07-28 -
+as a multi-round-trip call whose questions travel in results. This module
+picks and holds those sessions, reaps the idle ones, and refuses callers the
+guard middleware never identified or names nothing here serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.shared.exceptions import MCPError
+
+from .. import pipeline
+from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
+from ..integrations.server import CURRENT_CALLER
+from ..model import Principal, RequestContext
+from .callbacks import CallerLink, PrivateSession, client_callbacks
+from .credentials import MissingCredentials, UpstreamCredentials
+from .relay import owner_of
+from .rounds import RoundLink
+from .routing import CallerSession, UpstreamAdapter
+from .state import PortalState, connection_of, is_legacy
+from .subscriptions import Channel
+
+logger = logging.getLogger("mcp_guard.portal")
+
+
+class SessionsMixin(PortalState):
+    """Route each caller's request to the upstream session it may use."""
+
+    if TYPE_CHECKING:
+        # Supplied by the subscription part (:mod:`.subscribing`).
+        def _channel_notes(self, channel: Channel) -> Callable[[Any], Awaitable[None]]: ...
+
+        async def _unsubscribe_upstream(self, channel: Channel, uri: str) -> None: ...
+
+    def _caller(self, ctx: Any) -> tuple[Principal, RequestContext]:
+        caller = CURRENT_CALLER.get()
+        if caller is None:
+            # The handler was reached without the guard middleware deciding who calls: refuse.
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message)
+        connection = connection_of(ctx)
+        if connection is not None and ctx.protocol_version and ctx.protocol_version < "2026":
+            self._sessions.add(connection)
+        return caller
+
+    def _session(
+        self, upstream_name: str, principal: Principal, rc: RequestContext, acquire: Any = None
+    ) -> CallerSession:
+        upstream = self.upstreams.get(upstream_name)
+        served = self._served.get(upstream_name)
+        if upstream is None or served is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        adapter = UpstreamAdapter(upstream, served, acquire)
+        return CallerSession(self.guard, adapter, principal=principal, context=rc)
+
+    @asynccontextmanager
+    async def _routed(
+        self, ctx: Any, upstream_name: str, principal: Principal, rc: RequestContext
+    ) -> AsyncIterator[CallerSession]:
+        """The caller's session to an upstream.
+
+        The shared session, unless the upstream calls back (a private session per
+        downstream connection, bound to the request in flight) or keeps per-user
+        credentials (a pooled session - for stdio a process - per subject or
+        tenant, opened with that caller's secrets). The private session is only
+        acquired after the guard allowed the request.
+        """
+        connection = connection_of(ctx)
+        wants_callbacks = upstream_name in self.callbacks and connection is not None and is_legacy(ctx)
+        per_user = await self._per_user(upstream_name)
+        if not wants_callbacks and not per_user:
+            yield self._session(upstream_name, principal, rc)
+            return
+        entry = (ctx.session, ctx.request_id)
+        links: list[CallerLink] = []
+
+        async def acquire() -> Any:
+            creds = await self._credentials_for(upstream_name, principal, rc) if per_user else None
+            if wants_callbacks and (creds is None or creds.scope == "subject"):
+                private = await self._private_for(connection, upstream_name, principal, ctx, creds)
+            else:
+                assert creds is not None
+                private = await self._pooled_for(upstream_name, principal, creds)
+            link = private.link
+            link.in_flight.append(entry)
+            link.last_used = time.monotonic()
+            links.append(link)
+            return private.session
+
+        try:
+            yield self._session(upstream_name, principal, rc, acquire)
+        finally:
+            for link in links:
+                link.in_flight.remove(entry)
+                link.last_used = time.monotonic()
+
+    async def _per_user(self, upstream_name: str) -> bool:
+        """Whether the upstream is served only with each caller's own credentials (fails closed)."""
+        if self.credentials is None:
+            return False
+        try:
+            return await self.credentials.scope(upstream_name) is not None
+        except Exception as exc:
+            logger.warning("credential scope of %r unreadable: %s", upstream_name, exc)
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message) from None
+
+    def _multi_round(self, ctx: Any, upstream_name: str) -> bool:
+        """A 2026-07-28 request to an upstream that may call back: questions travel in results."""
+        return upstream_name in self.callbacks and bool(ctx.protocol_version) and not is_legacy(ctx)
+
+    async def _round_trip(
+        self,
+        ctx: Any,
+        upstream_name: str,
+        principal: Principal,
+        rc: RequestContext,
+        binding: tuple[str, str],
+        params: Any,
+        call: Any,
+    ) -> Any:
+        """Run (or resume) a call whose upstream may ask the client something: see :mod:`.rounds`."""
+        state = getattr(params, "request_state", None)
+        if state:
+            responses = getattr(params, "input_responses", None) or {}
+            owner = owner_of(state)
+            if self._relay is not None and owner is not None and owner != self.replica:
+                pipeline.hand_off()
+                return await self._relayed_round(owner, state, principal, binding, responses, upstream_name)
+            parked = self._rounds.resume(state, principal.subject, binding, responses)
+            pipeline.hand_off()  # the parked call records itself, once, when it ends
+            return await self._rounds.step(parked, (ctx.session, ctx.request_id))
+        # Answers that come without a requestState we issued answer nothing: they are ignored.
+        upstream = self.upstreams.get(upstream_name)
+        if upstream is None or upstream.state != "up" or self._tg is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        parked, link = self._rounds.start(
+            self._tg, principal, binding, upstream.spec.timeout, self.guard, upstream_name
+        )
+        callbacks = _round_callbacks(link, ctx)
+        per_user = await self._per_user(upstream_name)
+
+        async def open_and_call(stack: AsyncExitStack, _: RoundLink) -> Any:
+            async def acquire() -> Any:
+                # Opened only after the guard allowed the call (inside the guarded session).
+                creds = await self._credentials_for(upstream_name, principal, rc) if per_user else None
+                return await upstream.open_private(stack, callbacks, creds)
+
+            return await call(self._session(upstream_name, principal, rc, acquire))
+
+        self._tg.start_soon(parked.run, open_and_call, link)
+        pipeline.hand_off()
+        return await self._rounds.step(parked, (ctx.session, ctx.request_id))
+
+    async def _relayed_round(
+        self,
+        owner: str,
+        state: str,
+        principal: Principal,
+        binding: tuple[str, str],
+        responses: Mapping[str, Any],
+        upstream_name: str,
+    ) -> Any:
+        """Hand a round of a call parked on another replica to that replica and return its outcome."""
+        assert self._relay is not None
+        upstream = self.upstreams.get(upstream_name)
+        timeout = upstream.spec.timeout if upstream is not None else 30.0
+        return await self._relay.forward(owner, state, principal.subject, binding, responses, timeout + 1.0)
+
+    async def _credentials_for(
+        self, name: str, principal: Principal, rc: RequestContext
+    ) -> UpstreamCredentials:
+        """The caller's own upstream secrets; a caller without any is refused (never a shared fallback)."""
+        assert self.credentials is not None
+        try:
+            creds = await self.credentials.for_principal(name, principal)
+        except Exception as exc:
+            logger.warning("credentials for %r unreadable: %s", name, exc)
+            raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message) from None
+        if creds is None:
+            raise MissingCredentials(f"no upstream credentials for {principal.subject!r} on {name!r}")
+        return creds
+
+    async def _pooled_for(
+        self, name: str, principal: Principal, creds: UpstreamCredentials
+    ) -> PrivateSession:
+        """One upstream session (for stdio: one process) per credential owner, closed when idle."""
+        key = (name, *creds.fingerprint())
+        lock = self._pool_locks.setdefault(key, anyio.Lock())
+        async with lock:  # concurrent first calls of one user start one process, not several
+            private = self._pooled.get(key)
+            if private is not None and private.session is not None:
+                return private
+            # Tenant-wide sessions are shared by several users: nothing may call back into one of them.
+            link = CallerLink(self.guard, name, principal, self._level_of)
+            callbacks: dict[str, Any] = {"logging_callback": link.logging} if creds.scope == "subject" else {}
+            callbacks["message_handler"] = self._channel_notes(key)
+            private = await self._hold(name, link, callbacks, creds)
+            self._pooled[key] = private
+            return private
+
+    async def _hold(
+        self, name: str, link: CallerLink, callbacks: Mapping[str, Any], creds: UpstreamCredentials | None
+    ) -> PrivateSession:
+        upstream = self.upstreams.get(name)
+        if upstream is None or upstream.state != "up" or self._tg is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        private = PrivateSession(link)
+
+        async def factory(stack: AsyncExitStack, _: CallerLink) -> Any:
+            return await upstream.open_private(stack, callbacks, creds)
+
+        self._tg.start_soon(private.hold, factory)
+        await private.ready.wait()
+        if private.session is None:
+            raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        return private
+
+    async def _private_for(
+        self,
+        connection: Any,
+        name: str,
+        principal: Principal,
+        ctx: Any,
+        creds: UpstreamCredentials | None = None,
+    ) -> PrivateSession:
+        fingerprint = creds.fingerprint() if creds is not None else None
+        for ref, upstream_name, private in self._private:
+            if ref() is connection and upstream_name == name and private.session is not None:
+                if private.link.principal.subject != principal.subject:
+                    # A connection is one caller; a different principal on it gets nothing of the first's.
+                    raise AccessDenied("another principal already holds this connection's upstream session")
+                if private.fingerprint == fingerprint:
+                    return private
+                private.close()  # the caller's credentials were rotated: reconnect with the new ones
+        link = CallerLink(self.guard, name, principal, self._level_of)
+        private = await self._hold(name, link, client_callbacks(link, ctx.session.client_capabilities), creds)
+        private.fingerprint = fingerprint
+        self._private.append((weakref.ref(connection), name, private))
+        return private
+
+    async def _reap_private(self) -> None:
+        """Close private upstream sessions whose downstream connection is gone or idle."""
+        while True:
+            await anyio.sleep(min(30.0, max(self.private_idle / 4, 0.5)))
+            now = time.monotonic()
+            keep = []
+            for ref, name, private in self._private:
+                link = private.link
+                idle = not link.in_flight and now - link.last_used > self.private_idle
+                if ref() is None or idle or private.session is None:
+                    private.close()
+                else:
+                    keep.append((ref, name, private))
+            self._private = keep
+            for key, private in list(self._pooled.items()):
+                link = private.link
+                if private.session is None:
+                    # The connection died: subscriptions on it cannot fire any more. Listen
+                    # streams end (their clients re-listen on a fresh connection); 2025-11-25
+                    # subscribers are dropped.
+                    self._subs.lose(key)
+                if private.session is None or (
+                    not link.in_flight
+                    and not self._subs.holds(key)
+                    and now - link.last_used > self.private_idle
+                ):
+                    private.close()
+                    del self._pooled[key]
+                    self._pool_locks.pop(key, None)
+            for channel, uri in self._subs.prune():
+                await self._unsubscribe_upstream(channel, uri)
+
+    def _unknown(
+        self, method: str, kind: str, name: str, principal: Principal, rc: RequestContext
+    ) -> AccessDenied:
+        """Refuse a name no upstream serves here, exactly like a name the policy hides.
+
+        The guard's pipeline records the refusal as the downstream request's one event.
+        """
+        return AccessDenied(f"no served {kind} {name!r} (unknown, withheld, colliding or upstream down)")
+
+    def _level_of(self, session: Any) -> str | None:
+        connection = getattr(session, "_connection", None)
+        return self._levels.get(connection) if connection is not None else None
+
+
+def _round_callbacks(link: RoundLink, ctx: Any) -> dict[str, Any]:
+    """What a 2026-07-28 caller may be asked: what it declared, else sampling, elicitation and roots.
+
+    The question reaches the client as an ``InputRequiredResult``; a client that
+    cannot answer one simply returns an error for it.
+    """
+    capabilities = getattr(ctx.session, "client_capabilities", None)
+    if capabilities is not None and any(
+        getattr(capabilities, k, None) is not None for k in ("sampling", "elicitation", "roots")
+    ):
+        return client_callbacks(link, capabilities)  # log messages ride the open round's stream
+    return {
+        "sampling_callback": link.sampling,
+        "elicitation_callback": link.elicitation,
+        "list_roots_callback": link.roots,
+        "logging_callback": link.logging,
+    }
