@@ -7,14 +7,29 @@ can read this file as the reference wiring.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from .config import GuardConfig
-from .guard import Guard
 from .limits import SizeLimits
+from .protocols import Auditor
 
 
-def assemble(config: GuardConfig, **overrides: Any) -> Guard:
+class _Assembled(Protocol):
+    """What the wiring below needs of the guard it builds (the guard class is passed in, not imported)."""
+
+    auditor: Auditor | None
+    pins: Any
+
+    def on_close(self, closer: Any) -> None: ...
+
+    def run_in_background(self, run: Any) -> None: ...
+
+
+G = TypeVar("G", bound=_Assembled)
+
+
+def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: Any) -> G:
     """Wire store, policy, authentication, sanitizers and audit as the config says.
 
     ``overrides`` replace individual :class:`Guard` arguments (tests pass an
@@ -69,7 +84,7 @@ def assemble(config: GuardConfig, **overrides: Any) -> Guard:
         "pins": PinStore(store) if config.sanitize.pin or config.sanitize.servers else None,
     }
     kwargs.update(overrides)
-    guard = Guard(**kwargs)
+    guard = guard_class(**kwargs)
     if isinstance(policy, ReloadingPolicy):
         if guard.auditor is not None:
             audit_reloads(policy, guard.auditor)  # a refused reload is on record, not only in a log

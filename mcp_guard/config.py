@@ -205,13 +205,6 @@ def config_from_dict(
     return config
 
 
-def build_guard(config: GuardConfig, **overrides: Any) -> Any:
-    """Assemble a :class:`~mcp_guard.guard.Guard` from a validated config (see :mod:`.assembly`)."""
-    from .assembly import assemble
-
-    return assemble(config, **overrides)
-
-
 __all__ = [
     "DEFAULT_AUDIT",
     "DEFAULT_STATE",
@@ -222,7 +215,6 @@ __all__ = [
     "PortalSection",
     "SanitizeSection",
     "UpstreamSection",
-    "build_guard",
     "config_from_dict",
     "load_config",
 ]

@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import pipeline
+from .assembly import assemble
+from .authn.chain import AuthenticatorChain
 from .classify import MethodInfo
+from .config import GuardConfig, load_config
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
 from .limits import SizeLimits, check_size, json_size
 from .model import (
@@ -48,7 +51,9 @@ from .protocols import (
     ServerIntegration,
     StateStore,
 )
+from .protocols import RateLimiter as RateLimiterProtocol
 from .screening import Screening
+from .store.secret import shared_secret
 from .withheld import WithheldItems
 
 if TYPE_CHECKING:
@@ -93,7 +98,7 @@ class Guard(Screening):
         auditor: Auditor | None = None,
         sanitizers: Sequence[Sanitizer] = (),
         store: StateStore | None = None,
-        rate_limiter: Any = None,
+        rate_limiter: RateLimiterProtocol | None = None,
         server: str | None = None,
         mode: Mode = "enforce",
         size_limits: SizeLimits | None = None,
@@ -105,9 +110,7 @@ class Guard(Screening):
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
-            from .authn import Authentication
-
-            resolver = Authentication(authenticators, anonymous)
+            resolver = AuthenticatorChain(authenticators, anonymous)
         self.resolver: PrincipalResolver = resolver
         self.auditor = auditor
         self.sanitizers = tuple(sanitizers)
@@ -137,12 +140,14 @@ class Guard(Screening):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, path: str | Path, **overrides: Any) -> Guard:
-        """Build a guard from a ``guard.toml`` (see DESIGN contract and ``docs/configuration.md``)."""
-        from .config import build_guard, load_config
+    def from_config(cls, config: str | Path | GuardConfig, **overrides: Any) -> Guard:
+        """Build a guard from a ``guard.toml`` path or a loaded config (``docs/configuration.md``).
 
-        guard: Guard = build_guard(load_config(path), **overrides)
-        return guard
+        ``overrides`` replace individual constructor arguments (tests pass an
+        in-memory store or auditor this way).
+        """
+        loaded = config if isinstance(config, GuardConfig) else load_config(config)
+        return assemble(loaded, cls, **overrides)
 
     # ------------------------------------------------------------------ identify
     async def identify(self, credential: Credential) -> Principal:
@@ -365,14 +370,8 @@ class Guard(Screening):
         could open it. Pass the result as ``MCPServer(request_state_security=...)``.
         Without a state store the key is process-local, as the SDK's default.
         """
-        from mcp.server.request_state import RequestStateSecurity
-
-        if self.store is None:
-            return RequestStateSecurity.ephemeral()
-        from .store.secret import shared_secret
-
-        key = await shared_secret(self.store, "request-state")
-        return RequestStateSecurity(keys=[key], ttl=ttl, audience=audience or self.server)
+        key = await shared_secret(self.store, "request-state") if self.store is not None else None
+        return _integration().request_state_security(key, audience or self.server, ttl)
 
     def token_verifier(self) -> TokenVerifier:
         """An SDK ``TokenVerifier`` that authenticates bearer tokens through this guard."""

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .model import AccessRequest, AuditEvent, Decision, Principal, ScanResult
+from .model import AccessRequest, AuditEvent, Decision, LimitSpec, Principal, ScanResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class PrincipalResolver(Protocol):
 
     ``resolve`` verifies (raising :class:`~mcp_guard.errors.AuthenticationError`);
     ``peek`` is the synchronous, cache-only lookup (``None`` = not known yet).
-    The built-in is :class:`mcp_guard.authn.Authentication`.
+    The built-in is :class:`mcp_guard.authn.AuthenticatorChain`.
     """
 
     async def resolve(self, credential: Credential) -> Principal: ...
@@ -169,6 +169,14 @@ class StateStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+class RateLimiter(Protocol):
+    """Counts requests against the policy's ``[[limits]]``; raises ``RateLimited`` past one."""
+
+    async def check(
+        self, principal: Principal, request: AccessRequest, limits: Sequence[LimitSpec]
+    ) -> None: ...
+
+
 class ServerIntegration(Protocol):
     """How a guard installs itself on an MCP server framework (the ``mcp`` SDK's is built in).
 
@@ -182,3 +190,5 @@ class ServerIntegration(Protocol):
     def http_app(self, guard: Any, server: Any, **kwargs: Any) -> Any: ...
 
     def token_verifier(self, guard: Any) -> Any: ...
+
+    def request_state_security(self, key: bytes | None, audience: str | None, ttl: float) -> Any: ...

@@ -177,7 +177,7 @@ async def test_guard_verifier_with_oauth_settings_audits_every_sdk_refusal() -> 
     """The guard's own adapter, ``[authn.oauth]`` through ``auth_settings`` and the refusal audit."""
     from mcp_guard import Guard
     from mcp_guard.authn.config import OAuthConfig
-    from mcp_guard.authn.oauth import auth_settings
+    from mcp_guard.integrations.http import auth_settings
 
     store = MemoryStore()
     auditor = Recorder()

@@ -10,9 +10,9 @@ Two ways in:
 - :func:`guarded_client` builds the ``mcp.Client`` itself, so it also wraps the
   sampling, elicitation, roots, logging and notification callbacks and turns
   the client's list cache off (a cached list must not skip pin checks).
-- :func:`wrap_session` wraps a session or client that is already open. It
-  sees requests and their results only: server-initiated requests and
-  notifications go to callbacks it did not install.
+- given a session or client that is already open, :func:`guarded_client`
+  wraps it as it is. It sees requests and their results only:
+  server-initiated requests and notifications go to callbacks it did not install.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from mcp import types
+from mcp import Client, types
+from mcp.client.session import ClientSession
 from pydantic import BaseModel
 
 from .._wire import to_wire
@@ -187,14 +188,7 @@ _LOOKUP_PAGES = 50
 
 
 def _is_client(obj: Any) -> bool:
-    from mcp.client.client import Client
-
     return isinstance(obj, Client)
-
-
-def wrap_session(guard: Guard, session: Any, *, server: str, principal: Principal) -> GuardedSession:
-    """Guard an already open ``ClientSession`` or ``mcp.Client`` (requests and results only)."""
-    return GuardedSession(guard, session, server=server, principal=principal)
 
 
 class ServerRequestGate:
@@ -289,15 +283,25 @@ async def guarded_client(
     message_handler: Any = None,
     **client_kwargs: Any,
 ) -> Any:
-    """Open an ``mcp.Client`` to ``target`` with every path through the guard.
+    """A guarded session to ``target``: the one way to put the guard around a client.
 
     ``target`` is anything ``mcp.Client`` accepts (a URL, ``StdioServerParameters``,
-    an in-process server). Callbacks you pass are wrapped: the server's
-    sampling and elicitation requests are scanned and audited before they
-    reach them; callbacks you do not pass stay unset, so the server cannot use
-    those capabilities at all.
+    an in-process server): the client is opened here with every path through
+    the guard. Callbacks you pass are wrapped: the server's sampling and
+    elicitation requests are scanned and audited before they reach them;
+    callbacks you do not pass stay unset, so the server cannot use those
+    capabilities at all.
+
+    ``target`` may also be a ``ClientSession`` or ``mcp.Client`` that is already
+    open: it is wrapped as it is (and stays yours to close). Its requests and
+    results pass the guard, but server-initiated requests go to the callbacks
+    it was opened with, which the guard cannot see.
     """
-    from mcp import Client
+    if isinstance(target, (Client, ClientSession)):
+        if any(cb is not None for cb in (sampling_callback, elicitation_callback, list_roots_callback)):
+            raise TypeError("callbacks belong to the open session; pass them when opening it")
+        yield GuardedSession(guard, target, server=server, principal=principal)
+        return
 
     user = {
         "sampling_callback": sampling_callback,
@@ -321,6 +325,6 @@ async def guarded_client(
         yield GuardedSession(guard, client, server=server, principal=principal)
 
 
-__all__ = ["GuardedSession", "guarded_client", "wrap_session"]
+__all__ = ["GuardedSession", "guarded_client"]
 
 KNOWN_METHODS = tuple(REQUESTS)

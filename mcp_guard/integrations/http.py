@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
 from ..errors import ACCESS_DENIED, AUTHENTICATION_REQUIRED, ConfigError, GuardError
@@ -22,6 +23,7 @@ from ..model import RequestContext
 from ..protocols import Credential
 
 if TYPE_CHECKING:
+    from ..authn.config import OAuthConfig
     from ..guard import Guard
 
 logger = logging.getLogger("mcp_guard.http")
@@ -160,4 +162,21 @@ def loopback_security(port: int, extra_hosts: list[str] | None = None) -> Transp
     origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+def auth_settings(cfg: OAuthConfig) -> AuthSettings:
+    """The SDK settings for ``[authn.oauth]``: RFC 9728 metadata and required scopes.
+
+    The SDK answers a request without a bearer token with 401 before any token
+    verifier or MCP middleware runs; :class:`AuditHttpRefusals` (or
+    ``Guard.http_app``) puts those refusals on the audit trail.
+    """
+    return AuthSettings(
+        issuer_url=cfg.issuer_url,
+        resource_server_url=cfg.resource_server_url,
+        required_scopes=list(cfg.required_scopes) or None,
+        service_documentation_url=cfg.service_documentation_url,
+        # Audience and issuer are checked by the guard's authenticators, per configured issuer.
+        validate_token_resource=False,
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_METHOD_HEADER, MCP_NAME_HEADER, decode_header_value
 from mcp_types import CLIENT_INFO_META_KEY
@@ -325,6 +326,11 @@ class _McpIntegration:
 
     def token_verifier(self, guard: Guard) -> Any:
         return GuardTokenVerifier(guard)
+
+    def request_state_security(self, key: bytes | None, audience: str | None, ttl: float) -> Any:
+        if key is None:
+            return RequestStateSecurity.ephemeral()
+        return RequestStateSecurity(keys=[key], ttl=ttl, audience=audience)
 
 
 register_integration(_McpIntegration())
