@@ -14,8 +14,7 @@ import asyncio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from mcp_guard import Guard, Principal
-from mcp_guard.integrations.client import wrap_session
+from mcp_guard import Guard, Principal, guarded_client
 from mcp_guard.policy import AllowListPolicy
 from mcp_guard.sanitize import DefaultSanitizer
 
@@ -52,8 +51,10 @@ async def main() -> None:
         sanitizers=[DefaultSanitizer()],
     )
     me = Principal("host-user", roles=frozenset({"user"}))
-    async with Client(untrusted_server()) as raw:
-        session = wrap_session(guard, raw, server="weather", principal=me)
+    async with (
+        Client(untrusted_server()) as raw,
+        guarded_client(guard, raw, server="weather", principal=me) as session,
+    ):
         tools = await session.list_tools()
         print("tools the model sees:", [t.name for t in tools.tools])
         result = await session.call_tool("forecast", {"city": "Oslo"})

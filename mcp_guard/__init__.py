@@ -1,165 +1,67 @@
-"""mcp-guard: access control, policy, sanitizing and audit around MCP sessions."""
+"""mcp-guard: access control, policy, sanitizing and audit around MCP sessions.
 
-from .audit import (
-    AuditLog,
-    AuditSettings,
-    FanoutSink,
-    JsonlSink,
-    LoggingSink,
-    OtelSink,
-    SQLiteSink,
-    open_auditor,
-    open_sink,
-)
-from .authn import (
-    AnonymousAuthenticator,
-    ApiKeyAuthenticator,
-    Authentication,
-    AuthnSettings,
-    FunctionAuthenticator,
-    IntrospectionAuthenticator,
-    IssuedTokenAuthenticator,
-    JWTAuthenticator,
-    LoginService,
-    StaticAuthenticator,
-    TokenIssuer,
-    build_authentication,
-    build_login_service,
-    login_routes,
-)
+The public surface is small on purpose: the guard and its config loader, the
+value types that flow through it, the plugin Protocols, the errors, and one way
+each to guard a server (:meth:`Guard.protect`) and a client session
+(:func:`guarded_client`). Everything else stays importable from its subpackage
+(``mcp_guard.policy``, ``mcp_guard.authn``, ``mcp_guard.audit``,
+``mcp_guard.store``, ``mcp_guard.sanitize``, ``mcp_guard.integrations``).
+"""
+
 from .config import GuardConfig, load_config
 from .errors import (
     AccessDenied,
-    AuditUnavailable,
     AuthenticationError,
     ConfigError,
     GuardError,
     GuardUnavailable,
-    MethodNotAllowed,
     PayloadTooLarge,
     PolicyError,
     RateLimited,
 )
 from .guard import Guard
-from .integrations.client import GuardedSession, guarded_client, wrap_session
-from .integrations.http import AuditHttpRefusals, GuardTokenVerifier, loopback_security
-from .integrations.server import GuardMiddleware, protect
-from .limits import SizeLimits
+from .integrations.client import guarded_client  # the package registers the adapter behind Guard.protect
 from .model import (
     AccessRequest,
     AuditEvent,
     Decision,
     Finding,
-    LimitSpec,
     Obligation,
     Principal,
     RequestContext,
     ResultSummary,
     ScanResult,
 )
-from .policy import (
-    AllowListPolicy,
-    ChainedPolicy,
-    CompiledPolicy,
-    Explanation,
-    ReloadingPolicy,
-    load_policy,
-    load_policy_text,
-    policy_from_dict,
-)
-from .protocols import (
-    Auditor,
-    AuditSink,
-    Authenticator,
-    Credential,
-    PolicyEngine,
-    PrincipalResolver,
-    RateDecision,
-    Sanitizer,
-    StateStore,
-)
-from .ratelimit import RateLimiter
-from .store import MemoryStore, SQLiteStore, open_store, shared_secret
+from .protocols import AuditSink, Authenticator, Credential, PolicyEngine, Sanitizer, StateStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
     "AccessRequest",
-    "AllowListPolicy",
-    "AnonymousAuthenticator",
-    "ApiKeyAuthenticator",
     "AuditEvent",
-    "AuditHttpRefusals",
-    "AuditLog",
-    "AuditSettings",
     "AuditSink",
-    "AuditUnavailable",
-    "Auditor",
-    "Authentication",
     "AuthenticationError",
     "Authenticator",
-    "AuthnSettings",
-    "ChainedPolicy",
-    "CompiledPolicy",
     "ConfigError",
     "Credential",
     "Decision",
-    "Explanation",
-    "FanoutSink",
     "Finding",
-    "FunctionAuthenticator",
     "Guard",
     "GuardConfig",
     "GuardError",
-    "GuardMiddleware",
-    "GuardTokenVerifier",
     "GuardUnavailable",
-    "GuardedSession",
-    "IntrospectionAuthenticator",
-    "IssuedTokenAuthenticator",
-    "JWTAuthenticator",
-    "JsonlSink",
-    "LimitSpec",
-    "LoggingSink",
-    "LoginService",
-    "MemoryStore",
-    "MethodNotAllowed",
     "Obligation",
-    "OtelSink",
     "PayloadTooLarge",
     "PolicyEngine",
     "PolicyError",
     "Principal",
-    "PrincipalResolver",
-    "RateDecision",
     "RateLimited",
-    "RateLimiter",
-    "ReloadingPolicy",
     "RequestContext",
     "ResultSummary",
-    "SQLiteSink",
-    "SQLiteStore",
     "Sanitizer",
     "ScanResult",
-    "SizeLimits",
     "StateStore",
-    "StaticAuthenticator",
-    "TokenIssuer",
-    "__version__",
-    "build_authentication",
-    "build_login_service",
     "guarded_client",
     "load_config",
-    "load_policy",
-    "load_policy_text",
-    "login_routes",
-    "loopback_security",
-    "open_auditor",
-    "open_sink",
-    "open_store",
-    "policy_from_dict",
-    "protect",
-    "shared_secret",
-    "wrap_session",
 ]

@@ -6,7 +6,7 @@ import pytest
 
 from mcp_guard.authn import (
     AnonymousAuthenticator,
-    Authentication,
+    AuthenticatorChain,
     FunctionAuthenticator,
     RevocationList,
     StaticAuthenticator,
@@ -53,7 +53,7 @@ def test_builtins_satisfy_protocol() -> None:
 async def test_order_and_first_claimant_wins() -> None:
     a = Counting("a", Principal(subject="from-a"))
     b = Counting("a", Principal(subject="from-b"))
-    chain = Authentication([a, b])
+    chain = AuthenticatorChain([a, b])
     assert (await chain.resolve(Credential("a1"))).subject == "from-a"
     assert b.calls == 0
 
@@ -61,7 +61,7 @@ async def test_order_and_first_claimant_wins() -> None:
 async def test_cache_hit_skips_authenticators_and_expires() -> None:
     clock = Clock()
     a = Counting("t", Principal(subject="u", expires_at=clock.now + 100))
-    chain = Authentication([a], max_ttl=1000, clock=clock)
+    chain = AuthenticatorChain([a], max_ttl=1000, clock=clock)
     for _ in range(3):
         await chain.resolve(Credential("tok"))
     assert a.calls == 1
@@ -77,7 +77,7 @@ async def test_cache_hit_skips_authenticators_and_expires() -> None:
 async def test_max_ttl_and_authenticator_cache_ttl_bound_the_cache() -> None:
     clock = Clock()
     a = Counting("t", Principal(subject="u"), cache_ttl=5)
-    chain = Authentication([a], max_ttl=60, clock=clock)
+    chain = AuthenticatorChain([a], max_ttl=60, clock=clock)
     await chain.resolve(Credential("tok"))
     clock.now += 4
     await chain.resolve(Credential("tok"))
@@ -91,7 +91,7 @@ async def test_revocation_takes_effect_on_cached_principal_across_processes() ->
     store = MemoryStore()
     revocations = RevocationList(store)
     a = Counting("t", Principal(subject="u", credential_id="cid-1"))
-    chain = Authentication([a], revocations=revocations)
+    chain = AuthenticatorChain([a], revocations=revocations)
     await chain.resolve(Credential("tok"))
     # Another process revokes through the store; our copy learns it on reload/pub-sub.
     await RevocationList(store).revoke("cid-1")
@@ -105,7 +105,7 @@ async def test_revocation_via_background_pubsub() -> None:
 
     store = MemoryStore()
     a = Counting("t", Principal(subject="u", credential_id="cid-2"))
-    chain = Authentication([a], revocations=RevocationList(store, refresh_interval=30))
+    chain = AuthenticatorChain([a], revocations=RevocationList(store, refresh_interval=30))
     async with chain:
         await chain.resolve(Credential("tok"))
         await RevocationList(store).revoke("cid-2")
@@ -119,7 +119,7 @@ async def test_revocation_via_background_pubsub() -> None:
 async def test_uncached_path_checks_store_directly() -> None:
     store = MemoryStore()
     await RevocationList(store).revoke("cid-3")
-    chain = Authentication(
+    chain = AuthenticatorChain(
         [Counting("t", Principal(subject="u", credential_id="cid-3"))], revocations=RevocationList(store)
     )
     with pytest.raises(AuthenticationError, match="revoked"):
@@ -128,7 +128,7 @@ async def test_uncached_path_checks_store_directly() -> None:
 
 async def test_anonymous_only_without_credential() -> None:
     anon = Principal(subject="anonymous", roles=frozenset({"guest"}))
-    chain = Authentication([Counting("t", Principal(subject="u"))], anonymous=anon)
+    chain = AuthenticatorChain([Counting("t", Principal(subject="u"))], anonymous=anon)
     assert (await chain.resolve(Credential(None))) is anon
     assert (await chain.resolve(Credential(""))) is anon
     with pytest.raises(AuthenticationError, match="not recognised"):
@@ -139,7 +139,7 @@ async def test_anonymous_only_without_credential() -> None:
 
 async def test_no_credential_without_anonymous_refused_and_audited() -> None:
     auditor = Recorder()
-    chain = Authentication([], auditor=auditor)
+    chain = AuthenticatorChain([], auditor=auditor)
     with pytest.raises(AuthenticationError, match="no credential"):
         await chain.resolve(Credential(None, source="stdio"))
     assert auditor.events[-1].transport == "stdio"
@@ -151,7 +151,7 @@ async def test_broken_authenticator_fails_closed() -> None:
 
     auditor = Recorder()
     fallback = Counting("", Principal(subject="should-not-happen"))
-    chain = Authentication([FunctionAuthenticator(boom), fallback], auditor=auditor)
+    chain = AuthenticatorChain([FunctionAuthenticator(boom), fallback], auditor=auditor)
     with pytest.raises(GuardUnavailable, match="FunctionAuthenticator failed: database down"):
         await chain.resolve(Credential("x"))
     assert fallback.calls == 0
@@ -163,14 +163,14 @@ async def test_rate_limited_passes_through_and_is_audited() -> None:
         raise RateLimited("locked", retry_after=3)
 
     auditor = Recorder()
-    chain = Authentication([FunctionAuthenticator(locked)], auditor=auditor)
+    chain = AuthenticatorChain([FunctionAuthenticator(locked)], auditor=auditor)
     with pytest.raises(RateLimited):
         await chain.resolve(Credential("x"))
     assert auditor.events[-1].reasons == ("locked",)
 
 
 async def test_oversized_and_non_text_credentials_refused() -> None:
-    chain = Authentication([Counting("", Principal(subject="u"))])
+    chain = AuthenticatorChain([Counting("", Principal(subject="u"))])
     with pytest.raises(AuthenticationError, match="larger than"):
         await chain.resolve(Credential("x" * 20_000))
     with pytest.raises(AuthenticationError, match="not valid text"):
@@ -179,7 +179,7 @@ async def test_oversized_and_non_text_credentials_refused() -> None:
 
 async def test_cache_is_bounded() -> None:
     a = Counting("", Principal(subject="u"))
-    chain = Authentication([a], cache_size=10)
+    chain = AuthenticatorChain([a], cache_size=10)
     for i in range(50):
         await chain.resolve(Credential(f"tok-{i}"))
     assert len(chain._cache) <= 10
@@ -221,7 +221,7 @@ async def test_background_maintenance_refreshes_keys() -> None:
                 await anyio.sleep(0.01)
 
     auth = Maintained()
-    async with Authentication([auth]):
+    async with AuthenticatorChain([auth]):
         with anyio.fail_after(2):
             while auth.rounds < 3:
                 await anyio.sleep(0.01)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from mcp_guard.authn import Authentication, login_routes, totp
+from mcp_guard.authn import AuthenticatorChain, login_routes, totp
 from mcp_guard.authn.config import AuthnSettings, build_authentication, build_login_service
 from mcp_guard.authn.issuer import TokenIssuer
 from mcp_guard.authn.lockout import Lockout, LockoutPolicy
@@ -115,7 +115,7 @@ async def test_login_issues_verifiable_token(
     claims = jwt.decode(token.access_token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 600 and claims["jti"] == token.jti
     assert claims["amr"] == ["mfa", "otp", "pwd"]
-    chain = Authentication([service.issuer.authenticator()])
+    chain = AuthenticatorChain([service.issuer.authenticator()])
     # The issuer's clock is fixed in the past: verify with a current-time token instead.
     fresh = TokenIssuer(service.issuer.keys_dir, ttl=600)
     real = fresh.issue(

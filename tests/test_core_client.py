@@ -10,11 +10,12 @@ from mcp import Client, StdioServerParameters, types
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
-from mcp_guard import Guard, MemoryStore, Principal, errors
-from mcp_guard.integrations.client import guarded_client, wrap_session
+from mcp_guard import Guard, Principal, errors
+from mcp_guard.integrations.client import guarded_client
 from mcp_guard.policy import AllowListPolicy
 from mcp_guard.sanitize import DefaultSanitizer, PinStore
 from mcp_guard.sanitize.policy import SanitizeConfig, SanitizePolicy
+from mcp_guard.store import MemoryStore
 
 from .helpers import ListAuditor
 
@@ -111,8 +112,10 @@ async def test_a_client_list_cache_cannot_serve_a_changed_list_past_the_guard() 
     """``mcp.Client`` caches lists by default; a wrapped client still re-checks every list."""
     up, audit = Untrusted(), ListAuditor()
     guard = make_guard(audit)
-    async with Client(up.server, mode="legacy") as raw:  # default cache on
-        session = wrap_session(guard, raw, server="calc", principal=ME)
+    async with (
+        Client(up.server, mode="legacy") as raw,  # default cache on
+        guarded_client(guard, raw, server="calc", principal=ME) as session,
+    ):
         assert sorted(t.name for t in (await session.list_tools()).tools) == ["add", "echo"]
         up.tools["add"] = POISON
         assert [t.name for t in (await session.list_tools()).tools] == ["echo"]
@@ -205,8 +208,10 @@ async def test_without_a_callback_the_server_cannot_sample_at_all() -> None:
 
 async def test_raw_request_escape_hatch_is_not_exposed() -> None:
     up, audit = Untrusted(), ListAuditor()
-    async with Client(up.server, mode="legacy") as raw:
-        session = wrap_session(make_guard(audit), raw, server="calc", principal=ME)
+    async with (
+        Client(up.server, mode="legacy") as raw,
+        guarded_client(make_guard(audit), raw, server="calc", principal=ME) as session,
+    ):
         with pytest.raises(AttributeError):
             _ = session.send_request
 

@@ -5,7 +5,7 @@ Each authenticator implements :class:`~mcp_guard.protocols.Authenticator`
 kind of credential", :class:`~mcp_guard.errors.AuthenticationError` means
 "mine, but invalid". The built-ins below are ordinary implementations;
 :class:`FunctionAuthenticator` makes a plain async function one.
-:class:`Authentication` chains them, caches verified principals and enforces
+:class:`AuthenticatorChain` chains them, caches verified principals and enforces
 revocation.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .api_keys import ApiKeyAuthenticator, ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
-from .chain import Authentication
+from .chain import AuthenticatorChain
 from .claims import ClaimMapping
 from .config import AuthnSettings, build_authentication, build_login_service, load_config_file
 from .fetch import FetchError, FetchPolicy, SafeFetcher
@@ -47,7 +47,7 @@ __all__ = [
     "AnonymousAuthenticator",
     "ApiKeyAuthenticator",
     "ApiKeyRecord",
-    "Authentication",
+    "AuthenticatorChain",
     "AuthnSettings",
     "ClaimMapping",
     "FetchError",

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_CREDENTIAL_BYTES = 16 * 1024
 
 
-class Authentication:
+class AuthenticatorChain:
     """Resolve credentials to principals: ordered authenticators, cache, revocation, audit.
 
     ``anonymous`` is the principal for requests without any credential (None:
@@ -195,7 +195,7 @@ class Authentication:
         except Exception:  # upkeep only: verification still fetches on demand and fails closed
             log.warning("background upkeep of %r stopped", authenticator, exc_info=True)
 
-    async def __aenter__(self) -> Authentication:
+    async def __aenter__(self) -> AuthenticatorChain:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         await self._tg.start(self.run)

@@ -1,4 +1,4 @@
-"""The ``[authn]`` table of the guard config, and how it becomes an :class:`Authentication`.
+"""The ``[authn]`` table of the guard config, and how it becomes an :class:`AuthenticatorChain`.
 
 Models reject unknown keys, so a misspelt option is an error rather than a
 silently ignored safety setting. Relative paths resolve against the directory
@@ -28,7 +28,7 @@ from ..model import Principal
 from ..protocols import Auditor, Authenticator, StateStore
 from ._util import parse_duration
 from .api_keys import ApiKeyAuthenticator, ConfiguredKey
-from .chain import MAX_CREDENTIAL_BYTES, Authentication
+from .chain import MAX_CREDENTIAL_BYTES, AuthenticatorChain
 from .claims import DEFAULT_MFA_AMR, ClaimMapping
 from .fetch import FetchPolicy, SafeFetcher
 from .introspection import IntrospectionAuthenticator
@@ -293,7 +293,7 @@ def _jwt(cfg: JWTConfig, index: int, base_dir: Path) -> JWTAuthenticator:
 
 def build_authentication(
     settings: AuthnSettings, store: StateStore, base_dir: Path, *, auditor: Auditor | None = None
-) -> Authentication:
+) -> AuthenticatorChain:
     """Order: API keys, our issued tokens, JWT issuers, introspection (DESIGN section 3)."""
     authenticators: list[Authenticator] = []
     configured = [
@@ -340,7 +340,7 @@ def build_authentication(
             tenant=a.tenant,
             auth_method="anonymous",
         )
-    return Authentication(
+    return AuthenticatorChain(
         authenticators,
         anonymous,
         cache_size=settings.cache_size,

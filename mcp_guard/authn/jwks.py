@@ -216,7 +216,7 @@ class RemoteKeys:
 
     async def maintain(self) -> None:
         """Keep the set fresh in the background until cancelled, so requests only ever fetch
-        for an unknown kid. Started by :meth:`Authentication.run`."""
+        for an unknown kid. Started by :meth:`AuthenticatorChain.run`."""
         while True:
             try:
                 await self._refresh()
