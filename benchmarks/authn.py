@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from mcp_guard.authn import (
     ApiKeyAuthenticator,
-    Authentication,
+    AuthenticatorChain,
     JWTAuthenticator,
     KeySet,
     StaticKeys,
@@ -89,11 +89,14 @@ async def main() -> None:
         )
 
     token = jwt.encode(claims, keys["EdDSA"], "EdDSA", headers={"kid": "EdDSA"})
-    chain = Authentication([verifier])
+    chain = AuthenticatorChain([verifier])
     credential = Credential(token, source="http")
     await chain.resolve(credential)
     rows.append(
-        ("JWT cached (Authentication.resolve, same token)", *await measure(lambda: chain.resolve(credential)))
+        (
+            "JWT cached (AuthenticatorChain.resolve, same token)",
+            *await measure(lambda: chain.resolve(credential)),
+        )
     )
 
     api_key = "a-configured-api-key-" + "x" * 32
@@ -109,11 +112,11 @@ async def main() -> None:
     rows.append(
         ("API key (state store, memory) cold", *await measure(lambda: stored.authenticate(stored_credential)))
     )
-    key_chain = Authentication([stored])
+    key_chain = AuthenticatorChain([stored])
     await key_chain.resolve(stored_credential)
     rows.append(
         (
-            "API key cached (Authentication.resolve)",
+            "API key cached (AuthenticatorChain.resolve)",
             *await measure(lambda: key_chain.resolve(stored_credential)),
         )
     )

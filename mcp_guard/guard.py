@@ -12,7 +12,6 @@ sessions, tasks and threads.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
@@ -54,6 +53,7 @@ from .protocols import (
 from .protocols import RateLimiter as RateLimiterProtocol
 from .screening import Screening
 from .store.secret import shared_secret
+from .upkeep import Upkeep
 from .withheld import WithheldItems
 
 if TYPE_CHECKING:
@@ -135,8 +135,10 @@ class Guard(Screening):
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
         self._closers: list[Any] = []
-        self._background: asyncio.Task[None] | None = None
-        self._background_runs: list[Any] = []
+        self._upkeep = Upkeep()
+        run = getattr(self.resolver, "run", None)
+        if run is not None:
+            self._upkeep.add(run, "guard background upkeep stopped; revocations now apply when caches expire")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -381,23 +383,11 @@ class Guard(Screening):
     def ensure_background(self) -> None:
         """Start background upkeep (revocation following, key refresh) on first use.
 
-        Hosts that manage lifecycles use ``async with guard:`` instead; this
-        lazy start covers servers run with ``mcp.run()``, where the guard has no
-        other hook. The upkeep lives on the event loop of the first request.
+        Hosts that manage lifecycles use ``async with guard:`` instead (any
+        anyio backend); this lazy start covers servers run with ``mcp.run()``,
+        where the guard has no other hook, and needs asyncio (see :mod:`.upkeep`).
         """
-        if self._background is not None:
-            return
-        run = getattr(self.resolver, "run", None)
-        if run is None and not self._background_runs:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if not self._background_runs:
-            self._background = loop.create_task(self._upkeep(run))
-        else:
-            self._background = loop.create_task(self._upkeep_all(run, list(self._background_runs)))
+        self._upkeep.start_lazily()
 
     def run_in_background(self, run: Any) -> None:
         """Run the coroutine function ``run()`` with the background upkeep until the guard closes.
@@ -405,35 +395,10 @@ class Guard(Screening):
         Used for followers of the state store (policy reloads, pin approvals).
         Registered before the upkeep started, it starts with it; afterwards, at once.
         """
-        self._background_runs.append(run)
-        if self._background is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        task = loop.create_task(self._upkeep(run, "guard background task stopped"))
-        self._closers.append(task.cancel)
-
-    async def _upkeep_all(self, run: Any, others: list[Any]) -> None:
-        jobs = [self._upkeep(other, "guard background task stopped") for other in others]
-        if run is not None:
-            jobs.append(self._upkeep(run))
-        await asyncio.gather(*jobs)
-
-    @staticmethod
-    async def _upkeep(
-        run: Any, failure: str = "guard background upkeep stopped; revocations now apply when caches expire"
-    ) -> None:
-        try:
-            await run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception(failure)
+        self._upkeep.add(run)
 
     async def __aenter__(self) -> Guard:
-        self.ensure_background()
+        await self._upkeep.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -445,9 +410,7 @@ class Guard(Screening):
 
     async def aclose(self) -> None:
         """Flush the audit trail and release stores. Safe to call twice."""
-        if self._background is not None:
-            self._background.cancel()
-            self._background = None
+        await self._upkeep.aclose()
         if self.auditor is not None:
             await self.auditor.aclose()
         for closer in reversed(self._closers):

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from mcp_guard.authn import ApiKeyAuthenticator, Authentication, create_api_key, list_api_keys, revoke_api_key
+from mcp_guard.authn import (
+    ApiKeyAuthenticator,
+    AuthenticatorChain,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
 from mcp_guard.authn.api_keys import ConfiguredKey
 from mcp_guard.errors import AuthenticationError
 from mcp_guard.protocols import Credential
@@ -69,7 +75,7 @@ async def test_expired_key_refused() -> None:
 async def test_revocation_reaches_cached_session() -> None:
     store = MemoryStore()
     key, record = await create_api_key(store, "svc")
-    chain = Authentication([ApiKeyAuthenticator([], store)])
+    chain = AuthenticatorChain([ApiKeyAuthenticator([], store)])
     await chain.resolve(Credential(key))
     await revoke_api_key(store, record.id, chain.revocations)
     with pytest.raises(AuthenticationError, match="revoked"):

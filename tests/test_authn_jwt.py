@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mcp_guard.authn import Authentication, build_authentication
+from mcp_guard.authn import AuthenticatorChain, build_authentication
 from mcp_guard.authn.config import AuthnSettings
 from mcp_guard.errors import AuthenticationError
 from mcp_guard.model import AuditEvent
@@ -182,7 +182,7 @@ def auditor() -> Recorder:
 
 
 @pytest.fixture
-def chain(server: JWKSServer, auditor: Recorder) -> Authentication:
+def chain(server: JWKSServer, auditor: Recorder) -> AuthenticatorChain:
     return build_authentication(settings(server.url), MemoryStore(), Path("."), auditor=auditor)
 
 
@@ -210,7 +210,7 @@ def sign(key: Any, alg: str, kid: str | None, **over: Any) -> str:
     return jwt.encode(claims(**over), key, algorithm=alg, headers=headers)
 
 
-async def refused(chain: Authentication, auditor: Recorder, token: str, fragment: str) -> None:
+async def refused(chain: AuthenticatorChain, auditor: Recorder, token: str, fragment: str) -> None:
     before = len(auditor.events)
     with pytest.raises(AuthenticationError) as info:
         await chain.resolve(Credential(token, source="http", ip="198.51.100.7"))
@@ -225,7 +225,7 @@ async def refused(chain: Authentication, auditor: Recorder, token: str, fragment
 @pytest.mark.parametrize(
     ("key", "alg", "kid"), [(RSA_KEY, "RS256", "rsa-1"), (EC_KEY, "ES256", "ec-1"), (ED_KEY, "EdDSA", "ed-1")]
 )
-async def test_valid_tokens_map_claims(chain: Authentication, key: Any, alg: str, kid: str) -> None:
+async def test_valid_tokens_map_claims(chain: AuthenticatorChain, key: Any, alg: str, kid: str) -> None:
     principal = await chain.resolve(Credential(sign(key, alg, kid)))
     assert principal.subject == "alice"
     assert principal.roles == {"analyst"}
@@ -239,13 +239,13 @@ async def test_valid_tokens_map_claims(chain: Authentication, key: Any, alg: str
     assert principal.expires_at is not None and principal.expires_at > time.time()
 
 
-async def test_alg_none_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_alg_none_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "rsa-1"}).encode())
     token = f"{header}.{b64(json.dumps(claims()).encode())}."
     await refused(chain, auditor, token, "algorithm 'none' not allowed")
 
 
-async def test_hs256_signed_with_rsa_public_key_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_hs256_signed_with_rsa_public_key_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     pem = RSA_KEY.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -255,13 +255,13 @@ async def test_hs256_signed_with_rsa_public_key_refused(chain: Authentication, a
     await refused(chain, auditor, f"{header}.{body}.{b64(mac)}", "algorithm 'HS256' not allowed")
 
 
-async def test_algorithm_key_type_confusion_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_algorithm_key_type_confusion_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     # ES256 header but the kid names the RSA key: no key of that type exists under that kid.
     token = sign(EC_KEY, "ES256", "rsa-1")
     await refused(chain, auditor, token, "no ES256 key with kid 'rsa-1'")
 
 
-async def test_bad_signature_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_bad_signature_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     await refused(chain, auditor, sign(ATTACKER, "RS256", "rsa-1"), "bad token signature")
     token = sign(RSA_KEY, "RS256", "rsa-1")
     head, _body, sig = token.split(".")
@@ -269,47 +269,47 @@ async def test_bad_signature_refused(chain: Authentication, auditor: Recorder) -
     await refused(chain, auditor, f"{head}.{tampered}.{sig}", "bad token signature")
 
 
-async def test_expired_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_expired_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     await refused(
         chain, auditor, sign(RSA_KEY, "RS256", "rsa-1", exp=int(time.time()) - 120), "token expired"
     )
 
 
-async def test_nbf_in_future_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_nbf_in_future_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     await refused(
         chain, auditor, sign(RSA_KEY, "RS256", "rsa-1", nbf=int(time.time()) + 600), "not yet valid"
     )
 
 
-async def test_wrong_issuer_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_wrong_issuer_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     token = sign(RSA_KEY, "RS256", "rsa-1", iss="https://evil.test")
     await refused(chain, auditor, token, "not recognised by any authenticator")
 
 
-async def test_wrong_audience_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_wrong_audience_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     await refused(chain, auditor, sign(RSA_KEY, "RS256", "rsa-1", aud="other-app"), "audience does not match")
 
 
-async def test_missing_exp_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_missing_exp_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     token = jwt.encode(
         {k: v for k, v in claims().items() if k != "exp"}, RSA_KEY, "RS256", headers={"kid": "rsa-1"}
     )
     await refused(chain, auditor, token, "lacks required claim 'exp'")
 
 
-async def test_unknown_kid_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_unknown_kid_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     await refused(chain, auditor, sign(RSA_KEY, "RS256", "nope"), "no RS256 key with kid 'nope'")
 
 
 @pytest.mark.parametrize("kid", ["../../etc/passwd", "x' OR '1'='1", "a" * 300, "k\nid", "$(reboot)"])
 async def test_injection_looking_kid_refused_without_fetch(
-    chain: Authentication, auditor: Recorder, server: JWKSServer, kid: str
+    chain: AuthenticatorChain, auditor: Recorder, server: JWKSServer, kid: str
 ) -> None:
     await refused(chain, auditor, sign(RSA_KEY, "RS256", kid), "malformed kid")
     assert server.fetches == 0
 
 
-async def test_non_string_kid_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_non_string_kid_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     header = b64(json.dumps({"alg": "RS256", "kid": 7}).encode())
     body = b64(json.dumps(claims()).encode())
     sig = jwt.api_jws.PyJWS().encode(b"", RSA_KEY, "RS256").split(".")[2]
@@ -318,7 +318,7 @@ async def test_non_string_kid_refused(chain: Authentication, auditor: Recorder) 
 
 @pytest.mark.parametrize("header", ["jwk", "jku", "x5u", "x5c"])
 async def test_key_pointing_headers_ignored(
-    chain: Authentication, auditor: Recorder, server: JWKSServer, header: str
+    chain: AuthenticatorChain, auditor: Recorder, server: JWKSServer, header: str
 ) -> None:
     # Signed by the attacker, whose key is offered through the header: must not be used.
     values: dict[str, Any] = {
@@ -334,12 +334,12 @@ async def test_key_pointing_headers_ignored(
     assert (await chain.resolve(Credential(good))).subject == "alice"
 
 
-async def test_crit_header_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_crit_header_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     token = jwt.encode(claims(), RSA_KEY, "RS256", headers={"kid": "rsa-1", "crit": ["b64"], "b64": True})
     await refused(chain, auditor, token, "critical header")
 
 
-async def test_oversized_token_refused(chain: Authentication, auditor: Recorder) -> None:
+async def test_oversized_token_refused(chain: AuthenticatorChain, auditor: Recorder) -> None:
     token = sign(RSA_KEY, "RS256", "rsa-1", padding="x" * 17_000)
     assert len(token) > 16 * 1024
     await refused(chain, auditor, token, "larger than 16384 bytes")
@@ -358,7 +358,7 @@ async def test_jwks_unreachable_fails_closed(auditor: Recorder) -> None:
     await refused(chain, auditor, sign(RSA_KEY, "RS256", "rsa-1"), "issuer keys unavailable")
 
 
-async def test_revoked_jti_refused_even_when_cached(chain: Authentication, auditor: Recorder) -> None:
+async def test_revoked_jti_refused_even_when_cached(chain: AuthenticatorChain, auditor: Recorder) -> None:
     token = sign(RSA_KEY, "RS256", "rsa-1", jti="to-revoke")
     assert (await chain.resolve(Credential(token))).subject == "alice"
     await chain.revocations.revoke("to-revoke")

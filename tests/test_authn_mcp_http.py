@@ -25,7 +25,13 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp_guard.authn import Authentication, build_authentication, build_login_service, create_api_key, totp
+from mcp_guard.authn import (
+    AuthenticatorChain,
+    build_authentication,
+    build_login_service,
+    create_api_key,
+    totp,
+)
 from mcp_guard.authn.config import AuthnSettings
 from mcp_guard.authn.passwords import hash_password
 from mcp_guard.authn.users import User, UsersFile
@@ -41,7 +47,7 @@ PASSWORD = "a sufficiently long passphrase"
 
 
 class Verifier:
-    def __init__(self, chain: Authentication) -> None:
+    def __init__(self, chain: AuthenticatorChain) -> None:
         self.chain = chain
 
     async def verify_token(self, token: str) -> AccessToken | None:

@@ -10,7 +10,7 @@ import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.authn import Authentication, build_authentication
+from mcp_guard.authn import AuthenticatorChain, build_authentication
 from mcp_guard.authn._util import claim, string_set
 from mcp_guard.authn.config import AuthnSettings
 from mcp_guard.errors import AuthenticationError
@@ -22,7 +22,7 @@ from .test_authn_jwt import ED_KEY, public_jwk
 ISSUER = "https://idp.props"
 
 
-def make_chain(tmp: Path) -> Authentication:
+def make_chain(tmp: Path) -> AuthenticatorChain:
     import json
 
     (tmp / "jwks.json").write_text(json.dumps({"keys": [public_jwk(ED_KEY, "ed-1")]}))
@@ -49,7 +49,7 @@ def valid_token() -> str:
 TOKEN = valid_token()
 
 
-def resolve(chain: Authentication, token: str) -> str | None:
+def resolve(chain: AuthenticatorChain, token: str) -> str | None:
     async def go() -> str | None:
         try:
             return (await chain.resolve(Credential(token))).subject
