@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import pipeline
 from .assembly import assemble
@@ -58,6 +58,12 @@ from .withheld import WithheldItems
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import TokenVerifier
+    from mcp.server.lowlevel import Server
+    from mcp.server.mcpserver import MCPServer
+    from starlette.applications import Starlette
+
+    #: What ``protect`` accepts and hands back: the SDK's high-level or low-level server.
+    ServerT = TypeVar("ServerT", bound="MCPServer | Server[Any]")
 
     from .sanitize.pins import PinStore
     from .sanitize.policy import SanitizeConfig
@@ -352,17 +358,19 @@ class Guard(Screening):
         return await pipeline.run(self, exchange, call, delegate=delegate)
 
     # ------------------------------------------------------------------ integrations
-    def protect(self, server: Any, **options: Any) -> Any:
+    def protect(self, server: ServerT, **options: Any) -> ServerT:
         """Install this guard on an ``MCPServer`` or low-level ``Server``; returns the server.
 
         The SDK adapter lives in :mod:`mcp_guard.integrations.server`, which
         registers itself when ``mcp_guard`` is imported: the core never imports it.
         """
-        return _integration().protect(self, server, **options)
+        protected: ServerT = _integration().protect(self, server, **options)
+        return protected
 
-    def http_app(self, server: Any, **kwargs: Any) -> Any:
+    def http_app(self, server: MCPServer | Server[Any], **kwargs: Any) -> Starlette:
         """``server.streamable_http_app(**kwargs)`` with the SDK's own 401/403 refusals audited too."""
-        return _integration().http_app(self, server, **kwargs)
+        app: Starlette = _integration().http_app(self, server, **kwargs)
+        return app
 
     async def request_state_security(self, *, audience: str | None = None, ttl: float = 600.0) -> Any:
         """An SDK ``RequestStateSecurity`` whose sealing key every replica shares through the store.

@@ -171,7 +171,8 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     if ex.mismatch is not None:
         raise AccessDenied(ex.mismatch)
     guard.check_params(ex.params, request)
-    await _check_screened(guard, ex, request)
+    if not delegate:  # a delegating handler's nested runs screen under the upstream's own names
+        await _check_screened(guard, ex, request)
     if delegate and not info.housekeeping:
         decision = _DELEGATED
     else:

@@ -1,11 +1,13 @@
 """The guard's background jobs: following revocations, refreshing keys, following the state store.
 
-They run on anyio like everything else, in a task group owned by the guard:
-``async with guard:`` starts them in the caller's task group scope and stops
-them on exit, under asyncio or trio. A server started with ``mcp.run()`` gives
-the guard no such hook, so the first request starts them lazily; that lazy
-start needs a running asyncio loop to spawn a task without a task group, and
-under trio the jobs run only with ``async with guard:`` (``docs/deployment.md``).
+They run on anyio like everything else, in a task group owned by the guard;
+``async with guard:`` starts them and stops them on exit, under asyncio or trio.
+On asyncio that task group lives in a task of its own, so enter and exit may
+happen in different tasks (an async fixture, a lifespan); under trio it is
+entered in the caller's task. A server started with ``mcp.run()`` gives the
+guard no hook at all, so the first request starts the jobs lazily, which only
+asyncio can do without a task group: under trio use ``async with guard:``
+(``docs/deployment.md``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class Upkeep:
         return self._tg is not None
 
     async def __aenter__(self) -> Upkeep:
+        # On asyncio the jobs get a task of their own, so ``async with`` may be entered and left
+        # in different tasks (an async test fixture, a lifespan); elsewhere a task group it is.
+        self._spawn()
         if self._tg is None and self._lazy is None:
             tg = anyio.create_task_group()
             await tg.__aenter__()
@@ -55,7 +60,11 @@ class Upkeep:
 
     def start_lazily(self) -> None:
         """Start the jobs from inside a request, where no task group is at hand (asyncio only)."""
-        if self._tg is not None or self._lazy is not None or not self._jobs:
+        if self._jobs:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        if self._tg is not None or self._lazy is not None:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -76,8 +85,10 @@ class Upkeep:
         """Stop every job. Safe to call twice."""
         tg, self._tg = self._tg, None
         if self._lazy is not None:
-            self._lazy.cancel()
-            self._lazy = None
+            task, self._lazy = self._lazy, None
+            task.cancel()
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.wait({task}, timeout=5)  # the jobs' own cleanup runs before close returns
         if tg is not None and self._entered:
             self._entered = False
             tg.cancel_scope.cancel()

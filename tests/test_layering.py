@@ -31,6 +31,7 @@ LAYERS = {
     "data": 0,
     "classify": 1,
     "withheld": 1,
+    "upkeep": 1,
     "authn": 1,
     "policy": 1,
     "sanitize": 1,
