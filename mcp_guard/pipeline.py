@@ -49,7 +49,11 @@ _RESULT_KIND = {
     "prompts/get": "prompt_result",
     "resources/read": "resource_result",
 }
-_LIST_OF = {"tool": "tools/list", "prompt": "prompts/list", "resource": "resources/list"}
+_LIST_OF = {
+    "tool": ("tools/list",),
+    "prompt": ("prompts/list",),
+    "resource": ("resources/list", "resources/templates/list"),
+}
 
 
 @dataclass(slots=True)
@@ -123,13 +127,20 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
     token = _SLOT.set(trail) if delegate else None
     try:
         result = await call(admitted)
-        if not delegate:
-            result = await _inspect(guard, trail, admitted, result)
     except BaseException as exc:
         raise await _finish(guard, trail, exc) from None
     finally:
         if token is not None:
             _SLOT.reset(token)
+    if not delegate:
+        try:
+            result = await _inspect(guard, trail, admitted, result)
+        except Exception as exc:
+            # A plugin failing on the result is the guard failing, never the handler: fail closed.
+            failure = exc if isinstance(exc, GuardError) else GuardUnavailable(f"inspection failed: {exc!r}")
+            raise await _finish(guard, trail, failure) from None
+        except BaseException as exc:
+            raise await _finish(guard, trail, exc) from None
     await _finish(guard, trail, None)
     return result
 
@@ -188,18 +199,29 @@ _DELEGATED = Decision(True, None, ("decided by the handler",))
 
 async def _check_screened(guard: Guard, ex: Exchange, request: AccessRequest) -> None:
     """Refuse an item a list screening withheld; screen a never-listed one first when possible."""
-    kind, target = request.kind, request.target
-    if kind is None or target is None or not guard.screens(ex.server, ex.direction):
+    if not guard.screens(ex.server, ex.direction):
         return
-    state = guard.withheld.state(ex.server, kind, target)
-    if state is None and ex.lookup is not None and kind in _LIST_OF:
-        method = _LIST_OF[kind]
-        info = classify(method, {}, ex.server)[1]
-        listed = await ex.lookup(method)
-        await guard.screen_list(None, ex.server, info, to_wire(listed), ex.direction)
+    if request.action == "listen":
+        targets = [("resource", str(uri)) for uri in request.arguments.get("uris") or ()]
+    elif request.kind is not None and request.target is not None:
+        targets = [(request.kind, request.target)]
+    else:
+        return
+    lookup = ex.lookup
+    for kind, target in targets:
         state = guard.withheld.state(ex.server, kind, target)
-    if state:
-        raise AccessDenied(f"{kind} {target!r} is withheld (sanitizer verdict or pin); see mcp-guard pins")
+        for method in _LIST_OF.get(kind, ()) if state is None and lookup is not None else ():
+            assert lookup is not None
+            info = classify(method, {}, ex.server)[1]
+            listed = await lookup(method)
+            await guard.screen_list(None, ex.server, info, to_wire(listed), ex.direction)
+            state = guard.withheld.state(ex.server, kind, target)
+            if state is not None:
+                break
+        if state:
+            raise AccessDenied(
+                f"{kind} {target!r} is withheld (sanitizer verdict or pin); see mcp-guard pins"
+            )
 
 
 # ---------------------------------------------------------------------- stages after the call
@@ -213,7 +235,8 @@ async def _inspect(guard: Guard, trail: _Trail, admitted: Admitted, result: Any)
         out, trail.summary = await guard.screen_list(admitted.principal, ex.server, info, data, ex.direction)
         return _same_type(result, data, out)
     kind = _RESULT_KIND.get(ex.method)
-    if kind is None or _result_type(result) not in (None, "complete"):
+    if kind is None or _result_type(result) == "input_required":
+        # A question back to the caller: its requests are screened when they are put to the caller.
         return result
     data = to_wire(result)
     enabled = True if ex.direction == "outbound" else None
@@ -309,6 +332,8 @@ def _event(
     if error is not None and error.decision is not None:
         decision = error.decision  # a refused allow keeps its rule and redactions in the audit
     outcome = "error" if status == "guard_error" else "deny" if status == "refused" else "allow"
+    if status in ("cancelled", "timeout") and trail.decision is None:
+        outcome = "deny"  # it ended before any decision: it never ran
     reasons: tuple[str, ...] = (error.reason,) if error is not None else ()
     code = error.code if error is not None else None
     if status == "cancelled":

@@ -174,8 +174,18 @@ class Screening:
         listed = [n for i in result.get(key) or () if isinstance(i, Mapping) and (n := item_name(kind, i))]
         data, pin_findings = await self.screen_pins(server, kind, result, key)
         served = {n for i in data.get(key) or () if isinstance(i, Mapping) and (n := item_name(kind, i))}
-        out, summary, withheld = self._filter(principal, server, info, data, True)
+        # Verdicts are about definitions, never about who asks: every item is screened, whoever
+        # lists, so a caller who cannot see an item never clears its withheld mark for others.
+        out, summary, withheld = self._filter(None, server, info, data, True)
         self.withheld.update(server, kind, listed, [*(n for n in listed if n not in served), *withheld])
+        if principal is not None:
+            visible = [
+                i
+                for i in out[key]
+                if (n := item_name(kind, i)) is not None and self.visible(principal, server, kind, n)
+            ]
+            out[key] = visible
+            summary = replace(summary, items=len(visible), withheld=len(listed) - len(visible))
         if pin_findings:
             summary = replace(summary, findings=(*pin_findings, *summary.findings))
         return out, summary

@@ -56,7 +56,7 @@ class GuardedSession:
         transport: str = "client",
     ) -> None:
         self.guard = guard
-        self.session = session
+        self._inner = session
         self.server = server
         self.principal = principal
         self._transport = transport
@@ -119,8 +119,8 @@ class GuardedSession:
         )
 
     async def _list(self, name: str, cursor: str | None, kw: dict[str, Any]) -> Any:
-        fn = getattr(self.session, name)
-        if _is_client(self.session):
+        fn = getattr(self._inner, name)
+        if _is_client(self._inner):
             return await fn(cursor=cursor, **{**self._cache_kw, **kw})
         if cursor:
             return await fn(params=types.PaginatedRequestParams(cursor=cursor), **kw)
@@ -130,29 +130,29 @@ class GuardedSession:
         return await self._run(
             "tools/call",
             {"name": name, "arguments": arguments or {}},
-            lambda: self.session.call_tool(name, arguments, *a, **kw),
+            lambda: self._inner.call_tool(name, arguments, *a, **kw),
         )
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None, **kw: Any) -> Any:
         return await self._run(
             "prompts/get",
             {"name": name, "arguments": arguments or {}},
-            lambda: self.session.get_prompt(name, arguments, **kw),
+            lambda: self._inner.get_prompt(name, arguments, **kw),
         )
 
     async def read_resource(self, uri: Any, **kw: Any) -> Any:
         return await self._run(
-            "resources/read", {"uri": str(uri)}, lambda: self.session.read_resource(uri, **kw)
+            "resources/read", {"uri": str(uri)}, lambda: self._inner.read_resource(uri, **kw)
         )
 
     async def subscribe_resource(self, uri: Any, **kw: Any) -> Any:
         return await self._run(
-            "resources/subscribe", {"uri": str(uri)}, lambda: self.session.subscribe_resource(uri, **kw)
+            "resources/subscribe", {"uri": str(uri)}, lambda: self._inner.subscribe_resource(uri, **kw)
         )
 
     async def unsubscribe_resource(self, uri: Any, **kw: Any) -> Any:
         return await self._run(
-            "resources/unsubscribe", {"uri": str(uri)}, lambda: self.session.unsubscribe_resource(uri, **kw)
+            "resources/unsubscribe", {"uri": str(uri)}, lambda: self._inner.unsubscribe_resource(uri, **kw)
         )
 
     async def complete(self, ref: Any, argument: dict[str, str], **kw: Any) -> Any:
@@ -160,29 +160,48 @@ class GuardedSession:
         return await self._run(
             "completion/complete",
             {"ref": ref_data, "argument": argument},
-            lambda: self.session.complete(ref, argument, **kw),
+            lambda: self._inner.complete(ref, argument, **kw),
         )
 
     async def send_ping(self, **kw: Any) -> Any:
-        return await self._run("ping", {}, lambda: self.session.send_ping(**kw))
+        return await self._run("ping", {}, lambda: self._inner.send_ping(**kw))
 
     async def set_logging_level(self, level: Any, **kw: Any) -> Any:
         return await self._run(
-            "logging/setLevel", {"level": level}, lambda: self.session.set_logging_level(level, **kw)
+            "logging/setLevel", {"level": level}, lambda: self._inner.set_logging_level(level, **kw)
         )
 
     def __getattr__(self, name: str) -> Any:
-        # Anything not guarded above is not an MCP request (properties such as
-        # server capabilities); requests we do not know are refused.
-        if name in ("send_request",):
-            raise AttributeError(f"{name} bypasses the guard and is not exposed")
-        return getattr(self.session, name)
+        # Only plain facts about the connection pass through; every request method is guarded
+        # above, and anything else that talks to the server (listen, raw sends, the inner
+        # session itself) is not exposed: an unguarded path would be an unaudited one.
+        if name in _FACTS:
+            return getattr(self._inner, name)
+        raise AttributeError(f"{name!r} is not exposed by a guarded session (it would bypass the guard)")
 
+
+#: Read-only facts about the connection that a guarded session passes through.
+_FACTS = frozenset(
+    {
+        "client_info",
+        "discover_result",
+        "extensions",
+        "initialize_result",
+        "instructions",
+        "log_level",
+        "mode",
+        "protocol_version",
+        "read_timeout_seconds",
+        "server_capabilities",
+        "server_info",
+    }
+)
 
 _LISTS = {
     "tools/list": ("list_tools", "tools"),
     "prompts/list": ("list_prompts", "prompts"),
     "resources/list": ("list_resources", "resources"),
+    "resources/templates/list": ("list_resource_templates", "resourceTemplates"),
 }
 _LOOKUP_PAGES = 50
 

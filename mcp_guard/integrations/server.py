@@ -173,12 +173,15 @@ class GuardMiddleware:
         headers = getattr(ctx.request, "headers", None)
         if headers is None:
             return None
-        method = headers.get(MCP_METHOD_HEADER)
-        if method is not None and method != ctx.method:
-            return f"{MCP_METHOD_HEADER} header {method!r} does not match the body's method {ctx.method!r}"
-        raw = headers.get(MCP_NAME_HEADER)
-        if raw is None:
+        methods = _all(headers, MCP_METHOD_HEADER)
+        if any(m != ctx.method for m in methods):
+            return f"{MCP_METHOD_HEADER} header {methods!r} does not match the body's method {ctx.method!r}"
+        names = _all(headers, MCP_NAME_HEADER)
+        if len(names) > 1:
+            return f"{MCP_NAME_HEADER} header given {len(names)} times: it does not match the body"
+        if not names:
             return None
+        raw = names[0]
         params = ctx.params if isinstance(ctx.params, Mapping) else {}
         field = _NAME_FIELD.get(ctx.method)
         body = params.get(field) if field is not None else None
@@ -250,6 +253,15 @@ class GuardMiddleware:
             return None
         result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
         return result
+
+
+def _all(headers: Any, name: str) -> list[str]:
+    """Every value of a header (a repeated routing header must agree with the body every time)."""
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        return list(getlist(name))
+    value = headers.get(name)
+    return [value] if value is not None else []
 
 
 _NAME_FIELD = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
