@@ -286,3 +286,25 @@ async def test_duplicate_routing_headers_are_a_mismatch() -> None:
             assert _rpc(r)["error"]["message"] == "Access denied"
     [event] = [e for e in auditor.events if e.method == "tools/list"]
     assert event.decision == "deny" and "does not match" in event.reasons[0]
+
+
+async def test_a_2026_header_mismatch_refused_by_the_sdk_is_audited() -> None:
+    """On 2026-07-28 the SDK refuses disagreeing routing headers (HTTP 400) before the guard runs."""
+    server = notes_server()
+    auditor = ListAuditor()
+    guard = Guard(policy=RolePolicy(ALLOWED), auditor=auditor, anonymous=ALICE)
+    guard.protect(server, read_env=False)
+    port = free_port()
+    app = guard.http_app(server, transport_security=loopback_security(port))
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
+    headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"}
+    with serve(app, port) as base:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(base + "/mcp", json=body, headers=headers)
+    assert r.status_code == 400
+    [event] = [e for e in auditor.events if e.method == "http/reject"]
+    assert event.decision == "deny" and "'tools/call'" in event.reasons[0]

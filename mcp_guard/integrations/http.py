@@ -67,7 +67,11 @@ class GuardTokenVerifier:
 
 
 class AuditHttpRefusals:
-    """ASGI middleware that audits the refusals the SDK's auth layer sends before any MCP method.
+    """ASGI middleware that audits the refusals the SDK sends before any MCP method runs.
+
+    Its auth layer's 401 and 403, and its transport's 400 for a POST (on
+    2026-07-28 routing headers that disagree with the body are refused there,
+    before the guard's middleware could see them).
 
     With ``MCPServer(token_verifier=guard.token_verifier(), auth=...)`` the
     SDK answers a request without credentials with 401, and one whose token
@@ -97,7 +101,7 @@ class AuditHttpRefusals:
         try:
             await self.app(scope, receive, watch)
         finally:
-            if status in (401, 403):
+            if status in (401, 403) or (status == 400 and scope.get("method") == "POST"):
                 self._record(scope, status)
 
     def _record(self, scope: Any, status: int) -> None:
@@ -106,14 +110,25 @@ class AuditHttpRefusals:
         if status == 401 and presented:
             return  # the token verifier refused it and audited why
         client = scope.get("client")
-        reason = (
-            "no credential presented (HTTP 401)"
-            if status == 401
-            else "credential lacks a required scope (insufficient_scope, HTTP 403)"
-        )
+        if status == 400:
+            # The SDK's transport refused the request before any MCP method ran: routing headers
+            # that disagree with the body (2026-07-28), Mcp-Param headers that contradict the
+            # arguments, a malformed envelope. Refused already; recorded here.
+            routing = ", ".join(
+                f"{name}: {headers[name]!r}" for name in ("mcp-method", "mcp-name") if name in headers
+            )
+            reason = "rejected by the transport before the guard (HTTP 400)" + (
+                f"; {routing}" if routing else ""
+            )
+        else:
+            reason = (
+                "no credential presented (HTTP 401)"
+                if status == 401
+                else "credential lacks a required scope (insufficient_scope, HTTP 403)"
+            )
         self.guard.record_nowait(
             self.guard.event(
-                "http/authenticate",
+                "http/reject" if status == 400 else "http/authenticate",
                 "deny",
                 principal=None,
                 context=RequestContext(
@@ -124,7 +139,7 @@ class AuditHttpRefusals:
                 ),
                 reasons=(reason, f"{scope.get('method', '?')} {scope.get('path', '?')}"),
                 error_code=AUTHENTICATION_REQUIRED if status == 401 else ACCESS_DENIED,
-                kind="authn",
+                kind="transport" if status == 400 else "authn",
                 server=self.guard.server,
             )
         )
