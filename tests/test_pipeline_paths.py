@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -83,6 +85,17 @@ def _rpc(response: httpx.Response) -> dict[str, Any]:
     return dict(json.loads(data[-1]))
 
 
+@asynccontextmanager
+async def legacy_session(server: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str, dict[str, str]]]:
+    """A guarded server over loopback HTTP and an open 2025-11-25 session to it, spoken by hand."""
+    port = free_port()
+    app = server.streamable_http_app(transport_security=loopback_security(port))
+    with serve(app, port) as base:
+        url = base + "/mcp"
+        async with httpx.AsyncClient() as http:
+            yield http, url, await _session(http, url)
+
+
 async def _session(http: httpx.AsyncClient, url: str) -> dict[str, str]:
     """Open a 2025-11-25 session over raw HTTP; return the headers that carry it."""
     init = {
@@ -103,30 +116,25 @@ async def _session(http: httpx.AsyncClient, url: str) -> dict[str, str]:
 async def test_forged_routing_headers_on_a_2025_session_are_refused_and_audited() -> None:
     """A tools/list that claims ``Mcp-Method: tools/call`` is not a schema lookup: refused, audited."""
     server, auditor = guarded()
-    port = free_port()
-    app = server.streamable_http_app(transport_security=loopback_security(port))
-    with serve(app, port) as base:
-        url = base + "/mcp"
-        async with httpx.AsyncClient() as http:
-            session = await _session(http, url)
-            forged = {**session, "Mcp-Method": "tools/call", "Mcp-Name": "poisoned"}
-            r = await http.post(
-                url, json=_post("tools/list", {}, forged)["body"], headers={**MCP_HEADERS, **forged}
-            )
-            assert "poisoned" not in r.text and ".ssh" not in r.text
-            assert _rpc(r)["error"]["message"] == "Access denied"
-            mismatch = {**session, "Mcp-Name": "add"}
-            call = {"name": "poisoned", "arguments": {"notes": "x"}}
-            r = await http.post(
-                url, json=_post("tools/call", call, mismatch)["body"], headers={**MCP_HEADERS, **mismatch}
-            )
-            assert _rpc(r)["error"]["message"] == "Access denied"
-            honest = {**session, "Mcp-Method": "tools/list"}
-            r = await http.post(
-                url, json=_post("tools/list", {}, honest, 3)["body"], headers={**MCP_HEADERS, **honest}
-            )
-            names = [t["name"] for t in _rpc(r)["result"]["tools"]]
-            assert "add" in names and "poisoned" not in names
+    async with legacy_session(server) as (http, url, session):
+        forged = {**session, "Mcp-Method": "tools/call", "Mcp-Name": "poisoned"}
+        r = await http.post(
+            url, json=_post("tools/list", {}, forged)["body"], headers={**MCP_HEADERS, **forged}
+        )
+        assert "poisoned" not in r.text and ".ssh" not in r.text
+        assert _rpc(r)["error"]["message"] == "Access denied"
+        mismatch = {**session, "Mcp-Name": "add"}
+        call = {"name": "poisoned", "arguments": {"notes": "x"}}
+        r = await http.post(
+            url, json=_post("tools/call", call, mismatch)["body"], headers={**MCP_HEADERS, **mismatch}
+        )
+        assert _rpc(r)["error"]["message"] == "Access denied"
+        honest = {**session, "Mcp-Method": "tools/list"}
+        r = await http.post(
+            url, json=_post("tools/list", {}, honest, 3)["body"], headers={**MCP_HEADERS, **honest}
+        )
+        names = [t["name"] for t in _rpc(r)["result"]["tools"]]
+        assert "add" in names and "poisoned" not in names
     refused = [e for e in auditor.events if e.decision == "deny"]
     assert [e.method for e in refused] == ["tools/list", "tools/call"]
     assert "does not match" in refused[0].reasons[0] and "does not match" in refused[1].reasons[0]
@@ -270,20 +278,15 @@ async def test_a_failing_visibility_check_in_a_list_is_a_guard_error() -> None:
 
 async def test_duplicate_routing_headers_are_a_mismatch() -> None:
     server, auditor = guarded()
-    port = free_port()
-    app = server.streamable_http_app(transport_security=loopback_security(port))
-    with serve(app, port) as base:
-        url = base + "/mcp"
-        async with httpx.AsyncClient() as http:
-            session = await _session(http, url)
-            headers = [
-                *session.items(),
-                *MCP_HEADERS.items(),
-                ("Mcp-Method", "tools/list"),
-                ("Mcp-Method", "tools/call"),
-            ]
-            r = await http.post(url, json=_post("tools/list", {}, {})["body"], headers=headers)
-            assert _rpc(r)["error"]["message"] == "Access denied"
+    async with legacy_session(server) as (http, url, session):
+        headers = [
+            *session.items(),
+            *MCP_HEADERS.items(),
+            ("Mcp-Method", "tools/list"),
+            ("Mcp-Method", "tools/call"),
+        ]
+        r = await http.post(url, json=_post("tools/list", {}, {})["body"], headers=headers)
+        assert _rpc(r)["error"]["message"] == "Access denied"
     [event] = [e for e in auditor.events if e.method == "tools/list"]
     assert event.decision == "deny" and "does not match" in event.reasons[0]
 
