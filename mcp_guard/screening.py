@@ -130,7 +130,8 @@ class Screening:
                 extra = list_level.get(index)
                 if extra:
                     scanned = ScanResult((*scanned.findings, *extra), scanned.item)
-                findings.extend(scanned.findings)
+                # Each finding names its item: a list's record must say which definition it is about.
+                findings.extend(replace(f, message=f"{kind} {name!r}: {f.message}") for f in scanned.findings)
                 action = verdict_action(policy, scanned)
                 if action == "withhold":
                     withheld.append(name)

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 
+from ..classify import classify
 from ..config import UpstreamSection
 from ..errors import ConfigError
-from ..model import Finding, ResultSummary, ScanResult
-from ..sanitize.policy import verdict_action
+from ..model import Finding, ResultSummary
 from .catalog import LIST_KEYS, build_catalog, item_key
 from .routing import ServedLists
 from .state import PortalState
 from .upstream import Upstream, check_upstream_url
 
 logger = logging.getLogger("mcp_guard.portal")
+
+
+_LIST_METHOD = {
+    "tool": "tools/list",
+    "prompt": "prompts/list",
+    "resource": "resources/list",
+    "resource_template": "resources/templates/list",
+}
 
 
 class SupervisorMixin(PortalState):
@@ -134,9 +141,12 @@ class SupervisorMixin(PortalState):
             self._tg.start_soon(self._announce, changed)
 
     async def _screen(self, upstream: Upstream) -> dict[str, list[dict[str, Any]]]:
-        """Items of ``upstream`` anyone may be served: sanitizer-blocked and unapproved changes withheld."""
+        """Items of ``upstream`` anyone may be served: sanitizer-blocked and unapproved changes withheld.
+
+        The guard's own list screening (pins, then the sanitizers) decides, exactly as for a host's
+        guarded client: the portal is that client, for everyone at once.
+        """
         guard = self.guard
-        policy = guard.sanitize_policy(upstream.name)
         out: dict[str, list[dict[str, Any]]] = {}
         findings: list[Finding] = []
         notices: list[str] = []
@@ -144,33 +154,24 @@ class SupervisorMixin(PortalState):
         for kind, key in LIST_KEYS.items():
             items = list(upstream.lists.get(kind, []))
             total += len(items)
-            if items:
-                data, pin_notes = await guard.screen_pins(upstream.name, kind, {key: items}, key)
-                findings.extend(pin_notes)
-                withheld += len(items) - len(data.get(key, []))
-                items = [i for i in data.get(key, []) if isinstance(i, dict)]
-            kept: list[dict[str, Any]] = []
-            list_level = guard.list_findings(kind, items) if guard.sanitizers else {}
-            for index, item in enumerate(items):
-                if guard.sanitizers:
-                    scanned = guard.scan_item(kind, item)
-                    if index in list_level:
-                        scanned = ScanResult((*scanned.findings, *list_level[index]), scanned.item)
-                    findings.extend(
-                        replace(f, message=f"{kind} {item_key(kind, item)!r}: {f.message}")
-                        for f in scanned.findings
+            info = classify(_LIST_METHOD[kind], {}, upstream.name)[1]
+            data, summary = await guard.screen_list(None, upstream.name, info, {key: items}, "outbound")
+            kept = [i for i in data.get(key, []) if isinstance(i, dict)]
+            withheld += len(items) - len(kept)
+            findings.extend(summary.findings)
+            served = {item_key(kind, i) for i in kept}
+            for item in items:
+                name = item_key(kind, item)
+                if name is not None and name not in served:
+                    why = [
+                        f"{f.rule} at {f.field}"
+                        for f in summary.findings
+                        if f.message.startswith(f"{kind} {name!r}:")
+                    ]
+                    notices.append(
+                        f"upstream {upstream.name!r} {kind} {name!r} withheld: "
+                        + ("; ".join(why) or "not approved")
                     )
-                    action = verdict_action(policy, scanned)
-                    if action == "rewrite":
-                        item = scanned.item
-                    elif action == "withhold":
-                        notices.append(
-                            f"upstream {upstream.name!r} {kind} {item_key(kind, item)!r} withheld: "
-                            + "; ".join(f"{f.rule} at {f.field}" for f in scanned.findings)
-                        )
-                        withheld += 1
-                        continue
-                kept.append(item)
             out[kind] = kept
         outcome = (withheld, tuple((f.rule, f.field, f.message) for f in findings))
         if findings and self._screened.get(upstream.name) != outcome:
