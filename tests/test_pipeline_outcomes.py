@@ -149,10 +149,11 @@ def host_guard() -> tuple[Guard, ListAuditor]:
     return Guard(policy=policy(), auditor=auditor), auditor
 
 
-async def test_client_allowed_denied_upstream_error_timeout_and_cancel() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_allowed_denied_upstream_error_and_timeout(mode: str) -> None:
     probe = Probe()
     guard, auditor = host_guard()
-    async with guarded_client(guard, probe.server(), server="probe", principal=ALICE) as session:
+    async with guarded_client(guard, probe.server(), server="probe", principal=ALICE, mode=mode) as session:
         await session.call_tool("ok", {})
         with pytest.raises(MCPError):
             await session.call_tool("forbidden", {})
@@ -168,10 +169,11 @@ async def test_client_allowed_denied_upstream_error_timeout_and_cancel() -> None
     assert all(e.direction == "outbound" for v in results.values() for e in v)
 
 
-async def test_client_records_a_call_the_host_cancels() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_records_a_call_the_host_cancels(mode: str) -> None:
     probe = Probe()
     guard, auditor = host_guard()
-    async with guarded_client(guard, probe.server(), server="probe", principal=ALICE) as session:
+    async with guarded_client(guard, probe.server(), server="probe", principal=ALICE, mode=mode) as session:
         await cancel_while_running(probe, lambda: session.call_tool("slow", {}))
     [event] = await events_for(auditor, "slow")
     assert (event.decision, event.outcome) == ("allow", "cancelled")
