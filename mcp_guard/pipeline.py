@@ -141,7 +141,9 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
             raise await _finish(guard, trail, failure) from None
         except BaseException as exc:
             raise await _finish(guard, trail, exc) from None
-    await _finish(guard, trail, None)
+    failure = await _finish(guard, trail, None)
+    if failure is not _NO_ERROR:
+        raise failure  # the event could not be recorded: no audit, no access
     return result
 
 
@@ -279,7 +281,9 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
             await guard.record(event)
         except GuardError as failure:
             # No audit, no access: the result is withheld rather than delivered unrecorded.
-            guard.record_nowait(replace(event, decision="error", reasons=(failure.reason,)))
+            guard.record_nowait(
+                replace(event, decision="error", outcome="guard_error", reasons=(failure.reason,))
+            )
             return MCPError(failure.code, failure.public_message, failure.data)
     elif status in ("cancelled", "timeout"):
         with anyio.CancelScope(shield=True):

@@ -188,3 +188,25 @@ async def test_an_unavailable_audit_refuses_before_the_call() -> None:
             await client.call_tool("slow", {})
     assert refused.value.error.code == -32050
     assert not probe.started.is_set()
+
+
+class BrokenAuditor(ListAuditor):
+    """A plugin auditor whose ``record`` fails for allowed calls only (refusals still go through)."""
+
+    def record(self, event: AuditEvent) -> None:
+        if event.decision == "allow" and event.method == "tools/call":
+            raise RuntimeError("disk on fire")
+        super().record(event)
+
+
+async def test_an_allowed_call_whose_event_cannot_be_recorded_is_not_delivered() -> None:
+    """No audit, no access: the result is withheld, the caller gets -32050, the failure is on record."""
+    probe, auditor = Probe(), BrokenAuditor()
+    server = probe.server()
+    Guard(policy=policy(), auditor=auditor, anonymous=ALICE, server="probe").protect(server, read_env=False)
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("ok", {})
+    assert refused.value.error.code == -32050
+    [event] = [e for e in auditor.events if e.method == "tools/call"]
+    assert event.decision == "error" and "audit failed" in event.reasons[0]
