@@ -137,13 +137,13 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
             result = await _inspect(guard, trail, admitted, result)
         except Exception as exc:
             # A plugin failing on the result is the guard failing, never the handler: fail closed.
-            failure = exc if isinstance(exc, GuardError) else GuardUnavailable(f"inspection failed: {exc!r}")
-            raise await _finish(guard, trail, failure) from None
+            stage = exc if isinstance(exc, GuardError) else GuardUnavailable(f"inspection failed: {exc!r}")
+            raise await _finish(guard, trail, stage) from None
         except BaseException as exc:
             raise await _finish(guard, trail, exc) from None
-    failure = await _finish(guard, trail, None)
-    if failure is not _NO_ERROR:
-        raise failure  # the event could not be recorded: no audit, no access
+    unrecorded = await _finish(guard, trail, None)
+    if unrecorded is not _NO_ERROR:
+        raise unrecorded  # the event could not be recorded: no audit, no access
     return result
 
 
