@@ -221,9 +221,8 @@ async def _check_screened(guard: Guard, ex: Exchange, request: AccessRequest) ->
             if state is not None:
                 break
         if state:
-            raise AccessDenied(
-                f"{kind} {target!r} is withheld (sanitizer verdict or pin); see mcp-guard pins"
-            )
+            why = guard.withheld.reason(ex.server, kind, target)
+            raise AccessDenied(f"{kind} {target!r} is withheld: {why}")
 
 
 # ---------------------------------------------------------------------- stages after the call

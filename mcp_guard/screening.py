@@ -178,7 +178,15 @@ class Screening:
         # Verdicts are about definitions, never about who asks: every item is screened, whoever
         # lists, so a caller who cannot see an item never clears its withheld mark for others.
         out, summary, withheld = self._filter(None, server, info, data, True)
-        self.withheld.update(server, kind, listed, [*(n for n in listed if n not in served), *withheld])
+        why = {n: "its definition is not the approved pin (mcp-guard pins diff / approve)" for n in listed}
+        for name in withheld:
+            label = f"{kind} {name!r}:"
+            rules = sorted(
+                {f.rule for f in summary.findings if f.message.startswith(label) and f.severity == "high"}
+            )
+            why[name] = "the sanitizers block its definition (" + (", ".join(rules) or "findings") + ")"
+        hidden = [*(n for n in listed if n not in served), *withheld]
+        self.withheld.update(server, kind, listed, {n: why[n] for n in hidden})
         if principal is not None:
             visible = [
                 i

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 _EXPRESSION = re.compile(r"\{[^}]*\}")
 
@@ -36,11 +36,13 @@ class _Server:
     def __init__(self) -> None:
         self.names: dict[tuple[str, str], bool] = {}
         self.templates: dict[str, tuple[bool, re.Pattern[str]]] = {}
+        self.reasons: dict[tuple[str, str], str] = {}
 
     def copy(self) -> _Server:
         other = _Server()
         other.names = dict(self.names)
         other.templates = dict(self.templates)
+        other.reasons = dict(self.reasons)
         return other
 
 
@@ -50,10 +52,18 @@ class WithheldItems:
     def __init__(self) -> None:
         self._by_server: dict[str, _Server] = {}
 
-    def update(self, server: str, kind: str, listed: Iterable[str], withheld: Iterable[str]) -> None:
-        """Record one screening of ``server``'s ``kind`` list: ``withheld`` of the ``listed`` names."""
+    def update(
+        self, server: str, kind: str, listed: Iterable[str], withheld: Iterable[str] | Mapping[str, str]
+    ) -> None:
+        """Record one screening of ``server``'s ``kind`` list: ``withheld`` of the ``listed`` names.
+
+        ``withheld`` may map each name to why it was withheld, for the refusal's audit record.
+        """
         current = self._by_server.get(server, _Server()).copy()
         hidden = {_nfc(n) for n in withheld}
+        if isinstance(withheld, Mapping):
+            for name, why in withheld.items():
+                current.reasons[(kind, _nfc(name))] = why
         for raw in listed:
             name = _nfc(raw)
             if kind == "resource_template":
@@ -84,6 +94,21 @@ class WithheldItems:
         if any(matches):
             return True
         return False if matches else None
+
+    def reason(self, server: str, kind: str, name: str) -> str:
+        """Why an item is withheld, as recorded by the screening that withheld it."""
+        record = self._by_server.get(server)
+        name = _nfc(name)
+        if record is not None:
+            for key in ((kind, name), ("resource_template", name)):
+                if key in record.reasons:
+                    return record.reasons[key]
+            if kind == "resource":
+                for template, (hidden, pattern) in record.templates.items():
+                    if hidden and pattern.fullmatch(name):
+                        why = record.reasons.get(("resource_template", template), "withheld")
+                        return f"it expands template {template!r}, which is withheld: {why}"
+        return "a sanitizer verdict or a pin"
 
     def names(self, server: str) -> list[tuple[str, str]]:
         """The ``(kind, name)`` pairs currently withheld on ``server``."""

@@ -138,6 +138,8 @@ async def test_rug_pull_is_withheld_until_approved() -> None:
         assert (await session.call_tool("add", {})).content[0].text == "42"
     changed = [e for e in audit.events if e.method == "tools/list" and e.result and e.result.findings]
     assert any(f.rule == "pin.changed" for e in changed for f in e.result.findings)  # type: ignore[union-attr]
+    refused = [e for e in audit.events if e.method == "tools/call" and e.decision == "deny"]
+    assert "is not the approved pin" in refused[0].reasons[0]
 
 
 async def test_new_tools_wait_for_approval_when_the_policy_says_so() -> None:

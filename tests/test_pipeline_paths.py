@@ -55,7 +55,7 @@ async def test_withheld_tool_is_refused_in_process(mode: str, listed_first: bool
         assert (await client.call_tool("add", {"a": 1, "b": 2})).structured_content == {"result": 3}
     [event] = [e for e in auditor.events if e.target == "poisoned"]
     assert (event.decision, event.outcome) == ("deny", "refused")
-    assert "withheld" in event.reasons[0]
+    assert "withheld: the sanitizers block its definition (test-ssh)" in event.reasons[0]
 
 
 async def test_withheld_tool_is_refused_through_the_client_wrapper_without_a_list() -> None:
