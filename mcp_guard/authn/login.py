@@ -21,7 +21,7 @@ from . import totp
 from .issuer import IssuedToken, TokenIssuer
 from .lockout import Lockout
 from .passwords import SCRYPT_PREFIX, argon2_available, hash_password, verify_password
-from .users import UsersFile
+from .users import User, UsersFile
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,11 @@ class LoginService:
     async def login(
         self, username: str, password: str, code: str | None = None, *, source: str | None = None
     ) -> IssuedToken:
-        """Raise :class:`AuthenticationError` (always :data:`INVALID`) or RateLimited."""
+        """Raise :class:`AuthenticationError` (always :data:`INVALID`) or RateLimited.
+
+        Whatever the inputs, a failed attempt is audited; one that reached the credential
+        check (or was malformed) is also counted by the lockout.
+        """
         try:
             return await self._login(username, password, code, source)
         except AuthenticationError as exc:
@@ -94,16 +98,45 @@ class LoginService:
         except GuardError as exc:
             self._audit(username, source, exc.reason)
             raise
+        except Exception as exc:  # not a refusal we decided: audit it, then let the caller fail closed
+            self._audit(username, source, f"login error ({type(exc).__name__})")
+            raise
+
+    async def refuse(self, username: object, source: str | None, reason: str) -> None:
+        """Count and audit a request refused before it reached :meth:`login` (malformed body,
+        wrong field types): every login input ends in a counted, audited refusal."""
+        account = _printable(username)
+        await self._count_failure(account, source)
+        self._audit(account, source, reason)
+
+    async def _count_failure(self, account: str, source: str | None) -> None:
+        """Feed the lockout; on a refusal path, so a store error must not turn it into a crash."""
+        try:
+            await self.lockout.failure(account, source)
+        except Exception:
+            log.warning("could not count a login failure", exc_info=True)
 
     async def _login(self, username: str, password: str, code: str | None, source: str | None) -> IssuedToken:
-        if (
-            not username
-            or len(username) > 256
-            or len(password) > 1024
-            or (code is not None and len(code) > 16)
-        ):
-            raise AuthenticationError("malformed login request")
+        malformed = _malformed(username, password, code)
+        if malformed is not None:
+            await self._count_failure(_printable(username), source)
+            raise AuthenticationError(f"malformed login request ({malformed})")
         await self.lockout.check(username, source)
+        try:
+            user, reason = await self._check(username, password, code)
+        except Exception as exc:  # any crash of a credential check is a refusal, counted like one
+            log.warning("login credential check failed", exc_info=True)
+            user, reason = None, f"credential check failed ({type(exc).__name__})"
+        if reason is not None:
+            await self._count_failure(username, source)
+            raise AuthenticationError(reason)
+        assert user is not None
+        await self.lockout.success(username, source)
+        amr = ["pwd", "otp", "mfa"] if user.totp_secret else ["pwd"]
+        return self.issuer.issue(user.principal(), amr=amr, auth_time=self._clock())
+
+    async def _check(self, username: str, password: str, code: str | None) -> tuple[User | None, str | None]:
+        """The user and None when the credentials are right, else the reason they are not."""
         user = self.users.get(username)
         encoded = user.password_hash if user is not None else self._dummy()
         if self._limiter is None:
@@ -114,27 +147,20 @@ class LoginService:
         )
         secret = user.totp_secret if user is not None and user.totp_secret else self._dummy_secret
         step = totp.match_step(secret, code or "", now=self._clock())
-        reason = None
         if user is None:
-            reason = "unknown user"
-        elif user.disabled:
-            reason = "user disabled"
-        elif not password_ok:
-            reason = "wrong password"
-        elif user.totp_secret:
+            return None, "unknown user"
+        if user.disabled:
+            return user, "user disabled"
+        if not password_ok:
+            return user, "wrong password"
+        if user.totp_secret:
             if step is None:
-                reason = "wrong one-time code"
-            elif not await self._fresh_step(username, step):
-                reason = "one-time code already used"
+                return user, "wrong one-time code"
+            if not await self._fresh_step(username, step):
+                return user, "one-time code already used"
         elif self.require_totp:
-            reason = "user has no TOTP enrolled and TOTP is required"
-        if reason is not None:
-            await self.lockout.failure(username, source)
-            raise AuthenticationError(reason)
-        assert user is not None
-        await self.lockout.success(username, source)
-        amr = ["pwd", "otp", "mfa"] if user.totp_secret else ["pwd"]
-        return self.issuer.issue(user.principal(), amr=amr, auth_time=self._clock())
+            return user, "user has no TOTP enrolled and TOTP is required"
+        return user, None
 
     async def _fresh_step(self, username: str, step: int) -> bool:
         """Accept each time step once, and never one older than the last accepted."""
@@ -147,7 +173,7 @@ class LoginService:
         await self.store.set(_TOTP_LAST + username, str(step).encode(), ttl=window)
         return True
 
-    def _audit(self, username: str, source: str | None, reason: str) -> None:
+    def _audit(self, username: object, source: str | None, reason: str) -> None:
         if self.auditor is None:
             return
         try:
@@ -156,7 +182,7 @@ class LoginService:
                     method="login",
                     decision="deny",
                     event="authn",
-                    principal={"subject": username[:256], "auth_method": "password"},
+                    principal={"subject": _printable(username), "auth_method": "password"},
                     reasons=(reason,),
                     source_ip=source,
                     transport="http",
@@ -164,3 +190,28 @@ class LoginService:
             )
         except Exception:
             log.warning("could not audit a login refusal", exc_info=True)
+
+
+def _printable(text: object) -> str:
+    """``text`` cut to 256 characters and made encodable (lone surrogates escaped), for audit
+    events and lockout keys; "" for anything but a string."""
+    if not isinstance(text, str):
+        return ""
+    return text[:256].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _malformed(username: object, password: object, code: object) -> str | None:
+    """Why the fields cannot be a login attempt, or None. Types are checked too, for callers
+    other than the HTTP route."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        return "username and password must be strings"
+    if code is not None and not isinstance(code, str):
+        return "one-time code must be a string"
+    if not username or len(username) > 256 or len(password) > 1024 or (code is not None and len(code) > 16):
+        return "field empty or too long"
+    for text in (username, password, code or ""):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "field is not valid Unicode text"
+    return None

@@ -31,27 +31,35 @@ def login_routes(
     expires_in}``; ``GET {jwks_path}`` -> the issuer's public keys."""
 
     async def login(request: Request) -> Response:
+        source = request.client.host if request.client else None
+        data: Any = None
+
+        async def refuse(status: int, reason: str, description: str) -> Response:
+            # Refused before the credential check: still counted by the lockout and audited.
+            username = data.get("username") if isinstance(data, dict) else None
+            await service.refuse(username, source, f"malformed login request ({reason})")
+            return _error(status, "invalid_request", description)
+
         if "application/json" not in request.headers.get("content-type", ""):
-            return _error(415, "invalid_request", "send application/json")
+            return await refuse(415, "not JSON", "send application/json")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                return _error(413, "invalid_request", "request body too large")
+                return await refuse(413, "body too large", "request body too large")
         try:
-            data: Any = json.loads(bytes(body))
-        except ValueError:
-            return _error(400, "invalid_request", "body is not JSON")
+            data = json.loads(bytes(body))
+        except (ValueError, RecursionError):  # RecursionError: deeply nested arrays/objects
+            return await refuse(400, "body is not JSON", "body is not JSON")
         if not isinstance(data, dict):
-            return _error(400, "invalid_request", "expected a JSON object")
+            return await refuse(400, "not a JSON object", "expected a JSON object")
         username, password, code = data.get("username"), data.get("password"), data.get("totp")
         if (
             not isinstance(username, str)
             or not isinstance(password, str)
             or not isinstance(code, (str, type(None)))
         ):
-            return _error(400, "invalid_request", "username and password (strings) are required")
-        source = request.client.host if request.client else None
+            return await refuse(400, "wrong field types", "username and password (strings) are required")
         try:
             token = await service.login(username, password, code, source=source)
         except RateLimited as exc:
@@ -61,7 +69,7 @@ def login_routes(
             )
         except AuthenticationError:
             return _error(401, "invalid_grant", INVALID)
-        except Exception:  # fail closed, and never leak internals
+        except Exception:  # a server fault (store, key issuance), audited by the service: fail closed
             return _error(500, "server_error", "login unavailable")
         return JSONResponse(token.as_dict(), headers=_NO_STORE)
 

@@ -42,9 +42,11 @@ def current_step(now: float | None = None) -> int:
 def match_step(secret: str, code: str, *, now: float | None = None, window: int = 1) -> int | None:
     """The time step ``code`` belongs to (within +-``window`` steps of now), or None.
 
-    Every candidate is compared, so timing does not reveal which step matched.
+    Every candidate is compared, so timing does not reveal which step matched. Only ASCII
+    digits count: ``str.isdigit`` alone accepts "١٢٣٤٥٦" or fullwidth digits, on which
+    ``hmac.compare_digest`` raises instead of answering.
     """
-    if not (isinstance(code, str) and len(code) == DIGITS and code.isdigit()):
+    if not (isinstance(code, str) and len(code) == DIGITS and code.isascii() and code.isdigit()):
         return None
     step = current_step(now)
     found = None
