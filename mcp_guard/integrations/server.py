@@ -32,6 +32,7 @@ from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Exchange
 from ..protocols import Credential
 from .http import AuditHttpRefusals, GuardTokenVerifier
+from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
 
 logger = logging.getLogger("mcp_guard.server")
 
@@ -49,19 +50,6 @@ _RESULT_KIND = {
     "prompts/get": "prompt_result",
     "resources/read": "resource_result",
 }
-
-
-def _bearer(headers: Mapping[str, str] | None) -> str | None:
-    if headers is None:
-        return None
-    value = headers.get("authorization")
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        # A malformed Authorization header is a presented-but-invalid credential.
-        return "\x00malformed"
-    return token.strip()
 
 
 class GuardMiddleware:
@@ -156,7 +144,7 @@ class GuardMiddleware:
             return Credential(token.token, "http", rc.source_ip)
         headers = getattr(ctx.request, "headers", None)
         if headers is not None:
-            return Credential(_bearer(headers), "http", rc.source_ip)
+            return Credential(bearer(headers), "http", rc.source_ip)
         return Credential(self._credential, "stdio" if self._credential else "none", rc.source_ip)
 
     async def _identify(self, ctx: ServerRequestContext[Any, Any], rc: RequestContext) -> Principal:
@@ -332,7 +320,14 @@ class _McpIntegration:
         return protect(guard, server, **options)
 
     def http_app(self, guard: Guard, server: Any, **kwargs: Any) -> Any:
+        # Sessions are opened only by authenticated callers, used only by their owner, and capped
+        # (``max_sessions`` also bounds the SDK's own session manager).
+        per_principal = kwargs.pop("max_sessions_per_principal", DEFAULT_MAX_SESSIONS_PER_PRINCIPAL)
+        kwargs.setdefault("max_sessions", DEFAULT_MAX_SESSIONS)
         app = server.streamable_http_app(**kwargs)
+        guard_sessions(
+            app, guard, max_sessions=kwargs["max_sessions"], max_sessions_per_principal=per_principal
+        )
         app.add_middleware(AuditHttpRefusals, guard=guard)
         return app
 
