@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..errors import AuthenticationError
 from ..protocols import Credential
@@ -11,22 +11,30 @@ from ..protocols import Credential
 TOKEN_ENV = "MCP_GUARD_TOKEN"
 
 
-def credential_from_authorization(header: str | None, ip: str | None = None) -> Credential:
+def credential_from_authorization(header: str | Sequence[str] | None, ip: str | None = None) -> Credential:
     """``Bearer <token>`` (scheme case-insensitive) -> credential; no header -> no credential.
 
     Any other scheme, or ``Bearer`` without a value, raises
     :class:`AuthenticationError`: a credential was presented, so it must be
     refused rather than treated as anonymous - and it is never passed on to
-    an authenticator (introspection would forward a Basic password).
+    an authenticator (introspection would forward a Basic password). Pass every
+    ``Authorization`` value the request carried (``headers.getlist(...)``): more
+    than one, or two folded into one (``Bearer a, Bearer b``), is refused too.
     """
-    if header is None or not header.strip():
+    values = [header] if header is None or isinstance(header, str) else list(header)
+    values = [v for v in values if v is not None and v.strip()]
+    if not values:
         return Credential(None, source="http", ip=ip)
-    scheme, _, value = header.strip().partition(" ")
+    if len(values) > 1:
+        raise AuthenticationError(f"Authorization header given {len(values)} times")
+    scheme, _, value = values[0].strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer":
         raise AuthenticationError(f"unsupported authorization scheme {scheme[:20]!r}")
     if not value:
         raise AuthenticationError("empty bearer token")
+    if any(c in value for c in " \t,"):
+        raise AuthenticationError("malformed bearer token")
     return Credential(value, source="http", ip=ip)
 
 

@@ -30,6 +30,11 @@ def _serve(args: argparse.Namespace) -> int:
     )
     scheme = "https" if config.listen.tls_certfile else "http"
     print(f"mcp-guard portal on {scheme}://{host}:{port}{config.listen.path}", file=sys.stderr)
+    if config.listen.trusted_proxies:
+        # Portal.serve runs uvicorn with ``config.listen.server_options()``: forwarded headers are
+        # believed from these peers only (never by default), so say so where the operator looks.
+        proxies = ", ".join(config.listen.trusted_proxies)
+        print(f"X-Forwarded-For / X-Forwarded-Proto believed from: {proxies}", file=sys.stderr)
     if args.lockdown_key:
         public = args.lockdown_key.resolve().with_suffix(".pub")
         print(f"lockdown: URL upstreams verify requests with {public}", file=sys.stderr)

@@ -14,6 +14,7 @@ import socket
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
@@ -21,6 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from ..errors import ACCESS_DENIED, AUTHENTICATION_REQUIRED, ConfigError, GuardError
 from ..model import RequestContext
 from ..protocols import Credential
+from .sessions import AUDITED
 
 if TYPE_CHECKING:
     from ..authn.config import OAuthConfig
@@ -69,9 +71,14 @@ class GuardTokenVerifier:
 class AuditHttpRefusals:
     """ASGI middleware that audits the refusals the SDK sends before any MCP method runs.
 
-    Its auth layer's 401 and 403, and its transport's 400 for a POST (on
+    Its auth layer's 401 and 403, its transport's 400 for a POST (on
     2026-07-28 routing headers that disagree with the body are refused there,
-    before the guard's middleware could see them).
+    before the guard's middleware could see them), its DNS-rebinding refusals
+    (403 for a foreign ``Origin``, told from ``insufficient_scope`` by the
+    missing ``WWW-Authenticate`` challenge, and 421 for a foreign ``Host``),
+    and :class:`BodyReadTimeout`'s 408; the principal is named when the guard
+    already knows the bearer token that came with it. A request carrying more
+    than one ``Authorization`` header is refused here (400) before anything reads one.
 
     With ``MCPServer(token_verifier=guard.token_verifier(), auth=...)`` the
     SDK answers a request without credentials with 401, and one whose token
@@ -90,47 +97,80 @@ class AuditHttpRefusals:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
+        given = sum(1 for k, _ in scope.get("headers", ()) if k.lower() == b"authorization")
+        if given > 1:
+            # Which one would count depends on the reader (the SDK and Starlette take the first,
+            # a proxy may take the last): a presented credential that is not one is refused.
+            await _send_plain(
+                send,
+                400,
+                b"more than one Authorization header",
+                [(b"www-authenticate", b'Bearer error="invalid_request"')],
+            )
+            self._record(scope, 400, duplicates=given)
+            return
         status = 0
+        challenge = ""
 
         async def watch(message: Any) -> None:
-            nonlocal status
+            nonlocal status, challenge
             if message.get("type") == "http.response.start":
                 status = int(message.get("status", 0))
+                for k, v in message.get("headers", ()):
+                    if k.lower() == b"www-authenticate":
+                        challenge = v.decode("latin-1")
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         finally:
-            if status in (401, 403) or (status == 400 and scope.get("method") == "POST"):
-                self._record(scope, status)
+            if scope.get(AUDITED):
+                pass  # refused by the session gate, which recorded why
+            elif status in (401, 403, 408, 421) or (status == 400 and scope.get("method") == "POST"):
+                self._record(scope, status, challenge=challenge)
 
-    def _record(self, scope: Any, status: int) -> None:
+    def _record(self, scope: Any, status: int, *, challenge: str = "", duplicates: int = 0) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        presented = bool(headers.get("authorization", "").strip())
-        if status == 401 and presented:
+        authorization = headers.get("authorization", "").strip()
+        if status == 401 and authorization:
             return  # the token verifier refused it and audited why
         client = scope.get("client")
-        if status == 400:
-            # The SDK's transport refused the request before any MCP method ran: routing headers
-            # that disagree with the body (2026-07-28), Mcp-Param headers that contradict the
-            # arguments, a malformed envelope. Refused already; recorded here.
-            routing = ", ".join(
-                f"{name}: {headers[name]!r}" for name in ("mcp-method", "mcp-name") if name in headers
-            )
-            reason = "rejected by the transport before the guard (HTTP 400)" + (
-                f"; {routing}" if routing else ""
-            )
+        kind, method, code = "authn", "http/authenticate", ACCESS_DENIED
+        if duplicates:
+            code = AUTHENTICATION_REQUIRED
+            reason = f"Authorization header given {duplicates} times (HTTP 400)"
+        elif status == 401:
+            code = AUTHENTICATION_REQUIRED
+            reason = "no credential presented (HTTP 401)"
+        elif status == 403 and "insufficient_scope" in challenge:
+            reason = "credential lacks a required scope (insufficient_scope, HTTP 403)"
         else:
-            reason = (
-                "no credential presented (HTTP 401)"
-                if status == 401
-                else "credential lacks a required scope (insufficient_scope, HTTP 403)"
-            )
+            kind, method = "transport", "http/reject"
+            if status == 403:
+                # DNS-rebinding protection: the SDK's transport answers a foreign Origin with a bare 403.
+                reason = f"Origin not allowed (HTTP 403): {headers.get('origin', '')[:200]!r}"
+            elif status == 421:
+                reason = f"Host not allowed (HTTP 421): {headers.get('host', '')[:200]!r}"
+            elif status == 408:
+                reason = "request body not received in time (HTTP 408)"
+            else:
+                # The SDK's transport refused the request before any MCP method ran: routing headers
+                # that disagree with the body (2026-07-28), Mcp-Param headers that contradict the
+                # arguments, a malformed envelope. Refused already; recorded here.
+                routing = ", ".join(
+                    f"{name}: {headers[name]!r}" for name in ("mcp-method", "mcp-name") if name in headers
+                )
+                reason = "rejected by the transport before the guard (HTTP 400)" + (
+                    f"; {routing}" if routing else ""
+                )
+        # Whose credential came with it, when the guard already knows it (its cache only: no I/O).
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" and not duplicates else ""
         self.guard.record_nowait(
             self.guard.event(
-                "http/reject" if status == 400 else "http/authenticate",
+                method,
                 "deny",
-                principal=None,
+                principal=self.guard.resolver.peek(token) if token else None,
                 context=RequestContext(
                     time=datetime.now(timezone.utc),
                     transport="http",
@@ -138,11 +178,114 @@ class AuditHttpRefusals:
                     source_ip=client[0] if client else None,
                 ),
                 reasons=(reason, f"{scope.get('method', '?')} {scope.get('path', '?')}"),
-                error_code=AUTHENTICATION_REQUIRED if status == 401 else ACCESS_DENIED,
-                kind="transport" if status == 400 else "authn",
+                error_code=code,
+                kind=kind,
                 server=self.guard.server,
             )
         )
+
+
+async def _send_plain(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    start = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start + headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyReadTimeout:
+    """ASGI middleware: a request body that has not arrived in full within ``timeout`` seconds is refused.
+
+    uvicorn has no read timeout (its ``timeout_keep_alive`` only runs between
+    requests), so a client that sends headers and then trickles or withholds the
+    body would hold a connection and a task for ever. The answer is ``408`` with
+    ``Connection: close``, after which uvicorn closes the socket; the application
+    then sees the client as gone. Counted from the moment the headers are complete.
+    """
+
+    def __init__(self, app: Any, timeout: float | None = 30.0) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or self.timeout is None:
+            await self.app(scope, receive, send)
+            return
+        deadline = anyio.current_time() + self.timeout
+        complete = started = timed_out = False
+
+        async def timed_receive() -> Any:
+            nonlocal complete, timed_out
+            if complete:
+                return await receive()
+            if timed_out:
+                return {"type": "http.disconnect"}
+            with anyio.move_on_after(max(deadline - anyio.current_time(), 0.0)):
+                message = await receive()
+                if message.get("type") != "http.request" or not message.get("more_body", False):
+                    complete = True
+                return message
+            timed_out = True
+            if started:
+                raise TimeoutError("request body not received in time")  # uvicorn drops the connection
+            await _send_plain(send, 408, b"request body not received in time", [(b"connection", b"close")])
+            return {"type": "http.disconnect"}
+
+        async def guarded_send(message: Any) -> None:
+            nonlocal started
+            if timed_out:
+                return  # the 408 is the answer
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out or started:
+                raise
+
+
+def header_timeout_protocol(seconds: float) -> type[Any]:
+    """uvicorn's h11 protocol, closing a connection whose next request's headers take over ``seconds``.
+
+    Counted from the connection and from the end of each response. uvicorn has no
+    such timeout of its own: a peer that connects and sends nothing, or part of a
+    request line, is otherwise held for ever. (:class:`BodyReadTimeout` covers the
+    body.) Pass the result as ``uvicorn.Config(http=...)``; it forces h11.
+    """
+    import asyncio
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            self._header_timer = self.loop.call_later(seconds, self._header_timeout)
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            # No request in progress: its headers are still missing (or its unread body trickles).
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
 
 
 def is_loopback(host: str) -> bool:
