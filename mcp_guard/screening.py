@@ -32,6 +32,14 @@ logger = logging.getLogger("mcp_guard")
 
 Direction = Literal["inbound", "outbound"]
 
+#: The longest name the visibility cache keeps (callers choose names; longer ones are decided uncached).
+VISIBILITY_NAME_MAX = 256
+#: Names kept per principal shape (oldest first out), and in all principals' dicts together.
+VISIBILITY_NAMES = 4096
+VISIBILITY_TOTAL = 32768
+#: A principal whose subject, tenant, roles and groups weigh more (64 per role or group) is never cached.
+_PRINCIPAL_MAX = 4096
+
 
 class Screening:
     """List filtering, pin checks, sanitizer scans and result inspection (a part of :class:`Guard`)."""
@@ -48,11 +56,19 @@ class Screening:
     withheld: WithheldItems
     _visibility: OrderedDict[tuple[Any, ...], dict[str, bool]]
     _visibility_cache_size: int
+    _visibility_names: int = 0  # names held in all the dicts of ``_visibility``
     _scan_cache: OrderedDict[tuple[str, str], ScanResult]
 
     # ------------------------------------------------------------------ inspect-out
     def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
-        """Whether ``principal`` may see an item; memoised per principal shape and policy version."""
+        """Whether ``principal`` may see an item; memoised per principal shape and policy version.
+
+        Bounded whatever callers send: at most ``_visibility_cache_size``
+        principal shapes (the one that least recently added a name out), :data:`VISIBILITY_NAMES`
+        names each and :data:`VISIBILITY_TOTAL` in all (oldest first out); a
+        name longer than :data:`VISIBILITY_NAME_MAX`, or a principal with huge
+        claims, is decided uncached.
+        """
         key = (
             getattr(self.policy, "version", None),
             server,
@@ -62,17 +78,37 @@ class Screening:
             principal.groups,
             principal.tenant,
         )
-        names = self._visibility.get(key)
+        cache = self._visibility
+        names = cache.get(key)
+        if names is not None:
+            seen = names.get(name)
+            if seen is not None:
+                return seen
+        seen = bool(self.policy.visible(principal, server, kind, name))
+        if len(name) > VISIBILITY_NAME_MAX or len(server) > VISIBILITY_NAME_MAX:
+            return seen
         if names is None:
-            names = {}
-            self._visibility[key] = names
-            if len(self._visibility) > self._visibility_cache_size:
-                self._visibility.popitem(last=False)
-        seen = names.get(name)
-        if seen is None:
-            seen = bool(self.policy.visible(principal, server, kind, name))
-            names[name] = seen
+            if _principal_size(principal) > _PRINCIPAL_MAX:
+                return seen
+            names = cache[key] = {}
+            if len(cache) == 1:
+                self._visibility_names = 0  # recount from scratch whenever the cache is empty
+            while len(cache) > max(self._visibility_cache_size, 1):
+                self._drop_oldest_principal()
+        else:
+            cache.move_to_end(key)
+        if len(names) >= VISIBILITY_NAMES:
+            del names[next(iter(names))]
+        else:
+            self._visibility_names += 1
+        names[name] = seen
+        while self._visibility_names > VISIBILITY_TOTAL and len(cache) > 1:
+            self._drop_oldest_principal()
         return seen
+
+    def _drop_oldest_principal(self) -> None:
+        _, dropped = self._visibility.popitem(last=False)
+        self._visibility_names = max(0, self._visibility_names - len(dropped))
 
     def sanitize_policy(self, server: str) -> SanitizePolicy:
         """The verdict actions for ``server``; global shadow mode makes every one report-only."""
@@ -323,3 +359,14 @@ class Screening:
             ):
                 out = dict(scanned.item)
         return out, ResultSummary(size=size, is_error=is_error, findings=findings)
+
+
+def _principal_size(principal: Principal) -> int:
+    """Characters a principal's visibility cache key holds (64 more per role and group)."""
+    roles, groups = principal.roles, principal.groups
+    total = len(principal.subject) + len(principal.tenant or "") + 64 * (len(roles) + len(groups))
+    for name in roles:
+        total += len(name)
+    for name in groups:
+        total += len(name)
+    return total

@@ -10,6 +10,13 @@ conditions that fail to evaluate never satisfy an allow and always satisfy a
 deny, and list visibility ignores conditions of allows but honours
 unconditional denies. Selectors live in :mod:`.matchers`, the target index in
 :mod:`.ruleindex`, explanations in :mod:`.explanation`.
+
+Every cache here is keyed by what callers send (target names, principals), so
+each is a :class:`~.ruleindex.BoundedCache`: least recently used entries go
+(two generations) past :data:`CACHE_ENTRIES` entries or :data:`CACHE_KEY_CHARS`
+characters of keys, and a name longer than :data:`~.ruleindex.KEY_MAX` is
+decided uncached. A hit costs one dictionary lookup, as before the bounds.
+The caches only memoise: a decision never depends on what they hold.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from .matchers import _Matcher as _Matcher
 from .matchers import _PrincipalView
 from .matchers import _TenantTag as _TenantTag
 from .obligations import merge_obligations as merge_obligations
-from .ruleindex import _Index
+from .ruleindex import KEY_MAX, PRINCIPAL_WEIGHT_MAX, BoundedCache, _Index, names_weight, principal_weight
 
 __all__ = ["USE_ACTION", "CompiledPolicy", "Explanation", "Rule", "RuleTrace"]
 
@@ -37,7 +44,12 @@ log = logging.getLogger(__name__)
 
 #: The action a list item stands for: an item is listed iff the principal may do this with it.
 USE_ACTION = {"tool": "call", "prompt": "get", "resource": "read", "resource_template": "read"}
-_CACHE_MAX = 65536
+#: Entries each cache of a compiled policy keeps (the decision memo: ``memo_size``).
+CACHE_ENTRIES = 16384
+#: Characters the keys of one cache may hold in all: at most ~1 MiB of names per cache.
+CACHE_KEY_CHARS = 1 << 20
+#: Distinct candidate lists kept (targets matched by the same rules share one).
+_SPLITS_MAX = 1024
 _VERSIONS = itertools.count(1)
 
 
@@ -86,7 +98,7 @@ class CompiledPolicy:
     """A loaded, validated policy; implements :class:`~mcp_guard.protocols.PolicyEngine`.
 
     Immutable after construction and safe to share across threads and tasks:
-    the only mutable state is a pair of lookup caches whose entries are
+    the only mutable state is the bounded lookup caches, whose entries are
     computed from immutable data (a race costs a recomputation, never a wrong
     answer).
     """
@@ -121,41 +133,67 @@ class CompiledPolicy:
         self._members = dict(role_members or {})
         self._tenant_tags = tuple(tenant_tags)
         self._tz = tz
-        self._cands: dict[tuple[str, str | None, str | None], _Candidates] = {}
-        self._limit_cache: dict[tuple[str, str | None, str | None], tuple[_Matcher, ...]] = {}
-        self._views: dict[tuple[Any, ...], _PrincipalView] = {}
+        self._cands: BoundedCache[tuple[str, str | None, str | None], _Candidates] = BoundedCache(
+            CACHE_ENTRIES, CACHE_KEY_CHARS
+        )
+        self._splits: BoundedCache[tuple[_Matcher, ...], tuple[tuple[_Matcher, ...], ...]] = BoundedCache(
+            _SPLITS_MAX, CACHE_KEY_CHARS
+        )
+        self._limit_cache: BoundedCache[tuple[str, str | None, str | None], tuple[_Matcher, ...]] = (
+            BoundedCache(CACHE_ENTRIES, CACHE_KEY_CHARS)
+        )
+        self._views: BoundedCache[tuple[Any, ...], _PrincipalView] = BoundedCache(
+            CACHE_ENTRIES, CACHE_KEY_CHARS, PRINCIPAL_WEIGHT_MAX
+        )
         #: Decisions that evaluated no condition depend only on the principal's view, the target and
         #: the action, so they are memoised (bounded). ``memo_size = 0`` turns this off.
-        self.memo_size = _CACHE_MAX
-        self._memo: dict[tuple[Any, ...], Decision] = {}
-        self._seen: dict[tuple[Any, ...], bool] = {}
+        self._memo: BoundedCache[tuple[Any, ...], Decision] = BoundedCache(CACHE_ENTRIES, CACHE_KEY_CHARS)
+        self._seen: BoundedCache[tuple[Any, ...], bool] = BoundedCache(CACHE_ENTRIES, CACHE_KEY_CHARS)
 
     def __repr__(self) -> str:
         return f"<CompiledPolicy {len(self.rules)} rules, {len(self.limits)} limits, mode={self.mode}>"
+
+    @property
+    def memo_size(self) -> int:
+        """Entries of the decision and visibility memos (``0``: no memo)."""
+        return self._memo.entries
+
+    @memo_size.setter
+    def memo_size(self, size: int) -> None:
+        self._memo.resize(size)
+        self._seen.resize(size)
 
     # --- shared lookups ---------------------------------------------------------------------------
 
     def _candidates(self, raw_server: str, kind: str | None, raw_target: str | None) -> _Candidates:
         """Candidates for the names as given (cached under them; normalised only on a miss)."""
         key = (raw_server, kind, raw_target)
-        hit = self._cands.get(key)
+        cache = self._cands
+        hit = cache.young.get(key)
+        if hit is None and cache.old:
+            hit = cache.promote(key)
         if hit is not None:
             return hit
         server = nfc(raw_server)
         target = nfc(raw_target) if raw_target is not None else None
         found = self._index.lookup(server, kind, target)
+        # Targets matched by the same rules share one set of tuples: an entry costs its key.
+        split = self._splits.get(found)
+        if split is None:
+            split = (
+                tuple(m for m in found if m.deny),
+                tuple(m for m in found if not m.deny),
+                tuple(m for m in found if m.deny and m.condition is None and not m.shadow),
+                tuple(m for m in found if not m.deny and not m.shadow),
+            )
+            self._splits.put(found, split, 0)
+        denies, allows, hiding, listing = split
         cands = _Candidates(
-            tuple(m for m in found if m.deny),
-            tuple(m for m in found if not m.deny),
-            self._owner(server, kind, target),
-            server,
-            target,
-            tuple(m for m in found if m.deny and m.condition is None and not m.shadow),
-            tuple(m for m in found if not m.deny and not m.shadow),
+            denies, allows, self._owner(server, kind, target), server, target, hiding, listing
         )
-        if len(self._cands) >= _CACHE_MAX:
-            self._cands.clear()
-        self._cands[key] = cands
+        size = len(raw_target) if raw_target is not None else 0
+        if size <= KEY_MAX and len(raw_server) <= KEY_MAX:  # longer names are never cached
+            cache.put(key, cands, size + len(raw_server) + (len(kind) if kind else 0))
         return cands
 
     def _owner(self, server: str, kind: str | None, target: str | None) -> str | None:
@@ -172,7 +210,10 @@ class CompiledPolicy:
             if self._members
             else (p.roles, p.groups, p.subject, p.tenant)
         )
-        hit = self._views.get(key)
+        cache = self._views
+        hit = cache.young.get(key)
+        if hit is None and cache.old:
+            hit = cache.promote(key)
         if hit is not None:
             return hit
         subject = nfc(p.subject)
@@ -184,10 +225,12 @@ class CompiledPolicy:
         roles: set[str] = set()
         for role in direct:
             roles |= self._ancestors.get(role, frozenset((role,)))
+        weight = principal_weight(p.subject, p.roles, p.groups, p.tenant)
+        if weight > PRINCIPAL_WEIGHT_MAX:
+            # Too large to keep: serial 0 tells the memos not to store decisions for this view.
+            return _PrincipalView(subject, frozenset(roles), groups, p.tenant, serial=0)
         view = _PrincipalView(subject, frozenset(roles), groups, p.tenant)
-        if len(self._views) >= _CACHE_MAX:
-            self._views.clear()
-        self._views[key] = view
+        cache.put(key, view, weight)
         return view
 
     def effective_roles(self, principal: Principal) -> frozenset[str]:
@@ -208,7 +251,10 @@ class CompiledPolicy:
         view = self._view(principal)
         action = request.action
         memo_key = (view.serial, request.server, request.kind, request.target, action)
-        memo = self._memo.get(memo_key)
+        cache = self._memo
+        memo = cache.young.get(memo_key)
+        if memo is None and cache.old:
+            memo = cache.promote(memo_key)
         if memo is not None:
             return memo
         cands = self._candidates(request.server, request.kind, request.target)
@@ -313,10 +359,11 @@ class CompiledPolicy:
         return self._remember(memo_key if act is None else None, enforced)
 
     def _remember(self, key: tuple[Any, ...] | None, decision: Decision) -> Decision:
-        if key is not None and self.memo_size:
-            if len(self._memo) >= self.memo_size:
-                self._memo.clear()
-            self._memo[key] = decision
+        if key is not None and key[0] and self._memo.entries:  # serial 0: a principal too large to cache
+            _, server, kind, target, action = key
+            size = len(target) if target is not None else 0
+            if size <= KEY_MAX and len(server) <= KEY_MAX:  # longer names are never cached
+                self._memo.put(key, decision, size + len(server) + len(action) + (len(kind) if kind else 0))
         return decision
 
     def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
@@ -325,13 +372,14 @@ class CompiledPolicy:
             return True
         view = self._view(principal)
         key = (view.serial, server, kind, name)
-        seen = self._seen.get(key)
+        cache = self._seen
+        seen = cache.young.get(key)
+        if seen is None and cache.old:
+            seen = cache.promote(key)
         if seen is None:
             seen = self._visible(view, server, kind, name)
-            if self.memo_size:
-                if len(self._seen) >= self.memo_size:
-                    self._seen.clear()
-                self._seen[key] = seen
+            if view.serial and cache.entries:  # serial 0: a principal too large to cache
+                cache.put(key, seen, names_weight(server, kind, name))
         return seen
 
     def _visible(self, view: _PrincipalView, server: str, kind: str, name: str) -> bool:
@@ -369,9 +417,7 @@ class CompiledPolicy:
         found = self._limit_cache.get(key)
         if found is None:
             found = self._limit_index.lookup(server, request.kind, target)
-            if len(self._limit_cache) >= _CACHE_MAX:
-                self._limit_cache.clear()
-            self._limit_cache[key] = found
+            self._limit_cache.put(key, found, names_weight(server, request.kind, target))
         if not found:
             return ()
         view = self._view(principal)

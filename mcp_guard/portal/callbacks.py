@@ -120,20 +120,28 @@ class PrivateSession:
         self.ready = anyio.Event()
         self.error: BaseException | None = None
         self.fingerprint: Any = None  # the credentials it was opened with (None: the server's own)
+        #: Called once the session (for stdio: the process) is gone: gives back its slot.
+        self.on_close: Callable[[], None] | None = None
+        #: Set once the session is gone, after ``on_close``.
+        self.done = anyio.Event()
 
     async def hold(self, stack_factory: Any) -> None:
-        with self.scope:
-            try:
-                async with AsyncExitStack() as stack:
-                    self.session = await stack_factory(stack, self.link)
-                    self.ready.set()
-                    await anyio.sleep_forever()
-            except Exception as exc:
-                self.error = exc
-                logger.warning("private upstream session to %r failed: %r", self.link.server, exc)
-            finally:
-                self.session = None
-                self.ready.set()
+        try:
+            with self.scope:
+                try:
+                    async with AsyncExitStack() as stack:
+                        self.session = await stack_factory(stack, self.link)
+                        self.ready.set()
+                        await anyio.sleep_forever()
+                except Exception as exc:
+                    self.error = exc
+                    logger.warning("private upstream session to %r failed: %r", self.link.server, exc)
+        finally:
+            self.session = None
+            if self.on_close is not None:
+                self.on_close()
+            self.done.set()
+            self.ready.set()
 
     def close(self) -> None:
         self.scope.cancel()

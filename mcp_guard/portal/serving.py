@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from ..config import GuardConfig, UpstreamSection
 from ..errors import ConfigError
 from ..guard import Guard
-from ..integrations.http import AuditHttpRefusals, auth_settings, check_bind, loopback_security
+from ..integrations.http import (
+    AuditHttpRefusals,
+    BodyReadTimeout,
+    auth_settings,
+    check_bind,
+    header_timeout_protocol,
+    loopback_security,
+)
+from ..integrations.sessions import guard_sessions
 from .credentials import KEY_ENV, CredentialBroker, SecretBox, load_key
 from .lockdown import PortalSigner
 from .registry import Registry
@@ -37,15 +45,29 @@ class ServingMixin(PortalState):
         async def __aexit__(self, *exc: object) -> None: ...
 
     def streamable_http_app(self, *, port: int | None = None, **kwargs: Any) -> Any:
-        """A Starlette app serving the portal on ``[listen] path``; its lifespan runs the upstreams."""
+        """A Starlette app serving the portal on ``[listen] path``; its lifespan runs the upstreams.
+
+        ``max_sessions`` / ``max_sessions_per_principal`` cap open 2025-11-25
+        sessions (see :mod:`mcp_guard.integrations.sessions`).
+        """
         listen = self.listen
         security = loopback_security(port if port is not None else listen.port, list(listen.allowed_hosts))
+        # Caps on open 2025-11-25 sessions: ``[listen]`` unless the caller overrides them.
+        caps = {
+            "max_sessions": kwargs.pop("max_sessions", listen.max_sessions),
+            "max_sessions_per_principal": kwargs.pop(
+                "max_sessions_per_principal", listen.max_sessions_per_principal
+            ),
+        }
         app = self.server.streamable_http_app(
             streamable_http_path=listen.path,
             transport_security=kwargs.pop("transport_security", security),
             host=listen.host,
+            max_sessions=caps["max_sessions"],
             **{**self.http_options, **kwargs},
         )
+        # Only authenticated callers open sessions, and only their owner uses one.
+        guard_sessions(app, self.guard, **caps)
         inner = app.router.lifespan_context
 
         @asynccontextmanager
@@ -54,6 +76,7 @@ class ServingMixin(PortalState):
                 yield
 
         app.router.lifespan_context = lifespan
+        app.add_middleware(BodyReadTimeout, timeout=listen.read_timeout)  # inside the audit: 408s recorded
         app.add_middleware(AuditHttpRefusals, guard=self.guard)  # the SDK's own 401/403s are audited too
         return app
 
@@ -74,6 +97,9 @@ class ServingMixin(PortalState):
             port=port,
             log_level="warning",
             lifespan="on",
+            # X-Forwarded-* only from [listen] trusted_proxies; idle and slow peers are closed.
+            http=header_timeout_protocol(listen.read_timeout),
+            **listen.server_options(),
             **tls,
         )
         await uvicorn.Server(config).serve()
@@ -114,6 +140,8 @@ def portal_arguments(
     portal_kw.setdefault("allowed_upstream_hosts", settings.allowed_upstream_hosts)
     portal_kw.setdefault("page_size", settings.page_size)
     portal_kw.setdefault("private_idle", settings.private_idle)
+    portal_kw.setdefault("private_per_principal", settings.private_per_principal)
+    portal_kw.setdefault("private_max", settings.private_max)
     listen = config.listen
     tls = {
         k: str(config.resolve(v))
@@ -175,6 +203,8 @@ _PORTAL_KW = frozenset(
         "pool",
         "callbacks",
         "private_idle",
+        "private_per_principal",
+        "private_max",
         "start_timeout",
         "registry",
         "registry_poll",

@@ -6,6 +6,15 @@ credential owner (upstreams with per-user credentials), or - on 2026-07-28 -
 as a multi-round-trip call whose questions travel in results. This module
 picks and holds those sessions, reaps the idle ones, and refuses callers the
 guard middleware never identified or names nothing here serves.
+
+The sessions opened for callers (for stdio upstreams: one process each) are
+capped per upstream: ``private_per_principal`` for one subject (or, for
+tenant-wide credentials, one tenant) and ``private_max`` in all, opening ones
+included. Past a cap the caller is refused - :class:`TooManyUpstreamSessions`
+or :class:`UpstreamBusy`, recorded by the guard's pipeline like any refusal -
+rather than handed another connection's session: a private session belongs to
+one downstream connection. Sessions whose connection is gone, and pooled ones
+superseded by rotated credentials, are closed first to make room.
 """
 
 from __future__ import annotations
@@ -15,13 +24,14 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.shared.exceptions import MCPError
 
 from .. import pipeline
-from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
+from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable, RateLimited
 from ..integrations.server import CURRENT_CALLER
 from ..model import Principal, RequestContext
 from .callbacks import CallerLink, PrivateSession, client_callbacks
@@ -34,6 +44,75 @@ from .subscriptions import Channel
 
 logger = logging.getLogger("mcp_guard.portal")
 
+#: Who a caller's upstream sessions count against: ("subject", name) or ("tenant", name).
+Holder = tuple[str, str]
+
+
+class TooManyUpstreamSessions(RateLimited):
+    """The caller already holds ``private_per_principal`` sessions of this upstream."""
+
+    public_message = "Too many upstream sessions for you: close another connection or retry later"
+
+
+class UpstreamBusy(RateLimited):
+    """The upstream already has ``private_max`` sessions opened for callers."""
+
+    public_message = "Upstream busy: too many upstream sessions are open, retry later"
+
+
+class SessionSlots:
+    """How many caller sessions each upstream holds, per holder (opening and closing ones included).
+
+    A slot is taken before a session is opened and given back once it is
+    gone (for stdio: once the process exited), so the counts are what runs.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[str, dict[Holder, int]] = {}
+        #: One lock per downstream connection and upstream: concurrent first calls open one session.
+        self.locks: weakref.WeakKeyDictionary[Any, dict[str, anyio.Lock]] = weakref.WeakKeyDictionary()
+
+    def count(self, upstream: str, holder: Holder | None = None) -> int:
+        by_holder = self.held.get(upstream, {})
+        return by_holder.get(holder, 0) if holder is not None else sum(by_holder.values())
+
+    def take(self, upstream: str, holder: Holder, per_holder: int, overall: int) -> Callable[[], None]:
+        """Take a slot (raises past a cap); returns the function that gives it back, once."""
+        by_holder = self.held.setdefault(upstream, {})
+        mine, total = by_holder.get(holder, 0), sum(by_holder.values())
+        if mine >= per_holder:
+            raise TooManyUpstreamSessions(
+                f"{holder[0]} {holder[1]!r} already holds {mine} sessions of upstream {upstream!r}"
+                f" (private_per_principal = {per_holder})"
+            )
+        if total >= overall:
+            raise UpstreamBusy(
+                f"upstream {upstream!r} already holds {total} caller sessions (private_max = {overall})"
+            )
+        by_holder[holder] = mine + 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if given_back:
+                return
+            given_back = True
+            left = by_holder.get(holder, 0) - 1
+            if left > 0:
+                by_holder[holder] = left
+            else:
+                by_holder.pop(holder, None)
+
+        return give_back
+
+    def lock(self, connection: Any, upstream: str) -> anyio.Lock:
+        return self.locks.setdefault(connection, {}).setdefault(upstream, anyio.Lock())
+
+
+def _holder_of(private: PrivateSession) -> Holder:
+    """Who a connection's private session counts against (connections are per subject)."""
+    return ("subject", private.link.principal.subject)
+
 
 class SessionsMixin(PortalState):
     """Route each caller's request to the upstream session it may use."""
@@ -43,6 +122,10 @@ class SessionsMixin(PortalState):
         def _channel_notes(self, channel: Channel) -> Callable[[Any], Awaitable[None]]: ...
 
         async def _unsubscribe_upstream(self, channel: Channel, uri: str) -> None: ...
+
+    @cached_property
+    def _slots(self) -> SessionSlots:
+        return SessionSlots()
 
     def _caller(self, ctx: Any) -> tuple[Principal, RequestContext]:
         caller = CURRENT_CALLER.get()
@@ -154,6 +237,7 @@ class SessionsMixin(PortalState):
             async def acquire() -> Any:
                 # Opened only after the guard allowed the call (inside the guarded session).
                 creds = await self._credentials_for(upstream_name, principal, rc) if per_user else None
+                stack.callback(await self._reserve(upstream_name, ("subject", principal.subject)))
                 return await upstream.open_private(stack, callbacks, creds)
 
             return await call(self._session(upstream_name, principal, rc, acquire))
@@ -201,27 +285,95 @@ class SessionsMixin(PortalState):
             private = self._pooled.get(key)
             if private is not None and private.session is not None:
                 return private
+            holder = (creds.scope, creds.owner)
+            await self._retire_superseded(name, holder, key)
             # Tenant-wide sessions are shared by several users: nothing may call back into one of them.
             link = CallerLink(self.guard, name, principal, self._level_of)
             callbacks: dict[str, Any] = {"logging_callback": link.logging} if creds.scope == "subject" else {}
             callbacks["message_handler"] = self._channel_notes(key)
-            private = await self._hold(name, link, callbacks, creds)
+            private = await self._hold(name, link, callbacks, creds, holder)
             self._pooled[key] = private
             return private
 
+    async def _retire_superseded(self, name: str, holder: Holder, key: tuple[Any, ...]) -> None:
+        """Close the idle pooled sessions of this owner opened with secrets since rotated."""
+        for other, private in list(self._pooled.items()):
+            if (
+                other != key
+                and other[0] == name
+                and tuple(other[1:3]) == holder
+                and not private.link.in_flight
+                and not self._subs.holds(other)
+            ):
+                del self._pooled[other]
+                self._pool_locks.pop(other, None)
+                await self._retire(private)
+
+    async def _retire(self, private: PrivateSession) -> None:
+        """Close a session and wait (bounded) until it is gone and its slot given back."""
+        private.close()
+        with anyio.move_on_after(self.start_timeout):
+            await private.done.wait()
+
+    async def _reserve(self, name: str, holder: Holder) -> Callable[[], None]:
+        """A slot for one more caller session of ``name``, making room first where it may.
+
+        Sessions whose caller left go first; at the holder's own cap, its least
+        recently used idle session is closed too (its connection opens a new one
+        when it next needs it), so a client that leaves connections open keeps
+        working while a flood only evicts its own. Nobody else's session is
+        closed to make room: past the overall cap the caller is refused.
+        """
+        try:
+            return self._slots.take(name, holder, self.private_per_principal, self.private_max)
+        except TooManyUpstreamSessions:
+            idle = [
+                entry
+                for entry in self._private
+                if entry[1] == name
+                and not entry[2].link.in_flight
+                and (entry[0]() is None or _holder_of(entry[2]) == holder)
+            ]
+            # Sessions whose caller left first, then the holder's own, least recently used first.
+            idle.sort(key=lambda e: (e[0]() is not None, e[2].link.last_used))
+            gone = idle[:1]
+        except RateLimited:
+            gone = [
+                entry
+                for entry in self._private
+                if entry[1] == name and entry[0]() is None and not entry[2].link.in_flight
+            ]
+        if not gone:
+            return self._slots.take(name, holder, self.private_per_principal, self.private_max)
+        self._private = [entry for entry in self._private if entry not in gone]
+        for _, _, private in gone:
+            await self._retire(private)
+        return self._slots.take(name, holder, self.private_per_principal, self.private_max)
+
     async def _hold(
-        self, name: str, link: CallerLink, callbacks: Mapping[str, Any], creds: UpstreamCredentials | None
+        self,
+        name: str,
+        link: CallerLink,
+        callbacks: Mapping[str, Any],
+        creds: UpstreamCredentials | None,
+        holder: Holder,
     ) -> PrivateSession:
         upstream = self.upstreams.get(name)
         if upstream is None or upstream.state != "up" or self._tg is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        give_back = await self._reserve(name, holder)
         private = PrivateSession(link)
+        private.on_close = give_back
 
         async def factory(stack: AsyncExitStack, _: CallerLink) -> Any:
             return await upstream.open_private(stack, callbacks, creds)
 
         self._tg.start_soon(private.hold, factory)
-        await private.ready.wait()
+        try:
+            await private.ready.wait()
+        except BaseException:
+            private.close()  # the caller gave up while it opened: nobody would ever use or reap it
+            raise
         if private.session is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
         return private
@@ -235,19 +387,24 @@ class SessionsMixin(PortalState):
         creds: UpstreamCredentials | None = None,
     ) -> PrivateSession:
         fingerprint = creds.fingerprint() if creds is not None else None
-        for ref, upstream_name, private in self._private:
-            if ref() is connection and upstream_name == name and private.session is not None:
-                if private.link.principal.subject != principal.subject:
-                    # A connection is one caller; a different principal on it gets nothing of the first's.
-                    raise AccessDenied("another principal already holds this connection's upstream session")
-                if private.fingerprint == fingerprint:
-                    return private
-                private.close()  # the caller's credentials were rotated: reconnect with the new ones
-        link = CallerLink(self.guard, name, principal, self._level_of)
-        private = await self._hold(name, link, client_callbacks(link, ctx.session.client_capabilities), creds)
-        private.fingerprint = fingerprint
-        self._private.append((weakref.ref(connection), name, private))
-        return private
+        async with self._slots.lock(connection, name):  # concurrent first calls open one session
+            for ref, upstream_name, private in self._private:
+                if ref() is connection and upstream_name == name and private.session is not None:
+                    if private.link.principal.subject != principal.subject:
+                        # A connection is one caller; a different principal on it gets nothing of the first's.
+                        raise AccessDenied(
+                            "another principal already holds this connection's upstream session"
+                        )
+                    if private.fingerprint == fingerprint:
+                        return private
+                    # The caller's credentials were rotated: reconnect with the new ones (in its slot).
+                    await self._retire(private)
+            link = CallerLink(self.guard, name, principal, self._level_of)
+            callbacks = client_callbacks(link, ctx.session.client_capabilities)
+            private = await self._hold(name, link, callbacks, creds, ("subject", principal.subject))
+            private.fingerprint = fingerprint
+            self._private.append((weakref.ref(connection), name, private))
+            return private
 
     async def _reap_private(self) -> None:
         """Close private upstream sessions whose downstream connection is gone or idle."""

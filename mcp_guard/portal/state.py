@@ -52,6 +52,8 @@ class PortalState:
         pool: int = 4,
         callbacks: Sequence[str] = (),
         private_idle: float = 300.0,
+        private_per_principal: int = 4,
+        private_max: int = 64,
         start_timeout: float = 15.0,
         registry: Registry | None = None,
         registry_poll: float = 5.0,
@@ -83,6 +85,9 @@ class PortalState:
             self._configured[spec.name] = spec
         self.callbacks = frozenset(callbacks)
         self.private_idle = private_idle
+        #: Caps of the upstream sessions (stdio: processes) opened for callers, per upstream.
+        self.private_per_principal = private_per_principal
+        self.private_max = private_max
         self._private: list[tuple[weakref.ref[Any], str, PrivateSession]] = []
         self._pooled: dict[tuple[Any, ...], PrivateSession] = {}
         self._pool_locks: dict[tuple[Any, ...], anyio.Lock] = {}
