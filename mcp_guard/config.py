@@ -8,6 +8,7 @@ moved as a whole.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,48 @@ class ListenSection(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
+    #: Reverse proxies (IP addresses or CIDR networks) whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed. Empty (the default): never, so the audited source
+    #: address and the policy's ``principal.ip`` are always the connecting peer's.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Seconds an idle keep-alive connection stays open between requests.
+    keep_alive_timeout: int = Field(5, ge=1)
+    #: Seconds a client has to send a request's headers (from connecting or from the previous
+    #: response) and, from then, its whole body; a slower connection is closed (slowloris).
+    read_timeout: float = Field(30.0, gt=0)
+    #: Open 2025-11-25 sessions in total; only authenticated callers open one.
+    max_sessions: int = Field(1000, ge=1)
+    #: Open 2025-11-25 sessions per principal (per source address for anonymous callers).
+    max_sessions_per_principal: int = Field(32, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for item in value:
+            try:
+                net = ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (a wildcard is not accepted: "
+                    "name the proxies)"
+                ) from None
+            # One spelling per entry, as uvicorn parses it (it would take "10.0.0.1/8" as a name).
+            out.append(str(net.network_address) if net.num_addresses == 1 else str(net))
+        return out
+
+    def server_options(self) -> dict[str, Any]:
+        """The uvicorn settings these keys stand for.
+
+        Forwarded headers are honoured only from ``trusted_proxies``: uvicorn's own
+        default believes them from any loopback peer, which lets a local caller choose
+        the address that policy and audit see.
+        """
+        return {
+            "proxy_headers": bool(self.trusted_proxies),
+            "forwarded_allow_ips": ",".join(self.trusted_proxies),
+            "timeout_keep_alive": self.keep_alive_timeout,
+        }
 
 
 class UpstreamSection(_Strict):
@@ -100,6 +143,9 @@ class PortalSection(_Strict):
     page_size: int = Field(100, ge=1)
     #: Seconds an idle per-user upstream session (a stdio process) is kept.
     private_idle: float = Field(300.0, gt=0)
+    #: Caller sessions (for stdio: processes) per upstream: per subject or tenant, and in all.
+    private_per_principal: int = Field(4, ge=1)
+    private_max: int = Field(64, ge=1)
 
 
 class SanitizeSection(SanitizePolicy):
