@@ -47,6 +47,8 @@ def read_file(path: Path) -> tuple[str, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror or exc}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"file is not valid UTF-8 (byte {exc.start})", file=str(path)) from None
     fmt = "json" if path.suffix.lower() == ".json" else "toml"
     return text, parse_text(text, str(path), fmt)
 

@@ -42,7 +42,12 @@ def check_size(value: Any, limit: int | None, what: str) -> int:
 
     Raise :class:`PayloadTooLarge` when the exact size exceeds ``limit``.
     """
-    size = json_size_bound(value)
+    try:
+        size = json_size_bound(value)
+    except (ValueError, RecursionError) as exc:
+        # Values JSON cannot encode (an integer past Python's digit limit, nesting past the
+        # recursion limit) are refused as oversized, not as a failure of the guard.
+        raise PayloadTooLarge(f"{what} cannot be encoded as JSON: {exc}") from None
     if limit is None or size <= limit:
         return size
     size = json_size(value)
