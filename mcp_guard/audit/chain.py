@@ -15,11 +15,14 @@ as "anchor is ahead of the store".
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hmac
 import json
 import os
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,10 @@ from .keys import KeyRing
 
 GENESIS = "0" * 64
 _MAC_SUFFIX = re.compile(r',"mac":"([0-9a-f]{64})"\}$')
+_CHAIN_SUFFIX = re.compile(
+    r',"seq":\d+,"prev":"[0-9a-f]{64}","key_id":"(?:[^"\\]|\\.)*","mac":"[0-9a-f]{64}"\}$'
+)
+_CHAIN_FIELDS = ("seq", "prev", "key_id", "mac")
 
 
 class ChainedRecord(dict[str, Any]):
@@ -102,6 +109,43 @@ def line_of(record: Any) -> str:
     return f'{canonical(body)[:-1]},"mac":"{record["mac"]}"}}'
 
 
+def line_mac_ok(record: Any, ring: KeyRing) -> bool:
+    """Whether a stored line (e.g. read back from the spill file) carries a valid MAC for its content."""
+    parts = split_line(line_of(record))
+    if parts is None:
+        return False
+    body, mac = parts
+    computed = ring.mac(body.encode(), str(record.get("key_id")))
+    return computed is not None and hmac.compare_digest(computed, mac) and record.get("mac") == mac
+
+
+def relink(ring: KeyRing, seq: int, prev: str, records: Sequence[Any]) -> list[ChainedRecord]:
+    """Re-chain records after ``(seq, prev)``: same content bytes, new seq/prev/key_id/mac.
+
+    Used when another writer appended to the shared store since these records were linked
+    (a batch written under the store's write lock, or a spill file replayed later).
+    """
+    chainer = Chainer(ring, seq, prev)
+    out: list[ChainedRecord] = []
+    for record in records:
+        line = line_of(record)
+        m = _CHAIN_SUFFIX.search(line)
+        fresh = {k: v for k, v in record.items() if k not in _CHAIN_FIELDS}
+        out.append(chainer.link(fresh, line[: m.start()] + "}" if m is not None else None))
+    return out
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on ``path``, created 0600; serializes processes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 @dataclass(frozen=True, slots=True)
 class Anchor:
     seq: int
@@ -125,6 +169,23 @@ def write_anchor(path: Path, ring: KeyRing, seq: int, mac: str, first: str) -> N
     with os.fdopen(fd, "w") as fh:
         fh.write(f'{text[:-1]},"anchor_mac":"{tag}"}}\n')
     os.replace(tmp, path)
+
+
+def advance_anchor(path: Path, ring: KeyRing, seq: int, mac: str, first: str) -> None:
+    """Move the anchor forward to ``seq``, never back: several writers may share one anchor.
+
+    Under a lock file beside the anchor, an existing valid anchor of the same chain that already
+    records ``seq`` or later is kept, so a writer that commits first but anchors last cannot pull
+    the anchor behind another writer's newer events.
+    """
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        try:
+            current = read_anchor(path, ring)
+        except AnchorError:
+            current = None
+        if current is not None and current.first == first and current.seq >= seq:
+            return
+        write_anchor(path, ring, seq, mac, first)
 
 
 def read_anchor(path: Path, ring: KeyRing) -> Anchor | None:

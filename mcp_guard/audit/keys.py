@@ -105,20 +105,34 @@ def new_key_line() -> str:
     return f"{fingerprint(secret)} {secret.hex()}\n"
 
 
+def _write_new_key(path: Path, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("# mcp-guard audit HMAC keys: last line signs, earlier lines verify\n")
+        fh.write(new_key_line())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def load_key_file(path: Path, create: bool = False) -> KeyRing:
     """Read the key file; with ``create``, make it (0600, directory 0700) when it does not exist yet."""
     if create and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written in full under a private name, then linked into place: a process that loses the
+        # race (several guards starting with one config) never reads a half-written key file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _write_new_key(tmp, os.O_TRUNC)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won the race; read theirs
+            except OSError:  # no hard links here: create in place
+                _write_new_key(path, os.O_EXCL)
         except FileExistsError:
-            pass  # another process won the race; read theirs
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write("# mcp-guard audit HMAC keys: last line signs, earlier lines verify\n")
-                fh.write(new_key_line())
-                fh.flush()
-                os.fsync(fh.fileno())
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -11,6 +11,12 @@ batch is appended to the spill file (fsync) and retried every
 dropped silently: in ``continue`` mode a full buffer drops with a counter that
 is itself written to the trail as a ``lifecycle`` event.
 
+Several processes may share one SQLite store: a sink with ``write_linked``
+(SQLite) re-chains a batch after the head it finds under its write lock, and
+the pipeline then continues from that head, so the chain stays linear across
+writers. Spilled events are re-chained on replay the same way; spilled lines
+whose MAC does not verify are set aside (``NAME.rejected``), never re-signed.
+
 ``record_sync`` puts a ticket in the same queue and commits under the writer
 lock from a worker thread, so concurrent sync callers share one transaction
 (group commit) and the event loop never blocks.
@@ -34,7 +40,7 @@ import anyio.to_thread
 from ..errors import AuditUnavailable
 from ..model import AuditEvent
 from ..protocols import AuditSink
-from .chain import GENESIS, AnchorError, ChainedRecord, Chainer, read_anchor, write_anchor
+from .chain import GENESIS, AnchorError, ChainedRecord, Chainer, advance_anchor, read_anchor, relink
 from .keys import KeyRing
 from .redact import fast_record, redact_record
 from .spill import Spill
@@ -115,6 +121,7 @@ class AuditLog:
         self.last_error: str | None = None
         #: Skip the per-string redaction walk for events the prefilter proves clean (same output).
         self.fast_path = True
+        self._linking = callable(getattr(sink, "write_linked", None))
         self._chain = self._resume()
         if self._spill is not None and self._spill.exists():
             self._spilled = len(self._spill.load())  # replayed by the first flush
@@ -126,30 +133,35 @@ class AuditLog:
     # -- startup -------------------------------------------------------------------------------------
 
     def _resume(self) -> Chainer:
-        """Continue the chain from the furthest known link: store, spill file or anchor."""
-        seq, prev, first = 0, GENESIS, None
-        head = getattr(self._sink, "head", None)
-        found = head() if callable(head) else None
-        if found is not None:
-            seq, prev, first = found
-        if self._spill is not None:
-            spilled = self._spill.load()
-            if spilled and int(spilled[-1]["seq"]) > seq:
-                seq, prev = int(spilled[-1]["seq"]), str(spilled[-1]["mac"])
-                if spilled[0]["seq"] == 1:
-                    first = str(spilled[0]["mac"])
+        """Continue the chain from the furthest known link: store, spill file or anchor.
+
+        The anchor is read before the store (it only ever lags behind a store that other writers
+        keep appending to). A linking sink re-chains spilled events on replay, so only the store
+        and the anchor count there.
+        """
+        anchor = None
         if self._anchor_path is not None:
             try:
                 anchor = read_anchor(self._anchor_path, self._keys)
             except AnchorError as exc:
                 log.error("audit anchor unusable, continuing from the store: %s", exc)
-                anchor = None
-            if anchor is not None:
-                if anchor.seq > seq:
-                    # The store lost its newest events; keep the gap visible instead of reusing seqs.
-                    log.error("audit store ends at #%d but the anchor records #%d", seq, anchor.seq)
-                    seq, prev = anchor.seq, anchor.mac
-                first = first or anchor.first
+        seq, prev, first = 0, GENESIS, None
+        head = getattr(self._sink, "head", None)
+        found = head() if callable(head) else None
+        if found is not None:
+            seq, prev, first = found
+        if self._spill is not None and not self._linking:
+            spilled = self._spill.load()
+            if spilled and int(spilled[-1]["seq"]) > seq:
+                seq, prev = int(spilled[-1]["seq"]), str(spilled[-1]["mac"])
+                if spilled[0]["seq"] == 1:
+                    first = str(spilled[0]["mac"])
+        if anchor is not None:
+            if anchor.seq > seq:
+                # The store lost its newest events; keep the gap visible instead of reusing seqs.
+                log.error("audit store ends at #%d but the anchor records #%d", seq, anchor.seq)
+                seq, prev = anchor.seq, anchor.mac
+            first = first or anchor.first
         return Chainer(self._keys, seq, prev, first)
 
     # -- Auditor protocol ------------------------------------------------------------------------------
@@ -323,13 +335,26 @@ class AuditLog:
         if self._backlog():
             return self._spill_locked(records), self.last_error or "earlier events still pending"
         try:
-            self._sink.write(records)
+            self._write(records, replay=False)
         except Exception as exc:
             self._failed(exc)
             return self._spill_locked(records), self.last_error
-        self.written += len(records)
         self._anchor_locked()
         return True, None
+
+    def _write(self, records: list[ChainedRecord], replay: bool) -> None:
+        """One sink transaction; a linking sink may re-chain the batch, the chain follows its head."""
+        if not self._linking:
+            self._sink.write(records)
+            self.written += len(records)
+            return
+        written, head = self._sink.write_linked(records, self._relink, replay=replay)  # type: ignore[attr-defined]
+        self.written += len(written)
+        if head is not None:
+            self._chain.seq, self._chain.prev, self._chain.first = head
+
+    def _relink(self, seq: int, prev: str, records: Sequence[Any]) -> list[ChainedRecord]:
+        return relink(self._keys, seq, prev, records)
 
     def _failed(self, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -350,28 +375,57 @@ class AuditLog:
         return False
 
     def _recover_locked(self) -> None:
-        pending = (self._spill.load() if self._spill is not None and self._spilled else []) + self._held
-        try:
-            for i in range(0, len(pending), self._batch):
-                self._sink.write(pending[i : i + self._batch])
-        except Exception as exc:
-            self._failed(exc)
-            return
-        if self._spill is not None:
-            self._spill.clear()
-        self.written += len(pending)
+        spill = self._spill
+        if spill is None or not self._spilled:
+            if not self._deliver(self._held):
+                return
+        else:
+            with spill.lock():  # another process may be replaying or appending to the same file
+                good, bad = spill.split(self._keys)
+                if bad:
+                    spill.reject(bad)
+                    spill.rewrite(good)
+                    log.error(
+                        "audit spill %s: %d spilled events failed their MAC check (altered?) and were "
+                        "NOT written; kept in %s (inspect with `mcp-guard audit spill list`)",
+                        spill.path,
+                        len(bad),
+                        spill.rejected_path,
+                    )
+                if not self._deliver(good + self._held):
+                    return
+                spill.clear()
+        pending = self._spilled + len(self._held)
         self._held.clear()
         self._spilled = 0
         if self._failing:
-            log.warning("audit sink recovered; %d pending events delivered", len(pending))
+            log.warning("audit sink recovered; %d pending events delivered", pending)
         self._failing = False
         self.last_error = None
         self._anchor_locked()
+
+    def _deliver(self, pending: list[ChainedRecord]) -> bool:
+        try:
+            for i in range(0, len(pending), self._batch):
+                self._write(pending[i : i + self._batch], replay=True)
+        except Exception as exc:
+            self._failed(exc)
+            if self._spill is not None and self._spilled:
+                log.error(
+                    "audit spill %s cannot be replayed yet (%s); allowed calls are refused until it is "
+                    "(see `mcp-guard audit spill list|replay`)",
+                    self._spill.path,
+                    self.last_error,
+                )
+            return False
+        return True
 
     def _anchor_locked(self) -> None:
         if self._anchor_path is None or self._chain.first is None or self._backlog():
             return
         try:
-            write_anchor(self._anchor_path, self._keys, self._chain.seq, self._chain.prev, self._chain.first)
+            advance_anchor(
+                self._anchor_path, self._keys, self._chain.seq, self._chain.prev, self._chain.first
+            )
         except OSError as exc:
             log.error("audit anchor not updated: %s", exc)

@@ -1,4 +1,5 @@
-"""Chain verification: names the first altered, missing or reordered event, and checks the anchor."""
+"""Chain verification: names the first altered, missing or reordered event, checks the anchor and
+reports acknowledged events still waiting in (or rejected from) the spill file."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chain import GENESIS, Anchor, split_line
+from .chain import GENESIS, Anchor, line_of, split_line
 from .checkpoint import Checkpoint
 from .keys import KeyRing
 from .sinks.jsonl import rotated
 from .sinks.sqlite import CHAIN_COLUMNS, COLUMNS, column_values
+from .spill import Spill
 
 Row = tuple[str, tuple[Any, ...] | None]
 
@@ -170,6 +172,62 @@ def verify_rows(
         )
     head = (last, last_mac, first_mac) if count and first_mac is not None else None
     return VerifyResult(True, count, f"ok: {count} events", head=head)
+
+
+def stored_ids(path: Path, low: int) -> set[str]:
+    """Event ids the store holds at seq >= ``low`` (a re-chained event only ever moves to a later seq)."""
+    if path.suffix == ".jsonl":
+        out: set[str] = set()
+        for line, _ in jsonl_rows(path):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                out.add(record["id"])
+        return out
+    if not path.is_file():
+        return set()
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT id FROM audit_events WHERE seq >= ?", (low,)).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path} is not a readable audit store: {exc}") from None
+    return {str(r[0]) for r in rows}
+
+
+def unstored_spill(spill: Spill, store: Path, keys: KeyRing) -> tuple[list[Any], list[Any], list[str]]:
+    """``(spilled events the store lacks, spilled events it holds, lines failing their MAC check)``.
+
+    The last also includes lines already set aside in the spill's ``.rejected`` file.
+    """
+    good, bad = spill.split(keys)
+    held = stored_ids(store, min(int(r["seq"]) for r in good)) if good else set()
+    missing = [r for r in good if r.get("id") not in held]
+    present = [r for r in good if r.get("id") in held]
+    return missing, present, [line_of(r) for r in bad] + spill.load_rejected()
+
+
+def spill_problem(spill: Spill, store: Path, keys: KeyRing) -> str | None:
+    """What ``verify`` reports about a spill file, or None when nothing waits there."""
+    missing, _, rejected = unstored_spill(spill, store, keys)
+    problems = []
+    if missing:
+        seqs = sorted({int(r["seq"]) for r in missing})
+        problems.append(
+            f"{len(missing)} acknowledged events are in the spill file {spill.path} but not in the store "
+            f"(spilled as #{seqs[0]}..#{seqs[-1]}); inspect with `mcp-guard audit spill list`, "
+            "write them with `mcp-guard audit spill replay`"
+        )
+    if rejected:
+        problems.append(
+            f"{len(rejected)} spilled lines failed their MAC check (altered?) and were not written: "
+            f"{spill.rejected_path if spill.rejected_path.exists() else spill.path}; inspect, then remove"
+        )
+    return "; ".join(problems) or None
 
 
 def _appears_later(rows: Iterator[Row], seq: int) -> bool:

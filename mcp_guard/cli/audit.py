@@ -1,9 +1,10 @@
 """``mcp-guard audit``: verify the chain, query and tail the trail, rotate the HMAC key.
 
 ``verify`` is a contract (docs/audit.md): exit 0 with ``ok: N events``, exit 1
-naming the first altered, missing or reordered event; exit 2 for a bad
-config. Store paths ending in ``.jsonl`` are read as JSON Lines, anything
-else as SQLite.
+naming the first altered, missing or reordered event, or acknowledged events
+still waiting in the spill file; exit 2 for a bad config. ``spill list|replay``
+inspects the spill file and re-chains it into the SQLite store. Store paths
+ending in ``.jsonl`` are read as JSON Lines, anything else as SQLite.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audit.canonical import printable
-from ..audit.chain import Anchor, AnchorError, read_anchor
+from ..audit.chain import Anchor, AnchorError, advance_anchor, read_anchor, relink
 from ..audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -29,8 +30,9 @@ from ..audit.checkpoint import (
 from ..audit.config import AuditConfig, load_audit_config
 from ..audit.keys import rotate_key_file
 from ..audit.query import Filters, after, parse_time, query
-from ..audit.sinks import store_path
-from ..audit.verify import StoreError, VerifyResult, store_rows, verify_rows
+from ..audit.sinks import SQLiteSink, store_path
+from ..audit.spill import Spill
+from ..audit.verify import StoreError, VerifyResult, spill_problem, store_rows, unstored_spill, verify_rows
 from ..errors import ConfigError
 
 
@@ -51,7 +53,23 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--no-anchor", action="store_true", help="skip the newest-events check")
     verify.add_argument("--checkpoints", type=Path, help="signed checkpoints file to check as well")
     verify.add_argument("--public-key", type=Path, help="Ed25519 public key (PEM) for --checkpoints")
+    verify.add_argument("--spill", type=Path, help="spill file to check (default: from --config)")
+    verify.add_argument("--no-spill", action="store_true", help="skip the spill-file check")
     verify.set_defaults(func=cmd_verify)
+
+    spill = sub.add_parser("spill", help="inspect or re-chain events waiting in the spill file")
+    spill_sub = spill.add_subparsers(dest="spill_command", metavar="ACTION")
+    spill_sub.required = True
+    for name, func, text in (
+        ("list", cmd_spill_list, "show spilled events: pending, already stored, or REJECTED (bad MAC)"),
+        ("replay", cmd_spill_replay, "re-chain pending spilled events onto the store's head (SQLite)"),
+    ):
+        action = spill_sub.add_parser(name, help=text)
+        common(action)
+        action.add_argument("--spill", type=Path, help="spill file (default: from --config)")
+        if name == "list":
+            action.add_argument("--json", action="store_true")
+        action.set_defaults(func=func)
 
     cp = sub.add_parser("checkpoint", help="verify, then append an Ed25519-signed checkpoint of the head")
     common(cp)
@@ -112,11 +130,89 @@ def _verify(args: argparse.Namespace, cfg: AuditConfig, checkpoints: list[Checkp
         except AnchorError as exc:
             return VerifyResult(False, 0, str(exc))
     try:
-        return verify_rows(
+        result = verify_rows(
             store_rows(path), keys, anchor, require_anchor=not args.no_anchor, checkpoints=checkpoints
         )
+        if result.ok and not getattr(args, "no_spill", True):
+            problem = spill_problem(_spill(args, cfg), path, keys)
+            if problem is not None:
+                return VerifyResult(False, result.count, f"{result.count} events verified, but {problem}")
+        return result
     except StoreError as exc:
         return VerifyResult(False, 0, str(exc))
+
+
+def _spill(args: argparse.Namespace, cfg: AuditConfig) -> Spill:
+    path: Path | None = getattr(args, "spill", None) or cfg.settings.resolve(cfg.base_dir).spill_file
+    assert path is not None
+    return Spill(path)
+
+
+def cmd_spill_list(args: argparse.Namespace) -> int:
+    cfg = load_audit_config(args.config)
+    keys = cfg.settings.key_ring(cfg.base_dir, create=False)
+    spill = _spill(args, cfg)
+    try:
+        missing, present, rejected = unstored_spill(spill, _store(args, cfg), keys)
+    except StoreError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return 1
+    if not (missing or present or rejected):
+        print(f"no spilled events in {spill.path}")
+        return 0
+    for status, records in (("pending", missing), ("stored", present)):
+        for r in records:
+            if args.json:
+                print(json.dumps({"status": status, "record": r}, ensure_ascii=True))
+            else:
+                print(f"{status:8}  {format_event(r)}")
+    for line in rejected:
+        if args.json:
+            print(json.dumps({"status": "rejected", "line": line}, ensure_ascii=True))
+        else:
+            print(f"REJECTED (MAC does not verify)  {printable(line)}")
+    if not args.json:
+        print(
+            f"{len(missing)} pending, {len(present)} already stored, {len(rejected)} rejected "
+            f"({spill.path}; rejected lines in {spill.rejected_path})"
+        )
+    return 0
+
+
+def cmd_spill_replay(args: argparse.Namespace) -> int:
+    """Re-chain the spill's verified events onto the store's head, under the same locks as the guard."""
+    cfg = load_audit_config(args.config)
+    keys = cfg.settings.key_ring(cfg.base_dir, create=False)
+    spill = _spill(args, cfg)
+    path = _store(args, cfg)
+    if path.suffix == ".jsonl":
+        print(
+            "mcp-guard: spill replay writes SQLite stores; a guard restart replays into JSONL",
+            file=sys.stderr,
+        )
+        return 1
+    if not path.is_file():
+        print(f"mcp-guard: no audit store at {path}", file=sys.stderr)
+        return 1
+    sink = SQLiteSink(path)
+    try:
+        with spill.lock():
+            good, bad = spill.split(keys)
+            if bad:
+                spill.reject(bad)
+                spill.rewrite(good)
+            written, head = sink.write_linked(good, lambda s, m, rs: relink(keys, s, m, rs), replay=True)
+            spill.clear()
+    finally:
+        sink.close()
+    anchor_file = cfg.settings.resolve(cfg.base_dir).anchor_file
+    if head is not None and anchor_file is not None:
+        advance_anchor(anchor_file, keys, *head)
+    span = f" (now #{written[0]['seq']}..#{written[-1]['seq']})" if written else ""
+    print(f"{len(written)} events re-chained into {path}{span}, {len(good) - len(written)} already stored")
+    if bad:
+        print(f"{len(bad)} lines failed their MAC check and were NOT written: kept in {spill.rejected_path}")
+    return 1 if bad else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

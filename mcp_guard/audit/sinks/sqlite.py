@@ -3,8 +3,14 @@
 WAL mode so readers (``audit query``, ``audit verify``) never block the
 writer; one transaction per batch with ``executemany``. ``seq`` is the
 primary key, so replaying a spilled batch that was already committed is a
-no-op, while a *different* record under an existing seq (two writers forking
-one chain) is refused loudly instead of being ignored.
+no-op, while a *different* record under an existing seq is refused loudly by
+plain ``write`` instead of being ignored.
+
+Several processes may append to one file: the audit pipeline calls
+``write_linked``, which takes SQLite's write lock (``BEGIN IMMEDIATE``), reads
+the chain head inside the transaction and, when another writer appended since
+the batch was chained, re-chains the batch after that head before inserting.
+The chain stays one linear chain across processes.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..chain import line_of
+from ..chain import GENESIS, ChainedRecord, line_of
+
+#: ``relink(head seq, head mac, records)``: the records re-chained after that head.
+Relink = Callable[[int, str, Sequence[Mapping[str, Any]]], list[ChainedRecord]]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -108,6 +117,51 @@ class SQLiteSink:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def write_linked(
+        self, records: Sequence[Mapping[str, Any]], relink: Relink, *, replay: bool = False
+    ) -> tuple[Sequence[Mapping[str, Any]], tuple[int, str, str] | None]:
+        """Append under the store's write lock, re-chaining after the current head when needed.
+
+        Returns the records actually inserted (re-chained or not) and the store's head
+        ``(seq, mac, first mac)`` after the commit. ``replay`` (spilled or held records): events
+        whose id the store already holds at or after the batch's first seq are skipped, and the
+        rest is always re-chained, so replaying twice never duplicates. A fresh batch whose first
+        seq lies beyond the head (the chain continues after an anchor that recorded removed
+        events) is written as it is, keeping that gap visible.
+        """
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, mac = (int(last[0]), str(last[1])) if last is not None else (0, GENESIS)
+                todo = records
+                if todo and replay:
+                    low = min(int(r["seq"]) for r in todo)
+                    held = {r[0] for r in conn.execute("SELECT id FROM audit_events WHERE seq >= ?", (low,))}
+                    todo = [r for r in todo if not (isinstance(r.get("id"), str) and r["id"] in held)]
+                    todo = relink(seq, mac, todo) if todo else todo
+                elif todo:
+                    start = int(todo[0]["seq"]) - 1
+                    if start < seq or (start == seq and todo[0]["prev"] != mac):
+                        todo = relink(seq, mac, todo)
+                if todo:
+                    rows = [
+                        (r["seq"], *column_values(r), r["prev"], r["key_id"], r["mac"], line_of(r))
+                        for r in todo
+                    ]
+                    cur = conn.executemany(_INSERT, rows)
+                    if cur.rowcount != len(rows):
+                        self._check_replays(rows)
+                    seq, mac = int(todo[-1]["seq"]), str(todo[-1]["mac"])
+                first = conn.execute("SELECT mac FROM audit_events ORDER BY seq LIMIT 1").fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return todo, ((seq, mac, str(first[0])) if first is not None else None)
 
     def _check_replays(self, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:
