@@ -12,7 +12,6 @@ Types are plain values: a primitive name (``"string"``), ``("list", T)``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Union
 
@@ -30,6 +29,7 @@ from .celparse import (
     Select,
     Unary,
 )
+from .celregex import PatternError, compile_pattern
 
 Type = Union[str, tuple[Any, ...]]  # noqa: UP007 - a runtime alias must work on 3.10
 
@@ -121,15 +121,15 @@ def _join(a: Type, b: Type) -> Type:
 
 
 def _literal_regex(node: Call) -> None:
-    """``matches`` takes a literal pattern: conditions run Python's backtracking ``re``, not RE2,
-    so a pattern must never come from a request, and a policy's own pattern must compile."""
+    """``matches`` takes a literal pattern, compiled by RE2 at load (see :mod:`.celregex`):
+    a pattern never comes from a request, and a policy's own pattern must be accepted."""
     pattern = node.args[-1] if node.args else None
     if not isinstance(pattern, Lit) or pattern.type != "string":
         raise CelTypeError("matches() needs a string literal as its pattern", node.pos)
     try:
-        re.compile(pattern.value)
-    except re.error as exc:
-        raise CelTypeError(f"invalid regular expression {pattern.value!r}: {exc}", node.pos) from None
+        compile_pattern(pattern.value)
+    except PatternError as exc:
+        raise CelTypeError(str(exc), node.pos) from None
 
 
 class Checker:
@@ -319,18 +319,15 @@ class Checker:
             raise CelTypeError(f"unknown method {name!r} on {type_name(recv)}", node.pos)
         if name == "size" and len(args) == 1:
             return self._size(args[0], node.pos)
-        if name == "matches" and len(args) == 2:
-            if not (_is(args[0], "string") and _is(args[1], "string")):
-                raise CelTypeError("matches() needs two strings", node.pos)
-            return "bool"
+        if name == "matches":
+            # the cel package has only the method form; the global one would always be an error there
+            raise CelTypeError("write text.matches(pattern), not matches(text, pattern)", node.pos)
         conversions: dict[str, tuple[Type, tuple[str, ...]]] = {
             "int": ("int", ("int", "uint", "double", "string", "timestamp")),
             "uint": ("uint", ("int", "uint", "double", "string")),
             "double": ("double", ("int", "uint", "double", "string")),
-            "string": (
-                "string",
-                ("int", "uint", "double", "string", "bool", "bytes", "timestamp", "duration"),
-            ),
+            # the cel package has no string(bool) (nor int(bool), double(bool)): refused here
+            "string": ("string", ("int", "uint", "double", "string", "bytes", "timestamp", "duration")),
             "timestamp": ("timestamp", ("string", "timestamp", "int")),
             "duration": ("duration", ("string", "duration")),
             "bool": ("bool", ("bool", "string")),

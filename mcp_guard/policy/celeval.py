@@ -6,13 +6,15 @@ converting the activation into CEL values; a closure reads the
 attributes directly and costs about a microsecond for common conditions.
 The closures follow CEL semantics: no implicit conversions, heterogeneous
 numeric equality, truncating integer division, 64-bit overflow errors, and
-error absorption by ``&&``/``||``. Any construct this module does not cover
-raises :class:`Unsupported` and the condition is evaluated by ``cel`` itself.
+error absorption by ``&&``/``||``, and wherever the ``cel`` package (the
+reference) departs from the CEL specification, the package's behaviour, so a
+condition has one meaning. Any construct this module does not cover raises
+:class:`Unsupported` and the policy is refused at load: there is no second
+evaluator to fall back to.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -32,6 +34,7 @@ from .celparse import (
     Select,
     Unary,
 )
+from .celregex import compile_pattern
 from .celvalues import (
     _CONVERSIONS,
     EvalError,
@@ -55,7 +58,7 @@ __all__ = ["EvalError", "Unsupported", "compile_node", "in_cidr", "path_within"]
 
 
 class Unsupported(Exception):
-    """The closure compiler does not cover this construct; ``cel`` evaluates the condition."""
+    """The closure compiler does not cover this construct: the condition is refused at load."""
 
 
 Fn = Callable[[Any], Any]
@@ -84,13 +87,13 @@ class _Compiler:
     def compile(self, node: Node) -> Fn:
         if isinstance(node, Lit):
             if node.type in ("uint", "bytes"):
-                raise Unsupported(node.type)
+                raise Unsupported(f"{node.type} literals")
             value = node.value
             return lambda a: value
         if isinstance(node, Ident):
             name = node.name
             if name in self.getters:
-                raise Unsupported("bare object variable")
+                raise Unsupported(f"{name!r} used as a whole value (select a field, e.g. {name}.<field>)")
 
             def local(a: Any) -> Any:
                 return a.vars[name]
@@ -296,16 +299,8 @@ class _Compiler:
             recv = self.compile(node.target)
             if name == "size":
                 return lambda a: _size(recv(a))
-            if name == "matches" and isinstance(node.args[0], Lit) and node.args[0].type == "string":
-                pattern = re.compile(node.args[0].value)
-
-                def matches(a: Any) -> bool:
-                    v = recv(a)
-                    if type(v) is not str:
-                        raise EvalError("matches() needs a string")
-                    return pattern.search(v) is not None
-
-                return matches
+            if name == "matches":
+                return _matches(recv, node.args[0])
             method = _str_method(name)
             arg = args[0]
             return lambda a: method(recv(a), arg(a))
@@ -313,9 +308,7 @@ class _Compiler:
             arg = args[0]
             return lambda a: _size(arg(a))
         if name == "matches":
-            method = _str_method("matches")
-            first, second = args
-            return lambda a: method(first(a), second(a))
+            return _matches(args[0], node.args[1])
         if name in _CONVERSIONS and len(args) == 1:
             conv, arg = _CONVERSIONS[name], args[0]
             if isinstance(node.args[0], Lit):  # fold timestamp("...") and friends at load time
@@ -327,10 +320,10 @@ class _Compiler:
                     return lambda a: value
             return lambda a: conv(arg(a))
         if name in ("uint", "bool", "bytes"):
-            raise Unsupported(name)
+            raise Unsupported(f"{name}()")
         fn = self.functions.get(name)
         if fn is None:
-            raise Unsupported(name)
+            raise Unsupported(f"function {name}()")
         if name == "in_cidr" and isinstance(node.args[1], Lit) and isinstance(node.args[1].value, str):
             try:
                 net = _network(node.args[1].value)
@@ -362,6 +355,24 @@ class _Compiler:
 
 
 _MISSING = object()
+
+
+def _matches(subject: Fn, pattern: Node) -> Fn:
+    """``subject.matches(pattern)``: the checker has made sure ``pattern`` is an accepted literal."""
+    if not isinstance(pattern, Lit) or type(pattern.value) is not str:
+        raise Unsupported("matches() with a pattern that is not a string literal")
+    search = compile_pattern(pattern.value)
+
+    def matches(a: Any) -> bool:
+        v = subject(a)
+        if type(v) is not str:
+            raise EvalError("matches() needs a string")
+        try:
+            return search(v)
+        except UnicodeEncodeError:
+            raise EvalError("matches() of a string that is not valid Unicode") from None
+
+    return matches
 
 
 def compile_node(node: Node, getters: FieldGetters, functions: Mapping[str, Callable[..., Any]]) -> Fn:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["EvalError", "cel_eq", "parse_duration", "parse_timestamp"]
@@ -126,14 +126,24 @@ def _contains(container: Any, item: Any) -> bool:
     if isinstance(container, (frozenset, set)):
         return type(item) is str and item in container
     if isinstance(container, Mapping):
-        return any(cel_eq(k, item) for k in container) if type(item) is not str else item in container
+        if type(item) is str:
+            return item in container
+        if type(item) not in (int, bool):
+            raise EvalError(f"a {type(item).__name__} cannot be a map key")
+        return any(cel_eq(k, item) for k in container)
     if isinstance(container, (list, tuple)):
         return any(cel_eq(x, item) for x in container)
     raise EvalError(f"'in' needs a list or map, not {type(container).__name__}")
 
 
 def _size(v: Any) -> int:
-    if isinstance(v, (str, bytes, list, tuple, Mapping)):
+    if type(v) is str:
+        # the cel package counts UTF-8 bytes (the CEL spec says code points): one semantics, its own
+        try:
+            return len(v.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise EvalError("size() of a string that is not valid Unicode") from None
+    if isinstance(v, (bytes, list, tuple, Mapping)):
         return len(v)
     raise EvalError(f"size() of {type(v).__name__}")
 
@@ -172,6 +182,24 @@ def parse_timestamp(text: str) -> datetime:
     return value
 
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DOUBLE_TEXT = re.compile(
+    r"[+-]?(?:(?i:inf|infinity|nan)|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)", re.ASCII
+)
+
+
+def _format_double(v: float) -> str:
+    """A double as the cel package prints it: shortest round-trip digits, never an exponent."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    text = format(Decimal(repr(v)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
 def _to_int(v: Any) -> int:
     if type(v) is int:
         return v
@@ -180,10 +208,9 @@ def _to_int(v: Any) -> int:
             raise EvalError("int() of a non-finite double")
         return _check_int(int(v))
     if type(v) is str:
-        try:
-            return _check_int(int(v, 10))
-        except ValueError:
-            raise EvalError(f"int() of {v!r}") from None
+        if _INT_TEXT.fullmatch(v) is None:  # Python's int() also takes spaces, "_" and non-ASCII digits
+            raise EvalError(f"int() of {v!r}")
+        return _check_int(int(v, 10))
     if isinstance(v, datetime):
         return int(v.timestamp())
     raise EvalError(f"int() of {type(v).__name__}")
@@ -193,20 +220,19 @@ def _to_double(v: Any) -> float:
     if type(v) in (int, float):
         return float(v)
     if type(v) is str:
-        try:
-            return float(v)
-        except ValueError:
-            raise EvalError(f"double() of {v!r}") from None
+        if _DOUBLE_TEXT.fullmatch(v) is None:
+            raise EvalError(f"double() of {v!r}")
+        return float(v)
     raise EvalError(f"double() of {type(v).__name__}")
 
 
 def _to_string(v: Any) -> str:
     if type(v) is str:
         return v
-    if type(v) is bool:
-        return "true" if v else "false"
-    if type(v) in (int, float):
+    if type(v) is int:
         return str(v)
+    if type(v) is float:
+        return _format_double(v)
     if type(v) is bytes:
         return v.decode("utf-8")
     if isinstance(v, datetime):
@@ -242,14 +268,6 @@ _CONVERSIONS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise EvalError(f"invalid regex {pattern!r}: {exc}") from None
-
-
 def _str_method(name: str) -> Callable[[Any, Any], bool]:
     def method(recv: Any, arg: Any) -> bool:
         if type(recv) is not str or type(arg) is not str:
@@ -258,8 +276,6 @@ def _str_method(name: str) -> Callable[[Any, Any], bool]:
             return recv.startswith(arg)
         if name == "endsWith":
             return recv.endswith(arg)
-        if name == "contains":
-            return arg in recv
-        return _regex(arg).search(recv) is not None
+        return arg in recv
 
     return method

@@ -4,8 +4,13 @@ Every ``when`` goes through three steps when the policy loads: the ``cel``
 package parses it (so only real CEL is accepted), the checker in
 :mod:`.celcheck` types it against the fixed fields of ``principal``,
 ``request`` and ``context``, and :mod:`.celeval` turns it into a closure.
-Constructs the closure compiler does not cover run on ``cel`` itself, which is
-slower but equivalent. Nothing is ever passed to Python's ``eval``.
+There is one evaluator: a construct the closure compiler does not cover
+(``uint`` and ``bytes`` values, ``bool()``, a whole variable as a value...) is
+refused at load, never handed to a second engine with other semantics. The
+closures follow the ``cel`` package wherever it and the CEL specification
+differ (``size`` of a string counts UTF-8 bytes, ``string(bool)`` is an error),
+and ``matches`` runs RE2 (:mod:`.celregex`), in linear time. Nothing is ever
+passed to Python's ``eval``.
 
 Custom functions are plain callables taking and returning Python values; they
 come from the ``mcp_guard.conditions`` entry-point group or from the
@@ -191,7 +196,6 @@ class Condition:
 
     source: str
     fn: Fn
-    native: bool
 
     def __call__(self, act: Activation) -> bool:
         value = self.fn(act)
@@ -258,7 +262,7 @@ def compile_condition(source: str, functions: Mapping[str, Callable[..., Any]]) 
     import cel  # the Rust extension takes ~150 ms to import: only policies with conditions pay it
 
     try:
-        program = cel.compile(source)
+        cel.compile(source)
     except Exception as exc:
         raise ConditionError(f"CEL syntax error: {_syntax_message(exc)}") from None
     returns = {"in_cidr": "bool", "path_within": "bool"}
@@ -268,21 +272,12 @@ def compile_condition(source: str, functions: Mapping[str, Callable[..., Any]]) 
         result = checker.check(tree)
         if result not in ("bool", "dyn"):
             raise ConditionError(f"a condition must be bool, this one is {result}")
-        return Condition(source, compile_node(tree, GETTERS, functions), True)
+        return Condition(source, compile_node(tree, GETTERS, functions))
     except CelSyntaxError as exc:
         raise ConditionError(f"unsupported CEL syntax: {exc}", exc.column) from None
     except CelTypeError as exc:
         raise ConditionError(f"type error: {exc}", exc.column) from None
     except RecursionError:
         raise ConditionError("expression is nested too deeply") from None
-    except Unsupported:
-        pass
-    cel_functions = dict(functions)
-
-    def via_cel(act: Activation) -> Any:
-        try:
-            return program.execute(cel.Context(act.as_cel(), cel_functions))
-        except Exception as exc:
-            raise EvalError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-
-    return Condition(source, via_cel, False)
+    except Unsupported as exc:
+        raise ConditionError(f"not supported in policy conditions: {exc}") from None
