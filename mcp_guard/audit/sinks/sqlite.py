@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,29 @@ def column_values(record: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _while_busy(step: Callable[[], object], timeout: float) -> None:
+    """Run one opening step, retrying while another process holds the file.
+
+    Switching a new file to WAL and creating the schema can report "database
+    is locked" at once, without waiting on the busy timeout, when two
+    processes open the same fresh store together; opening must not fail for
+    that, so the step is retried until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class SQLiteSink:
     """An :class:`~mcp_guard.protocols.AuditSink` writing to one SQLite file."""
 
@@ -95,11 +119,11 @@ class SQLiteSink:
         self._conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=timeout
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"invalid synchronous mode {synchronous!r}")
+        _while_busy(lambda: self._conn.execute("PRAGMA journal_mode=WAL"), timeout)
         self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._conn.executescript(SCHEMA)
+        _while_busy(lambda: self._conn.executescript(SCHEMA), timeout)
 
     def write(self, records: Sequence[Mapping[str, Any]]) -> None:
         rows = [(r["seq"], *column_values(r), r["prev"], r["key_id"], r["mac"], line_of(r)) for r in records]
