@@ -8,14 +8,15 @@ of which file to fix.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError
 
@@ -110,17 +111,87 @@ def locate(text: str, loc: Sequence[int | str]) -> int | None:
     return best_line
 
 
+class ConfigErrors(ConfigError):
+    """Several problems of one file; behaves as the first (``file``, ``line``, ``field``) and prints
+    one ``FILE:LINE: FIELD: message`` line per problem."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.detail, file=first.file, line=first.line, field=first.field)
+
+    def format(self) -> str:
+        return "\n".join(ConfigError.format(e) for e in self.errors)
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _step(tp: Any, part: str | int) -> Any:
+    """The type of ``tp[part]``: a model's field, a list's item, a dict's value (through Optional)."""
+    if _is_model(tp):
+        field = tp.model_fields.get(part) if isinstance(part, str) else None
+        return None if field is None else field.annotation
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (list, tuple) and args and isinstance(part, int):
+        return args[0]
+    if origin is dict and len(args) == 2 and isinstance(part, str):
+        return args[1]
+    for arg in args:  # a Union (Optional): the first member that has this part
+        found = _step(arg, part) if arg is not type(None) else None
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(model: type[BaseModel] | None, loc: Sequence[str | int]) -> list[str]:
+    """The keys the table at ``loc`` of ``model`` accepts (empty when it cannot be told)."""
+    current: Any = model
+    for part in loc:
+        if current is None:
+            return []
+        current = _step(current, part)
+    candidates = [current, *get_args(current)]
+    for tp in candidates:
+        if _is_model(tp):
+            return [f.alias or name for name, f in tp.model_fields.items() if not f.exclude]
+    return []
+
+
+def _message(err: Any, model: type[BaseModel] | None) -> str:
+    loc = [p for p in err["loc"] if isinstance(p, (str, int))]
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        known = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        return f"unknown key or table{hint}" + (f"; known: {', '.join(sorted(known))}" if known else "")
+    return str(err["msg"])
+
+
 def validation_error(
-    exc: ValidationError, source: str, text: str | None, prefix: tuple[str, ...] = ()
+    exc: ValidationError,
+    source: str,
+    text: str | None,
+    prefix: tuple[str, ...] = (),
+    model: type[BaseModel] | None = None,
 ) -> ConfigError:
-    """The first pydantic error as a :class:`ConfigError` naming file, line and field.
+    """Every pydantic error as a :class:`ConfigError` naming file, line and field (one line each).
 
     ``prefix`` is where the validated table sits in the file (``("authn",)``
-    for a section checked by its own model).
+    for a section checked by its own model); ``model`` (the model validated) lets an unknown key
+    be answered with the closest known one.
     """
-    err = exc.errors()[0]
-    loc = [*prefix, *(p for p in err["loc"] if isinstance(p, (str, int)))]
-    line = locate(text, loc) if text is not None and source.endswith(".toml") else None
-    more = len(exc.errors()) - 1
-    msg = err["msg"] + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
-    return ConfigError(msg, file=source, line=line, field=dotted(loc) or None)
+    out: list[ConfigError] = []
+    seen: set[tuple[int | None, str, str]] = set()
+    for err in exc.errors():
+        loc = [*prefix, *(p for p in err["loc"] if isinstance(p, (str, int)))]
+        line = locate(text, loc) if text is not None and source.endswith(".toml") else None
+        msg = _message(err, model)
+        key = (line, dotted(loc), msg)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(ConfigError(msg, file=source, line=line, field=dotted(loc) or None))
+    out.sort(key=lambda e: e.line if e.line is not None else 1 << 30)  # stable: file order
+    return out[0] if len(out) == 1 else ConfigErrors(out)

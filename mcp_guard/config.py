@@ -8,13 +8,14 @@ moved as a whole.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ._toml import read_file, validation_error
+from ._toml import locate, read_file, validation_error
 from .errors import ConfigError
 from .sanitize.policy import SanitizeConfig, SanitizePolicy
 
@@ -23,7 +24,9 @@ DEFAULT_AUDIT = "sqlite:///.mcp-guard/audit.db"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    #: ``strict``: no coercion of scalars (``port = "8790"`` is an error, not 8790); an integer is
+    #: still accepted where a float is expected.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class GuardSection(_Strict):
@@ -219,7 +222,7 @@ def load_config(path: str | Path) -> GuardConfig:
     try:
         config = GuardConfig.model_validate({**data, "base_dir": p.resolve().parent, "source": str(p)})
     except ValidationError as exc:
-        raise validation_error(exc, str(p), text) from None
+        raise validation_error(exc, str(p), text, model=GuardConfig) from None
     check_sections(config, text)
     return config
 
@@ -237,7 +240,33 @@ def check_sections(config: GuardConfig, text: str | None = None) -> None:
         try:
             model.model_validate(table)
         except ValidationError as exc:
-            raise validation_error(exc, config.source, text, prefix=(name,)) from None
+            raise validation_error(exc, config.source, text, prefix=(name,), model=model) from None
+
+
+def check_policy_files(config: GuardConfig) -> None:
+    """Load the ``[guard] policy`` files as the guard would at start-up.
+
+    A file that does not exist is reported at the guard.toml line naming it; an invalid policy
+    with its own file, line and field (:class:`~mcp_guard.errors.PolicyError`).
+    """
+    paths = [config.resolve(p) for p in config.guard.policy_paths()]
+    if not paths:
+        return
+    for raw, path in zip(config.guard.policy_paths(), paths, strict=True):
+        if not path.is_file():
+            line = None
+            if config.source.endswith(".toml"):
+                with contextlib.suppress(OSError):
+                    line = locate(Path(config.source).read_text(encoding="utf-8"), ("guard", "policy"))
+            raise ConfigError(
+                f"policy file {raw!r} does not exist (looked for {path})",
+                file=config.source,
+                line=line,
+                field="guard.policy",
+            )
+    from .policy import load_policy
+
+    load_policy(*paths)
 
 
 def config_from_dict(
@@ -246,7 +275,7 @@ def config_from_dict(
     try:
         config = GuardConfig.model_validate({**data, "base_dir": base_dir or Path.cwd(), "source": source})
     except ValidationError as exc:
-        raise validation_error(exc, source, None) from None
+        raise validation_error(exc, source, None, model=GuardConfig) from None
     check_sections(config)
     return config
 
@@ -261,6 +290,7 @@ __all__ = [
     "PortalSection",
     "SanitizeSection",
     "UpstreamSection",
+    "check_policy_files",
     "config_from_dict",
     "load_config",
 ]

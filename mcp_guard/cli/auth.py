@@ -9,6 +9,7 @@ from typing import Any
 
 from ..authn._cli import add_config_options, context, one_line, run_with_store
 from ..authn.config import build_authentication
+from ..config import check_policy_files, load_config
 from ..errors import AuthenticationError, GuardError
 from ..model import Principal
 from ..protocols import Credential, StateStore
@@ -33,6 +34,10 @@ def principal_json(principal: Principal) -> dict[str, Any]:
 
 
 def _check(args: argparse.Namespace) -> int:
+    # The whole config as `serve` checks it (unknown tables, [guard] mode, the policy files), so a
+    # config that answers here is one the guard starts with; an invalid one exits 2.
+    config = load_config(args.config)
+    check_policy_files(config)
     ctx = context(args)
     token = sys.stdin.readline().strip() if args.token == "-" else args.token
 

@@ -22,12 +22,21 @@ def _when(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds") if epoch else None
 
 
+def _expires(words: list[str] | None) -> float | None:
+    """``--expires`` in seconds; the flag takes several words so an unquoted ``3 parsecs`` is
+    reported here, naming the flag, instead of as a stray argument under the top-level usage."""
+    if not words:
+        return None
+    value = " ".join(words)
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a duration; use e.g. 30d, 12h, 90m", field="--expires") from None
+
+
 def _create(args: argparse.Namespace) -> int:
     ctx = context(args)
-    try:
-        expires_in = parse_duration(args.expires) if args.expires else None
-    except ValueError as exc:
-        raise ConfigError(str(exc), field="--expires") from None
+    expires_in = _expires(args.expires)
     if not args.subject.strip():
         raise ConfigError("must not be empty", field="--subject")
 
@@ -136,7 +145,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--group", action="append", default=[], help="repeatable")
     create.add_argument("--scope", action="append", default=[], help="repeatable")
     create.add_argument("--tenant")
-    create.add_argument("--expires", metavar="DURATION", help="e.g. 30d, 12h (default: never)")
+    create.add_argument(
+        "--expires", nargs="+", metavar="DURATION", help="e.g. 30d, 12h, 90m (default: never)"
+    )
     create.add_argument("--description", default="")
     create.add_argument("--json", action="store_true")
     add_config_options(create)

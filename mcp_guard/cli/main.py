@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _drop_stdout()
         return EXIT_BROKEN_PIPE
     except ConfigError as exc:
-        print(f"mcp-guard: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several errors of one file: one line each
+            print(f"mcp-guard: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,32 @@ import anyio
 
 from ..config import load_config
 from ..integrations.http import check_bind
+
+#: Exit status when the listen address cannot be bound (the port is in use, or not ours to take).
+#: The same as uvicorn's own start-up failure, which it still is if the port is taken in between.
+EXIT_CANNOT_LISTEN = 3
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None: checked before anything is printed or
+    started, with the same ``SO_REUSEADDR`` uvicorn uses (a port in TIME_WAIT is free)."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return None  # uvicorn reports an unresolvable host itself
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            probe.listen()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is in use on {host} (another process listens there)"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -23,6 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
     port = config.listen.port if args.port is None else args.port
     # Refuse a public bind before anything starts (exit 2 with the field named).
     check_bind(host, config.listen.allow_public_bind)
+    problem = _bind_problem(host, port)
+    if problem:
+        print(f"mcp-guard: {problem}; choose another with [listen] port or --port", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     portal = Portal.from_guard_config(
         config,
         secrets_key=args.secrets_key.resolve() if args.secrets_key else None,

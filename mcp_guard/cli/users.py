@@ -35,6 +35,16 @@ def _new_password(args: argparse.Namespace, ctx: CliContext, name: str) -> str:
     return password
 
 
+def _require_passwords(ctx: CliContext) -> None:
+    """Refuse to write users for a config that never logs anyone in with a password."""
+    if ctx.config is not None and ctx.settings.passwords is None:
+        raise ConfigError(
+            "the config has no [authn.passwords] table, so no login would accept this user; "
+            "add one (docs/authentication.md, 'Local users') and run the command again",
+            file=str(ctx.config),
+        )
+
+
 def _enrol(name: str, issuer: str) -> str:
     secret = totp.new_secret()
     print(f"TOTP secret for {name}: {secret}")
@@ -44,6 +54,7 @@ def _enrol(name: str, issuer: str) -> str:
 
 def _add(args: argparse.Namespace) -> int:
     ctx = context(args)
+    _require_passwords(ctx)
     users = _users_file(args, ctx)
     if users.get(args.name) is not None:
         raise ConfigError(f"user {args.name!r} already exists", file=str(users.path))
@@ -65,6 +76,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _passwd(args: argparse.Namespace) -> int:
     ctx = context(args)
+    _require_passwords(ctx)
     users = _users_file(args, ctx)
     if users.get(args.name) is None:
         raise ConfigError(f"no user {args.name!r}", file=str(users.path))
@@ -76,6 +88,7 @@ def _passwd(args: argparse.Namespace) -> int:
 
 def _totp(args: argparse.Namespace) -> int:
     ctx = context(args)
+    _require_passwords(ctx)
     users = _users_file(args, ctx)
     if users.get(args.name) is None:
         raise ConfigError(f"no user {args.name!r}", file=str(users.path))
