@@ -7,6 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,10 +15,11 @@ from mcp_guard.audit import AuditLog, detectors, redact_record
 from mcp_guard.audit.canonical import canonical, encode, encode_string
 from mcp_guard.audit.chain import Chainer
 from mcp_guard.audit.keys import AuditKey, KeyRing
-from mcp_guard.audit.redact import fast_record, has_sensitive_key, might_need_redaction
+from mcp_guard.audit.redact import _any_match, _detailed, fast_record, has_sensitive_key, might_need_redaction
 from mcp_guard.model import AuditEvent, Finding, ResultSummary
 from mcp_guard.sanitize import redact as shared
 
+UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
 KEYS = KeyRing([AuditKey("t", b"k" * 32)])
 
 #: Pieces that make the detectors (and near misses) likely when glued together.
@@ -91,6 +93,24 @@ def test_prefilter_fires_on_known_secret_shapes(text: str) -> None:
 )
 def test_prefilter_lets_ordinary_text_through(text: str) -> None:
     assert not might_need_redaction(encode({"sql": text, "session_id": "0" * 32, "auth_method": "api_key"}))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text_strategy)
+def test_one_pass_filter_is_looser_than_the_detailed_tests(text: str) -> None:
+    encoded = encode_string(text)
+    if _detailed(encoded):
+        assert _any_match(UNANCHORED, encoded.encode(), 0, len(encoded))[0][0] >= 0, text
+
+
+@pytest.mark.parametrize("word", ["password", "passwd", "passphrase", "pass", "pwd", "secret", "token",
+    "credential", "api_key", "apikey", "access-key", "secret_key", "privatekey", "auth_key", "session_id",
+    "SessionId", "Passwords", "TOKENS"])  # fmt: skip
+@pytest.mark.parametrize("sep", [":", "=", " :", "\\t=", '\\":', "' =", "\\u00a0:"])
+def test_one_pass_filter_sees_every_keyword_before_a_separator(word: str, sep: str) -> None:
+    text = f'"x {word}{sep}v"'
+    assert _detailed(text), text
+    assert _any_match(UNANCHORED, text.encode(), 0, len(text))[0][0] >= 0, text
 
 
 def test_mask_is_never_changed_by_a_detector() -> None:
