@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Literal
@@ -265,6 +265,17 @@ class CompiledPolicy:
         except Exception as exc:
             log.exception("policy evaluation failed")
             return Decision(False, None, (f"policy evaluation failed: {type(exc).__name__}: {exc}",))
+
+    def target_class(self, server: str, kind: str | None, target: str | None) -> Hashable:
+        """A key shared by targets the rules cannot tell apart (same candidate rules, same tenant).
+
+        Two targets with one class get the same decision from every principal
+        for every action, except through a ``when`` condition that reads the
+        target; impact analysis, which answers conditions by assumption, asks
+        the engine once per class instead of once per target.
+        """
+        cands = self._candidates(server, kind, target)
+        return (cands.denies, cands.allows, cands.owner)
 
     def role_names(self) -> tuple[str, ...]:
         """Every role the policy names: in rule selectors (not globs) and in ``[roles]``, sorted."""

@@ -17,7 +17,7 @@ allows everything; a rule with ``shadow = true`` decides nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -154,6 +154,17 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
     return result
 
 
+def _access_by_class(
+    policy: CompiledPolicy, principal: Principal, item: Item, known: dict[Hashable, Access]
+) -> Access:
+    """:func:`access`, asked once per target class (targets the rules cannot tell apart)."""
+    key = (item.kind, policy.target_class(item.server, item.kind, item.name))
+    found = known.get(key)
+    if found is None:
+        found = known[key] = access(policy, principal, item)
+    return found
+
+
 def who_can(policy: CompiledPolicy, item: Item, roles: Sequence[str] | None = None) -> dict[str, Any]:
     """``{"allowed": [{role, rule, conditional}], "denied_by": [{role, rule}]}`` over the policy's roles."""
     allowed: list[dict[str, Any]] = []
@@ -187,9 +198,11 @@ def diff(old: CompiledPolicy, new: CompiledPolicy, items: Iterable[Item]) -> lis
     changes: list[Change] = []
     for role in sorted(set(old.role_names()) | set(new.role_names())):
         principal = role_principal(role)
+        old_by_class: dict[Hashable, Access] = {}
+        new_by_class: dict[Hashable, Access] = {}
         for item in inventory:
-            before = access(old, principal, item)
-            after = access(new, principal, item)
+            before = _access_by_class(old, principal, item, old_by_class)
+            after = _access_by_class(new, principal, item, new_by_class)
             kind = _change(before, after)
             if kind is not None:
                 cond = before.conditional if kind == "revoked" else after.conditional
