@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import yaml
 
 from mcp_guard.audit import open_auditor
 from mcp_guard.cli.main import main
@@ -297,3 +300,31 @@ def test_coverage_counts_decisions_per_rule_and_rules_never_hit(files: Path) -> 
     assert "never hit: analysts-write" in text.stdout
     bad = cli("coverage", "--config", str(files / "guard.toml"), "--since", "last tuesday")
     assert bad.returncode == 2 and "--since: unrecognised time" in bad.stderr
+
+
+def test_ci_example_prints_the_markdown_summary(tmp_path: Path) -> None:
+    """examples/ci: the workflow runs policy-diff.sh, which writes the job summary and exits as documented."""
+    ci = Path(__file__).resolve().parents[1] / "examples" / "ci"
+    workflow = yaml.safe_load((ci / "policy-diff.yml").read_text())
+    steps = [s.get("run", "") for s in workflow["jobs"]["policy-diff"]["steps"]]
+    assert any("policy-diff.sh" in s and "$POLICY" in s and "$INVENTORY" in s for s in steps)
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "MCP_GUARD": f"{sys.executable} -m mcp_guard", "GITHUB_STEP_SUMMARY": str(summary)}
+    env["PYTHONPATH"] = str(ci.parents[1])
+    pair = [str(ci / "before.toml"), str(ci / "after.toml"), str(ci / "inventory.json")]
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["bash", str(ci / "policy-diff.sh"), *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    out = script(*pair)
+    assert out.returncode == 1, out.stderr
+    assert "**3** granted, **2** revoked" in out.stdout
+    assert "| `treasurer` | `billing` | tool | `transfer` | granted (conditional) |" in out.stdout
+    assert summary.read_text() == out.stdout
+    env["ALLOW_CHANGES"] = "1"
+    same = script(pair[0], pair[0], pair[2])
+    assert same.returncode == 0 and "No role gains or loses access" in same.stdout
+    assert script(*pair).returncode == 0
+    bad = script(pair[0], "missing.toml", pair[2])
+    assert bad.returncode == 2 and "missing.toml" in bad.stderr

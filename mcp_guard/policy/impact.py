@@ -47,6 +47,7 @@ _METHOD = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources
 MAX_COMBINATIONS = 4096
 
 ChangeKind = Literal["granted", "revoked", "now-conditional", "now-unconditional"]
+_CHANGE_ORDER: tuple[ChangeKind, ...] = ("granted", "revoked", "now-conditional", "now-unconditional")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -279,10 +280,8 @@ def render_diff_markdown(changes: Sequence[Change], title: str = "Policy impact"
     if not changes:
         lines.append("No role gains or loses access to any inventory item.")
         return "\n".join(lines) + "\n"
-    counts: dict[str, int] = {}
-    for c in changes:
-        counts[c.change] = counts.get(c.change, 0) + 1
-    lines.append(", ".join(f"**{n}** {kind}" for kind, n in counts.items()))
+    counts = {kind: sum(1 for c in changes if c.change == kind) for kind in _CHANGE_ORDER}
+    lines.append(", ".join(f"**{n}** {kind}" for kind, n in counts.items() if n))
     lines += [
         "",
         "| role | server | kind | name | change | old rule | new rule |",
