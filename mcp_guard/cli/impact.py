@@ -102,7 +102,7 @@ def _diff(args: argparse.Namespace) -> int:
             change = (
                 f"{c.change} (conditional)" if c.conditional and not c.change.startswith("now") else c.change
             )
-            print(f"{change:<17} {c.role:<16} {c.item.server}/{c.item.kind}/{c.item.name}  ({rules})")
+            print(f"{change:<21} {c.role:<16} {c.item.server}/{c.item.kind}/{c.item.name}  ({rules})")
         print(f"{len(changes)} change(s)")
     return 1 if changes else 0
 

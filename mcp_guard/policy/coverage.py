@@ -26,7 +26,7 @@ _SHADOW = re.compile(r"^shadow rule (\S+) would (allow|deny)$")
 def _iso(t: float | None) -> str | None:
     if t is None:
         return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def coverage(policy: CompiledPolicy, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
