@@ -19,7 +19,7 @@ from mcp_guard.audit import open_auditor
 from mcp_guard.cli.main import main
 from mcp_guard.model import AuditEvent
 from mcp_guard.policy import load_policy_text
-from mcp_guard.policy.impact import Item, access, diff, role_principal, who_can
+from mcp_guard.policy.impact import Access, Item, access, diff, role_principal, who_can
 
 OLD = """\
 version = 1
@@ -328,3 +328,59 @@ def test_ci_example_prints_the_markdown_summary(tmp_path: Path) -> None:
     assert script(*pair).returncode == 0
     bad = script(pair[0], "missing.toml", pair[2])
     assert bad.returncode == 2 and "missing.toml" in bad.stderr
+
+
+def test_cli_md_examples_are_what_the_commands_print() -> None:
+    """The who-can and diff examples in docs/cli.md run from the repository root as written."""
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "cli.md").read_text()
+    for section in ("### `policy who-can`", "### `policy diff`"):
+        body = doc.split(section, 1)[1].split("\n### ", 1)[0]
+        console = body.rsplit("```\n$ ", 1)[1].split("\n```", 1)[0]
+        for session in ("$ " + console).split("\n$ ")[0:]:
+            command, _, expected = session.removeprefix("$ ").partition("\n")
+            argv = command.split()
+            assert argv[:2] == ["mcp-guard", "policy"]
+            out = io.StringIO()
+            cwd = os.getcwd()
+            os.chdir(root)
+            try:
+                with contextlib.redirect_stdout(out):
+                    main(argv[1:])
+            finally:
+                os.chdir(cwd)
+            assert out.getvalue() == expected + "\n", command
+
+
+def test_an_empty_inventory_is_refused(files: Path) -> None:
+    (files / "inventory.json").write_text('{"servers": {"notes": {"tools": []}}}')
+    old, inv = str(files / "old.toml"), str(files / "inventory.json")
+    out = cli("diff", "--old", old, "--new", old, "--inventory", inv)
+    assert out.returncode == 2 and "the inventory holds no items" in out.stderr
+    (files / "guard.toml").write_text('[guard]\nstate = "sqlite:///empty.db"\n')
+    out = cli("diff", "--old", old, "--new", old, "--config", str(files / "guard.toml"))
+    assert out.returncode == 2 and "guard.state: no approved pins" in out.stderr
+
+
+def test_too_many_conditions_stop_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcp_guard.policy.impact as impact
+
+    denies = "".join(
+        f'[[rules]]\nid = "d{i}"\neffect = "deny"\nwhen = \'request.arguments.n == {i}\'\n' for i in range(4)
+    )
+    allow = '[[rules]]\nid = "all"\neffect = "allow"\nroles = ["r"]\n'
+    policy = load_policy_text(denies + allow)
+    item = Item("s", "tool", "t")
+    assert access(policy, role_principal("r"), item) == Access(True, "all", conditional=True)
+    only_denies = load_policy_text(denies + "[roles.r]\n")
+    assert access(only_denies, role_principal("r"), item) == Access(False, "d0")
+    monkeypatch.setattr(impact, "MAX_COMBINATIONS", 2)
+    assert access(only_denies, role_principal("r"), item) == Access(False, "d0")
+
+
+def test_markdown_cells_cannot_break_the_table() -> None:
+    from mcp_guard.policy.impact import Change, render_diff_markdown
+
+    text = render_diff_markdown([Change("a|b", Item("s", "tool", "x\n| y`"), "granted", None, "r")])
+    row = text.splitlines()[-1]
+    assert row == "| `a\\|b` | `s` | tool | `x \\| y'` | granted | (default) | `r` |"

@@ -29,8 +29,20 @@ def _inventory(args: argparse.Namespace) -> list[Any]:
             raise PolicyError(f"cannot read inventory: {exc.strerror or exc}", file=str(path)) from None
         except UnicodeDecodeError:
             raise PolicyError("inventory is not valid UTF-8", file=str(path)) from None
-        return parse_inventory(text, str(path))
-    return _pinned(args.config)
+        items = parse_inventory(text, str(path))
+        if not items:
+            raise PolicyError("the inventory holds no items: there is nothing to compare", file=str(path))
+        return items
+    items = _pinned(args.config)
+    if not items:
+        raise ConfigError(
+            "no approved pins in the config's state store, so there is nothing to compare"
+            " (a guard pins a server's items when it first lists them; see `mcp-guard pins list`),"
+            " or pass --inventory FILE",
+            file=str(args.config),
+            field="guard.state",
+        )
+    return items
 
 
 def _pinned(config_path: Path) -> list[Any]:

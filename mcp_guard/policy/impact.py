@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..errors import PolicyError
-from ..model import AccessRequest, Principal
+from ..model import AccessRequest, Principal, TargetKind
 from .engine import USE_ACTION, CompiledPolicy, Rule
 
 __all__ = [
@@ -102,7 +102,8 @@ def role_principal(role: str) -> Principal:
 
 
 def _request(item: Item) -> AccessRequest:
-    return AccessRequest(_METHOD[item.kind], USE_ACTION[item.kind], item.server, item.kind, item.name)  # type: ignore[arg-type]
+    kind = cast(TargetKind, item.kind)  # Item.kind is one of KINDS: parse_inventory and the CLI see to it
+    return AccessRequest(_METHOD[item.kind], USE_ACTION[item.kind], item.server, kind, item.name)
 
 
 def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
@@ -289,7 +290,9 @@ def render_diff_markdown(changes: Sequence[Change], title: str = "Policy impact"
     ]
 
     def cell(value: str | None) -> str:
-        return "(default)" if value is None else "`" + value.replace("|", "\\|").replace("`", "'") + "`"
+        if value is None:
+            return "(default)"
+        return "`" + " ".join(value.split()).replace("|", "\\|").replace("`", "'") + "`"
 
     for c in changes:
         change = (
