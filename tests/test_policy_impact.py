@@ -384,3 +384,52 @@ def test_markdown_cells_cannot_break_the_table() -> None:
     text = render_diff_markdown([Change("a|b", Item("s", "tool", "x\n| y`"), "granted", None, "r")])
     row = text.splitlines()[-1]
     assert row == "| `a\\|b` | `s` | tool | `x \\| y'` | granted | (default) | `r` |"
+
+
+async def test_coverage_reads_the_events_the_pipeline_writes() -> None:
+    """Default denials and shadow hits are recognised in events as the guard records them."""
+    from datetime import datetime, timezone
+
+    from mcp_guard.guard import Guard
+    from mcp_guard.model import Principal, RequestContext
+    from mcp_guard.pipeline import Exchange
+    from mcp_guard.policy.coverage import coverage
+
+    from .helpers import ListAuditor
+
+    text = """
+    [servers.notes]
+    tenant = "acme"
+    [[rules]]
+    id = "viewers"
+    effect = "allow"
+    roles = ["viewer"]
+    tools = ["read_*"]
+    cross_tenant = true
+    [[rules]]
+    id = "no-delete"
+    effect = "deny"
+    tools = ["delete_*"]
+    [[rules]]
+    id = "try-write"
+    effect = "allow"
+    shadow = true
+    cross_tenant = true
+    tools = ["write_*"]
+    """
+    auditor = ListAuditor()
+    guard = Guard(policy=load_policy_text(text), auditor=auditor)
+    alice = Principal("alice", roles=frozenset({"viewer"}))
+
+    async def call(admitted: Any) -> dict[str, Any]:
+        return {"content": []}
+
+    for name in ["read_a", "delete_b", "write_c", "other"]:
+        context = RequestContext(datetime.now(timezone.utc))
+        exchange = Exchange("tools/call", {"name": name, "arguments": {}}, "notes", context, principal=alice)
+        with contextlib.suppress(Exception):
+            await guard.run(exchange, call)
+    report = coverage(load_policy_text(text), [e.as_dict() for e in auditor.events])
+    rules = {r["id"]: (r["allow"], r["deny"], r["shadow_hits"]) for r in report["rules"]}
+    assert rules == {"viewers": (1, 0, 0), "no-delete": (0, 1, 0), "try-write": (0, 0, 1)}
+    assert (report["default_denials"], report["never_hit"]) == (2, [])

@@ -20,7 +20,8 @@ __all__ = ["coverage"]
 
 #: The reason the engine gives when no rule matched and the default denied.
 DEFAULT_DENY_REASON = "no rule matched; default deny"
-_SHADOW = re.compile(r"^shadow rule (\S+) would (allow|deny)$")
+#: How a decision names a shadow rule that would have decided; a refusal joins reasons with "; ".
+_SHADOW = re.compile(r"shadow rule (\S+) would (?:allow|deny)")
 
 
 def _iso(t: float | None) -> str | None:
@@ -63,7 +64,7 @@ def coverage(policy: CompiledPolicy, records: Iterable[Mapping[str, Any]]) -> di
     for record in records:
         events += 1
         rule, decision, t = record.get("rule"), record.get("decision"), record.get("time")
-        reasons = record.get("reasons") or []
+        reasons = [r for r in record.get("reasons") or () if isinstance(r, str)]
         if isinstance(rule, str):
             entry = stats.get(rule)
             if entry is None:
@@ -73,13 +74,12 @@ def coverage(policy: CompiledPolicy, records: Iterable[Mapping[str, Any]]) -> di
                 if decision in ("allow", "deny"):
                     entry[decision] += 1
                 hit(rule, t)
-        elif decision == "deny" and DEFAULT_DENY_REASON in reasons:
+        elif decision == "deny" and any(DEFAULT_DENY_REASON in r for r in reasons):
             default_denials += 1
-        for reason in reasons:
-            m = _SHADOW.match(reason) if isinstance(reason, str) else None
-            if m and m.group(1) in stats:
-                stats[m.group(1)]["shadow_hits"] += 1
-                hit(m.group(1), t)
+        for shadow in {m.group(1) for r in reasons for m in _SHADOW.finditer(r)}:
+            if shadow in stats:
+                stats[shadow]["shadow_hits"] += 1
+                hit(shadow, t)
     for rule_id, t in last.items():
         stats[rule_id]["last_hit"] = _iso(t)
     rules = list(stats.values())
