@@ -433,3 +433,12 @@ async def test_coverage_reads_the_events_the_pipeline_writes() -> None:
     rules = {r["id"]: (r["allow"], r["deny"], r["shadow_hits"]) for r in report["rules"]}
     assert rules == {"viewers": (1, 0, 0), "no-delete": (0, 1, 0), "try-write": (0, 0, 1)}
     assert (report["default_denials"], report["never_hit"]) == (2, [])
+
+
+def test_an_allow_with_step_up_is_conditional_on_mfa() -> None:
+    policy = load_policy_text(
+        '[[rules]]\nid = "mfa"\neffect = "allow"\nroles = ["ops"]\ntools = ["deploy"]\nstep_up = "10m"\n'
+        '[[rules]]\nid = "plain"\neffect = "allow"\nroles = ["ops"]\ntools = ["status"]\n'
+    )
+    assert access(policy, role_principal("ops"), Item("s", "tool", "deploy")) == Access(True, "mfa", True)
+    assert access(policy, role_principal("ops"), Item("s", "tool", "status")) == Access(True, "plain", False)

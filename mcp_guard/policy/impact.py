@@ -119,6 +119,7 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
     pending: list[dict[str, bool]] = [{}]
     allowed_by: Access | None = None
     denied_by: Access | None = None
+    step_up = False
     runs = 0
     while pending:
         fixed = pending.pop()
@@ -136,6 +137,8 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
         runs += 1
         if decision.allowed:
             allowed_by = allowed_by or Access(True, decision.rule)
+            # step-up: the guard refuses the call unless the principal's MFA is recent enough
+            step_up = step_up or any(ob.kind == "step_up" for ob in decision.obligations)
         else:
             denied_by = denied_by or Access(False, decision.rule)
         if allowed_by is not None and denied_by is not None:
@@ -151,9 +154,10 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
             later.append({**branch, key: False})
             branch[key] = True
         pending.extend(reversed(later))
-    result = allowed_by or denied_by
-    assert result is not None
-    return result
+    if allowed_by is not None:
+        return Access(True, allowed_by.rule, conditional=step_up)
+    assert denied_by is not None
+    return denied_by
 
 
 def _access_by_class(
