@@ -17,6 +17,7 @@ import yaml
 
 from mcp_guard.audit import open_auditor
 from mcp_guard.cli.main import main
+from mcp_guard.errors import PolicyError
 from mcp_guard.model import AuditEvent
 from mcp_guard.policy import load_policy_text
 from mcp_guard.policy.impact import Access, Item, access, diff, role_principal, who_can
@@ -374,8 +375,12 @@ def test_too_many_conditions_stop_the_search(monkeypatch: pytest.MonkeyPatch) ->
     assert access(policy, role_principal("r"), item) == Access(True, "all", conditional=True)
     only_denies = load_policy_text(denies + "[roles.r]\n")
     assert access(only_denies, role_principal("r"), item) == Access(False, "d0")
-    monkeypatch.setattr(impact, "MAX_COMBINATIONS", 2)
+    monkeypatch.setattr(impact, "MAX_COMBINATIONS", 5)  # exactly the five paths: still answered
     assert access(only_denies, role_principal("r"), item) == Access(False, "d0")
+    monkeypatch.setattr(impact, "MAX_COMBINATIONS", 2)
+    expected = r"tool 't' on server 's' for roles \['r'\]: more than 2 combinations"
+    with pytest.raises(PolicyError, match=expected):
+        access(only_denies, role_principal("r"), item)
 
 
 def test_markdown_cells_cannot_break_the_table() -> None:

@@ -43,7 +43,7 @@ __all__ = [
 KINDS = ("tool", "prompt", "resource")
 _PLURAL = {"tools": "tool", "prompts": "prompt", "resources": "resource"}
 _METHOD = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
-#: Condition combinations tried for one (role, item) before calling it conditional unexamined.
+#: Condition combinations tried for one (role, item) before the analysis gives up (an error, not a guess).
 MAX_COMBINATIONS = 4096
 
 ChangeKind = Literal["granted", "revoked", "now-conditional", "now-unconditional"]
@@ -143,11 +143,13 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
             denied_by = denied_by or Access(False, decision.rule)
         if allowed_by is not None and denied_by is not None:
             return Access(True, allowed_by.rule, conditional=True)
-        if runs >= MAX_COMBINATIONS:
-            # Too many conditions to try them all: say a condition may decide rather than guess.
-            first = allowed_by or denied_by
-            assert first is not None
-            return Access(True, first.rule, conditional=True) if allowed_by else first
+        if runs >= MAX_COMBINATIONS and pending + reached:
+            # Refuse rather than guess: an untried combination could allow (or deny) after all.
+            raise PolicyError(
+                f"{item.kind} {item.name!r} on server {item.server!r} for roles {sorted(principal.roles)}:"
+                f" more than {MAX_COMBINATIONS} combinations of when conditions to try; split the rules"
+                " that apply to it"
+            )
         branch = dict(fixed)
         later: list[dict[str, bool]] = []
         for key in reached:
