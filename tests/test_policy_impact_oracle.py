@@ -11,15 +11,17 @@ another, so access is conditional exactly when the worlds disagree, and
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_guard.errors import PolicyError
 from mcp_guard.model import AccessRequest, Decision, Principal
 from mcp_guard.policy import CompiledPolicy, policy_from_dict
 from mcp_guard.policy.engine import USE_ACTION
-from mcp_guard.policy.impact import Access, Item, diff, who_can
+from mcp_guard.policy.impact import Access, Item, diff, parse_inventory, who_can
 
 ROLES = ["r0", "r1", "r2", "r3"]
 SERVERS = ["s0", "s1"]
@@ -142,3 +144,48 @@ def test_a_policy_with_no_conditions_is_never_conditional() -> None:
         "denied_by": [],
     }
     assert Access(True, "a") == Access(True, "a", conditional=False)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+NAMES_ST = st.text(min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON | st.fixed_dictionaries({"servers": st.dictionaries(st.text(max_size=4), JSON, max_size=3)}))
+def test_inventory_parser_answers_any_json_with_items_or_a_located_error(value: Any) -> None:
+    try:
+        items = parse_inventory(json.dumps(value), "inv.json")
+    except PolicyError as exc:
+        assert exc.file == "inv.json"
+        return
+    assert all(isinstance(i, Item) and i.kind in KINDS and i.name for i in items)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        NAMES_ST,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "tools": st.lists(NAMES_ST | st.builds(lambda n: {"name": n, "inputSchema": {}}, NAMES_ST)),
+                "prompts": st.lists(NAMES_ST),
+                "resources": st.lists(NAMES_ST | st.builds(lambda u: {"uri": u}, NAMES_ST)),
+            },
+        ),
+        max_size=3,
+    )
+)
+def test_inventory_parser_reads_names_and_list_result_objects(servers: dict[str, Any]) -> None:
+    expected = [
+        Item(server, kind, entry if isinstance(entry, str) else entry.get("name", entry.get("uri")))
+        for server, lists in servers.items()
+        for key, entries in lists.items()
+        for kind in [key.removesuffix("s")]
+        for entry in entries
+    ]
+    assert parse_inventory(json.dumps({"servers": servers})) == expected
