@@ -185,7 +185,9 @@ def add_commands(sub: Any, policy_arg: Any) -> None:
     who.add_argument("--json", action="store_true", help='one object {"allowed": [...], "denied_by": [...]}')
     who.set_defaults(func=_who_can)
 
-    d = sub.add_parser("diff", help="what a policy change grants or revokes per role and item; exit 1 on any")
+    d = sub.add_parser(
+        "diff", help="what a policy change grants or revokes per role and item; exit 1 if anything changes"
+    )
     d.add_argument(
         "--old", action="append", required=True, metavar="FILE", help="policy before; repeat to merge"
     )

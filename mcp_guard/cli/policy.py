@@ -143,7 +143,9 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("policy", help="check, explain, test, validate and reload policy files")
+    parser = subparsers.add_parser(
+        "policy", help="check, explain, test, validate and reload policy files; who-can, diff, coverage"
+    )
     sub = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
     sub.required = True
 
