@@ -338,8 +338,8 @@ def test_cli_md_examples_are_what_the_commands_print() -> None:
     for section in ("### `policy who-can`", "### `policy diff`"):
         body = doc.split(section, 1)[1].split("\n### ", 1)[0]
         console = body.rsplit("```\n$ ", 1)[1].split("\n```", 1)[0]
-        for session in ("$ " + console).split("\n$ ")[0:]:
-            command, _, expected = session.removeprefix("$ ").partition("\n")
+        for shown in ("$ " + console).split("\n$ "):
+            command, _, expected = shown.removeprefix("$ ").partition("\n")
             argv = command.split()
             assert argv[:2] == ["mcp-guard", "policy"]
             out = io.StringIO()
@@ -361,6 +361,13 @@ def test_an_empty_inventory_is_refused(files: Path) -> None:
     (files / "guard.toml").write_text('[guard]\nstate = "sqlite:///empty.db"\n')
     out = cli("diff", "--old", old, "--new", old, "--config", str(files / "guard.toml"))
     assert out.returncode == 2 and "guard.state: no approved pins" in out.stderr
+    (files / "not-a-db").write_text("plain text, not SQLite")
+    (files / "guard.toml").write_text('[guard]\nstate = "sqlite:///not-a-db"\n')
+    out = cli("diff", "--old", old, "--new", old, "--config", str(files / "guard.toml"))
+    assert out.returncode == 2 and "cannot open sqlite state store" in out.stderr and "not-a-db" in out.stderr
+    (files / "guard.toml").write_text('[guard]\nstate = "redis://127.0.0.1:1/0"\n')  # nothing listens there
+    out = cli("diff", "--old", old, "--new", old, "--config", str(files / "guard.toml"))
+    assert out.returncode == 2 and "guard.state: cannot read the pins of state store" in out.stderr
 
 
 def test_too_many_conditions_stop_the_search(monkeypatch: pytest.MonkeyPatch) -> None:

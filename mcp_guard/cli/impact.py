@@ -68,7 +68,16 @@ def _pinned(config_path: Path) -> list[Any]:
             if e.hash is not None and e.kind in (*KINDS, "resource_template")
         ]
 
-    return anyio.run(main)
+    try:
+        return anyio.run(main)
+    except ConfigError:
+        raise
+    except Exception as exc:  # an unreachable or unreadable store: say which, never a traceback
+        raise ConfigError(
+            f"cannot read the pins of state store {config.guard.state!r}: {type(exc).__name__}: {exc}",
+            file=str(config_path),
+            field="guard.state",
+        ) from None
 
 
 def _who_can(args: argparse.Namespace) -> int:
