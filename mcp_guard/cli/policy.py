@@ -1,11 +1,12 @@
-"""``mcp-guard policy``: check, explain, test, validate and reload policy files.
+"""``mcp-guard policy``: check, explain, test, validate and reload policy files; analyse their impact.
 
 ``check`` is a contract (DESIGN.md section 3): it prints exactly
 ``{"decision", "rule", "reasons"}`` and exits 0 for any decision, 2 for an
 invalid policy or request. ``test`` runs expected decisions for a user's CI
 (exit 1 on any mismatch); ``validate`` loads and compiles without deciding.
 ``reload`` asks every running guard that shares the config's state store to
-re-read its policy files now.
+re-read its policy files now. ``who-can``, ``diff`` and ``coverage`` live in
+:mod:`.impact`.
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("policy", help="check, explain, test, validate and reload policy files")
+    parser = subparsers.add_parser(
+        "policy", help="check, explain, test, validate and reload policy files; who-can, diff, coverage"
+    )
     sub = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
     sub.required = True
 
@@ -193,3 +196,7 @@ def register(subparsers: Any) -> None:
         help="publish without first validating the policy files named by the config",
     )
     reload.set_defaults(func=_reload)
+
+    from .impact import add_commands
+
+    add_commands(sub, policy_arg)

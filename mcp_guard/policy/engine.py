@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from typing import Any, Literal
 from ..model import AccessRequest, Decision, Effect, LimitSpec, Obligation, Principal
 from .conditions import Activation
 from .explanation import Explanation, RuleTrace
-from .globs import nfc
+from .globs import is_glob, nfc
 from .matchers import _Matcher as _Matcher
 from .matchers import _PrincipalView
 from .matchers import _TenantTag as _TenantTag
@@ -247,7 +247,49 @@ class CompiledPolicy:
             log.exception("policy evaluation failed")
             return Decision(False, None, (f"policy evaluation failed: {type(exc).__name__}: {exc}",))
 
-    def _decide(self, principal: Principal, request: AccessRequest) -> Decision:
+    def decide_assuming(
+        self, principal: Principal, request: AccessRequest, assume: Callable[[Rule], bool]
+    ) -> Decision:
+        """Decide as :meth:`decide` does, but each ``when`` condition reached answers ``assume(rule)``.
+
+        Impact analysis (:mod:`.impact`) needs to know whether a decision hangs
+        on a condition without a real request to evaluate it against: it calls
+        this with every combination of answers for the conditions the engine
+        actually reaches, so the analysis runs the one decision procedure
+        instead of a copy of it. An answer stands for the condition's outcome,
+        an evaluation error included (an error counts as true for a deny and
+        false for an allow).
+        """
+        try:
+            return self._decide(principal, request, lambda m: assume(self.rules[m.index]))
+        except Exception as exc:
+            log.exception("policy evaluation failed")
+            return Decision(False, None, (f"policy evaluation failed: {type(exc).__name__}: {exc}",))
+
+    def target_class(self, server: str, kind: str | None, target: str | None) -> Hashable:
+        """A key shared by targets the rules cannot tell apart (same candidate rules, same tenant).
+
+        Two targets with one class get the same decision from every principal
+        for every action, except through a ``when`` condition that reads the
+        target; impact analysis, which answers conditions by assumption, asks
+        the engine once per class instead of once per target.
+        """
+        cands = self._candidates(server, kind, target)
+        return (cands.denies, cands.allows, cands.owner)
+
+    def role_names(self) -> tuple[str, ...]:
+        """Every role the policy names: in rule selectors (not globs) and in ``[roles]``, sorted."""
+        named: set[str] = set()
+        for rule in self.rules:
+            named.update(nfc(r) for r in rule.roles or () if not is_glob(r))
+        for role, ancestors in self._ancestors.items():
+            named.add(role)
+            named.update(ancestors)
+        return tuple(sorted(named))
+
+    def _decide(
+        self, principal: Principal, request: AccessRequest, assume: Callable[[_Matcher], bool] | None = None
+    ) -> Decision:
         view = self._view(principal)
         action = request.action
         memo_key = (view.serial, request.server, request.kind, request.target, action)
@@ -273,7 +315,7 @@ class CompiledPolicy:
                 if act is None:
                     act = Activation(principal, request, roles, self._tz, server, target)
                 try:
-                    if not m.condition(act):
+                    if not (m.condition(act) if assume is None else assume(m)):
                         continue
                 except Exception as exc:
                     notes.append(f"rule {m.id}: condition could not be evaluated ({exc}); a deny matches")
@@ -305,7 +347,7 @@ class CompiledPolicy:
                     if act is None:
                         act = Activation(principal, request, roles, self._tz, server, target)
                     try:
-                        if not m.condition(act):
+                        if not (m.condition(act) if assume is None else assume(m)):
                             continue
                     except Exception as exc:
                         notes.append(
