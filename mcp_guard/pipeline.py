@@ -44,6 +44,10 @@ Direction = Literal["inbound", "outbound"]
 #: that was never listed is screened before it is used.
 ListLookup = Callable[[str], Awaitable[Any]]
 
+#: What the server behind an exchange declares about one target (``kind``, ``name``): its
+#: ``tags`` and ``annotations``, read from the server object in process (no I/O), or None.
+Describe = Callable[[str, str], Awaitable["Mapping[str, Any] | None"]]
+
 _RESULT_KIND = {
     "tools/call": "tool_result",
     "prompts/get": "prompt_result",
@@ -78,6 +82,8 @@ class Exchange:
     lookup: ListLookup | None = None
     #: Set by a transport whose routing metadata (HTTP headers) disagrees with the body: refused.
     mismatch: str | None = None
+    #: Tags and annotations of the target, for policy conditions (``request.tags`` ...).
+    describe: Describe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +187,8 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     trail.principal = principal
     request, info = classify(ex.method, ex.params, ex.server, ex.context, notification=ex.notification)
     trail.request = request
+    if ex.describe is not None and request.kind is not None and request.target is not None:
+        request = trail.request = await _described(ex.describe, request)
     if ex.mismatch is not None:
         raise AccessDenied(ex.mismatch)
     guard.check_params(ex.params, request)
@@ -193,6 +201,20 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     trail.decision = decision
     guard.check_audit()
     return Admitted(principal, request, info, decision)
+
+
+async def _described(describe: Describe, request: AccessRequest) -> AccessRequest:
+    """The request with its target's declared tags and annotations (a failure fails closed)."""
+    assert request.kind is not None and request.target is not None
+    try:
+        found = await describe(request.kind, request.target)
+    except Exception as exc:
+        raise GuardUnavailable(f"describing {request.kind} {request.target!r} failed: {exc!r}") from exc
+    if not found:
+        return request
+    tags = found.get("tags") or ()
+    annotations = found.get("annotations") or {}
+    return replace(request, tags=frozenset(str(t) for t in tags), annotations=annotations)
 
 
 _NONE = Credential(None, "none")
@@ -410,4 +432,15 @@ def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
     )
 
 
-__all__ = ["Admitted", "Call", "Direction", "Exchange", "ListLookup", "hand_off", "route", "run", "settle"]
+__all__ = [
+    "Admitted",
+    "Call",
+    "Describe",
+    "Direction",
+    "Exchange",
+    "ListLookup",
+    "hand_off",
+    "route",
+    "run",
+    "settle",
+]
