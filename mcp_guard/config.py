@@ -42,6 +42,9 @@ class GuardSection(_Strict):
     max_params_bytes: int | None = 4 * 1024 * 1024
     max_arguments_bytes: int | None = 1024 * 1024
     max_result_bytes: int | None = 16 * 1024 * 1024
+    #: A span per request and request metrics through OpenTelemetry's global providers
+    #: (extra ``otel``; ``docs/observability.md``).
+    opentelemetry: bool = False
 
     def policy_paths(self) -> list[str]:
         if self.policy is None:

@@ -53,6 +53,7 @@ from .protocols import (
 from .protocols import RateLimiter as RateLimiterProtocol
 from .screening import Screening
 from .store.secret import shared_secret
+from .telemetry import Telemetry
 from .upkeep import Upkeep
 from .withheld import WithheldItems
 
@@ -113,6 +114,7 @@ class Guard(Screening):
         visibility_cache_size: int = 4096,
         sanitize: SanitizeConfig | None = None,
         pins: PinStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -137,6 +139,10 @@ class Guard(Screening):
         self.pins = pins
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
+        #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
+        self.telemetry = telemetry
+        if telemetry is not None and auditor is not None:
+            telemetry.watch_audit(auditor)
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()

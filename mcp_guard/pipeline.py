@@ -32,7 +32,16 @@ from pydantic import BaseModel
 from ._wire import to_wire
 from .classify import MethodInfo, classify
 from .errors import AccessDenied, GuardError, GuardUnavailable
-from .model import AccessRequest, AuditEvent, Decision, Principal, RequestContext, ResultSummary, Status
+from .model import (
+    AccessRequest,
+    AuditEvent,
+    Decision,
+    Outcome,
+    Principal,
+    RequestContext,
+    ResultSummary,
+    Status,
+)
 from .protocols import Credential
 
 if TYPE_CHECKING:
@@ -112,6 +121,9 @@ class _Trail:
     nested: list[AuditEvent] = field(default_factory=list)
     open: bool = True
     handed_off: bool = False
+    #: How it ended and why, once recorded (for telemetry).
+    status: Status | None = None
+    error_type: str | None = None
 
 
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
@@ -126,6 +138,31 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
     event's details are left to nested runs inside ``call``.
     """
     trail = _Trail(exchange, time.perf_counter())
+    telemetry = guard.telemetry
+    if telemetry is None:
+        return await _run(guard, trail, call, delegate)
+    # The one place every exchange is observed, refusals and failures included.
+    handle = telemetry.begin(
+        exchange.method, exchange.params, exchange.direction, exchange.server, exchange.context
+    )
+    try:
+        return await _run(guard, trail, call, delegate)
+    finally:
+        status = trail.status or "cancelled"
+        decision = trail.decision
+        telemetry.end(
+            handle,
+            method=exchange.method,
+            direction=exchange.direction,
+            decision=_outcome(trail, status),
+            outcome=status,
+            rule=decision.rule if decision is not None else None,
+            decided=_decided(trail),
+            error_type=trail.error_type,
+        )
+
+
+async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
     try:
         admitted = await _admit(guard, trail, delegate)
     except BaseException as exc:
@@ -290,6 +327,11 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
         return exc if exc is not None else _NO_ERROR
     trail.open = False
     status, raised, error = _classify_end(trail, exc)
+    trail.status = status
+    if error is not None:
+        trail.error_type = str(error.code)
+    elif exc is not None:
+        trail.error_type = str(exc.code) if isinstance(exc, MCPError) else type(exc).__name__
     if trail.handed_off and status == "ok" and not trail.nested:
         return raised  # a parked call records itself when it ends
     event = _event(guard, trail, status, error, exc)
@@ -356,9 +398,7 @@ def _event(
     decision = trail.decision
     if error is not None and error.decision is not None:
         decision = error.decision  # a refused allow keeps its rule and redactions in the audit
-    outcome = "error" if status == "guard_error" else "deny" if status == "refused" else "allow"
-    if status in ("cancelled", "timeout") and trail.decision is None:
-        outcome = "deny"  # it ended before any decision: it never ran
+    outcome = _outcome(trail, status)
     reasons: tuple[str, ...] = (error.reason,) if error is not None else ()
     code = error.code if error is not None else None
     if status == "cancelled":
@@ -372,7 +412,7 @@ def _event(
         summary = ResultSummary(is_error=True)
     own = guard.event(
         ex.method,
-        outcome,  # type: ignore[arg-type]
+        outcome,
         principal=trail.principal,
         request=trail.request,
         context=ex.context,
@@ -404,6 +444,21 @@ def _event(
         outcome=status,
         reasons=nested.reasons or own.reasons,
     )
+
+
+def _decided(trail: _Trail) -> bool:
+    """The policy decided this exchange (a targeted request, not housekeeping, a list or a delegation)."""
+    request = trail.request
+    if trail.decision is None or trail.decision is _DELEGATED or request is None:
+        return False
+    return request.kind is not None and request.target is not None and request.action != "list"
+
+
+def _outcome(trail: _Trail, status: Status) -> Outcome:
+    """The event's decision: ``allow`` whatever the handler did, ``deny`` or ``error`` for refusals."""
+    if status in ("cancelled", "timeout") and trail.decision is None:
+        return "deny"  # it ended before any decision: it never ran
+    return "error" if status == "guard_error" else "deny" if status == "refused" else "allow"
 
 
 def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
