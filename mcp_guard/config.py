@@ -152,6 +152,11 @@ class PortalSection(_Strict):
     #: Caller sessions (for stdio: processes) per upstream: per subject or tenant, and in all.
     private_per_principal: int = Field(4, ge=1)
     private_max: int = Field(64, ge=1)
+    #: Serve Prometheus metrics on ``/metrics`` (extra ``metrics``); ``/healthz`` and ``/readyz``
+    #: are always served.
+    metrics: bool = False
+    #: ``/metrics`` without a credential (e.g. scraped only from inside a private network).
+    metrics_public: bool = False
 
 
 class SanitizeSection(SanitizePolicy):

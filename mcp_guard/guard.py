@@ -141,8 +141,10 @@ class Guard(Screening):
         self.withheld = WithheldItems()
         #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
         self.telemetry = telemetry
-        if telemetry is not None and auditor is not None:
-            telemetry.watch_audit(auditor)
+        if telemetry is not None:
+            if auditor is not None:
+                telemetry.watch_audit(auditor)
+            telemetry.export_gauges()
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()

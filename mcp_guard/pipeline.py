@@ -124,6 +124,7 @@ class _Trail:
     #: How it ended and why, once recorded (for telemetry).
     status: Status | None = None
     error_type: str | None = None
+    labels: tuple[str, str, str | None] | None = None
 
 
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
@@ -148,15 +149,16 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
     try:
         return await _run(guard, trail, call, delegate)
     finally:
+        # The labels of the exchange's audit event, so the figures and the trail agree.
         status = trail.status or "cancelled"
-        decision = trail.decision
+        decision, outcome, rule = trail.labels or (_outcome(trail, status), status, None)
         telemetry.end(
             handle,
             method=exchange.method,
             direction=exchange.direction,
-            decision=_outcome(trail, status),
-            outcome=status,
-            rule=decision.rule if decision is not None else None,
+            decision=decision,
+            outcome=outcome,
+            rule=rule,
             decided=_decided(trail),
             error_type=trail.error_type,
         )
@@ -335,6 +337,7 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
     if trail.handed_off and status == "ok" and not trail.nested:
         return raised  # a parked call records itself when it ends
     event = _event(guard, trail, status, error, exc)
+    trail.labels = (event.decision, event.outcome or status, event.rule)
     outer = _SLOT.get()
     if outer is not None and outer.open and outer is not trail:
         outer.nested.append(event)  # the delegating run records the downstream request once
@@ -449,9 +452,12 @@ def _event(
 def _decided(trail: _Trail) -> bool:
     """The policy decided this exchange (a targeted request, not housekeeping, a list or a delegation)."""
     request = trail.request
-    if trail.decision is None or trail.decision is _DELEGATED or request is None:
+    if trail.decision is None or request is None:
         return False
-    return request.kind is not None and request.target is not None and request.action != "list"
+    if request.kind is None or request.target is None or request.action == "list":
+        return False
+    # A delegated request is decided by its nested runs (counted there) unless refused before them.
+    return trail.decision is not _DELEGATED or trail.status == "refused"
 
 
 def _outcome(trail: _Trail, status: Status) -> Outcome:

@@ -78,6 +78,7 @@ class Tracer:
         meter = getattr(self, "_meter", None)
         if meter is None:
             return
+        exported: set[str] = self.__dict__.setdefault("_exported", set())
 
         def callback(name: str) -> Any:
             def observe(_options: Any) -> list[Observation]:
@@ -91,6 +92,9 @@ class Tracer:
             return observe
 
         for gauge, _ in read():
+            if gauge.name in exported:
+                continue
+            exported.add(gauge.name)
             meter.create_observable_gauge(
                 gauge.name.replace("mcp_guard_", "mcp_guard.", 1),
                 callbacks=[callback(gauge.name)],
