@@ -380,6 +380,23 @@ class Guard(Screening):
         app: Starlette = _integration().http_app(self, server, **kwargs)
         return app
 
+    def serve_http(self, server: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Serve ``server`` guarded over streamable HTTP until interrupted: the HTTP ``mcp.run()``.
+
+        Installs the guard if ``protect`` was not called, the guard's token
+        verifier (HTTP 401 for a missing or invalid token), DNS-rebinding
+        protection, session caps and the audit of transport refusals; refuses a
+        non-loopback ``host`` unless ``allow_public_bind=True``; flushes the audit
+        trail on exit. Options: ``path`` (``/mcp``), ``allowed_hosts``,
+        ``public_url``, ``allow_public_bind``, ``max_sessions``,
+        ``max_sessions_per_principal``, ``read_timeout``, ``log_level``.
+        """
+        self.http_server(server, host, port, **options).run()
+
+    def http_server(self, server: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> Any:
+        """The ``uvicorn.Server`` :meth:`serve_http` runs, for async hosts: ``await ....serve()``."""
+        return _integration().http_server(self, server, host=host, port=port, **options)
+
     async def request_state_security(self, *, audience: str | None = None, ttl: float = 600.0) -> Any:
         """An SDK ``RequestStateSecurity`` whose sealing key every replica shares through the store.
 

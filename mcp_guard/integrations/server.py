@@ -350,6 +350,11 @@ class _McpIntegration:
         app.add_middleware(AuditHttpRefusals, guard=guard)
         return app
 
+    def http_server(self, guard: Guard, server: Any, **options: Any) -> Any:
+        from .serving import http_server
+
+        return http_server(guard, server, **options)
+
     def token_verifier(self, guard: Guard) -> Any:
         return GuardTokenVerifier(guard)
 
