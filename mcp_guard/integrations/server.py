@@ -33,6 +33,7 @@ from ..pipeline import Admitted, Describe, Exchange
 from ..protocols import Credential
 from .describe import describer
 from .http import AuditHttpRefusals, GuardTokenVerifier
+from .serving import fastmcp_http_app, http_server
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
 
 logger = logging.getLogger("mcp_guard.server")
@@ -341,7 +342,7 @@ class _McpIntegration:
         per_principal = kwargs.pop("max_sessions_per_principal", DEFAULT_MAX_SESSIONS_PER_PRINCIPAL)
         kwargs.setdefault("max_sessions", DEFAULT_MAX_SESSIONS)
         if not hasattr(server, "streamable_http_app") and hasattr(server, "http_app"):
-            app = _fastmcp_http_app(server, kwargs)
+            app = fastmcp_http_app(server, kwargs)
         else:
             app = server.streamable_http_app(**kwargs)
         guard_sessions(
@@ -351,8 +352,9 @@ class _McpIntegration:
         return app
 
     def http_server(self, guard: Guard, server: Any, **options: Any) -> Any:
-        from .serving import http_server
-
+        lowlevel = getattr(server, "_lowlevel_server", None) or getattr(server, "_mcp_server", None) or server
+        if not any(isinstance(m, GuardMiddleware) and m.guard is guard for m in lowlevel.middleware):
+            protect(guard, server)
         return http_server(guard, server, **options)
 
     def token_verifier(self, guard: Guard) -> Any:
@@ -362,26 +364,6 @@ class _McpIntegration:
         if key is None:
             return RequestStateSecurity.ephemeral()
         return RequestStateSecurity(keys=[key], ttl=ttl, audience=audience)
-
-
-def _fastmcp_http_app(server: Any, kwargs: dict[str, Any]) -> Any:
-    """FastMCP's streamable HTTP app from the SDK-style arguments ``Guard.http_app`` takes."""
-    options: dict[str, Any] = {"transport": "http"}
-    if "streamable_http_path" in kwargs:
-        options["path"] = kwargs.pop("streamable_http_path")
-    security = kwargs.pop("transport_security", None)
-    if security is not None and security.enable_dns_rebinding_protection:
-        options["host_origin_protection"] = True
-        options["allowed_hosts"] = list(security.allowed_hosts)
-        options["allowed_origins"] = list(security.allowed_origins)
-    for sdk, own in (("json_response", "json_response"), ("stateless_http", "stateless_http")):
-        if sdk in kwargs:
-            options[own] = kwargs.pop(sdk)
-    kwargs.pop("host", None)  # FastMCP protects a loopback bind by itself
-    unknown = sorted(k for k in kwargs if k != "max_sessions")
-    if unknown:
-        raise TypeError(f"Guard.http_app(FastMCP): unsupported option(s) {', '.join(unknown)}")
-    return server.http_app(**options)
 
 
 register_integration(_McpIntegration())

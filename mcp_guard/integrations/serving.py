@@ -47,12 +47,8 @@ def build_app(
     max_sessions_per_principal: int = DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
     read_timeout: float = 30.0,
 ) -> Any:
-    """The Starlette app :func:`http_server` serves (exposed for hosts that run their own ASGI server)."""
-    from .server import GuardMiddleware, _fastmcp_http_app, protect
-
+    """The Starlette app :func:`http_server` serves, for a server the guard already protects."""
     lowlevel = getattr(server, "_lowlevel_server", None) or getattr(server, "_mcp_server", None) or server
-    if not any(isinstance(m, GuardMiddleware) and m.guard is guard for m in lowlevel.middleware):
-        protect(guard, server)
     security = loopback_security(
         port, [*allowed_hosts, *([host] if host not in ("127.0.0.1", "localhost") else [])]
     )
@@ -74,7 +70,7 @@ def build_app(
             **options,
         )
     else:
-        app = _fastmcp_http_app(server, {"streamable_http_path": path, "transport_security": security})
+        app = fastmcp_http_app(server, {"streamable_http_path": path, "transport_security": security})
     guard_sessions(
         app, guard, max_sessions=max_sessions, max_sessions_per_principal=max_sessions_per_principal
     )
@@ -119,4 +115,24 @@ def http_server(
     return uvicorn.Server(config)
 
 
-__all__ = ["build_app", "http_server"]
+def fastmcp_http_app(server: Any, kwargs: dict[str, Any]) -> Any:
+    """FastMCP's streamable HTTP app from the SDK-style arguments ``Guard.http_app`` takes."""
+    options: dict[str, Any] = {"transport": "http"}
+    if "streamable_http_path" in kwargs:
+        options["path"] = kwargs.pop("streamable_http_path")
+    security = kwargs.pop("transport_security", None)
+    if security is not None and security.enable_dns_rebinding_protection:
+        options["host_origin_protection"] = True
+        options["allowed_hosts"] = list(security.allowed_hosts)
+        options["allowed_origins"] = list(security.allowed_origins)
+    for sdk, own in (("json_response", "json_response"), ("stateless_http", "stateless_http")):
+        if sdk in kwargs:
+            options[own] = kwargs.pop(sdk)
+    kwargs.pop("host", None)  # FastMCP protects a loopback bind by itself
+    unknown = sorted(k for k in kwargs if k != "max_sessions")
+    if unknown:
+        raise TypeError(f"Guard.http_app(FastMCP): unsupported option(s) {', '.join(unknown)}")
+    return server.http_app(**options)
+
+
+__all__ = ["build_app", "fastmcp_http_app", "http_server"]
