@@ -226,7 +226,7 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     trail.principal = principal
     request, info = classify(ex.method, ex.params, ex.server, ex.context, notification=ex.notification)
     trail.request = request
-    if ex.describe is not None and request.kind is not None and request.target is not None:
+    if ex.describe is not None and request.kind is not None and request.target is not None and _reads(guard):
         request = trail.request = await _described(ex.describe, request)
     if ex.mismatch is not None:
         raise AccessDenied(ex.mismatch)
@@ -240,6 +240,11 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     trail.decision = decision
     guard.check_audit()
     return Admitted(principal, request, info, decision)
+
+
+def _reads(guard: Guard) -> bool:
+    """Whether the policy may read ``request.tags`` / ``request.annotations`` (a plugin: assume so)."""
+    return bool(getattr(guard.policy, "reads_target_attributes", True))
 
 
 async def _described(describe: Describe, request: AccessRequest) -> AccessRequest:

@@ -190,3 +190,25 @@ def test_policy_check_requests_carry_tags_and_annotations() -> None:
     assert policy.decide(ALICE, tagged).rule == "analysts-reports"
     assert policy.decide(ALICE, destructive).rule == "no-destructive"
     assert not policy.decide(ALICE, untagged).allowed
+
+
+async def test_tags_are_looked_up_only_when_a_condition_may_read_them() -> None:
+    plain = {"version": 1, "rules": [{"id": "all", "effect": "allow", "tools": ["*"]}]}
+    for policy, expected in ((plain, 0), (POLICY, 1)):
+        guard = Guard(policy=policy_from_dict(policy), anonymous=ALICE, auditor=ListAuditor())
+        mcp = guard.protect(build())
+        looked_up: list[str] = []
+        original = mcp.get_tool
+
+        async def counting(
+            name: str, version: Any = None, original: Any = original, looked_up: list[str] = looked_up
+        ) -> Any:
+            looked_up.append(name)
+            return await original(name, version)
+
+        mcp.get_tool = counting  # type: ignore[method-assign]
+        async with Client(mcp) as client:
+            looked_up.clear()
+            await client.call_tool("revenue", {"quarter": "Q1"})
+        # FastMCP itself looks the tool up once to run it; the guard adds one only when needed.
+        assert looked_up.count("revenue") - 1 == expected, (policy, looked_up)

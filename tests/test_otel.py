@@ -147,3 +147,13 @@ async def test_meta_trace_context_is_honoured_without_an_sdk_span() -> None:
     assert format(span.context.trace_id, "032x") == TRACE_ID
     assert span.parent is not None and format(span.parent.span_id, "016x") == PARENT_ID
     assert dict(span.attributes or {})["network.transport"] == "tcp"
+
+
+async def test_guard_toml_turns_opentelemetry_on(tmp_path: Any) -> None:
+    (tmp_path / "guard.toml").write_text("[guard]\nopentelemetry = true\n")
+    guard = Guard.from_config(tmp_path / "guard.toml", auditor=ListAuditor())
+    try:
+        assert guard.telemetry is not None and guard.telemetry.tracer is not None
+        assert guard.telemetry.metrics is not None  # /metrics keeps working alongside
+    finally:
+        await guard.aclose()

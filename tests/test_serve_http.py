@@ -107,6 +107,13 @@ def test_fastmcp_in_one_call() -> None:
     async def scenario(url: str) -> None:
         async with fastmcp.Client(StreamableHttpTransport(url + "/mcp", auth="tok-bob")) as c:
             assert (await c.call_tool("search_notes", {"query": "q"})).content[0].text == "found q"
+        async with httpx.AsyncClient() as http:
+            rebinding = await http.post(
+                url + "/mcp",
+                json=INITIALIZE,
+                headers={**MCP_HEADERS, "Host": "evil.example", "Authorization": "Bearer tok-bob"},
+            )
+            assert rebinding.status_code in (403, 421)
 
     with running(guard.http_server(mcp, port=free_port())) as url:
         anyio.run(scenario, url)
