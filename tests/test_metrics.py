@@ -93,12 +93,15 @@ async def test_metrics_need_a_credential_unless_public() -> None:
             missing = await http.get("/metrics")
             wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
             healthy = await http.get("/healthz")  # never needs one
+            scrape = (await http.get("/metrics", headers={"Authorization": "Bearer tok-bob"})).text
     assert missing.status_code == wrong.status_code == 401
     assert "Bearer" in missing.headers["www-authenticate"]
     assert "mcp_guard" not in missing.text
     assert healthy.status_code == 200
     refused = [e for e in auditor.events if e.method == "http/metrics"]
     assert len(refused) == 2 and all(e.decision == "deny" for e in refused)
+    # Refusals before the pipeline (here: of /metrics itself) are counted like the others.
+    assert sample(scrape, "mcp_guard_requests_total", method="http/metrics", outcome="refused") == 2
     with portal_http(build(ListAuditor(), public=True)) as url:
         assert httpx.get(url + "/metrics").status_code == 200
 

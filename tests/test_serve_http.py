@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_guard import ConfigError, Guard
 from mcp_guard.integrations.server import GuardMiddleware
+from mcp_guard.telemetry import Telemetry
 
 from .helpers import ListAuditor, RolePolicy, notes_server
 from .http_util import INITIALIZE, MCP_HEADERS, free_port
@@ -50,7 +51,7 @@ def make_guard(auditor: ListAuditor, **kw: Any) -> Guard:
 
 def test_one_call_serves_a_guarded_server_with_the_standard_401() -> None:
     auditor = ListAuditor()
-    guard = make_guard(auditor)
+    guard = make_guard(auditor, telemetry=Telemetry())
     mcp = notes_server()  # not protected yet: the helper installs the guard
 
     async def scenario(url: str) -> None:
@@ -74,6 +75,9 @@ def test_one_call_serves_a_guarded_server_with_the_standard_401() -> None:
     assert sum(isinstance(m, GuardMiddleware) for m in mcp._lowlevel_server.middleware) == 1
     assert [(e.target, e.decision) for e in auditor.events if e.method == "tools/call"] == [("add", "deny")]
     assert any(e.method == "http/authenticate" and e.decision == "deny" for e in auditor.events)
+    assert guard.telemetry is not None and guard.telemetry.metrics is not None
+    counted = guard.telemetry.metrics.snapshot().requests
+    assert counted[("http/authenticate", "inbound", "deny", "refused")] == 1  # the SDK's own 401
 
 
 def test_an_already_protected_server_is_not_guarded_twice() -> None:

@@ -336,6 +336,8 @@ class SessionGate:
     ) -> None:
         scope[AUDITED] = True
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}" + (f": {detail}" if detail else "")
+        if self.guard.telemetry is not None:
+            self.guard.telemetry.refused(method, decision)
         self.guard.record_nowait(
             self.guard.event(
                 method,

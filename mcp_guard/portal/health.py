@@ -94,6 +94,8 @@ async def _authenticate(portal: Portal, request: Request) -> Response | None:
             return None
         except GuardError as exc:
             reason = exc.reason
+    if guard.telemetry is not None:
+        guard.telemetry.refused("http/metrics", "deny")
     guard.record_nowait(
         guard.event(
             "http/metrics",

@@ -55,6 +55,11 @@ class Telemetry:
         """A gauge read when metrics are exported (upstream health, queue depths)."""
         self._gauges.gauge(name, help, labels, read)
 
+    def refused(self, method: str, decision: str = "deny") -> None:
+        """Count a refusal made before the pipeline ran (the HTTP layer's 401s, session refusals)."""
+        if self.metrics is not None:
+            self.metrics.count(method, "inbound", decision, "refused" if decision != "allow" else "ok")
+
     def watch_audit(self, auditor: Any) -> None:
         audit_gauges(self._gauges, auditor)
 

@@ -48,6 +48,8 @@ _KNOWN = frozenset(REQUESTS) | frozenset(
         "notifications/roots/list_changed",
         "http/authenticate",
         "http/reject",
+        "http/session",
+        "http/metrics",
     }
 )
 
@@ -122,6 +124,13 @@ class GuardMetrics:
             hist.counts[slot] += 1
             hist.total += seconds
             hist.count += 1
+
+    def count(self, method: str, direction: str, decision: str, outcome: str) -> None:
+        """A request refused before the pipeline (HTTP 401/403/421, a session refused): no latency."""
+        method = method if method in _KNOWN else "other"
+        key = (method, direction, decision, outcome)
+        with self._lock:
+            self._requests[key] = self._requests.get(key, 0) + 1
 
     def gauge(self, name: str, help: str, labels: tuple[str, ...], read: GaugeRead) -> None:
         """Register (or replace) a gauge read at export time, e.g. the audit queue depth."""
