@@ -14,6 +14,9 @@ A handler may itself run nested exchanges through the guard (the portal routes
 a downstream request to guarded sessions per upstream): :func:`run` with
 ``delegate=True`` opens a slot that nested runs fill instead of recording, and
 the outer run writes the one event for the downstream request.
+
+With ``guard.telemetry`` set, :func:`run` is also where every exchange is
+observed (span, counters, latency), under the labels of its audit event.
 """
 
 from __future__ import annotations
