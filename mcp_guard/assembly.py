@@ -83,6 +83,8 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
         "sanitize": config.sanitize.to_config(),
         "pins": PinStore(store) if config.sanitize.pin or config.sanitize.servers else None,
     }
+    if g.opentelemetry and "telemetry" not in overrides:
+        kwargs["telemetry"] = _opentelemetry()
     kwargs.update(overrides)
     guard = guard_class(**kwargs)
     if isinstance(policy, ReloadingPolicy):
@@ -95,3 +97,17 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     if isinstance(guard.pins, PinStore):
         guard.run_in_background(guard.pins.run)  # approvals elsewhere drop this replica's cache
     return guard
+
+
+def _opentelemetry() -> Any:
+    """``[guard] opentelemetry = true``: spans and metrics through the global OpenTelemetry providers."""
+    from .errors import ConfigError
+    from .telemetry import Telemetry
+
+    try:
+        return Telemetry(traces=True, otel_metrics=True)
+    except ImportError:
+        raise ConfigError(
+            "opentelemetry = true needs OpenTelemetry: pip install 'mcp-guard[otel]'",
+            field="guard.opentelemetry",
+        ) from None

@@ -42,6 +42,9 @@ class GuardSection(_Strict):
     max_params_bytes: int | None = 4 * 1024 * 1024
     max_arguments_bytes: int | None = 1024 * 1024
     max_result_bytes: int | None = 16 * 1024 * 1024
+    #: A span per request and request metrics through OpenTelemetry's global providers
+    #: (extra ``otel``; ``docs/observability.md``).
+    opentelemetry: bool = False
 
     def policy_paths(self) -> list[str]:
         if self.policy is None:
@@ -149,6 +152,11 @@ class PortalSection(_Strict):
     #: Caller sessions (for stdio: processes) per upstream: per subject or tenant, and in all.
     private_per_principal: int = Field(4, ge=1)
     private_max: int = Field(64, ge=1)
+    #: Serve Prometheus metrics on ``/metrics`` (extra ``metrics``); ``/healthz`` and ``/readyz``
+    #: are always served.
+    metrics: bool = False
+    #: ``/metrics`` without a credential (e.g. scraped only from inside a private network).
+    metrics_public: bool = False
 
 
 class SanitizeSection(SanitizePolicy):

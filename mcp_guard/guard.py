@@ -53,6 +53,7 @@ from .protocols import (
 from .protocols import RateLimiter as RateLimiterProtocol
 from .screening import Screening
 from .store.secret import shared_secret
+from .telemetry import Telemetry
 from .upkeep import Upkeep
 from .withheld import WithheldItems
 
@@ -113,6 +114,7 @@ class Guard(Screening):
         visibility_cache_size: int = 4096,
         sanitize: SanitizeConfig | None = None,
         pins: PinStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -137,6 +139,12 @@ class Guard(Screening):
         self.pins = pins
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
+        #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
+        self.telemetry = telemetry
+        if telemetry is not None:
+            if auditor is not None:
+                telemetry.watch_audit(auditor)
+            telemetry.export_gauges()
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
         self._visibility_cache_size = visibility_cache_size
         self._scan_cache: OrderedDict[tuple[str, str], ScanResult] = OrderedDict()
@@ -371,6 +379,23 @@ class Guard(Screening):
         """``server.streamable_http_app(**kwargs)`` with the SDK's own 401/403 refusals audited too."""
         app: Starlette = _integration().http_app(self, server, **kwargs)
         return app
+
+    def serve_http(self, server: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Serve ``server`` guarded over streamable HTTP until interrupted: the HTTP ``mcp.run()``.
+
+        Installs the guard if ``protect`` was not called, the guard's token
+        verifier (HTTP 401 for a missing or invalid token), DNS-rebinding
+        protection, session caps and the audit of transport refusals; refuses a
+        non-loopback ``host`` unless ``allow_public_bind=True``; flushes the audit
+        trail on exit. Options: ``path`` (``/mcp``), ``allowed_hosts``,
+        ``public_url``, ``allow_public_bind``, ``max_sessions``,
+        ``max_sessions_per_principal``, ``read_timeout``, ``log_level``.
+        """
+        self.http_server(server, host, port, **options).run()
+
+    def http_server(self, server: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> Any:
+        """The ``uvicorn.Server`` :meth:`serve_http` runs, for async hosts: ``await ....serve()``."""
+        return _integration().http_server(self, server, host=host, port=port, **options)
 
     async def request_state_security(self, *, audience: str | None = None, ttl: float = 600.0) -> Any:
         """An SDK ``RequestStateSecurity`` whose sealing key every replica shares through the store.

@@ -123,6 +123,10 @@ class AccessRequest:
     ``complete``, ``list``, ``session`` (initialize/ping/cancel and other
     protocol housekeeping), ``log`` or ``notify``. ``kind`` and ``target``
     are set when the action aims at one tool, prompt or resource.
+    ``tags`` and ``annotations`` describe that target as its server declares
+    it (FastMCP tags, MCP tool annotations such as ``readOnlyHint``), when the
+    integration can tell; policy conditions read them as ``request.tags`` and
+    ``request.annotations``.
     """
 
     method: str
@@ -132,9 +136,13 @@ class AccessRequest:
     target: str | None = None
     arguments: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     context: RequestContext | None = None
+    tags: frozenset[str] = frozenset()
+    annotations: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arguments", frozen_map(self.arguments))
+        object.__setattr__(self, "tags", frozenset(self.tags))
+        object.__setattr__(self, "annotations", frozen_map(self.annotations))
 
 
 @dataclass(frozen=True, slots=True)

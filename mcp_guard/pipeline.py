@@ -14,6 +14,9 @@ A handler may itself run nested exchanges through the guard (the portal routes
 a downstream request to guarded sessions per upstream): :func:`run` with
 ``delegate=True`` opens a slot that nested runs fill instead of recording, and
 the outer run writes the one event for the downstream request.
+
+With ``guard.telemetry`` set, :func:`run` is also where every exchange is
+observed (span, counters, latency), under the labels of its audit event.
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ from pydantic import BaseModel
 from ._wire import to_wire
 from .classify import MethodInfo, classify
 from .errors import AccessDenied, GuardError, GuardUnavailable
-from .model import AccessRequest, AuditEvent, Decision, Principal, RequestContext, ResultSummary, Status
+from .model import (
+    AccessRequest,
+    AuditEvent,
+    Decision,
+    Outcome,
+    Principal,
+    RequestContext,
+    ResultSummary,
+    Status,
+)
 from .protocols import Credential
 
 if TYPE_CHECKING:
@@ -43,6 +55,10 @@ Direction = Literal["inbound", "outbound"]
 #: Fetches a raw list result (``tools/list`` ...) from the server behind an exchange, so an item
 #: that was never listed is screened before it is used.
 ListLookup = Callable[[str], Awaitable[Any]]
+
+#: What the server behind an exchange declares about one target (``kind``, ``name``): its
+#: ``tags`` and ``annotations``, read from the server object in process (no I/O), or None.
+Describe = Callable[[str, str], Awaitable["Mapping[str, Any] | None"]]
 
 _RESULT_KIND = {
     "tools/call": "tool_result",
@@ -78,6 +94,8 @@ class Exchange:
     lookup: ListLookup | None = None
     #: Set by a transport whose routing metadata (HTTP headers) disagrees with the body: refused.
     mismatch: str | None = None
+    #: Tags and annotations of the target, for policy conditions (``request.tags`` ...).
+    describe: Describe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +124,10 @@ class _Trail:
     nested: list[AuditEvent] = field(default_factory=list)
     open: bool = True
     handed_off: bool = False
+    #: How it ended and why, once recorded (for telemetry).
+    status: Status | None = None
+    error_type: str | None = None
+    labels: tuple[str, str, str | None] | None = None
 
 
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
@@ -120,6 +142,32 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
     event's details are left to nested runs inside ``call``.
     """
     trail = _Trail(exchange, time.perf_counter())
+    telemetry = guard.telemetry
+    if telemetry is None:
+        return await _run(guard, trail, call, delegate)
+    # The one place every exchange is observed, refusals and failures included.
+    handle = telemetry.begin(
+        exchange.method, exchange.params, exchange.direction, exchange.server, exchange.context
+    )
+    try:
+        return await _run(guard, trail, call, delegate)
+    finally:
+        # The labels of the exchange's audit event, so the figures and the trail agree.
+        status = trail.status or "cancelled"
+        decision, outcome, rule = trail.labels or (_outcome(trail, status), status, None)
+        telemetry.end(
+            handle,
+            method=exchange.method,
+            direction=exchange.direction,
+            decision=decision,
+            outcome=outcome,
+            rule=rule,
+            decided=_decided(trail),
+            error_type=trail.error_type,
+        )
+
+
+async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
     try:
         admitted = await _admit(guard, trail, delegate)
     except BaseException as exc:
@@ -181,6 +229,8 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     trail.principal = principal
     request, info = classify(ex.method, ex.params, ex.server, ex.context, notification=ex.notification)
     trail.request = request
+    if ex.describe is not None and request.kind is not None and request.target is not None and _reads(guard):
+        request = trail.request = await _described(ex.describe, request)
     if ex.mismatch is not None:
         raise AccessDenied(ex.mismatch)
     guard.check_params(ex.params, request)
@@ -193,6 +243,25 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     trail.decision = decision
     guard.check_audit()
     return Admitted(principal, request, info, decision)
+
+
+def _reads(guard: Guard) -> bool:
+    """Whether the policy may read ``request.tags`` / ``request.annotations`` (a plugin: assume so)."""
+    return bool(getattr(guard.policy, "reads_target_attributes", True))
+
+
+async def _described(describe: Describe, request: AccessRequest) -> AccessRequest:
+    """The request with its target's declared tags and annotations (a failure fails closed)."""
+    assert request.kind is not None and request.target is not None
+    try:
+        found = await describe(request.kind, request.target)
+    except Exception as exc:
+        raise GuardUnavailable(f"describing {request.kind} {request.target!r} failed: {exc!r}") from exc
+    if not found:
+        return request
+    tags = found.get("tags") or ()
+    annotations = found.get("annotations") or {}
+    return replace(request, tags=frozenset(str(t) for t in tags), annotations=annotations)
 
 
 _NONE = Credential(None, "none")
@@ -268,9 +337,15 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
         return exc if exc is not None else _NO_ERROR
     trail.open = False
     status, raised, error = _classify_end(trail, exc)
+    trail.status = status
+    if error is not None:
+        trail.error_type = str(error.code)
+    elif exc is not None:
+        trail.error_type = str(exc.code) if isinstance(exc, MCPError) else type(exc).__name__
     if trail.handed_off and status == "ok" and not trail.nested:
         return raised  # a parked call records itself when it ends
     event = _event(guard, trail, status, error, exc)
+    trail.labels = (event.decision, event.outcome or status, event.rule)
     outer = _SLOT.get()
     if outer is not None and outer.open and outer is not trail:
         outer.nested.append(event)  # the delegating run records the downstream request once
@@ -334,9 +409,7 @@ def _event(
     decision = trail.decision
     if error is not None and error.decision is not None:
         decision = error.decision  # a refused allow keeps its rule and redactions in the audit
-    outcome = "error" if status == "guard_error" else "deny" if status == "refused" else "allow"
-    if status in ("cancelled", "timeout") and trail.decision is None:
-        outcome = "deny"  # it ended before any decision: it never ran
+    outcome = _outcome(trail, status)
     reasons: tuple[str, ...] = (error.reason,) if error is not None else ()
     code = error.code if error is not None else None
     if status == "cancelled":
@@ -350,7 +423,7 @@ def _event(
         summary = ResultSummary(is_error=True)
     own = guard.event(
         ex.method,
-        outcome,  # type: ignore[arg-type]
+        outcome,
         principal=trail.principal,
         request=trail.request,
         context=ex.context,
@@ -384,6 +457,24 @@ def _event(
     )
 
 
+def _decided(trail: _Trail) -> bool:
+    """The policy decided this exchange (a targeted request, not housekeeping, a list or a delegation)."""
+    request = trail.request
+    if trail.decision is None or request is None:
+        return False
+    if request.kind is None or request.target is None or request.action == "list":
+        return False
+    # A delegated request is decided by its nested runs (counted there) unless refused before them.
+    return trail.decision is not _DELEGATED or trail.status == "refused"
+
+
+def _outcome(trail: _Trail, status: Status) -> Outcome:
+    """The event's decision: ``allow`` whatever the handler did, ``deny`` or ``error`` for refusals."""
+    if status in ("cancelled", "timeout") and trail.decision is None:
+        return "deny"  # it ended before any decision: it never ran
+    return "error" if status == "guard_error" else "deny" if status == "refused" else "allow"
+
+
 def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
     """Nested runs' events as one: a single one as is, several (a portal list) summed up."""
     if len(nested) <= 1:
@@ -410,4 +501,15 @@ def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
     )
 
 
-__all__ = ["Admitted", "Call", "Direction", "Exchange", "ListLookup", "hand_off", "route", "run", "settle"]
+__all__ = [
+    "Admitted",
+    "Call",
+    "Describe",
+    "Direction",
+    "Exchange",
+    "ListLookup",
+    "hand_off",
+    "route",
+    "run",
+    "settle",
+]

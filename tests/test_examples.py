@@ -98,3 +98,22 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     for name in ("state.db", "audit.db", "audit.key"):
         assert (tmp_path / "data" / name).is_file()
     assert (tmp_path / "data" / "audit.key").stat().st_mode & 0o077 == 0
+
+
+async def test_fastmcp_example_over_stdio(tmp_path: Path) -> None:
+    pytest.importorskip("fastmcp")
+    shutil.copy(EXAMPLES / "fastmcp_server.py", tmp_path)
+    shutil.copytree(EXAMPLES / "quickstart", tmp_path / "quickstart")
+    script = tmp_path / "fastmcp_server.py"
+    guard_lines = [line for line in script.read_text().splitlines() if line.startswith("guard.")]
+    assert guard_lines == ["guard.protect(mcp)  # the guard line"]
+    params = _params(script, "demo-key-bob")
+    params.env = {**(params.env or {}), "PYTHONPATH": str(ROOT)}  # this checkout's mcp_guard
+    async with Client(params) as bob:
+        assert sorted(t.name for t in (await bob.list_tools()).tools) == ["list_notes", "search_notes"]
+        found = await bob.call_tool("search_notes", {"query": "milk"})
+        assert "buy milk" in str(found.content)
+        with pytest.raises(MCPError) as denied:
+            await bob.call_tool("add_note", {"text": "x"})
+        assert denied.value.code == errors.ACCESS_DENIED
+    assert (tmp_path / "quickstart" / ".mcp-guard" / "audit.db").is_file()

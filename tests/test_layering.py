@@ -2,7 +2,7 @@
 
 Layers, bottom up: the model (``model``, ``errors``, ``protocols`` and small
 helpers) <- the stages (``authn``, ``policy``, ``sanitize``, ``audit``,
-``store``, ``classify``, ``ratelimit``) <- the core (``config``,
+``store``, ``classify``, ``ratelimit``, ``telemetry``) <- the core (``config``,
 ``assembly``, ``screening``, ``pipeline``, ``guard``) <- ``integrations`` <-
 ``portal`` and ``cli``. Every import counts, including those inside
 functions; only ``if TYPE_CHECKING:`` blocks (never executed) are left out.
@@ -38,6 +38,7 @@ LAYERS = {
     "audit": 1,
     "store": 1,
     "ratelimit": 1,
+    "telemetry": 1,
     "config": 2,
     "assembly": 2,
     "screening": 2,

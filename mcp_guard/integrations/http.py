@@ -41,6 +41,8 @@ class GuardTokenVerifier:
         try:
             principal = await self.guard.identify(Credential(token, "http"))
         except GuardError as exc:
+            if self.guard.telemetry is not None:
+                self.guard.telemetry.refused("http/authenticate", "deny" if exc.code != -32050 else "error")
             self.guard.record_nowait(
                 self.guard.event(
                     "http/authenticate",
@@ -166,6 +168,8 @@ class AuditHttpRefusals:
         # Whose credential came with it, when the guard already knows it (its cache only: no I/O).
         scheme, _, token = authorization.partition(" ")
         token = token.strip() if scheme.lower() == "bearer" and not duplicates else ""
+        if self.guard.telemetry is not None:
+            self.guard.telemetry.refused(method, "deny")
         self.guard.record_nowait(
             self.guard.event(
                 method,

@@ -29,9 +29,11 @@ from .._wire import to_wire
 from ..classify import REQUESTS
 from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
-from ..pipeline import Admitted, Exchange
+from ..pipeline import Admitted, Describe, Exchange
 from ..protocols import Credential
+from .describe import describer
 from .http import AuditHttpRefusals, GuardTokenVerifier
+from .serving import fastmcp_http_app, http_server
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
 
 logger = logging.getLogger("mcp_guard.server")
@@ -80,9 +82,11 @@ class GuardMiddleware:
         transport: str | None = None,
         read_env: bool = True,
         delegate: bool = False,
+        describe: Describe | None = None,
     ) -> None:
         self.guard = guard
         self.delegate = delegate
+        self._describe = describe
         self.server = server or guard.server or "mcp-server"
         self._principal = principal
         if credential is None and read_env:
@@ -215,6 +219,7 @@ class GuardMiddleware:
             notification=ctx.request_id is None,
             lookup=lookup if ctx.request_id is not None else None,
             mismatch=self._mismatch(ctx),
+            describe=self._describe,
         )
 
     # ------------------------------------------------------------------ the adapter
@@ -295,16 +300,28 @@ def protect(
     principal: Principal | None = None,
     read_env: bool = True,
 ) -> Any:
-    """Install ``guard`` on an ``MCPServer`` or low-level ``Server``.
+    """Install ``guard`` on an ``MCPServer``, a low-level ``Server`` or a ``fastmcp.FastMCP``.
 
-    Appends the middleware (it runs inside the SDK's own OpenTelemetry and
-    request-state middleware) and makes the SDK's pre-middleware tool-schema
-    lookup principal-aware, so no path reveals a hidden tool.
+    Appends the middleware to the SDK server's list (it runs inside the SDK's
+    own OpenTelemetry and request-state middleware, and for FastMCP inside
+    FastMCP's root dispatch, so FastMCP's own middleware, auth checks and
+    handlers run only after the guard admitted the request) and makes the SDK's
+    pre-middleware tool-schema lookup principal-aware, so no path reveals a
+    hidden tool. The server's declared tags and tool annotations reach the
+    policy as ``request.tags`` and ``request.annotations``.
     """
-    lowlevel = getattr(server, "_lowlevel_server", server)
+    # MCPServer keeps its SDK server in ``_lowlevel_server``, FastMCP in ``_mcp_server``.
+    lowlevel = getattr(server, "_lowlevel_server", None) or getattr(server, "_mcp_server", None) or server
+    if not isinstance(getattr(lowlevel, "middleware", None), list):
+        raise TypeError(f"cannot guard {type(server).__name__}: not an MCP SDK or FastMCP server")
     name = server_name or guard.server or getattr(server, "name", None) or "mcp-server"
     middleware = GuardMiddleware(
-        guard, server=name, credential=credential, principal=principal, read_env=read_env
+        guard,
+        server=name,
+        credential=credential,
+        principal=principal,
+        read_env=read_env,
+        describe=describer(server),
     )
     lowlevel.middleware.append(middleware)
     lookup = getattr(lowlevel, "get_tool_input_schema", None)
@@ -324,12 +341,21 @@ class _McpIntegration:
         # (``max_sessions`` also bounds the SDK's own session manager).
         per_principal = kwargs.pop("max_sessions_per_principal", DEFAULT_MAX_SESSIONS_PER_PRINCIPAL)
         kwargs.setdefault("max_sessions", DEFAULT_MAX_SESSIONS)
-        app = server.streamable_http_app(**kwargs)
+        if not hasattr(server, "streamable_http_app") and hasattr(server, "http_app"):
+            app = fastmcp_http_app(server, kwargs)
+        else:
+            app = server.streamable_http_app(**kwargs)
         guard_sessions(
             app, guard, max_sessions=kwargs["max_sessions"], max_sessions_per_principal=per_principal
         )
         app.add_middleware(AuditHttpRefusals, guard=guard)
         return app
+
+    def http_server(self, guard: Guard, server: Any, **options: Any) -> Any:
+        lowlevel = getattr(server, "_lowlevel_server", None) or getattr(server, "_mcp_server", None) or server
+        if not any(isinstance(m, GuardMiddleware) and m.guard is guard for m in lowlevel.middleware):
+            protect(guard, server)
+        return http_server(guard, server, **options)
 
     def token_verifier(self, guard: Guard) -> Any:
         return GuardTokenVerifier(guard)

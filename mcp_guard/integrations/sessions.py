@@ -43,7 +43,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp_types import INVALID_REQUEST, ErrorData, JSONRPCError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import Response
@@ -130,14 +130,20 @@ class SessionGate:
                 raise ValueError(f"{name} must be a positive number of sessions or None, not {cap!r}")
         self.app = app
         self.guard = guard
-        self.manager = manager
+        self._manager = manager
         self.max_sessions = max_sessions
         self.max_sessions_per_principal = max_sessions_per_principal
         self._owners: dict[str, _Owner] = {}
         self._buckets: dict[_Key, set[str]] = {}
         self._pending: dict[_Key, int] = {}
         self._pending_total = 0
-        _live(manager)  # fail now, not on the first request, if the SDK changed shape
+        if manager is not None:
+            _live(manager)  # fail now, not on the first request, if the SDK changed shape
+
+    @property
+    def manager(self) -> Any:
+        """The session manager; FastMCP's endpoint creates its own when the app starts."""
+        return self._manager if self._manager is not None else self.app.session_manager
 
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -330,6 +336,8 @@ class SessionGate:
     ) -> None:
         scope[AUDITED] = True
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}" + (f": {detail}" if detail else "")
+        if self.guard.telemetry is not None:
+            self.guard.telemetry.refused(method, decision)
         self.guard.record_nowait(
             self.guard.event(
                 method,
@@ -365,9 +373,9 @@ def guard_sessions(
     for route in getattr(app, "routes", ()):
         holder = route
         inner = getattr(route, "app", None)
-        if not isinstance(inner, StreamableHTTPASGIApp):
+        if not _is_endpoint(inner):
             holder, inner = inner, getattr(inner, "app", None)  # RequireAuthMiddleware(endpoint)
-        if isinstance(inner, StreamableHTTPASGIApp):
+        if inner is not None and _is_endpoint(inner):
             gate = SessionGate(
                 inner,
                 guard,
@@ -381,6 +389,16 @@ def guard_sessions(
 
 
 # ---------------------------------------------------------------------- helpers
+def _is_endpoint(app: Any) -> bool:
+    """The SDK's streamable HTTP endpoint, or FastMCP's (its own class around the SDK's manager)."""
+    if isinstance(app, StreamableHTTPASGIApp):
+        return True
+    if type(app).__name__ != "StreamableHTTPASGIApp" or not hasattr(app, "session_manager"):
+        return False
+    manager = app.session_manager  # FastMCP's is None until the app's lifespan starts
+    return manager is None or isinstance(manager, StreamableHTTPSessionManager)
+
+
 def _live(manager: Any) -> Any:
     """The session ids the SDK's manager still serves (only reachable as a private attribute)."""
     live = getattr(manager, "_server_instances", None)

@@ -63,6 +63,8 @@ OBJECTS: dict[str, dict[str, Type]] = {
         "kind": "string",
         "target": "string",
         "arguments": OPEN_MAP,
+        "tags": STRING_LIST,
+        "annotations": OPEN_MAP,
     },
     "context": {
         "time": "timestamp",

@@ -178,6 +178,8 @@ GETTERS: FieldGetters = {
         "kind": lambda a: a.r.kind,
         "target": lambda a: a.target,
         "arguments": lambda a: a.r.arguments,
+        "tags": lambda a: sorted(a.r.tags),
+        "annotations": lambda a: a.r.annotations,
     },
     "context": {
         "time": lambda a: a.time,

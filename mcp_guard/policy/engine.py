@@ -126,6 +126,12 @@ class CompiledPolicy:
         #: Unique per compiled policy: caches keyed by it (the guard's list memo) expire on reload.
         self.version: int = next(_VERSIONS)
         self._matchers = tuple(matchers)
+        #: A condition may read ``request.tags`` / ``request.annotations``: only then does the guard
+        #: look them up (conservatively, by name: a false positive costs a lookup, never a decision).
+        self.reads_target_attributes = any(
+            m.condition is not None and ("tags" in m.condition.source or "annotations" in m.condition.source)
+            for m in (*matchers, *limit_matchers)
+        )
         self._index: _Index[_Matcher] = _Index(matchers)
         self._limit_specs = {m.index: spec for m, spec in zip(limit_matchers, limits, strict=True)}
         self._limit_index: _Index[_Matcher] = _Index(limit_matchers)

@@ -230,6 +230,10 @@ class ReloadingPolicy:
     def rules(self) -> tuple[Any, ...]:
         return self.current.rules
 
+    @property
+    def reads_target_attributes(self) -> bool:
+        return self.current.reads_target_attributes
+
     def decide(self, principal: Principal, request: AccessRequest) -> Decision:
         return self.current.decide(principal, request)
 

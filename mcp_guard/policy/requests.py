@@ -88,6 +88,8 @@ class _RequestIn(BaseModel):
     target: StrictStr | None = None
     kind: Literal["tool", "prompt", "resource"] | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
+    tags: list[StrictStr] = Field(default_factory=list)
+    annotations: dict[str, Any] = Field(default_factory=dict)
     time: datetime | None = None
 
     @field_validator("time")
@@ -150,7 +152,17 @@ def request_from_data(
         issuer=p.issuer,
     )
     context = RequestContext(time=req.time or datetime.now(timezone.utc), transport="cli")
-    request = AccessRequest(method, action, req.server, kind, req.target, req.arguments, context)
+    request = AccessRequest(
+        method,
+        action,
+        req.server,
+        kind,
+        req.target,
+        req.arguments,
+        context,
+        tags=frozenset(req.tags),
+        annotations=req.annotations,
+    )
     return principal, request
 
 

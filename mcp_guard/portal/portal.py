@@ -76,6 +76,8 @@ class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
         )
         portal = cls(guard, servers, **portal_kw)
         portal.http_options.update(http_auth(config, guard))
+        portal.metrics_endpoint = config.portal.metrics
+        portal.metrics_public = config.portal.metrics_public
         return portal
 
     def _build_server(self, name: str) -> Server[Any]:

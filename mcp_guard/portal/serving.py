@@ -29,7 +29,9 @@ from ..integrations.http import (
     loopback_security,
 )
 from ..integrations.sessions import guard_sessions
+from ..telemetry import Telemetry
 from .credentials import KEY_ENV, CredentialBroker, SecretBox, load_key
+from .health import health_routes
 from .lockdown import PortalSigner
 from .registry import Registry
 from .state import PortalState
@@ -59,12 +61,16 @@ class ServingMixin(PortalState):
                 "max_sessions_per_principal", listen.max_sessions_per_principal
             ),
         }
+        options = {**self.http_options, **kwargs}
+        # Liveness and readiness always, /metrics when configured: beside the MCP endpoint.
+        health = health_routes(self, metrics=self.metrics_endpoint, metrics_public=self.metrics_public)
+        options["custom_starlette_routes"] = [*options.get("custom_starlette_routes", ()), *health]
         app = self.server.streamable_http_app(
             streamable_http_path=listen.path,
-            transport_security=kwargs.pop("transport_security", security),
+            transport_security=options.pop("transport_security", security),
             host=listen.host,
             max_sessions=caps["max_sessions"],
-            **{**self.http_options, **kwargs},
+            **options,
         )
         # Only authenticated callers open sessions, and only their owner uses one.
         guard_sessions(app, self.guard, **caps)
@@ -118,6 +124,10 @@ def portal_arguments(
     except those naming a portal argument.
     """
     portal_kw = {k: overrides.pop(k) for k in list(overrides) if k in _PORTAL_KW}
+    if config.portal.metrics:
+        _check_metrics_extra()
+        if not config.guard.opentelemetry:  # with it, the guard's telemetry keeps the metrics too
+            overrides.setdefault("telemetry", Telemetry())
     guard = Guard.from_config(config, **overrides)
     servers = [resolve_spec(config, s) for s in config.servers]
     settings = config.portal
@@ -152,6 +162,15 @@ def portal_arguments(
     portal_kw["listen"] = listen.model_copy(update=tls) if tls else listen
     portal_kw["registry"] = registry
     return guard, servers, portal_kw
+
+
+def _check_metrics_extra() -> None:
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "metrics = true needs prometheus-client: pip install 'mcp-guard[metrics]'", field="portal.metrics"
+        ) from None
 
 
 def resolve_spec(config: GuardConfig, spec: UpstreamSection) -> UpstreamSection:

@@ -119,8 +119,15 @@ class PortalState:
         #: when the config has ``[authn.oauth]`` / ``[authn.passwords]``.
         self.http_options: dict[str, Any] = {}
         self._screened: dict[str, tuple[int, tuple[tuple[str, str, str], ...]]] = {}
+        #: ``/metrics`` beside the MCP endpoint (``[portal] metrics``), and whether it needs no credential.
+        self.metrics_endpoint = False
+        self.metrics_public = False
         self.middleware = GuardMiddleware(guard, server=name, read_env=False, delegate=True)
         self.server = self._build_server(name)
+        if guard.telemetry is not None:
+            from .health import watch_upstreams
+
+            watch_upstreams(self, guard.telemetry)
 
     if TYPE_CHECKING:
 
