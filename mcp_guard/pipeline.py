@@ -268,8 +268,8 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
         return exc if exc is not None else _NO_ERROR
     trail.open = False
     status, raised, error = _classify_end(trail, exc)
-    if trail.handed_off and status == "ok" and not trail.nested:
-        return raised  # a parked call records itself when it ends
+    if trail.handed_off and status in ("ok", "cancelled") and not trail.nested:
+        return raised  # a parked call records itself when it ends (a cancelled round cancels it)
     event = _event(guard, trail, status, error, exc)
     outer = _SLOT.get()
     if outer is not None and outer.open and outer is not trail:

@@ -177,6 +177,10 @@ class Rounds:
         except TimeoutError:
             self.finish(parked)
             raise MCPError(types.INTERNAL_ERROR, "Upstream server timed out") from None
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled the request serving this round: the call is abandoned upstream too.
+            self.finish(parked)
+            raise
         finally:
             parked.log_to = None
         if kind == "input":
