@@ -1,14 +1,14 @@
 """Server-to-client requests for 2026-07-28 callers: the multi-round-trip path.
 
 A 2026-07-28 client has no long-lived connection the portal could send a
-sampling, elicitation or roots request on. Instead, when an upstream (one of
-``Portal(callbacks=...)``) asks its client something during a call, the
-portal answers the downstream request with an ``InputRequiredResult`` that
-carries the upstream's question and an opaque ``requestState``; the client
-answers by repeating its request with ``inputResponses``, and the portal
-hands the answer to the upstream, whose call meanwhile waits on its own
-private upstream session. The call is decided by the policy once, on the
-first round.
+sampling, elicitation or roots request on. Instead, when an upstream asks
+its client something during a call, the portal answers the downstream
+request with an ``InputRequiredResult`` that carries the upstream's question
+and an opaque ``requestState``; the client answers by repeating its request
+with ``inputResponses``, and the portal hands the answer to the upstream,
+whose call meanwhile waits (on the shared session, or on a private upstream
+session for upstreams in ``callbacks``). The call is decided by the policy
+once, on the first round.
 
 ``requestState`` is a random 128-bit handle the portal issued, bound to the
 caller's subject and the request's method and target: a client cannot
