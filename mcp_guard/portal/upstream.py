@@ -212,6 +212,8 @@ class Upstream:
     # ------------------------------------------------------------------ supervision
     async def run(self) -> None:
         """Keep the upstream connected until cancelled."""
+        # Its sessions (and their standalone streams) belong to no caller, whoever started it.
+        CURRENT_CALL.set(None)
         delay = self._backoff[0]
         while True:
             try:
