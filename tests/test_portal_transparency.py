@@ -191,6 +191,22 @@ async def test_what_the_upstream_asks_is_scanned_before_it_reaches_the_caller() 
     assert server_requests(auditor, "sampling/createMessage") == [("deny", "alice")]
 
 
+async def test_over_stdio_roots_are_asked_of_the_caller_that_declared_them() -> None:
+    auditor = ListAuditor()
+
+    async def list_roots(context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/alice", name="alice")])
+
+    with asker("stdio") as spec, portal_http(shared_portal(spec, auditor)) as url:
+        async with (
+            client(url, "tok-alice", list_roots_callback=list_roots) as a,
+            client(url, "tok-bob") as b,
+        ):
+            assert await call(a, "roots") == ["file:///work/alice"]
+            assert (await call(b, "roots"))[0] == "refused"
+    assert server_requests(auditor, "roots/list") == [("allow", "alice"), ("deny", "bob")]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_on_2026_questions_on_a_shared_session_travel_in_input_required_rounds(transport: str) -> None:
     auditor, alice, bob = ListAuditor(), Asked("alice"), Asked("bob")

@@ -54,6 +54,12 @@ def build() -> MCPServer:
         return f"{answer.action}:{getattr(answer.data, 'ok', None)}"
 
     @server.tool()
+    async def roots(ctx: Context) -> list[str]:
+        """The client's roots."""
+        listed = await ctx.session.list_roots()
+        return [str(root.uri) for root in listed.roots]
+
+    @server.tool()
     async def wait(seconds: float) -> str:
         """Stay in flight for a while."""
         await anyio.sleep(seconds)
