@@ -27,7 +27,7 @@ from mcp_guard.portal import Portal
 from .helpers import ListAuditor
 from .http_util import free_port, serve
 from .servers.asker import build
-from .test_portal_support import ServerPolicy, client, make_guard, portal_http
+from .test_portal_support import ServerPolicy, client, make_guard, portal_http, stdio
 
 ASKER = Path(__file__).parent / "servers" / "asker.py"
 TRANSPORTS = ["stdio", "http"]
@@ -263,3 +263,17 @@ async def test_on_2026_questions_on_a_shared_session_travel_in_input_required_ro
     assert (alice.questions, bob.questions) == (["q-alice"], ["q-bob", "go?"])
     asked = server_requests(auditor, "sampling/createMessage")
     assert sorted(asked) == [("allow", "alice"), ("allow", "alice"), ("allow", "bob")]
+
+
+async def test_on_2026_progress_of_a_call_on_the_shared_session_still_reaches_the_caller() -> None:
+    progress: list[float] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        progress.append(p)
+
+    portal = Portal(make_guard(auditor=ListAuditor()), [stdio("lab", "lab_server.py")])
+    with portal_http(portal) as url:
+        async with client(url, "tok-alice", "auto") as c:
+            result = await c.call_tool("lab__count", {"to": 3}, progress_callback=on_progress)  # type: ignore[arg-type]
+    assert result.structured_content == {"result": 3}
+    assert progress == [1, 2, 3]
