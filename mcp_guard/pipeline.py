@@ -162,6 +162,17 @@ def hand_off() -> None:
         trail.handed_off = True
 
 
+def recorded_elsewhere() -> None:
+    """This request ends with a failure the parked call it continued records itself: no event here.
+
+    Unless the call's event is nested in this very request (it ended in its
+    first round): then this request records it, once, as usual.
+    """
+    trail = _SLOT.get()
+    if trail is not None and trail.open and trail.handed_off and not trail.nested:
+        trail.open = False
+
+
 async def settle(guard: Guard, *reasons: str) -> None:
     """Record the delegated request now, before the handler returns (a listen stream stays open)."""
     trail = _SLOT.get()

@@ -33,6 +33,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp import types
 from mcp.shared.exceptions import MCPError
 
+from .. import pipeline
 from ..errors import AccessDenied
 from ..guard import Guard
 from ..model import Principal
@@ -187,6 +188,7 @@ class Rounds:
             return types.InputRequiredResult(input_requests=value, request_state=parked.id)
         self.finish(parked)
         if kind == "error":
+            pipeline.recorded_elsewhere()  # the parked call's own guarded session recorded it
             raise value
         return value
 

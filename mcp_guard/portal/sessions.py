@@ -45,6 +45,9 @@ from .subscriptions import Channel
 
 logger = logging.getLogger("mcp_guard.portal")
 
+#: Seconds a parked call's round waits beyond its upstream's timeout (the upstream's timeout fires first).
+ROUND_GRACE = 1.0
+
 #: Who a caller's upstream sessions count against: ("subject", name) or ("tenant", name).
 Holder = tuple[str, str]
 
@@ -242,8 +245,9 @@ class SessionsMixin(PortalState):
         upstream = self.upstreams.get(upstream_name)
         if upstream is None or upstream.state != "up" or self._tg is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        # A little longer than the upstream request's own timeout, which so ends the call first.
         parked, link = self._rounds.start(
-            self._tg, principal, binding, upstream.spec.timeout, self.guard, upstream_name
+            self._tg, principal, binding, upstream.spec.timeout + ROUND_GRACE, self.guard, upstream_name
         )
         callbacks = _round_callbacks(link, ctx)
         if upstream_name not in self.callbacks:
