@@ -119,8 +119,10 @@ class UpstreamSection(_Strict):
     #: ``subject`` / ``tenant``: serve this upstream only with the caller's own stored secrets
     #: (``mcp-guard servers credentials set``), never with a shared connection.
     credentials: Literal["shared", "subject", "tenant"] = "shared"
-    #: Give each caller a private upstream session so the upstream can call back
-    #: (sampling, elicitation, roots) to exactly that caller.
+    #: Give each caller a private upstream session, so the upstream can call back (sampling,
+    #: elicitation, roots) to exactly that caller at any time. Without it, what the upstream
+    #: asks during a call on the shared session still reaches that call's caller when the
+    #: portal can tell whose call it is, and is refused otherwise.
     callbacks: bool = False
 
     @model_validator(mode="after")

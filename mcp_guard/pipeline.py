@@ -210,6 +210,17 @@ def hand_off() -> None:
         trail.handed_off = True
 
 
+def recorded_elsewhere() -> None:
+    """This request ends with a failure the parked call it continued records itself: no event here.
+
+    Unless the call's event is nested in this very request (it ended in its
+    first round): then this request records it, once, as usual.
+    """
+    trail = _SLOT.get()
+    if trail is not None and trail.open and trail.handed_off and not trail.nested:
+        trail.open = False
+
+
 async def settle(guard: Guard, *reasons: str) -> None:
     """Record the delegated request now, before the handler returns (a listen stream stays open)."""
     trail = _SLOT.get()
@@ -342,8 +353,8 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
         trail.error_type = str(error.code)
     elif exc is not None:
         trail.error_type = str(exc.code) if isinstance(exc, MCPError) else type(exc).__name__
-    if trail.handed_off and status == "ok" and not trail.nested:
-        return raised  # a parked call records itself when it ends
+    if trail.handed_off and status in ("ok", "cancelled") and not trail.nested:
+        return raised  # a parked call records itself when it ends (a cancelled round cancels it)
     event = _event(guard, trail, status, error, exc)
     trail.labels = (event.decision, event.outcome or status, event.rule)
     outer = _SLOT.get()

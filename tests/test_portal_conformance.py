@@ -1,4 +1,7 @@
-"""The official MCP conformance suite through the portal (``prefix = ""`` in front of the fixtures)."""
+"""The official MCP conformance suite through a default portal (``prefix = ""`` in front of the fixtures).
+
+No ``callbacks``: sampling, elicitation and log messages reach the caller on the shared session.
+"""
 
 from __future__ import annotations
 

@@ -157,10 +157,11 @@ async def test_completion_is_forwarded(mode: str) -> None:
             assert result.completion.values == ["alpha", "alps"]
 
 
-async def test_log_messages_follow_the_level_each_caller_set() -> None:
+@pytest.mark.parametrize("callbacks", [["probe"], []], ids=["private", "shared"])
+async def test_log_messages_follow_the_level_each_caller_set(callbacks: list[str]) -> None:
     probe = Probe()
     logs: dict[str, list[str]] = {"quiet": [], "loud": []}
-    with probe.running() as up, portal_http(portal(up, callbacks=["probe"])) as url:
+    with probe.running() as up, portal_http(portal(up, callbacks=callbacks)) as url:
         async with (
             client(url, "tok-alice", logging_callback=log_into(logs["quiet"])) as quiet,
             client(url, "tok-bob", logging_callback=log_into(logs["loud"])) as loud,
@@ -173,10 +174,13 @@ async def test_log_messages_follow_the_level_each_caller_set() -> None:
     assert logs["loud"] == ["a debug line", "an info line", "an error line"]
 
 
-async def test_on_2026_log_messages_ride_the_round_at_the_level_each_request_asked_for() -> None:
+@pytest.mark.parametrize("callbacks", [["probe"], []], ids=["private", "shared"])
+async def test_on_2026_log_messages_ride_the_round_at_the_level_each_request_asked_for(
+    callbacks: list[str],
+) -> None:
     probe = Probe()
     logs: dict[str, list[str]] = {"info": [], "none": []}
-    with probe.running() as up, portal_http(portal(up, callbacks=["probe"])) as url:
+    with probe.running() as up, portal_http(portal(up, callbacks=callbacks)) as url:
         async with (
             client(
                 url, "tok-alice", "auto", logging_callback=log_into(logs["info"]), log_level="info"

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from mcp_guard import errors
 from mcp_guard.config import UpstreamSection
 from mcp_guard.integrations.http import loopback_security
 from mcp_guard.portal import Portal
@@ -64,13 +65,16 @@ async def test_portal_allowed_denied_upstream_error_and_cancelled(mode: str) -> 
     assert {e.server for e in auditor.events if e.method == "tools/call"} == {"probe"}
 
 
-async def test_portal_records_an_upstream_timeout_once() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_portal_records_an_upstream_timeout_once(mode: str) -> None:
     probe, auditor = Probe(), ListAuditor()
     with probe_upstream(probe) as up, portal_http(build(up, auditor, timeout=0.5)) as url:
-        async with client(url, "tok-alice") as c:
-            with pytest.raises(MCPError):
+        async with client(url, "tok-alice", mode) as c:
+            with pytest.raises(MCPError) as exc:
                 await c.call_tool("probe__slow", {})
+            assert exc.value.error.code == errors.GUARD_UNAVAILABLE
         assert outcomes(await events_for(auditor, "slow")) == [("allow", "timeout")]
+    assert [e for e in auditor.events if e.method == "tools/call" and e.server != "probe"] == []
 
 
 async def test_an_unknown_name_is_one_refusal() -> None:

@@ -47,7 +47,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{redis.url}?prefix=t{uuid.uuid4().hex[:8]}:"
 
 
-def replica(store: StateStore, auditor: ListAuditor) -> Portal:
+def replica(store: StateStore, auditor: ListAuditor, callbacks: tuple[str, ...] = ("lab",)) -> Portal:
     guard = Guard(
         policy=ServerPolicy(GRANTS),
         authenticators=[TokenTable()],
@@ -56,7 +56,7 @@ def replica(store: StateStore, auditor: ListAuditor) -> Portal:
         store=store,
         server="portal",
     )
-    return Portal(guard, [stdio("lab", "lab_server.py")], callbacks=["lab"])
+    return Portal(guard, [stdio("lab", "lab_server.py")], callbacks=callbacks)
 
 
 def sample(text: str) -> types.CreateMessageResult:
@@ -125,3 +125,20 @@ async def test_without_a_store_another_replicas_handle_is_refused() -> None:
             with pytest.raises(MCPError) as exc:
                 await answer(on_b, first, key, "lost")
             assert exc.value.error.code == errors.ACCESS_DENIED
+
+
+async def test_a_call_parked_on_the_shared_session_is_relayed_too() -> None:
+    """Without ``callbacks`` the call waits on the shared session; a later round may reach another replica."""
+    shared = MemoryStore()
+    audit_a = ListAuditor()
+    a, b = replica(shared, audit_a, callbacks=()), replica(shared, ListAuditor(), callbacks=())
+    with ExitStack() as stack:
+        url_a, url_b = stack.enter_context(portal_http(a)), stack.enter_context(portal_http(b))
+        async with client(url_a, "tok-alice", "auto") as on_a, client(url_b, "tok-alice", "auto") as on_b:
+            first, key = await first_round(on_a)
+            assert owner_of(first.request_state or "") == a.replica
+            done = await answer(on_b, first, key, "answered on b")
+            assert isinstance(done, types.CallToolResult)
+            assert done.structured_content == {"result": "answered on b"}
+    calls = [e for e in audit_a.events if e.method == "tools/call" and e.decision == "allow"]
+    assert len(calls) == 1

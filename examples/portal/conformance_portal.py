@@ -4,7 +4,9 @@
     bash ../shared/tools/conformance.sh http://127.0.0.1:8766/mcp
 
 Anonymous callers, a policy that allows everything on the ``fixtures``
-upstream: the suite checks that the portal forwards the protocol faithfully.
+upstream, and the default upstream settings (no ``callbacks``): the suite
+checks that the portal forwards the protocol faithfully, server-to-client
+requests and log messages of a call included.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def build_portal() -> Portal:
         args=[str(Path(__file__).with_name("conformance_upstream.py"))],
         prefix="",
     )
-    return Portal(guard, [upstream], callbacks=["fixtures"])
+    return Portal(guard, [upstream])
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
-"""Server-to-client requests through the portal: one private upstream session per downstream connection.
+"""Server-to-client requests through the portal: the link to a caller, and private upstream sessions.
 
 An upstream that asks its client for sampling, elicitation or roots, or sends
 log messages during a call, must reach the caller who made that call - never
-another user. Shared upstream sessions cannot tell callers apart, so for
-upstreams listed in ``Portal(callbacks=...)`` each downstream connection
-(2025-11-25 era) gets its own upstream session, whose callbacks are bound in
-a closure to that connection and to the downstream request in flight.
+another user. A :class:`CallerLink` delivers them to one caller's request in
+flight. On shared upstream sessions the portal picks the link of the call a
+request belongs to, when it can tell (:mod:`.attribution`); for upstreams
+listed in ``Portal(callbacks=...)`` each downstream connection (2025-11-25
+era) instead gets its own upstream session, whose callbacks are bound in a
+closure to that connection and to the downstream request in flight, so such
+an upstream may call back whenever it likes.
 What the upstream asks is scanned by the guard's sanitizers and audited
 before it reaches the caller, like :func:`mcp_guard.integrations.client.guarded_client` does.
 """

@@ -147,9 +147,15 @@ class HandlersMixin(SessionsMixin):
         principal, rc = self._caller(ctx)
         if route is None:
             raise self._unknown(method, kind, name, principal, rc)
-        if self._multi_round(ctx, route.upstream):
+        if await self._multi_round(ctx, route.upstream):
             return await self._round_trip(
-                ctx, route.upstream, principal, rc, (method, name), params, lambda s: send(s, route.name)
+                ctx,
+                route.upstream,
+                principal,
+                rc,
+                (method, name),
+                params,
+                lambda s: (send_routed or send)(s, route.name),
             )
         async with self._routed(ctx, route.upstream, principal, rc) as session:
             return await (send_routed or send)(session, route.name)

@@ -1,14 +1,14 @@
 """Server-to-client requests for 2026-07-28 callers: the multi-round-trip path.
 
 A 2026-07-28 client has no long-lived connection the portal could send a
-sampling, elicitation or roots request on. Instead, when an upstream (one of
-``Portal(callbacks=...)``) asks its client something during a call, the
-portal answers the downstream request with an ``InputRequiredResult`` that
-carries the upstream's question and an opaque ``requestState``; the client
-answers by repeating its request with ``inputResponses``, and the portal
-hands the answer to the upstream, whose call meanwhile waits on its own
-private upstream session. The call is decided by the policy once, on the
-first round.
+sampling, elicitation or roots request on. Instead, when an upstream asks
+its client something during a call, the portal answers the downstream
+request with an ``InputRequiredResult`` that carries the upstream's question
+and an opaque ``requestState``; the client answers by repeating its request
+with ``inputResponses``, and the portal hands the answer to the upstream,
+whose call meanwhile waits (on the shared session, or on a private upstream
+session for upstreams in ``callbacks``). The call is decided by the policy
+once, on the first round.
 
 ``requestState`` is a random 128-bit handle the portal issued, bound to the
 caller's subject and the request's method and target: a client cannot
@@ -33,6 +33,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp import types
 from mcp.shared.exceptions import MCPError
 
+from .. import pipeline
 from ..errors import AccessDenied
 from ..guard import Guard
 from ..model import Principal
@@ -177,12 +178,17 @@ class Rounds:
         except TimeoutError:
             self.finish(parked)
             raise MCPError(types.INTERNAL_ERROR, "Upstream server timed out") from None
+        except anyio.get_cancelled_exc_class():
+            # The client cancelled the request serving this round: the call is abandoned upstream too.
+            self.finish(parked)
+            raise
         finally:
             parked.log_to = None
         if kind == "input":
             return types.InputRequiredResult(input_requests=value, request_state=parked.id)
         self.finish(parked)
         if kind == "error":
+            pipeline.recorded_elsewhere()  # the parked call's own guarded session recorded it
             raise value
         return value
 

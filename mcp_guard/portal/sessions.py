@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from .. import pipeline
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable, RateLimited
 from ..integrations.server import CURRENT_CALLER
 from ..model import Principal, RequestContext
+from .attribution import CURRENT_CALL, Call, declared
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .credentials import MissingCredentials, UpstreamCredentials
 from .relay import owner_of
@@ -43,6 +44,9 @@ from .state import PortalState, connection_of, is_legacy
 from .subscriptions import Channel
 
 logger = logging.getLogger("mcp_guard.portal")
+
+#: Seconds a parked call's round waits beyond its upstream's timeout (the upstream's timeout fires first).
+ROUND_GRACE = 1.0
 
 #: Who a caller's upstream sessions count against: ("subject", name) or ("tenant", name).
 Holder = tuple[str, str]
@@ -157,13 +161,21 @@ class SessionsMixin(PortalState):
         downstream connection, bound to the request in flight) or keeps per-user
         credentials (a pooled session - for stdio a process - per subject or
         tenant, opened with that caller's secrets). The private session is only
-        acquired after the guard allowed the request.
+        acquired after the guard allowed the request. On the shared session the
+        request is this caller's call: what the upstream asks or logs during it
+        comes back here (see :mod:`.attribution`).
         """
         connection = connection_of(ctx)
         wants_callbacks = upstream_name in self.callbacks and connection is not None and is_legacy(ctx)
         per_user = await self._per_user(upstream_name)
         if not wants_callbacks and not per_user:
-            yield self._session(upstream_name, principal, rc)
+            link = CallerLink(self.guard, upstream_name, principal, self._level_of)
+            link.in_flight.append((ctx.session, ctx.request_id))
+            # Only a 2025-11-25 connection can be sent requests; later callers get log messages only.
+            legacy = connection is not None and is_legacy(ctx)
+            allowed = declared(ctx.session.client_capabilities) if legacy else frozenset()
+            with _calling(Call(link, allowed)):
+                yield self._session(upstream_name, principal, rc)
             return
         entry = (ctx.session, ctx.request_id)
         links: list[CallerLink] = []
@@ -198,9 +210,15 @@ class SessionsMixin(PortalState):
             logger.warning("credential scope of %r unreadable: %s", upstream_name, exc)
             raise MCPError(GUARD_UNAVAILABLE, GuardUnavailable.public_message) from None
 
-    def _multi_round(self, ctx: Any, upstream_name: str) -> bool:
-        """A 2026-07-28 request to an upstream that may call back: questions travel in results."""
-        return upstream_name in self.callbacks and bool(ctx.protocol_version) and not is_legacy(ctx)
+    async def _multi_round(self, ctx: Any, upstream_name: str) -> bool:
+        """A 2026-07-28 request whose upstream may ask the caller something: questions travel in results.
+
+        Upstreams in ``callbacks`` and shared ones; a per-user session (shared
+        by one user's connections, or a tenant's) is never asked through.
+        """
+        if not ctx.protocol_version or is_legacy(ctx):
+            return False
+        return upstream_name in self.callbacks or not await self._per_user(upstream_name)
 
     async def _round_trip(
         self,
@@ -227,10 +245,22 @@ class SessionsMixin(PortalState):
         upstream = self.upstreams.get(upstream_name)
         if upstream is None or upstream.state != "up" or self._tg is None:
             raise MCPError(GUARD_UNAVAILABLE, "Upstream server unavailable")
+        # A little longer than the upstream request's own timeout, which so ends the call first.
         parked, link = self._rounds.start(
-            self._tg, principal, binding, upstream.spec.timeout, self.guard, upstream_name
+            self._tg, principal, binding, upstream.spec.timeout + ROUND_GRACE, self.guard, upstream_name
         )
         callbacks = _round_callbacks(link, ctx)
+        if upstream_name not in self.callbacks:
+            # The shared session: what the upstream asks during the call is attributed to it.
+            allowed = frozenset(name for name, key in _ASK_KEYS.items() if key in callbacks)
+
+            async def call_shared(stack: AsyncExitStack, _: RoundLink) -> Any:
+                with _calling(Call(link, allowed)):
+                    return await call(self._session(upstream_name, principal, rc))
+
+            self._tg.start_soon(parked.run, call_shared, link)
+            pipeline.hand_off()
+            return await self._rounds.step(parked, (ctx.session, ctx.request_id))
         per_user = await self._per_user(upstream_name)
 
         async def open_and_call(stack: AsyncExitStack, _: RoundLink) -> Any:
@@ -450,6 +480,24 @@ class SessionsMixin(PortalState):
     def _level_of(self, session: Any) -> str | None:
         connection = getattr(session, "_connection", None)
         return self._levels.get(connection) if connection is not None else None
+
+
+@contextmanager
+def _calling(call: Call) -> Iterator[None]:
+    """Make ``call`` the one this task's upstream requests are sent for."""
+    token = CURRENT_CALL.set(call)
+    try:
+        yield
+    finally:
+        CURRENT_CALL.reset(token)
+
+
+#: The client callback each capability is asked through.
+_ASK_KEYS = {
+    "sampling": "sampling_callback",
+    "elicitation": "elicitation_callback",
+    "roots": "list_roots_callback",
+}
 
 
 def _round_callbacks(link: RoundLink, ctx: Any) -> dict[str, Any]:

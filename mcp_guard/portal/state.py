@@ -77,6 +77,7 @@ class PortalState:
             "errlog": errlog,
             "pool": pool,
             "lockdown": lockdown,
+            "guard": guard,
         }
         self._configured: dict[str, UpstreamSection] = {}
         for spec in servers:
@@ -95,12 +96,8 @@ class PortalState:
         #: Names this process in the handles of its parked calls (see :mod:`.relay`).
         self.replica = new_replica_id()
         self._rounds = Rounds(self.replica)
-        # Only upstreams that call back park calls; without any there is nothing to relay.
-        self._relay = (
-            RoundRelay(guard.store, self.replica, self._rounds)
-            if guard.store is not None and callbacks
-            else None
-        )
+        # Any 2026-07-28 call may be parked (its upstream may ask the caller something).
+        self._relay = RoundRelay(guard.store, self.replica, self._rounds) if guard.store is not None else None
         self.upstreams: dict[str, Upstream] = {}
         self._served: dict[str, ServedLists] = {}
         self._catalog = Catalog()

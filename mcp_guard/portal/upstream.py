@@ -28,6 +28,8 @@ from mcp.shared.exceptions import MCPError
 
 from ..config import UpstreamSection
 from ..errors import ConfigError, GuardUnavailable
+from ..guard import Guard
+from .attribution import CURRENT_CALL, SharedCalls
 from .catalog import LIST_KEYS
 from .credentials import UpstreamCredentials
 from .lockdown import PortalSigner
@@ -116,7 +118,12 @@ class ForwardingSession(ClientSession):
     declares, the portal serves that same schema, and the downstream client checks
     results against it; a second check on the way through only costs time. Size
     checks, result scanning and audit run in the guard's chain as for any result.
+
+    ``calls`` is set on shared sessions: the callers' calls in flight on it, to
+    which the upstream's requests and log messages are delivered.
     """
+
+    calls: SharedCalls | None = None
 
     async def validate_tool_result(self, name: str, result: types.CallToolResult) -> None:
         return None
@@ -176,6 +183,7 @@ class Upstream:
         on_notification: Callable[[Upstream, Any], Awaitable[None]] | None = None,
         pool: int = 4,
         lockdown: PortalSigner | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -199,10 +207,13 @@ class Upstream:
         self._sessions: list[ClientSession] = []
         self._inflight: list[int] = []
         self._lockdown = lockdown
+        self._guard = guard
 
     # ------------------------------------------------------------------ supervision
     async def run(self) -> None:
         """Keep the upstream connected until cancelled."""
+        # Its sessions (and their standalone streams) belong to no caller, whoever started it.
+        CURRENT_CALL.set(None)
         delay = self._backoff[0]
         while True:
             try:
@@ -295,14 +306,16 @@ class Upstream:
             http = upstream_http_client(headers, auth)
             await stack.enter_async_context(http)
             streams = await stack.enter_async_context(streamable_http_client(self.spec.url, http_client=http))
-        return await stack.enter_async_context(
-            ForwardingSession(
-                streams[0],
-                streams[1],
-                read_timeout_seconds=self.spec.timeout,
-                **(callbacks if callbacks is not None else {"message_handler": self._on_message}),
-            )
+        shared = None
+        if callbacks is None:
+            # A shared session: what the upstream asks during a call goes to that call's caller.
+            shared = SharedCalls(self._guard, self.name, by_stream=self.spec.url is not None)
+            callbacks = {**shared.callbacks(), "message_handler": self._on_message}
+        session = await stack.enter_async_context(
+            ForwardingSession(streams[0], streams[1], read_timeout_seconds=self.spec.timeout, **callbacks)
         )
+        session.calls = shared
+        return session
 
     async def _watch(self) -> None:
         """Return when the upstream stops answering pings or a call saw the connection die."""
@@ -398,7 +411,12 @@ class Upstream:
         timeout: float | None = None,
         session: ClientSession | None = None,
     ) -> Any:
-        """Run one request on the live session with the upstream's timeout; fail only this upstream."""
+        """Run one request on the live session with the upstream's timeout; fail only this upstream.
+
+        On a shared session the request counts as in flight there (for stdio
+        attribution), with the caller's call (:data:`.attribution.CURRENT_CALL`)
+        if it is made for one.
+        """
         sessions, inflight = self._sessions, self._inflight
         if session is not None:
             sessions, inflight = [session], [0]
@@ -406,10 +424,17 @@ class Upstream:
             raise MCPError(UpstreamUnavailable.code, UpstreamUnavailable.public_message)
         index = min(range(len(sessions)), key=inflight.__getitem__) if len(sessions) > 1 else 0
         limit = self.spec.timeout if timeout is None else timeout
+        chosen = sessions[index]
+        shared = chosen.calls if isinstance(chosen, ForwardingSession) else None
+        call = CURRENT_CALL.get() if shared is not None else None
         inflight[index] += 1
+        if shared is not None:
+            shared.requests += 1
+            if call is not None:
+                shared.calls.append(call)
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
-                return await send(sessions[index])
+                return await send(chosen)
         except TimeoutError:
             logger.warning("upstream %r timed out after %.1fs", self.name, limit)
             raise UpstreamTimeout(UpstreamUnavailable.code, "Upstream server timed out") from None
@@ -425,6 +450,10 @@ class Upstream:
             raise MCPError(UpstreamUnavailable.code, UpstreamUnavailable.public_message) from None
         finally:
             inflight[index] -= 1
+            if shared is not None:
+                shared.requests -= 1
+                if call is not None:
+                    shared.calls.remove(call)
 
     def describe(self) -> dict[str, Any]:
         return {
