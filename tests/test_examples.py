@@ -29,7 +29,9 @@ def quickstart(tmp_path: Path) -> Path:
 
 
 def _params(script: Path, token: str | None) -> StdioServerParameters:
-    env = {"MCP_GUARD_TOKEN": token} if token else {}
+    env = {"PYTHONPATH": str(ROOT)}  # this tree's mcp_guard, whatever the venv has installed
+    if token:
+        env["MCP_GUARD_TOKEN"] = token
     return StdioServerParameters(command=sys.executable, args=[str(script)], env=env, cwd=str(script.parent))
 
 
@@ -62,11 +64,17 @@ async def test_quickstart_server_over_stdio(quickstart: Path, mode: str) -> None
     assert (quickstart.parent / "quickstart" / ".mcp-guard" / "audit.db").is_file()
 
 
-async def test_quickstart_server_refuses_a_forged_key(quickstart: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.parametrize("token", [None, "forged"])
+async def test_quickstart_server_refuses_a_forged_or_missing_key(
+    quickstart: Path, mode: str, token: str | None
+) -> None:
+    """What docs/quickstart.md promises: -32001, whichever handshake the client starts with."""
     with pytest.raises(BaseException) as caught:
-        async with Client(_params(quickstart, "forged"), mode="legacy") as client:
+        async with Client(_params(quickstart, token), mode=mode) as client:
             await client.list_tools()
-    assert first_mcp_error(caught.value).code == errors.AUTHENTICATION_REQUIRED
+    error = first_mcp_error(caught.value)
+    assert (error.code, error.message) == (errors.AUTHENTICATION_REQUIRED, "Authentication required")
 
 
 def _run(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:

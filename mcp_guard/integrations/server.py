@@ -27,10 +27,12 @@ from mcp_types import CLIENT_INFO_META_KEY
 
 from .._wire import to_wire
 from ..classify import REQUESTS
+from ..errors import AUTHENTICATION_REQUIRED
 from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Exchange
 from ..protocols import Credential
+from .handshake import answer_fallback_handshakes
 from .http import AuditHttpRefusals, GuardTokenVerifier
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
 
@@ -90,6 +92,9 @@ class GuardMiddleware:
         self._credential = credential
         self._transport = transport
         self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        #: The last refusal of the fixed (stdio) credential for authentication: the same
+        #: answer is given to the client's fallback ``initialize`` (see ``handshake``).
+        self.authentication_refusal: MCPError | None = None
 
     # ------------------------------------------------------------------ context
     def _context(self, ctx: ServerRequestContext[Any, Any]) -> RequestContext:
@@ -239,7 +244,14 @@ class GuardMiddleware:
                 # A notification has no response to carry an error: it is dropped (and audited).
                 logger.debug("notification %s dropped: %s", ctx.method, exc)
             return None
-        result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
+        try:
+            result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
+        except MCPError as exc:
+            if ctx.request is None and exc.code == AUTHENTICATION_REQUIRED:
+                self.authentication_refusal = exc
+            raise
+        if ctx.request is None:
+            self.authentication_refusal = None
         return result
 
 
@@ -307,6 +319,7 @@ def protect(
         guard, server=name, credential=credential, principal=principal, read_env=read_env
     )
     lowlevel.middleware.append(middleware)
+    answer_fallback_handshakes(lowlevel, middleware)
     lookup = getattr(lowlevel, "get_tool_input_schema", None)
     anonymous = guard.resolver.peek(None)
     lowlevel.get_tool_input_schema = _schema_lookup_wrapper(guard, name, lookup, anonymous)
