@@ -232,3 +232,14 @@ def test_serve_port_in_use(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert code == 3
     assert f"port {port} is in use" in err
     assert "portal on" not in err
+
+
+def test_demo_clip_cuts_between_words_with_an_ellipsis() -> None:
+    from mcp_guard.cli.demo import clip
+
+    reason = "no served tool 'wx_weather_alerts' (unknown, withheld, colliding or upstream down)"
+    assert clip(reason, 200) == reason
+    cut = clip(reason, 70)
+    assert cut.endswith("\u2026") and len(cut) <= 70
+    assert reason.startswith(cut[:-1]) and reason[len(cut) - 1] == " "  # never mid-word
+    assert clip("a\nb   c", 10) == "a b c"

@@ -103,6 +103,13 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert "weather_alerts" not in out.split("== 3.")[0].split("sees 7")[1].splitlines()[1]
     assert "notes__add_note(text='sneaky')" in out and "refused" in out
     assert "ok: " in out.split("verify the hash chain")[1]
+    assert "ok: ''" not in out  # an empty result says so
+    forged = out.split("a caller with a forged key")[1].split("==")[0]
+    assert "Authentication required (code -32001)" in forged and "HTTP 401" in forged
+    trail = out.split("the audit trail")[1].split("verify the hash chain")[0]
+    for line in trail.splitlines():  # reasons are cut between words, with an ellipsis
+        words = line.split()
+        assert not words or words[-1].endswith("\u2026") or len(line) < 3 + 10 + 27 + 29 + 7 + 70, line
     for name in ("state.db", "audit.db", "audit.key"):
         assert (tmp_path / "data" / name).is_file()
     assert (tmp_path / "data" / "audit.key").stat().st_mode & 0o077 == 0
