@@ -13,6 +13,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +40,9 @@ VISIBILITY_NAMES = 4096
 VISIBILITY_TOTAL = 32768
 #: A principal whose subject, tenant, roles and groups weigh more (64 per role or group) is never cached.
 _PRINCIPAL_MAX = 4096
+#: Pin notices raised while serving the current request; the server middleware passes them on
+#: to the caller's log (``notifications/message``), so the user sees them, not only the operator.
+PIN_NOTICES: ContextVar[list[str] | None] = ContextVar("mcp_guard_pin_notices", default=None)
 #: Hidden items named one by one in a list's audit reason; the rest are counted.
 _HIDDEN_NAMED = 20
 
@@ -56,6 +60,8 @@ class Screening:
     pins: PinStore | None
     server: str | None
     withheld: WithheldItems
+    #: The ``guard.toml`` this guard was built from, for the commands its notices print.
+    config_source: str | None = None
     _visibility: OrderedDict[tuple[Any, ...], dict[str, bool]]
     _visibility_cache_size: int
     _visibility_names: int = 0  # names held in all the dicts of ``_visibility``
@@ -318,13 +324,28 @@ class Screening:
             for name in check.pending
         )
         if notes and not policy.shadow:
-            logger.warning(
-                "server %r: %s withheld until approved (mcp-guard pins approve)",
-                server,
-                ", ".join(repr(n) for n in (*check.changed, *check.pending)),
-            )
+            notice = self.pin_notice(server, kind, check.changed, check.pending)
+            logger.warning("%s", notice)
+            sink = PIN_NOTICES.get()
+            if sink is not None:
+                sink.append(notice)
         out[key] = list(items) if policy.shadow else list(check.allowed)
         return out, notes
+
+    def pin_notice(self, server: str, kind: str, changed: Sequence[str], pending: Sequence[str]) -> str:
+        """What an operator must read when pins withhold items: how many, which, and the commands.
+
+        Pins persist in the state store, so a server restarted with other flags (a changed
+        description or schema) loses every changed item until someone looks; this says so.
+        """
+        config = f" --config {self.config_source}" if self.config_source else ""
+        names = [*(f"{n!r} (changed)" for n in changed), *(f"{n!r} (new)" for n in pending)]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        return (
+            f"{len(names)} {kind}(s) of server {server!r} withheld: their definitions differ from the "
+            f"approved pins ({shown}). Review: mcp-guard pins diff {server}{config}  "
+            f"approve: mcp-guard pins approve {server} --all{config}"
+        )
 
     def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
         """Findings about items in relation to each other (``list_findings`` of each sanitizer)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -32,6 +33,7 @@ from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Exchange
 from ..protocols import Credential
+from ..screening import PIN_NOTICES
 from .handshake import answer_fallback_handshakes
 from .http import AuditHttpRefusals, GuardTokenVerifier
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
@@ -244,15 +246,35 @@ class GuardMiddleware:
                 # A notification has no response to carry an error: it is dropped (and audited).
                 logger.debug("notification %s dropped: %s", ctx.method, exc)
             return None
+        notices: list[str] = []
+        collecting = PIN_NOTICES.set(notices)
         try:
             result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
         except MCPError as exc:
             if ctx.request is None and exc.code == AUTHENTICATION_REQUIRED:
                 self.authentication_refusal = exc
             raise
+        finally:
+            PIN_NOTICES.reset(collecting)
+        for notice in notices:
+            await _tell_caller(ctx, notice)
         if ctx.request is None:
             self.authentication_refusal = None
         return result
+
+
+async def _tell_caller(ctx: ServerRequestContext[Any, Any], notice: str) -> None:
+    """A warning in the caller's log (``notifications/message``): items silently missing from a
+    list are the surprise pins cause, and the caller is who notices. Best effort: a client that
+    did not ask for log messages (2026-07-28 opt-in) gets none, and the guard's log has it anyway."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the SDK marks logging deprecated as of 2026-07-28
+            await ctx.session.send_log_message(
+                "warning", notice, logger="mcp-guard", related_request_id=ctx.request_id
+            )
+    except Exception:
+        logger.debug("could not pass a pin notice to the caller", exc_info=True)
 
 
 def _all(headers: Any, name: str) -> list[str]:
