@@ -113,3 +113,44 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     for name in ("state.db", "audit.db", "audit.key"):
         assert (tmp_path / "data" / name).is_file()
     assert (tmp_path / "data" / "audit.key").stat().st_mode & 0o077 == 0
+
+
+def _python_blocks(section: str) -> list[str]:
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    part = text.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return [block.split("```", 1)[0] for block in part.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize(("key", "expected"), [("demo-key-bob", "['search_notes']"), ("wrong-key", None)])
+async def test_quickstart_http_recipe_as_documented(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    expected: str | None,
+) -> None:
+    """The HTTP server and client of docs/quickstart.md, run as written (port and key swapped in)."""
+    import warnings
+
+    from .http_util import free_port, serve
+
+    server_code, client_code = _python_blocks("### Over streamable HTTP, with a bearer token")[:2]
+    shutil.copytree(EXAMPLES / "quickstart", tmp_path / "examples" / "quickstart")
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    server_ns: dict[str, object] = {"__name__": "notes_http"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the recipe starts without deprecation warnings
+        exec(server_code.replace("PORT = 8000", f"PORT = {port}"), server_ns)
+    client_code = client_code.replace("8000", str(port)).replace("demo-key-bob", key)
+    client_code = client_code.replace("asyncio.run(main())", "")
+    client_ns: dict[str, object] = {"__name__": "http_client"}
+    exec(client_code, client_ns)
+    with serve(server_ns["app"], port):
+        await client_ns["main"]()  # type: ignore[operator]
+    out = capsys.readouterr().out.splitlines()
+    if expected is None:
+        assert out == ["refused: -32001 Authentication required"]
+    else:
+        assert out == [expected, "{'result': ['ship mcp-guard']}"]
+    assert "_httpx_utils" not in client_code  # only the SDK's public API

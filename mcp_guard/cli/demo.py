@@ -108,11 +108,12 @@ async def _scenario(args: argparse.Namespace) -> int:
 
 
 def _client(url: str, key: str) -> Any:
+    import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    timeout = httpx2.Timeout(30, read=300)
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
     return Client(streamable_http_client(url, http_client=http), mode="legacy")
 
 
