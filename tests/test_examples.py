@@ -107,6 +107,8 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     forged = out.split("a caller with a forged key")[1].split("==")[0]
     assert "Authentication required (code -32001)" in forged and "HTTP 401" in forged
     trail = out.split("the audit trail")[1].split("verify the hash chain")[0]
+    poisoned = next(line for line in trail.splitlines() if "wx_weather_alerts" in line)
+    assert "withheld on upstream 'weather'" in poisoned, poisoned  # what really happened
     for line in trail.splitlines():  # reasons are cut between words, with an ellipsis
         words = line.split()
         assert not words or words[-1].endswith("\u2026") or len(line) < 3 + 10 + 27 + 29 + 7 + 70, line
