@@ -8,7 +8,8 @@ each to guard a server (:meth:`Guard.protect`) and a client session
 ``mcp_guard.store``, ``mcp_guard.sanitize``, ``mcp_guard.integrations``).
 """
 
-from .config import GuardConfig, load_config
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AccessDenied,
     AuthenticationError,
@@ -19,8 +20,6 @@ from .errors import (
     PolicyError,
     RateLimited,
 )
-from .guard import Guard
-from .integrations.client import guarded_client  # the package registers the adapter behind Guard.protect
 from .model import (
     AccessRequest,
     AuditEvent,
@@ -33,6 +32,34 @@ from .model import (
     ScanResult,
 )
 from .protocols import AuditSink, Authenticator, Credential, PolicyEngine, Sanitizer, StateStore
+
+if TYPE_CHECKING:
+    from .config import GuardConfig, load_config
+    from .guard import Guard
+    from .integrations.client import guarded_client
+
+#: Names whose modules pull in the ``mcp`` SDK and pydantic: imported on first use, so that
+#: ``import mcp_guard`` (and the command line's ``--help``) stays cheap.
+_LAZY = {
+    "Guard": "guard",
+    "GuardConfig": "config",
+    "load_config": "config",
+    "guarded_client": "integrations.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mcp_guard' has no attribute {name!r}")
+    import importlib
+
+    if name == "Guard":
+        importlib.import_module(".integrations.server", __name__)  # the adapter behind Guard.protect
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -159,6 +159,11 @@ def _fields_at(model: type[BaseModel] | None, loc: Sequence[str | int]) -> list[
     return []
 
 
+def known_fields(model: type[BaseModel] | None, loc: Sequence[str | int]) -> list[str]:
+    """The keys a table at ``loc`` of ``model`` accepts (for a "did you mean")."""
+    return _fields_at(model, loc)
+
+
 def _message(err: Any, model: type[BaseModel] | None) -> str:
     loc = [p for p in err["loc"] if isinstance(p, (str, int))]
     if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):

@@ -8,6 +8,7 @@ can read this file as the reference wiring.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .config import GuardConfig
@@ -20,6 +21,7 @@ class _Assembled(Protocol):
 
     auditor: Auditor | None
     pins: Any
+    config_source: str | None
 
     def on_close(self, closer: Any) -> None: ...
 
@@ -87,6 +89,8 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
         kwargs["telemetry"] = _opentelemetry()
     kwargs.update(overrides)
     guard = guard_class(**kwargs)
+    if config.source.endswith(".toml"):
+        guard.config_source = str(config.base_dir / Path(config.source).name)
     if isinstance(policy, ReloadingPolicy):
         if guard.auditor is not None:
             audit_reloads(policy, guard.auditor)  # a refused reload is on record, not only in a log

@@ -12,6 +12,7 @@ sessions, tasks and threads.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import time
@@ -470,5 +471,8 @@ def register_integration(integration: ServerIntegration) -> None:
 
 def _integration() -> ServerIntegration:
     if _INTEGRATION is None:
-        raise RuntimeError("mcp_guard.integrations.server is not imported (import mcp_guard first)")
+        # ``import mcp_guard`` is lazy (a cheap command line): the adapter loads on first use.
+        importlib.import_module("mcp_guard.integrations.server")
+    if _INTEGRATION is None:
+        raise RuntimeError("mcp_guard.integrations.server did not register the mcp integration")
     return _INTEGRATION

@@ -231,8 +231,13 @@ class ResultSummary:
     size: int = 0
     is_error: bool = False
     items: int | None = None
+    #: Items a sanitizer verdict or a changed/unapproved pin kept from everyone.
     withheld: int = 0
     findings: tuple[Finding, ...] = ()
+    #: Items of a list the policy hides from this caller (not a verdict on the item).
+    hidden: int = 0
+    #: Why each hidden item is hidden (``"name: rule X"`` / ``"name: default deny"``): the event's reason.
+    hidden_why: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +284,7 @@ class AuditEvent:
                 "is_error": self.result.is_error,
                 "items": self.result.items,
                 "withheld": self.result.withheld,
+                "hidden": self.result.hidden,
                 "findings": [f.as_dict() for f in self.result.findings],
             }
         return {

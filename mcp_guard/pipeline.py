@@ -432,6 +432,9 @@ def _event(
     summary = trail.summary
     if summary is None and status in ("handler_error", "upstream_error"):
         summary = ResultSummary(is_error=True)
+    if summary is not None and summary.hidden_why and not reasons and decision is not None:
+        # A list says which items the policy hid and by which rule, next to the decision's reason.
+        reasons = (*decision.reasons, _hidden_reason(summary))
     own = guard.event(
         ex.method,
         outcome,
@@ -493,13 +496,16 @@ def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
     refused = next((e for e in nested if e.decision != "allow"), None)
     if refused is not None:
         return refused
-    items = withheld = 0
+    items = withheld = hidden = 0
     findings: list[Any] = []
+    why: list[str] = []
     for event in nested:
         if event.result is not None:
             items += event.result.items or 0
             withheld += event.result.withheld
+            hidden += event.result.hidden
             findings.extend(event.result.findings)
+            why.extend(event.result.hidden_why)
     return replace(
         nested[0],
         server=None,
@@ -507,9 +513,16 @@ def _merged(nested: list[AuditEvent]) -> AuditEvent | None:
         kind=None,
         rule=None,
         arguments=None,
-        reasons=(f"{len(nested)} upstream(s)",),
-        result=ResultSummary(items=items, withheld=withheld, findings=tuple(findings)),
+        reasons=(f"{len(nested)} upstream(s)",)
+        + ((f"{hidden} item(s) hidden by policy: " + "; ".join(why),) if why else ()),
+        result=ResultSummary(
+            items=items, withheld=withheld, findings=tuple(findings), hidden=hidden, hidden_why=tuple(why)
+        ),
     )
+
+
+def _hidden_reason(summary: ResultSummary) -> str:
+    return f"{summary.hidden} item(s) hidden by policy: " + "; ".join(summary.hidden_why)
 
 
 __all__ = [

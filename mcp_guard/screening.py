@@ -13,6 +13,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +40,11 @@ VISIBILITY_NAMES = 4096
 VISIBILITY_TOTAL = 32768
 #: A principal whose subject, tenant, roles and groups weigh more (64 per role or group) is never cached.
 _PRINCIPAL_MAX = 4096
+#: Pin notices raised while serving the current request; the server middleware passes them on
+#: to the caller's log (``notifications/message``), so the user sees them, not only the operator.
+PIN_NOTICES: ContextVar[list[str] | None] = ContextVar("mcp_guard_pin_notices", default=None)
+#: Hidden items named one by one in a list's audit reason; the rest are counted.
+_HIDDEN_NAMED = 20
 
 
 class Screening:
@@ -54,6 +60,8 @@ class Screening:
     pins: PinStore | None
     server: str | None
     withheld: WithheldItems
+    #: The ``guard.toml`` this guard was built from, for the commands its notices print.
+    config_source: str | None = None
     _visibility: OrderedDict[tuple[Any, ...], dict[str, bool]]
     _visibility_cache_size: int
     _visibility_names: int = 0  # names held in all the dicts of ``_visibility``
@@ -155,11 +163,15 @@ class Screening:
         kept: list[Any] = []
         findings: list[Finding] = []
         withheld: list[str] = []
+        hidden: list[str] = []
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 continue
             name = item_name(kind, item)
-            if name is None or (principal is not None and not self.visible(principal, server, kind, name)):
+            if name is None:
+                continue
+            if principal is not None and not self.visible(principal, server, kind, name):
+                hidden.append(name)
                 continue
             if policy is not None:
                 scanned = self.scan_item(kind, item)
@@ -177,8 +189,39 @@ class Screening:
             kept.append(item)
         out = dict(result)
         out[key] = kept
-        summary = ResultSummary(items=len(kept), withheld=len(items) - len(kept), findings=tuple(findings))
+        summary = ResultSummary(
+            items=len(kept),
+            withheld=len(items) - len(kept) - len(hidden),
+            findings=tuple(findings),
+            hidden=len(hidden),
+            hidden_why=self._hidden_why(principal, server, kind, hidden),
+        )
         return out, summary, withheld
+
+    def _hidden_why(
+        self, principal: Principal | None, server: str, kind: str, names: Sequence[str]
+    ) -> tuple[str, ...]:
+        """Which rule hides each item from ``principal`` (``default deny`` when no rule lists it).
+
+        A policy engine without ``hiding_rule`` (a plug-in) is named as the reason.
+        """
+        if principal is None or not names:
+            return ()
+        explain = getattr(self.policy, "hiding_rule", None)
+        out: list[str] = []
+        for name in names[:_HIDDEN_NAMED]:
+            if not callable(explain):
+                out.append(f"{name}: {type(self.policy).__name__}")
+                continue
+            try:
+                why = str(explain(principal, server, kind, name))
+            except Exception:  # an explanation never decides anything: a failure only loses detail
+                why = "policy"
+                logger.debug("hiding_rule failed", exc_info=True)
+            out.append(f"{name}: {why}")
+        if len(names) > _HIDDEN_NAMED:
+            out.append(f"and {len(names) - _HIDDEN_NAMED} more")
+        return tuple(out)
 
     def screens(self, server: str, direction: Direction) -> bool:
         """Whether lists of ``server`` are screened (sanitizers, pins) in this direction.
@@ -224,13 +267,22 @@ class Screening:
         hidden = [*(n for n in listed if n not in served), *withheld]
         self.withheld.update(server, kind, listed, {n: why[n] for n in hidden})
         if principal is not None:
+            out_items = out[key]
             visible = [
                 i
-                for i in out[key]
+                for i in out_items
                 if (n := item_name(kind, i)) is not None and self.visible(principal, server, kind, n)
             ]
+            shown = {item_name(kind, i) for i in visible}
             out[key] = visible
-            summary = replace(summary, items=len(visible), withheld=len(listed) - len(visible))
+            hidden = [n for i in out_items if (n := item_name(kind, i)) is not None and n not in shown]
+            summary = replace(
+                summary,
+                items=len(visible),
+                withheld=len(listed) - len(out_items),
+                hidden=len(hidden),
+                hidden_why=self._hidden_why(principal, server, kind, hidden),
+            )
         if pin_findings:
             summary = replace(summary, findings=(*pin_findings, *summary.findings))
         return out, summary
@@ -272,13 +324,28 @@ class Screening:
             for name in check.pending
         )
         if notes and not policy.shadow:
-            logger.warning(
-                "server %r: %s withheld until approved (mcp-guard pins approve)",
-                server,
-                ", ".join(repr(n) for n in (*check.changed, *check.pending)),
-            )
+            notice = self.pin_notice(server, kind, check.changed, check.pending)
+            logger.warning("%s", notice)
+            sink = PIN_NOTICES.get()
+            if sink is not None:
+                sink.append(notice)
         out[key] = list(items) if policy.shadow else list(check.allowed)
         return out, notes
+
+    def pin_notice(self, server: str, kind: str, changed: Sequence[str], pending: Sequence[str]) -> str:
+        """What an operator must read when pins withhold items: how many, which, and the commands.
+
+        Pins persist in the state store, so a server restarted with other flags (a changed
+        description or schema) loses every changed item until someone looks; this says so.
+        """
+        config = f" --config {self.config_source}" if self.config_source else ""
+        names = [*(f"{n!r} (changed)" for n in changed), *(f"{n!r} (new)" for n in pending)]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        return (
+            f"{len(names)} {kind}(s) of server {server!r} withheld: their definitions differ from the "
+            f"approved pins ({shown}). Review: mcp-guard pins diff {server}{config}  "
+            f"approve: mcp-guard pins approve {server} --all{config}"
+        )
 
     def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
         """Findings about items in relation to each other (``list_findings`` of each sanitizer)."""

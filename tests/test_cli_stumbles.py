@@ -232,3 +232,56 @@ def test_serve_port_in_use(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert code == 3
     assert f"port {port} is in use" in err
     assert "portal on" not in err
+
+
+def test_demo_clip_cuts_between_words_with_an_ellipsis() -> None:
+    from mcp_guard.cli.demo import clip
+
+    reason = "no served tool 'wx_weather_alerts' (unknown, withheld, colliding or upstream down)"
+    assert clip(reason, 200) == reason
+    cut = clip(reason, 70)
+    assert cut.endswith("\u2026") and len(cut) <= 70
+    assert reason.startswith(cut[:-1]) and reason[len(cut) - 1] == " "  # never mid-word
+    assert clip("a\nb   c", 10) == "a b c"
+
+
+def test_help_builds_every_parser_without_the_heavy_libraries() -> None:
+    """``mcp-guard --help`` and ``mcp-guard SUB --help`` must not import the SDK, the HTTP stack or crypto."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from mcp_guard.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('mcp', 'mcp_types', 'starlette', 'uvicorn', 'cryptography', 'httpx', 'jwt', 'pydantic')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "sdk", "guard"), [(0, "WARNING", "WARNING"), (1, "WARNING", "INFO"), (2, "INFO", "INFO")]
+)
+def test_serve_v_keeps_per_request_library_lines_for_vv(verbosity: int, sdk: str, guard: str) -> None:
+    import logging
+
+    from mcp_guard.cli.serve import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.level, {n: logging.getLogger(n).level for n in ("mcp", "uvicorn.access", "httpx")})
+    try:
+        configure_logging(verbosity)
+        for name in ("mcp.server.streamable_http_manager", "uvicorn.access", "httpx"):
+            assert logging.getLevelName(logging.getLogger(name).getEffectiveLevel()) == sdk, name
+        assert logging.getLevelName(logging.getLogger("mcp_guard.portal").getEffectiveLevel()) == guard
+    finally:
+        root.setLevel(saved[0])
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)

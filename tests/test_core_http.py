@@ -19,6 +19,7 @@ from mcp_guard.protocols import Credential
 
 from .helpers import ListAuditor, RolePolicy, notes_server
 from .http_util import free_port, serve
+from .test_core_memory import first_mcp_error
 
 MODES = ["legacy", "auto"]
 
@@ -114,6 +115,41 @@ async def test_missing_and_bad_tokens_get_401_with_metadata() -> None:
     assert refused[0].error_code == errors.AUTHENTICATION_REQUIRED
     assert refused[2].reasons[0] == "credential lacks a required scope (insufficient_scope, HTTP 403)"
     assert all(e.source_ip == "127.0.0.1" for e in (refused[0], refused[2]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("token", "code", "message"),
+    [
+        (None, errors.AUTHENTICATION_REQUIRED, "Authentication required"),
+        ("forged", errors.AUTHENTICATION_REQUIRED, "Authentication required"),
+        ("tok-carol", errors.ACCESS_DENIED, "Access denied"),
+    ],
+)
+async def test_sdk_client_sees_the_refusal_not_a_generic_error(
+    mode: str, token: str | None, code: int, message: str
+) -> None:
+    """The 401/403 of the SDK's auth layer carries a JSON-RPC error the SDK client surfaces."""
+    port = free_port()
+    with serve(verified_app(port, ListAuditor()), port) as url, pytest.raises(BaseException) as caught:
+        async with client(url, token, mode) as c:
+            await c.list_tools()
+    error = first_mcp_error(caught.value)
+    assert (error.code, error.message) == (code, message)
+
+
+async def test_refusal_body_is_json_rpc_and_keeps_the_oauth_challenge() -> None:
+    port = free_port()
+    with serve(verified_app(port, ListAuditor()), port) as url:
+        async with httpx.AsyncClient() as http:
+            body = {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}
+            hdrs = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+            r = await http.post(url + "/mcp", json=body, headers={**hdrs, "Authorization": "Bearer forged"})
+    assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+    assert "resource_metadata=" in r.headers["www-authenticate"]
+    data = r.json()
+    assert data["jsonrpc"] == "2.0" and data["error"]["code"] == errors.AUTHENTICATION_REQUIRED
+    assert data["error"]["data"]["error"] == "invalid_token"  # the OAuth error, for OAuth-minded readers
 
 
 def anonymous_app(port: int, auditor: ListAuditor, *, middleware_only: bool = False) -> Any:

@@ -60,7 +60,12 @@ async def test_allowed_call_and_filtered_lists(mode: str) -> None:
     assert calls and calls[0].decision == "allow" and calls[0].target == "add"
     assert calls[0].principal is not None and calls[0].principal["subject"] == "alice"
     lists = [e for e in auditor.events if e.method == "tools/list"]
-    assert lists[0].result is not None and lists[0].result.withheld == 2
+    assert lists[0].result is not None
+    # Items the policy hides from alice are not "withheld" (that is a verdict on the item itself).
+    assert (lists[0].result.hidden, lists[0].result.withheld) == (2, 0)
+    assert (
+        lists[0].reasons[-1] == "2 item(s) hidden by policy: delete_notes: RolePolicy; poisoned: RolePolicy"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)

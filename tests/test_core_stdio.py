@@ -39,6 +39,32 @@ async def test_stdio_without_or_with_bad_token_is_refused() -> None:
         assert first_mcp_error(caught.value).code == errors.AUTHENTICATION_REQUIRED
 
 
+@pytest.mark.parametrize("token", [None, "forged"])
+async def test_stdio_default_client_sees_authentication_required(token: str | None) -> None:
+    """The SDK client's default era probe falls back to initialize when discover is refused.
+
+    That initialize must be refused for the same reason (-32001), not with the SDK's
+    "connection is serving the 2026-07-28 protocol" (-32022).
+    """
+    with pytest.raises(BaseException) as caught:
+        async with Client(params(token)) as client:
+            await client.list_tools()
+    error = first_mcp_error(caught.value)
+    assert (error.code, error.message) == (errors.AUTHENTICATION_REQUIRED, "Authentication required")
+
+
+async def test_stdio_client_session_sees_authentication_required() -> None:
+    """A bare ClientSession, with either handshake, gets -32001 too."""
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    for start in ("initialize", "discover"):
+        async with stdio_client(params("forged")) as (read, write), ClientSession(read, write) as session:
+            with pytest.raises(MCPError) as caught:
+                await getattr(session, start)()
+            assert caught.value.code == errors.AUTHENTICATION_REQUIRED, start
+
+
 async def test_audit_events_of_one_stdio_connection_share_a_session_id() -> None:
     """stdio has no session header; the guard still groups a connection's events."""
     import json

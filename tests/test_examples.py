@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -29,7 +30,9 @@ def quickstart(tmp_path: Path) -> Path:
 
 
 def _params(script: Path, token: str | None) -> StdioServerParameters:
-    env = {"MCP_GUARD_TOKEN": token} if token else {}
+    env = {"PYTHONPATH": str(ROOT)}  # this tree's mcp_guard, whatever the venv has installed
+    if token:
+        env["MCP_GUARD_TOKEN"] = token
     return StdioServerParameters(command=sys.executable, args=[str(script)], env=env, cwd=str(script.parent))
 
 
@@ -62,11 +65,17 @@ async def test_quickstart_server_over_stdio(quickstart: Path, mode: str) -> None
     assert (quickstart.parent / "quickstart" / ".mcp-guard" / "audit.db").is_file()
 
 
-async def test_quickstart_server_refuses_a_forged_key(quickstart: Path) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.parametrize("token", [None, "forged"])
+async def test_quickstart_server_refuses_a_forged_or_missing_key(
+    quickstart: Path, mode: str, token: str | None
+) -> None:
+    """What docs/quickstart.md promises: -32001, whichever handshake the client starts with."""
     with pytest.raises(BaseException) as caught:
-        async with Client(_params(quickstart, "forged"), mode="legacy") as client:
+        async with Client(_params(quickstart, token), mode=mode) as client:
             await client.list_tools()
-    assert first_mcp_error(caught.value).code == errors.AUTHENTICATION_REQUIRED
+    error = first_mcp_error(caught.value)
+    assert (error.code, error.message) == (errors.AUTHENTICATION_REQUIRED, "Authentication required")
 
 
 def _run(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -95,6 +104,15 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     assert "weather_alerts" not in out.split("== 3.")[0].split("sees 7")[1].splitlines()[1]
     assert "notes__add_note(text='sneaky')" in out and "refused" in out
     assert "ok: " in out.split("verify the hash chain")[1]
+    assert "ok: ''" not in out  # an empty result says so
+    forged = out.split("a caller with a forged key")[1].split("==")[0]
+    assert "Authentication required (code -32001)" in forged and "HTTP 401" in forged
+    trail = out.split("the audit trail")[1].split("verify the hash chain")[0]
+    poisoned = next(line for line in trail.splitlines() if "wx_weather_alerts" in line)
+    assert "withheld on upstream 'weather'" in poisoned, poisoned  # what really happened
+    for line in trail.splitlines():  # reasons are cut between words, with an ellipsis
+        words = line.split()
+        assert not words or words[-1].endswith("\u2026") or len(line) < 3 + 10 + 27 + 29 + 7 + 70, line
     for name in ("state.db", "audit.db", "audit.key"):
         assert (tmp_path / "data" / name).is_file()
     assert (tmp_path / "data" / "audit.key").stat().st_mode & 0o077 == 0
@@ -117,3 +135,46 @@ async def test_fastmcp_example_over_stdio(tmp_path: Path) -> None:
             await bob.call_tool("add_note", {"text": "x"})
         assert denied.value.code == errors.ACCESS_DENIED
     assert (tmp_path / "quickstart" / ".mcp-guard" / "audit.db").is_file()
+
+
+def _python_blocks(section: str) -> list[str]:
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    part = text.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return [block.split("```", 1)[0] for block in part.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize(("key", "expected"), [("demo-key-bob", "['search_notes']"), ("wrong-key", None)])
+async def test_quickstart_http_recipe_as_documented(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    expected: str | None,
+) -> None:
+    """The HTTP server and client of docs/quickstart.md, run as written (port and key swapped in)."""
+    import warnings
+
+    from .http_util import free_port
+    from .test_serve_http import running
+
+    server_code, client_code = _python_blocks("### Over streamable HTTP, with a bearer token")[:2]
+    shutil.copytree(EXAMPLES / "quickstart", tmp_path / "examples" / "quickstart")
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    server_ns: dict[str, object] = {"__name__": "notes_http"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the recipe starts without deprecation warnings
+        exec(server_code, server_ns)  # not __main__: the test serves it on a free port below
+    client_code = client_code.replace("8000", str(port)).replace("demo-key-bob", key)
+    client_code = client_code.replace("asyncio.run(main())", "")
+    client_ns: dict[str, object] = {"__name__": "http_client"}
+    exec(client_code, client_ns)
+    guard: Any = server_ns["guard"]
+    with running(guard.http_server(server_ns["mcp"], port=port)):
+        await client_ns["main"]()  # type: ignore[operator]
+    out = capsys.readouterr().out.splitlines()
+    if expected is None:
+        assert out == ["refused: -32001 Authentication required"]
+    else:
+        assert out == [expected, "{'result': ['ship mcp-guard']}"]
+    assert "_httpx_utils" not in client_code  # only the SDK's public API

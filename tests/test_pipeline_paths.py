@@ -311,3 +311,33 @@ async def test_a_2026_header_mismatch_refused_by_the_sdk_is_audited() -> None:
     assert r.status_code == 400
     [event] = [e for e in auditor.events if e.method == "http/reject"]
     assert event.decision == "deny" and "'tools/call'" in event.reasons[0]
+
+
+async def test_a_list_event_names_the_rule_that_hides_each_item() -> None:
+    """Hidden by an unconditional deny: that rule; listed by no allow rule: the default deny."""
+    from mcp_guard.policy import load_policy_text
+
+    policy = load_policy_text(
+        """
+version = 1
+default = "deny"
+[[rules]]
+id = "reads"
+effect = "allow"
+tools = ["search_notes", "add"]
+[[rules]]
+id = "no-deletes"
+effect = "deny"
+tools = ["delete_*"]
+"""
+    )
+    server, auditor = notes_server(), ListAuditor()
+    guard = Guard(policy=policy, auditor=auditor, anonymous=Principal("alice"))
+    guard.protect(server, read_env=False)
+    async with Client(server) as client:
+        await client.list_tools()
+    event = next(e for e in auditor.events if e.method == "tools/list")
+    assert event.result is not None and (event.result.hidden, event.result.withheld) == (2, 0)
+    assert event.reasons[-1] == (
+        "2 item(s) hidden by policy: delete_notes: rule no-deletes; poisoned: no rule lists it; default deny"
+    )

@@ -90,7 +90,7 @@ def test_check_deny_and_default_exit_zero_and_reads_stdin(files: Path) -> None:
     assert json.loads(out.stdout) == {
         "decision": "deny",
         "rule": None,
-        "reasons": ["no rule matched; default deny"],
+        "reasons": ["rule analysts-query-orders matched but its `when` was false; default deny"],
     }
     drop = {**REQUEST, "target": "drop_table"}
     out = cli("check", "--policy", str(files / "policy.toml"), "--request", "-", stdin=json.dumps(drop))

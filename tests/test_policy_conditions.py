@@ -273,3 +273,21 @@ def test_regex_patterns_must_be_valid_literals() -> None:
     assert decide(policy('request.arguments.name.matches("^a")'), name="abc")
     with pytest.raises(PolicyError, match=r"text\.matches"):  # the cel package has no global matches()
         policy('matches(request.arguments.name, "^a")')
+
+
+@pytest.mark.parametrize(
+    ("when", "hint"),
+    [
+        ('request.arguments.q.startswith("x")', "did you mean 'startsWith'?"),
+        ('"abc".endswidth("c")', "did you mean 'endsWith'?"),
+        ("sizee(principal.roles) > 0", "did you mean 'size'?"),
+        ("principl.mfa", "did you mean 'principal'?"),
+        ("requests.arguments.q == 'x'", "did you mean 'request'?"),
+    ],
+)
+def test_unknown_names_in_when_suggest_the_known_one(when: str, hint: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        policy_from_dict(
+            {"version": 1, "rules": [{"id": "a", "effect": "allow", "tools": ["t"], "when": when}]}
+        )
+    assert hint in str(info.value), str(info.value)

@@ -346,3 +346,20 @@ def test_allow_list_policy() -> None:
     scoped = AllowListPolicy(tools=["*"], servers=["time"])
     assert scoped.decide(who(), call("time", "now")).allowed
     assert not scoped.decide(who(), call("db", "now")).allowed
+
+
+def test_a_false_when_is_named_in_the_reason_not_no_rule_matched() -> None:
+    p = load_policy_text(CONTRACT)
+    d = p.decide(who(roles={"analyst"}, mfa=True), call("db", "query", table="users"))
+    assert (d.allowed, d.rule) == (False, None)
+    assert d.reasons[0] == "rule analysts-query-orders matched but its `when` was false; default deny"
+    # A caller no rule is written for still gets the plain default.
+    d = p.decide(who(roles={"guest"}), call("db", "query", table="orders"))
+    assert d.reasons == ("no rule matched; default deny",)
+    two = rules(
+        {"id": "a", "effect": "allow", "tools": ["t"], "when": "false"},
+        {"id": "b", "effect": "allow", "tools": ["t"], "when": "1 > 2"},
+    )
+    assert two.decide(who(), call("s", "t")).reasons[0] == (
+        "rules a, b matched but their `when` was false; default deny"
+    )

@@ -226,3 +226,33 @@ def test_other_top_level_validation(tmp_path: Path) -> None:
         load_policy()
     with pytest.raises(PolicyError, match="top level"):
         load_policy_text("[1, 2]", fmt="json")
+
+
+@pytest.mark.parametrize(
+    ("typo", "known"),
+    [
+        ('rolez = ["x"]', "roles"),
+        ('tool = ["query"]', "tools"),
+        ('efect = "allow"', "effect"),
+    ],
+)
+def test_unknown_rule_field_suggests_the_known_one(tmp_path: Path, typo: str, known: str) -> None:
+    text = 'version = 1\n[[rules]]\nid = "a"\neffect = "allow"\ntools = ["t"]\n' + typo + "\n"
+    e = _error(tmp_path, "p.toml", text)
+    assert e.line == 6 and f"did you mean `{known}`?" in str(e), str(e)
+
+
+def test_every_unknown_key_of_a_policy_file_is_shown_with_its_line(tmp_path: Path) -> None:
+    text = (
+        'version = 1\ndefualt = "deny"\n[roles.analyst]\ninherit = ["viewer"]\n'
+        '[[rules]]\nid = "a"\neffect = "allow"\ntools = ["t"]\n'
+        '[[limits]]\nid = "l"\nper = ["subject"]\nrequests = 1\nwindw = "1m"\n'
+    )
+    e = _error(tmp_path, "p.toml", text)
+    lines = str(e).splitlines()
+    assert len(lines) == 4 and lines[2].endswith("limits[0].window: required field is missing"), lines
+    del lines[2]
+    for line, (no, typo, known) in zip(
+        lines, [(2, "defualt", "default"), (4, "inherit", "inherits"), (13, "windw", "window")], strict=True
+    ):
+        assert line.startswith(f"{e.file}:{no}: ") and typo in line and f"did you mean `{known}`?" in line

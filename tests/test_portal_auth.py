@@ -69,7 +69,8 @@ async def test_portal_with_oauth_settings_gives_the_standard_401_flow(tmp_path: 
         with pytest.raises(BaseException) as caught:
             async with client(url, "forged") as c:
                 await c.list_tools()
-        assert "error response" in repr(caught.value)  # the SDK client reports the 401 this way
+        # The 401 carries a JSON-RPC error body, which the SDK client surfaces as it is.
+        assert "MCPError(-32001, 'Authentication required'" in repr(caught.value)
     authn = [e for e in auditor.events if e.event == "authn"]
     assert [e.reasons[0] for e in authn][:1] == ["no credential presented (HTTP 401)"]
     assert len(authn) == 2 and all(e.decision == "deny" for e in authn)

@@ -85,4 +85,4 @@ async def test_an_unknown_name_is_one_refusal() -> None:
                 await c.call_tool("nobody__nothing", {})
     refused = [e for e in auditor.events if e.method == "tools/call"]
     assert outcomes(refused) == [("deny", "refused")]
-    assert "no served tool" in refused[0].reasons[0]
+    assert refused[0].reasons[0] == "no served tool 'nobody__nothing': no upstream serves it"

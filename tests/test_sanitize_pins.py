@@ -163,3 +163,62 @@ def test_pins_cli_diff_approve_and_errors(
     assert '"add"' in out and "changed" not in out
     assert main(["pins", "list", "--state", "bogus://x"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+async def test_withheld_pins_are_announced_with_the_count_and_the_command(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A server started with other flags changes its definitions: the operator must hear about it."""
+    import logging
+
+    from mcp_guard.config import config_from_dict
+    from mcp_guard.guard import Guard
+
+    config = config_from_dict(
+        {"guard": {"server": "calc"}}, base_dir=tmp_path, source=str(tmp_path / "guard.toml")
+    )
+    guard = Guard.from_config(config, store=MemoryStore(), pins=PinStore(MemoryStore()))
+    await guard.screen_pins("calc", "tool", {"tools": V1}, "tools")
+    changed = [V2_ADD, {**V1[1], "description": "Subtracts, differently."}]
+    with caplog.at_level(logging.WARNING, logger="mcp_guard"):
+        await guard.screen_pins("calc", "tool", {"tools": changed}, "tools")
+    notices = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(notices) == 1, notices
+    notice = notices[0]
+    assert "2 tool(s) of server 'calc' withheld" in notice
+    assert f"mcp-guard pins diff calc --config {tmp_path / 'guard.toml'}" in notice
+    assert f"mcp-guard pins approve calc --all --config {tmp_path / 'guard.toml'}" in notice
+    await guard.aclose()
+
+
+async def test_the_caller_hears_about_withheld_pins_in_its_log() -> None:
+    """A guarded server whose tools changed since approval tells the client, not only stderr."""
+    from mcp import Client
+
+    from mcp_guard.guard import Guard
+    from mcp_guard.model import Principal
+    from mcp_guard.policy import AllowListPolicy
+
+    from .helpers import notes_server
+
+    server, pins = notes_server(), PinStore(MemoryStore())
+    guard = Guard(
+        policy=AllowListPolicy(tools=["add", "search_notes"]),
+        pins=pins,
+        inspect_lists=True,
+        anonymous=Principal("alice"),
+        server="notes",
+    )
+    guard.protect(server, read_env=False)
+    approved = [{"name": "add", "description": "An older add.", "inputSchema": {"type": "object"}}]
+    await pins.check("notes", "tool", approved)  # first use: what the server served yesterday
+    heard: list[str] = []
+
+    async def on_log(params: Any) -> None:
+        heard.append(str(params.data))
+
+    async with Client(server, mode="legacy", logging_callback=on_log) as client:
+        names = [t.name for t in (await client.list_tools()).tools]
+    assert "add" not in names
+    assert len(heard) == 1 and "withheld" in heard[0] and "mcp-guard pins diff notes" in heard[0]
+    await guard.aclose()

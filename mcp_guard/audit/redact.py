@@ -516,6 +516,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
             "is_error": res.is_error,
             "items": res.items,
             "withheld": res.withheld,
+            "hidden": res.hidden,
             "findings": [f.as_dict() for f in res.findings],
         },
         "error_code": event.error_code,

@@ -28,24 +28,6 @@ class CliContext:
     config: Path | None
 
 
-def add_config_options(
-    parser: argparse.ArgumentParser, *, state: bool = True, config_required: bool = False
-) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        required=config_required,
-        help="guard config (TOML) with an [authn] table",
-    )
-    if state:
-        parser.add_argument(
-            "--state",
-            metavar="URL",
-            help=f"state store URL (default: [guard] state of --config, else {DEFAULT_STATE})",
-        )
-
-
 def context(args: argparse.Namespace) -> CliContext:
     config: Path | None = getattr(args, "config", None)
     if config is not None:

@@ -16,23 +16,13 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..audit.canonical import printable
-from ..audit.chain import Anchor, AnchorError, advance_anchor, read_anchor, relink
-from ..audit.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    generate_signing_key,
-    load_checkpoints,
-    sign_checkpoint,
-)
-from ..audit.config import AuditConfig, load_audit_config
-from ..audit.keys import rotate_key_file
-from ..audit.query import Filters, after, parse_time, query
-from ..audit.sinks import SQLiteSink, store_path
-from ..audit.spill import Spill
-from ..audit.verify import StoreError, VerifyResult, spill_problem, store_rows, unstored_spill, verify_rows
+if TYPE_CHECKING:
+    from ..audit.checkpoint import Checkpoint
+    from ..audit.config import AuditConfig
+    from ..audit.spill import Spill
+    from ..audit.verify import VerifyResult
 from ..errors import ConfigError
 
 
@@ -109,6 +99,8 @@ def register(subparsers: Any) -> None:
 
 
 def _store(args: argparse.Namespace, cfg: AuditConfig) -> Path:
+    from ..audit.sinks import store_path
+
     if args.path:
         return Path(args.path)
     for url in cfg.urls:
@@ -119,6 +111,9 @@ def _store(args: argparse.Namespace, cfg: AuditConfig) -> Path:
 
 
 def _verify(args: argparse.Namespace, cfg: AuditConfig, checkpoints: list[Checkpoint]) -> VerifyResult:
+    from ..audit.chain import Anchor, AnchorError, read_anchor
+    from ..audit.verify import StoreError, VerifyResult, spill_problem, store_rows, verify_rows
+
     keys = cfg.settings.key_ring(cfg.base_dir, create=False)
     path = _store(args, cfg)
     anchor: Anchor | None = None
@@ -143,12 +138,18 @@ def _verify(args: argparse.Namespace, cfg: AuditConfig, checkpoints: list[Checkp
 
 
 def _spill(args: argparse.Namespace, cfg: AuditConfig) -> Spill:
+    from ..audit.spill import Spill
+
     path: Path | None = getattr(args, "spill", None) or cfg.settings.resolve(cfg.base_dir).spill_file
     assert path is not None
     return Spill(path)
 
 
 def cmd_spill_list(args: argparse.Namespace) -> int:
+    from ..audit.canonical import printable
+    from ..audit.config import load_audit_config
+    from ..audit.verify import StoreError, unstored_spill
+
     cfg = load_audit_config(args.config)
     keys = cfg.settings.key_ring(cfg.base_dir, create=False)
     spill = _spill(args, cfg)
@@ -181,6 +182,10 @@ def cmd_spill_list(args: argparse.Namespace) -> int:
 
 def cmd_spill_replay(args: argparse.Namespace) -> int:
     """Re-chain the spill's verified events onto the store's head, under the same locks as the guard."""
+    from ..audit.chain import advance_anchor, relink
+    from ..audit.config import load_audit_config
+    from ..audit.sinks import SQLiteSink
+
     cfg = load_audit_config(args.config)
     keys = cfg.settings.key_ring(cfg.base_dir, create=False)
     spill = _spill(args, cfg)
@@ -216,6 +221,9 @@ def cmd_spill_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..audit.checkpoint import CheckpointError, load_checkpoints
+    from ..audit.config import load_audit_config
+
     cfg = load_audit_config(args.config)
     checkpoints: list[Checkpoint] = []
     if args.checkpoints or args.public_key:
@@ -232,6 +240,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from ..audit.checkpoint import generate_signing_key, sign_checkpoint
+    from ..audit.config import load_audit_config
+
     cfg = load_audit_config(args.config)
     if args.new_key:
         try:
@@ -266,6 +277,8 @@ def _when(t: Any) -> str:
 
 def format_event(r: dict[str, Any]) -> str:
     """One readable line; every field is escaped so stored text cannot forge lines or colours."""
+    from ..audit.canonical import printable
+
     principal = r.get("principal") or {}
     subject = principal.get("subject", "-") if isinstance(principal, dict) else "-"
     target = f"{r.get('server') or '-'}/{r.get('target') or '-'}"
@@ -292,6 +305,8 @@ def _emit(records: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def _time(value: str | None, flag: str) -> float | None:
+    from ..audit.query import parse_time
+
     if not value:
         return None
     try:
@@ -301,6 +316,10 @@ def _time(value: str | None, flag: str) -> float | None:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from ..audit.config import load_audit_config
+    from ..audit.query import Filters, query
+    from ..audit.verify import StoreError
+
     cfg = load_audit_config(args.config)
     filters = Filters(
         subject=args.subject,
@@ -321,6 +340,10 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from ..audit.config import load_audit_config
+    from ..audit.query import Filters, after, query
+    from ..audit.verify import StoreError
+
     cfg = load_audit_config(args.config)
     path = _store(args, cfg)
     try:
@@ -340,6 +363,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from ..audit.config import load_audit_config
+    from ..audit.keys import rotate_key_file
+
     cfg = load_audit_config(args.config)
     settings = cfg.settings
     if settings.key is not None or (settings.key_file is None and os.environ.get(settings.key_env)):

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..authn._cli import add_config_options, context, one_line, run_with_store
-from ..authn.config import build_authentication
-from ..config import check_policy_files, load_config
+if TYPE_CHECKING:
+    from ..model import Principal
 from ..errors import AuthenticationError, GuardError
-from ..model import Principal
-from ..protocols import Credential, StateStore
 
 
 def principal_json(principal: Principal) -> dict[str, Any]:
@@ -36,6 +33,11 @@ def principal_json(principal: Principal) -> dict[str, Any]:
 def _check(args: argparse.Namespace) -> int:
     # The whole config as `serve` checks it (unknown tables, [guard] mode, the policy files), so a
     # config that answers here is one the guard starts with; an invalid one exits 2.
+    from ..authn._cli import context, one_line, run_with_store
+    from ..authn.config import build_authentication
+    from ..config import check_policy_files, load_config
+    from ..protocols import Credential, StateStore
+
     config = load_config(args.config)
     check_policy_files(config)
     ctx = context(args)
@@ -56,6 +58,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._options import add_config_options
+
     group = subparsers.add_parser("auth", help="check authentication configuration")
     sub = group.add_subparsers(dest="auth_command", metavar="SUBCOMMAND")
     sub.required = True

@@ -108,11 +108,12 @@ async def _scenario(args: argparse.Namespace) -> int:
 
 
 def _client(url: str, key: str) -> Any:
+    import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    timeout = httpx2.Timeout(30, read=300)
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
     return Client(streamable_http_client(url, http_client=http), mode="legacy")
 
 
@@ -124,12 +125,50 @@ async def _try(out: _Printer, label: str, call: Any) -> Any:
     except MCPError as exc:
         out.line(f"{label:44} -> refused: {exc.message} (code {exc.code})")
         return None
-    text = ""
-    content = getattr(result, "content", None)
-    if content:
-        text = getattr(content[0], "text", "")
-    out.line(f"{label:44} -> ok: {text[:60]!r}")
+    out.line(f"{label:44} -> ok: {_shown(result)}")
     return result
+
+
+def _shown(result: Any) -> str:
+    """A call's result in one line; an empty one says so instead of printing ``''``."""
+    structured = getattr(result, "structured_content", None)
+    value: Any = structured.get("result", structured) if isinstance(structured, dict) else None
+    if value is None:
+        content = getattr(result, "content", None) or ()
+        value = " ".join(getattr(c, "text", "") for c in content).strip()
+    if value in ("", [], {}, None):
+        return "empty result (nothing matched)"
+    return clip(value if isinstance(value, str) else repr(value), 60)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters, cut between words with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    if space > width // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:(") + "\u2026"
+
+
+def _refusal(exc: BaseException) -> str:
+    """What refused a connection: the MCP error inside the SDK's exception groups, or the HTTP status."""
+    from mcp.shared.exceptions import MCPError
+
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, MCPError):
+            return f"{current.message} (code {current.code})"
+        status = getattr(getattr(current, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return f"HTTP {status}"
+        pending.extend(getattr(current, "exceptions", ()))
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _walkthrough(out: _Printer, url: str) -> None:
@@ -143,7 +182,7 @@ async def _walkthrough(out: _Printer, url: str) -> None:
     out.section("alice (analyst) works")
     async with _client(url, KEYS["alice"]) as c:
         await _try(
-            out, "notes__search_notes(query='milk')", c.call_tool("notes__search_notes", {"query": "milk"})
+            out, "notes__search_notes(query='keys')", c.call_tool("notes__search_notes", {"query": "keys"})
         )
         await _try(
             out, "notes__add_note(text='demo note')", c.call_tool("notes__add_note", {"text": "demo note"})
@@ -165,7 +204,9 @@ async def _walkthrough(out: _Printer, url: str) -> None:
     out.section("bob (viewer) tries more than his role allows")
     async with _client(url, KEYS["bob"]) as c:
         await _try(
-            out, "notes__search_notes(query='ship')", c.call_tool("notes__search_notes", {"query": "ship"})
+            out,
+            "notes__search_notes(query='numbers')",
+            c.call_tool("notes__search_notes", {"query": "numbers"}),
         )
         await _try(out, "notes__add_note(text='sneaky')", c.call_tool("notes__add_note", {"text": "sneaky"}))
         await _try(
@@ -181,8 +222,25 @@ async def _walkthrough(out: _Printer, url: str) -> None:
         async with _client(url, "forged-key") as c:
             await c.list_tools()
         out.line("unexpectedly accepted")
-    except BaseException as exc:  # the client raises a group from its task group
-        out.line(f"refused before any MCP method ran ({type(exc).__name__}: 401 Unauthorized)")
+    except Exception as exc:  # the client raises a group from its task group
+        out.line(f"refused before any MCP method ran: {_refusal(exc)}")
+    out.line(f"the same request with curl gets: {await _raw_status(url)}")
+
+
+async def _raw_status(url: str) -> str:
+    """The HTTP answer to a ``tools/list`` with a forged key, as a plain HTTP client sees it."""
+    import httpx
+
+    headers = {
+        "Authorization": "Bearer forged-key",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(url, json=body, headers=headers)
+    text = clip(response.text, 90) if response.text else "no body"
+    return f"HTTP {response.status_code}, {text}"
 
 
 def _show_audit(out: _Printer, data: Path) -> int:
@@ -201,7 +259,7 @@ def _show_audit(out: _Printer, data: Path) -> int:
         if r.get("decision") != "allow" and r.get("reasons"):
             reason = str(r["reasons"][0])
             why = reason if why in reason else f"{why}: {reason}"
-        out.line(f"{who:10} {r.get('method')!s:26} {target:28} {r.get('decision')!s:6} {why[:70]}")
+        out.line(f"{who:10} {r.get('method')!s:26} {target:28} {r.get('decision')!s:6} {clip(why, 70)}")
     out.section("verify the hash chain (same check as `mcp-guard audit verify`)")
     keys = load_key_file(data / "audit.key")
     try:

@@ -9,13 +9,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from ..authn._cli import add_config_options, context, run_with_store
-from ..authn._util import parse_duration
-from ..authn.api_keys import create_api_key, list_api_keys, revoke_api_key
-from ..authn.config import IssuerConfig, build_issuer
-from ..authn.revocation import RevocationList
 from ..errors import ConfigError
-from ..protocols import StateStore
 
 
 def _when(epoch: float | None) -> str | None:
@@ -25,6 +19,8 @@ def _when(epoch: float | None) -> str | None:
 def _expires(words: list[str] | None) -> float | None:
     """``--expires`` in seconds; the flag takes several words so an unquoted ``3 parsecs`` is
     reported here, naming the flag, instead of as a stray argument under the top-level usage."""
+    from ..authn._util import parse_duration
+
     if not words:
         return None
     value = " ".join(words)
@@ -35,6 +31,10 @@ def _expires(words: list[str] | None) -> float | None:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from ..authn._cli import context, run_with_store
+    from ..authn.api_keys import create_api_key
+    from ..protocols import StateStore
+
     ctx = context(args)
     expires_in = _expires(args.expires)
     if not args.subject.strip():
@@ -69,6 +69,11 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from ..authn._cli import context, run_with_store
+    from ..authn.api_keys import revoke_api_key
+    from ..authn.revocation import RevocationList
+    from ..protocols import StateStore
+
     ctx = context(args)
 
     async def body(store: StateStore) -> bool:
@@ -85,6 +90,9 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..authn._cli import context, run_with_store
+    from ..authn.api_keys import list_api_keys
+
     ctx = context(args)
     rows = run_with_store(ctx, list_api_keys)
     out: list[dict[str, Any]] = [
@@ -121,6 +129,9 @@ def _hash(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    from ..authn._cli import context
+    from ..authn.config import IssuerConfig, build_issuer
+
     ctx = context(args)
     issuer = build_issuer(ctx.settings.issuer or IssuerConfig(), ctx.base_dir)
     if args.retire:
@@ -135,6 +146,8 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._options import add_config_options
+
     group = subparsers.add_parser("keys", help="API keys, token revocation and signing keys")
     sub = group.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
     sub.required = True

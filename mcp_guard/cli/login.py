@@ -11,18 +11,14 @@ import getpass
 import os
 import sys
 
-import anyio
-
-from ..authn._cli import add_config_options, context, one_line, read_secret, run_with_store
-from ..authn.config import build_login_service
-from ..authn.fetch import FetchError, FetchPolicy, SafeFetcher
-from ..authn.issuer import IssuedToken
 from ..errors import ConfigError, GuardError, RateLimited
-from ..protocols import StateStore
 
 
 def _remote(url: str, username: str, password: str, code: str | None) -> str:
+    import anyio
     import httpx
+
+    from ..authn.fetch import FetchError, FetchPolicy, SafeFetcher
 
     async def post() -> str:
         fetcher = SafeFetcher(FetchPolicy(allow_insecure_loopback=True))
@@ -52,6 +48,11 @@ def _remote(url: str, username: str, password: str, code: str | None) -> str:
 
 
 def _login(args: argparse.Namespace) -> int:
+    from ..authn._cli import context, one_line, read_secret, run_with_store
+    from ..authn.config import build_login_service
+    from ..authn.issuer import IssuedToken
+    from ..protocols import StateStore
+
     username = args.username or os.environ.get("USER") or getpass.getuser()
     password = read_secret(f"password for {username}: ", from_stdin=args.password_stdin)
     code = args.totp
@@ -91,6 +92,8 @@ def _login(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._options import add_config_options
+
     parser = subparsers.add_parser("login", help="log in with password + TOTP and print a token")
     parser.add_argument("--username", "-u")
     parser.add_argument("--totp", metavar="CODE", help="one-time code (prompted when omitted on a terminal)")

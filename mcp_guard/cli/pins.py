@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
-
 from ..errors import ConfigError
 
 T = TypeVar("T")
@@ -71,6 +69,8 @@ def _state_url(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 def _run(args: argparse.Namespace, body: Callable[[Any], Awaitable[T]]) -> T:
+    import anyio
+
     try:
         from ..store import open_store
     except ImportError as exc:  # pragma: no cover - depends on the build

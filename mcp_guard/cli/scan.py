@@ -13,10 +13,12 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..model import ScanResult
+
+if TYPE_CHECKING:
+    from ..model import ScanResult
 
 _LIST_KINDS = {
     "tools": "tool",
@@ -120,6 +122,7 @@ def _record(record: Any, source: str, number: int | None) -> tuple[str, Any]:
 
 def scan_pairs(pairs: list[tuple[str, Any]]) -> list[ScanResult]:
     """Scan in input order; items of one kind are also judged as a list (look-alike names)."""
+    from ..model import ScanResult
     from ..sanitize import DefaultSanitizer
 
     sanitizer = DefaultSanitizer()

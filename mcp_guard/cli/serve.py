@@ -10,11 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from ..config import load_config
-from ..integrations.http import check_bind
-
 #: Exit status when the listen address cannot be bound (the port is in use, or not ours to take).
 #: The same as uvicorn's own start-up failure, which it still is if the port is taken in between.
 EXIT_CANNOT_LISTEN = 3
@@ -42,10 +37,37 @@ def _bind_problem(host: str, port: int) -> str | None:
     return None
 
 
+#: Libraries that log every request at INFO: quiet below ``-vv``, so ``-v`` shows the guard's own lines.
+CHATTY_LOGGERS = (
+    "mcp",
+    "mcp_types",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "uvicorn",
+    "uvicorn.access",
+    "sse_starlette",
+)
+
+
+def configure_logging(verbosity: int) -> None:
+    """``-v``: the guard's INFO lines (upstream state changes); ``-vv``: also the SDK's and
+    the HTTP stack's per-request lines; ``-vvv``: DEBUG. Without ``-v``: warnings only."""
+    level = logging.DEBUG if verbosity >= 3 else logging.INFO if verbosity else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr)
+    logging.getLogger().setLevel(level)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(level if verbosity >= 2 else max(level, logging.WARNING))
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..config import load_config
+    from ..integrations.http import check_bind
     from ..portal import Portal
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    configure_logging(args.verbose)
     config = load_config(args.config)
     host = args.host or config.listen.host
     port = config.listen.port if args.port is None else args.port
@@ -103,5 +125,11 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="Ed25519 key signing every request to URL upstreams (created if absent; public key: FILE.pub)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log upstream state changes")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: log upstream state changes; -vv: also the SDK's per-request lines; -vvv: debug",
+    )
     parser.set_defaults(func=_serve)

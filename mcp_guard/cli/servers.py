@@ -14,24 +14,30 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
+if TYPE_CHECKING:
+    from ..config import GuardConfig
+    from ..portal.credentials import CredentialBroker, Scope
+    from ..portal.registry import Registry
 
-from ..config import DEFAULT_STATE, GuardConfig, load_config
 from ..errors import ConfigError
-from ..portal.credentials import DEFAULT_KEY_FILE, CredentialBroker, Scope, SecretBox, load_key
-from ..portal.registry import Registry
 
 T = TypeVar("T")
 
 
 def _config(args: argparse.Namespace) -> GuardConfig | None:
+    from ..config import load_config
+
     path: Path | None = args.config
     return load_config(path) if path is not None else None
 
 
 def _run(args: argparse.Namespace, body: Callable[[Registry, GuardConfig | None], Awaitable[T]]) -> T:
+    import anyio
+
+    from ..config import DEFAULT_STATE
+    from ..portal.registry import Registry
     from ..store import open_store
 
     config = _config(args)
@@ -49,6 +55,8 @@ def _run(args: argparse.Namespace, body: Callable[[Registry, GuardConfig | None]
 
 
 def _broker(args: argparse.Namespace, registry: Registry, config: GuardConfig | None) -> CredentialBroker:
+    from ..portal.credentials import DEFAULT_KEY_FILE, CredentialBroker, SecretBox, load_key
+
     if config is None:
         path = args.secrets_key or Path.cwd() / DEFAULT_KEY_FILE
         return CredentialBroker(registry.store, SecretBox(load_key(path)), cache_ttl=0)
@@ -228,6 +236,8 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    from ._options import SECRETS_KEY_FILE as DEFAULT_KEY_FILE
+
     parser = subparsers.add_parser("servers", help="the portal's upstream server registry and approvals")
     sub = parser.add_subparsers(dest="servers_command", metavar="ACTION")
     sub.required = True

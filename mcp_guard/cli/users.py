@@ -6,28 +6,34 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..authn import totp
-from ..authn._cli import CliContext, add_config_options, context, read_secret, run_with_store
-from ..authn.config import PasswordsConfig, resolve_path
-from ..authn.lockout import Lockout
-from ..authn.passwords import hash_password, password_problems
-from ..authn.users import User, UsersFile
+if TYPE_CHECKING:
+    from ..authn._cli import CliContext
+    from ..authn.config import PasswordsConfig
+    from ..authn.users import UsersFile
 from ..errors import ConfigError
-from ..protocols import StateStore
 
 
 def _passwords(ctx: CliContext) -> PasswordsConfig:
+    from ..authn.config import PasswordsConfig
+
     return ctx.settings.passwords or PasswordsConfig()
 
 
 def _users_file(args: argparse.Namespace, ctx: CliContext) -> UsersFile:
+    from ..authn.config import resolve_path
+    from ..authn.users import UsersFile
+
     if args.users_file is not None:
         return UsersFile(args.users_file)
     return UsersFile(resolve_path(ctx.base_dir, _passwords(ctx).users_file))
 
 
 def _new_password(args: argparse.Namespace, ctx: CliContext, name: str) -> str:
+    from ..authn._cli import read_secret
+    from ..authn.passwords import password_problems
+
     password = read_secret(f"password for {name}: ", from_stdin=args.password_stdin, confirm=True)
     problems = password_problems(password, min_length=_passwords(ctx).min_length, username=name)
     if problems:
@@ -46,6 +52,8 @@ def _require_passwords(ctx: CliContext) -> None:
 
 
 def _enrol(name: str, issuer: str) -> str:
+    from ..authn import totp
+
     secret = totp.new_secret()
     print(f"TOTP secret for {name}: {secret}")
     print(f"otpauth URI: {totp.provisioning_uri(secret, name, issuer)}")
@@ -53,6 +61,10 @@ def _enrol(name: str, issuer: str) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from ..authn._cli import context
+    from ..authn.passwords import hash_password
+    from ..authn.users import User
+
     ctx = context(args)
     _require_passwords(ctx)
     users = _users_file(args, ctx)
@@ -75,6 +87,9 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _passwd(args: argparse.Namespace) -> int:
+    from ..authn._cli import context
+    from ..authn.passwords import hash_password
+
     ctx = context(args)
     _require_passwords(ctx)
     users = _users_file(args, ctx)
@@ -87,6 +102,8 @@ def _passwd(args: argparse.Namespace) -> int:
 
 
 def _totp(args: argparse.Namespace) -> int:
+    from ..authn._cli import context
+
     ctx = context(args)
     _require_passwords(ctx)
     users = _users_file(args, ctx)
@@ -97,6 +114,8 @@ def _totp(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from ..authn._cli import context
+
     ctx = context(args)
     users = _users_file(args, ctx)
     if not users.remove(args.name):
@@ -107,6 +126,8 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..authn._cli import context
+
     ctx = context(args)
     rows = [
         {
@@ -124,6 +145,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _unlock(args: argparse.Namespace) -> int:
+    from ..authn._cli import context, run_with_store
+    from ..authn.lockout import Lockout
+    from ..protocols import StateStore
+
     ctx = context(args)
     policy = _passwords(ctx).lockout
 
@@ -138,6 +163,8 @@ def _unlock(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._options import add_config_options
+
     group = subparsers.add_parser("users", help="local users (password + TOTP) and lockouts")
     sub = group.add_subparsers(dest="users_command", metavar="SUBCOMMAND")
     sub.required = True

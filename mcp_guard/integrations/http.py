@@ -9,8 +9,10 @@ happen before any MCP method runs, so they are audited here.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import socket
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -113,14 +115,30 @@ class AuditHttpRefusals:
             return
         status = 0
         challenge = ""
+        held: dict[str, Any] | None = None  # an OAuth refusal's start, until its body is rewritten
+        body = b""
 
         async def watch(message: Any) -> None:
-            nonlocal status, challenge
+            nonlocal status, challenge, held, body
             if message.get("type") == "http.response.start":
                 status = int(message.get("status", 0))
                 for k, v in message.get("headers", ()):
                     if k.lower() == b"www-authenticate":
                         challenge = v.decode("latin-1")
+                if scope.get("method") == "POST" and _oauth_refusal(status, challenge, message):
+                    held = message
+                    return
+            elif held is not None and message.get("type") == "http.response.body":
+                body += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                start, held = held, None
+                new_body = _json_rpc_refusal(status, body)
+                headers = [(k, v) for k, v in start.get("headers", ()) if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(new_body)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": new_body})
+                return
             await send(message)
 
         try:
@@ -187,6 +205,35 @@ class AuditHttpRefusals:
                 server=self.guard.server,
             )
         )
+
+
+def _oauth_refusal(status: int, challenge: str, start: Mapping[str, Any]) -> bool:
+    """The SDK auth layer's 401 / 403 ``insufficient_scope``: an OAuth JSON body, no JSON-RPC."""
+    if status != 401 and not (status == 403 and "insufficient_scope" in challenge):
+        return False
+    if not challenge.lower().startswith("bearer"):
+        return False
+    content_type = next((v for k, v in start.get("headers", ()) if k.lower() == b"content-type"), b"")
+    return bytes(content_type).lower().startswith(b"application/json")
+
+
+def _json_rpc_refusal(status: int, oauth_body: bytes) -> bytes:
+    """The same refusal as a JSON-RPC error, which MCP clients surface (the SDK client reads a
+    JSON-RPC error from a non-2xx body; anything else becomes "Server returned an error
+    response"). The OAuth fields stay, under ``error.data``; the challenge stays in the
+    ``WWW-Authenticate`` header, where RFC 6750 and RFC 9728 clients read it."""
+    try:
+        oauth = json.loads(oauth_body)
+    except ValueError:
+        oauth = None
+    if status == 401:
+        code, message = AUTHENTICATION_REQUIRED, "Authentication required"
+    else:
+        code, message = ACCESS_DENIED, "Access denied"
+    error: dict[str, Any] = {"code": code, "message": message}
+    if isinstance(oauth, dict):
+        error["data"] = {k: v for k, v in oauth.items() if k in ("error", "error_description")}
+    return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
 
 
 async def _send_plain(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -27,11 +28,14 @@ from mcp_types import CLIENT_INFO_META_KEY
 
 from .._wire import to_wire
 from ..classify import REQUESTS
+from ..errors import AUTHENTICATION_REQUIRED
 from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Describe, Exchange
 from ..protocols import Credential
+from ..screening import PIN_NOTICES
 from .describe import describer
+from .handshake import answer_fallback_handshakes
 from .http import AuditHttpRefusals, GuardTokenVerifier
 from .serving import fastmcp_http_app, http_server
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
@@ -94,6 +98,9 @@ class GuardMiddleware:
         self._credential = credential
         self._transport = transport
         self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        #: The last refusal of the fixed (stdio) credential for authentication: the same
+        #: answer is given to the client's fallback ``initialize`` (see ``handshake``).
+        self.authentication_refusal: MCPError | None = None
 
     # ------------------------------------------------------------------ context
     def _context(self, ctx: ServerRequestContext[Any, Any]) -> RequestContext:
@@ -244,8 +251,35 @@ class GuardMiddleware:
                 # A notification has no response to carry an error: it is dropped (and audited).
                 logger.debug("notification %s dropped: %s", ctx.method, exc)
             return None
-        result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
+        notices: list[str] = []
+        collecting = PIN_NOTICES.set(notices)
+        try:
+            result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
+        except MCPError as exc:
+            if ctx.request is None and exc.code == AUTHENTICATION_REQUIRED:
+                self.authentication_refusal = exc
+            raise
+        finally:
+            PIN_NOTICES.reset(collecting)
+        for notice in notices:
+            await _tell_caller(ctx, notice)
+        if ctx.request is None:
+            self.authentication_refusal = None
         return result
+
+
+async def _tell_caller(ctx: ServerRequestContext[Any, Any], notice: str) -> None:
+    """A warning in the caller's log (``notifications/message``): items silently missing from a
+    list are the surprise pins cause, and the caller is who notices. Best effort: a client that
+    did not ask for log messages (2026-07-28 opt-in) gets none, and the guard's log has it anyway."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the SDK marks logging deprecated as of 2026-07-28
+            await ctx.session.send_log_message(
+                "warning", notice, logger="mcp-guard", related_request_id=ctx.request_id
+            )
+    except Exception:
+        logger.debug("could not pass a pin notice to the caller", exc_info=True)
 
 
 def _all(headers: Any, name: str) -> list[str]:
@@ -324,6 +358,7 @@ def protect(
         describe=describer(server),
     )
     lowlevel.middleware.append(middleware)
+    answer_fallback_handshakes(lowlevel, middleware)
     lookup = getattr(lowlevel, "get_tool_input_schema", None)
     anonymous = guard.resolver.peek(None)
     lowlevel.get_tool_input_schema = _schema_lookup_wrapper(guard, name, lookup, anonymous)

@@ -12,7 +12,8 @@ Types are plain values: a primitive name (``"string"``), ``("list", T)``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from .celparse import (
@@ -159,8 +160,9 @@ class Checker:
                 return scope[node.name]
             if node.name in OBJECTS:
                 return ("object", node.name)
+            hint = _did_you_mean(node.name, [*scope, *OBJECTS])
             raise CelTypeError(
-                f"unknown variable {node.name!r} (use principal, request or context)", node.pos
+                f"unknown variable {node.name!r}{hint} (use principal, request or context)", node.pos
             )
         if isinstance(node, Select):
             return self._select(node, scope)
@@ -240,7 +242,10 @@ class Checker:
             fields = OBJECTS[operand[1]]
             if node.field not in fields:
                 known = ", ".join(sorted(fields))
-                raise CelTypeError(f"{operand[1]} has no field {node.field!r} (known: {known})", node.pos)
+                hint = _did_you_mean(node.field, fields)
+                raise CelTypeError(
+                    f"{operand[1]} has no field {node.field!r}{hint} (known: {known})", node.pos
+                )
             return "bool" if node.test_only else fields[node.field]
         if operand == DYN or (isinstance(operand, tuple) and operand[0] == "map"):
             if isinstance(operand, tuple) and not _is(operand[1], "string"):
@@ -318,7 +323,8 @@ class Checker:
                 return "bool"
             if name == "size" and not args:
                 return self._size(recv, node.pos)
-            raise CelTypeError(f"unknown method {name!r} on {type_name(recv)}", node.pos)
+            hint = _did_you_mean(name, _METHODS)
+            raise CelTypeError(f"unknown method {name!r} on {type_name(recv)}{hint}", node.pos)
         if name == "size" and len(args) == 1:
             return self._size(args[0], node.pos)
         if name == "matches":
@@ -347,10 +353,22 @@ class Checker:
             if arity is not None and arity != len(args):
                 raise CelTypeError(f"{name}() takes {arity} argument(s), not {len(args)}", node.pos)
             return self.returns.get(name, DYN)
-        raise CelTypeError(f"unknown function {name!r}", node.pos)
+        hint = _did_you_mean(name, ["size", "dyn", *conversions, *self.functions])
+        raise CelTypeError(f"unknown function {name!r}{hint}", node.pos)
 
     @staticmethod
     def _size(t: Type, pos: int) -> Type:
         if _is(t, "string", "bytes") or (isinstance(t, tuple) and t[0] in ("list", "map")):
             return "int"
         raise CelTypeError(f"size() of {type_name(t)} is undefined", pos)
+
+
+#: The methods a condition may call on a value (``text.startsWith("x")``, ``list.size()``).
+_METHODS = ("startsWith", "endsWith", "contains", "matches", "size")
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, case-insensitively (``startswith``)."""
+    names = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.6)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""

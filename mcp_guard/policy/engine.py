@@ -94,6 +94,14 @@ _DEFAULT_ALLOW = Decision(True, None, ("no rule matched; default allow",))
 _DEFAULT_DENY = Decision(False, None, ("no rule matched; default deny",))
 
 
+def _unmet_reason(ids: Sequence[str], default: str, foreign: bool) -> str:
+    """Why nothing allowed a request that an allow rule was written for: its ``when`` was false."""
+    names = ", ".join(ids)
+    rules = f"rule {names} matched but its" if len(ids) == 1 else f"rules {names} matched but their"
+    fallback = "tenant isolation" if default == "allow" and foreign else f"default {default}"
+    return f"{rules} `when` was false; {fallback}"
+
+
 class CompiledPolicy:
     """A loaded, validated policy; implements :class:`~mcp_guard.protocols.PolicyEngine`.
 
@@ -339,6 +347,7 @@ class CompiledPolicy:
         allow: _Matcher | None = None
         shadow_allow: _Matcher | None = None
         obligations: list[Obligation] = []
+        unmet: list[str] = []  # allow rules that applied to caller and target but whose `when` was false
         if deny is None:
             for m in cands.allows:
                 if allow is not None and not m.obligations:
@@ -354,6 +363,7 @@ class CompiledPolicy:
                         act = Activation(principal, request, roles, self._tz, server, target)
                     try:
                         if not (m.condition(act) if assume is None else assume(m)):
+                            unmet.append(m.id)
                             continue
                     except Exception as exc:
                         notes.append(
@@ -380,6 +390,8 @@ class CompiledPolicy:
                 enforced = allow.allowed
         elif self.default == "allow" and not foreign:
             enforced = Decision(True, None, (_DEFAULT_ALLOW.reasons[0], *notes)) if notes else _DEFAULT_ALLOW
+        elif unmet:
+            enforced = Decision(False, None, (_unmet_reason(unmet, self.default, foreign), *notes))
         else:
             enforced = Decision(False, None, (_DEFAULT_DENY.reasons[0], *notes)) if notes else _DEFAULT_DENY
 
@@ -454,6 +466,21 @@ class CompiledPolicy:
         except Exception:
             log.exception("policy visibility check failed")
             return False
+
+    def hiding_rule(self, principal: Principal, server: str, kind: str, name: str) -> str:
+        """Why :meth:`visible` hides an item: ``rule X`` (an unconditional deny), tenant isolation
+        or the default deny. Only for the audit trail's reasons; it decides nothing."""
+        view = self._view(principal)
+        action = USE_ACTION.get(kind)
+        cands = self._candidates(server, "resource" if kind == "resource_template" else kind, name)
+        for m in cands.hiding:
+            if (action is None or m.actions is None or action in m.actions) and m.principal_ok(
+                view.subject, view.roles, view.groups, view.tenant
+            ):
+                return f"rule {m.id}"
+        if cands.owner is not None and view.tenant != cands.owner:
+            return f"tenant isolation ({kind} of tenant {cands.owner!r})"
+        return "no rule lists it; default deny" if self.default == "deny" else "default"
 
     def limits_for(self, principal: Principal, request: AccessRequest) -> tuple[LimitSpec, ...]:
         """The ``[[limits]]`` that count this request, with the same matching as rules."""

@@ -8,6 +8,7 @@ role definitions are united, and top-level settings must agree.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from .._toml import ConfigErrors, known_fields
 from ..errors import PolicyError
 from ..model import LimitSpec, Obligation
 from .conditions import ConditionError, compile_condition, condition_functions
@@ -129,18 +131,27 @@ def _validate(src: _Source) -> PolicyDocument:
     try:
         return PolicyDocument.model_validate(src.data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        loc = tuple(first["loc"])
-        if first["type"] == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}"
-        elif first["type"] == "missing":
-            message = "required field is missing"
-        else:
-            message = first["msg"].removeprefix("Value error, ")
-        if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        raise src.error(message, loc) from None
+        problems: list[PolicyError] = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+            if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+                known = known_fields(PolicyDocument, loc[:-1])
+                close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+                hint = f" (did you mean `{close[0]}`?)" if close else ""
+                message = f"unknown field {loc[-1]!r}{hint}"
+            elif err["type"] == "missing":
+                message = "required field is missing"
+            else:
+                message = err["msg"].removeprefix("Value error, ")
+            problems.append(src.error(message, loc))
+        if len(problems) == 1:
+            raise problems[0] from None
+        problems.sort(key=lambda e: e.line if e.line is not None else 1 << 30)  # file order
+        raise PolicyErrors(problems) from None
+
+
+class PolicyErrors(ConfigErrors, PolicyError):
+    """Every problem of one policy file, one ``FILE:LINE: FIELD: message`` line each."""
 
 
 def parse_document(text: str, fmt: str = "toml", source: str = "<string>") -> tuple[PolicyDocument, _Source]:

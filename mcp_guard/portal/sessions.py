@@ -36,6 +36,7 @@ from ..integrations.server import CURRENT_CALLER
 from ..model import Principal, RequestContext
 from .attribution import CURRENT_CALL, Call, declared
 from .callbacks import CallerLink, PrivateSession, client_callbacks
+from .catalog import PREFIXED
 from .credentials import MissingCredentials, UpstreamCredentials
 from .relay import owner_of
 from .rounds import RoundLink
@@ -475,7 +476,26 @@ class SessionsMixin(PortalState):
 
         The guard's pipeline records the refusal as the downstream request's one event.
         """
-        return AccessDenied(f"no served {kind} {name!r} (unknown, withheld, colliding or upstream down)")
+        return AccessDenied(f"no served {kind} {name!r}: {self._why_not_served(kind, name)}")
+
+    def _why_not_served(self, kind: str, name: str) -> str:
+        """What really keeps a name out of the routing table, for the audit trail only (the caller
+        gets the same ``Access denied`` as for a name that does not exist)."""
+        if name in self._catalog.collisions.get(kind, ()):
+            return "served by more than one upstream, so withheld from all of them"
+        for upstream in self.upstreams.values():
+            if kind in PREFIXED:
+                if not name.startswith(upstream.prefix):
+                    continue
+                own = name[len(upstream.prefix) :]
+            else:
+                own = name
+            if self.guard.withheld.state(upstream.name, kind, own):
+                why = self.guard.withheld.reason(upstream.name, kind, own)
+                return f"withheld on upstream {upstream.name!r}: {why}"
+            if upstream.state != "up" and upstream.prefix:
+                return f"upstream {upstream.name!r} is {upstream.state}"
+        return "no upstream serves it"
 
     def _level_of(self, session: Any) -> str | None:
         connection = getattr(session, "_connection", None)
