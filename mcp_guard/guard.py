@@ -231,6 +231,9 @@ class Guard(Screening):
                     raise AccessDenied(
                         f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
                     )
+            elif obligation.kind in ("confirm", "approval"):
+                # Fail closed: an obligation nobody enforces on this path must not become an allow.
+                raise AccessDenied(f"{obligation.kind} required by rule {decision.rule}: not available here")
 
     async def _admit_rate(self, principal: Principal, request: AccessRequest) -> None:
         if self.rate_limiter is None:

@@ -133,7 +133,7 @@ def _validate(src: _Source) -> PolicyDocument:
         first = errors[0]
         loc = tuple(first["loc"])
         if first["type"] == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}"
+            message = f"unknown field {loc[-1]!r}" + _did_you_mean(str(loc[-1]))
         elif first["type"] == "missing":
             message = "required field is missing"
         else:
@@ -141,6 +141,18 @@ def _validate(src: _Source) -> PolicyDocument:
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise src.error(message, loc) from None
+
+
+def _did_you_mean(name: str) -> str:
+    """A close known field name, so ``approver =`` points at ``approvers``."""
+    import difflib
+
+    from .schema import ApprovalModel, LimitModel, RoleModel, RuleModel, ServerModel, TenantModel
+
+    models = (PolicyDocument, RuleModel, LimitModel, RoleModel, ServerModel, TenantModel, ApprovalModel)
+    known = {field for model in models for field in model.model_fields}
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def parse_document(text: str, fmt: str = "toml", source: str = "<string>") -> tuple[PolicyDocument, _Source]:
@@ -237,6 +249,12 @@ def compile_documents(
                 obligations.append(Obligation("redact", {"fields": tuple(spec.redact)}))
             if spec.step_up is not None:
                 obligations.append(Obligation("step_up", {"max_age": spec.step_up}))
+            if spec.confirm is not None:
+                obligations.append(Obligation("confirm", {"message": spec.confirm}))
+            if spec.approval is not None:
+                a = spec.approval
+                params = {"approvers": tuple(a.approvers), "timeout": a.timeout, "wait": a.wait}
+                obligations.append(Obligation("approval", params))
             selectors = {name: getattr(spec, name) for name in SELECTOR_FIELDS}
             rules.append(
                 Rule(
