@@ -13,6 +13,8 @@ from typing import Any
 AUTHENTICATION_REQUIRED = -32001
 #: The policy (or a sanitizer verdict) refuses the request.
 ACCESS_DENIED = -32003
+#: The call waits for a person's approval; ``data.approvalId`` names the request to retry after.
+APPROVAL_PENDING = -32004
 #: A rate limit or lockout applies; ``data.retryAfter`` holds seconds.
 RATE_LIMITED = -32029
 #: Params, arguments or a result exceed a configured maximum.
@@ -55,6 +57,20 @@ class AccessDenied(GuardError):
 
     code = ACCESS_DENIED
     public_message = "Access denied"
+
+
+class ApprovalPending(GuardError):
+    """The call needs an approval that has not been given yet; retry it unchanged once approved."""
+
+    code = APPROVAL_PENDING
+    public_message = "Approval pending"
+
+    def __init__(self, reason: str, *, request_id: str, expires_at: float, decision: Any = None) -> None:
+        data = {"approvalId": request_id, "status": "pending", "expiresAt": expires_at}
+        super().__init__(reason, data=data, decision=decision)
+        #: The caller learns the id to quote to an approver, and that a retry is expected.
+        self.public_message = f"Approval pending: request {request_id}; retry the same call once approved"
+        self.request_id = request_id
 
 
 class MethodNotAllowed(GuardError):

@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import pipeline
+from . import pipeline, review
+from .approvals import ApprovalBook
 from .assembly import assemble
 from .authn.chain import AuthenticatorChain
 from .classify import MethodInfo
@@ -52,6 +53,7 @@ from .protocols import (
 )
 from .protocols import RateLimiter as RateLimiterProtocol
 from .screening import Screening
+from .store.memory import MemoryStore
 from .store.secret import shared_secret
 from .upkeep import Upkeep
 from .withheld import WithheldItems
@@ -113,6 +115,7 @@ class Guard(Screening):
         visibility_cache_size: int = 4096,
         sanitize: SanitizeConfig | None = None,
         pins: PinStore | None = None,
+        approvals: ApprovalBook | None = None,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -135,6 +138,9 @@ class Guard(Screening):
         self.sanitize = sanitize
         #: Rug-pull defence: item hashes approved per server (``None``: no pinning).
         self.pins = pins
+        #: Approval requests (policy ``approval`` obligations), in the state store so any replica
+        #: and ``mcp-guard approvals`` see them; without a store, in this process only.
+        self.approvals = approvals if approvals is not None else ApprovalBook(store or MemoryStore())
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
@@ -171,8 +177,19 @@ class Guard(Screening):
         return principal
 
     # ------------------------------------------------------------------ decide
-    async def authorize(self, principal: Principal, request: AccessRequest, info: MethodInfo) -> Decision:
-        """Decide one classified request; raise a :class:`GuardError` to refuse it."""
+    async def authorize(
+        self,
+        principal: Principal,
+        request: AccessRequest,
+        info: MethodInfo,
+        *,
+        tick: review.WaitTick | None = None,
+    ) -> Decision:
+        """Decide one classified request; raise a :class:`GuardError` to refuse it.
+
+        After the policy: step-up, rate limits, then a person's approval when the rule asks for
+        one (``tick`` runs while the call waits for it).
+        """
         if info.housekeeping:
             return _HOUSEKEEPING
         if request.action == "list":
@@ -185,7 +202,14 @@ class Guard(Screening):
         try:
             self._check_obligations(principal, decision)
             await self._admit_rate(principal, request)
+            for obligation in decision.obligations:
+                if obligation.kind == "approval":
+                    decision = await review.approve_call(
+                        self.approvals, principal, request, decision, obligation, tick
+                    )
         except GuardError as exc:
+            if exc.decision is not None:
+                raise
             exc.decision = decision  # a refused allow keeps its rule and redactions in the audit
             raise
         return decision
@@ -231,7 +255,7 @@ class Guard(Screening):
                     raise AccessDenied(
                         f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
                     )
-            elif obligation.kind in ("confirm", "approval"):
+            elif obligation.kind == "confirm":
                 # Fail closed: an obligation nobody enforces on this path must not become an allow.
                 raise AccessDenied(f"{obligation.kind} required by rule {decision.rule}: not available here")
 
@@ -353,6 +377,7 @@ class Guard(Screening):
             latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
             direction=direction,
             outcome=status,
+            approval=verdict.approval if verdict is not None else None,
         )
 
     # ------------------------------------------------------------------ the pipeline
