@@ -9,6 +9,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -285,3 +287,26 @@ async def test_approved_while_the_call_waits(mode: str) -> None:
     assert server.transfers == [(7, "bob")]  # type: ignore[attr-defined]
     (event,) = calls(auditor)
     assert event.decision == "allow" and event.approval["decided_by"] == "ada"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), json_values, max_size=4), st.randoms())
+def test_the_hash_ignores_key_order_only(arguments: dict[str, Any], rnd: Any) -> None:
+    def shuffled(value: Any) -> Any:
+        if isinstance(value, dict):
+            items = list(value.items())
+            rnd.shuffle(items)
+            return {k: shuffled(v) for k, v in items}
+        if isinstance(value, list):
+            return [shuffled(v) for v in value]
+        return value
+
+    assert arguments_hash(shuffled(arguments)) == arguments_hash(arguments)
+    changed = {**arguments, "\x00extra": 1}
+    assert arguments_hash(changed) != arguments_hash(arguments)
