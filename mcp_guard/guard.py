@@ -28,6 +28,7 @@ from .assembly import assemble
 from .authn.chain import AuthenticatorChain
 from .classify import MethodInfo
 from .config import GuardConfig, load_config
+from .confirm import Confirmations
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
 from .limits import SizeLimits, check_size, json_size
 from .model import (
@@ -140,7 +141,10 @@ class Guard(Screening):
         self.pins = pins
         #: Approval requests (policy ``approval`` obligations), in the state store so any replica
         #: and ``mcp-guard approvals`` see them; without a store, in this process only.
-        self.approvals = approvals if approvals is not None else ApprovalBook(store or MemoryStore())
+        backing: StateStore = store if store is not None else MemoryStore()
+        self.approvals = approvals if approvals is not None else ApprovalBook(backing)
+        #: The ``confirm`` stage: its signed 2026-07-28 state uses a key shared through the store.
+        self.confirmations = Confirmations(backing)
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         self._visibility: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
@@ -184,11 +188,13 @@ class Guard(Screening):
         info: MethodInfo,
         *,
         tick: review.WaitTick | None = None,
+        exchange: pipeline.Exchange | None = None,
     ) -> Decision:
         """Decide one classified request; raise a :class:`GuardError` to refuse it.
 
-        After the policy: step-up, rate limits, then a person's approval when the rule asks for
-        one (``tick`` runs while the call waits for it).
+        After the policy: step-up, rate limits, the caller's confirmation (asked through
+        ``exchange.caller``; the params the handler then gets are left in
+        ``exchange.forward``), then a person's approval (``tick`` runs while the call waits).
         """
         if info.housekeeping:
             return _HOUSEKEEPING
@@ -202,6 +208,15 @@ class Guard(Screening):
         try:
             self._check_obligations(principal, decision)
             await self._admit_rate(principal, request)
+            for obligation in decision.obligations:
+                if obligation.kind == "confirm":
+                    caller = exchange.caller if exchange is not None else None
+                    params = exchange.params if exchange is not None else None
+                    decision, forward = await self.confirmations.confirm(
+                        principal, request, decision, obligation, caller, params
+                    )
+                    if exchange is not None:
+                        exchange.forward = forward
             for obligation in decision.obligations:
                 if obligation.kind == "approval":
                     decision = await review.approve_call(
@@ -255,9 +270,6 @@ class Guard(Screening):
                     raise AccessDenied(
                         f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
                     )
-            elif obligation.kind == "confirm":
-                # Fail closed: an obligation nobody enforces on this path must not become an allow.
-                raise AccessDenied(f"{obligation.kind} required by rule {decision.rule}: not available here")
 
     async def _admit_rate(self, principal: Principal, request: AccessRequest) -> None:
         if self.rate_limiter is None:
@@ -378,6 +390,7 @@ class Guard(Screening):
             direction=direction,
             outcome=status,
             approval=verdict.approval if verdict is not None else None,
+            confirmation=verdict.confirmation if verdict is not None else None,
         )
 
     # ------------------------------------------------------------------ the pipeline

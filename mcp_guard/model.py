@@ -170,6 +170,8 @@ class Decision:
     retry_after: float | None = None
     #: The approval request that let this call run (or refused it), as its audit fields.
     approval: Mapping[str, Any] | None = None
+    #: The caller's answer to the rule's ``confirm`` question, as its audit fields.
+    confirmation: Mapping[str, Any] | None = None
 
     @property
     def effect(self) -> Effect:
@@ -265,6 +267,8 @@ class AuditEvent:
     outcome: Status | None = None
     #: Approval request behind the call: id, status, requested_by, decided_by, arguments_sha256.
     approval: Mapping[str, Any] | None = None
+    #: The caller's confirmation: by (subject), answer, arguments_sha256.
+    confirmation: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arguments are not yet redacted; the pipeline does that)."""
@@ -305,6 +309,8 @@ class AuditEvent:
         }
         if self.approval is not None:  # only on events of calls that needed a person's decision
             record["approval"] = _plain(self.approval)
+        if self.confirmation is not None:
+            record["confirmation"] = _plain(self.confirmation)
         return record
 
 

@@ -115,5 +115,5 @@ async def test_a_guard_that_cannot_ask_refuses_a_confirm_rule() -> None:
     rule = {"id": "t", "effect": "allow", "tools": ["transfer"], "confirm": "Sure?"}
     guard = Guard(policy=policy_from_dict({"rules": [rule]}))
     request, info = classify("tools/call", {"name": "transfer", "arguments": {}}, "bank")
-    with pytest.raises(AccessDenied, match="confirm required by rule t"):
+    with pytest.raises(AccessDenied, match="none can be asked here"):
         await guard.authorize(OPS, request, info)

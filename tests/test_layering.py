@@ -45,6 +45,7 @@ LAYERS = {
     "pipeline": 2,
     "guard": 2,
     "review": 2,
+    "confirm": 2,
     "integrations": 3,
     "portal": 4,
     "cli": 5,

@@ -31,6 +31,7 @@ from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Exchange
 from ..protocols import Credential
+from .asking import SessionCaller, confirmed_rounds
 from .http import AuditHttpRefusals, GuardTokenVerifier
 from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_PRINCIPAL, bearer, guard_sessions
 
@@ -215,6 +216,7 @@ class GuardMiddleware:
             notification=ctx.request_id is None,
             lookup=lookup if ctx.request_id is not None else None,
             mismatch=self._mismatch(ctx),
+            caller=SessionCaller(ctx) if ctx.request_id is not None else None,
         )
 
     # ------------------------------------------------------------------ the adapter
@@ -224,11 +226,12 @@ class GuardMiddleware:
         exchange = self._exchange(ctx, call_next)
 
         async def call(admitted: Admitted) -> HandlerResult:
+            own = ctx if exchange.forward is None else replace(ctx, params=exchange.forward)
             if not self.delegate:
-                return await call_next(ctx)
+                return await confirmed_rounds(self.guard, admitted, await call_next(own))
             token = CURRENT_CALLER.set((admitted.principal, exchange.context))
             try:
-                return await call_next(ctx)
+                return await confirmed_rounds(self.guard, admitted, await call_next(own))
             finally:
                 CURRENT_CALLER.reset(token)
 
