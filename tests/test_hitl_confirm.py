@@ -165,3 +165,37 @@ def test_render_names_each_argument_and_nothing_else(arguments: dict[str, Any]) 
         shown = "(missing)" if name not in arguments else value if isinstance(value, str) else str(value)
         assert shown in text
     assert "{x}" in text and text.endswith("(missing)")
+
+
+@pytest.mark.parametrize(("action", "runs"), [("accept", True), ("decline", False)])
+async def test_the_client_wrapper_asks_the_hosts_user(action: str, runs: bool) -> None:
+    from mcp_guard.integrations.client import guarded_client
+
+    rule = {"id": "transfers", "effect": "allow", "tools": ["transfer"], "confirm": "Send {amount}?"}
+    auditor = ListAuditor()
+    guard = Guard(policy=policy_from_dict({"rules": [rule]}), auditor=auditor)
+    upstream = bank()
+    asked: list[str] = []
+    async with guarded_client(
+        guard, upstream, server="bank", principal=OLGA, elicitation_callback=answering(action, asked)
+    ) as session:
+        if runs:
+            assert (await session.call_tool("transfer", {"amount": 3, "to": "bob"})).is_error is False
+        else:
+            with pytest.raises(MCPError):
+                await session.call_tool("transfer", {"amount": 3, "to": "bob"})
+    assert asked == ["Send 3?"]
+    assert upstream.transfers == ([(3, "bob")] if runs else [])
+    assert last_call(auditor).confirmation["answer"] == action
+
+
+async def test_the_client_wrapper_without_a_callback_refuses() -> None:
+    from mcp_guard.integrations.client import guarded_client
+
+    rule = {"id": "transfers", "effect": "allow", "tools": ["transfer"], "confirm": "Send {amount}?"}
+    guard = Guard(policy=policy_from_dict({"rules": [rule]}))
+    upstream = bank()
+    async with guarded_client(guard, upstream, server="bank", principal=OLGA) as session:
+        with pytest.raises(MCPError):
+            await session.call_tool("transfer", {"amount": 3, "to": "bob"})
+    assert upstream.transfers == []
