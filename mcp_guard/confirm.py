@@ -192,8 +192,12 @@ class Confirmations:
                 raise refused(answer, f"the caller answered {answer!r} to {message!r}")
             return replace(decision, confirmation={**audit, "answer": "accept"}), None
         own = dict(params or {})
-        claims = await self.unseal(principal, request, own.get("requestState"))
-        responses = own.get("inputResponses")
+        # A delegated (portal) run sees its upstream's params; the round's answer is in the
+        # downstream request the caller made.
+        downstream = getattr(caller, "params", None)
+        rounds = own if ("requestState" in own or not isinstance(downstream, Mapping)) else downstream
+        claims = await self.unseal(principal, request, rounds.get("requestState"))
+        responses = rounds.get("inputResponses")
         response = responses.get(INPUT_KEY) if isinstance(responses, Mapping) else None
         inner = claims.get("s") if claims is not None else None
         if claims is not None and claims.get("c") is True:
@@ -208,6 +212,8 @@ class Confirmations:
                 if isinstance(responses, Mapping)
                 else {}
             )
+            if rounds is not own:
+                return replace(decision, confirmation={**audit, "answer": "accept"}), None
             own.pop("inputResponses", None)
             own.pop("requestState", None)
             if rest:

@@ -33,6 +33,11 @@ class SessionCaller:
         self._ctx = ctx
         self.era: Era = era_of(ctx.protocol_version)
 
+    @property
+    def params(self) -> Mapping[str, Any] | None:
+        """The request's own params: where a 2026-07-28 answer (``inputResponses``) arrives."""
+        return self._ctx.params
+
     def can_elicit(self) -> bool:
         capabilities = self._ctx.session.client_capabilities
         return capabilities is not None and capabilities.elicitation is not None

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from .._wire import to_wire
 from ..classify import REQUESTS
-from ..confirm import Era
+from ..confirm import Caller, Era
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
 from ..guard import Guard
 from ..model import Outcome, Principal, RequestContext
@@ -56,10 +56,12 @@ class GuardedSession:
         principal: Principal,
         transport: str = "client",
         ask: Any = None,
+        caller: Caller | None = None,
     ) -> None:
         self.guard = guard
-        #: The host's elicitation callback: how a rule's ``confirm`` question reaches the host's user.
-        self._ask = ask
+        #: Who a rule's ``confirm`` question goes to: the host's user through its elicitation
+        #: callback (``ask``), or a downstream caller (the portal passes ``caller``).
+        self._caller = caller if caller is not None else HostCaller(ask) if ask is not None else None
         self._inner = session
         self.server = server
         self.principal = principal
@@ -85,7 +87,7 @@ class GuardedSession:
             direction="outbound",
             principal=self.principal,
             lookup=self._lookup,
-            caller=HostCaller(self._ask) if self._ask is not None else None,
+            caller=self._caller,
         )
         return await self.guard.run(exchange, lambda _admitted: send())
 

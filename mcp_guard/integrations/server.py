@@ -27,6 +27,7 @@ from mcp_types import CLIENT_INFO_META_KEY
 
 from .._wire import to_wire
 from ..classify import REQUESTS
+from ..confirm import Caller
 from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Exchange
@@ -45,6 +46,8 @@ TOKEN_ENV = "MCP_GUARD_TOKEN"
 CURRENT_CALLER: ContextVar[tuple[Principal, RequestContext] | None] = ContextVar(
     "mcp_guard_current_caller", default=None
 )
+#: The user behind the downstream request, for the nested runs' ``confirm`` questions (portal).
+CURRENT_ASKER: ContextVar[Caller | None] = ContextVar("mcp_guard_current_asker", default=None)
 
 _RESULT_KIND = {
     "tools/call": "tool_result",
@@ -230,9 +233,11 @@ class GuardMiddleware:
             if not self.delegate:
                 return await confirmed_rounds(self.guard, admitted, await call_next(own))
             token = CURRENT_CALLER.set((admitted.principal, exchange.context))
+            asking = CURRENT_ASKER.set(exchange.caller)
             try:
                 return await confirmed_rounds(self.guard, admitted, await call_next(own))
             finally:
+                CURRENT_ASKER.reset(asking)
                 CURRENT_CALLER.reset(token)
 
         if exchange.notification:
@@ -345,7 +350,7 @@ class _McpIntegration:
 
 register_integration(_McpIntegration())
 
-__all__ = ["CURRENT_CALLER", "TOKEN_ENV", "GuardMiddleware", "protect"]
+__all__ = ["CURRENT_ASKER", "CURRENT_CALLER", "TOKEN_ENV", "GuardMiddleware", "protect"]
 
 # Requests the middleware knows; exported for documentation and tests.
 KNOWN_METHODS = tuple(REQUESTS)

@@ -1,0 +1,89 @@
+"""Approvals and confirmation through the portal: the nested run of the upstream call enforces them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import types
+from mcp.shared.exceptions import MCPError
+
+from mcp_guard.config import UpstreamSection
+from mcp_guard.errors import APPROVAL_PENDING
+from mcp_guard.guard import Guard
+from mcp_guard.policy import policy_from_dict
+from mcp_guard.portal import Portal
+
+from .helpers import KeywordSanitizer, ListAuditor
+from .test_pipeline_outcomes import Probe
+from .test_portal_outcomes import probe_upstream
+from .test_portal_support import TokenTable, client, portal_http
+
+MODES = ["legacy", "auto"]
+
+
+def build(url: str, auditor: ListAuditor, **obligations: Any) -> Portal:
+    rule = {"id": "probe-ok", "effect": "allow", "roles": ["analyst"], "servers": ["probe"], "tools": ["ok"]}
+    guard = Guard(
+        policy=policy_from_dict({"rules": [rule | obligations]}),
+        authenticators=[TokenTable()],
+        auditor=auditor,
+        sanitizers=[KeywordSanitizer()],
+        server="portal",
+    )
+    return Portal(guard, [UpstreamSection(name="probe", url=url)])
+
+
+def calls(auditor: ListAuditor) -> list[Any]:
+    return [e for e in auditor.events if e.method == "tools/call"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_approval_through_the_portal(mode: str) -> None:
+    auditor = ListAuditor()
+    with probe_upstream(Probe()) as up:
+        portal = build(up, auditor, approval={"approvers": ["admin"], "timeout": "10m"})
+        with portal_http(portal) as url:
+            async with client(url, "tok-alice", mode) as c:
+                with pytest.raises(MCPError) as pending:
+                    await c.call_tool("probe__ok", {"n": 1})
+                assert pending.value.error.code == APPROVAL_PENDING
+                request_id = pending.value.error.data["approvalId"]
+                (waiting,) = await portal.guard.approvals.list()
+                assert (waiting.id, waiting.server, waiting.target) == (request_id, "probe", "ok")
+                await portal.guard.approvals.decide(request_id, True, by="ada", roles=frozenset({"admin"}))
+                result = await c.call_tool("probe__ok", {"n": 1})
+                assert result.is_error is False
+                with pytest.raises(MCPError) as replay:
+                    await c.call_tool("probe__ok", {"n": 1})
+                assert replay.value.error.code == APPROVAL_PENDING
+    events = calls(auditor)
+    assert [(e.decision, e.approval["status"]) for e in events] == [
+        ("deny", "pending"),
+        ("allow", "used"),
+        ("deny", "pending"),
+    ]
+    assert events[1].server == "probe" and events[1].approval["decided_by"] == "ada"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("action", ["accept", "decline"])
+async def test_confirm_through_the_portal(mode: str, action: str) -> None:
+    auditor = ListAuditor()
+    asked: list[str] = []
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action=action)  # type: ignore[arg-type]
+
+    with probe_upstream(Probe()) as up, portal_http(build(up, auditor, confirm="Run ok with {n}?")) as url:
+        async with client(url, "tok-alice", mode, elicitation_callback=answer) as c:
+            if action == "accept":
+                assert (await c.call_tool("probe__ok", {"n": 2})).is_error is False
+            else:
+                with pytest.raises(MCPError):
+                    await c.call_tool("probe__ok", {"n": 2})
+    assert asked == ["Run ok with 2?"]
+    event = calls(auditor)[-1]
+    assert event.confirmation["answer"] == action and event.server == "probe"
+    assert event.decision == ("allow" if action == "accept" else "deny")
