@@ -220,7 +220,7 @@ class Guard(Screening):
             for obligation in decision.obligations:
                 if obligation.kind == "approval":
                     decision = await review.approve_call(
-                        self.approvals, principal, request, decision, obligation, tick
+                        self.approvals, principal, request, decision, obligation, tick or _progress(exchange)
                     )
         except GuardError as exc:
             if exc.decision is not None:
@@ -469,6 +469,18 @@ class Guard(Screening):
         self._closers.clear()
         if self.store is not None:
             await self.store.aclose()
+
+
+def _progress(exchange: pipeline.Exchange | None) -> review.WaitTick | None:
+    """Progress notifications to the caller while its call waits for an approval (when it asked)."""
+    send = getattr(exchange.caller, "progress", None) if exchange is not None else None
+    if send is None:
+        return None
+
+    async def tick(request: Any, waited: float) -> None:
+        await send(waited, f"waiting for approval {request.id} (approvers: {', '.join(request.approvers)})")
+
+    return tick
 
 
 def result_size(value: Any) -> int:

@@ -310,3 +310,29 @@ def test_the_hash_ignores_key_order_only(arguments: dict[str, Any], rnd: Any) ->
     assert arguments_hash(shuffled(arguments)) == arguments_hash(arguments)
     changed = {**arguments, "\x00extra": 1}
     assert arguments_hash(changed) != arguments_hash(arguments)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_waiting_call_reports_progress_naming_the_request(mode: str) -> None:
+    server, guard, _ = guarded(wait="20s")
+    guard.approvals.poll = 0.05  # several ticks before the decision
+    notes: list[tuple[float, str | None]] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        notes.append((value, message))
+
+    async def approve_later() -> None:
+        while len(notes) < 3:
+            await anyio.sleep(0.01)
+        (request,) = await guard.approvals.list()
+        await guard.approvals.decide(request.id, True, by="ada", roles=ADMIN)
+
+    async with Client(server, mode=mode) as client, anyio.create_task_group() as tg:  # type: ignore[arg-type]
+        tg.start_soon(approve_later)
+        with anyio.fail_after(10):
+            args = {"amount": 8, "to": "bob"}
+            result = await client.call_tool("transfer", args, progress_callback=progress)
+    assert result.is_error is False
+    (request,) = await guard.approvals.list(everything=True)
+    assert len(notes) >= 3 and all(f"waiting for approval {request.id}" in (m or "") for _, m in notes)
+    assert [v for v, _ in notes] == sorted(v for v, _ in notes)

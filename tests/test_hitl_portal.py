@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from mcp import types
 from mcp.shared.exceptions import MCPError
@@ -87,3 +88,32 @@ async def test_confirm_through_the_portal(mode: str, action: str) -> None:
     event = calls(auditor)[-1]
     assert event.confirmation["answer"] == action and event.server == "probe"
     assert event.decision == ("allow" if action == "accept" else "deny")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_portal_call_waits_with_progress_and_runs_when_approved(mode: str) -> None:
+    auditor = ListAuditor()
+    notes: list[str] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        notes.append(message or "")
+
+    with probe_upstream(Probe()) as up:
+        portal = build(up, auditor, approval={"approvers": ["admin"], "timeout": "10m", "wait": "20s"})
+        portal.guard.approvals.poll = 0.05
+        book = portal.guard.approvals
+
+        async def approve_when_reported() -> None:
+            while not notes:
+                await anyio.sleep(0.01)
+            (request,) = await book.list()
+            await book.decide(request.id, True, by="ada", roles=frozenset({"admin"}))
+
+        with portal_http(portal) as url:
+            async with client(url, "tok-alice", mode) as c, anyio.create_task_group() as tg:
+                tg.start_soon(approve_when_reported)
+                with anyio.fail_after(15):
+                    result = await c.call_tool("probe__ok", {"n": 3}, progress_callback=progress)
+    assert result.is_error is False
+    (request,) = await book.list(everything=True)
+    assert request.status == "used" and f"waiting for approval {request.id}" in notes[0]

@@ -38,6 +38,10 @@ class SessionCaller:
         """The request's own params: where a 2026-07-28 answer (``inputResponses``) arrives."""
         return self._ctx.params
 
+    async def progress(self, progress: float, message: str) -> None:
+        """A progress notification on the request, when the client asked for them (progressToken)."""
+        await self._ctx.session.report_progress(progress, None, message)
+
     def can_elicit(self) -> bool:
         capabilities = self._ctx.session.client_capabilities
         return capabilities is not None and capabilities.elicitation is not None
