@@ -55,7 +55,8 @@ async def approve_call(
             target=request.target,
             arguments=request.arguments,
             shown_arguments=_shown(request, decision),
-            rule=decision.rule,
+            # The rule(s) that ask for the approval, not necessarily the one that allowed the call.
+            rule=", ".join(obligation.params.get("rules", ())) or decision.rule,
             approvers=tuple(obligation.params.get("approvers", ())),
             timeout=float(obligation.params["timeout"]),
         )

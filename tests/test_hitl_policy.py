@@ -32,7 +32,9 @@ def test_the_documented_rule_compiles_to_three_obligations() -> None:
     assert decision.obligations == (
         Obligation("step_up", {"max_age": 900.0}),
         Obligation("confirm", {"message": "Transfer {amount} to {to}?"}),
-        Obligation("approval", {"approvers": ("admin",), "timeout": 600.0, "wait": 30.0}),
+        Obligation(
+            "approval", {"approvers": ("admin",), "timeout": 600.0, "wait": 30.0, "rules": ("transfers",)}
+        ),
     )
 
 
@@ -40,7 +42,8 @@ def test_approval_defaults_to_ten_minutes_and_no_wait() -> None:
     rule = {"id": "t", "effect": "allow", "tools": ["transfer"], "approval": {"approvers": ["admin"]}}
     policy = policy_from_dict({"rules": [rule]})
     (approval,) = policy.decide(OPS, call()).obligations
-    assert approval == Obligation("approval", {"approvers": ("admin",), "timeout": 600.0, "wait": 0.0})
+    expected = {"approvers": ("admin",), "timeout": 600.0, "wait": 0.0, "rules": ("t",)}
+    assert approval == Obligation("approval", expected)
 
 
 def _error(text: str) -> PolicyError:
@@ -103,7 +106,10 @@ def test_several_rules_give_one_question_and_one_approval() -> None:
     obligations = policy.decide(OPS, call()).obligations
     assert obligations == (
         Obligation("confirm", {"message": "First?"}),
-        Obligation("approval", {"approvers": ("admin", "finance"), "timeout": 300.0, "wait": 30.0}),
+        Obligation(
+            "approval",
+            {"approvers": ("admin", "finance"), "timeout": 300.0, "wait": 30.0, "rules": ("a", "b")},
+        ),
     )
 
 

@@ -253,7 +253,12 @@ def compile_documents(
                 obligations.append(Obligation("confirm", {"message": spec.confirm}))
             if spec.approval is not None:
                 a = spec.approval
-                params = {"approvers": tuple(a.approvers), "timeout": a.timeout, "wait": a.wait}
+                params = {
+                    "approvers": tuple(a.approvers),
+                    "timeout": a.timeout,
+                    "wait": a.wait,
+                    "rules": (spec.id,),
+                }
                 obligations.append(Obligation("approval", params))
             selectors = {name: getattr(spec, name) for name in SELECTOR_FIELDS}
             rules.append(

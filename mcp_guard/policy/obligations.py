@@ -26,6 +26,7 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
     max_age: float | None = None
     confirm: Obligation | None = None
     approvers: list[str] = []
+    rules: list[str] = []
     timeout: float | None = None
     wait: float | None = None
     others: list[Obligation] = []
@@ -35,6 +36,7 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
             continue
         if o.kind == "approval":
             approvers.extend(r for r in o.params.get("approvers", ()) if r not in approvers)
+            rules.extend(r for r in o.params.get("rules", ()) if r not in rules)
             t, w = float(o.params["timeout"]), float(o.params.get("wait", 0.0))
             timeout = t if timeout is None else min(timeout, t)
             wait = w if wait is None else min(wait, w)
@@ -56,5 +58,6 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
     if confirm is not None:
         out.append(confirm)
     if timeout is not None:
-        out.append(Obligation("approval", {"approvers": tuple(approvers), "timeout": timeout, "wait": wait}))
+        params = {"approvers": tuple(approvers), "timeout": timeout, "wait": wait, "rules": tuple(rules)}
+        out.append(Obligation("approval", params))
     return (*out, *others)
