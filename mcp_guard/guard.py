@@ -22,10 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import pipeline, review
+from . import pipeline, review, stepping
 from .approvals import ApprovalBook
 from .assembly import assemble
 from .authn.chain import AuthenticatorChain
+from .authn.stepup import StepUps
 from .classify import MethodInfo
 from .config import GuardConfig, load_config
 from .confirm import Confirmations
@@ -117,6 +118,7 @@ class Guard(Screening):
         sanitize: SanitizeConfig | None = None,
         pins: PinStore | None = None,
         approvals: ApprovalBook | None = None,
+        step_ups: StepUps | None = None,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -143,6 +145,8 @@ class Guard(Screening):
         #: and ``mcp-guard approvals`` see them; without a store, in this process only.
         backing: StateStore = store if store is not None else MemoryStore()
         self.approvals = approvals if approvals is not None else ApprovalBook(backing)
+        #: Step-up at call time (``[authn.passwords] step_up_url``): None refuses a missing MFA.
+        self.step_ups = step_ups
         #: The ``confirm`` stage: its signed 2026-07-28 state uses a key shared through the store.
         self.confirmations = Confirmations(backing)
         #: Items a list screening withheld, per server: refused at call time on every path.
@@ -206,7 +210,7 @@ class Guard(Screening):
         if not decision.allowed:
             raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
         try:
-            self._check_obligations(principal, decision)
+            await self._step_up(principal, decision, exchange)
             await self._admit_rate(principal, request)
             for obligation in decision.obligations:
                 if obligation.kind == "confirm":
@@ -258,18 +262,23 @@ class Guard(Screening):
                 raise AccessDenied(f"subscription to {uri!r} denied: " + "; ".join(decision.reasons))
         return Decision(True, None, (f"{len(uris)} resource subscription(s) allowed",))
 
-    @staticmethod
-    def _check_obligations(principal: Principal, decision: Decision) -> None:
+    async def _step_up(
+        self, principal: Principal, decision: Decision, exchange: pipeline.Exchange | None
+    ) -> None:
+        """A ``step_up`` rule needs an MFA within ``max_age``: from the credential, or asked for."""
         for obligation in decision.obligations:
-            if obligation.kind == "step_up":
-                max_age = float(obligation.params.get("max_age", 0))
-                if not principal.mfa or principal.auth_time is None:
-                    raise AccessDenied(f"step-up required: rule {decision.rule} needs MFA")
+            if obligation.kind != "step_up":
+                continue
+            max_age = float(obligation.params.get("max_age", 0))
+            why = f"step-up required: rule {decision.rule} needs MFA"
+            if principal.mfa and principal.auth_time is not None:
                 age = (datetime.now(timezone.utc) - principal.auth_time).total_seconds()
-                if age > max_age:
-                    raise AccessDenied(
-                        f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
-                    )
+                if age <= max_age:
+                    continue
+                why = f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
+            if self.step_ups is None:
+                raise AccessDenied(why)
+            await stepping.step_up(self.step_ups, principal, max_age, why, exchange)
 
     async def _admit_rate(self, principal: Principal, request: AccessRequest) -> None:
         if self.rate_limiter is None:

@@ -46,6 +46,7 @@ LAYERS = {
     "guard": 2,
     "review": 2,
     "confirm": 2,
+    "stepping": 2,
     "integrations": 3,
     "portal": 4,
     "cli": 5,

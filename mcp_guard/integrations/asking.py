@@ -42,6 +42,16 @@ class SessionCaller:
         """A progress notification on the request, when the client asked for them (progressToken)."""
         await self._ctx.session.report_progress(progress, None, message)
 
+    async def elicit_url(self, message: str, url: str, elicitation_id: str) -> str:
+        """A URL-mode ``elicitation/create`` (2025-11-25); the user's action."""
+        try:
+            result = await self._ctx.session.elicit_url(
+                message, url, elicitation_id, related_request_id=self._ctx.request_id
+            )
+        except MCPError as exc:
+            return f"error: {exc.error.message}"
+        return str(result.action)
+
     def can_elicit(self) -> bool:
         capabilities = self._ctx.session.client_capabilities
         return capabilities is not None and capabilities.elicitation is not None
