@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from mcp import types
 from mcp.shared.exceptions import MCPError
+from starlette.applications import Starlette
 
+from mcp_guard.authn.issuer import TokenIssuer
+from mcp_guard.authn.lockout import Lockout, LockoutPolicy
+from mcp_guard.authn.login import LoginService
+from mcp_guard.authn.passwords import hash_password
+from mcp_guard.authn.stepup import StepUps, step_up_routes
+from mcp_guard.authn.users import User, UsersFile
 from mcp_guard.config import UpstreamSection
-from mcp_guard.errors import APPROVAL_PENDING
+from mcp_guard.errors import APPROVAL_PENDING, URL_ELICITATION_REQUIRED
 from mcp_guard.guard import Guard
 from mcp_guard.policy import policy_from_dict
 from mcp_guard.portal import Portal
+from mcp_guard.store import MemoryStore
 
 from .helpers import KeywordSanitizer, ListAuditor
+from .test_hitl_stepup import PASSWORD, SECRET, sign_in
 from .test_pipeline_outcomes import Probe
 from .test_portal_outcomes import probe_upstream
 from .test_portal_support import TokenTable, client, portal_http
@@ -117,3 +128,41 @@ async def test_a_portal_call_waits_with_progress_and_runs_when_approved(mode: st
     assert result.is_error is False
     (request,) = await book.list(everything=True)
     assert request.status == "used" and f"waiting for approval {request.id}" in notes[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_step_up_through_the_portal(mode: str, tmp_path: Path) -> None:
+    store = MemoryStore()
+    users = UsersFile(tmp_path / "users.json")
+    users.put(User("alice", hash_password(PASSWORD, "scrypt"), SECRET, roles=("analyst",)))
+    service = LoginService(users, TokenIssuer(tmp_path / "keys"), Lockout(store, LockoutPolicy()), store)
+    step_ups = StepUps(store, "http://guard.test/login/step-up")
+    page = Starlette(routes=step_up_routes(service, step_ups))
+    auditor = ListAuditor()
+    links: list[str] = []
+
+    async def open_link(context: Any, params: Any) -> types.ElicitResult:
+        links.append(params.url)
+        assert (await sign_in(browser, params.url, user="alice")).status_code == 200
+        return types.ElicitResult(action="accept")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=page), base_url="http://guard.test"
+    ) as browser:
+        with probe_upstream(Probe()) as up:
+            portal = build(up, auditor, step_up="15m")
+            portal.guard.step_ups = step_ups
+            with portal_http(portal) as url:
+                async with client(url, "tok-alice", mode, elicitation_callback=open_link) as c:
+                    if mode == "legacy":  # asked on the call's stream; the call waits for the sign-in
+                        assert (await c.call_tool("probe__ok", {"n": 4})).is_error is False
+                    else:
+                        with pytest.raises(MCPError) as required:
+                            await c.call_tool("probe__ok", {"n": 4})
+                        assert required.value.error.code == URL_ELICITATION_REQUIRED
+                        link = required.value.error.data["elicitations"][0]["url"]
+                        assert (await sign_in(browser, link, user="alice")).status_code == 200
+                        links.append(link)
+                        assert (await c.call_tool("probe__ok", {"n": 4})).is_error is False
+    assert len(links) == 1 and links[0].startswith("http://guard.test/login/step-up?id=")
+    assert calls(auditor)[-1].decision == "allow"
