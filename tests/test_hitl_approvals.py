@@ -336,3 +336,33 @@ async def test_a_waiting_call_reports_progress_naming_the_request(mode: str) -> 
     (request,) = await guard.approvals.list(everything=True)
     assert len(notes) >= 3 and all(f"waiting for approval {request.id}" in (m or "") for _, m in notes)
     assert [v for v, _ in notes] == sorted(v for v, _ in notes)
+
+
+async def test_a_call_waiting_on_one_replica_runs_when_another_approves(tmp_path: Path) -> None:
+    rule = {
+        "id": "transfers",
+        "effect": "allow",
+        "tools": ["transfer"],
+        "approval": {"approvers": ["admin"], "timeout": "10m", "wait": "20s"},
+    }
+    stores = [SQLiteStore(tmp_path / "state.db", poll_interval=0.02) for _ in range(2)]
+    waiting = Guard(policy=policy_from_dict({"rules": [rule]}), anonymous=OLGA, store=stores[0])
+    waiting.approvals.poll = 30  # only the published decision can wake it in time
+    other = ApprovalBook(stores[1], notifiers=())
+    server = bank()
+    waiting.protect(server, read_env=False)
+
+    async def approve_elsewhere() -> None:
+        while not (pending := await other.list()):
+            await anyio.sleep(0.02)
+        await other.decide(pending[0].id, True, by="ada", roles=ADMIN)
+
+    try:
+        async with Client(server, mode="legacy") as client, anyio.create_task_group() as tg:
+            tg.start_soon(approve_elsewhere)
+            with anyio.fail_after(10):
+                result = await client.call_tool("transfer", {"amount": 9, "to": "bob"})
+        assert result.is_error is False and server.transfers == [(9, "bob")]  # type: ignore[attr-defined]
+    finally:
+        for store in stores:
+            await store.aclose()
