@@ -20,7 +20,10 @@ from tests.corpus_eval import evaluate, load_split  # noqa: E402
 
 
 def main() -> None:
-    dirs = [Path(a) for a in sys.argv[1:]] or [ROOT / "tests" / "corpus" / "dev", ROOT / "tests" / "corpus" / "holdout"]
+    dirs = [Path(a) for a in sys.argv[1:]] or [
+        ROOT / "tests" / "corpus" / "dev",
+        ROOT / "tests" / "corpus" / "holdout",
+    ]
     shared = ROOT.parent / "shared" / "corpus"
     if not sys.argv[1:] and shared.is_dir():
         dirs.append(shared)

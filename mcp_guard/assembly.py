@@ -70,7 +70,13 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
         max_arguments_bytes=g.max_arguments_bytes,
         max_result_bytes=g.max_result_bytes,
     )
+    step_ups = None
+    if authn.passwords is not None and authn.passwords.step_up_url is not None:
+        from .authn.stepup import StepUps
+
+        step_ups = StepUps(store, authn.passwords.step_up_url)
     kwargs: dict[str, Any] = {
+        "step_ups": step_ups,
         "policy": policy,
         "resolver": resolver,
         "auditor": auditor,

@@ -13,8 +13,12 @@ from typing import Any
 AUTHENTICATION_REQUIRED = -32001
 #: The policy (or a sanitizer verdict) refuses the request.
 ACCESS_DENIED = -32003
+#: The call waits for a person's approval; ``data.approvalId`` names the request to retry after.
+APPROVAL_PENDING = -32004
 #: A rate limit or lockout applies; ``data.retryAfter`` holds seconds.
 RATE_LIMITED = -32029
+#: The caller must visit a URL first (a step-up sign-in); ``data.elicitations`` holds it.
+URL_ELICITATION_REQUIRED = -32042
 #: Params, arguments or a result exceed a configured maximum.
 PAYLOAD_TOO_LARGE = -32013
 #: The guard itself failed (a stage raised, audit unavailable): denied, fail closed.
@@ -55,6 +59,34 @@ class AccessDenied(GuardError):
 
     code = ACCESS_DENIED
     public_message = "Access denied"
+
+
+class ApprovalPending(GuardError):
+    """The call needs an approval that has not been given yet; retry it unchanged once approved."""
+
+    code = APPROVAL_PENDING
+    public_message = "Approval pending"
+
+    def __init__(self, reason: str, *, request_id: str, expires_at: float, decision: Any = None) -> None:
+        data = {"approvalId": request_id, "status": "pending", "expiresAt": expires_at}
+        super().__init__(reason, data=data, decision=decision)
+        #: The caller learns the id to quote to an approver, and that a retry is expected.
+        self.public_message = f"Approval pending: request {request_id}; retry the same call once approved"
+        self.request_id = request_id
+
+
+class StepUpRequired(GuardError):
+    """A rule needs a fresh MFA: the caller signs in again at ``url``, then retries the call."""
+
+    code = URL_ELICITATION_REQUIRED
+    public_message = "Step-up required: sign in again at the given URL, then retry"
+
+    def __init__(
+        self, reason: str, *, url: str, elicitation_id: str, message: str, decision: Any = None
+    ) -> None:
+        item = {"mode": "url", "message": message, "url": url, "elicitationId": elicitation_id}
+        super().__init__(reason, data={"elicitations": [item]}, decision=decision)
+        self.url = url
 
 
 class MethodNotAllowed(GuardError):

@@ -23,11 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import pipeline
+from . import pipeline, review, stepping
+from .approvals import ApprovalBook
 from .assembly import assemble
 from .authn.chain import AuthenticatorChain
+from .authn.stepup import StepUps
 from .classify import MethodInfo
 from .config import GuardConfig, load_config
+from .confirm import Confirmations
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
 from .limits import SizeLimits, check_size, json_size
 from .model import (
@@ -53,6 +56,7 @@ from .protocols import (
 )
 from .protocols import RateLimiter as RateLimiterProtocol
 from .screening import Screening
+from .store.memory import MemoryStore
 from .store.secret import shared_secret
 from .telemetry import Telemetry
 from .upkeep import Upkeep
@@ -116,6 +120,8 @@ class Guard(Screening):
         sanitize: SanitizeConfig | None = None,
         pins: PinStore | None = None,
         telemetry: Telemetry | None = None,
+        approvals: ApprovalBook | None = None,
+        step_ups: StepUps | None = None,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -138,6 +144,14 @@ class Guard(Screening):
         self.sanitize = sanitize
         #: Rug-pull defence: item hashes approved per server (``None``: no pinning).
         self.pins = pins
+        #: Approval requests (policy ``approval`` obligations), in the state store so any replica
+        #: and ``mcp-guard approvals`` see them; without a store, in this process only.
+        backing: StateStore = store if store is not None else MemoryStore()
+        self.approvals = approvals if approvals is not None else ApprovalBook(backing)
+        #: Step-up at call time (``[authn.passwords] step_up_url``): None refuses a missing MFA.
+        self.step_ups = step_ups
+        #: The ``confirm`` stage: its signed 2026-07-28 state uses a key shared through the store.
+        self.confirmations = Confirmations(backing)
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
@@ -180,8 +194,21 @@ class Guard(Screening):
         return principal
 
     # ------------------------------------------------------------------ decide
-    async def authorize(self, principal: Principal, request: AccessRequest, info: MethodInfo) -> Decision:
-        """Decide one classified request; raise a :class:`GuardError` to refuse it."""
+    async def authorize(
+        self,
+        principal: Principal,
+        request: AccessRequest,
+        info: MethodInfo,
+        *,
+        tick: review.WaitTick | None = None,
+        exchange: pipeline.Exchange | None = None,
+    ) -> Decision:
+        """Decide one classified request; raise a :class:`GuardError` to refuse it.
+
+        After the policy: step-up, rate limits, the caller's confirmation (asked through
+        ``exchange.caller``; the params the handler then gets are left in
+        ``exchange.forward``), then a person's approval (``tick`` runs while the call waits).
+        """
         if info.housekeeping:
             return _HOUSEKEEPING
         if request.action == "list":
@@ -192,9 +219,25 @@ class Guard(Screening):
         if not decision.allowed:
             raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
         try:
-            self._check_obligations(principal, decision)
+            await self._step_up(principal, decision, exchange)
             await self._admit_rate(principal, request)
+            for obligation in decision.obligations:
+                if obligation.kind == "confirm":
+                    caller = exchange.caller if exchange is not None else None
+                    params = exchange.params if exchange is not None else None
+                    decision, forward = await self.confirmations.confirm(
+                        principal, request, decision, obligation, caller, params
+                    )
+                    if exchange is not None:
+                        exchange.forward = forward
+            for obligation in decision.obligations:
+                if obligation.kind == "approval":
+                    decision = await review.approve_call(
+                        self.approvals, principal, request, decision, obligation, tick or _progress(exchange)
+                    )
         except GuardError as exc:
+            if exc.decision is not None:
+                raise
             exc.decision = decision  # a refused allow keeps its rule and redactions in the audit
             raise
         return decision
@@ -228,18 +271,23 @@ class Guard(Screening):
                 raise AccessDenied(f"subscription to {uri!r} denied: " + "; ".join(decision.reasons))
         return Decision(True, None, (f"{len(uris)} resource subscription(s) allowed",))
 
-    @staticmethod
-    def _check_obligations(principal: Principal, decision: Decision) -> None:
+    async def _step_up(
+        self, principal: Principal, decision: Decision, exchange: pipeline.Exchange | None
+    ) -> None:
+        """A ``step_up`` rule needs an MFA within ``max_age``: from the credential, or asked for."""
         for obligation in decision.obligations:
-            if obligation.kind == "step_up":
-                max_age = float(obligation.params.get("max_age", 0))
-                if not principal.mfa or principal.auth_time is None:
-                    raise AccessDenied(f"step-up required: rule {decision.rule} needs MFA")
+            if obligation.kind != "step_up":
+                continue
+            max_age = float(obligation.params.get("max_age", 0))
+            why = f"step-up required: rule {decision.rule} needs MFA"
+            if principal.mfa and principal.auth_time is not None:
                 age = (datetime.now(timezone.utc) - principal.auth_time).total_seconds()
-                if age > max_age:
-                    raise AccessDenied(
-                        f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
-                    )
+                if age <= max_age:
+                    continue
+                why = f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
+            if self.step_ups is None:
+                raise AccessDenied(why)
+            await stepping.step_up(self.step_ups, principal, max_age, why, exchange)
 
     async def _admit_rate(self, principal: Principal, request: AccessRequest) -> None:
         if self.rate_limiter is None:
@@ -359,6 +407,8 @@ class Guard(Screening):
             latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
             direction=direction,
             outcome=status,
+            approval=verdict.approval if verdict is not None else None,
+            confirmation=verdict.confirmation if verdict is not None else None,
         )
 
     # ------------------------------------------------------------------ the pipeline
@@ -454,6 +504,18 @@ class Guard(Screening):
         self._closers.clear()
         if self.store is not None:
             await self.store.aclose()
+
+
+def _progress(exchange: pipeline.Exchange | None) -> review.WaitTick | None:
+    """Progress notifications to the caller while its call waits for an approval (when it asked)."""
+    send = getattr(exchange.caller, "progress", None) if exchange is not None else None
+    if send is None:
+        return None
+
+    async def tick(request: Any, waited: float) -> None:
+        await send(waited, f"waiting for approval {request.id} (approvers: {', '.join(request.approvers)})")
+
+    return tick
 
 
 def result_size(value: Any) -> int:

@@ -176,6 +176,10 @@ class Decision:
     shadow: bool = False
     would_allow: bool | None = None
     retry_after: float | None = None
+    #: The approval request that let this call run (or refused it), as its audit fields.
+    approval: Mapping[str, Any] | None = None
+    #: The caller's answer to the rule's ``confirm`` question, as its audit fields.
+    confirmation: Mapping[str, Any] | None = None
 
     @property
     def effect(self) -> Effect:
@@ -274,6 +278,10 @@ class AuditEvent:
     latency_ms: float | None = None
     direction: Literal["inbound", "outbound"] = "inbound"
     outcome: Status | None = None
+    #: Approval request behind the call: id, status, requested_by, decided_by, arguments_sha256.
+    approval: Mapping[str, Any] | None = None
+    #: The caller's confirmation: by (subject), answer, arguments_sha256.
+    confirmation: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arguments are not yet redacted; the pipeline does that)."""
@@ -287,7 +295,7 @@ class AuditEvent:
                 "hidden": self.result.hidden,
                 "findings": [f.as_dict() for f in self.result.findings],
             }
-        return {
+        record = {
             "id": self.id,
             "time": self.time,
             "event": self.event,
@@ -313,6 +321,11 @@ class AuditEvent:
             "latency_ms": self.latency_ms,
             "outcome": self.outcome,
         }
+        if self.approval is not None:  # only on events of calls that needed a person's decision
+            record["approval"] = _plain(self.approval)
+        if self.confirmation is not None:
+            record["confirmation"] = _plain(self.confirmation)
+        return record
 
 
 def _plain(value: Any) -> Any:

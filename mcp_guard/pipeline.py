@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from ._wire import to_wire
 from .classify import MethodInfo, classify
+from .confirm import AskCaller, Caller
 from .errors import AccessDenied, GuardError, GuardUnavailable
 from .model import (
     AccessRequest,
@@ -96,6 +97,11 @@ class Exchange:
     mismatch: str | None = None
     #: Tags and annotations of the target, for policy conditions (``request.tags`` ...).
     describe: Describe | None = None
+    #: The user behind the calling session, for a rule's ``confirm`` question (None: nobody to ask).
+    caller: Caller | None = None
+    #: Set by the confirm stage on 2026-07-28: the params the handler gets (the guard's own
+    #: question and state removed). The adapter's call uses them instead of the original.
+    forward: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,10 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
 async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
     try:
         admitted = await _admit(guard, trail, delegate)
+    except AskCaller as asked:
+        # The answer is a question for the caller (2026-07-28): recorded, then returned as the result.
+        await _finish(guard, trail, asked)
+        return asked.result
     except BaseException as exc:
         raise await _finish(guard, trail, exc) from None
     token = _SLOT.set(trail) if delegate else None
@@ -250,7 +260,7 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     if delegate and not info.housekeeping:
         decision = _DELEGATED
     else:
-        decision = await guard.authorize(principal, request, info)
+        decision = await guard.authorize(principal, request, info, exchange=ex)
     trail.decision = decision
     guard.check_audit()
     return Admitted(principal, request, info, decision)

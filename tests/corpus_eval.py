@@ -22,7 +22,9 @@ def load_split(directory: Path) -> list[dict[str, Any]]:
     """Every row of every ``*.jsonl`` file in ``directory``, in file-name order, labels defaulted."""
     rows: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # not splitlines: U+2028 may sit in a string
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8").split("\n"), 1
+        ):  # not splitlines: U+2028 may sit in a string
             if not line.strip():
                 continue
             try:
@@ -66,7 +68,9 @@ class Table:
         return "\n".join(lines)
 
 
-def evaluate(rows: Sequence[dict[str, Any]], scan: Callable[[list[tuple[str, Any]]], Sequence[_Verdict]]) -> Table:
+def evaluate(
+    rows: Sequence[dict[str, Any]], scan: Callable[[list[tuple[str, Any]]], Sequence[_Verdict]]
+) -> Table:
     """Scan ``rows`` with ``scan`` (e.g. ``scan_pairs``) and count per category."""
     results = scan([(r["kind"], r["item"]) for r in rows])
     table = Table()

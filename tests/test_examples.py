@@ -113,6 +113,11 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path: Path) -> None:
     for line in trail.splitlines():  # reasons are cut between words, with an ellipsis
         words = line.split()
         assert not words or words[-1].endswith("\u2026") or len(line) < 3 + 10 + 27 + 29 + 7 + 70, line
+    # One call waits for an admin's approval, given with `mcp-guard approvals approve`.
+    waited = out.split("alice publishes a note")[1].split("== ")[0]
+    assert "progress: waiting for approval apr-" in waited and "(rule publishing-needs-approval)" in waited
+    assert "approved by carol" in waited and "(exit 0)" in waited
+    assert "notes__add_note(text='PUBLISH: Q3 numbers')  -> ok" in waited
     for name in ("state.db", "audit.db", "audit.key"):
         assert (tmp_path / "data" / name).is_file()
     assert (tmp_path / "data" / "audit.key").stat().st_mode & 0o077 == 0

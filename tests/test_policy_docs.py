@@ -59,8 +59,15 @@ def test_cookbook_conditions_compile() -> None:
 
 def test_documented_case_file_passes_against_the_first_example() -> None:
     policy = load_policy_text(blocks("toml")[0])
-    cases = load_cases(blocks("toml")[6], "toml", "docs/policy.md")
+    (case_file,) = [b for b in blocks("toml") if "[[cases]]" in b]
+    cases = load_cases(case_file, "toml", "docs/policy.md")
     assert all(r.passed for r in run_cases(policy, cases))
+
+
+def test_documented_human_in_the_loop_rule_loads_with_its_obligations() -> None:
+    (block,) = [b for b in blocks("toml") if 'id = "transfers"' in b]
+    (rule,) = load_policy_text(block, source="docs/policy.md").rules
+    assert [o.kind for o in rule.obligations] == ["step_up", "confirm", "approval"]
 
 
 def test_documented_plugin_output_matches_the_example() -> None:

@@ -52,7 +52,9 @@ def test_false_flags_stay_at_or_below_their_ceiling(table: tuple[str, Table]) ->
     split, result = table
     flagged, total = result.negatives
     ceiling = FLOORS[split]["false_flags"]
-    assert flagged / total <= ceiling, f"{split}: {flagged}/{total} hard negatives flagged: {result.false_flags}"
+    assert flagged / total <= ceiling, (
+        f"{split}: {flagged}/{total} hard negatives flagged: {result.false_flags}"
+    )
 
 
 def test_every_category_has_items_in_both_splits() -> None:

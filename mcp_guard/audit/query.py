@@ -66,6 +66,8 @@ class Filters:
     decision: str | None = None
     method: str | None = None
     session: str | None = None
+    #: Events of the calls that one approval request was about (``approval.id`` of the record).
+    approval: str | None = None
     since: float | None = None
     until: float | None = None
 
@@ -84,6 +86,9 @@ def _sql(f: Filters) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
+    if f.approval is not None:
+        where.append("json_extract(record, '$.approval.id') = ?")
+        args.append(f.approval)
     if f.since is not None:
         where.append("time >= ?")
         args.append(f.since)
@@ -101,6 +106,10 @@ def _matches(record: dict[str, Any], f: Filters) -> bool:
         for want, have in (*checks, (f.method, method), (f.session, session))
     ):
         return False
+    if f.approval is not None:
+        approval = record.get("approval")
+        if not isinstance(approval, dict) or approval.get("id") != f.approval:
+            return False
     if f.since is not None and (not isinstance(t, (int, float)) or t < f.since):
         return False
     return not (f.until is not None and (not isinstance(t, (int, float)) or t >= f.until))

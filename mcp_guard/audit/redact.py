@@ -473,8 +473,11 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
     encoding, when the cheap tests show no detector can fire; None when the full path must run.
 
     Field rules and the sensitive-key rule are applied here (on copies); only events where a
-    detector might match, or that hold values the walk would convert, go the slow way.
+    detector might match, or that hold values the walk would convert, go the slow way (as do
+    the rare events of calls that needed an approval: their record has one more field).
     """
+    if event.approval is not None or event.confirmation is not None:
+        return None
     args: Any = event.arguments
     if args is not None and isinstance(args, Mapping):
         if fields:

@@ -212,6 +212,18 @@ class PasswordsConfig(_Model):
     min_length: int = Field(default=12, ge=8)
     hash: Literal["argon2id", "scrypt"] | None = None
     lockout: LockoutConfig = LockoutConfig()
+    #: Public URL of the step-up page the portal serves (its path is where it is mounted): a
+    #: rule's ``step_up`` then sends callers there instead of only refusing.
+    step_up_url: str | None = None
+
+    @field_validator("step_up_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/]+/", value):
+            raise ValueError(
+                "an absolute http(s) URL with a path, e.g. 'https://guard.example/login/step-up'"
+            )
+        return value
 
 
 class IssuerConfig(_Model):

@@ -78,6 +78,7 @@ def register(subparsers: Any) -> None:
     q.add_argument("--decision", choices=("allow", "deny", "error"))
     q.add_argument("--method", help="MCP method, e.g. tools/call")
     q.add_argument("--session")
+    q.add_argument("--approval", metavar="ID", help="events of the calls an approval request was about")
     q.add_argument(
         "--since", help="ISO 8601, now, today, yesterday, or a time ago: 15m, 24h, 7d (or '15m ago')"
     )
@@ -328,6 +329,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         decision=args.decision,
         method=args.method,
         session=args.session,
+        approval=args.approval,
         since=_time(args.since, "--since"),
         until=_time(args.until, "--until"),
     )

@@ -94,6 +94,7 @@ async def _scenario(args: argparse.Namespace) -> int:
                 return 1
             await asyncio.sleep(0.05)
         await _walkthrough(out, f"http://127.0.0.1:{port}/mcp")
+        await _approval(out, f"http://127.0.0.1:{port}/mcp", example / "guard.toml", data)
         if args.serve:
             out.section("Serving until Ctrl-C")
             out.line(f"connect with: Authorization: Bearer {KEYS['alice']}  (or {KEYS['bob']})")
@@ -241,6 +242,46 @@ async def _raw_status(url: str) -> str:
         response = await http.post(url, json=body, headers=headers)
     text = clip(response.text, 90) if response.text else "no body"
     return f"HTTP {response.status_code}, {text}"
+
+
+async def _approval(out: _Printer, url: str, config: Path, data: Path) -> None:
+    """One call that waits for an admin's approval, decided with ``mcp-guard approvals approve``."""
+    from ..approvals import ApprovalBook
+    from ..store import open_store
+    from .main import main
+
+    out.section("alice publishes a note: the policy wants an admin's approval first")
+    state = f"sqlite:///{data}/state.db"
+    store = open_store(state)
+    notes: list[str] = []
+
+    async def approve_when_asked() -> None:
+        book = ApprovalBook(store, notifiers=())
+        while not (pending := await book.list()):
+            await asyncio.sleep(0.1)
+        request = pending[0]
+        where = f"{request.server}/{request.target}"
+        out.line(
+            f"pending {request.id}: {request.subject} -> {where} {request.arguments} (rule {request.rule})"
+        )
+        argv = ["approvals", "approve", request.id, "--as", "carol", "--note", "demo"]
+        out.line(f"$ mcp-guard {' '.join(argv)}")
+        code = await asyncio.to_thread(main, [*argv, "--config", str(config), "--state", state])
+        out.line(f"(exit {code})")
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        if not notes:
+            out.line(f"progress: {message}")
+        notes.append(message or "")
+
+    try:
+        async with _client(url, KEYS["alice"]) as c:
+            deciding = asyncio.create_task(approve_when_asked())
+            call = c.call_tool("notes__add_note", {"text": "PUBLISH: Q3 numbers"}, progress_callback=progress)
+            await _try(out, "notes__add_note(text='PUBLISH: Q3 numbers')", call)
+            await deciding
+    finally:
+        await store.aclose()
 
 
 def _show_audit(out: _Printer, data: Path) -> int:

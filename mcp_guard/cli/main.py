@@ -28,6 +28,7 @@ GROUPS: tuple[str, ...] = (
     "audit",
     "servers",
     "pins",
+    "approvals",
 )
 
 

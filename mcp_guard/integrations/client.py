@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from .._wire import to_wire
 from ..classify import REQUESTS
+from ..confirm import Caller, Era
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
 from ..guard import Guard
 from ..model import Outcome, Principal, RequestContext
@@ -54,8 +55,13 @@ class GuardedSession:
         server: str,
         principal: Principal,
         transport: str = "client",
+        ask: Any = None,
+        caller: Caller | None = None,
     ) -> None:
         self.guard = guard
+        #: Who a rule's ``confirm`` question goes to: the host's user through its elicitation
+        #: callback (``ask``), or a downstream caller (the portal passes ``caller``).
+        self._caller = caller if caller is not None else HostCaller(ask) if ask is not None else None
         self._inner = session
         self.server = server
         self.principal = principal
@@ -81,6 +87,7 @@ class GuardedSession:
             direction="outbound",
             principal=self.principal,
             lookup=self._lookup,
+            caller=self._caller,
         )
         return await self.guard.run(exchange, lambda _admitted: send())
 
@@ -288,6 +295,27 @@ class _Callbacks(ServerRequestGate):
             await handler(message)
 
 
+class HostCaller:
+    """The host's own user, asked with the host's elicitation callback (a rule's ``confirm``).
+
+    The callback gets ``context=None``: the question comes from the guard, not from a server.
+    """
+
+    era: Era = "legacy"
+
+    def __init__(self, callback: Any) -> None:
+        self._callback = callback
+
+    def can_elicit(self) -> bool:
+        return True
+
+    async def elicit(self, message: str, schema: Mapping[str, Any]) -> str:
+        params = types.ElicitRequestFormParams(message=message, requested_schema=dict(schema))
+        result = await self._callback(None, params)
+        action = getattr(result, "action", None)
+        return str(action) if action is not None else "error: " + str(getattr(result, "message", result))
+
+
 @asynccontextmanager
 async def guarded_client(
     guard: Guard,
@@ -310,6 +338,9 @@ async def guarded_client(
     elicitation requests are scanned and audited before they reach them;
     callbacks you do not pass stay unset, so the server cannot use those
     capabilities at all.
+
+    A policy ``confirm`` question is put to the host's user through
+    ``elicitation_callback`` (with ``context=None``); without one such calls are refused.
 
     ``target`` may also be a ``ClientSession`` or ``mcp.Client`` that is already
     open: it is wrapped as it is (and stays yours to close). Its requests and
@@ -341,7 +372,7 @@ async def guarded_client(
         **client_kwargs,
     )
     async with client:
-        yield GuardedSession(guard, client, server=server, principal=principal)
+        yield GuardedSession(guard, client, server=server, principal=principal, ask=elicitation_callback)
 
 
 __all__ = ["GuardedSession", "guarded_client"]

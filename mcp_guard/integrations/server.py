@@ -28,12 +28,14 @@ from mcp_types import CLIENT_INFO_META_KEY
 
 from .._wire import to_wire
 from ..classify import REQUESTS
+from ..confirm import Caller
 from ..errors import AUTHENTICATION_REQUIRED
 from ..guard import Guard, register_integration
 from ..model import Principal, RequestContext
 from ..pipeline import Admitted, Describe, Exchange
 from ..protocols import Credential
 from ..screening import PIN_NOTICES
+from .asking import SessionCaller, confirmed_rounds
 from .describe import describer
 from .handshake import answer_fallback_handshakes
 from .http import AuditHttpRefusals, GuardTokenVerifier
@@ -50,6 +52,8 @@ TOKEN_ENV = "MCP_GUARD_TOKEN"
 CURRENT_CALLER: ContextVar[tuple[Principal, RequestContext] | None] = ContextVar(
     "mcp_guard_current_caller", default=None
 )
+#: The user behind the downstream request, for the nested runs' ``confirm`` questions (portal).
+CURRENT_ASKER: ContextVar[Caller | None] = ContextVar("mcp_guard_current_asker", default=None)
 
 _RESULT_KIND = {
     "tools/call": "tool_result",
@@ -227,6 +231,7 @@ class GuardMiddleware:
             lookup=lookup if ctx.request_id is not None else None,
             mismatch=self._mismatch(ctx),
             describe=self._describe,
+            caller=SessionCaller(ctx) if ctx.request_id is not None else None,
         )
 
     # ------------------------------------------------------------------ the adapter
@@ -236,12 +241,15 @@ class GuardMiddleware:
         exchange = self._exchange(ctx, call_next)
 
         async def call(admitted: Admitted) -> HandlerResult:
+            own = ctx if exchange.forward is None else replace(ctx, params=exchange.forward)
             if not self.delegate:
-                return await call_next(ctx)
+                return await confirmed_rounds(self.guard, admitted, await call_next(own))
             token = CURRENT_CALLER.set((admitted.principal, exchange.context))
+            asking = CURRENT_ASKER.set(exchange.caller)
             try:
-                return await call_next(ctx)
+                return await confirmed_rounds(self.guard, admitted, await call_next(own))
             finally:
+                CURRENT_ASKER.reset(asking)
                 CURRENT_CALLER.reset(token)
 
         if exchange.notification:
@@ -403,7 +411,7 @@ class _McpIntegration:
 
 register_integration(_McpIntegration())
 
-__all__ = ["CURRENT_CALLER", "TOKEN_ENV", "GuardMiddleware", "protect"]
+__all__ = ["CURRENT_ASKER", "CURRENT_CALLER", "TOKEN_ENV", "GuardMiddleware", "protect"]
 
 # Requests the middleware knows; exported for documentation and tests.
 KNOWN_METHODS = tuple(REQUESTS)

@@ -248,6 +248,17 @@ def compile_documents(
                 obligations.append(Obligation("redact", {"fields": tuple(spec.redact)}))
             if spec.step_up is not None:
                 obligations.append(Obligation("step_up", {"max_age": spec.step_up}))
+            if spec.confirm is not None:
+                obligations.append(Obligation("confirm", {"message": spec.confirm}))
+            if spec.approval is not None:
+                a = spec.approval
+                params = {
+                    "approvers": tuple(a.approvers),
+                    "timeout": a.timeout,
+                    "wait": a.wait,
+                    "rules": (spec.id,),
+                }
+                obligations.append(Obligation("approval", params))
             selectors = {name: getattr(spec, name) for name in SELECTOR_FIELDS}
             rules.append(
                 Rule(

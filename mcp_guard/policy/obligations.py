@@ -15,11 +15,32 @@ __all__ = ["merge_obligations"]
 
 
 def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ...]:
-    """Union of redacted fields, the strictest step-up, other kinds kept as given."""
+    """Union of redacted fields, the strictest step-up, one confirmation, one approval.
+
+    Several confirm messages: the first rule's is asked (one question per call,
+    never a chain of dialogs). Several approvals: one request, which any of the
+    rules' approver roles may decide, open for the shortest ``timeout`` and
+    waited on for the shortest ``wait``. Other kinds are kept as given.
+    """
     fields: list[str] = []
     max_age: float | None = None
+    confirm: Obligation | None = None
+    approvers: list[str] = []
+    rules: list[str] = []
+    timeout: float | None = None
+    wait: float | None = None
     others: list[Obligation] = []
     for o in obligations:
+        if o.kind == "confirm":
+            confirm = confirm or o
+            continue
+        if o.kind == "approval":
+            approvers.extend(r for r in o.params.get("approvers", ()) if r not in approvers)
+            rules.extend(r for r in o.params.get("rules", ()) if r not in rules)
+            t, w = float(o.params["timeout"]), float(o.params.get("wait", 0.0))
+            timeout = t if timeout is None else min(timeout, t)
+            wait = w if wait is None else min(wait, w)
+            continue
         if o.kind == "redact":
             for f in o.params.get("fields", ()):
                 if f not in fields:
@@ -34,4 +55,9 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
         out.append(Obligation("redact", {"fields": tuple(fields)}))
     if max_age is not None:
         out.append(Obligation("step_up", {"max_age": max_age}))
+    if confirm is not None:
+        out.append(confirm)
+    if timeout is not None:
+        params = {"approvers": tuple(approvers), "timeout": timeout, "wait": wait, "rules": tuple(rules)}
+        out.append(Obligation("approval", params))
     return (*out, *others)

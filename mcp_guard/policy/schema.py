@@ -9,6 +9,7 @@ writes ``roles = []`` almost certainly meant neither.
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 __all__ = [
     "ACTIONS",
     "KIND_ACTIONS",
+    "ApprovalModel",
     "LimitModel",
     "PolicyDocument",
     "RoleModel",
@@ -103,6 +105,50 @@ class _Selectors(_Model):
         return self
 
 
+_PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def check_confirm(value: str) -> str:
+    """A confirm message may name arguments as ``{path}``; anything else in braces is a typo.
+
+    Checked at load so a message never fails (or leaks ``{...}`` syntax) at call time.
+    """
+    if not value.strip():
+        raise ValueError("an empty confirmation message tells the user nothing")
+    try:
+        parts = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"invalid message: {exc} (write {{{{ and }}}} for literal braces)") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not _PLACEHOLDER.match(name) or spec or conversion:
+            raise ValueError(
+                f"placeholder {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                " must name an argument, like {amount} or {to.account}"
+            )
+    return value
+
+
+Message = Annotated[str, BeforeValidator(lambda v: check_confirm(v) if isinstance(v, str) else v)]
+
+
+class ApprovalModel(_Model):
+    """``approval = { approvers = [...], timeout = "10m", wait = "30s" }`` on an allow rule."""
+
+    approvers: list[Name]
+    timeout: Duration = 600.0
+    wait: Annotated[float, BeforeValidator(lambda v: 0.0 if v in (0, "0", "0s") else parse_window(v))] = 0.0
+
+    _check_nonempty = field_validator("approvers")(_nonempty)
+
+    @model_validator(mode="after")
+    def _wait_within_timeout(self) -> ApprovalModel:
+        if self.wait > self.timeout:
+            raise ValueError("'wait' is longer than 'timeout': the request would expire while the call waits")
+        return self
+
+
 class RuleModel(_Selectors):
     id: Name
     effect: Literal["allow", "deny"]
@@ -111,6 +157,8 @@ class RuleModel(_Selectors):
     when: str | None = None
     redact: list[Name] | None = None
     step_up: Duration | None = None
+    confirm: Message | None = None
+    approval: ApprovalModel | None = None
     cross_tenant: bool = False
 
     @field_validator("id")
@@ -123,7 +171,7 @@ class RuleModel(_Selectors):
     @model_validator(mode="after")
     def _allow_only(self) -> RuleModel:
         if self.effect == "deny":
-            for name in ("redact", "step_up"):
+            for name in ("redact", "step_up", "confirm", "approval"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name!r} is an obligation of allow rules; a deny rule cannot carry it")
             if self.cross_tenant:

@@ -18,6 +18,7 @@ from mcp.client.session import ClientSession
 
 from ..guard import Guard
 from ..integrations.client import GuardedSession
+from ..integrations.server import CURRENT_ASKER
 from ..model import Principal, RequestContext
 from .upstream import Upstream
 
@@ -94,7 +95,12 @@ class CallerSession(GuardedSession):
         self, guard: Guard, adapter: UpstreamAdapter, *, principal: Principal, context: RequestContext
     ) -> None:
         super().__init__(
-            guard, adapter, server=adapter.upstream.name, principal=principal, transport="portal"
+            guard,
+            adapter,
+            server=adapter.upstream.name,
+            principal=principal,
+            transport="portal",
+            caller=CURRENT_ASKER.get(),  # the downstream user answers the rules' confirm questions
         )
         self._downstream = context
 

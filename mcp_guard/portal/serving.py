@@ -210,7 +210,15 @@ def http_auth(config: GuardConfig, guard: Guard) -> dict[str, Any]:
         if service is not None:
             from ..authn import login_routes
 
-            out["custom_starlette_routes"] = login_routes(service)
+            routes = login_routes(service)
+            step_ups = getattr(guard, "step_ups", None)
+            if step_ups is not None:
+                from urllib.parse import urlsplit
+
+                from ..authn.stepup import step_up_routes
+
+                routes += step_up_routes(service, step_ups, path=urlsplit(step_ups.url).path)
+            out["custom_starlette_routes"] = routes
     return out
 
 

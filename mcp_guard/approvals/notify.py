@@ -1,0 +1,47 @@
+"""Telling people that a request waits for them, or was decided: a small plugin Protocol.
+
+The guard calls every configured notifier when a request is created and when
+it is approved or denied. A failing notifier is logged and never changes the
+outcome. The built-in one writes a log line; a webhook or chat notifier is a
+class with the same ``notify`` method.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .model import ApprovalRequest
+
+__all__ = ["LoggingNotifier", "Notifier"]
+
+
+class Notifier(Protocol):
+    """Called with the request after every change of its status (``pending``, ``approved``, ``denied``)."""
+
+    async def notify(self, request: ApprovalRequest) -> None: ...
+
+
+class LoggingNotifier:
+    """Logs each change on the ``mcp_guard.approvals`` logger, with the command that decides it."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger("mcp_guard.approvals")
+
+    async def notify(self, request: ApprovalRequest) -> None:
+        if request.status == "pending":
+            self.logger.warning(
+                "approval %s: %s asks to run %s %r on %s (rule %s; approvers: %s); "
+                "decide with: mcp-guard approvals approve|deny %s",
+                request.id,
+                request.subject,
+                request.kind or "target",
+                request.target,
+                request.server,
+                request.rule,
+                ", ".join(request.approvers),
+                request.id,
+            )
+        else:
+            self.logger.info("approval %s %s by %s", request.id, request.status, request.decided_by)

@@ -1,0 +1,141 @@
+"""``mcp-guard approvals list | approve | deny``: decide the calls that wait for a person.
+
+Requests live in the state store (``--state URL``, else ``[guard] state`` of
+``--config``, else ``sqlite:///.mcp-guard/state.db``), where the waiting guard
+learns a decision at once.
+
+An approver is named with ``--as SUBJECT`` (default: the operating-system user
+running the command). Their roles are what the guard would give them when they
+log in: the roles of every ``[[authn.api_keys]]`` entry and every stored key
+(``mcp-guard keys create``) of that subject that is not revoked or expired,
+and of their entry in the users file of ``[authn.passwords]``; then the
+policy's role inheritance and ``[roles.X] subjects``/``groups`` memberships
+apply. Someone who holds none of the request's approver roles, or who asked
+for the call, cannot decide it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from ..approvals import ApprovalBook, ApprovalError, ApprovalRequest
+from ..authn._cli import CliContext, add_config_options, context, run_with_store
+from ..authn.api_keys import list_api_keys
+from ..authn.config import resolve_path
+from ..authn.users import UsersFile
+from ..model import Principal
+from ..protocols import StateStore
+
+T = TypeVar("T")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("approvals", help="list, approve and deny calls waiting for approval")
+    sub = parser.add_subparsers(dest="approvals_command", metavar="ACTION")
+    sub.required = True
+
+    p_list = sub.add_parser("list", help="pending approval requests (--all: decided and expired too)")
+    p_list.add_argument("--all", action="store_true", help="also approved, denied, expired and used ones")
+    p_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_config_options(p_list)
+    p_list.set_defaults(func=_list)
+
+    for name, verb in (("approve", "approve"), ("deny", "deny")):
+        p = sub.add_parser(name, help=f"{verb} a pending request (exit 1: unknown or not pending)")
+        p.add_argument("id", help="request id, as in 'approvals list' or the caller's -32004 error")
+        p.add_argument(
+            "--as", dest="subject", metavar="SUBJECT", help="who decides (default: your login name)"
+        )
+        p.add_argument("--note", help="a reason, shown to the caller and kept in the audit trail")
+        p.add_argument("--json", action="store_true", help="print the decided request as JSON")
+        add_config_options(p)
+        p.set_defaults(func=_decide, approve=name == "approve")
+
+
+def _with_book(
+    args: argparse.Namespace, body: Callable[[ApprovalBook, StateStore, CliContext], Awaitable[T]]
+) -> T:
+    ctx = context(args)
+    return run_with_store(ctx, lambda store: body(ApprovalBook(store), store, ctx))
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def body(book: ApprovalBook, store: StateStore, ctx: CliContext) -> list[ApprovalRequest]:
+        return await book.list(everything=args.all)
+
+    requests = _with_book(args, body)
+    if args.json:
+        for r in requests:
+            sys.stdout.write(json.dumps(r.record(), ensure_ascii=True) + "\n")
+        return 0
+    if not requests:
+        print("no pending approval requests" if not args.all else "no approval requests")
+        return 0
+    for r in requests:
+        who = f" by {r.decided_by}" if r.decided_by else ""
+        print(f"{r.id}  {r.status}{who}  {r.subject} -> {r.server}/{r.target}  rule {r.rule}")
+        print(f"    arguments {json.dumps(r.arguments, ensure_ascii=True)}")
+        print(f"    requested {_when(r.requested_at)} UTC, until {_when(r.expires_at)} UTC")
+    return 0
+
+
+async def approver_roles(subject: str, ctx: CliContext, store: StateStore) -> frozenset[str]:
+    """The roles ``subject`` holds as the guard would see them (see the module doc)."""
+    roles: set[str] = set()
+    groups: set[str] = set()
+    tenant: str | None = None
+    for key in ctx.settings.api_keys:
+        if key.subject == subject and (key.expires_at is None or key.expires_at > time.time()):
+            roles.update(key.roles)
+            groups.update(key.groups)
+    for record, _ in await list_api_keys(store):
+        live = record.revoked_at is None and (record.expires_at is None or record.expires_at > time.time())
+        if record.subject == subject and live:
+            roles.update(record.roles)
+            groups.update(record.groups)
+    if ctx.settings.passwords is not None:
+        user = UsersFile(resolve_path(ctx.base_dir, ctx.settings.passwords.users_file)).get(subject)
+        if user is not None and not user.disabled:
+            roles.update(user.roles)
+            groups.update(user.groups)
+            tenant = user.tenant
+    principal = Principal(subject, tenant=tenant, roles=frozenset(roles), groups=frozenset(groups))
+    if ctx.config is not None:
+        from ..config import load_config
+        from ..policy import load_policy
+
+        config = load_config(ctx.config)
+        paths = [config.resolve(p) for p in config.guard.policy_paths()]
+        if paths:
+            return load_policy(*paths).effective_roles(principal)
+    return principal.roles
+
+
+def _decide(args: argparse.Namespace) -> int:
+    subject = args.subject or getpass.getuser()
+
+    async def body(book: ApprovalBook, store: StateStore, ctx: CliContext) -> ApprovalRequest:
+        roles = await approver_roles(subject, ctx, store)
+        return await book.decide(args.id, args.approve, by=subject, roles=roles, note=args.note)
+
+    try:
+        decided = _with_book(args, body)
+    except ApprovalError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(decided.record(), ensure_ascii=True) + "\n")
+    else:
+        print(f"{decided.id} {decided.status} by {subject}")
+    return 0
