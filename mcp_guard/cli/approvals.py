@@ -23,15 +23,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..approvals import ApprovalBook, ApprovalError, ApprovalRequest
-from ..authn._cli import CliContext, add_config_options, context, run_with_store
-from ..authn.api_keys import list_api_keys
-from ..authn.config import resolve_path
-from ..authn.users import UsersFile
-from ..model import Principal
-from ..protocols import StateStore
+from ._options import add_config_options
+
+if TYPE_CHECKING:  # the commands import what they run when they run (``--help`` stays instant)
+    from ..approvals import ApprovalBook, ApprovalRequest
+    from ..authn._cli import CliContext
+    from ..protocols import StateStore
 
 T = TypeVar("T")
 
@@ -62,6 +61,9 @@ def register(subparsers: Any) -> None:
 def _with_book(
     args: argparse.Namespace, body: Callable[[ApprovalBook, StateStore, CliContext], Awaitable[T]]
 ) -> T:
+    from ..approvals import ApprovalBook
+    from ..authn._cli import context, run_with_store
+
     ctx = context(args)
     return run_with_store(ctx, lambda store: body(ApprovalBook(store), store, ctx))
 
@@ -92,6 +94,11 @@ def _list(args: argparse.Namespace) -> int:
 
 async def approver_roles(subject: str, ctx: CliContext, store: StateStore) -> frozenset[str]:
     """The roles ``subject`` holds as the guard would see them (see the module doc)."""
+    from ..authn.api_keys import list_api_keys
+    from ..authn.config import resolve_path
+    from ..authn.users import UsersFile
+    from ..model import Principal
+
     roles: set[str] = set()
     groups: set[str] = set()
     tenant: str | None = None
@@ -123,6 +130,8 @@ async def approver_roles(subject: str, ctx: CliContext, store: StateStore) -> fr
 
 
 def _decide(args: argparse.Namespace) -> int:
+    from ..approvals import ApprovalError
+
     subject = args.subject or getpass.getuser()
 
     async def body(book: ApprovalBook, store: StateStore, ctx: CliContext) -> ApprovalRequest:
