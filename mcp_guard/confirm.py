@@ -47,7 +47,24 @@ _PREFIX = "mcpg1."
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
-__all__ = ["INPUT_KEY", "AskCaller", "Caller", "Confirmations", "render"]
+__all__ = ["INPUT_KEY", "AskCaller", "Caller", "Confirmations", "carried_state", "render"]
+
+
+def carried_state(state: Any) -> tuple[bool, Any]:
+    """``(True, inner)`` for a state the guard sealed: the handler's own state it carries, if any.
+
+    A delegating handler (the portal) reads its round handle through this. It
+    does not check the seal: the confirm stage did that for the request before
+    the handler ran, and the inner value gets the handler's own checks (owner,
+    binding) as a state sent directly would. Any other state comes back as is.
+    """
+    if not isinstance(state, str) or not state.startswith(_PREFIX):
+        return False, state
+    try:
+        claims = json.loads(_unb64(state[len(_PREFIX) :].split(".", 1)[0]))
+    except ValueError:
+        return True, None
+    return True, claims.get("s") if isinstance(claims, dict) else None
 
 
 class Caller(Protocol):

@@ -31,6 +31,7 @@ import anyio
 from mcp.shared.exceptions import MCPError
 
 from .. import pipeline
+from ..confirm import carried_state
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable, RateLimited
 from ..integrations.server import CURRENT_CALLER
 from ..model import Principal, RequestContext
@@ -232,7 +233,8 @@ class SessionsMixin(PortalState):
         call: Any,
     ) -> Any:
         """Run (or resume) a call whose upstream may ask the client something: see :mod:`.rounds`."""
-        state = getattr(params, "request_state", None)
+        # A rule's confirm question travels in the guard's own sealed state, around ours (if any).
+        _, state = carried_state(getattr(params, "request_state", None))
         if state:
             responses = getattr(params, "input_responses", None) or {}
             owner = owner_of(state)
