@@ -21,6 +21,7 @@ class _Assembled(Protocol):
 
     auditor: Auditor | None
     pins: Any
+    approvals: Any
     config_source: str | None
 
     def on_close(self, closer: Any) -> None: ...
@@ -42,6 +43,7 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     from .authn import build_authentication
     from .authn.config import AuthnSettings
     from .policy import audit_reloads, load_policy
+    from .approvals.notify import LoggingNotifier
     from .policy.reloading import ReloadingPolicy
     from .ratelimit import RateLimiter
     from .sanitize import DefaultSanitizer
@@ -97,6 +99,9 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     guard = guard_class(**kwargs)
     if config.source.endswith(".toml"):
         guard.config_source = str(config.base_dir / Path(config.source).name)
+        for notifier in guard.approvals.notifiers:
+            if isinstance(notifier, LoggingNotifier) and notifier.config is None:
+                notifier.config = guard.config_source  # the hint's command reads this guard's store
     if isinstance(policy, ReloadingPolicy):
         if guard.auditor is not None:
             audit_reloads(policy, guard.auditor)  # a refused reload is on record, not only in a log

@@ -44,6 +44,13 @@ INPUT_KEY = "mcp-guard/confirm"
 #: How long a signed confirmation state stays valid for the retry.
 STATE_TTL = 600.0
 _PREFIX = "mcpg1."
+#: What the caller reads when a confirmation refuses the call, by answer.
+_PUBLIC = {
+    "unsupported": "Access denied: this call needs your confirmation and your client cannot ask you"
+    " (it declared no elicitation support)",
+    "decline": "Access denied: you declined to confirm this call",
+    "cancel": "Access denied: the confirmation was cancelled",
+}
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -193,7 +200,10 @@ class Confirmations:
         audit = {"by": principal.subject, "arguments_sha256": arguments_hash(request.arguments)}
 
         def refused(answer: str, why: str) -> AccessDenied:
-            return AccessDenied(why, decision=replace(decision, confirmation={**audit, "answer": answer}))
+            exc = AccessDenied(why, decision=replace(decision, confirmation={**audit, "answer": answer}))
+            # The caller is the one who was (or could not be) asked: say which, never the rule.
+            exc.public_message = _PUBLIC.get(answer, "Access denied: the call was not confirmed")
+            return exc
 
         if caller is None:
             raise refused(

@@ -76,7 +76,15 @@ async def approve_call(
     audited = replace(decision, approval=current.audit())
     if current.status == "denied":
         note = f": {current.note}" if current.note else ""
-        raise AccessDenied(f"approval {current.id} denied by {current.decided_by}{note}", decision=audited)
+        denied = AccessDenied(
+            f"approval {current.id} denied by {current.decided_by}{note}",
+            data={"approvalId": current.id, "status": "denied"},
+            decision=audited,
+        )
+        # The caller asked for this decision and waits for it: the answer and the approver's
+        # note (written for the caller, see ``approvals deny --note``) are theirs to read.
+        denied.public_message = f"Access denied: approval {current.id} was denied{note}"
+        raise denied
     if current.status == "pending":
         raise ApprovalPending(
             f"approval {current.id} pending (approvers: {', '.join(current.approvers)})",
@@ -86,4 +94,10 @@ async def approve_call(
         )
     # Expired, or used by a concurrent retry between our read and the redemption: ask again.
     state = "already used" if current.status == "approved" else current.status
-    raise AccessDenied(f"approval {current.id} is {state}; retry to request a new one", decision=audited)
+    gone = AccessDenied(
+        f"approval {current.id} is {state}; retry to request a new one",
+        data={"approvalId": current.id, "status": current.status},
+        decision=audited,
+    )
+    gone.public_message = f"Access denied: approval {current.id} is {state}; retry to request a new one"
+    raise gone

@@ -203,7 +203,7 @@ class Screening:
     ) -> tuple[str, ...]:
         """Which rule hides each item from ``principal`` (``default deny`` when no rule lists it).
 
-        A policy engine without ``hiding_rule`` (a plug-in) is named as the reason.
+        A policy engine without ``hiding_rule`` (a plug-in) gives "hidden by policy" alone.
         """
         if principal is None or not names:
             return ()
@@ -211,7 +211,7 @@ class Screening:
         out: list[str] = []
         for name in names[:_HIDDEN_NAMED]:
             if not callable(explain):
-                out.append(f"{name}: {type(self.policy).__name__}")
+                out.append(name)
                 continue
             try:
                 why = str(explain(principal, server, kind, name))

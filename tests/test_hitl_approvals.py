@@ -366,3 +366,22 @@ async def test_a_call_waiting_on_one_replica_runs_when_another_approves(tmp_path
     finally:
         for store in stores:
             await store.aclose()
+
+
+def test_the_pending_notice_prints_a_command_that_works_where_it_is_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run elsewhere, ``approvals approve ID`` would read another state store and act as the OS user."""
+    from mcp_guard import load_config
+    from mcp_guard.approvals.model import ApprovalRequest
+
+    (tmp_path / "policy.toml").write_text('[[rules]]\nid = "a"\neffect = "allow"\ntools = ["x"]\n')
+    (tmp_path / "guard.toml").write_text('[guard]\npolicy = "policy.toml"\nstate = "memory://"\n')
+    guard = Guard.from_config(load_config(tmp_path / "guard.toml"))
+    request = ApprovalRequest(
+        id="apr-1", status="pending", subject="olga", server="s", target="x", arguments={},
+        arguments_sha256="0", rule="a", approvers=("admin",), requested_at=0.0, expires_at=1.0, timeout=1.0,
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="mcp_guard.approvals"):
+        anyio.run(guard.approvals.notifiers[0].notify, request)
+    assert f"approve|deny apr-1 --as APPROVER --config {tmp_path / 'guard.toml'}" in caplog.text

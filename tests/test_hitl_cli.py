@@ -121,6 +121,12 @@ async def test_list_approve_deny_and_query(tmp_path: Path, capsys: pytest.Captur
 
     # A denial, decided by a member of the policy's [roles.admin] subjects.
     other = (await refused(config, {"amount": 9, "to": "eve"})).error.data["approvalId"]
-    code, out, _ = await cli(capsys, "approvals", "deny", other, "--as", "root", "--json", *cfg)
+    code, out, _ = await cli(
+        capsys, "approvals", "deny", other, "--as", "root", "--note", "not today", "--json", *cfg
+    )
     assert code == 0 and json.loads(out)["status"] == "denied"
-    assert (await refused(config, {"amount": 9, "to": "eve"})).error.message == "Access denied"
+    denied = (await refused(config, {"amount": 9, "to": "eve"})).error
+    assert (
+        denied.message == f"Access denied: approval {other} was denied: not today"
+    )  # the note is for the caller
+    assert denied.data == {"approvalId": other, "status": "denied"}

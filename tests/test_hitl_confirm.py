@@ -77,6 +77,7 @@ async def test_declined_or_cancelled_calls_are_refused(mode: str, action: str) -
         with pytest.raises(MCPError) as refused:
             await client.call_tool("transfer", {"amount": 5, "to": "eve"})
     assert refused.value.error.code == ACCESS_DENIED
+    assert ("declined" if action == "decline" else "cancelled") in refused.value.error.message
     assert asked == ["Transfer 5 to eve?"] and server.transfers == []
     event = last_call(auditor)
     assert event.decision == "deny" and event.confirmation["answer"] == action
@@ -90,6 +91,8 @@ async def test_a_client_without_elicitation_is_refused(mode: str) -> None:
         with pytest.raises(MCPError) as refused:
             await client.call_tool("transfer", {"amount": 5, "to": "bob"})
     assert refused.value.error.code == ACCESS_DENIED and server.transfers == []
+    assert "your client cannot ask you" in refused.value.error.message  # the caller learns why
+    assert "rule" not in refused.value.error.message  # but not the policy behind it
     event = last_call(auditor)
     assert event.confirmation["answer"] == "unsupported" and "cannot elicit" in event.reasons[0]
 

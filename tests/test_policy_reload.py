@@ -141,3 +141,13 @@ def test_zero_poll_interval_means_explicit_reloads_only(tmp_path: Path) -> None:
     policy = ReloadingPolicy([path], interval=0).start()
     assert policy._thread is None
     policy.stop()
+
+
+def test_a_reloading_policy_explains_hidden_items_like_the_compiled_one(tmp_path: Path) -> None:
+    """The audit names the rule or default deny that hides a listed item, not the wrapper's class."""
+    path = tmp_path / "policy.toml"
+    path.write_text(ALLOW_A)
+    p = ReloadingPolicy(path)
+    principal = Principal("u", roles=frozenset({"r"}))
+    assert p.hiding_rule(principal, "s", "tool", "b") == p.current.hiding_rule(principal, "s", "tool", "b")
+    assert "ReloadingPolicy" not in p.hiding_rule(principal, "s", "tool", "b")

@@ -26,14 +26,16 @@ class Notifier(Protocol):
 class LoggingNotifier:
     """Logs each change on the ``mcp_guard.approvals`` logger, with the command that decides it."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, config: str | None = None) -> None:
         self.logger = logger or logging.getLogger("mcp_guard.approvals")
+        #: The guard.toml the command must name: run elsewhere, it would read another state store.
+        self.config = config
 
     async def notify(self, request: ApprovalRequest) -> None:
         if request.status == "pending":
             self.logger.warning(
                 "approval %s: %s asks to run %s %r on %s (rule %s; approvers: %s); "
-                "decide with: mcp-guard approvals approve|deny %s",
+                "decide with: mcp-guard approvals approve|deny %s --as APPROVER%s",
                 request.id,
                 request.subject,
                 request.kind or "target",
@@ -42,6 +44,7 @@ class LoggingNotifier:
                 request.rule,
                 ", ".join(request.approvers),
                 request.id,
+                f" --config {self.config}" if self.config else "",
             )
         else:
             self.logger.info("approval %s %s by %s", request.id, request.status, request.decided_by)

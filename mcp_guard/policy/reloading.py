@@ -246,6 +246,9 @@ class ReloadingPolicy:
     def explain(self, principal: Principal, request: AccessRequest) -> Explanation:
         return self.current.explain(principal, request)
 
+    def hiding_rule(self, principal: Principal, server: str, kind: str, name: str) -> str:
+        return self.current.hiding_rule(principal, server, kind, name)
+
 
 def audit_reloads(policy: ReloadingPolicy, auditor: Auditor) -> ReloadingPolicy:
     """Record every reload in ``auditor``: a ``lifecycle`` event ``policy/reload``, ``allow`` when
