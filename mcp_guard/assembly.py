@@ -38,12 +38,12 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     ``overrides`` replace individual :class:`Guard` arguments (tests pass an
     in-memory store or auditor this way).
     """
+    from .approvals.notify import LoggingNotifier
     from .audit import open_auditor
     from .audit.config import AuditSettings
     from .authn import build_authentication
     from .authn.config import AuthnSettings
     from .policy import audit_reloads, load_policy
-    from .approvals.notify import LoggingNotifier
     from .policy.reloading import ReloadingPolicy
     from .ratelimit import RateLimiter
     from .sanitize import DefaultSanitizer

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Mapping, Sequence
@@ -442,7 +443,12 @@ class Guard(Screening):
         ``public_url``, ``allow_public_bind``, ``max_sessions``,
         ``max_sessions_per_principal``, ``read_timeout``, ``log_level``.
         """
-        self.http_server(server, host, port, **options).run()
+        served = self.http_server(server, host, port, **options)
+        path = options.get("path", "/mcp")
+        shown = f"[{host}]" if ":" in host else host
+        # Like ``mcp-guard serve``: say where it listens (stderr; uvicorn's own lines are at warning).
+        print(f"mcp-guard: serving on http://{shown}:{port}{path} (Ctrl-C to stop)", file=sys.stderr)
+        served.run()
 
     def http_server(self, server: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> Any:
         """The ``uvicorn.Server`` :meth:`serve_http` runs, for async hosts: ``await ....serve()``."""

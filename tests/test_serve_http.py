@@ -118,9 +118,26 @@ def test_fastmcp_in_one_call() -> None:
                 headers={**MCP_HEADERS, "Host": "evil.example", "Authorization": "Bearer tok-bob"},
             )
             assert rebinding.status_code in (403, 421)
+            wrong = await http.post(
+                url + "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": "Bearer nope"}
+            )
+            # A plain HTTP client gets 401 and a bearer challenge; an MCP client reads the body's error.
+            assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+            assert wrong.json()["error"] == {"code": -32001, "message": "Authentication required"}
 
     with running(guard.http_server(mcp, port=free_port())) as url:
         anyio.run(scenario, url)
     assert [(e.target, e.decision) for e in auditor.events if e.method == "tools/call"] == [
         ("search_notes", "allow")
     ]
+
+
+def test_serve_http_says_where_it_listens(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    port = free_port()
+    make_guard(ListAuditor()).serve_http(notes_server(), port=port)
+    assert f"serving on http://127.0.0.1:{port}/mcp" in capsys.readouterr().err

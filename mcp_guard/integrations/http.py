@@ -226,6 +226,9 @@ def _json_rpc_refusal(status: int, oauth_body: bytes) -> bytes:
         oauth = json.loads(oauth_body)
     except ValueError:
         oauth = None
+    if isinstance(oauth, dict) and isinstance(oauth.get("error"), dict):
+        # Already a JSON-RPC error (the guard's own refusal in front of FastMCP): keep it as it is.
+        return json.dumps({"jsonrpc": "2.0", "id": oauth.get("id"), "error": oauth["error"]}).encode()
     if status == 401:
         code, message = AUTHENTICATION_REQUIRED, "Authentication required"
     else:
