@@ -241,7 +241,8 @@ def test_conditions_shared_and_nested_are_explored_exactly() -> None:
     # an allow whose condition does not matter (another allow is unconditional) is not conditional
     assert access(policy, role_principal("dev"), item) == access(policy, role_principal("dev"), item)
     dev = access(policy, role_principal("dev"), item)
-    assert dev.allowed and not dev.conditional and dev.rule == "allow-dev"
+    # ...and is reported under the rule that allows whatever the conditions say
+    assert dev.allowed and not dev.conditional and dev.rule == "allow-dev-too"
     # a conditional deny over the default deny leaves the role denied, unconditionally
     guest = access(policy, role_principal("guest"), item)
     assert (guest.allowed, guest.conditional) == (False, False)

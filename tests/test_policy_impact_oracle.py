@@ -29,7 +29,7 @@ NAMES = ["a", "ab", "b", "x/y"]
 PATTERNS = ["a", "ab", "b", "a*", "*", "?", "x/*", "[ab]"]
 KINDS = {"tool": "tools", "prompt": "prompts", "resource": "resources"}
 CONDITIONS = ["principal.mfa", 'principal.country == "FR"', "request.arguments.x == 1"]
-WORLDS = list(itertools.product([True, False], ["FR", "DE"], [1, 0]))  # first: every condition true
+WORLDS = list(itertools.product([True, False], ["FR", "DE"], [1, 0]))  # first: every condition true; last: none
 ITEMS = [Item(s, k, n) for s in SERVERS for k in KINDS for n in NAMES]
 METHODS = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
 
@@ -100,7 +100,9 @@ def test_who_can_matches_the_worlds(spec: dict[str, Any], item: Item) -> None:
     for entry in result["allowed"]:
         allowed, conditional, first = oracle(policy, entry["role"], item)
         assert allowed and entry["conditional"] == conditional, (entry, spec)
-        if first.allowed:  # the analysis reports the rule of the path where every condition holds
+        if not conditional:  # allowed everywhere: the rule that allows when no condition holds
+            assert entry["rule"] == world_decisions(policy, entry["role"], item)[-1].rule
+        elif first.allowed:  # otherwise the rule of the path where every condition holds
             assert entry["rule"] == first.rule
     for entry in result["denied_by"]:
         allowed, _, first = oracle(policy, entry["role"], item)

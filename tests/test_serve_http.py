@@ -87,6 +87,13 @@ def test_an_already_protected_server_is_not_guarded_twice() -> None:
     assert sum(isinstance(m, GuardMiddleware) for m in mcp._lowlevel_server.middleware) == 1
 
 
+def test_protecting_twice_is_refused_instead_of_ignoring_the_second_options() -> None:
+    guard = make_guard(ListAuditor())
+    mcp = guard.protect(notes_server())
+    with pytest.raises(RuntimeError, match="already guarded"):
+        guard.protect(mcp, principal=BOB)
+
+
 def test_a_public_bind_is_refused_unless_allowed() -> None:
     guard = make_guard(ListAuditor())
     with pytest.raises(ConfigError, match="allow_public_bind"):

@@ -356,6 +356,13 @@ def protect(
     lowlevel = getattr(server, "_lowlevel_server", None) or getattr(server, "_mcp_server", None) or server
     if not isinstance(getattr(lowlevel, "middleware", None), list):
         raise TypeError(f"cannot guard {type(server).__name__}: not an MCP SDK or FastMCP server")
+    if any(isinstance(m, GuardMiddleware) for m in lowlevel.middleware):
+        # A second guard would run after the first, whose options (principal, credential) win:
+        # the new options would look applied and never be.
+        raise RuntimeError(
+            f"{type(server).__name__} {getattr(server, 'name', '')!r} is already guarded:"
+            " call protect() once, with all its options"
+        )
     name = server_name or guard.server or getattr(server, "name", None) or "mcp-server"
     middleware = GuardMiddleware(
         guard,

@@ -120,6 +120,7 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
     allowed_by: Access | None = None
     denied_by: Access | None = None
     step_up = False
+    floor: tuple[str | None] | None = None
     runs = 0
     while pending:
         fixed = pending.pop()
@@ -135,6 +136,8 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
 
         decision = policy.decide_assuming(principal, request, answer)
         runs += 1
+        if not reached and not any(fixed.values()):
+            floor = (decision.rule,)  # the run where no condition holds: what grants regardless
         if decision.allowed:
             allowed_by = allowed_by or Access(True, decision.rule)
             # step-up: the guard refuses the call unless the principal's MFA is recent enough
@@ -157,7 +160,9 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
             branch[key] = True
         pending.extend(reversed(later))
     if allowed_by is not None:
-        return Access(True, allowed_by.rule, conditional=step_up)
+        # Allowed on every path: name the rule that allows with no condition holding (an
+        # unconditional grant), not one whose condition happens to be reached first.
+        return Access(True, floor[0] if floor is not None else allowed_by.rule, conditional=step_up)
     assert denied_by is not None
     return denied_by
 
