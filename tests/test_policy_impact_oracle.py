@@ -29,7 +29,8 @@ NAMES = ["a", "ab", "b", "x/y"]
 PATTERNS = ["a", "ab", "b", "a*", "*", "?", "x/*", "[ab]"]
 KINDS = {"tool": "tools", "prompt": "prompts", "resource": "resources"}
 CONDITIONS = ["principal.mfa", 'principal.country == "FR"', "request.arguments.x == 1"]
-WORLDS = list(itertools.product([True, False], ["FR", "DE"], [1, 0]))  # first: every condition true; last: none
+#: First world: every condition true; last: none.
+WORLDS = list(itertools.product([True, False], ["FR", "DE"], [1, 0]))
 ITEMS = [Item(s, k, n) for s in SERVERS for k in KINDS for n in NAMES]
 METHODS = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
 
