@@ -63,9 +63,7 @@ async def test_allowed_call_and_filtered_lists(mode: str) -> None:
     assert lists[0].result is not None
     # Items the policy hides from alice are not "withheld" (that is a verdict on the item itself).
     assert (lists[0].result.hidden, lists[0].result.withheld) == (2, 0)
-    assert (
-        lists[0].reasons[-1] == "2 item(s) hidden by policy: delete_notes; poisoned"
-    )
+    assert lists[0].reasons[-1] == "2 item(s) hidden by policy: delete_notes; poisoned"
 
 
 @pytest.mark.parametrize("mode", MODES)
