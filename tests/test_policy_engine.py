@@ -363,3 +363,30 @@ def test_a_false_when_is_named_in_the_reason_not_no_rule_matched() -> None:
     assert two.decide(who(), call("s", "t")).reasons[0] == (
         "rules a, b matched but their `when` was false; default deny"
     )
+
+
+@pytest.mark.parametrize(
+    "obligation",
+    [
+        {"approval": {"approvers": ["admin"], "timeout": "10m"}},
+        {"confirm": "Transfer {amount}?"},
+        {"step_up": "15m"},
+        {"redact": ["amount"]},
+    ],
+)
+def test_an_obligation_is_never_dropped_by_a_condition_that_cannot_be_evaluated(
+    obligation: dict[str, Any],
+) -> None:
+    """A string where the condition expects a number must not turn 'allow with approval' into 'allow'."""
+    policy = rules(
+        {"id": "ops", "effect": "allow", "roles": ["ops"], "tools": ["transfer"]},
+        {"id": "big", "effect": "allow", "roles": ["ops"], "tools": ["transfer"],
+         "when": "request.arguments.amount > 1000", **obligation},
+    )  # fmt: skip
+    ops = who(roles=frozenset({"ops"}))
+    big = policy.decide(ops, call("bank", "transfer", amount=5000))
+    assert big.allowed and {o.kind for o in big.obligations} == set(obligation)
+    small = policy.decide(ops, call("bank", "transfer", amount=5))
+    assert small.allowed and small.rule == "ops" and not small.obligations
+    odd = policy.decide(ops, call("bank", "transfer", amount="5000"))
+    assert not odd.allowed and odd.rule == "big" and "refused rather than run without" in odd.reasons[0]

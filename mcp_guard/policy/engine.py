@@ -348,6 +348,7 @@ class CompiledPolicy:
         shadow_allow: _Matcher | None = None
         obligations: list[Obligation] = []
         unmet: list[str] = []  # allow rules that applied to caller and target but whose `when` was false
+        broken: _Matcher | None = None  # an allow rule with obligations whose condition raised
         if deny is None:
             for m in cands.allows:
                 if allow is not None and not m.obligations:
@@ -366,6 +367,16 @@ class CompiledPolicy:
                             unmet.append(m.id)
                             continue
                     except Exception as exc:
+                        if m.obligations and not m.shadow and broken is None:
+                            # Its obligations (approval, confirm, step-up, redaction) must not be
+                            # skipped because an argument has an unexpected type: refuse instead.
+                            broken = m
+                            kinds = ", ".join(sorted({o.kind for o in m.obligations}))
+                            notes.append(
+                                f"rule {m.id}: condition could not be evaluated ({exc}); the request is"
+                                f" refused rather than run without its {kinds}"
+                            )
+                            continue
                         notes.append(
                             f"rule {m.id}: condition could not be evaluated ({exc}); an allow never matches"
                         )
@@ -382,6 +393,8 @@ class CompiledPolicy:
             notes.append(f"tenant isolation: {request.kind or 'server'} belongs to tenant {cands.owner!r}")
         if deny is not None:
             enforced = Decision(False, deny.id, (deny.denied.reasons[0], *notes)) if notes else deny.denied
+        elif broken is not None:
+            enforced = Decision(False, broken.id, tuple(notes))
         elif allow is not None:
             if notes or len(obligations) != len(allow.obligations):
                 reasons = (allow.allowed.reasons[0], *notes)
