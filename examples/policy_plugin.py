@@ -5,7 +5,8 @@ Run it: ``python examples/policy_plugin.py``. It is the worked example of
 
 * ``ticket_approved`` is a condition function: plain Python values in, a
   plain value out. Policies call it from ``when``. Raising means "cannot
-  tell", which never satisfies an allow and always satisfies a deny.
+  tell", which never satisfies an allow and always satisfies a deny; for an
+  allow rule with obligations (here ``redact``) it refuses the request.
 * ``ChangeFreeze`` is a whole policy engine (the two methods of
   ``mcp_guard.PolicyEngine``). ``ChainedPolicy`` asks every engine; the first
   deny wins and an item is listed only if every engine lists it.
