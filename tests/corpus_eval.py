@@ -22,7 +22,9 @@ def load_split(directory: Path) -> list[dict[str, Any]]:
     """Every row of every ``*.jsonl`` file in ``directory``, in file-name order, labels defaulted."""
     rows: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):  # not splitlines: U+2028 may sit in a string
+        for number, line in enumerate(
+            path.read_text(encoding="utf-8").split("\n"), 1
+        ):  # not splitlines: U+2028 may sit in a string
             if not line.strip():
                 continue
             try:
@@ -36,6 +38,9 @@ def load_split(directory: Path) -> list[dict[str, Any]]:
             row.setdefault("id", f"{path.stem}:{number}")
             row.setdefault("category", "real_definition")
             row.setdefault("expect", "clean")
+            if row["category"] == "hard_negative":
+                # Hard negatives are benign by definition, whatever their ``expect`` says.
+                row["expect"] = "clean"
             if row["expect"] not in ("clean", "flag"):
                 raise ValueError(f"{path}:{number}: expect must be 'clean' or 'flag', not {row['expect']!r}")
             rows.append(row)
@@ -66,7 +71,9 @@ class Table:
         return "\n".join(lines)
 
 
-def evaluate(rows: Sequence[dict[str, Any]], scan: Callable[[list[tuple[str, Any]]], Sequence[_Verdict]]) -> Table:
+def evaluate(
+    rows: Sequence[dict[str, Any]], scan: Callable[[list[tuple[str, Any]]], Sequence[_Verdict]]
+) -> Table:
     """Scan ``rows`` with ``scan`` (e.g. ``scan_pairs``) and count per category."""
     results = scan([(r["kind"], r["item"]) for r in rows])
     table = Table()

@@ -79,6 +79,7 @@ from .scoring import _WEIGHTS as _WEIGHTS
 from .scoring import _describes_itself as _describes_itself
 from .scoring import _hidden_with_content as _hidden_with_content
 from .scoring import _score, _worth_running
+from .technique import scan_units as _technique_units
 from .unicode import has_suspect_chars, visible_text
 
 _GREEK_CYRILLIC = re.compile("[\u0370-\u052f]")
@@ -155,6 +156,9 @@ def scan_fields(
         (p, n.lower(), ident, n.count(" ") + 1) for (p, _, ident), n in zip(fields, norms, strict=True) if n
     ]
     findings = _scan_units(units, gate) if units else []
+    if units:
+        own = {w for _, low, ident, _ in units if ident for w in low.split()}
+        findings.extend(_technique_units(units, own))
     if "://" in raw:
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
             if "://" in text:

@@ -1,0 +1,386 @@
+# ruff: noqa: RUF001
+"""Injected instructions found by technique rather than by phrase.
+
+The phrase families in :mod:`.patterns` know how past attacks were worded;
+this scorer asks what makes a text an attack at all, whatever its wording:
+
+* it **addresses the model** ("note to the AI", "assistant:", "the model must"),
+* it **claims authority** (fake ``[SYSTEM]`` tags, "pre-authorized", "hidden requirement"),
+* it **demands secrecy** ("don't tell the user", "quietly", "keep it out of your answer"),
+* it **overrides** rules (ignore/disregard/bypass the instructions, confirmation, review),
+* it **reaches outside its own tool**: other tools' names, "any tool", "instead of",
+  conditions like "when the user calls ...", "before any other tool",
+* it **moves data**: secrets and private data next to a send/upload verb or a URL,
+  e-mail address or parameter it should go to,
+* it asks for **destructive or privileged** actions without the user asking.
+
+Each signal comes from a small lexicon (several languages, matched after the
+caller's NFKC and confusable folding); a signal alone is ordinary prose, and
+only combinations within two neighbouring sentences make a finding. Words of
+the tool's own name weaken data-flow signals: a ``send_email`` tool may talk
+about recipients.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from ..model import Finding, Severity
+
+_WORD = re.compile(r"[a-z0-9_]+(?:['.-][a-z0-9_]+)*")
+_SENTENCE = re.compile(r"(?<=[.!?;。！？；])\s+|\n+|(?<=[。！？；])|\s[-—–]{1,2}\s")
+
+
+def _terms(text: str) -> tuple[str, ...]:
+    """A lexicon written as ``a|b|c`` (compact to read and to review)."""
+    return tuple(text.split("|"))
+
+
+# ---- single-word lexicons (lower case, ASCII tokens) -----------------------------------------
+_MODEL_NOUNS = frozenset(
+    _terms(
+        "assistant|assistants|ai|llm|llms|chatbot|bot|agent|agents|model|models|copilot|claude|"
+        "gpt|chatgpt|summarizer|summariser|reviewer|asistente|assistente|assistent|ki|ia|modelo|"
+        "modele|modell"
+    )
+)
+_SECRET_WORDS = frozenset(
+    _terms(
+        "password|passwords|passwd|token|tokens|secret|secrets|credential|credentials|apikey|"
+        "api_key|cookie|cookies|ssn|passport|iban|seed|mnemonic|private_key|id_rsa|netrc|.netrc|"
+        ".env|printenv|env|authorization|bearer|mfa_secret|password_hash|keychain|wallet|senha|"
+        "senhas|contraseña|contraseñas|passwort|kennwort|mot_de_passe"
+    )
+)
+_PRIVATE_DATA = frozenset(
+    _terms(
+        "history|transcript|conversation|dms|dm|inbox|contacts|address|phone|birth|diagnoses|"
+        "medications|medical|gps|location|ledger|payslip|resume|salary|insurance|card|cvv"
+    )
+)
+_SEND_VERBS = frozenset(
+    _terms(
+        "send|post|upload|forward|email|e-mail|mail|share|publish|dm|cc|bcc|copy|mirror|leak|"
+        "exfiltrate|transmit|submit|attach|append|include|pass|put|embed|report|relay|sync|push|"
+        "navigate"
+    )
+)
+_HARM_VERBS = frozenset(
+    _terms(
+        "delete|remove|wipe|erase|drop|truncate|destroy|disable|grant|approve|merge|refund|"
+        "transfer|cancel|reset|revoke|force|chmod|sudo|uninstall|overwrite|disarm|resign|unlock|"
+        "pay"
+    )
+)
+_IMPERATIVE = frozenset(
+    _terms(
+        "call|run|execute|send|post|upload|forward|email|read|include|pass|append|insert|set|"
+        "delete|remove|push|grant|disable|approve|merge|transfer|change|replace|navigate|share|"
+        "reveal|paste|search|pull|tag|publish|install|cancel|reset|mark|issue|add|use|route|save|"
+        "loop|return|display|prefix|print|output|show|fetch|collect|gather|list|dump|export|"
+        "attach|open|visit"
+    )
+)
+_QUANTIFIERS = frozenset(_terms("all|every|entire|full|complete|unredacted|whole|any"))
+
+# ---- multi-word techniques (regexes on the lower-cased sentence) -----------------------------
+_MODEL = (
+    r"(?:ai|llm|assistant|model|agent|chatbot|bot|language model|ai model|ai agent|summari[sz]er|reviewer)s?"
+)
+_ADDRESS = re.compile(
+    rf"(?:note|message|instructions?|attention|reminder|directive|hint|notice|requirement|rules?|memo|"
+    rf"guidance|policy|context)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+|every\s+)?(?:\w+\s+)?{_MODEL}\b|"
+    rf"(?:^|[\s(\[])(?:hey|dear|attention|hi|hello)[,\s]+(?:the\s+|any\s+)?(?:\w+\s+)?{_MODEL}\b|"
+    rf"@(?:ai|assistant|llm|agent|model|bot|copilot|claude)[\w-]*|"
+    rf"\b(?:the|any|all|every|our|this)\s+(?:\w+\s+)?{_MODEL}\s+(?:must|should|shall|will\s+now|is\s+to|are\s+to|"
+    rf"needs?\s+to|has\s+to|have\s+to|may\s+now|is\s+now|are\s+now|is\s+(?:pre-?)?authori[sz]ed|"
+    rf"are\s+(?:pre-?)?authori[sz]ed|reading\s+this)|"
+    rf"(?:^|[\[(<{{*#%\s])(?:{_MODEL})\s*(?:[:,]\s|-(?:directive|instruction|note|hint)|\])|"
+    rf"\b(?:ai|llm|agent|assistant|model)[-_ ](?:directive|instruction|hint|note|only|notice)s?\b|"
+    rf"\bfor_(?:llm|ai|agent|model)|\bif\s+you(?:'re|\s+are)\s+(?:an?\s+)?(?:ai|assistant|llm|language|model|"
+    rf"transcrib|reading|summari)|\bmodels?\s+reading\s+this|\byou,?\s+the\s+(?:ai|assistant|model)|"
+    rf"\b(?:agents|assistants|models|llms)\s+(?:should|must|shall)\b"
+)
+_AUTHORITY = re.compile(
+    r"\[\s*(?:system|sys|admin|root|developer|operator|internal)\s*\]|<\s*/?\s*(?:system|sys|admin|instructions?"
+    r"[\w_]*)\b|(?:^|\n|#\s*)\s*(?:system|admin|developer)\s*(?:notice|message|note|override|prompt)?\s*:|"
+    r"\brole\s*:\s*system|\bpriority\s*:\s*(?:highest|critical|max)|\bsystem\s+(?:notice|override|directive|"
+    r"instruction|update|requirement|message|policy|rule)s?\b|\belevated\s+(?:permissions|privileges|access)|"
+    r"\bpre-?authori[sz]ed|\b(?:is|are|you're|you\s+are)\s+(?:now\s+)?authori[sz]ed\s+to\b|\bmandated\s+by\b|"
+    r"\bglobal\s+rule|\brule\s+for\s+all\b|\bhidden\s+(?:instructions?|requirements?|rules?|directive)|"
+    r"\bper\s+it\b|\bapproved\s+(?:registry|endpoint|mirror|server)|\binternal\s+use\b|\bcompliance\s+requires|"
+    r"#{2,}\s*(?:system|admin|important)"
+)
+_SECRECY = re.compile(
+    r"\b(?:do\s+not|don'?t|never|must\s+not|should\s+not|without)\s+(?:ever\s+)?(?:tell(?:ing)?|mention(?:ing)?|"
+    r"show(?:ing)?|explain(?:ing)?|report(?:ing)?|reveal(?:ing)?|disclos(?:e|ing)|inform(?:ing)?|notify(?:ing)?|"
+    r"alert(?:ing)?|bring\s+(?:it|this)\s+up|list(?:ing)?|surfac(?:e|ing)|display(?:ing)?|say(?:ing)?|"
+    r"let(?:ting)?\s+(?:the\s+)?user|mak(?:e|ing)\s+(?:it\s+)?visible)\b(?:\s+(?:it|this|that|them|the|any|"
+    r"anything|to|about|in|of|extra|step|substitution|change|rule|user)\b)?|"
+    r"(?<!of\s)(?<!not\s)\b(?:quietly|silently|secretly|covertly|discreetly|invisibly)\b|\bkeep\s+(?:it|this|that|these|the\s+\w+"
+    r"(?:\s+\w+)?)\s+(?:out\s+of|secret|hidden|private|from|between)|\bwon'?t\s+notice|\bnot\s+(?:be\s+)?notice|"
+    r"\bwithout\s+(?:the\s+user(?:'s)?\s+)?(?:knowing|noticing|knowledge)|\buser\s+(?:does\s+not|doesn'?t)\s+need"
+    r"\s+to\s+(?:know|be\s+(?:asked|told|informed))|\bout\s+of\s+(?:your|the)\s+(?:answer|reply|response|summary)|"
+    r"\bthen\s+report\s+['\"]|\breport\s+only\b|\boutput\s+only\s+the\b|\bkeep\s+replies\s+identical"
+)
+_OVERRIDE = re.compile(
+    r"\b(?:ignore|disregard|bypass|skip|override|forget|circumvent|suspend|waive)\s+(?:all\s+|any\s+|the\s+|your\s+|"
+    r"its\s+|every\s+|these\s+)?(?:\w+\s+){0,3}?(?:previous|prior|earlier|above|system|safety|security|privacy|"
+    r"confirmation|restrictions?|rules?|instructions?|guidelines?|limits?|policy|policies|guidance|approval|"
+    r"review|requirements?|codeowners|checks?|warnings?|protections?|step|dialog)\b"
+)
+_NO_CONFIRM = re.compile(
+    r"\bwithout\s+(?:asking|any\s+confirmation|confirmation|confirming|approval|being\s+asked|user\s+approval|"
+    r"showing\s+a\s+confirmation|prompting|waiting|consent|permission|review)|\bno\s+need\s+to\s+(?:ask|confirm)|"
+    r"\bdon'?t\s+wait\b|\bdo\s+not\s+(?:ask|wait|confirm|prompt)\b|\beven\s+if\s+(?:the\s+user|they|nobody)\s+"
+    r"(?:didn'?t|did\s+not|has\s+not|hasn'?t)|\bregardless\s+of\b|\bautomatically\b|\bimmediately\b|"
+    r"\bwithout\s+being\s+asked|\bwhatever\s+the\s+user\b|\b(?:still|always)\s+(?:send|use|set|return)\b"
+)
+_TRIGGER = re.compile(
+    r"\b(?:when(?:ever)?|before|after|each\s+time|every\s+time|upon|once|if|while)\s+(?:(?:the\s+)?user\s+|you\s+|"
+    r"any\s+|another\s+|other\s+|calling|using|running|reading|summari[sz]ing|listing|rendering|answering|"
+    r"troubleshooting|translation|responding|the\s+\w+\s+(?:tool|server)|\w+_\w+)"
+)
+_OTHER_TOOL = re.compile(
+    r"\b(?:any|every|all|other|another|each)\s+(?:other\s+)?(?:\w+\s+)?(?:tools?|servers?|mcp)\b|\b(?:the|a)\s+"
+    r"[\w.]+\s+(?:tool|server)\b|\bfrom\s+(?:another|other|any)\s+server|\b(?:via|through|using|with|call(?:ing)?)"
+    r"\s+(?:the\s+)?[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+\b"
+)
+_REDIRECT = re.compile(
+    r"\binstead\b|\bsupersedes?\b|\breplaces?\s+\w+_\w+|\bno\s+longer\s+be\s+used|\bexclusively\b|\brather\s+than\b|"
+    r"\bin\s+place\s+of\b|\broute\s+\w+(?:\s+\w+)?\s+through|\bprefix(?:ed)?\s+(?:every|each|all|the|by|with)"
+)
+_DESTINATION = re.compile(
+    r"https?://|\b[\w.+-]+@[\w-]+\.[\w.-]+|\+\d[\d\s]{7,}|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|\bwebhook|"
+    r"\bgist|\bpublic(?:ly)?\b|\bexternal(?:ly)?\b|\bremote\b"
+)
+_SINK = re.compile(
+    r"\b(?:in|into|to|as)\s+(?:the\s+)?['\"`]?\w+['\"`]?\s+(?:param(?:eter)?|field|argument|arg|property)\b|"
+    r"\b(?:in|into|to)\s+['\"`]\w+['\"`]|\bparam(?:eter)?\s*['\"`]\w+"
+)
+_SENSITIVE = re.compile(
+    r"~/\.|\.ssh\b|\bid_(?:rsa|ed25519)|\.aws/|\.kube/|\.netrc|\.env\b|\bprintenv\b|\benv(?:ironment)?\s+var|"
+    r"\b[a-z]+_(?:token|key|secret|password)\b|\bapi[\s_-]?keys?\b|\baccess\s+tokens?\b|\bsystem\s+prompt|"
+    r"\bconversation\s+history|\bchat\s+history|\bprevious\s+(?:user\s+)?messages|\bprivate\s+(?:channels?|notes?|"
+    r"keys?|repos?|messages|files?)|\blogin\s+data|\bcredit\s+card|\bcard\s+number|\bdate\s+of\s+birth|"
+    r"\bhome\s+address|\bphone\s+number|\bmedical\s+(?:history|record)|\bsecrets?\b|\bpasswords?\b|"
+    r"\bcredentials?\b|\bcookies?\b|\bauthorization\b|\bdeploy\s+key|\bsession\s+(?:token|id|cookie)"
+)
+
+# ---- other scripts: substring lexicons (checked only on non-ASCII text) ------------------------
+_ML_ADDRESS = _terms(
+    "助手|模型|人工智能|アシスタント|モデル|어시스턴트|모델|"
+    "인공지능|ассистент|помощник|модел|для ии|المساعد|النموذج|"
+    "الذكاء الاصطناعي|सहायक|मॉडल|एआई|asistente|assistente|assistent|l'ia|à l'ia|"
+    "para o modelo|para el modelo|für das modell|pour le modèle"
+)
+_ML_AUTHORITY = _terms(
+    "系统|システム|시스템|системн|النظام|सिस्टम|sistema|système|systemanweisung|instrucción oculta|"
+    "instrução oculta|instruction cachée|versteckte anweisung|скрыт|隐藏|隠し|숨겨진|مخفي|छिपा|"
+    "consigne|importante:|wichtig:|важно|重要|ज़रूरी|注意"
+)
+_ML_SECRECY = _terms(
+    "不要告诉|不要告知|勿告诉|不要提及|悄悄|秘密地|伝えない|知らせない|"
+    "言わない|こっそり|黙って|알리지|말하지|몰래|не говори|не сообщай|"
+    "не упоминай|незаметно|тайно|об этом не|لا تخبر|لا تذكر|دون إخبار|मत बताएं|न बताएं|"
+    "ना बताएं|बिना बताए|sin avisar|sin decir|no le digas|no digas|no menciones|no informes|"
+    "sem avisar|sem informar|não conte|não diga|não mencione|sans prévenir|sans informer|"
+    "ne dis pas|ne le dis|ne mentionne|nichts sagen|nicht erwähnen|nicht mitteilen|"
+    "ohne zu informieren|ohne den benutzer|ohne es"
+)
+_ML_OVERRIDE = _terms(
+    "忽略|無視|무시|игнорир|игнорируй|تجاهل|अनदेखा|ignora|ignore as|ignoriere|ignorez|ignore les|"
+    "disregard|desconsider|omite las"
+)
+_ML_ACTION = _terms(
+    "读取|发送|上传|调用|附上|読み|送信|アップロード|呼び出|읽|"
+    "보내|전송|업로드|호출|прочитай|отправь|передай|выгрузи|отключи|"
+    "вызови|اقرأ|أرسل|ارسل|ضع|भेज|पढ़|envía|envíalo|envialo|lee |llama|envie|publique|altere|"
+    "leia|sende|lies |rufe|lis |envoie|appelle|approuver|muéstrale|transfiere"
+)
+
+#: Quoted passages of three words or more: a security tool or a news result quoting an attack
+#: reports it, it does not give it. (An instruction around a quoted value keeps its own words.)
+_QUOTED = re.compile(
+    r"\"[^\"\n]*?\s\S+\s[^\"\n]*?\"|“[^”\n]*?\s\S+\s[^”\n]*?”|(?<![\w])'[^'\n]*?\s\S+\s[^'\n]*?'(?![\w])"
+)
+
+#: Weights of the signals; a window of two sentences flags at ``_THRESHOLD``.
+_WEIGHTS = {
+    "address": 2.0,
+    "authority": 2.0,
+    "secrecy": 2.5,
+    "override": 2.5,
+    "no_confirm": 1.0,
+    "trigger": 1.0,
+    "other_tool": 1.0,
+    "redirect": 1.0,
+    "destination": 1.0,
+    "sink": 1.0,
+    "sensitive": 1.0,
+    "send": 0.5,
+    "harm": 1.0,
+    "imperative": 1.0,
+    "quantifier": 0.5,
+    "action": 1.0,
+    "ml_override": 1.5,
+    "ml_authority": 1.5,
+}
+_THRESHOLD = 4.0
+_HIGH = 5.5
+_LABELS = {
+    "address": "addresses the model",
+    "authority": "claims authority",
+    "secrecy": "demands secrecy",
+    "override": "overrides rules",
+    "no_confirm": "skips the user",
+    "trigger": "conditions on other actions",
+    "other_tool": "reaches other tools",
+    "redirect": "redirects calls",
+    "destination": "names a destination",
+    "sink": "into a parameter",
+    "sensitive": "sensitive data",
+    "send": "moves data",
+    "harm": "destructive or privileged action",
+    "imperative": "orders the reader",
+    "quantifier": "everything",
+    "action": "orders the reader",
+    "ml_override": "overrides rules",
+    "ml_authority": "claims authority",
+}
+_REGEXES = (
+    ("address", _ADDRESS),
+    ("authority", _AUTHORITY),
+    ("secrecy", _SECRECY),
+    ("override", _OVERRIDE),
+    ("no_confirm", _NO_CONFIRM),
+    ("trigger", _TRIGGER),
+    ("other_tool", _OTHER_TOOL),
+    ("redirect", _REDIRECT),
+    ("destination", _DESTINATION),
+    ("sink", _SINK),
+    ("sensitive", _SENSITIVE),
+)
+#: Cheap gate: a sentence whose words include none of these cannot reach the threshold.
+_GATE_WORDS = (
+    _MODEL_NOUNS
+    | {"system", "sys", "admin", "hidden", "quietly", "silently", "secretly", "ignore", "disregard", "bypass"}
+    | {"override", "without", "don't", "dont", "not", "never", "keep", "instead", "supersedes", "when"}
+    | {
+        "whenever",
+        "before",
+        "after",
+        "if",
+        "upon",
+        "authorized",
+        "pre-authorized",
+        "mandated",
+        "rule",
+        "role",
+    }
+)
+
+
+def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
+    """Signal name -> the text that raised it, for one lower-cased sentence."""
+    found: dict[str, str] = {}
+    words = _WORD.findall(sentence)
+    wordset = set(words)
+    ascii_text = sentence.isascii()
+    if ascii_text and not (wordset & _GATE_WORDS) and "[" not in sentence and "<" not in sentence:
+        return found
+    for name, pattern in _REGEXES:
+        m = pattern.search(sentence)
+        if m:
+            found[name] = m.group(0).strip()
+    if (words and words[0] in _IMPERATIVE) or (
+        len(words) > 1 and words[0] in {"also", "then", "first", "additionally", "next", "finally"}
+    ):
+        found["imperative"] = words[0]
+    elif "also" in wordset:
+        index = words.index("also")
+        if index + 1 < len(words) and words[index + 1] in _IMPERATIVE:
+            found["imperative"] = "also " + words[index + 1]
+    secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
+    if secret and "sensitive" not in found:
+        found["sensitive"] = min(secret)
+    send = (wordset & _SEND_VERBS) - own
+    if send:
+        found["send"] = min(send)
+    harm = (wordset & _HARM_VERBS) - own
+    if harm or "--force" in sentence or "rm -rf" in sentence:
+        found["harm"] = min(harm) if harm else "--force"
+    if wordset & _QUANTIFIERS:
+        found["quantifier"] = min(wordset & _QUANTIFIERS)
+    if not ascii_text:
+        for name, lexicon in (
+            ("address", _ML_ADDRESS),
+            ("ml_authority", _ML_AUTHORITY),
+            ("secrecy", _ML_SECRECY),
+            ("ml_override", _ML_OVERRIDE),
+            ("action", _ML_ACTION),
+        ):
+            if name not in found:
+                for term in lexicon:
+                    if term in sentence:
+                        found[name] = term
+                        break
+    if own and "other_tool" in found:
+        mention = found["other_tool"].split()[-1]
+        if mention in own:
+            del found["other_tool"]  # naming itself or its own parameter is not reaching out
+    if "destination" in found and own & _SENDS_BY_DESIGN:
+        del found["destination"]
+    return found
+
+
+#: Name words of tools whose purpose is to send somewhere: a destination is their job.
+_SENDS_BY_DESIGN = frozenset({"email", "mail", "send", "sms", "post", "webhook", "http", "fetch", "url"})
+#: Signals that make a text speak to its reader rather than describe something.
+_ACTORS = frozenset(
+    _terms("address|authority|ml_authority|secrecy|override|no_confirm|trigger|imperative|action")
+)
+#: Signals that make an instruction harmful rather than ordinary usage guidance ("Note to LLM: use
+#: the indexes tool first" addresses the model and names another tool, and asks nothing harmful).
+_PAYLOADS = frozenset(
+    _terms("secrecy|override|no_confirm|redirect|destination|sink|sensitive|harm|ml_override")
+)
+
+
+def _score(found: dict[str, str]) -> float:
+    score = sum(_WEIGHTS[name] for name in found)
+    # A data signal alone, or an order alone, is ordinary documentation: both halves are needed.
+    if not _ACTORS.intersection(found) or not _PAYLOADS.intersection(found):
+        score = min(score, _THRESHOLD - 0.5)
+    return score
+
+
+def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] = ()) -> list[Finding]:
+    """Technique findings for fields ``(pointer, lower-cased text, identifier, words)``.
+
+    ``own`` holds the words of the item's own name and parameter names.
+    """
+    own_words = frozenset(own)
+    findings: list[Finding] = []
+    for pointer, low, identifier, words in units:
+        if identifier or words < 5:
+            continue
+        sentences = [s for s in _SENTENCE.split(_QUOTED.sub(" ", low)) if s and s.strip()]
+        per = [_signals(s, own_words) for s in sentences]
+        best: dict[str, str] = {}
+        best_score = 0.0
+        for index, found in enumerate(per):
+            window = dict(found)
+            if index + 1 < len(per):
+                window = {**per[index + 1], **window}
+            score = _score(window)
+            if score > best_score:
+                best, best_score = window, score
+        if best_score >= _THRESHOLD:
+            described = ", ".join(dict.fromkeys(_LABELS[name] for name in best))
+            severity: Severity = "high" if best_score >= _HIGH else "medium"
+            findings.append(
+                Finding("injection.technique", severity, pointer, f"instruction to the model ({described})")
+            )
+    return findings
