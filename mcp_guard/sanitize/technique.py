@@ -100,7 +100,8 @@ _ADDRESS = re.compile(
     rf"\b(?:ai|llm|agent|assistant|model)[-_ ](?:directive|instruction|hint|note|only|notice)s?\b|"
     rf"\bfor_(?:llm|ai|agent|model)|\bif\s+you(?:'re|\s+are)\s+(?:an?\s+)?(?:ai|assistant|llm|language|model|"
     rf"transcrib|reading|summari)|\bmodels?\s+reading\s+this|\byou,?\s+the\s+(?:ai|assistant|model)|"
-    rf"\b(?:agents|assistants|models|llms)\s+(?:should|must|shall)\b"
+    rf"\b(?:agents|assistants|models|llms)\s+(?:should|must|shall)\b|"
+    rf"^\W*(?:the\s+)?{_MODEL}\s+(?:must|should|shall|needs?\s+to|has\s+to|is\s+to)\b"
 )
 _AUTHORITY = re.compile(
     r"\[\s*(?:system|sys|admin|root|developer|operator|internal)\s*\]|<\s*/?\s*(?:system|sys|admin|instructions?"
@@ -108,7 +109,7 @@ _AUTHORITY = re.compile(
     r"\brole\s*:\s*system|\bpriority\s*:\s*(?:highest|critical|max)|\bsystem\s+(?:notice|override|directive|"
     r"instruction|update|requirement|message|policy|rule)s?\b|\belevated\s+(?:permissions|privileges|access)|"
     r"\bpre-?authori[sz]ed|\b(?:is|are|you're|you\s+are)\s+(?:now\s+)?authori[sz]ed\s+to\b|\bmandated\s+by\b|"
-    r"\bglobal\s+rule|\brule\s+for\s+all\b|\bhidden\s+(?:instructions?|requirements?|rules?|directive)|"
+    r"\bglobal\s+rule|\brule\s+for\s+all\b|(?:^|[#\[(<:])\W*hidden\s+(?:instructions?|requirements?|rules?|directive)|"
     r"\bper\s+it\b|\bapproved\s+(?:registry|endpoint|mirror|server)|\binternal\s+use\b|\bcompliance\s+requires|"
     r"#{2,}\s*(?:system|admin|important)"
 )
@@ -126,7 +127,7 @@ _SECRECY = re.compile(
 )
 _OVERRIDE = re.compile(
     r"\b(?:ignore|disregard|bypass|skip|override|forget|circumvent|suspend|waive)\s+(?:all\s+|any\s+|the\s+|your\s+|"
-    r"its\s+|every\s+|these\s+)?(?:\w+\s+){0,3}?(?:previous|prior|earlier|above|system|safety|security|privacy|"
+    r"its\s+|every\s+|these\s+)?(?:[\w']+\s+){0,3}?(?:previous|prior|earlier|above|system|safety|security|privacy|"
     r"confirmation|restrictions?|rules?|instructions?|guidelines?|limits?|policy|policies|guidance|approval|"
     r"review|requirements?|codeowners|checks?|warnings?|protections?|step|dialog)\b"
 )
@@ -134,18 +135,18 @@ _NO_CONFIRM = re.compile(
     r"\bwithout\s+(?:asking|any\s+confirmation|confirmation|confirming|approval|being\s+asked|user\s+approval|"
     r"showing\s+a\s+confirmation|prompting|waiting|consent|permission|review)|\bno\s+need\s+to\s+(?:ask|confirm)|"
     r"\bdon'?t\s+wait\b|\bdo\s+not\s+(?:ask|wait|confirm|prompt)\b|\beven\s+if\s+(?:the\s+user|they|nobody)\s+"
-    r"(?:didn'?t|did\s+not|has\s+not|hasn'?t)|\bregardless\s+of\b|\bautomatically\b|\bimmediately\b|"
-    r"\bwithout\s+being\s+asked|\bwhatever\s+the\s+user\b|\b(?:still|always)\s+(?:send|use|set|return)\b"
+    r"(?:didn'?t|did\s+not|has\s+not|hasn'?t)|\bregardless\s+of\s+(?:what|the\s+user|content|value|their|its|input|the\s+request|whether)|"
+    r"\bwithout\s+being\s+asked|\bwhatever\s+the\s+user\b|\bstill\s+(?:send|use|set|return)\b"
 )
 _TRIGGER = re.compile(
-    r"\b(?:when(?:ever)?|before|after|each\s+time|every\s+time|upon|once|if|while)\s+(?:(?:the\s+)?user\s+|you\s+|"
+    r"(?<!only\s)(?<!unless\s)\b(?:when(?:ever)?|before|after|each\s+time|every\s+time|upon|once|if|while)\s+(?:(?:the\s+)?user\s+|you\s+|"
     r"any\s+|another\s+|other\s+|calling|using|running|reading|summari[sz]ing|listing|rendering|answering|"
     r"troubleshooting|translation|responding|the\s+\w+\s+(?:tool|server)|\w+_\w+)"
 )
 _OTHER_TOOL = re.compile(
     r"\b(?:any|every|all|other|another|each)\s+(?:other\s+)?(?:\w+\s+)?(?:tools?|servers?|mcp)\b|\b(?:the|a)\s+"
     r"[\w.]+\s+(?:tool|server)\b|\bfrom\s+(?:another|other|any)\s+server|\b(?:via|through|using|with|call(?:ing)?)"
-    r"\s+(?:the\s+)?[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+\b"
+    r"\s+(?:the\s+)?[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+\b|\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\(|\bfor\s+the\s+\w+\s+tool"
 )
 _REDIRECT = re.compile(
     r"\binstead\b|\bsupersedes?\b|\breplaces?\s+\w+_\w+|\bno\s+longer\s+be\s+used|\bexclusively\b|\brather\s+than\b|"
@@ -178,7 +179,7 @@ _ML_ADDRESS = _terms(
 _ML_AUTHORITY = _terms(
     "系统|システム|시스템|системн|النظام|सिस्टम|sistema|système|systemanweisung|instrucción oculta|"
     "instrução oculta|instruction cachée|versteckte anweisung|скрыт|隐藏|隠し|숨겨진|مخفي|छिपा|"
-    "consigne|importante:|wichtig:|важно|重要|ज़रूरी|注意"
+    "consigne"
 )
 _ML_SECRECY = _terms(
     "不要告诉|不要告知|勿告诉|不要提及|悄悄|秘密地|伝えない|知らせない|"
@@ -208,11 +209,11 @@ _QUOTED = re.compile(
 
 #: Weights of the signals; a window of two sentences flags at ``_THRESHOLD``.
 _WEIGHTS = {
-    "address": 2.0,
+    "address": 2.5,
     "authority": 2.0,
     "secrecy": 2.5,
     "override": 2.5,
-    "no_confirm": 1.0,
+    "no_confirm": 1.5,
     "trigger": 1.0,
     "other_tool": 1.0,
     "redirect": 1.0,
@@ -226,6 +227,10 @@ _WEIGHTS = {
     "action": 1.0,
     "ml_override": 1.5,
     "ml_authority": 1.5,
+    "private_path": 2.0,
+    "flow": 2.0,
+    "tamper": 1.0,
+    "you_modal": 1.0,
 }
 _THRESHOLD = 4.0
 _HIGH = 5.5
@@ -248,38 +253,124 @@ _LABELS = {
     "action": "orders the reader",
     "ml_override": "overrides rules",
     "ml_authority": "claims authority",
+    "private_path": "private file",
+    "flow": "sends data out",
+    "tamper": "alters other tools' calls",
+    "you_modal": "orders the reader",
 }
-_REGEXES = (
-    ("address", _ADDRESS),
-    ("authority", _AUTHORITY),
-    ("secrecy", _SECRECY),
-    ("override", _OVERRIDE),
-    ("no_confirm", _NO_CONFIRM),
-    ("trigger", _TRIGGER),
-    ("other_tool", _OTHER_TOOL),
-    ("redirect", _REDIRECT),
-    ("destination", _DESTINATION),
-    ("sink", _SINK),
-    ("sensitive", _SENSITIVE),
+_PRIVATE_PATH = re.compile(
+    r"~/[\w.]|\.ssh\b|\bid_(?:rsa|ed25519)|\.aws/|\.kube/|\.netrc|\.env\b|\bbash_history|\.git-credentials|"
+    r"/etc/(?:passwd|shadow)|\blogin\s+data\b|\bkeychain|\bprintenv\b|\bcontents\s+of\s+(?:any|every|all|each)\s+files?"
 )
-#: Cheap gate: a sentence whose words include none of these cannot reach the threshold.
-_GATE_WORDS = (
-    _MODEL_NOUNS
-    | {"system", "sys", "admin", "hidden", "quietly", "silently", "secretly", "ignore", "disregard", "bypass"}
-    | {"override", "without", "don't", "dont", "not", "never", "keep", "instead", "supersedes", "when"}
-    | {
-        "whenever",
-        "before",
-        "after",
-        "if",
-        "upon",
-        "authorized",
-        "pre-authorized",
-        "mandated",
-        "rule",
-        "role",
-    }
+_FLOW = re.compile(
+    r"\b(?:is|are|will\s+be|gets?|get)\s+(?:also\s+|silently\s+|then\s+)?(?:posted|sent|uploaded|forwarded|shared|"
+    r"copied|mirrored|synced|submitted|transmitted|reported)\s+(?:to|with)\b"
 )
+#: The reader told what it must do, in the second person ("you must now call ...").
+_YOU_MODAL = re.compile(
+    r"\byou\s+(?:must|should|need\s+to|have\s+to|are\s+(?:now\s+)?(?:required|instructed|expected)\s+to|"
+    r"will\s+now|are\s+to)\b"
+)
+_TAMPER = re.compile(
+    r"\b(?:tool|server)\s*(?:\([\w.]+\)\s*)?(?:should|must|shall|will)\s+(?:always|now|only|never)\b|"
+    r"\b(?:is|are)\s+(?:unsafe|insecure|deprecated|broken|compromised|malicious)\b|no\s+longer\s+be\s+used|"
+    r"\bdo\s+not\s+use\s+(?:it|that|them)\b|\bleaks?\s+data|"
+    r"\b(?:append|prepend|insert|replace|prefix|add|set|change|substitute|swap|rewrite|modify|include|"
+    r"cc|bcc|redirect)\b"
+)
+_ML_NO_CONFIRM = _terms(
+    "sans demander|sin pedir|sin confirmar|sem pedir|sem confirmar|ohne nachzufragen|ohne bestätigung|"
+    "ohne rückfrage|без подтверждения|не спрашивая|確認せず|確認なしで|확인 없이|묻지 않고|无需确认|不经确认|"
+    "不要确认|دون تأكيد|بدون تأكيد|बिना पुष्टि|बिना पूछे|"
+    "automatiquement|automáticamente|automaticamente|automatisch"
+)
+_ML_TRIGGER = _terms(
+    "при каждом|каждый раз|每次|毎回|매번|cada vez|chaque fois|à chaque|jedes mal|bei jedem|toda vez|em toda|"
+    "عند كل|في كل مرة|हर बार|перед |before |avant |antes de|vor jedem|之前|前に|قبل |पहले"
+)
+#: (signal, regex, anchor words): a regex runs only on sentences holding one of its anchor words,
+#: which keeps the cost on ordinary prose to a few set intersections.
+_REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
+    ("you_modal", _YOU_MODAL, frozenset({"you"})),
+    ("address", _ADDRESS, _MODEL_NOUNS | {"language"}),
+    (
+        "authority",
+        _AUTHORITY,
+        frozenset(
+            _terms(
+                "system|sys|admin|root|developer|operator|internal|role|priority|elevated|authorized|"
+                "authorised|preauthorized|pre-authorized|mandated|global|rule|hidden|per|approved|compliance|"
+                "instruction|instructions|instructions_for_model|important|critical"
+            )
+        ),
+    ),
+    (
+        "secrecy",
+        _SECRECY,
+        frozenset(
+            _terms(
+                "not|don't|dont|never|without|quietly|silently|secretly|covertly|discreetly|invisibly|keep|"
+                "won't|wont|notice|noticed|out|report|output|replies|doesn't"
+            )
+        ),
+    ),
+    (
+        "override",
+        _OVERRIDE,
+        frozenset(_terms("ignore|disregard|bypass|skip|override|forget|circumvent|suspend|waive")),
+    ),
+    (
+        "no_confirm",
+        _NO_CONFIRM,
+        frozenset(
+            _terms("without|no|don't|dont|do|even|regardless|automatically|immediately|whatever|still|always")
+        ),
+    ),
+    ("trigger", _TRIGGER, frozenset(_terms("when|whenever|before|after|each|every|upon|once|if|while|for"))),
+    (
+        "other_tool",
+        _OTHER_TOOL,
+        frozenset(_terms("tool|tools|server|servers|mcp|via|through|using|with|call|calling|from")),
+    ),
+    (
+        "redirect",
+        _REDIRECT,
+        frozenset(
+            _terms(
+                "instead|supersede|supersedes|replace|replaces|longer|exclusively|rather|place|route|prefix|prefixed"
+            )
+        ),
+    ),
+    ("sink", _SINK, frozenset(_terms("param|parameter|field|argument|arg|property|in|into|to|as"))),
+    (
+        "flow",
+        _FLOW,
+        frozenset(
+            _terms(
+                "posted|sent|uploaded|forwarded|shared|copied|mirrored|synced|submitted|transmitted|reported"
+            )
+        ),
+    ),
+)
+_LEADS = frozenset(_terms("also|then|first|additionally|next|finally|always|never|and"))
+#: Words before a quotation that make it a report of someone else's words, not an order.
+_REPORTING = re.compile(
+    r"(?:such\s+as|e\.g\.|for\s+example|example|phrase|string|payload|reading|quote[sd]?|titled|called|"
+    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding)\W{0,12}$|"
+    r"(?:^|\n)\s*(?:\d+[.)]|[-*•])?\s*$"
+)
+
+
+def _strip_reported(text: str) -> str:
+    """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
+    if '"' not in text and "'" not in text and "“" not in text:
+        return text
+
+    def blank(m: re.Match[str]) -> str:
+        before = text[max(0, m.start() - 40) : m.start()]
+        return " " if _REPORTING.search(before) else m.group(0)
+
+    return _QUOTED.sub(blank, text)
 
 
 def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
@@ -288,39 +379,63 @@ def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
     words = _WORD.findall(sentence)
     wordset = set(words)
     ascii_text = sentence.isascii()
-    if ascii_text and not (wordset & _GATE_WORDS) and "[" not in sentence and "<" not in sentence:
-        return found
-    for name, pattern in _REGEXES:
+    for name, pattern, anchors in _REGEXES:
+        if (
+            anchors.isdisjoint(wordset)
+            and (ascii_text or name not in ("address", "authority"))
+            and not (name == "address" and "@" in sentence)
+        ):
+            continue
         m = pattern.search(sentence)
         if m:
             found[name] = m.group(0).strip()
-    if (words and words[0] in _IMPERATIVE) or (
-        len(words) > 1 and words[0] in {"also", "then", "first", "additionally", "next", "finally"}
-    ):
-        found["imperative"] = words[0]
-    elif "also" in wordset:
+    if "://" in sentence or "@" in sentence or not wordset.isdisjoint(_DESTINATION_WORDS) or "+" in sentence:
+        m = _DESTINATION.search(sentence)
+        if m and not _PLACEHOLDER_HOST.search(m.group(0) + sentence[m.end() : m.end() + 30]):
+            found["destination"] = m.group(0)
+    if "~/" in sentence or "." in sentence or not wordset.isdisjoint(_PATH_WORDS):
+        m = _PRIVATE_PATH.search(sentence)
+        if m:
+            found["private_path"] = m.group(0)
+    m = _SENSITIVE.search(sentence) if not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in sentence else None
+    if m:
+        found["sensitive"] = m.group(0)
+    # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
+    clauses = _CLAUSE.split(sentence, maxsplit=2)
+    opening = _WORD.findall(clauses[0][:20])
+    if not (opening and opening[0] in _CONDITIONS):
+        clauses = clauses[:1]  # "e.g., email address" is a list, not an order
+    for clause in clauses[:2]:
+        head = _WORD.findall(clause[:40])
+        if head and head[0] in _LEADS and len(head) > 1 and head[1] in _IMPERATIVE:
+            head = head[1:]
+        if head and (head[0] in _IMPERATIVE or (head[0] in ("also", "then") and len(head) > 1)):
+            found["imperative"] = head[0]
+            break
+    if "also" in wordset and "imperative" not in found:
         index = words.index("also")
-        if index + 1 < len(words) and words[index + 1] in _IMPERATIVE:
+        if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
             found["imperative"] = "also " + words[index + 1]
-    secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
-    if secret and "sensitive" not in found:
-        found["sensitive"] = min(secret)
+    if "sensitive" not in found:
+        secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
+        if secret:
+            found["sensitive"] = min(secret)
+    if "_" in sentence:
+        wordset = wordset | {part for word in wordset if "_" in word for part in word.split("_")}
     send = (wordset & _SEND_VERBS) - own
     if send:
         found["send"] = min(send)
     harm = (wordset & _HARM_VERBS) - own
     if harm or "--force" in sentence or "rm -rf" in sentence:
         found["harm"] = min(harm) if harm else "--force"
-    if wordset & _QUANTIFIERS:
+    if ("other_tool" in found or "trigger" in found) and not wordset.isdisjoint(_TAMPER_WORDS | _STEER_WORDS):
+        m = _TAMPER.search(sentence)
+        if m:
+            found["tamper"] = m.group(0)
+    if not wordset.isdisjoint(_QUANTIFIERS):
         found["quantifier"] = min(wordset & _QUANTIFIERS)
     if not ascii_text:
-        for name, lexicon in (
-            ("address", _ML_ADDRESS),
-            ("ml_authority", _ML_AUTHORITY),
-            ("secrecy", _ML_SECRECY),
-            ("ml_override", _ML_OVERRIDE),
-            ("action", _ML_ACTION),
-        ):
+        for name, lexicon in _ML_LEXICONS:
             if name not in found:
                 for term in lexicon:
                     if term in sentence:
@@ -330,28 +445,82 @@ def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
         mention = found["other_tool"].split()[-1]
         if mention in own:
             del found["other_tool"]  # naming itself or its own parameter is not reaching out
-    if "destination" in found and own & _SENDS_BY_DESIGN:
+    if "destination" in found and own & _SENDS_BY_DESIGN and "sensitive" not in found:
         del found["destination"]
     return found
 
 
+#: Documentation hosts (RFC 2606): "user@example.com" is a format, not a destination.
+_PLACEHOLDER_HOST = re.compile(r"^[^\s]*?(?:[@/.]|^)(?:example\.(?:com|org|net)|localhost)\b")
+_CONDITIONS = frozenset(
+    _terms(
+        "before|after|when|whenever|if|once|upon|on|for|to|while|during|regardless|then|also|and|first|next|finally"
+    )
+)
+_CLAUSE = re.compile(r"[,:;(]\s*")
+_TAMPER_WORDS = frozenset(
+    _terms(
+        "append|prepend|insert|replace|prefix|add|set|change|substitute|swap|rewrite|modify|include|cc|bcc|redirect"
+    )
+)
+_STEER_WORDS = frozenset(
+    _terms(
+        "should|must|shall|will|unsafe|insecure|deprecated|broken|compromised|malicious|longer|leak|leaks|use"
+    )
+)
+_DESTINATION_WORDS = frozenset(_terms("webhook|gist|public|publicly|external|externally|remote|iban"))
+_PATH_WORDS = frozenset(_terms("login|keychain|printenv|contents|bash_history"))
+_SENSITIVE_ANCHORS = frozenset(
+    _terms(
+        "env|environment|api|access|system|conversation|chat|previous|private|login|credit|card|date|home|"
+        "phone|medical|secret|secrets|password|passwords|credential|credentials|cookie|cookies|authorization|"
+        "deploy|session|printenv"
+    )
+)
+_ML_LEXICONS = (
+    ("address", _ML_ADDRESS),
+    ("ml_authority", _ML_AUTHORITY),
+    ("secrecy", _ML_SECRECY),
+    ("ml_override", _ML_OVERRIDE),
+    ("action", _ML_ACTION),
+    ("no_confirm", _ML_NO_CONFIRM),
+    ("trigger", _ML_TRIGGER),
+)
+#: A dialogue log: lines labelled by speaker.
+_TRANSCRIPT = re.compile(r"(?:^|\n)\s*(?:user|human|customer|client)\s*:")
 #: Name words of tools whose purpose is to send somewhere: a destination is their job.
 _SENDS_BY_DESIGN = frozenset({"email", "mail", "send", "sms", "post", "webhook", "http", "fetch", "url"})
 #: Signals that make a text speak to its reader rather than describe something.
 _ACTORS = frozenset(
-    _terms("address|authority|ml_authority|secrecy|override|no_confirm|trigger|imperative|action")
+    _terms(
+        "address|authority|ml_authority|secrecy|override|no_confirm|trigger|imperative|action|flow|you_modal"
+    )
 )
 #: Signals that make an instruction harmful rather than ordinary usage guidance ("Note to LLM: use
 #: the indexes tool first" addresses the model and names another tool, and asks nothing harmful).
 _PAYLOADS = frozenset(
-    _terms("secrecy|override|no_confirm|redirect|destination|sink|sensitive|harm|ml_override")
+    _terms(
+        "secrecy|override|no_confirm|redirect|destination|sink|sensitive|harm|ml_override|private_path|tamper"
+    )
 )
+#: Actors that make a neighbouring sentence's payload theirs; weaker ones ("run", "when the user")
+#: must share a sentence with the payload.
+_STRONG_ACTORS = frozenset(_terms("address|authority|ml_authority|secrecy|override|flow|you_modal"))
+_WEAK_ACTORS = _ACTORS - _STRONG_ACTORS
+#: Signals that colour a whole field, not just their sentence: a "[SYSTEM]" header or a closing
+#: "don't tell the user" governs the lines around it.
+_FIELD_WIDE = frozenset(_terms("address|authority|ml_authority|secrecy"))
 
 
 def _score(found: dict[str, str]) -> float:
     score = sum(_WEIGHTS[name] for name in found)
+    if "sink" in found and "sensitive" not in found and "private_path" not in found:
+        score -= _WEIGHTS["sink"]  # passing ordinary input to a parameter is what parameters are for
+        found = {k: v for k, v in found.items() if k != "sink"}
+    if "sensitive" in found and "send" in found and "destination" in found:
+        score += 1.0  # the whole flow: something secret, a verb that moves it, somewhere outside
     # A data signal alone, or an order alone, is ordinary documentation: both halves are needed.
-    if not _ACTORS.intersection(found) or not _PAYLOADS.intersection(found):
+    if _ACTORS.isdisjoint(found) or _PAYLOADS.isdisjoint(found):
         score = min(score, _THRESHOLD - 0.5)
     return score
 
@@ -363,18 +532,33 @@ def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] =
     """
     own_words = frozenset(own)
     findings: list[Finding] = []
-    for pointer, low, identifier, words in units:
-        if identifier or words < 5:
+    for pointer, low, identifier, _ in units:
+        if identifier or len(low) < 16:
             continue
-        sentences = [s for s in _SENTENCE.split(_QUOTED.sub(" ", low)) if s and s.strip()]
+        sentences = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
         per = [_signals(s, own_words) for s in sentences]
+        if _TRANSCRIPT.search(low):
+            for found in per:  # "Agent: I've submitted it" in a chat log is a speaker label
+                if found.get("address", "").endswith(":"):
+                    del found["address"]
+        wide: dict[str, str] = {}
+        if len(low) < 1200:
+            for found in per:
+                for name in _FIELD_WIDE.intersection(found):
+                    wide.setdefault(name, found[name])
         best: dict[str, str] = {}
         best_score = 0.0
         for index, found in enumerate(per):
-            window = dict(found)
+            window = {**wide, **found}
+            pair = [found]
             if index + 1 < len(per):
                 window = {**per[index + 1], **window}
+                pair.append(per[index + 1])
             score = _score(window)
+            if _STRONG_ACTORS.isdisjoint(window) and not any(
+                _WEAK_ACTORS.intersection(f) and _PAYLOADS.intersection(f) for f in pair
+            ):
+                score = min(score, _THRESHOLD - 0.5)  # a plain order and a payload in different sentences
             if score > best_score:
                 best, best_score = window, score
         if best_score >= _THRESHOLD:
