@@ -373,81 +373,145 @@ def _strip_reported(text: str) -> str:
     return _QUOTED.sub(blank, text)
 
 
-def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
-    """Signal name -> the text that raised it, for one lower-cased sentence."""
-    found: dict[str, str] = {}
-    words = _WORD.findall(sentence)
-    wordset = set(words)
-    ascii_text = sentence.isascii()
-    for name, pattern, anchors in _REGEXES:
-        if (
-            anchors.isdisjoint(wordset)
-            and (ascii_text or name not in ("address", "authority"))
-            and not (name == "address" and "@" in sentence)
-        ):
-            continue
-        m = pattern.search(sentence)
-        if m:
-            found[name] = m.group(0).strip()
-    if "://" in sentence or "@" in sentence or not wordset.isdisjoint(_DESTINATION_WORDS) or "+" in sentence:
-        m = _DESTINATION.search(sentence)
-        if m and not _PLACEHOLDER_HOST.search(m.group(0) + sentence[m.end() : m.end() + 30]):
-            found["destination"] = m.group(0)
-    if "~/" in sentence or "." in sentence or not wordset.isdisjoint(_PATH_WORDS):
-        m = _PRIVATE_PATH.search(sentence)
-        if m:
-            found["private_path"] = m.group(0)
-    m = _SENSITIVE.search(sentence) if not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in sentence else None
-    if m:
-        found["sensitive"] = m.group(0)
-    # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
-    clauses = _CLAUSE.split(sentence, maxsplit=2)
-    opening = _WORD.findall(clauses[0][:20])
-    if not (opening and opening[0] in _CONDITIONS):
-        clauses = clauses[:1]  # "e.g., email address" is a list, not an order
-    for clause in clauses[:2]:
-        head = _WORD.findall(clause[:40])
-        if head and head[0] in _LEADS and len(head) > 1 and head[1] in _IMPERATIVE:
-            head = head[1:]
-        if head and (head[0] in _IMPERATIVE or (head[0] in ("also", "then") and len(head) > 1)):
-            found["imperative"] = head[0]
-            break
-    if "also" in wordset and "imperative" not in found:
-        index = words.index("also")
-        if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
-            found["imperative"] = "also " + words[index + 1]
-    if "sensitive" not in found:
+class _Sentence:
+    """One sentence's signals: the cheap word-level ones at once, the regex ones on demand."""
+
+    __slots__ = ("found", "possible", "text", "words")
+
+    def __init__(self, text: str, own: frozenset[str]) -> None:
+        self.text = text
+        found: dict[str, str] = {}
+        words = _WORD.findall(text)
+        wordset = set(words)
+        # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
+        clauses = _CLAUSE.split(text, maxsplit=2)
+        opening = words[:1] if clauses[0] is text else _WORD.findall(clauses[0][:20])
+        if not (opening and opening[0] in _CONDITIONS):
+            clauses = clauses[:1]  # "e.g., email address" is a list, not an order
+        for clause in clauses[:2]:
+            head = words[:2] if clause is text else _WORD.findall(clause[:40])
+            if head and head[0] in _LEADS and len(head) > 1 and head[1] in _IMPERATIVE:
+                head = head[1:]
+            if head and (head[0] in _IMPERATIVE or (head[0] in ("also", "then") and len(head) > 1)):
+                found["imperative"] = head[0]
+                break
+        if "also" in wordset and "imperative" not in found:
+            index = words.index("also")
+            if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
+                found["imperative"] = "also " + words[index + 1]
         secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
         if secret:
             found["sensitive"] = min(secret)
-    if "_" in sentence:
-        wordset = wordset | {part for word in wordset if "_" in word for part in word.split("_")}
-    send = (wordset & _SEND_VERBS) - own
-    if send:
-        found["send"] = min(send)
-    harm = (wordset & _HARM_VERBS) - own
-    if harm or "--force" in sentence or "rm -rf" in sentence:
-        found["harm"] = min(harm) if harm else "--force"
-    if ("other_tool" in found or "trigger" in found) and not wordset.isdisjoint(_TAMPER_WORDS | _STEER_WORDS):
-        m = _TAMPER.search(sentence)
-        if m:
-            found["tamper"] = m.group(0)
-    if not wordset.isdisjoint(_QUANTIFIERS):
-        found["quantifier"] = min(wordset & _QUANTIFIERS)
-    if not ascii_text:
-        for name, lexicon in _ML_LEXICONS:
-            if name not in found:
-                for term in lexicon:
-                    if term in sentence:
-                        found[name] = term
-                        break
-    if own and "other_tool" in found:
-        mention = found["other_tool"].split()[-1]
-        if mention in own:
+        if "_" in text:
+            wordset |= {part for word in wordset if "_" in word for part in word.split("_")}
+        send = (wordset & _SEND_VERBS) - own
+        if send:
+            found["send"] = min(send)
+        harm = (wordset & _HARM_VERBS) - own
+        if harm or "--force" in text or "rm -rf" in text:
+            found["harm"] = min(harm) if harm else "--force"
+        if not wordset.isdisjoint(_QUANTIFIERS):
+            found["quantifier"] = min(wordset & _QUANTIFIERS)
+        possible = {name for name, _, anchors in _REGEXES if not anchors.isdisjoint(wordset)}
+        if "@" in text:
+            possible.add("address")
+        if "://" in text or "@" in text or "+" in text or not wordset.isdisjoint(_DESTINATION_WORDS):
+            possible.add("destination")
+        if any(marker in text for marker in _PATH_MARKERS) or not wordset.isdisjoint(_PATH_WORDS):
+            possible.add("private_path")
+        if "sensitive" not in found and (not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in text):
+            possible.add("sensitive")
+        if not wordset.isdisjoint(_TAMPER_WORDS | _STEER_WORDS) and (
+            "other_tool" in possible or "trigger" in possible
+        ):
+            possible.add("tamper")
+        if "sensitive" not in found and "sensitive" not in possible:
+            possible.discard("sink")  # a parameter counts only as the sink of something sensitive
+        if not text.isascii():
+            possible |= _ML_NAMES | {"authority"}
+        self.found = found
+        self.possible = frozenset(possible)
+        self.words = wordset
+
+    def deepen(self, own: frozenset[str]) -> dict[str, str]:
+        """Run the regex signals this sentence could raise; returns every signal found."""
+        found, text, possible = self.found, self.text, self.possible
+        for name, pattern, _ in _REGEXES:
+            if name in possible or (name == "address" and "address" in possible):
+                m = pattern.search(text)
+                if m:
+                    found[name] = m.group(0).strip()
+        if "destination" in possible:
+            m = _DESTINATION.search(text)
+            if m and not _PLACEHOLDER_HOST.search(m.group(0) + text[m.end() : m.end() + 30]):
+                found["destination"] = m.group(0)
+        if "private_path" in possible:
+            m = _PRIVATE_PATH.search(text)
+            if m:
+                found["private_path"] = m.group(0)
+        if "sensitive" in possible:
+            m = _SENSITIVE.search(text)
+            if m:
+                found["sensitive"] = m.group(0)
+        if "tamper" in possible and ("other_tool" in found or "trigger" in found):
+            m = _TAMPER.search(text)
+            if m:
+                found["tamper"] = m.group(0)
+        if not text.isascii():
+            for name, lexicon in _ML_LEXICONS:
+                if name not in found:
+                    for term in lexicon:
+                        if term in text:
+                            found[name] = term
+                            break
+        if own and "other_tool" in found and found["other_tool"].split()[-1] in own:
             del found["other_tool"]  # naming itself or its own parameter is not reaching out
-    if "destination" in found and own & _SENDS_BY_DESIGN and "sensitive" not in found:
-        del found["destination"]
-    return found
+        if "destination" in found and own & _SENDS_BY_DESIGN and "sensitive" not in found:
+            del found["destination"]
+        self.possible = frozenset()
+        return found
+
+
+def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
+    """Signal name -> the text that raised it, for one lower-cased sentence."""
+    return _Sentence(sentence, own).deepen(own)
+
+
+def _payload_keys(low: str) -> list[str] | None:
+    """The payload words and marks in a field (None: another script, read it all), in one pass."""
+    if not low.isascii() and _OTHER_SCRIPT.search(low):
+        return None
+    words = set(_WORD.findall(low))
+    if "_" in low:
+        words |= {part for word in words if "_" in word for part in word.split("_")}
+    keys = list(words & _PAYLOAD_WORDS)
+    if not words.isdisjoint(_NEGATIONS):
+        keys.extend(words & _NEGATED_PAYLOAD)
+    keys.extend(mark for mark in _PAYLOAD_MARKS if mark in low)
+    return keys
+
+
+def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] | None:
+    """Indices of the sentences worth reading (None: all of them)."""
+    if keys is None or len(texts) <= 2:
+        return None
+    chosen: set[int] = set()
+    wide = [word for word in _WIDE_WORDS if word in low]
+    for index, text in enumerate(texts):
+        if any(key in text for key in keys):
+            chosen.update((index - 1, index, index + 1))
+        elif (wide and any(word in text for word in wide)) or "[" in text or "<" in text:
+            chosen.add(index)
+    return chosen
+
+
+def _bound(names: Iterable[str]) -> float:
+    """The most a window holding these (found or possible) signals can score."""
+    names = set(names)
+    if _ACTORS.isdisjoint(names) or _PAYLOADS.isdisjoint(names):
+        return 0.0
+    bonus = 1.0 if {"sensitive", "send", "destination"} <= names else 0.0
+    return sum(_WEIGHTS[name] for name in names) + bonus
 
 
 #: Documentation hosts (RFC 2606): "user@example.com" is a format, not a destination.
@@ -469,6 +533,7 @@ _STEER_WORDS = frozenset(
     )
 )
 _DESTINATION_WORDS = frozenset(_terms("webhook|gist|public|publicly|external|externally|remote|iban"))
+_PATH_MARKERS = _terms("~/|.ssh|.aws|.kube|.netrc|.env|id_rsa|id_ed25519|bash_history|/etc/|.git-cred")
 _PATH_WORDS = frozenset(_terms("login|keychain|printenv|contents|bash_history"))
 _SENSITIVE_ANCHORS = frozenset(
     _terms(
@@ -477,6 +542,7 @@ _SENSITIVE_ANCHORS = frozenset(
         "deploy|session|printenv"
     )
 )
+_ML_NAMES = frozenset(_terms("address|ml_authority|secrecy|ml_override|action|no_confirm|trigger"))
 _ML_LEXICONS = (
     ("address", _ML_ADDRESS),
     ("ml_authority", _ML_AUTHORITY),
@@ -535,8 +601,30 @@ def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] =
     for pointer, low, identifier, _ in units:
         if identifier or len(low) < 16:
             continue
-        sentences = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
-        per = [_signals(s, own_words) for s in sentences]
+        keys = _payload_keys(low)
+        if keys is not None and not keys:
+            continue
+        texts = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
+        chosen = _candidates(low, texts, keys)
+        empty = _Sentence("", own_words)
+        parts = [
+            _Sentence(t, own_words) if chosen is None or i in chosen else empty for i, t in enumerate(texts)
+        ]
+        reach = [set(p.found) | p.possible for p in parts]
+        wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
+        hot = [
+            _bound(reach[i] | reach[i + 1] | wide_reach if i + 1 < len(reach) else reach[i] | wide_reach)
+            >= _THRESHOLD
+            for i in range(len(reach))
+        ]
+        if not any(hot):
+            continue
+        deep = {i for i, h in enumerate(hot) if h} | {
+            i + 1 for i, h in enumerate(hot) if h and i + 1 < len(hot)
+        }
+        if wide_reach:
+            deep |= {i for i, r in enumerate(reach) if not _FIELD_WIDE.isdisjoint(r)}
+        per = [p.deepen(own_words) if i in deep else p.found for i, p in enumerate(parts)]
         if _TRANSCRIPT.search(low):
             for found in per:  # "Agent: I've submitted it" in a chat log is a speaker label
                 if found.get("address", "").endswith(":"):
@@ -568,3 +656,41 @@ def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] =
                 Finding("injection.technique", severity, pointer, f"instruction to the model ({described})")
             )
     return findings
+
+
+#: Words and marks without which a text holds nothing harmful for an order to ask (the payload
+#: half of every finding); a field without any is skipped, and in a long field only sentences
+#: near one are read.
+_PAYLOAD_WORDS = frozenset(
+    _terms(
+        "ignore|disregard|bypass|skip|override|forget|circumvent|suspend|waive|quietly|silently|secretly|"
+        "covertly|discreetly|invisibly|tell|mention|reveal|disclose|inform|notify|notice|knowing|keep|explain|"
+        "bring|surface|without|regardless|whatever|"
+        "instead|supersede|supersedes|replace|replaces|longer|exclusively|rather|route|prefix|prefixed|"
+        "unsafe|insecure|deprecated|broken|compromised|malicious|leak|leaks|posted|sent|uploaded|forwarded"
+    )
+)
+_PAYLOAD_WORDS = (
+    _PAYLOAD_WORDS
+    | _DESTINATION_WORDS
+    | _SENSITIVE_ANCHORS
+    | _SECRET_WORDS
+    | _PRIVATE_DATA
+    | _HARM_VERBS
+    | _PATH_WORDS
+)
+_PAYLOAD_MARKS = _terms(
+    "://|@|~/|.ssh|.aws|.kube|.netrc|.env|id_rsa|bash_history|/etc/|--force|rm -rf|+1|+4|+3"
+)
+#: Letters of scripts other than Latin (Greek and up): such text is read in full, with the
+#: multilingual lexicons.
+_OTHER_SCRIPT = re.compile("[\u0370-\u1fff\u3040-\ud7ff\uf900-\uffef]")
+_NEGATIONS = frozenset(_terms("not|don't|dont|never|no|doesn't|didn't|won't"))
+#: Payload words that only count under a negation ("do not show it", "don't wait for CI").
+_NEGATED_PAYLOAD = frozenset(
+    _terms("show|report|output|list|display|say|wait|even|still|need|ask|confirm|prompt")
+)
+#: Words that can make a sentence's actor reach the whole field (model address, authority).
+_WIDE_WORDS = _MODEL_NOUNS | frozenset(
+    _terms("system|sys|admin|root|developer|role|hidden|authorized|internal")
+)
