@@ -19,6 +19,7 @@ together and keeps every name they define importable from here.
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -158,15 +159,17 @@ def scan_fields(
     findings = _scan_units(units, gate) if units else []
     if units:
         own = {w for _, low, ident, _ in units if ident for w in low.split()}
-        findings.extend(_technique_units(units, own))
+        # Text that was hidden in an encoding needs less to count: hiding it was a signal.
+        findings.extend(_technique_units(units, own, hidden=_depth > 0))
     if "://" in raw:
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
             if "://" in text:
                 findings.extend(_urls(norm, pointer))
-    if _depth == 0 and _may_be_encoded(raw):
-        for (pointer, text, _), norm in zip(fields, norms, strict=True):
+    if _depth < 2 and _may_be_encoded(raw):
+        for (pointer, text, ident), norm in zip(fields, norms, strict=True):
             if len(text) >= 24 and _may_be_encoded(text):
-                findings.extend(_decoded_findings(pointer, text, norm, gate))
+                # An identifier's norm is split at "_" and "-": decode the text as written.
+                findings.extend(_decoded_findings(pointer, text, text if ident else norm, gate, _depth))
     return _dedupe(findings)
 
 
@@ -175,12 +178,17 @@ def scan_text(text: str, field: str, *, identifier: bool = False, gate: bool = T
     return scan_fields([(field, text, identifier)], gate=gate)
 
 
-def _decoded_findings(pointer: str, text: str, norm: str, gate: bool) -> list[Finding]:
+def _decoded_findings(pointer: str, text: str, norm: str, gate: bool, depth: int = 0) -> list[Finding]:
     if len(norm) < 24 and "\u202e" not in text:
         return []
     out: list[Finding] = []
-    for encoding, decoded in _decoded_candidates(text if "\u202e" in text else norm):
-        inner = scan_fields([(pointer, decoded, False)], gate=gate, _depth=1)
+    candidates = _decoded_candidates(text if "\u202e" in text else norm)
+    if _ROT_HINT.search(text):  # "base64+rot13": rotate what the other encodings gave
+        candidates += [
+            (enc + "+rot13", codecs.decode(dec, "rot13")) for enc, dec in candidates if enc != "rot13"
+        ]
+    for encoding, decoded in candidates:
+        inner = scan_fields([(pointer, decoded, False)], gate=gate, _depth=depth + 1)
         if inner:
             worst = max(inner, key=lambda f: _ORDER[f.severity])
             severity: Severity = worst.severity if worst.severity != "low" else "medium"

@@ -79,7 +79,7 @@ _IMPERATIVE = frozenset(
         "delete|remove|push|grant|disable|approve|merge|transfer|change|replace|navigate|share|"
         "reveal|paste|search|pull|tag|publish|install|cancel|reset|mark|issue|add|use|route|save|"
         "loop|return|display|prefix|print|output|show|fetch|collect|gather|list|dump|export|"
-        "attach|open|visit"
+        "attach|open|visit|ignore|disregard|bypass|skip|forget|give|tell|make|put|write|copy|move|close"
     )
 )
 _QUANTIFIERS = frozenset(_terms("all|every|entire|full|complete|unredacted|whole|any"))
@@ -126,7 +126,7 @@ _SECRECY = re.compile(
     r"\bthen\s+report\s+['\"]|\breport\s+only\b|\boutput\s+only\s+the\b|\bkeep\s+replies\s+identical"
 )
 _OVERRIDE = re.compile(
-    r"\b(?:ignore|disregard|bypass|skip|override|forget|circumvent|suspend|waive)\s+(?:all\s+|any\s+|the\s+|your\s+|"
+    r"\b(?:ignore|disregard)\s+(?:the\s+|what\s+the\s+)?user(?:'s)?\b|\b(?:ignore|disregard|bypass|skip|override|forget|circumvent|suspend|waive)\s+(?:all\s+|any\s+|the\s+|your\s+|"
     r"its\s+|every\s+|these\s+)?(?:[\w']+\s+){0,3}?(?:previous|prior|earlier|above|system|safety|security|privacy|"
     r"confirmation|restrictions?|rules?|instructions?|guidelines?|limits?|policy|policies|guidance|approval|"
     r"review|requirements?|codeowners|checks?|warnings?|protections?|step|dialog)\b"
@@ -233,7 +233,11 @@ _WEIGHTS = {
     "you_modal": 1.0,
 }
 _THRESHOLD = 4.0
+#: What hiding a text in an encoding is worth: decoded text flags at ``_THRESHOLD - _HIDDEN_BONUS``.
+_HIDDEN_BONUS = 2.0
 _HIGH = 5.5
+#: Payloads that make any finding high: a private file, an override, a demand for secrecy.
+_SEVERE = frozenset({"private_path", "override", "secrecy"})
 _LABELS = {
     "address": "addresses the model",
     "authority": "claims authority",
@@ -395,6 +399,11 @@ class _Sentence:
             if head and (head[0] in _IMPERATIVE or (head[0] in ("also", "then") and len(head) > 1)):
                 found["imperative"] = head[0]
                 break
+        colon = text.find(":", 0, 40)
+        if colon > 0 and "imperative" not in found:  # a label, then an order: "policy: include ..."
+            head = _WORD.findall(text[colon + 1 : colon + 40])
+            if head and head[0] in _IMPERATIVE:
+                found["imperative"] = head[0]
         if "also" in wordset and "imperative" not in found:
             index = words.index("also")
             if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
@@ -408,7 +417,7 @@ class _Sentence:
         if send:
             found["send"] = min(send)
         harm = (wordset & _HARM_VERBS) - own
-        if harm or "--force" in text or "rm -rf" in text:
+        if harm or "--force" in text or "rm -" in text or "--recursive" in text:
             found["harm"] = min(harm) if harm else "--force"
         if not wordset.isdisjoint(_QUANTIFIERS):
             found["quantifier"] = min(wordset & _QUANTIFIERS)
@@ -587,15 +596,19 @@ def _score(found: dict[str, str]) -> float:
         score += 1.0  # the whole flow: something secret, a verb that moves it, somewhere outside
     # A data signal alone, or an order alone, is ordinary documentation: both halves are needed.
     if _ACTORS.isdisjoint(found) or _PAYLOADS.isdisjoint(found):
-        score = min(score, _THRESHOLD - 0.5)
+        score = 0.0
     return score
 
 
-def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] = ()) -> list[Finding]:
+def scan_units(
+    units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] = (), *, hidden: bool = False
+) -> list[Finding]:
     """Technique findings for fields ``(pointer, lower-cased text, identifier, words)``.
 
-    ``own`` holds the words of the item's own name and parameter names.
+    ``own`` holds the words of the item's own name and parameter names; ``hidden`` marks text
+    decoded from an encoding, where the hiding itself counts as a signal.
     """
+    threshold = _THRESHOLD - _HIDDEN_BONUS if hidden else _THRESHOLD
     own_words = frozenset(own)
     findings: list[Finding] = []
     for pointer, low, identifier, _ in units:
@@ -614,7 +627,7 @@ def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] =
         wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
         hot = [
             _bound(reach[i] | reach[i + 1] | wide_reach if i + 1 < len(reach) else reach[i] | wide_reach)
-            >= _THRESHOLD
+            >= threshold
             for i in range(len(reach))
         ]
         if not any(hot):
@@ -646,12 +659,13 @@ def scan_units(units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] =
             if _STRONG_ACTORS.isdisjoint(window) and not any(
                 _WEAK_ACTORS.intersection(f) and _PAYLOADS.intersection(f) for f in pair
             ):
-                score = min(score, _THRESHOLD - 0.5)  # a plain order and a payload in different sentences
+                score = 0.0  # a plain order and a payload in different sentences
             if score > best_score:
                 best, best_score = window, score
-        if best_score >= _THRESHOLD:
+        if best_score >= threshold:
             described = ", ".join(dict.fromkeys(_LABELS[name] for name in best))
-            severity: Severity = "high" if best_score >= _HIGH else "medium"
+            severe = best_score >= _HIGH or not _SEVERE.isdisjoint(best)
+            severity: Severity = "high" if severe else "medium"
             findings.append(
                 Finding("injection.technique", severity, pointer, f"instruction to the model ({described})")
             )
