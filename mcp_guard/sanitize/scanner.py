@@ -129,9 +129,11 @@ class DefaultSanitizer:
                     findings.append(Finding(hit.rule, hit.severity, field.pointer or "/", hit.message))
                     rewrite = True
         findings.extend(self._text_findings(fields))
-        if is_result and might_contain_secret(joined):
+        if is_result and (might_contain_secret(joined) or any(_keyed(f.pointer) for f in fields)):
             for field in fields:
-                secrets = find_secrets(field.text)
+                secrets = find_secrets(
+                    field.text, field.pointer.rsplit("/", 1)[-1] if field.pointer else None
+                )
                 if secrets:
                     kinds = sorted({s.kind for s in secrets})
                     redacted = is_result and self.redact
@@ -182,6 +184,12 @@ class DefaultSanitizer:
         if isinstance(value, list):
             return [self._rewrite(v, redact) for v in value]
         return value
+
+
+def _keyed(pointer: str) -> bool:
+    """The field is the value of a secret-sounding JSON key (``.../secret``, ``.../api_key``)."""
+    tail = pointer.rsplit("/", 1)[-1].lower()
+    return any(word in tail for word in ("secret", "token", "passw", "key", "credential"))
 
 
 def _error(exc: Exception) -> ScanResult:
