@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model import Finding, ScanResult, Severity
+from .annotations import annotation_findings
 from .injection import scan_fields
 from .names import check_collisions, check_name
 from .redact import find_secrets, might_contain_secret, redact_text
@@ -129,6 +130,9 @@ class DefaultSanitizer:
                     findings.append(Finding(hit.rule, hit.severity, field.pointer or "/", hit.message))
                     rewrite = True
         findings.extend(self._text_findings(fields))
+        if kind == "tool" and "annotations" in item:
+            prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
+            findings.extend(annotation_findings(item, prose))
         if is_result and (might_contain_secret(joined) or any(_keyed(f.pointer) for f in fields)):
             for field in fields:
                 secrets = find_secrets(
