@@ -208,7 +208,8 @@ def _urls(text: str, field: str) -> list[Finding]:
     template = EXFIL_URL.search(text)
     if template and re.search(
         r"user|chat|conversation|history|prompt|message|transcript|contact|location|env|secret|token|password|"
-        r"credential|result|context|session|cookie|email|data|key",
+        r"credential|result|context|session|cookie|email|data|key|text|original|document|content|summary|reply|"
+        r"answer|file|output",
         template.group(0).split("//", 1)[1],
         re.I,
     ):

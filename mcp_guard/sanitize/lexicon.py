@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[a-z0-9_]+(?:['.-][a-z0-9_]+)*")
-_SENTENCE = re.compile(r"(?<=[.!?;。！？；])\s+|\n+|(?<=[。！？；])|\s[-—–]{1,2}\s")
+_SENTENCE = re.compile(r"(?<=[.!?;。！？；])\s+|\n+|(?<=[。！？；])|\s(?:[—–]|--)\s")
 
 
 def _terms(text: str) -> tuple[str, ...]:
@@ -87,7 +87,10 @@ _ADDRESS = re.compile(
     rf"^\W*(?:the\s+)?{_MODEL}\s+(?:must|should|shall|needs?\s+to|has\s+to|is\s+to)\b"
 )
 _AUTHORITY = re.compile(
-    r"\[\s*(?:system|sys|admin|root|developer|operator|internal)\s*\]|<\s*/?\s*(?:system|sys|admin|instructions?"
+    r"\bfrom\s+now\s+on\b|\bfor\s+the\s+rest\s+of\s+(?:this|the)\s+(?:conversation|session|chat)|\bhenceforth\b|"
+    r"\bin\s+(?:all\s+)?(?:future|subsequent)\s+(?:responses|replies|messages|turns|answers)|"
+    r"\bthe\s+user\s+(?:has\s+)?(?:already\s+)?(?:asked|wants|requested|instructed|needs)\s+you\s+to\b|"
+    r"\b(?:user|owner|admin|administrator)\s+has\s+(?:already\s+)?(?:pre-?)?(?:approved|authori[sz]ed|consented)|\[\s*(?:system|sys|admin|root|developer|operator|internal)\s*\]|<\s*/?\s*(?:system|sys|admin|instructions?"
     r"[\w_]*)\b|(?:^|\n|#\s*)\s*(?:system|admin|developer)\s*(?:notice|message|note|override|prompt)?\s*:|"
     r"\brole\s*:\s*system|\bpriority\s*:\s*(?:highest|critical|max)|\bsystem\s+(?:notice|override|directive|"
     r"instruction|update|requirement|message|policy|rule)s?\b|\belevated\s+(?:permissions|privileges|access)|"
@@ -122,7 +125,8 @@ _NO_CONFIRM = re.compile(
     r"\bwithout\s+being\s+asked|\bwhatever\s+the\s+user\b|\bstill\s+(?:send|use|set|return)\b"
 )
 _TRIGGER = re.compile(
-    r"(?<!only\s)(?<!unless\s)\b(?:when(?:ever)?|before|after|each\s+time|every\s+time|upon|once|if|while)\s+(?:(?:the\s+)?user\s+|you\s+|"
+    r"(?<!only\s)(?<!unless\s)\b(?:when(?:ever)?|before|after|each\s+time|every\s+time|any\s+time|anytime|"
+    r"as\s+soon\s+as|upon|once|if|while)\s+(?:(?:the\s+)?user\s+|you\s+|"
     r"any\s+|another\s+|other\s+|calling|using|running|reading|summari[sz]ing|listing|rendering|answering|"
     r"troubleshooting|translation|responding|the\s+\w+\s+(?:tool|server)|\w+_\w+)"
 )
@@ -136,7 +140,7 @@ _REDIRECT = re.compile(
     r"\bin\s+place\s+of\b|\broute\s+\w+(?:\s+\w+)?\s+through|\bprefix(?:ed)?\s+(?:every|each|all|the|by|with)"
 )
 _DESTINATION = re.compile(
-    r"https?://|\b[\w.+-]+@[\w-]+\.[\w.-]+|\+\d[\d\s]{7,}|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|\bwebhook|"
+    r"\baccount\s+(?:number\s+|no\.?\s+)?#?\d{6,}|\brouting\s+(?:number\s+)?\d{6,}|https?://|\b[\w.+-]+@[\w-]+\.[\w.-]+|\+\d[\d\s]{7,}|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|\bwebhook|"
     r"\bgist|\bpublic(?:ly)?\b|\bexternal(?:ly)?\b|\bremote\b"
 )
 _SINK = re.compile(
@@ -287,7 +291,8 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
             _terms(
                 "system|sys|admin|root|developer|operator|internal|role|priority|elevated|authorized|"
                 "authorised|preauthorized|pre-authorized|mandated|global|rule|hidden|per|approved|compliance|"
-                "instruction|instructions|instructions_for_model|important|critical"
+                "instruction|instructions|instructions_for_model|important|critical|now|rest|henceforth|future|"
+                "subsequent|user|owner"
             )
         ),
     ),
@@ -313,7 +318,11 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
             _terms("without|no|don't|dont|do|even|regardless|automatically|immediately|whatever|still|always")
         ),
     ),
-    ("trigger", _TRIGGER, frozenset(_terms("when|whenever|before|after|each|every|upon|once|if|while|for"))),
+    (
+        "trigger",
+        _TRIGGER,
+        frozenset(_terms("when|whenever|before|after|each|every|upon|once|if|while|for|any|anytime|as")),
+    ),
     (
         "other_tool",
         _OTHER_TOOL,
@@ -366,7 +375,9 @@ _STEER_WORDS = frozenset(
         "should|must|shall|will|unsafe|insecure|deprecated|broken|compromised|malicious|longer|leak|leaks|use"
     )
 )
-_DESTINATION_WORDS = frozenset(_terms("webhook|gist|public|publicly|external|externally|remote|iban"))
+_DESTINATION_WORDS = frozenset(
+    _terms("webhook|gist|public|publicly|external|externally|remote|iban|account|routing")
+)
 _PATH_MARKERS = _terms("~/|.ssh|.aws|.kube|.netrc|.env|id_rsa|id_ed25519|bash_history|/etc/|.git-cred")
 _PATH_WORDS = frozenset(_terms("login|keychain|printenv|contents|bash_history"))
 _SENSITIVE_ANCHORS = frozenset(

@@ -99,11 +99,11 @@ class _Sentence:
         words = _WORD.findall(text)
         wordset = set(words)
         # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
-        clauses = _CLAUSE.split(text, maxsplit=2)
+        clauses = _CLAUSE.split(text, maxsplit=3)
         opening = words[:1] if clauses[0] is text else _WORD.findall(clauses[0][:20])
         if not (opening and opening[0] in _CONDITIONS):
             clauses = clauses[:1]  # "e.g., email address" is a list, not an order
-        for clause in clauses[:2]:
+        for clause in clauses[:3]:
             head = words[:2] if clause is text else _WORD.findall(clause[:40])
             if head and head[0] in _LEADS and len(head) > 1 and head[1] in _IMPERATIVE:
                 head = head[1:]
@@ -213,7 +213,7 @@ def _payload_keys(low: str) -> list[str] | None:
 
 def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] | None:
     """Indices of the sentences worth reading (None: all of them)."""
-    if keys is None or len(texts) <= 2:
+    if keys is None or len(texts) <= 2 or len(low) < 600:
         return None
     chosen: set[int] = set()
     wide = [word for word in _WIDE_WORDS if word in low]
@@ -259,7 +259,7 @@ def scan_units(
     own_words = frozenset(own)
     findings: list[Finding] = []
     for pointer, low, identifier, _ in units:
-        if identifier or len(low) < 16:
+        if (identifier and low.count(" ") < 4) or len(low) < 16:  # a name of five words is a sentence
             continue
         keys = _payload_keys(low)
         if keys is not None and not keys:
