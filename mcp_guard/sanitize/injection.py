@@ -160,7 +160,8 @@ def scan_fields(
     if units:
         own = {w for _, low, ident, _ in units if ident for w in low.split()}
         # Text that was hidden in an encoding needs less to count: hiding it was a signal.
-        findings.extend(_technique_units(units, own, hidden=_depth > 0))
+        disguised = frozenset() if plain else _disguised(fields, norms)
+        findings.extend(_technique_units(units, own, hidden=_depth > 0, disguised=disguised))
     if "://" in raw:
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
             if "://" in text:
@@ -171,6 +172,23 @@ def scan_fields(
                 # An identifier's norm is split at "_" and "-": decode the text as written.
                 findings.extend(_decoded_findings(pointer, text, text if ident else norm, gate, _depth))
     return _dedupe(findings)
+
+
+def _disguised(fields: Sequence[tuple[str, str, bool]], norms: list[str]) -> frozenset[str]:
+    """Pointers of fields whose letters only read as words once folded: look-alike letters from
+    other scripts, fullwidth or mathematical forms, invisible characters inside words. Nobody
+    writes honest prose that way, so such text needs less to count as an instruction."""
+    out = set()
+    for (pointer, text, _), norm in zip(fields, norms, strict=True):
+        if norm != text and _letters(norm) != _letters(unicodedata.normalize("NFC", text)):
+            folded = sum(1 for a, b in zip(norm, text, strict=False) if a != b)
+            if folded >= 3:
+                out.add(pointer)
+    return frozenset(out)
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text if c.isascii() and c.isalpha())
 
 
 def scan_text(text: str, field: str, *, identifier: bool = False, gate: bool = True) -> list[Finding]:

@@ -445,7 +445,7 @@ _PAYLOAD_WORDS = (
     | _PATH_WORDS
 )
 _PAYLOAD_MARKS = _terms(
-    "://|@|~/|.ssh|.aws|.kube|.netrc|.env|id_rsa|bash_history|/etc/|--force|rm -rf|+1|+4|+3"
+    "://|@|~/|.ssh|.aws|.kube|.netrc|.env|id_rsa|bash_history|/etc/|--force|rm -|+1|+4|+3"
 )
 #: Letters of scripts other than Latin (Greek and up): such text is read in full, with the
 #: multilingual lexicons.

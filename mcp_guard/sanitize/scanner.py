@@ -122,6 +122,8 @@ class DefaultSanitizer:
         is_result = kind in RESULT_KINDS  # secrets are looked for in results and arguments, not definitions
         if kind in _NAMED_KINDS and isinstance(item.get("name"), str) and " " not in item["name"]:
             findings.extend(check_name(item["name"]))
+        if kind in _NAMED_KINDS and isinstance(item.get("title"), str) and not item["title"].isascii():
+            findings.extend(_title_findings(item["title"]))
         fields = [f for f in text_fields(item) if f.text]
         joined = "\n".join(f.text for f in fields)
         if has_suspect_chars(joined):
@@ -188,6 +190,18 @@ class DefaultSanitizer:
         if isinstance(value, list):
             return [self._rewrite(v, redact) for v in value]
         return value
+
+
+def _title_findings(title: str) -> list[Finding]:
+    """A title word that mixes scripts (look-alike letters inside a Latin word): a spoofed name.
+
+    Judged word by word, since a title may honestly mix scripts across words ("Поиск в GitHub").
+    """
+    for word in title.split():
+        for finding in check_name(word):
+            if finding.rule == "name.mixed-script":
+                return [Finding(finding.rule, finding.severity, "/title", f"title: {finding.message}")]
+    return []
 
 
 def _keyed(pointer: str) -> bool:

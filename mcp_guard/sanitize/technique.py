@@ -248,19 +248,25 @@ def _score(found: dict[str, str]) -> float:
 
 
 def scan_units(
-    units: Sequence[tuple[str, str, bool, int]], own: Iterable[str] = (), *, hidden: bool = False
+    units: Sequence[tuple[str, str, bool, int]],
+    own: Iterable[str] = (),
+    *,
+    hidden: bool = False,
+    disguised: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Technique findings for fields ``(pointer, lower-cased text, identifier, words)``.
 
     ``own`` holds the words of the item's own name and parameter names; ``hidden`` marks text
-    decoded from an encoding, where the hiding itself counts as a signal.
+    decoded from an encoding, where the hiding itself counts as a signal; ``disguised`` names the
+    fields that needed look-alike letters folded or invisible characters removed to be read.
     """
-    threshold = _THRESHOLD - _HIDDEN_BONUS if hidden else _THRESHOLD
+    base = _THRESHOLD - _HIDDEN_BONUS if hidden else _THRESHOLD
     own_words = frozenset(own)
     findings: list[Finding] = []
     for pointer, low, identifier, _ in units:
         if (identifier and low.count(" ") < 4) or len(low) < 16:  # a name of five words is a sentence
             continue
+        threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
         keys = _payload_keys(low)
         if keys is not None and not keys:
             continue
