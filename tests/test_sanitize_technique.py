@@ -125,8 +125,10 @@ def test_ideographic_variation_sequence_is_not_hidden_data() -> None:
 def test_batch_written_from_techniques() -> None:
     """Attacks and hard negatives written from the techniques, not from any corpus's wording.
 
-    The batch was scored once before any tuning on it (recall 96%, 1 of 25 hard negatives
-    flagged); the floors below keep that level with a small margin.
+    The first batch (``attacks.jsonl``, ``hard_negative.jsonl``) was scored once before any tuning
+    on it: 43 of 45 attacks found, 1 of 25 hard negatives flagged. The second (``attacks-2.jsonl``,
+    the categories that did worst) scored 9 of 16 before it was used for tuning. The floors below
+    keep the level reached with a small margin.
     """
     from pathlib import Path
 
@@ -136,7 +138,7 @@ def test_batch_written_from_techniques() -> None:
     table = evaluate(load_split(Path(__file__).parent / "corpus" / "technique"), scan_pairs)
     hit, total = table.overall
     flagged, clean = table.negatives
-    assert total >= 45 and clean >= 25
+    assert total >= 61 and clean >= 25
     assert hit / total >= 0.9, table.misses
     assert flagged / clean <= 0.08, table.false_flags
 

@@ -13,7 +13,8 @@ _DESTRUCTIVE_CLAIM = re.compile(
     r"empt(?:ies|ying)\s+(?:the\s+)?trash|wip(?:es|ing)|eras(?:es|ing)|drops?\s+(?:the\s+)?(?:table|database)|overwrit(?:es|ing)|destroy(?:s|ing))\b"
 )
 _OUTBOUND_CLAIM = re.compile(
-    r"\b(?:(?:is|are|also|gets?)\s+(?:also\s+)?(?:posted|sent|uploaded|forwarded|shared|copied|synced)\s+(?:to|with)|"
+    r"\b(?:(?:is|are|also|gets?)\s+(?:also\s+|\w+\s+and\s+)?(?:posted|sent|uploaded|forwarded|shared|copied|synced)\s+"
+    r"(?:to|with)|"
     r"always\s+set\s+to\s+\S+@)"
 )
 

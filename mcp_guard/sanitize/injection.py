@@ -89,6 +89,7 @@ _JOIN = "\n\n"
 _CONTAINER_END = re.compile(r"-->|\)\s*$|</[a-z]+>|\n---|\}|</div>", re.MULTILINE)
 _IDENT_SPLIT = re.compile(r"[_\-.]+|(?<=[a-z])(?=[A-Z])")
 _ORDER = {"low": 0, "medium": 1, "high": 2}
+_SCHEMA_VALUE = re.compile(r"/(?:examples|default|enum|const|pattern)(?:/|$)")
 
 
 def _scan_units(units: list[tuple[str, str, bool, int]], gate: bool) -> list[Finding]:
@@ -161,6 +162,8 @@ def scan_fields(
         own = {w for _, low, ident, _ in units if ident for w in low.split()}
         # Text that was hidden in an encoding needs less to count: hiding it was a signal.
         disguised = frozenset() if plain else _disguised(fields, norms)
+        # Schema values are data; a sentence in an example, default or enum value is out of place.
+        disguised |= {p for p, _, ident, _ in units if not ident and _SCHEMA_VALUE.search(p)}
         findings.extend(_technique_units(units, own, hidden=_depth > 0, disguised=disguised))
     if "://" in raw:
         for (pointer, text, _), norm in zip(fields, norms, strict=True):

@@ -84,13 +84,16 @@ _ADDRESS = re.compile(
     rf"\bfor_(?:llm|ai|agent|model)|\bif\s+you(?:'re|\s+are)\s+(?:an?\s+)?(?:ai|assistant|llm|language|model|"
     rf"transcrib|reading|summari)|\bmodels?\s+reading\s+this|\byou,?\s+the\s+(?:ai|assistant|model)|"
     rf"\b(?:agents|assistants|models|llms)\s+(?:should|must|shall)\b|"
+    rf"\b(?:whichever|any|every|each|all)\s+(?:\w+\s+)?{_MODEL}\s+(?:that\s+|who\s+)?(?:reads?|reading|sees|"
+    rf"processing|processes|summari[sz]ing|parsing|handling)\b|"
     rf"^\W*(?:the\s+)?{_MODEL}\s+(?:must|should|shall|needs?\s+to|has\s+to|is\s+to)\b"
 )
 _AUTHORITY = re.compile(
     r"\bfrom\s+now\s+on\b|\bfor\s+the\s+rest\s+of\s+(?:this|the)\s+(?:conversation|session|chat)|\bhenceforth\b|"
     r"\bin\s+(?:all\s+)?(?:future|subsequent)\s+(?:responses|replies|messages|turns|answers)|"
     r"\bthe\s+user\s+(?:has\s+)?(?:already\s+)?(?:asked|wants|requested|instructed|needs)\s+you\s+to\b|"
-    r"\b(?:user|owner|admin|administrator)\s+has\s+(?:already\s+)?(?:pre-?)?(?:approved|authori[sz]ed|consented)|\[\s*(?:system|sys|admin|root|developer|operator|internal)\s*\]|<\s*/?\s*(?:system|sys|admin|instructions?"
+    r"\b(?:user|owner|admin|administrator)\s+has\s+(?:already\s+)?(?:pre-?)?(?:approved|authori[sz]ed|consented)|"
+    r"\bthe\s+user\s+(?:already\s+)?(?:requested|asked\s+for|approved|authori[sz]ed)\s+(?:it|this|that)\b|\[\s*(?:system|sys|admin|root|developer|operator|internal)\s*\]|<\s*/?\s*(?:system|sys|admin|instructions?"
     r"[\w_]*)\b|(?:^|\n|#\s*)\s*(?:system|admin|developer)\s*(?:notice|message|note|override|prompt)?\s*:|"
     r"\brole\s*:\s*system|\bpriority\s*:\s*(?:highest|critical|max)|\bsystem\s+(?:notice|override|directive|"
     r"instruction|update|requirement|message|policy|rule)s?\b|\belevated\s+(?:permissions|privileges|access)|"
@@ -132,16 +135,19 @@ _TRIGGER = re.compile(
 )
 _OTHER_TOOL = re.compile(
     r"\b(?:any|every|all|other|another|each)\s+(?:other\s+)?(?:\w+\s+)?(?:tools?|servers?|mcp)\b|\b(?:the|a)\s+"
-    r"[\w.]+\s+(?:tool|server)\b|\bfrom\s+(?:another|other|any)\s+server|\b(?:via|through|using|with|call(?:ing)?)"
+    r"(?:[\w.-]+\s+){0,2}?[\w.]+\s+(?:tool|server)s?\b|\b(?:browser|search|shell|file|email|mail|git|database|"
+    r"db|http|web|terminal|payment|calendar|deploy|filesystem)\s+(?:or\s+\w+\s+)?(?:tool|tools|server|servers)\b|\bfrom\s+(?:another|other|any)\s+server|\b(?:via|through|using|with|call(?:ing)?)"
     r"\s+(?:the\s+)?[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+\b|\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\(|\bfor\s+the\s+\w+\s+tool"
 )
 _REDIRECT = re.compile(
     r"\binstead\b|\bsupersedes?\b|\breplaces?\s+\w+_\w+|\bno\s+longer\s+be\s+used|\bexclusively\b|\brather\s+than\b|"
-    r"\bin\s+place\s+of\b|\broute\s+\w+(?:\s+\w+)?\s+through|\bprefix(?:ed)?\s+(?:every|each|all|the|by|with)"
+    r"\bin\s+place\s+of\b|\broute\s+\w+(?:\s+\w+){0,3}\s+through|\b(?:must|should|shall)\s+be\s+"
+    r"(?:rewritten|routed|redirected|replaced|prefixed|proxied)\b|\bprefix(?:ed)?\s+(?:every|each|all|the|by|with)"
 )
 _DESTINATION = re.compile(
     r"\baccount\s+(?:number\s+|no\.?\s+)?#?\d{6,}|\brouting\s+(?:number\s+)?\d{6,}|https?://|\b[\w.+-]+@[\w-]+\.[\w.-]+|\+\d[\d\s]{7,}|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|\bwebhook|"
-    r"\bgist|\bpublic(?:ly)?\b|\bexternal(?:ly)?\b|\bremote\b"
+    r"\bgist|\bpublic(?:ly)?\b|\bexternal(?:ly)?\b|\bthird[-\s]part(?:y|ies)\b|"
+    r"\b(?:training|analytics|advertising|marketing|research)\s+partners?\b"
 )
 _SINK = re.compile(
     r"\b(?:in|into|to|as)\s+(?:the\s+)?['\"`]?\w+['\"`]?\s+(?:param(?:eter)?|field|argument|arg|property)\b|"
@@ -254,17 +260,19 @@ _PRIVATE_PATH = re.compile(
     r"/etc/(?:passwd|shadow)|\blogin\s+data\b|\bkeychain|\bprintenv\b|\bcontents\s+of\s+(?:any|every|all|each)\s+files?"
 )
 _FLOW = re.compile(
-    r"\b(?:is|are|will\s+be|gets?|get)\s+(?:also\s+|silently\s+|then\s+)?(?:posted|sent|uploaded|forwarded|shared|"
+    r"\b(?:also\s+)?(?:forwards|sends|uploads|posts|shares|transmits|syncs|copies|mirrors|reports|exports)\s+"
+    r"(?:[\w']+\s+){0,6}?(?:to|with)\s+(?:https?://|[\w.+-]+@|(?:our\s+)?(?:partner|third|external|advertis)\w*)|"
+    r"\b(?:is|are)\s+(?:\w+\s+and\s+)(?:posted|sent|uploaded|forwarded|shared|copied|synced)\s+(?:to|with)\b|\b(?:is|are|will\s+be|gets?|get)\s+(?:also\s+|silently\s+|then\s+)?(?:posted|sent|uploaded|forwarded|shared|"
     r"copied|mirrored|synced|submitted|transmitted|reported)\s+(?:to|with)\b"
 )
 #: The reader told what it must do, in the second person ("you must now call ...").
 _YOU_MODAL = re.compile(
-    r"\byou\s+(?:must|should|need\s+to|have\s+to|are\s+(?:now\s+)?(?:required|instructed|expected)\s+to|"
+    r"\byour\s+(?:next\s+|first\s+|only\s+)?(?:step|task|job|instructions?|priority)\s+(?:is|are)\s+to\b|\byou\s+(?:must|should|need\s+to|have\s+to|are\s+(?:now\s+)?(?:required|instructed|expected)\s+to|"
     r"will\s+now|are\s+to)\b"
 )
 _TAMPER = re.compile(
     r"\b(?:tool|server)\s*(?:\([\w.]+\)\s*)?(?:should|must|shall|will)\s+(?:always|now|only|never)\b|"
-    r"\b(?:is|are)\s+(?:unsafe|insecure|deprecated|broken|compromised|malicious)\b|no\s+longer\s+be\s+used|"
+    r"\b(?:is|are)\s+(?:unsafe|insecure|deprecated|broken|compromised|malicious|outdated|obsolete|untrusted)\b|no\s+longer\s+be\s+used|"
     r"\bdo\s+not\s+use\s+(?:it|that|them)\b|\bleaks?\s+data|"
     r"\b(?:append|prepend|insert|replace|prefix|add|set|change|substitute|swap|rewrite|modify|include|"
     r"cc|bcc|redirect)\b"
@@ -282,7 +290,7 @@ _ML_TRIGGER = _terms(
 #: (signal, regex, anchor words): a regex runs only on sentences holding one of its anchor words,
 #: which keeps the cost on ordinary prose to a few set intersections.
 _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
-    ("you_modal", _YOU_MODAL, frozenset({"you"})),
+    ("you_modal", _YOU_MODAL, frozenset({"you", "your"})),
     ("address", _ADDRESS, _MODEL_NOUNS | {"language"}),
     (
         "authority",
@@ -333,7 +341,8 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         _REDIRECT,
         frozenset(
             _terms(
-                "instead|supersede|supersedes|replace|replaces|longer|exclusively|rather|place|route|prefix|prefixed"
+                "instead|supersede|supersedes|replace|replaces|longer|exclusively|rather|place|route|prefix|prefixed|"
+                "rewritten|routed|redirected|proxied|replaced"
             )
         ),
     ),
@@ -343,7 +352,8 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         _FLOW,
         frozenset(
             _terms(
-                "posted|sent|uploaded|forwarded|shared|copied|mirrored|synced|submitted|transmitted|reported"
+                "posted|sent|uploaded|forwarded|shared|copied|mirrored|synced|submitted|transmitted|reported|"
+                "forwards|sends|uploads|posts|shares|transmits|syncs|copies|mirrors|reports|exports"
             )
         ),
     ),
@@ -372,11 +382,11 @@ _TAMPER_WORDS = frozenset(
 )
 _STEER_WORDS = frozenset(
     _terms(
-        "should|must|shall|will|unsafe|insecure|deprecated|broken|compromised|malicious|longer|leak|leaks|use"
+        "should|must|shall|will|unsafe|insecure|deprecated|broken|compromised|malicious|longer|leak|leaks|use|outdated|obsolete|untrusted"
     )
 )
 _DESTINATION_WORDS = frozenset(
-    _terms("webhook|gist|public|publicly|external|externally|remote|iban|account|routing")
+    _terms("webhook|gist|public|publicly|external|externally|iban|account|routing|third|partner|partners")
 )
 _PATH_MARKERS = _terms("~/|.ssh|.aws|.kube|.netrc|.env|id_rsa|id_ed25519|bash_history|/etc/|.git-cred")
 _PATH_WORDS = frozenset(_terms("login|keychain|printenv|contents|bash_history"))
@@ -432,7 +442,8 @@ _PAYLOAD_WORDS = frozenset(
         "covertly|discreetly|invisibly|tell|mention|reveal|disclose|inform|notify|notice|knowing|keep|explain|"
         "bring|surface|without|regardless|whatever|"
         "instead|supersede|supersedes|replace|replaces|longer|exclusively|rather|route|prefix|prefixed|"
-        "unsafe|insecure|deprecated|broken|compromised|malicious|leak|leaks|posted|sent|uploaded|forwarded"
+        "unsafe|insecure|deprecated|broken|compromised|malicious|leak|leaks|posted|sent|uploaded|forwarded|"
+        "forwards|sends|uploads|shares|transmits|syncs|exports|partner|partners|third|rewritten|routed|outdated"
     )
 )
 _PAYLOAD_WORDS = (
@@ -450,7 +461,7 @@ _PAYLOAD_MARKS = _terms(
 #: Letters of scripts other than Latin (Greek and up): such text is read in full, with the
 #: multilingual lexicons.
 _OTHER_SCRIPT = re.compile("[\u0370-\u1fff\u3040-\ud7ff\uf900-\uffef]")
-_NEGATIONS = frozenset(_terms("not|don't|dont|never|no|doesn't|didn't|won't"))
+_NEGATIONS = frozenset(_terms("not|don't|dont|never|no|doesn't|didn't|won't|only"))
 #: Payload words that only count under a negation ("do not show it", "don't wait for CI").
 _NEGATED_PAYLOAD = frozenset(
     _terms("show|report|output|list|display|say|wait|even|still|need|ask|confirm|prompt")
