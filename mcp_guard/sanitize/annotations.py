@@ -19,6 +19,26 @@ _OUTBOUND_CLAIM = re.compile(
 )
 
 
+_STEMS = (
+    "delet",
+    "empt",
+    "wip",
+    "eras",
+    "drop",
+    "overwrit",
+    "destroy",
+    "remov",
+    "sent",
+    "posted",
+    "upload",
+    "forward",
+    "shared",
+    "copied",
+    "synced",
+    "always set",
+)
+
+
 def annotation_findings(item: Mapping[str, object], fields: Sequence[tuple[str, str]]) -> list[Finding]:
     """A tool whose annotations promise safety while its text says otherwise (a rug pull's tell).
 
@@ -34,6 +54,8 @@ def annotation_findings(item: Mapping[str, object], fields: Sequence[tuple[str, 
         return []
     for pointer, text in fields:
         low = text.lower()
+        if not any(stem in low for stem in _STEMS):
+            continue
         if _DESTRUCTIVE_CLAIM.search(low) or (read_only and _OUTBOUND_CLAIM.search(low)):
             return [
                 Finding(

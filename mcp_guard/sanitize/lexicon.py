@@ -298,9 +298,9 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         frozenset(
             _terms(
                 "system|sys|admin|root|developer|operator|internal|role|priority|elevated|authorized|"
-                "authorised|preauthorized|pre-authorized|mandated|global|rule|hidden|per|approved|compliance|"
-                "instruction|instructions|instructions_for_model|important|critical|now|rest|henceforth|future|"
-                "subsequent|user|owner"
+                "authorised|preauthorized|pre-authorized|mandated|global|rule|hidden|approved|compliance|"
+                "instruction|instructions|instructions_for_model|henceforth|future|subsequent|rest|consented|"
+                "requested|asked|wants|instructed|needs|now"
             )
         ),
     ),
@@ -309,8 +309,10 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         _SECRECY,
         frozenset(
             _terms(
-                "not|don't|dont|never|without|quietly|silently|secretly|covertly|discreetly|invisibly|keep|"
-                "won't|wont|notice|noticed|out|report|output|replies|doesn't"
+                "tell|telling|mention|mentioning|show|showing|explain|explaining|report|reporting|reveal|"
+                "revealing|disclose|disclosing|inform|informing|notify|notifying|alert|alerting|bring|list|"
+                "surface|display|say|saying|let|letting|make|making|quietly|silently|secretly|covertly|"
+                "discreetly|invisibly|keep|notice|noticed|knowing|knowledge|need|out|output|replies"
             )
         ),
     ),
@@ -322,19 +324,17 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     (
         "no_confirm",
         _NO_CONFIRM,
-        frozenset(
-            _terms("without|no|don't|dont|do|even|regardless|automatically|immediately|whatever|still|always")
-        ),
+        frozenset(_terms("without|need|wait|ask|confirm|prompt|even|regardless|whatever|still")),
     ),
     (
         "trigger",
         _TRIGGER,
-        frozenset(_terms("when|whenever|before|after|each|every|upon|once|if|while|for|any|anytime|as")),
+        frozenset(_terms("when|whenever|before|after|each|every|upon|once|if|while|anytime|time|soon")),
     ),
     (
         "other_tool",
         _OTHER_TOOL,
-        frozenset(_terms("tool|tools|server|servers|mcp|via|through|using|with|call|calling|from")),
+        frozenset(_terms("tool|tools|server|servers|mcp")),
     ),
     (
         "redirect",
@@ -358,6 +358,25 @@ _REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         ),
     ),
 )
+#: Secrecy needs a negation with its verb ("don't tell") unless the word says it alone ("quietly").
+_SECRECY_ALONE = frozenset(
+    _terms("quietly|silently|secretly|covertly|discreetly|invisibly|keep|notice|noticed|knowing|replies")
+)
+_SECRECY_NEGATIONS = frozenset(_terms("not|don't|dont|never|without|won't|wont|doesn't"))
+_SECRECY_PAIRS = (
+    (frozenset({"only"}), frozenset({"report", "output"})),
+    (frozenset({"out"}), frozenset({"answer", "reply", "response", "summary"})),
+    (frozenset({"user"}), frozenset({"need"})),
+)
+#: No-confirmation needs its pair ("no need", "don't wait", "even if") unless the word says it alone.
+_NO_CONFIRM_ALONE = frozenset(_terms("without|regardless|whatever|still"))
+_NO_CONFIRM_PAIRS = (
+    (frozenset({"no"}), frozenset({"need"})),
+    (frozenset({"don't", "dont", "not"}), frozenset({"wait", "ask", "confirm", "prompt"})),
+    (frozenset({"even"}), frozenset({"if"})),
+)
+#: Words that name a call when a snake_case or dotted identifier follows ("via slack_post").
+_CALL_WORDS = frozenset(_terms("via|through|using|with|call|calling|from"))
 _LEADS = frozenset(_terms("also|then|first|additionally|next|finally|always|never|and"))
 #: Words before a quotation that make it a report of someone else's words, not an order.
 _REPORTING = re.compile(

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from ..model import Finding, Severity
 from .lexicon import (
     _ACTORS,
+    _CALL_WORDS,
     _CLAUSE,
     _CONDITIONS,
     _DESTINATION,
@@ -43,6 +44,8 @@ from .lexicon import (
     _ML_NAMES,
     _NEGATED_PAYLOAD,
     _NEGATIONS,
+    _NO_CONFIRM_ALONE,
+    _NO_CONFIRM_PAIRS,
     _OTHER_SCRIPT,
     _PATH_MARKERS,
     _PATH_WORDS,
@@ -56,6 +59,9 @@ from .lexicon import (
     _QUOTED,
     _REGEXES,
     _REPORTING,
+    _SECRECY_ALONE,
+    _SECRECY_NEGATIONS,
+    _SECRECY_PAIRS,
     _SECRET_WORDS,
     _SEND_VERBS,
     _SENDS_BY_DESIGN,
@@ -133,6 +139,14 @@ class _Sentence:
         if not wordset.isdisjoint(_QUANTIFIERS):
             found["quantifier"] = min(wordset & _QUANTIFIERS)
         possible = {name for name, _, anchors in _REGEXES if not anchors.isdisjoint(wordset)}
+        if "secrecy" in possible and not _paired(wordset, _SECRECY_ALONE, _SECRECY_NEGATIONS, _SECRECY_PAIRS):
+            possible.discard("secrecy")
+        if "no_confirm" in possible and not _paired(
+            wordset, _NO_CONFIRM_ALONE, frozenset(), _NO_CONFIRM_PAIRS
+        ):
+            possible.discard("no_confirm")
+        if ("_" in text or "." in text) and not wordset.isdisjoint(_CALL_WORDS):
+            possible.add("other_tool")
         if "@" in text:
             possible.add("address")
         if "://" in text or "@" in text or "+" in text or not wordset.isdisjoint(_DESTINATION_WORDS):
@@ -192,6 +206,18 @@ class _Sentence:
         return found
 
 
+def _paired(
+    words: set[str],
+    alone: frozenset[str],
+    negations: frozenset[str],
+    pairs: tuple[tuple[frozenset[str], frozenset[str]], ...],
+) -> bool:
+    """Could the signal's pattern match? A word that says it alone, a negation, or one of its pairs."""
+    if not words.isdisjoint(alone) or not words.isdisjoint(negations):
+        return True
+    return any(not words.isdisjoint(a) and not words.isdisjoint(b) for a, b in pairs)
+
+
 def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
     """Signal name -> the text that raised it, for one lower-cased sentence."""
     return _Sentence(sentence, own).deepen(own)
@@ -212,15 +238,24 @@ def _payload_keys(low: str) -> list[str] | None:
 
 
 def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] | None:
-    """Indices of the sentences worth reading (None: all of them)."""
-    if keys is None or len(texts) <= 2 or len(low) < 600:
+    """Indices of the sentences worth reading (None: all of them).
+
+    A sentence holding a payload word, and one that may address the model, claim authority or
+    speak to "you": only those can carry an order its neighbour's payload needs, since a plain
+    order must share the payload's sentence.
+    """
+    if keys is None or len(texts) <= 2:
         return None
     chosen: set[int] = set()
     wide = [word for word in _WIDE_WORDS if word in low]
     for index, text in enumerate(texts):
-        if any(key in text for key in keys):
-            chosen.update((index - 1, index, index + 1))
-        elif (wide and any(word in text for word in wide)) or "[" in text or "<" in text:
+        if (
+            any(key in text for key in keys)
+            or (wide and any(word in text for word in wide))
+            or "[" in text
+            or "<" in text
+            or "you" in text
+        ):
             chosen.add(index)
     return chosen
 
