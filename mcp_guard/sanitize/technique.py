@@ -237,6 +237,15 @@ def _payload_keys(low: str) -> list[str] | None:
     return keys
 
 
+def _field_reach(low: str, own: frozenset[str]) -> set[str]:
+    """Every signal some sentence of the field could raise (an upper bound, from its words)."""
+    whole = _Sentence(low, own)
+    reach = set(whole.found) | whole.possible
+    if not whole.words.isdisjoint(_IMPERATIVE) or not whole.words.isdisjoint(_LEADS):
+        reach.add("imperative")
+    return reach
+
+
 def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] | None:
     """Indices of the sentences worth reading (None: all of them).
 
@@ -305,6 +314,8 @@ def scan_units(
         keys = _payload_keys(low)
         if keys is not None and not keys:
             continue
+        if keys is not None and _bound(_field_reach(low, own_words)) < threshold:
+            continue  # even every sentence's signals together could not reach the threshold
         texts = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
         chosen = _candidates(low, texts, keys)
         empty = _Sentence("", own_words)
