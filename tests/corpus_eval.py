@@ -38,6 +38,9 @@ def load_split(directory: Path) -> list[dict[str, Any]]:
             row.setdefault("id", f"{path.stem}:{number}")
             row.setdefault("category", "real_definition")
             row.setdefault("expect", "clean")
+            if row["category"] == "hard_negative":
+                # Hard negatives are benign by definition, whatever their ``expect`` says.
+                row["expect"] = "clean"
             if row["expect"] not in ("clean", "flag"):
                 raise ValueError(f"{path}:{number}: expect must be 'clean' or 'flag', not {row['expect']!r}")
             rows.append(row)

@@ -99,3 +99,30 @@ def test_redaction_removes_every_token_and_is_idempotent(before: str, body: str,
 def test_find_secrets_spans_are_inside_the_text(text: str) -> None:
     for match in find_secrets(text):
         assert 0 <= match.start < match.end <= len(text)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("REDIS_URL=redis://:Wq81mZt4LxPa0ke9Rv2Ys7Hc@cache-01.internal:6379/0", None),
+        ("machine api.host.test\n  login ops\n  password 9f1c2e7a-55d0-4b8e-a1f3-6c0d2b9e7f41", None),
+        ("dsn: https://8c2e4f9a1b7d3e6f0a5c9b2d4e8f1a3c@o4412.ingest.tracker.test/77", None),
+        ("Qk7vN2pX9sLm4RtY8wZc3HbF", "webhook_secret"),
+        ("Authorization: Bearer 7fQ2mZ9xLp4vN8kR3tY6wC1bH5jD0sGa", None),
+    ],
+)
+def test_secret_formats_without_a_provider_prefix(text: str, key: str | None) -> None:
+    assert find_secrets(text, key), text
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("DATABASE_URL=postgres://USER:PASSWORD@localhost:5432/app_dev", None),
+        ("Server=myServerAddress;Database=myDataBase;User Id=myUsername;Password=myPassword;", None),
+        ("change-me", "session_secret"),
+        ("a value with spaces in it", "token"),
+    ],
+)
+def test_placeholders_in_secret_formats_are_left_alone(text: str, key: str | None) -> None:
+    assert not find_secrets(text, key), text

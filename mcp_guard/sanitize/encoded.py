@@ -10,6 +10,7 @@ import base64
 import binascii
 import codecs
 import contextlib
+import html
 import re
 from urllib.parse import unquote
 
@@ -27,6 +28,9 @@ _DECODE_HINTS = (
     "ckw",
     "l'envers",
     "\u202e",
+    "\\x",
+    "\\u",
+    "&#",
     "逆",
     "倒",
 )
@@ -38,6 +42,20 @@ _REV_HINT = re.compile(
     r"revers|right-to-left|backwards|r[üu]ckw[äa]rts|[àa] l'envers|al rev[ée]s|逆|倒", re.IGNORECASE
 )
 _RLO = re.compile("\u202e([^\u202c\n]*)")
+#: Escape sequences written out as text: ``\x49\x67``, ``\u0041``, ``&#73;&#x67;`` (six or more in a row).
+_ESCAPES = re.compile(
+    r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:\\u[0-9a-fA-F]{4}){6,}|(?:&#(?:[xX][0-9a-fA-F]{1,6}|\d{1,7});\s?){6,}"
+)
+#: Decoded text longer than this is cut: nested decoding must not grow without bound.
+MAX_DECODED = 4096
+
+
+def _unescape(run: str) -> str:
+    if run.startswith("\\x"):
+        return bytes.fromhex(run.replace("\\x", "")).decode("utf-8", "replace")
+    if run.startswith("\\u"):
+        return "".join(chr(int(run[i + 2 : i + 6], 16)) for i in range(0, len(run), 6))
+    return html.unescape(run)
 
 
 def _decoded_candidates(text: str) -> list[tuple[str, str]]:
@@ -68,6 +86,10 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
         except (binascii.Error, ValueError):
             continue
         out.append(("base64", data.decode("utf-8", "replace")))
+    if "\\x" in text or "\\u" in text or "&#" in text:
+        for m in _ESCAPES.finditer(text):
+            with contextlib.suppress(ValueError, OverflowError):
+                out.append(("escape sequences", _unescape(m.group(0))))
     if "%" in text:
         for m in _PCT.finditer(text):
             out.append(("percent-encoding", unquote(m.group(0))))
@@ -78,7 +100,7 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
     if "\u202e" in text:
         for m in _RLO.finditer(text):
             out.append(("bidi-reversed", m.group(1)[::-1]))
-    return [(enc, dec) for enc, dec in out if _readable(dec)]
+    return [(enc, dec[:MAX_DECODED]) for enc, dec in out if _readable(dec)]
 
 
 def _readable(text: str) -> bool:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """The family patterns, compiled for speed, and the search for them within one unit of text.
 
 :mod:`.patterns` holds the sources as written; this module turns them into the
@@ -83,6 +84,8 @@ def _collect(segment: str, fams: frozenset[str] | set[str]) -> dict[str, str]:
                     continue
                 if name in _PROHIBITABLE and _prohibited(segment, m.start()):
                     continue  # "never run rm -rf without asking" is a safety rule, not an order
+                if name in _QUOTABLE and _quoted(segment, m.start()):
+                    continue  # a scanner or a news result quoting "ignore previous instructions" reports it
                 found[name] = m.group(0).strip()[:80]
                 break
     return found
@@ -100,6 +103,22 @@ def _prohibited(text: str, start: int) -> bool:
     window = text[max(0, start - 50) : start]
     cut = max(window.rfind(","), window.rfind(";"), window.rfind(":"))
     return _PROHIBITION.search(window[cut + 1 :]) is not None
+
+
+_QUOTABLE = frozenset({"override", "access"})
+_OPEN_SINGLE = re.compile(r"(?:^|(?<=[\s(\[:]))['‘]")
+_CLOSE_SINGLE = re.compile(r"['’](?=[\s.,;:)\]!?]|$)")
+
+
+def _quoted(text: str, start: int) -> bool:
+    """The match sits inside a quotation opened earlier in the unit and not yet closed."""
+    before = text[:start]
+    if before.count('"') % 2 == 1 or before.count("“") > before.count("”"):
+        return True
+    opened = None
+    for m in _OPEN_SINGLE.finditer(before):
+        opened = m.end()
+    return opened is not None and _CLOSE_SINGLE.search(before, opened) is None
 
 
 def _negated(text: str, start: int) -> bool:

@@ -19,6 +19,7 @@ together and keeps every name they define importable from here.
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -79,6 +80,7 @@ from .scoring import _WEIGHTS as _WEIGHTS
 from .scoring import _describes_itself as _describes_itself
 from .scoring import _hidden_with_content as _hidden_with_content
 from .scoring import _score, _worth_running
+from .technique import scan_units as _technique_units
 from .unicode import has_suspect_chars, visible_text
 
 _GREEK_CYRILLIC = re.compile("[\u0370-\u052f]")
@@ -87,6 +89,7 @@ _JOIN = "\n\n"
 _CONTAINER_END = re.compile(r"-->|\)\s*$|</[a-z]+>|\n---|\}|</div>", re.MULTILINE)
 _IDENT_SPLIT = re.compile(r"[_\-.]+|(?<=[a-z])(?=[A-Z])")
 _ORDER = {"low": 0, "medium": 1, "high": 2}
+_SCHEMA_VALUE = re.compile(r"/(?:examples|default|enum|const|pattern)(?:/|$)")
 
 
 def _scan_units(units: list[tuple[str, str, bool, int]], gate: bool) -> list[Finding]:
@@ -155,15 +158,40 @@ def scan_fields(
         (p, n.lower(), ident, n.count(" ") + 1) for (p, _, ident), n in zip(fields, norms, strict=True) if n
     ]
     findings = _scan_units(units, gate) if units else []
+    if units:
+        own = {w for _, low, ident, _ in units if ident for w in low.split()}
+        # Text that was hidden in an encoding needs less to count: hiding it was a signal.
+        disguised = frozenset() if plain else _disguised(fields, norms)
+        # Schema values are data; a sentence in an example, default or enum value is out of place.
+        disguised |= {p for p, _, ident, _ in units if not ident and _SCHEMA_VALUE.search(p)}
+        findings.extend(_technique_units(units, own, hidden=_depth > 0, disguised=disguised))
     if "://" in raw:
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
             if "://" in text:
                 findings.extend(_urls(norm, pointer))
-    if _depth == 0 and _may_be_encoded(raw):
-        for (pointer, text, _), norm in zip(fields, norms, strict=True):
+    if _depth < 2 and _may_be_encoded(raw):
+        for (pointer, text, ident), norm in zip(fields, norms, strict=True):
             if len(text) >= 24 and _may_be_encoded(text):
-                findings.extend(_decoded_findings(pointer, text, norm, gate))
+                # An identifier's norm is split at "_" and "-": decode the text as written.
+                findings.extend(_decoded_findings(pointer, text, text if ident else norm, gate, _depth))
     return _dedupe(findings)
+
+
+def _disguised(fields: Sequence[tuple[str, str, bool]], norms: list[str]) -> frozenset[str]:
+    """Pointers of fields whose letters only read as words once folded: look-alike letters from
+    other scripts, fullwidth or mathematical forms, invisible characters inside words. Nobody
+    writes honest prose that way, so such text needs less to count as an instruction."""
+    out = set()
+    for (pointer, text, _), norm in zip(fields, norms, strict=True):
+        if norm != text and _letters(norm) != _letters(unicodedata.normalize("NFC", text)):
+            folded = sum(1 for a, b in zip(norm, text, strict=False) if a != b)
+            if folded >= 3:
+                out.add(pointer)
+    return frozenset(out)
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text if c.isascii() and c.isalpha())
 
 
 def scan_text(text: str, field: str, *, identifier: bool = False, gate: bool = True) -> list[Finding]:
@@ -171,12 +199,17 @@ def scan_text(text: str, field: str, *, identifier: bool = False, gate: bool = T
     return scan_fields([(field, text, identifier)], gate=gate)
 
 
-def _decoded_findings(pointer: str, text: str, norm: str, gate: bool) -> list[Finding]:
+def _decoded_findings(pointer: str, text: str, norm: str, gate: bool, depth: int = 0) -> list[Finding]:
     if len(norm) < 24 and "\u202e" not in text:
         return []
     out: list[Finding] = []
-    for encoding, decoded in _decoded_candidates(text if "\u202e" in text else norm):
-        inner = scan_fields([(pointer, decoded, False)], gate=gate, _depth=1)
+    candidates = _decoded_candidates(text if "\u202e" in text else norm)
+    if _ROT_HINT.search(text):  # "base64+rot13": rotate what the other encodings gave
+        candidates += [
+            (enc + "+rot13", codecs.decode(dec, "rot13")) for enc, dec in candidates if enc != "rot13"
+        ]
+    for encoding, decoded in candidates:
+        inner = scan_fields([(pointer, decoded, False)], gate=gate, _depth=depth + 1)
         if inner:
             worst = max(inner, key=lambda f: _ORDER[f.severity])
             severity: Severity = worst.severity if worst.severity != "low" else "medium"
@@ -196,7 +229,8 @@ def _urls(text: str, field: str) -> list[Finding]:
     template = EXFIL_URL.search(text)
     if template and re.search(
         r"user|chat|conversation|history|prompt|message|transcript|contact|location|env|secret|token|password|"
-        r"credential|result|context|session|cookie|email|data|key",
+        r"credential|result|context|session|cookie|email|data|key|text|original|document|content|summary|reply|"
+        r"answer|file|output",
         template.group(0).split("//", 1)[1],
         re.I,
     ):

@@ -45,9 +45,30 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"), 0),
     (
         "connection-string-password",
-        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\"']{1,64}:([^\s@/\"']{3,128})@[\w.-]+"),
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\"']{0,64}:([^\s@/\"']{3,128})@[\w.-]+"),
         1,
     ),
+    # A key in a URL's user part with no password: Sentry DSNs, basic-auth tokens.
+    ("url-credential", re.compile(r"\bhttps?://([A-Za-z0-9_-]{20,128})@[\w.-]+"), 1),
+    ("webhook-secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{20,}"), 0),
+    ("discord-webhook", re.compile(r"https://(?:\w+\.)?discord(?:app)?\.com/api/webhooks/\d+/[\w-]{30,}"), 0),
+    # Provider tokens with a fixed prefix and shape.
+    (
+        "provider-token",
+        re.compile(
+            r"\b(?:hf_[A-Za-z0-9]{30,}|pypi-AgE[A-Za-z0-9_-]{50,}|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|"
+            r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}|dop_v1_[a-f0-9]{64}|hvs\.[A-Za-z0-9_-]{24,}|"
+            r"sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|lin_api_[A-Za-z0-9]{40}|"
+            r"dapi[a-f0-9]{32}|\d{8,10}:AA[A-Za-z0-9_-]{33}|AGE-SECRET-KEY-1[A-Z0-9]{58}|(?:AC|SK)[a-f0-9]{32}|"
+            r"key-[a-f0-9]{32}|ya29\.[0-9A-Za-z_-]{30,}|glc_[A-Za-z0-9+/]{32,}|xapp-[0-9]-[A-Za-z0-9-]{20,})\b"
+        ),
+        0,
+    ),
+    ("bearer-token", re.compile(r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9_\-.=+/]{20,})"), 1),
+    ("azure-key", re.compile(r"(?i)(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/=]{30,})"), 1),
+    ("signed-url", re.compile(r"[?&](?:sig|X-Amz-Signature|Signature)=([A-Za-z0-9%+/=_-]{30,})"), 1),
+    # .netrc: "machine host login name password value".
+    ("netrc-password", re.compile(r"(?i)\blogin\s+\S+\s+password\s+([^\s\"']{6,128})"), 1),
     (
         "password-parameter",
         re.compile(r"(?i)[?&;\s](?:password|passwd|pwd|pass)=([^&;\s\"']{4,})"),
@@ -67,14 +88,33 @@ _PLACEHOLDER = re.compile(
     r"|(.)\1{5,}",
     re.I,
 )
+_PLACEHOLDER_WORDS = ("password", "passwd", "secret", "pass", "pwd", "changeme", "change-me")
+#: Names of JSON keys whose string value is a secret when it looks like one.
+_SECRET_KEY = re.compile(
+    r"(?i)(?:secret|token|passw(?:or)?d|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key|credential)s?$"
+)
 #: Necessary conditions for the patterns above, checked with plain substring tests (cheap on every field).
 _CASED_HINTS = (
     "-----BEGIN", "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA",
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
     "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glsoat-", "glcbt-", "glimt-", "glagent-", "xox",
-    "hooks.slack", "_live_", "AIza", "sk-", "npm_", "eyJ",
+    "hooks.slack", "_live_", "AIza", "sk-", "npm_", "eyJ", "whsec_", "discord",
+    "hf_", "pypi-", "SG.", "shp", "dop_v1_", "hvs.", "sq0", "PMAK-", "lin_api_", "dapi", ":AA", "AGE-SECRET",
+    "AC", "SK", "key-", "ya29.", "glc_", "xapp-", "AccountKey", "SharedAccessKey", "ig=", "Signature=",
 )  # fmt: skip
-_LOWER_HINTS = ("secret", "token", "passw", "pwd", "pass=", "key", "credential", "://")
+_LOWER_HINTS = (
+    "secret",
+    "token",
+    "passw",
+    "pwd",
+    "pass=",
+    "key",
+    "credential",
+    "://",
+    "login",
+    "bearer",
+    "basic ",
+)
 
 
 def might_contain_secret(text: str) -> bool:
@@ -112,14 +152,30 @@ def _plausible(kind: str, value: str) -> bool:
             )
         )
         return _entropy(value) >= 3.3 and classes >= 2
-    if kind in ("password-parameter", "connection-string-password"):
+    if kind in ("password-parameter", "connection-string-password", "netrc-password"):
+        low = value.lower()
+        if any(word in low for word in _PLACEHOLDER_WORDS) or (value.isalpha() and value.isupper()):
+            return False  # "USER:PASSWORD@", "Password=myPassword": a format, not a secret
         return not value.startswith(("$", "%", "{", "<"))
+    if kind in ("url-credential", "bearer-token", "signed-url"):
+        return _entropy(value) >= 3.5
     return True
 
 
-def find_secrets(text: str) -> list[SecretMatch]:
-    """Secrets found in ``text``, in order, non-overlapping."""
-    if not text or not might_contain_secret(text):
+def find_secrets(text: str, key: str | None = None) -> list[SecretMatch]:
+    """Secrets found in ``text``, in order, non-overlapping.
+
+    ``key`` is the JSON key the text is the value of (``{"secret": "whsec_..."}``): a bare
+    high-entropy value under a secret-sounding key is a secret though the text names no key.
+    """
+    if not text:
+        return []
+    if key and _SECRET_KEY.search(key) and " " not in text.strip() and 12 <= len(text.strip()) <= 200:
+        value = text.strip()
+        if _plausible("generic-secret", value):
+            start = text.index(value)
+            return [SecretMatch("generic-secret", start, start + len(value))]
+    if not might_contain_secret(text):
         return []
     found: list[SecretMatch] = []
     taken: list[tuple[int, int]] = []

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model import Finding, ScanResult, Severity
+from .annotations import annotation_findings
 from .injection import scan_fields
 from .names import check_collisions, check_name
 from .redact import find_secrets, might_contain_secret, redact_text
@@ -121,6 +122,8 @@ class DefaultSanitizer:
         is_result = kind in RESULT_KINDS  # secrets are looked for in results and arguments, not definitions
         if kind in _NAMED_KINDS and isinstance(item.get("name"), str) and " " not in item["name"]:
             findings.extend(check_name(item["name"]))
+        if kind in _NAMED_KINDS and isinstance(item.get("title"), str) and not item["title"].isascii():
+            findings.extend(_title_findings(item["title"]))
         fields = [f for f in text_fields(item) if f.text]
         joined = "\n".join(f.text for f in fields)
         if has_suspect_chars(joined):
@@ -129,9 +132,14 @@ class DefaultSanitizer:
                     findings.append(Finding(hit.rule, hit.severity, field.pointer or "/", hit.message))
                     rewrite = True
         findings.extend(self._text_findings(fields))
-        if is_result and might_contain_secret(joined):
+        if kind == "tool" and "annotations" in item:
+            prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
+            findings.extend(annotation_findings(item, prose))
+        if is_result and (might_contain_secret(joined) or any(_keyed(f.pointer) for f in fields)):
             for field in fields:
-                secrets = find_secrets(field.text)
+                secrets = find_secrets(
+                    field.text, field.pointer.rsplit("/", 1)[-1] if field.pointer else None
+                )
                 if secrets:
                     kinds = sorted({s.kind for s in secrets})
                     redacted = is_result and self.redact
@@ -182,6 +190,24 @@ class DefaultSanitizer:
         if isinstance(value, list):
             return [self._rewrite(v, redact) for v in value]
         return value
+
+
+def _title_findings(title: str) -> list[Finding]:
+    """A title word that mixes scripts (look-alike letters inside a Latin word): a spoofed name.
+
+    Judged word by word, since a title may honestly mix scripts across words ("Поиск в GitHub").
+    """
+    for word in title.split():
+        for finding in check_name(word):
+            if finding.rule == "name.mixed-script":
+                return [Finding(finding.rule, finding.severity, "/title", f"title: {finding.message}")]
+    return []
+
+
+def _keyed(pointer: str) -> bool:
+    """The field is the value of a secret-sounding JSON key (``.../secret``, ``.../api_key``)."""
+    tail = pointer.rsplit("/", 1)[-1].lower()
+    return any(word in tail for word in ("secret", "token", "passw", "key", "credential"))
 
 
 def _error(exc: Exception) -> ScanResult:

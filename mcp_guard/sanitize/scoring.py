@@ -118,7 +118,7 @@ def _score(fams: dict[str, str], field: str, identifier: bool, words: int) -> li
 
 
 #: Third-person verbs: "reads its config from ~/.kube/config" says what the tool does, it asks nothing.
-_DESCRIPTIVE_ACCESS = frozenset({"reads", "loads", "lists", "prints"})
+_DESCRIPTIVE_ACCESS = frozenset({"reads", "loads", "lists", "prints", "reading", "loading"})
 
 
 def _describes_itself(fams: dict[str, str]) -> bool:

@@ -376,6 +376,15 @@ def _zero_width_hits(text: str, positions: Sequence[int]) -> list[Hit]:
     return [Hit("unicode.zero-width", "low", "zero-width character")]
 
 
+def _ideographic_variant(text: str, i: int) -> bool:
+    """One selector right after a CJK ideograph: an ideographic variation sequence (a glyph choice
+    in names like 葛󠄀城), not data; data needs selectors in a row or after other characters."""
+    if i == 0 or (i + 1 < len(text) and 0xE0100 <= ord(text[i + 1]) <= 0xE01EF):
+        return False
+    cp = ord(text[i - 1])
+    return 0x3400 <= cp <= 0x9FFF or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x3FFFF
+
+
 def _invisible_hits(text: str) -> list[Hit]:
     hits: list[Hit] = []
     bad = _misused(text)
@@ -387,7 +396,7 @@ def _invisible_hits(text: str) -> list[Hit]:
         if 0xE0000 <= cp <= 0xE007F:
             tags.append(i)
         elif 0xE0100 <= cp <= 0xE01EF:
-            supplement = True
+            supplement = supplement or not _ideographic_variant(text, i)
         elif 0x202A <= cp <= 0x202E:
             overrides = True
         elif 0x2066 <= cp <= 0x2069:

@@ -1,0 +1,371 @@
+"""Injected instructions found by technique rather than by phrase.
+
+The phrase families in :mod:`.patterns` know how past attacks were worded;
+this scorer asks what makes a text an attack at all, whatever its wording:
+
+* it **addresses the model** ("note to the AI", "assistant:", "the model must"),
+* it **claims authority** (fake ``[SYSTEM]`` tags, "pre-authorized", "hidden requirement"),
+* it **demands secrecy** ("don't tell the user", "quietly", "keep it out of your answer"),
+* it **overrides** rules (ignore/disregard/bypass the instructions, confirmation, review),
+* it **reaches outside its own tool**: other tools' names, "any tool", "instead of",
+  conditions like "when the user calls ...", "before any other tool",
+* it **moves data**: secrets and private data next to a send/upload verb or a URL,
+  e-mail address or parameter it should go to,
+* it asks for **destructive or privileged** actions without the user asking.
+
+Each signal comes from a small lexicon (several languages, matched after the
+caller's NFKC and confusable folding); a signal alone is ordinary prose, and
+only combinations within two neighbouring sentences make a finding. Words of
+the tool's own name weaken data-flow signals: a ``send_email`` tool may talk
+about recipients.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from ..model import Finding, Severity
+from .lexicon import (
+    _ACTORS,
+    _CALL_WORDS,
+    _CLAUSE,
+    _CONDITIONS,
+    _DESTINATION,
+    _DESTINATION_WORDS,
+    _FIELD_WIDE,
+    _HARM_VERBS,
+    _HIDDEN_BONUS,
+    _HIGH,
+    _IMPERATIVE,
+    _LABELS,
+    _LEADS,
+    _ML_LEXICONS,
+    _ML_NAMES,
+    _NEGATED_PAYLOAD,
+    _NEGATIONS,
+    _NO_CONFIRM_ALONE,
+    _NO_CONFIRM_PAIRS,
+    _OTHER_SCRIPT,
+    _PATH_MARKERS,
+    _PATH_WORDS,
+    _PAYLOAD_MARKS,
+    _PAYLOAD_WORDS,
+    _PAYLOADS,
+    _PLACEHOLDER_HOST,
+    _PRIVATE_DATA,
+    _PRIVATE_PATH,
+    _QUANTIFIERS,
+    _QUOTED,
+    _REGEXES,
+    _REPORTING,
+    _SECRECY_ALONE,
+    _SECRECY_NEGATIONS,
+    _SECRECY_PAIRS,
+    _SECRET_WORDS,
+    _SEND_VERBS,
+    _SENDS_BY_DESIGN,
+    _SENSITIVE,
+    _SENSITIVE_ANCHORS,
+    _SENTENCE,
+    _SEVERE,
+    _STEER_WORDS,
+    _STRONG_ACTORS,
+    _TAMPER,
+    _TAMPER_WORDS,
+    _THRESHOLD,
+    _TRANSCRIPT,
+    _WEAK_ACTORS,
+    _WEIGHTS,
+    _WIDE_WORDS,
+    _WORD,
+)
+
+
+def _strip_reported(text: str) -> str:
+    """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
+    if '"' not in text and "'" not in text and "“" not in text:
+        return text
+
+    def blank(m: re.Match[str]) -> str:
+        before = text[max(0, m.start() - 40) : m.start()]
+        return " " if _REPORTING.search(before) else m.group(0)
+
+    return _QUOTED.sub(blank, text)
+
+
+class _Sentence:
+    """One sentence's signals: the cheap word-level ones at once, the regex ones on demand."""
+
+    __slots__ = ("found", "possible", "text", "words")
+
+    def __init__(self, text: str, own: frozenset[str]) -> None:
+        self.text = text
+        found: dict[str, str] = {}
+        words = _WORD.findall(text)
+        wordset = set(words)
+        # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
+        clauses = _CLAUSE.split(text, maxsplit=3)
+        opening = words[:1] if clauses[0] is text else _WORD.findall(clauses[0][:20])
+        if not (opening and opening[0] in _CONDITIONS):
+            clauses = clauses[:1]  # "e.g., email address" is a list, not an order
+        for clause in clauses[:3]:
+            head = words[:2] if clause is text else _WORD.findall(clause[:40])
+            if head and head[0] in _LEADS and len(head) > 1 and head[1] in _IMPERATIVE:
+                head = head[1:]
+            if head and (head[0] in _IMPERATIVE or (head[0] in ("also", "then") and len(head) > 1)):
+                found["imperative"] = head[0]
+                break
+        colon = text.find(":", 0, 40)
+        if colon > 0 and "imperative" not in found:  # a label, then an order: "policy: include ..."
+            head = _WORD.findall(text[colon + 1 : colon + 40])
+            if head and head[0] in _IMPERATIVE:
+                found["imperative"] = head[0]
+        if "also" in wordset and "imperative" not in found:
+            index = words.index("also")
+            if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
+                found["imperative"] = "also " + words[index + 1]
+        secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
+        if secret:
+            found["sensitive"] = min(secret)
+        if "_" in text:
+            wordset |= {part for word in wordset if "_" in word for part in word.split("_")}
+        send = (wordset & _SEND_VERBS) - own
+        if send:
+            found["send"] = min(send)
+        harm = (wordset & _HARM_VERBS) - own
+        if harm or "--force" in text or "rm -" in text or "--recursive" in text:
+            found["harm"] = min(harm) if harm else "--force"
+        if not wordset.isdisjoint(_QUANTIFIERS):
+            found["quantifier"] = min(wordset & _QUANTIFIERS)
+        possible = {name for name, _, anchors in _REGEXES if not anchors.isdisjoint(wordset)}
+        if "secrecy" in possible and not _paired(wordset, _SECRECY_ALONE, _SECRECY_NEGATIONS, _SECRECY_PAIRS):
+            possible.discard("secrecy")
+        if "no_confirm" in possible and not _paired(
+            wordset, _NO_CONFIRM_ALONE, frozenset(), _NO_CONFIRM_PAIRS
+        ):
+            possible.discard("no_confirm")
+        if ("_" in text or "." in text) and not wordset.isdisjoint(_CALL_WORDS):
+            possible.add("other_tool")
+        if "@" in text:
+            possible.add("address")
+        if "://" in text or "@" in text or "+" in text or not wordset.isdisjoint(_DESTINATION_WORDS):
+            possible.add("destination")
+        if any(marker in text for marker in _PATH_MARKERS) or not wordset.isdisjoint(_PATH_WORDS):
+            possible.add("private_path")
+        if "sensitive" not in found and (not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in text):
+            possible.add("sensitive")
+        if not wordset.isdisjoint(_TAMPER_WORDS | _STEER_WORDS) and (
+            "other_tool" in possible or "trigger" in possible
+        ):
+            possible.add("tamper")
+        if "sensitive" not in found and "sensitive" not in possible:
+            possible.discard("sink")  # a parameter counts only as the sink of something sensitive
+        if not text.isascii():
+            possible |= _ML_NAMES | {"authority"}
+        self.found = found
+        self.possible = frozenset(possible)
+        self.words = wordset
+
+    def deepen(self, own: frozenset[str]) -> dict[str, str]:
+        """Run the regex signals this sentence could raise; returns every signal found."""
+        found, text, possible = self.found, self.text, self.possible
+        for name, pattern, _ in _REGEXES:
+            if name in possible or (name == "address" and "address" in possible):
+                m = pattern.search(text)
+                if m:
+                    found[name] = m.group(0).strip()
+        if "destination" in possible:
+            m = _DESTINATION.search(text)
+            if m and not _PLACEHOLDER_HOST.search(m.group(0) + text[m.end() : m.end() + 30]):
+                found["destination"] = m.group(0)
+        if "private_path" in possible:
+            m = _PRIVATE_PATH.search(text)
+            if m:
+                found["private_path"] = m.group(0)
+        if "sensitive" in possible:
+            m = _SENSITIVE.search(text)
+            if m:
+                found["sensitive"] = m.group(0)
+        if "tamper" in possible and ("other_tool" in found or "trigger" in found):
+            m = _TAMPER.search(text)
+            if m:
+                found["tamper"] = m.group(0)
+        if not text.isascii():
+            for name, lexicon in _ML_LEXICONS:
+                if name not in found:
+                    for term in lexicon:
+                        if term in text:
+                            found[name] = term
+                            break
+        if own and "other_tool" in found and found["other_tool"].split()[-1] in own:
+            del found["other_tool"]  # naming itself or its own parameter is not reaching out
+        if "destination" in found and own & _SENDS_BY_DESIGN and "sensitive" not in found:
+            del found["destination"]
+        self.possible = frozenset()
+        return found
+
+
+def _paired(
+    words: set[str],
+    alone: frozenset[str],
+    negations: frozenset[str],
+    pairs: tuple[tuple[frozenset[str], frozenset[str]], ...],
+) -> bool:
+    """Could the signal's pattern match? A word that says it alone, a negation, or one of its pairs."""
+    if not words.isdisjoint(alone) or not words.isdisjoint(negations):
+        return True
+    return any(not words.isdisjoint(a) and not words.isdisjoint(b) for a, b in pairs)
+
+
+def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
+    """Signal name -> the text that raised it, for one lower-cased sentence."""
+    return _Sentence(sentence, own).deepen(own)
+
+
+def _payload_keys(low: str) -> list[str] | None:
+    """The payload words and marks in a field (None: another script, read it all), in one pass."""
+    if not low.isascii() and _OTHER_SCRIPT.search(low):
+        return None
+    words = set(_WORD.findall(low))
+    if "_" in low:
+        words |= {part for word in words if "_" in word for part in word.split("_")}
+    keys = list(words & _PAYLOAD_WORDS)
+    if not words.isdisjoint(_NEGATIONS):
+        keys.extend(words & _NEGATED_PAYLOAD)
+    keys.extend(mark for mark in _PAYLOAD_MARKS if mark in low)
+    return keys
+
+
+def _field_reach(low: str, own: frozenset[str]) -> set[str]:
+    """Every signal some sentence of the field could raise (an upper bound, from its words)."""
+    whole = _Sentence(low, own)
+    reach = set(whole.found) | whole.possible
+    if not whole.words.isdisjoint(_IMPERATIVE) or not whole.words.isdisjoint(_LEADS):
+        reach.add("imperative")
+    return reach
+
+
+def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] | None:
+    """Indices of the sentences worth reading (None: all of them).
+
+    A sentence holding a payload word, and one that may address the model, claim authority or
+    speak to "you": only those can carry an order its neighbour's payload needs, since a plain
+    order must share the payload's sentence.
+    """
+    if keys is None or len(texts) <= 2:
+        return None
+    chosen: set[int] = set()
+    wide = [word for word in _WIDE_WORDS if word in low]
+    for index, text in enumerate(texts):
+        if (
+            any(key in text for key in keys)
+            or (wide and any(word in text for word in wide))
+            or "[" in text
+            or "<" in text
+            or "you" in text
+        ):
+            chosen.add(index)
+    return chosen
+
+
+def _bound(names: Iterable[str]) -> float:
+    """The most a window holding these (found or possible) signals can score."""
+    names = set(names)
+    if _ACTORS.isdisjoint(names) or _PAYLOADS.isdisjoint(names):
+        return 0.0
+    bonus = 1.0 if {"sensitive", "send", "destination"} <= names else 0.0
+    return sum(_WEIGHTS[name] for name in names) + bonus
+
+
+def _score(found: dict[str, str]) -> float:
+    score = sum(_WEIGHTS[name] for name in found)
+    if "sink" in found and "sensitive" not in found and "private_path" not in found:
+        score -= _WEIGHTS["sink"]  # passing ordinary input to a parameter is what parameters are for
+        found = {k: v for k, v in found.items() if k != "sink"}
+    if "sensitive" in found and "send" in found and "destination" in found:
+        score += 1.0  # the whole flow: something secret, a verb that moves it, somewhere outside
+    # A data signal alone, or an order alone, is ordinary documentation: both halves are needed.
+    if _ACTORS.isdisjoint(found) or _PAYLOADS.isdisjoint(found):
+        score = 0.0
+    return score
+
+
+def scan_units(
+    units: Sequence[tuple[str, str, bool, int]],
+    own: Iterable[str] = (),
+    *,
+    hidden: bool = False,
+    disguised: frozenset[str] = frozenset(),
+) -> list[Finding]:
+    """Technique findings for fields ``(pointer, lower-cased text, identifier, words)``.
+
+    ``own`` holds the words of the item's own name and parameter names; ``hidden`` marks text
+    decoded from an encoding, where the hiding itself counts as a signal; ``disguised`` names the
+    fields that needed look-alike letters folded or invisible characters removed to be read.
+    """
+    base = _THRESHOLD - _HIDDEN_BONUS if hidden else _THRESHOLD
+    own_words = frozenset(own)
+    findings: list[Finding] = []
+    for pointer, low, identifier, _ in units:
+        if (identifier and low.count(" ") < 4) or len(low) < 16:  # a name of five words is a sentence
+            continue
+        threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
+        keys = _payload_keys(low)
+        if keys is not None and not keys:
+            continue
+        if keys is not None and _bound(_field_reach(low, own_words)) < threshold:
+            continue  # even every sentence's signals together could not reach the threshold
+        texts = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
+        chosen = _candidates(low, texts, keys)
+        empty = _Sentence("", own_words)
+        parts = [
+            _Sentence(t, own_words) if chosen is None or i in chosen else empty for i, t in enumerate(texts)
+        ]
+        reach = [set(p.found) | p.possible for p in parts]
+        wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
+        hot = [
+            _bound(reach[i] | reach[i + 1] | wide_reach if i + 1 < len(reach) else reach[i] | wide_reach)
+            >= threshold
+            for i in range(len(reach))
+        ]
+        if not any(hot):
+            continue
+        deep = {i for i, h in enumerate(hot) if h} | {
+            i + 1 for i, h in enumerate(hot) if h and i + 1 < len(hot)
+        }
+        if wide_reach:
+            deep |= {i for i, r in enumerate(reach) if not _FIELD_WIDE.isdisjoint(r)}
+        per = [p.deepen(own_words) if i in deep else p.found for i, p in enumerate(parts)]
+        if _TRANSCRIPT.search(low):
+            for found in per:  # "Agent: I've submitted it" in a chat log is a speaker label
+                if found.get("address", "").endswith(":"):
+                    del found["address"]
+        wide: dict[str, str] = {}
+        if len(low) < 1200:
+            for found in per:
+                for name in _FIELD_WIDE.intersection(found):
+                    wide.setdefault(name, found[name])
+        best: dict[str, str] = {}
+        best_score = 0.0
+        for index, found in enumerate(per):
+            window = {**wide, **found}
+            pair = [found]
+            if index + 1 < len(per):
+                window = {**per[index + 1], **window}
+                pair.append(per[index + 1])
+            score = _score(window)
+            if _STRONG_ACTORS.isdisjoint(window) and not any(
+                _WEAK_ACTORS.intersection(f) and _PAYLOADS.intersection(f) for f in pair
+            ):
+                score = 0.0  # a plain order and a payload in different sentences
+            if score > best_score:
+                best, best_score = window, score
+        if best_score >= threshold:
+            described = ", ".join(dict.fromkeys(_LABELS[name] for name in best))
+            severe = best_score >= _HIGH or not _SEVERE.isdisjoint(best)
+            severity: Severity = "high" if severe else "medium"
+            findings.append(
+                Finding("injection.technique", severity, pointer, f"instruction to the model ({described})")
+            )
+    return findings
