@@ -8,6 +8,7 @@ through a guard, which is the point of default deny.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,60 @@ def _str_field(params: Mapping[str, Any], name: str, method: str) -> str:
     return value
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+#: Octets whose escape would let a decoding server read a different path than the policy matched:
+#: a separator ('/', '\\'), a second level of encoding ('%') or the end of a C string.
+_AMBIGUOUS = {0x2F: "'/'", 0x5C: "'\\'", 0x25: "'%' (nested encoding)", 0x00: "NUL"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//([^/?#]*))?")
+
+
+def canonical_uri(uri: str) -> str:
+    """The spelling of a resource URI that policy rules are matched against.
+
+    Servers percent-decode what they read from a URI (template parameters, file
+    paths), so two spellings of the same resource must meet the same rules.
+    Following RFC 3986 section 6.2.2, escapes of unreserved characters
+    (``ALPHA DIGIT - . _ ~``) are decoded, the remaining escapes are written in
+    upper case, and the scheme and host are lower-cased. A URI a decoding
+    server could read differently from any spelling a rule can name is
+    refused: an escaped ``/``, ``\\``, ``%`` or NUL, a malformed escape, or a
+    ``.``/``..`` path segment.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(uri):
+        ch = uri[i]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        pair = uri[i + 1 : i + 3]
+        if len(pair) != 2 or not set(pair) <= _HEX:
+            raise AccessDenied(f"resource URI {uri!r}: malformed percent-escape at offset {i}")
+        octet = int(pair, 16)
+        if octet in _AMBIGUOUS:
+            raise AccessDenied(f"resource URI {uri!r}: an encoded {_AMBIGUOUS[octet]} is refused")
+        out.append(chr(octet) if chr(octet) in _UNRESERVED else f"%{pair.upper()}")
+        i += 3
+    text = "".join(out)
+    found = _SCHEME.match(text)
+    if found is not None:
+        head = found.group(1).lower() + ":"
+        if found.group(2) is not None:
+            user, at, host = found.group(3).rpartition("@")
+            head += "//" + user + at + host.lower()
+        text = head + text[found.end() :]
+    path = re.split(r"[?#]", text, maxsplit=1)[0]
+    if any(seg in (".", "..") for seg in path.split("/")):
+        raise AccessDenied(f"resource URI {uri!r}: a '.' or '..' path segment is refused")
+    return text
+
+
+def _uri_field(params: Mapping[str, Any], method: str) -> str:
+    return canonical_uri(_str_field(params, "uri", method))
+
+
 def _arguments(params: Mapping[str, Any], method: str) -> Mapping[str, Any]:
     args = params.get("arguments")
     if args is None:
@@ -114,9 +169,7 @@ def classify(
             context,
         )
     elif info.kind == "resource":
-        req = AccessRequest(
-            method, info.action, server, "resource", _str_field(p, "uri", method), {}, context
-        )
+        req = AccessRequest(method, info.action, server, "resource", _uri_field(p, method), {}, context)
     elif method == "completion/complete":
         req = _classify_completion(p, server, context)
     elif method == "subscriptions/listen":
@@ -154,7 +207,7 @@ def _classify_completion(p: Mapping[str, Any], server: str, context: RequestCont
             "complete",
             server,
             "resource",
-            _str_field(ref, "uri", "completion"),
+            _uri_field(ref, "completion"),
             args,
             context,
         )
@@ -171,13 +224,19 @@ def listen_uris(p: Mapping[str, Any]) -> list[str]:
     uris = notifications.get("resourceSubscriptions") or []
     if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
         raise AccessDenied("subscriptions/listen: resourceSubscriptions must be a list of strings")
-    return list(uris)
+    return [canonical_uri(u) for u in uris]
 
 
 def item_name(kind: str, item: Mapping[str, Any]) -> str | None:
     """The name a policy matches for a list item: tool/prompt name, resource URI, template URI template."""
     if kind == "resource":
         value = item.get("uri")
+        if isinstance(value, str):
+            # Listed under the spelling requests are matched in (an ambiguous one as it stands).
+            try:
+                return canonical_uri(value)
+            except AccessDenied:
+                return value
     elif kind == "resource_template":
         value = item.get("uriTemplate")
     else:
