@@ -78,6 +78,7 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 #: Octets whose escape would let a decoding server read a different path than the policy matched:
 #: a separator ('/', '\\'), a second level of encoding ('%') or the end of a C string.
 _AMBIGUOUS = {0x2F: "'/'", 0x5C: "'\\'", 0x25: "'%' (nested encoding)", 0x00: "NUL"}
+_UTF8_LEADS = {2: (0xC2, 0xDF), 3: (0xE0, 0xEF), 4: (0xF0, 0xF4)}
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//([^/?#]*))?")
 
@@ -89,27 +90,28 @@ def canonical_uri(uri: str) -> str:
     paths), so two spellings of the same resource must meet the same rules.
     Following RFC 3986 section 6.2.2, escapes of unreserved characters
     (``ALPHA DIGIT - . _ ~``) are decoded, the remaining escapes are written in
-    upper case, and the scheme and host are lower-cased. A URI a decoding
-    server could read differently from any spelling a rule can name is
-    refused: an escaped ``/``, ``\\``, ``%`` or NUL, a malformed escape, or a
-    ``.``/``..`` path segment.
+    upper case, and the scheme and host are lower-cased; escaped UTF-8 is read
+    as the characters it encodes (RFC 3987 section 3.2), so a rule naming
+    ``josé`` meets ``jos%C3%A9``. A URI a decoding server could read
+    differently from any spelling a rule can name is refused: an escaped
+    ``/``, ``\\``, ``%`` or NUL, a malformed escape, escaped octets that are
+    not UTF-8, or a ``.``/``..`` path segment.
     """
     out: list[str] = []
     i = 0
     while i < len(uri):
-        ch = uri[i]
-        if ch != "%":
-            out.append(ch)
+        if uri[i] != "%":
+            out.append(uri[i])
             i += 1
             continue
-        pair = uri[i + 1 : i + 3]
-        if len(pair) != 2 or not set(pair) <= _HEX:
-            raise AccessDenied(f"resource URI {uri!r}: malformed percent-escape at offset {i}")
-        octet = int(pair, 16)
-        if octet in _AMBIGUOUS:
-            raise AccessDenied(f"resource URI {uri!r}: an encoded {_AMBIGUOUS[octet]} is refused")
-        out.append(chr(octet) if chr(octet) in _UNRESERVED else f"%{pair.upper()}")
-        i += 3
+        octets = bytearray()
+        while i < len(uri) and uri[i] == "%":
+            pair = uri[i + 1 : i + 3]
+            if len(pair) != 2 or not set(pair) <= _HEX:
+                raise AccessDenied(f"resource URI {uri!r}: malformed percent-escape at offset {i}")
+            octets.append(int(pair, 16))
+            i += 3
+        out.append(_unescaped(uri, bytes(octets)))
     text = "".join(out)
     found = _SCHEME.match(text)
     if found is not None:
@@ -122,6 +124,28 @@ def canonical_uri(uri: str) -> str:
     if any(seg in (".", "..") for seg in path.split("/")):
         raise AccessDenied(f"resource URI {uri!r}: a '.' or '..' path segment is refused")
     return text
+
+
+def _unescaped(uri: str, octets: bytes) -> str:
+    """One run of escaped octets in canonical form (see :func:`canonical_uri`)."""
+    out: list[str] = []
+    k = 0
+    while k < len(octets):
+        octet = octets[k]
+        if octet < 0x80:
+            if octet in _AMBIGUOUS:
+                raise AccessDenied(f"resource URI {uri!r}: an encoded {_AMBIGUOUS[octet]} is refused")
+            out.append(chr(octet) if chr(octet) in _UNRESERVED else f"%{octet:02X}")
+            k += 1
+            continue
+        # The length of the UTF-8 sequence this lead octet starts (1: not a lead, decoding fails).
+        size = next((n for n, (lo, hi) in _UTF8_LEADS.items() if lo <= octet <= hi), 1)
+        try:
+            out.append(octets[k : k + size].decode("utf-8"))  # a lone or stray octet fails here
+        except UnicodeDecodeError:
+            raise AccessDenied(f"resource URI {uri!r}: percent-encoded octets that are not UTF-8") from None
+        k += size
+    return "".join(out)
 
 
 def _uri_field(params: Mapping[str, Any], method: str) -> str:

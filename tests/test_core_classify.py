@@ -121,6 +121,8 @@ UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~
         ("x://Alice@HOST:80/P", "x://Alice@host:80/P"),
         ("file:///Srv/%44ata", "file:///Srv/Data"),
         ("urn:ISBN:%30", "urn:ISBN:0"),
+        ("hr://users/jos%C3%A9/x", "hr://users/jos\u00e9/x"),  # UTF-8 escapes read as the character
+        ("hr://users/jos%c3%a9%3F/x", "hr://users/jos\u00e9%3F/x"),
     ],
 )
 def test_resource_uri_normalised_for_policy(uri: str, seen: str) -> None:
@@ -144,6 +146,9 @@ def test_resource_uri_normalised_for_policy(uri: str, seen: str) -> None:
         "hr://users/ceo%00",
         "hr://users/%G3eo",
         "hr://users/ceo%6",
+        "hr://users/jos%C3",  # not UTF-8
+        "hr://users/%FF",
+        "hr://users/%C3%28",
         "hr://users/x/../ceo/salary",
         "hr://users/x/%2E%2E/ceo/salary",
         "hr://users/./ceo",
