@@ -177,6 +177,24 @@ def test_over_http_with_fastmcp_client() -> None:
     assert any(e.principal is None and e.decision == "deny" for e in auditor.events)
 
 
+def test_http_app_refuses_dns_rebinding_by_default() -> None:
+    import httpx
+
+    from .http_util import INITIALIZE, MCP_HEADERS
+
+    guard, mcp = guarded(ListAuditor(), anonymous=ALICE)
+    with serve(guard.http_app(mcp), free_port()) as url:
+        foreign_host = httpx.post(
+            url + "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Host": "evil.example"}
+        )
+        foreign_origin = httpx.post(
+            url + "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "http://evil.example"}
+        )
+        local = httpx.post(url + "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": url})
+    assert (foreign_host.status_code, foreign_origin.status_code) == (421, 403)
+    assert local.status_code == 200
+
+
 def test_policy_check_requests_carry_tags_and_annotations() -> None:
     from mcp_guard.policy.requests import request_from_data
 

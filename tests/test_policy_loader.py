@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -256,3 +257,22 @@ def test_every_unknown_key_of_a_policy_file_is_shown_with_its_line(tmp_path: Pat
         lines, [(2, "defualt", "default"), (4, "inherit", "inherits"), (13, "windw", "window")], strict=True
     ):
         assert line.startswith(f"{e.file}:{no}: ") and typo in line and f"did you mean `{known}`?" in line
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("HR://users/%63eo/*", "did you mean 'hr://users/ceo/*'"),
+        ("hr://users/ceo%2F*", "always refused"),
+        ("hr://users/../ceo/*", "always refused"),
+    ],
+)
+def test_resource_patterns_must_be_in_the_canonical_spelling(pattern: str, message: str) -> None:
+    rule = {"id": "r", "effect": "deny", "resources": [pattern]}
+    with pytest.raises(PolicyError, match=re.escape(message)):
+        policy_from_dict({"rules": [rule]})
+    tenant = {"tenants": {"acme": {"resources": [pattern]}}}
+    with pytest.raises(PolicyError, match=re.escape(message)):
+        policy_from_dict({**tenant, "rules": []})
+    for fine in ("hr://users/ceo/*", "file:///data/[!.]*", "*", "notes://note/?"):
+        policy_from_dict({"rules": [{**rule, "resources": [fine]}]})

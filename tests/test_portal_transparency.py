@@ -150,14 +150,40 @@ async def test_over_stdio_a_question_asked_while_two_calls_are_in_flight_is_refu
                 tg.start_soon(waits)
                 await anyio.sleep(0.5)  # bob's call is in flight on the one stdio session
                 results["alice"] = await call(a, "ask", question="q-alice", delay=0.2)
-            # Alone on the session, the same question is attributed and answered.
+            # Alone in flight but on a session that has carried bob's calls: still refused.
             results["again"] = await call(a, "ask", question="q-again")
     assert results["bob"] == "waited"
     assert results["alice"][0] == "refused"
-    assert results["again"] == "alice: q-again"
-    # Nobody was asked the ambiguous question; the refusal is on the record.
-    assert alice.questions == ["q-again"] and bob.questions == []
-    assert server_requests(auditor, "sampling/createMessage") == [("deny", None), ("allow", "alice")]
+    assert results["again"][0] == "refused"
+    # Nobody was asked the ambiguous questions; the refusals are on the record.
+    assert alice.questions == [] and bob.questions == []
+    assert server_requests(auditor, "sampling/createMessage") == [("deny", None), ("deny", None)]
+
+
+async def test_over_stdio_one_users_background_work_never_reaches_another_user() -> None:
+    auditor, alice, bob = ListAuditor(), Asked("alice"), Asked("bob")
+    with asker("stdio") as spec, portal_http(shared_portal(spec, auditor)) as url:
+        async with (
+            client(url, "tok-alice", **alice.callbacks()) as a,
+            client(url, "tok-bob", **bob.callbacks()) as b,
+        ):
+            assert await call(b, "start_job", secret="BOB-4711") == "started"
+            # Bob's call has returned; alice's is the only one in flight when bob's job asks and logs.
+            assert await call(a, "wait", seconds=2.0) == "waited"
+    assert alice.questions == [] and alice.logs == []
+    assert server_requests(auditor, "sampling/createMessage") == [("deny", None)]
+    [dropped] = [e for e in auditor.events if e.method == "notifications/message" and e.server == "asker"]
+    assert dropped.decision == "deny" and "more than one user" in " ".join(dropped.reasons)
+
+
+async def test_over_stdio_a_single_users_background_work_still_reaches_that_user() -> None:
+    auditor, bob = ListAuditor(), Asked("bob")
+    with asker("stdio") as spec, portal_http(shared_portal(spec, auditor)) as url:
+        async with client(url, "tok-bob", **bob.callbacks()) as b:
+            assert await call(b, "start_job", secret="BOB-4711") == "started"
+            assert await call(b, "wait", seconds=2.0) == "waited"
+    assert bob.questions == ["sum BOB-4711"] and bob.logs == ["job done for BOB-4711"]
+    assert server_requests(auditor, "sampling/createMessage") == [("allow", "bob")]
 
 
 async def test_over_http_a_question_outside_the_calls_stream_is_refused() -> None:
@@ -203,8 +229,9 @@ async def test_over_stdio_roots_are_asked_of_the_caller_that_declared_them() -> 
             client(url, "tok-bob") as b,
         ):
             assert await call(a, "roots") == ["file:///work/alice"]
+            # Bob declared no roots; and the session has now carried two users' calls.
             assert (await call(b, "roots"))[0] == "refused"
-    assert server_requests(auditor, "roots/list") == [("allow", "alice"), ("deny", "bob")]
+    assert server_requests(auditor, "roots/list") == [("allow", "alice"), ("deny", None)]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -255,14 +282,19 @@ async def test_on_2026_questions_on_a_shared_session_travel_in_input_required_ro
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(run, "alice", a, 0.4)
                     tg.start_soon(run, "bob", b, 0.2)
-            else:  # over stdio only a call alone on the session may be asked
+            else:  # over stdio only a call alone on a session that carried one user's calls may be asked
                 await run("bob", b, 0.0)
                 await run("alice", a, 0.0)
             results["confirm"] = await call(b, "confirm", message="go?")
-    assert results == {"alice": "alice: q-alice", "bob": "bob: q-bob", "confirm": "accept:True"}
-    assert (alice.questions, bob.questions) == (["q-alice"], ["q-bob", "go?"])
     asked = server_requests(auditor, "sampling/createMessage")
-    assert sorted(asked) == [("allow", "alice"), ("allow", "alice"), ("allow", "bob")]
+    if transport == "http":
+        assert results == {"alice": "alice: q-alice", "bob": "bob: q-bob", "confirm": "accept:True"}
+        assert (alice.questions, bob.questions) == (["q-alice"], ["q-bob", "go?"])
+        assert sorted(asked) == [("allow", "alice"), ("allow", "alice"), ("allow", "bob")]
+    else:  # the session carried alice's call first: bob's questions, and then hers, are refused
+        assert {name: outcome[0] for name, outcome in results.items()} == dict.fromkeys(results, "refused")
+        assert (alice.questions, bob.questions) == ([], [])
+        assert asked == [("allow", "alice"), ("deny", None), ("deny", None)]
 
 
 async def test_on_2026_progress_of_a_call_on_the_shared_session_still_reaches_the_caller() -> None:

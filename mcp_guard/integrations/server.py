@@ -36,6 +36,7 @@ from ..pipeline import Admitted, Describe, Exchange
 from ..protocols import Credential
 from ..screening import PIN_NOTICES
 from .asking import SessionCaller, confirmed_rounds
+from .boundary import PreGuardRefusals, install, reached
 from .describe import describer
 from .handshake import answer_fallback_handshakes
 from .http import AuditHttpRefusals, GuardTokenVerifier
@@ -162,6 +163,13 @@ class GuardMiddleware:
             return Credential(bearer(headers), "http", rc.source_ip)
         return Credential(self._credential, "stdio" if self._credential else "none", rc.source_ip)
 
+    def known(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Principal | None, RequestContext]:
+        """The request's context and its principal if already known (cached), verifying nothing."""
+        rc = self._context(ctx)
+        if self._principal is not None and ctx.request is None and get_access_token() is None:
+            return self._principal, rc
+        return self.guard.resolver.peek(self._credential_for(ctx, rc).token), rc
+
     async def _identify(self, ctx: ServerRequestContext[Any, Any], rc: RequestContext) -> Principal:
         if self._principal is not None and ctx.request is None and get_access_token() is None:
             return self._principal
@@ -238,6 +246,7 @@ class GuardMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Translate the SDK's request into one :meth:`Guard.run`; the pipeline does the rest."""
         self.guard.ensure_background()
+        reached()
         exchange = self._exchange(ctx, call_next)
 
         async def call(admitted: Admitted) -> HandlerResult:
@@ -373,6 +382,7 @@ def protect(
         describe=describer(server),
     )
     lowlevel.middleware.append(middleware)
+    install(lowlevel, PreGuardRefusals(guard, name, middleware.known))
     answer_fallback_handshakes(lowlevel, middleware)
     lookup = getattr(lowlevel, "get_tool_input_schema", None)
     anonymous = guard.resolver.peek(None)

@@ -121,18 +121,25 @@ def fastmcp_http_app(server: Any, kwargs: dict[str, Any]) -> Any:
     if "streamable_http_path" in kwargs:
         options["path"] = kwargs.pop("streamable_http_path")
     security = kwargs.pop("transport_security", None)
-    if security is not None and security.enable_dns_rebinding_protection:
+    host = kwargs.pop("host", "127.0.0.1")
+    if security is None and host in LOOPBACK_HOSTS:
+        # As the SDK's streamable_http_app does for a loopback host: only loopback Host and
+        # Origin headers (FastMCP's own app checks them only when asked to).
+        options["host_origin_protection"] = True
+    elif security is not None and security.enable_dns_rebinding_protection:
         options["host_origin_protection"] = True
         options["allowed_hosts"] = list(security.allowed_hosts)
         options["allowed_origins"] = list(security.allowed_origins)
     for sdk, own in (("json_response", "json_response"), ("stateless_http", "stateless_http")):
         if sdk in kwargs:
             options[own] = kwargs.pop(sdk)
-    kwargs.pop("host", None)  # FastMCP protects a loopback bind by itself
     unknown = sorted(k for k in kwargs if k != "max_sessions")
     if unknown:
         raise TypeError(f"Guard.http_app(FastMCP): unsupported option(s) {', '.join(unknown)}")
     return server.http_app(**options)
 
 
-__all__ = ["build_app", "fastmcp_http_app", "http_server"]
+#: Hosts for which ``Guard.http_app`` turns DNS-rebinding protection on by default, as the SDK does.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+__all__ = ["LOOPBACK_HOSTS", "build_app", "fastmcp_http_app", "http_server"]

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from ..classify import canonical_uri
+from ..errors import AccessDenied
+
 __all__ = [
     "ACTIONS",
     "KIND_ACTIONS",
@@ -70,6 +73,23 @@ def _nonempty(value: list[str] | None) -> list[str] | None:
     return value
 
 
+def _canonical_resources(value: list[str] | None) -> list[str] | None:
+    """Resource patterns must be spelled as requests are matched (see ``classify.canonical_uri``)."""
+    for pattern in value or ():
+        try:
+            canonical = canonical_uri(pattern)
+        except AccessDenied as exc:
+            raise ValueError(
+                f"resource pattern {pattern!r} never matches: such a request is always refused ({exc.reason})"
+            ) from None
+        if canonical != pattern:
+            raise ValueError(
+                f"resource pattern {pattern!r} never matches: URIs are matched in canonical form"
+                f" (did you mean {canonical!r}?)"
+            )
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -88,6 +108,7 @@ class _Selectors(_Model):
     _check_nonempty = field_validator(
         "subjects", "roles", "groups", "tenants", "servers", "tools", "prompts", "resources", "actions"
     )(_nonempty)
+    _check_resources = field_validator("resources")(_canonical_resources)
 
     def kinds(self) -> dict[str, list[str]]:
         named = {"tool": self.tools, "prompt": self.prompts, "resource": self.resources}
@@ -214,6 +235,8 @@ class TenantModel(_Model):
     prompts: list[Name] = Field(default_factory=list)
     resources: list[Name] = Field(default_factory=list)
     description: str | None = None
+
+    _check_resources = field_validator("resources")(_canonical_resources)
 
 
 class PolicyDocument(_Model):

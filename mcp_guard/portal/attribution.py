@@ -11,9 +11,15 @@ call - but only when the portal knows for certain whose call it is:
   set by the portal around every upstream request it makes for a caller, so
   names the call a request belongs to; on the standalone stream (no call) it
   is unset;
-- over stdio nothing on the wire links a request to a call: it goes to the
-  call in flight only while that call is the only request in flight on the
-  session.
+- over stdio nothing on the wire links a request to a call. A message may
+  come from work an earlier call started (background work after it returned,
+  or a call the portal gave up on after its timeout), so it goes to the call
+  in flight only while that call is the only request in flight on the
+  session *and* every call the session has carried since it started came
+  from the same user (tenant and subject). Then even a message from earlier
+  work reaches the user whose work it is; once a second user has called
+  through the session, nothing from it is attributed again. Multi-user stdio
+  upstreams that ask questions or log need ``callbacks = true``.
 
 A request that cannot be attributed is refused with a JSON-RPC error and an
 audit event, and a log message is dropped: nothing is delivered to a guess,
@@ -74,7 +80,8 @@ class SharedCalls:
     """The calls in flight on one shared upstream session, and that session's client callbacks.
 
     ``by_stream``: the transport links a request to its call (streamable HTTP).
-    Otherwise (stdio) only a sole request in flight is attributed.
+    Otherwise (stdio) only a sole request in flight is attributed, and only
+    while the session has carried calls of one user alone.
     """
 
     def __init__(self, guard: Guard | None, upstream: str, *, by_stream: bool) -> None:
@@ -84,15 +91,38 @@ class SharedCalls:
         self.calls: list[Call] = []
         #: Every request in flight on the session, the portal's own included.
         self.requests = 0
+        #: The (tenant, subject) of every call the session has carried since it started.
+        self.users: set[tuple[str | None, str]] = set()
+
+    def enter(self, call: Call | None) -> None:
+        """Count one request in flight on the session (``call``: the caller's, None: the portal's)."""
+        self.requests += 1
+        if call is not None:
+            self.calls.append(call)
+            principal = getattr(call.link, "principal", None)
+            user = (principal.tenant, principal.subject) if principal is not None else (None, "")
+            self.users.add(user)
+
+    def leave(self, call: Call | None) -> None:
+        self.requests -= 1
+        if call is not None:
+            self.calls.remove(call)
 
     def owner(self) -> Call | None:
         """The call an upstream request or log message arriving now belongs to, if that is certain."""
         if self.by_stream:
             call = CURRENT_CALL.get()
             return call if call is not None and call in self.calls else None
-        if self.requests == 1 and len(self.calls) == 1:
+        if self.requests == 1 and len(self.calls) == 1 and len(self.users) == 1:
             return self.calls[0]
         return None
+
+    def _unattributed(self) -> str:
+        if self.by_stream:
+            return "not sent on the response stream of a call"
+        if len(self.users) > 1 and self.calls:
+            return "from a stdio session that has carried calls of more than one user"
+        return "not attributable to a single call in flight"
 
     def callbacks(self) -> dict[str, Any]:
         """The ClientSession callbacks: all three capabilities are advertised, each call decides."""
@@ -114,18 +144,18 @@ class SharedCalls:
 
     async def logging(self, params: types.LoggingMessageNotificationParams) -> None:
         call = self.owner()
-        if call is not None:  # outside a call, or not attributable: dropped
+        if call is not None:
             await call.link.logging(params)
+        elif not self.by_stream and self.calls and len(self.users) > 1:
+            # Dropped while a user's call is in flight: on the record, since that user may miss it.
+            self._record_unattributed("notifications/message", self._unattributed(), kind="notification")
+        # Outside any call, or not attributable: dropped.
 
     async def _route(self, what: tuple[str, str], ask: Callable[[CallerLink], Awaitable[Any]]) -> Any:
         method, capability = what
         call = self.owner()
         if call is None:
-            reason = (
-                "not sent on the response stream of a call"
-                if self.by_stream
-                else "not attributable to a single call in flight"
-            )
+            reason = self._unattributed()
             self._record_unattributed(method, reason)
             return types.ErrorData(
                 code=types.INVALID_REQUEST,
@@ -138,7 +168,7 @@ class SharedCalls:
             return types.ErrorData(code=types.INVALID_REQUEST, message=message)
         return await ask(call.link)
 
-    def _record_unattributed(self, method: str, reason: str) -> None:
+    def _record_unattributed(self, method: str, reason: str, *, kind: str = "server-request") -> None:
         logger.info("upstream %r: %s refused (%s)", self.upstream, method, reason)
         if self.guard is None:
             return
@@ -148,8 +178,8 @@ class SharedCalls:
                 "deny",
                 principal=None,
                 reasons=(reason,),
-                error_code=types.INVALID_REQUEST,
-                kind="server-request",
+                error_code=types.INVALID_REQUEST if kind == "server-request" else None,
+                kind=kind,
                 direction="inbound",
                 server=self.upstream,
             )

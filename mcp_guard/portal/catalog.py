@@ -9,11 +9,15 @@ in each upstream's guarded session.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..classify import canonical_uri
+from ..errors import AccessDenied
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -59,6 +63,9 @@ class Catalog:
     def route_uri(self, uri: str) -> Route | None:
         """A concrete resource, else the single upstream whose URI template matches ``uri``."""
         found = self.routes["resource"].get(uri)
+        if found is None:
+            with contextlib.suppress(AccessDenied):  # the guard refuses that spelling itself
+                found = self.routes["resource"].get(canonical_uri(uri))
         if found is not None:
             return found
         if uri in self.collisions["resource"]:

@@ -429,9 +429,7 @@ class Upstream:
         call = CURRENT_CALL.get() if shared is not None else None
         inflight[index] += 1
         if shared is not None:
-            shared.requests += 1
-            if call is not None:
-                shared.calls.append(call)
+            shared.enter(call)
         try:
             with anyio.fail_after(limit if math.isfinite(limit) else None):
                 return await send(chosen)
@@ -451,9 +449,7 @@ class Upstream:
         finally:
             inflight[index] -= 1
             if shared is not None:
-                shared.requests -= 1
-                if call is not None:
-                    shared.calls.remove(call)
+                shared.leave(call)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -3,10 +3,14 @@
 Run as a script it serves stdio; ``build()`` gives the same server for HTTP.
 Each tool asks on the call's own stream (``related_request_id``), except
 ``ask_unrelated``, which asks on the connection's standalone stream as a
-server doing background work would.
+server doing background work would, and ``start_job``, whose question and log
+line come from background work after the call returned.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -58,6 +62,24 @@ def build() -> MCPServer:
         """The client's roots."""
         listed = await ctx.session.list_roots()
         return [str(root.uri) for root in listed.roots]
+
+    background: set[Any] = set()
+
+    @server.tool()
+    async def start_job(secret: str, ctx: Context, delay: float = 0.8) -> str:
+        """Return at once; after ``delay`` seconds log and ask about ``secret`` from background work."""
+        session = ctx.session
+
+        async def later() -> None:
+            await anyio.sleep(delay)
+            await session.send_log_message(level="info", data=f"job done for {secret}")
+            question = SamplingMessage(role="user", content=TextContent(type="text", text=f"sum {secret}"))
+            await session.create_message(messages=[question], max_tokens=10)
+
+        task = asyncio.get_running_loop().create_task(later())
+        background.add(task)
+        task.add_done_callback(background.discard)
+        return "started"
 
     @server.tool()
     async def wait(seconds: float) -> str:
