@@ -1,0 +1,140 @@
+"""The console as a Starlette app, mounted at ``/admin`` beside the portal's MCP endpoint.
+
+Routes (contract: ``docs/console.md``): ``/admin/login`` (GET form, POST
+sign-in), ``/admin/logout`` (POST), ``/admin/approvals`` (GET) and
+``/admin/approvals/{id}`` (POST a decision), ``/admin/audit`` (GET, filters in
+the query string), ``/admin/audit/events/{id}``, ``/admin/audit/export`` and
+the stylesheet. Every response, errors included, carries the security headers
+of :data:`~.html.SECURITY_HEADERS`; an unexpected error is a 500 page, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from ..authn.lockout import Lockout
+from ..store import MemoryStore
+from . import approvals, audit, signin
+from .core import AuditSource, Console, Refused
+from .html import CSS, SECURITY_HEADERS, message
+from .sessions import ConsoleSessions
+
+if TYPE_CHECKING:
+    from ..config import ConsoleSection, GuardConfig
+    from ..guard import Guard
+
+logger = logging.getLogger("mcp_guard.console")
+
+Handler = Callable[[Console, Request], Awaitable[Response]]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response of the console."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in self.headers}
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in names]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _endpoint(console: Console, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(console, request)
+        except Refused as refused:
+            return refused.response
+        except Exception:
+            logger.exception("console page %s failed", request.url.path)
+            return message("Error", "the console could not answer this request", 500)
+
+    return endpoint
+
+
+def console_app(
+    guard: Guard,
+    settings: ConsoleSection,
+    *,
+    audit_source: AuditSource | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The console of ``guard``: sessions and lockout in its state store (in memory without one)."""
+    store = guard.store if guard.store is not None else MemoryStore()
+    console = Console(
+        guard,
+        ConsoleSessions(store, settings.idle_timeout, clock),
+        admin_roles=tuple(settings.admin_roles),
+        audit=audit_source,
+        clock=clock,
+    )
+    lockout = Lockout(store)
+
+    async def login(c: Console, request: Request) -> Response:
+        return await signin.login(c, request, lockout)
+
+    async def home(c: Console, request: Request) -> Response:
+        return RedirectResponse("/admin/approvals", status_code=303)
+
+    async def stylesheet(c: Console, request: Request) -> Response:
+        return Response(CSS, media_type="text/css")
+
+    routes = [
+        Route("/", _endpoint(console, home), methods=["GET"]),
+        Route("/login", _endpoint(console, signin.login_page), methods=["GET"]),
+        Route("/login", _endpoint(console, login), methods=["POST"]),
+        Route("/logout", _endpoint(console, signin.logout), methods=["POST"]),
+        Route("/approvals", _endpoint(console, approvals.approvals_page), methods=["GET"]),
+        Route("/approvals/{request_id}", _endpoint(console, approvals.decide), methods=["POST"]),
+        Route("/audit", _endpoint(console, audit.audit_page), methods=["GET"]),
+        Route("/audit/events/{event_id}", _endpoint(console, audit.event_page), methods=["GET"]),
+        Route("/audit/export", _endpoint(console, audit.export), methods=["GET"]),
+        Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(SecurityHeaders)
+    app.state.console = console
+    return app
+
+
+def audit_source(config: GuardConfig) -> AuditSource:
+    """Where the console of ``config`` reads the trail (the first file store of ``[guard] audit``)."""
+    from ..audit.config import AuditSettings
+    from ..audit.sinks import store_path
+
+    path: Path | None = None
+    for url in config.guard.audit:
+        path = store_path(config.resolve_url(url), config.base_dir)
+        if path is not None:
+            break
+    return AuditSource(path, AuditSettings.model_validate(config.audit), config.base_dir)
+
+
+def console_routes(app: Starlette) -> list[BaseRoute]:
+    """The routes that serve ``app`` at ``/admin`` (and ``/admin`` itself) beside the MCP endpoint."""
+
+    async def bare(request: Request) -> Response:
+        return RedirectResponse("/admin/approvals", status_code=303)
+
+    return [Route("/admin", bare, methods=["GET"]), Mount("/admin", app=app)]

@@ -1,0 +1,107 @@
+"""Signing in to the console with an admin's API key, and signing out.
+
+The key is checked by the guard's own authenticators (so a revoked or expired
+key fails here as it does on the MCP endpoint), then its holder must have an
+admin role. Wrong keys feed the same lockout as password logins (scope: the
+console and the source address), and a locked source is refused before any key
+is checked. Every attempt, whatever its outcome, is audited. The sign-in form
+has its own CSRF token in a short-lived cookie, since there is no session yet.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..authn.lockout import Lockout
+from ..errors import AuthenticationError, GuardError, RateLimited
+from ..protocols import Credential
+from .core import Console, Refused, read_form, source_ip
+from .html import csrf_field, esc, message, page
+from .sessions import LOGIN_COOKIE, SESSION_COOKIE, new_token, tokens_match
+
+#: The lockout's account name for console sign-ins (a key names no account before it is checked).
+ACCOUNT = "console"
+#: Seconds the sign-in form's CSRF cookie lives.
+FORM_TTL = 900
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _form(request: Request, error: str | None = None, status: int = 200) -> Response:
+    token = new_token()
+    problem = f'<p class="error">{esc(error)}</p>' if error else ""
+    body = (
+        f'{problem}<form method="post" action="/admin/login">{csrf_field(token)}'
+        '<p><label>Admin API key <input type="password" name="key" autocomplete="off" required></label></p>'
+        '<p><button type="submit">Sign in</button></p></form>'
+    )
+    response = page("Sign in", body, status=status)
+    _cookie(response, request, LOGIN_COOKIE, token, FORM_TTL)
+    return response
+
+
+async def login_page(console: Console, request: Request) -> Response:
+    if await console.session(request) is not None:
+        return RedirectResponse("/admin/approvals", status_code=303)
+    return _form(request)
+
+
+async def login(console: Console, request: Request, lockout: Lockout) -> Response:
+    fields = await read_form(request)
+    source = source_ip(request)
+    if not tokens_match(fields.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
+        console.record("console/login", "deny", None, request, reasons=("missing or wrong CSRF token",))
+        raise Refused(message("Forbidden", "the form's CSRF token is missing or wrong: reload the page", 403))
+    key = fields.get("key", "")
+    try:
+        await lockout.check(ACCOUNT, source)
+    except RateLimited as exc:
+        console.record("console/login", "deny", None, request, reasons=(exc.reason,))
+        return _form(request, "too many failed sign-ins: try again later", 429)
+    if not key or len(key) > 4096:
+        await lockout.failure(ACCOUNT, source)
+        console.record("console/login", "deny", None, request, reasons=("empty or oversized key",))
+        return _form(request, "invalid key", 401)
+    try:
+        principal = await console.guard.identify(Credential(key, "http", source))
+    except AuthenticationError as exc:
+        await lockout.failure(ACCOUNT, source)
+        console.record("console/login", "deny", None, request, reasons=(exc.reason,))
+        return _form(request, "invalid key", 401)
+    except GuardError as exc:
+        console.record("console/login", "error", None, request, reasons=(exc.reason,))
+        return _form(request, "sign-in is unavailable right now", 503)
+    summary = dict(principal.summary())
+    roles = console.roles_of(principal)
+    if not console.is_admin(roles):
+        console.record("console/login", "deny", summary, request, reasons=("not an admin",))
+        return message("Forbidden", "the console is for administrators only", 403)
+    console.ready()
+    session_id, _ = await console.sessions.create(principal.subject, tuple(sorted(roles)), summary)
+    await lockout.success(ACCOUNT, source)
+    await console.record_action(console.event("console/login", "allow", summary, request))
+    response = RedirectResponse("/admin/approvals", status_code=303)
+    _cookie(response, request, SESSION_COOKIE, session_id, None)
+    response.delete_cookie(LOGIN_COOKIE, path="/admin")
+    return response
+
+
+async def logout(console: Console, request: Request) -> Response:
+    session = await console.admin(request, write=True)
+    await console.form(request, session)
+    await console.sessions.end(request.cookies.get(SESSION_COOKIE))
+    await console.record_action(console.event("console/logout", "allow", session.principal, request))
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/admin", httponly=True, samesite="strict")
+    return response
