@@ -143,6 +143,8 @@ async def test_a_wrong_key_is_refused_audited_and_locks_out(tmp_path: Path) -> N
         assert (await http.get("/admin/approvals")).status_code == 303
         refusals = [e for e in events(portal, "console/login") if e["decision"] == "deny"]
         assert len(refusals) == 6 and all(e["source_ip"] == "127.0.0.1" for e in refusals)
+        # The console names its own refusals: none is mistaken for a transport's (an Origin 403).
+        assert events(portal, "http/reject") == [] and events(portal, "http/authenticate") == []
 
 
 async def test_a_non_admin_gets_403_everywhere(tmp_path: Path) -> None:
@@ -162,6 +164,10 @@ async def test_a_non_admin_gets_403_everywhere(tmp_path: Path) -> None:
         assert (await http.get("/admin/audit", headers=as_admin)).status_code == 200
         acted = await http.post("/admin/approvals/apr-1", headers=as_admin, data={"decision": "approve"})
         assert acted.status_code == 403
+        signed_out = await http.post("/admin/approvals/apr-1", data={"decision": "approve"})
+        assert signed_out.status_code == 403
+        assert [e["reasons"] for e in events(portal, "console/access")][-1] == ["no console session"]
+        assert events(portal, "http/reject") == []
 
 
 async def test_posts_without_the_csrf_token_are_refused(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ..authn.lockout import Lockout
+from ..integrations.sessions import AUDITED
 from ..store import MemoryStore
 from . import approvals, audit, signin
 from .core import AuditSource, Console, Refused
@@ -39,7 +40,8 @@ Handler = Callable[[Console, Request], Awaitable[Response]]
 
 
 class SecurityHeaders:
-    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response of the console."""
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response of the console (and marking
+    its requests as audited by the console itself)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -49,6 +51,9 @@ class SecurityHeaders:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
+        # The console audits its own refusals with its own reasons; the portal's audit of the
+        # transport's bare 401/403s must not record them again as something else.
+        scope[AUDITED] = True
 
         async def sending(message: Any) -> None:
             if message["type"] == "http.response.start":

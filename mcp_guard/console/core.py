@@ -102,6 +102,7 @@ class Console:
         session = await self.session(request)
         if session is None:
             if write:
+                self.record("console/access", "deny", None, request, reasons=("no console session",))
                 raise Refused(message("Sign in", "sign in to the console first", 403))
             raise Refused(RedirectResponse("/admin/login", status_code=303))
         return session
@@ -120,6 +121,8 @@ class Console:
             self.record("console/access", "deny", principal.summary(), request, reasons=("not an admin",))
             raise Refused(message("Forbidden", "the console is for administrators only", 403))
         if write:
+            reasons = ("a key reads the console; acting needs a session",)
+            self.record("console/access", "deny", principal.summary(), request, reasons=reasons)
             raise Refused(message("Forbidden", "sign in to the console to act: a key is for reading", 403))
         now = self.clock()
         return ConsoleSession(
