@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from collections.abc import AsyncIterator
@@ -13,11 +14,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_guard.config import load_config
+from mcp_guard.console.html import esc
+from mcp_guard.console.sessions import ConsoleSessions
 from mcp_guard.errors import ConfigError
 from mcp_guard.model import AuditEvent
 from mcp_guard.portal import Portal
+from mcp_guard.store import MemoryStore
 
 from .test_pipeline_outcomes import Probe
 from .test_portal_outcomes import probe_upstream
@@ -340,3 +346,24 @@ async def test_a_waiting_caller_completes_when_approved_in_the_console(tmp_path:
             await portal.guard.aclose()
     assert result[0].is_error is False
     assert (used.status, used.decided_by) == ("used", "carol")
+
+
+@given(st.text())
+def test_escaped_text_has_no_markup_and_reads_back_the_same(text: str) -> None:
+    escaped = esc(text)
+    assert not set("<>\"'") & set(escaped)
+    assert html.unescape(escaped) == text
+
+
+@given(st.text(min_size=1, max_size=200))
+@settings(max_examples=50)
+def test_no_guessed_cookie_is_a_session(guess: str) -> None:
+    async def check() -> None:
+        store = MemoryStore()
+        sessions = ConsoleSessions(store, idle=60)
+        session_id, _ = await sessions.create("carol", ("admin",), {"subject": "carol"})
+        assert guess == session_id or await sessions.get(guess) is None
+        assert (await sessions.get(session_id)) is not None
+        assert all(session_id not in key for key in await store.keys(""))  # stored under a hash only
+
+    anyio.run(check)
