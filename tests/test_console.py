@@ -122,11 +122,13 @@ async def test_sign_in_with_an_admin_key_sets_a_strict_session_cookie(tmp_path: 
         assert form.headers["x-frame-options"] == "DENY"
         signed = await http.post("/admin/login", data={"key": ADMIN_KEY, "csrf": csrf(form.text)})
         assert signed.status_code == 303 and signed.headers["location"] == "/admin/approvals"
-        cookie = signed.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/admin" in cookie
-        assert "secure" not in cookie  # plain HTTP: a Secure cookie would never come back
+        for cookie in (c.lower() for c in signed.headers.get_list("set-cookie")):
+            assert "httponly" in cookie and "samesite=strict" in cookie and "path=/admin" in cookie
+            assert "secure" not in cookie  # plain HTTP: a Secure cookie would never come back
         page = await http.get("/admin/approvals")
         assert page.status_code == 200 and "carol" in page.text and "Sign out" in page.text
+        bare = await http.get("/admin")
+        assert bare.status_code == 303 and bare.headers["x-frame-options"] == "DENY"
         (event,) = events(portal, "console/login")
         assert event["decision"] == "allow" and event["principal"]["subject"] == "carol"
 

@@ -140,6 +140,6 @@ def console_routes(app: Starlette) -> list[BaseRoute]:
     """The routes that serve ``app`` at ``/admin`` (and ``/admin`` itself) beside the MCP endpoint."""
 
     async def bare(request: Request) -> Response:
-        return RedirectResponse("/admin/approvals", status_code=303)
+        return RedirectResponse("/admin/approvals", status_code=303, headers=SECURITY_HEADERS)
 
     return [Route("/admin", bare, methods=["GET"]), Mount("/admin", app=app)]

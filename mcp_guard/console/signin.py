@@ -93,7 +93,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
     await console.record_action(console.event("console/login", "allow", summary, request))
     response = RedirectResponse("/admin/approvals", status_code=303)
     _cookie(response, request, SESSION_COOKIE, session_id, None)
-    response.delete_cookie(LOGIN_COOKIE, path="/admin")
+    response.delete_cookie(LOGIN_COOKIE, path="/admin", httponly=True, samesite="strict")
     return response
 
 
