@@ -260,7 +260,10 @@ async def test_audit_filters_detail_verification_and_export(tmp_path: Path) -> N
         page = await http.get("/admin/audit", params={"decision": "deny", "server": "probe", "since": "1h"})
         assert page.status_code == 200
         assert "<code>rm</code>" in page.text and "<code>ls</code>" not in page.text
-        assert "Chain verification: ok:" in page.text
+        assert "Chain verification: not run since the console started" in page.text
+        checked = await http.get("/admin/audit/verify")
+        assert checked.status_code == 200 and ": ok: " in checked.text and "(anchor: event #" in checked.text
+        assert ": ok: " in (await http.get("/admin/audit")).text  # the last result, shown until run again
         link = re.search(r'href="(/admin/audit/events/[^"]+)"', page.text)
         assert link is not None
         detail = await http.get(link.group(1))

@@ -3,7 +3,8 @@
 Routes (contract: ``docs/console.md``): ``/admin/login`` (GET form, POST
 sign-in), ``/admin/logout`` (POST), ``/admin/approvals`` (GET) and
 ``/admin/approvals/{id}`` (POST a decision), ``/admin/audit`` (GET, filters in
-the query string), ``/admin/audit/events/{id}``, ``/admin/audit/export`` and
+the query string), ``/admin/audit/events/{id}``, ``/admin/audit/export``,
+``/admin/audit/verify`` and
 the stylesheet. Every response, errors included, carries the security headers
 of :data:`~.html.SECURITY_HEADERS`; an unexpected error is a 500 page, never a
 traceback.
@@ -115,6 +116,7 @@ def console_app(
         Route("/audit", _endpoint(console, audit.audit_page), methods=["GET"]),
         Route("/audit/events/{event_id}", _endpoint(console, audit.event_page), methods=["GET"]),
         Route("/audit/export", _endpoint(console, audit.export), methods=["GET"]),
+        Route("/audit/verify", _endpoint(console, audit.verify_page), methods=["GET"]),
         Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
     ]
     app = Starlette(routes=routes)

@@ -2,7 +2,8 @@
 
 It reads the store ``mcp-guard audit query`` reads (the first ``sqlite://`` or
 ``jsonl://`` URL of ``[guard] audit``) with the same filters, and verifies the
-chain as ``mcp-guard audit verify`` does, against the anchor. Stored records
+chain as ``mcp-guard audit verify`` does, against the anchor, when asked (it reads
+every event, so a page load does not pay for it; the page shows the last result). Stored records
 are already redacted; what callers chose (tool names, arguments, subjects) is
 escaped like everything else on the console's pages.
 """
@@ -10,7 +11,7 @@ escaped like everything else on the console's pages.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -36,6 +37,8 @@ class Verification:
     ok: bool
     message: str
     anchor: str
+    #: When it ran (epoch seconds).
+    at: float = 0.0
 
 
 def verify(source: AuditSource) -> Verification:
@@ -52,6 +55,30 @@ def verify(source: AuditSource) -> Verification:
         return Verification(False, str(exc), "")
     seen = f"event #{anchor.seq}, written {when(anchor.time)}" if anchor is not None else "none yet"
     return Verification(result.ok, result.message, seen)
+
+
+def _verification(checked: Verification | None) -> str:
+    """The last verification's outcome and a link that runs it again."""
+    again = '<a href="/admin/audit/verify">Verify the chain now</a>'
+    if checked is None:
+        return f"<p>Chain verification: not run since the console started. {again}</p>"
+    css = "ok" if checked.ok else "error"
+    anchor = f" (anchor: {esc(checked.anchor)})" if checked.anchor else ""
+    return (
+        f'<p class="{css}">Chain verification at {esc(when(checked.at))}: {esc(checked.message)}{anchor}. '
+        f"{again}</p>"
+    )
+
+
+async def verify_page(console: Console, request: Request) -> Response:
+    """Verify the whole chain now (it reads every event: run on request, not on every page load)."""
+    session = await console.admin(request)
+    if console.audit is None:
+        return message("Chain verification", "no audit store to verify", 503, session)
+    checked = await anyio.to_thread.run_sync(verify, console.audit)
+    console.verified = replace(checked, at=console.clock())
+    back = '<p><a href="/admin/audit">Back to the audit trail</a></p>'
+    return page("Chain verification", _verification(console.verified) + back, session)
 
 
 def _filters(request: Request, now: float) -> tuple[Filters, dict[str, str]]:
@@ -134,14 +161,7 @@ async def audit_page(console: Console, request: Request) -> Response:
         records = await _query(console, filters, PAGE, newest=True)
     except StoreError as exc:
         return message("Audit", str(exc), 503, session)
-    checked = await anyio.to_thread.run_sync(verify, console.audit) if console.audit else None
-    status = ""
-    if checked is not None:
-        css = "ok" if checked.ok else "error"
-        status = (
-            f'<p class="{css}">Chain verification: {esc(checked.message)}'
-            f"{' (anchor: ' + esc(checked.anchor) + ')' if checked.anchor else ''}</p>"
-        )
+    status = _verification(console.verified)
     export = "/admin/audit/export?" + urlencode({k: v for k, v in shown.items() if v})
     body = (
         status

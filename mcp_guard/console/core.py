@@ -72,6 +72,8 @@ class Console:
         self.admin_roles = frozenset(admin_roles)
         self.audit = audit
         self.clock = clock
+        #: The last chain verification (``console.audit.Verification``), shown on the Audit page.
+        self.verified: Any = None
 
     # ------------------------------------------------------------------ who asks
     def roles_of(self, principal: Principal) -> frozenset[str]:
