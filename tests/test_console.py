@@ -31,11 +31,15 @@ from .test_portal_support import client, portal_http
 
 ADMIN_KEY = "carol-admin-key"
 USER_KEY = "alice-user-key"
+MEMBER_KEY = "dave-key-admin-through-the-policy"
 XSS = "<script>alert(1)</script>"
 
 POLICY = """
 version = 1
 default = "deny"
+
+[roles.admin]
+subjects = ["dave"]
 
 [[rules]]
 id = "probe-ok-needs-approval"
@@ -72,6 +76,10 @@ roles = ["admin"]
 subject = "alice"
 key_sha256 = "{_sha(USER_KEY)}"
 roles = ["analyst"]
+
+[[authn.api_keys]]
+subject = "dave"
+key_sha256 = "{_sha(MEMBER_KEY)}"
 
 {console}
 {servers}
@@ -131,6 +139,18 @@ async def test_sign_in_with_an_admin_key_sets_a_strict_session_cookie(tmp_path: 
         assert bare.status_code == 303 and bare.headers["x-frame-options"] == "DENY"
         (event,) = events(portal, "console/login")
         assert event["decision"] == "allow" and event["principal"]["subject"] == "carol"
+
+
+async def test_an_admin_by_policy_membership_signs_in_and_decides(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert (await sign_in(http, MEMBER_KEY)).status_code == 303
+        request = await _pending(portal)
+        page = await http.get("/admin/approvals")
+        decided = await http.post(
+            f"/admin/approvals/{request.id}", data={"decision": "approve", "csrf": csrf(page.text)}
+        )
+        assert decided.status_code == 303
+        assert (await portal.guard.approvals.get(request.id)).decided_by == "dave"  # type: ignore[union-attr]
 
 
 async def test_the_session_cookie_is_secure_over_tls(tmp_path: Path) -> None:
