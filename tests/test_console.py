@@ -6,6 +6,7 @@ import hashlib
 import html
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_guard.authn.api_keys import create_api_key, revoke_api_key
 from mcp_guard.config import load_config
 from mcp_guard.console.html import esc
 from mcp_guard.console.sessions import ConsoleSessions
@@ -309,6 +311,30 @@ async def test_sign_out_ends_the_session(tmp_path: Path) -> None:
         http.cookies.set("mcp_guard_console", cookie, domain="127.0.0.1", path="/admin")
         assert (await http.get("/admin/approvals")).status_code == 303  # the old cookie no longer works
         assert [e["decision"] for e in events(portal, "console/logout")] == ["allow"]
+
+
+async def test_revoking_the_admins_key_ends_the_session(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        key, record = await create_api_key(portal.guard.store, "erin", roles=["admin"])
+        assert (await sign_in(http, key)).status_code == 303
+        assert (await http.get("/admin/approvals")).status_code == 200
+        await revoke_api_key(portal.guard.store, record.id)
+        gone = await http.get("/admin/approvals")
+        assert gone.status_code == 303 and gone.headers["location"] == "/admin/login"
+
+
+async def test_the_session_ends_when_the_key_expires(tmp_path: Path) -> None:
+    async with console_client(tmp_path, console="[console]\nidle_timeout = 86400\n") as (portal, http):
+        assert portal.guard.store is not None and portal.console is not None
+        key, _ = await create_api_key(portal.guard.store, "erin", roles=["admin"], expires_in=3600)
+        assert (await sign_in(http, key)).status_code == 303
+        later = [0.0]
+        portal.console.state.console.sessions.clock = lambda: time.time() + later[0]
+        later[0] = 3500
+        assert (await http.get("/admin/approvals")).status_code == 200
+        later[0] = 3700
+        assert (await http.get("/admin/approvals")).status_code == 303
 
 
 async def test_an_idle_session_expires(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
 """Server-side console sessions and their CSRF tokens, kept in the guard's state store.
 
+A session also ends when the credential it was opened with expires or is revoked
+(:meth:`ConsoleSessions.get` checks the store's revocation set on every request).
+
 The browser holds only a random session id; the store holds who signed in,
 their roles, the session's CSRF token and when it was last used (under a hash
 of the id, so a leaked store dump names no usable cookie). A session unused
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from ..authn.revocation import RevocationList
 from ..protocols import StateStore
 
 _PREFIX = "console:session:"
@@ -40,6 +44,10 @@ class ConsoleSession:
     csrf: str
     created: float
     last_seen: float
+    #: The signing-in credential's id (API key id, JWT ``jti``): revoking it ends the session.
+    credential_id: str | None = None
+    #: When that credential expires: the session ends with it.
+    expires_at: float | None = None
 
     def csrf_ok(self, token: object) -> bool:
         """Whether a submitted form's token is this session's (constant time)."""
@@ -71,11 +79,26 @@ class ConsoleSessions:
         return _PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
 
     async def create(
-        self, subject: str, roles: tuple[str, ...], principal: dict[str, Any]
+        self,
+        subject: str,
+        roles: tuple[str, ...],
+        principal: dict[str, Any],
+        *,
+        credential_id: str | None = None,
+        expires_at: float | None = None,
     ) -> tuple[str, ConsoleSession]:
         """A new session id (for the cookie) and its session."""
         now = self.clock()
-        session = ConsoleSession(subject, roles, principal, new_token(), now, now)
+        session = ConsoleSession(
+            subject,
+            roles,
+            principal,
+            new_token(),
+            now,
+            now,
+            credential_id=credential_id,
+            expires_at=expires_at,
+        )
         session_id = new_token()
         await self._save(session_id, session)
         return session_id, session
@@ -95,7 +118,13 @@ class ConsoleSessions:
             await self.store.delete(self._key(session_id))
             return None
         now = self.clock()
-        if now - session.last_seen >= self.idle:
+        expired = session.expires_at is not None and now >= session.expires_at
+        if now - session.last_seen >= self.idle or expired:
+            await self.store.delete(self._key(session_id))
+            return None
+        if session.credential_id is not None and await RevocationList(self.store).is_revoked(
+            session.credential_id
+        ):
             await self.store.delete(self._key(session_id))
             return None
         session = replace(session, last_seen=now)

@@ -88,7 +88,13 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         console.record("console/login", "deny", summary, request, reasons=("not an admin",))
         return message("Forbidden", "the console is for administrators only", 403)
     console.ready()
-    session_id, _ = await console.sessions.create(principal.subject, tuple(sorted(roles)), summary)
+    session_id, _ = await console.sessions.create(
+        principal.subject,
+        tuple(sorted(roles)),
+        summary,
+        credential_id=principal.credential_id,
+        expires_at=principal.expires_at,
+    )
     await lockout.success(ACCOUNT, source)
     await console.record_action(console.event("console/login", "allow", summary, request))
     response = RedirectResponse("/admin/approvals", status_code=303)
