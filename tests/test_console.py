@@ -18,7 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_guard.authn import totp
 from mcp_guard.authn.api_keys import create_api_key, revoke_api_key
+from mcp_guard.authn.passwords import hash_password
+from mcp_guard.authn.users import User, UsersFile
 from mcp_guard.config import load_config
 from mcp_guard.console.html import esc
 from mcp_guard.console.sessions import ConsoleSessions
@@ -34,6 +37,8 @@ from .test_portal_support import client, portal_http
 ADMIN_KEY = "carol-admin-key"
 USER_KEY = "alice-user-key"
 MEMBER_KEY = "dave-key-admin-through-the-policy"
+PASSWORD = "correct horse battery staple"
+SECRET = totp.new_secret()
 XSS = "<script>alert(1)</script>"
 
 POLICY = """
@@ -57,7 +62,7 @@ def _sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def write_config(tmp_path: Path, upstream: str | None = None, console: str = "") -> Path:
+def write_config(tmp_path: Path, upstream: str | None = None, console: str = "", authn: str = "") -> Path:
     servers = f'[[servers]]\nname = "probe"\nurl = "{upstream}"\n' if upstream else ""
     (tmp_path / "policy.toml").write_text(POLICY)
     path = tmp_path / "guard.toml"
@@ -83,6 +88,7 @@ roles = ["analyst"]
 subject = "dave"
 key_sha256 = "{_sha(MEMBER_KEY)}"
 
+{authn}
 {console}
 {servers}
 """
@@ -92,9 +98,9 @@ key_sha256 = "{_sha(MEMBER_KEY)}"
 
 @asynccontextmanager
 async def console_client(
-    tmp_path: Path, base: str = "http://127.0.0.1", console: str = ""
+    tmp_path: Path, base: str = "http://127.0.0.1", console: str = "", authn: str = ""
 ) -> AsyncIterator[tuple[Portal, httpx.AsyncClient]]:
-    portal = Portal.from_guard_config(load_config(write_config(tmp_path, console=console)))
+    portal = Portal.from_guard_config(load_config(write_config(tmp_path, console=console, authn=authn)))
     transport = httpx.ASGITransport(app=portal.streamable_http_app())
     try:
         async with httpx.AsyncClient(transport=transport, base_url=base) as http:
@@ -153,6 +159,33 @@ async def test_an_admin_by_policy_membership_signs_in_and_decides(tmp_path: Path
         )
         assert decided.status_code == 303
         assert (await portal.guard.approvals.get(request.id)).decided_by == "dave"  # type: ignore[union-attr]
+
+
+async def test_sign_in_with_password_and_one_time_code(tmp_path: Path) -> None:
+    users = UsersFile(tmp_path / "users.json")
+    users.put(User("olga", hash_password(PASSWORD, "scrypt"), SECRET, roles=("admin",)))
+    users.put(User("paul", hash_password(PASSWORD, "scrypt"), SECRET, roles=("analyst",)))
+    passwords = '[authn.passwords]\nusers_file = "users.json"\nhash = "scrypt"\n'
+    async with console_client(tmp_path, authn=passwords) as (portal, http):
+        form = await http.get("/admin/login")
+        assert 'name="username"' in form.text and 'name="code"' in form.text and 'name="key"' in form.text
+
+        async def attempt(user: str, password: str, step: int) -> httpx.Response:
+            page = await http.get("/admin/login")
+            code = totp.code_at(SECRET, step)
+            fields = {"username": user, "password": password, "code": code, "csrf": csrf(page.text)}
+            return await http.post("/admin/login", data=fields)
+
+        step = totp.current_step()
+        wrong = await attempt("olga", "not the password", step)
+        assert wrong.status_code == 401 and "invalid username, password or one-time code" in wrong.text
+        assert (await attempt("paul", PASSWORD, step)).status_code == 403
+        signed = await attempt("olga", PASSWORD, step + 1)
+        assert signed.status_code == 303
+        assert "olga" in (await http.get("/admin/approvals")).text
+        login_events = events(portal, "console/login") + events(portal, "login")
+        assert ("allow", "olga") in {(e["decision"], e["principal"]["subject"]) for e in login_events}
+        assert ("deny", "olga") in {(e["decision"], e["principal"]["subject"]) for e in login_events}
 
 
 async def test_the_session_cookie_is_secure_over_tls(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ asks, auditing), :mod:`.html` (escaping, layout), :mod:`.signin`,
 
 from __future__ import annotations
 
-from .app import audit_source, console_app, console_routes
+from .app import audit_source, console_app, console_routes, password_login
 from .core import AuditSource
 
-__all__ = ["AuditSource", "audit_source", "console_app", "console_routes"]
+__all__ = ["AuditSource", "audit_source", "console_app", "console_routes", "password_login"]

@@ -32,6 +32,7 @@ from .html import CSS, SECURITY_HEADERS, message
 from .sessions import ConsoleSessions
 
 if TYPE_CHECKING:
+    from ..authn.login import LoginService
     from ..config import ConsoleSection, GuardConfig
     from ..guard import Guard
 
@@ -84,20 +85,23 @@ def console_app(
     settings: ConsoleSection,
     *,
     audit_source: AuditSource | None = None,
+    login: LoginService | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """The console of ``guard``: sessions and lockout in its state store (in memory without one)."""
+    """The console of ``guard``: sessions and lockout in its state store (in memory without one);
+    ``login`` adds username + password (+ TOTP) sign-in beside the API key."""
     store = guard.store if guard.store is not None else MemoryStore()
     console = Console(
         guard,
         ConsoleSessions(store, settings.idle_timeout, clock),
         admin_roles=tuple(settings.admin_roles),
         audit=audit_source,
+        login=login,
         clock=clock,
     )
     lockout = Lockout(store)
 
-    async def login(c: Console, request: Request) -> Response:
+    async def sign_in(c: Console, request: Request) -> Response:
         return await signin.login(c, request, lockout)
 
     async def home(c: Console, request: Request) -> Response:
@@ -109,7 +113,7 @@ def console_app(
     routes = [
         Route("/", _endpoint(console, home), methods=["GET"]),
         Route("/login", _endpoint(console, signin.login_page), methods=["GET"]),
-        Route("/login", _endpoint(console, login), methods=["POST"]),
+        Route("/login", _endpoint(console, sign_in), methods=["POST"]),
         Route("/logout", _endpoint(console, signin.logout), methods=["POST"]),
         Route("/approvals", _endpoint(console, approvals.approvals_page), methods=["GET"]),
         Route("/approvals/{request_id}", _endpoint(console, approvals.decide), methods=["POST"]),
@@ -136,6 +140,16 @@ def audit_source(config: GuardConfig) -> AuditSource:
         if path is not None:
             break
     return AuditSource(path, AuditSettings.model_validate(config.audit), config.base_dir)
+
+
+def password_login(config: GuardConfig, guard: Guard) -> LoginService | None:
+    """The login service of ``[authn.passwords]`` (None without it, or without a state store)."""
+    if not config.authn or guard.store is None:
+        return None
+    from ..authn.config import AuthnSettings, build_login_service
+
+    settings = AuthnSettings.model_validate(config.authn)
+    return build_login_service(settings, guard.store, config.base_dir, auditor=guard.auditor)
 
 
 def console_routes(app: Starlette) -> list[BaseRoute]:

@@ -30,6 +30,7 @@ from .sessions import SESSION_COOKIE, ConsoleSession, ConsoleSessions
 
 if TYPE_CHECKING:
     from ..audit.config import AuditSettings
+    from ..authn.login import LoginService
     from ..guard import Guard
 
 logger = logging.getLogger("mcp_guard.console")
@@ -65,12 +66,15 @@ class Console:
         *,
         admin_roles: tuple[str, ...],
         audit: AuditSource | None = None,
+        login: LoginService | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.guard = guard
         self.sessions = sessions
         self.admin_roles = frozenset(admin_roles)
         self.audit = audit
+        #: Username + password (+ TOTP) sign-in, where ``[authn.passwords]`` is configured.
+        self.login = login
         self.clock = clock
         #: The last chain verification (``console.audit.Verification``), shown on the Audit page.
         self.verified: Any = None
