@@ -237,6 +237,11 @@ async def test_posts_without_the_csrf_token_are_refused(tmp_path: Path) -> None:
     async with console_client(tmp_path) as (portal, http):
         no_form_token = await http.post("/admin/login", data={"key": ADMIN_KEY})
         assert no_form_token.status_code == 403
+        login_page = await http.get("/admin/login")
+        fields = {"key": ADMIN_KEY, "csrf": csrf(login_page.text)}
+        cross_site = {"Origin": "http://evil.example"}
+        assert (await http.post("/admin/login", data=fields, headers=cross_site)).status_code == 403
+        assert (await http.get("/admin/approvals")).status_code == 303  # not signed in
         await sign_in(http)
         request = await _pending(portal)
         for data in ({"decision": "approve"}, {"decision": "approve", "csrf": "forged"}):
@@ -245,7 +250,13 @@ async def test_posts_without_the_csrf_token_are_refused(tmp_path: Path) -> None:
         assert (await portal.guard.approvals.get(request.id)).status == "pending"  # type: ignore[union-attr]
         assert (await http.post("/admin/logout", data={})).status_code == 403
         assert (await http.get("/admin/approvals")).status_code == 200  # still signed in
-        assert [e["decision"] for e in events(portal, "console/csrf")] == ["deny"] * 3
+        page = await http.get("/admin/approvals")
+        foreign = {"Origin": "http://evil.example"}
+        form = {"decision": "approve", "csrf": csrf(page.text)}
+        cross = await http.post(f"/admin/approvals/{request.id}", data=form, headers=foreign)
+        assert cross.status_code == 403  # the right token, sent from another site's page
+        assert (await portal.guard.approvals.get(request.id)).status == "pending"  # type: ignore[union-attr]
+        assert [e["decision"] for e in events(portal, "console/csrf")] == ["deny"] * 5
 
 
 async def _pending(portal: Portal, target: str = "ok", arguments: dict[str, Any] | None = None) -> Any:
@@ -272,6 +283,7 @@ async def test_deny_with_a_note_moves_the_request_below(tmp_path: Path) -> None:
         denied = await http.post(
             f"/admin/approvals/{request.id}",
             data={"decision": "deny", "note": "not today", "csrf": csrf(page.text)},
+            headers={"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"},  # as a browser sends
         )
         assert denied.status_code == 303
         stored = await portal.guard.approvals.get(request.id)

@@ -71,6 +71,7 @@ async def login_page(console: Console, request: Request) -> Response:
 
 
 async def login(console: Console, request: Request, lockout: Lockout) -> Response:
+    console.same_site(request, None)
     fields = await read_form(request)
     source = source_ip(request)
     if not tokens_match(fields.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
