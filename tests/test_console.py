@@ -15,14 +15,17 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from mcp_guard.authn import totp
 from mcp_guard.authn.api_keys import create_api_key, revoke_api_key
 from mcp_guard.authn.passwords import hash_password
 from mcp_guard.authn.users import User, UsersFile
 from mcp_guard.config import load_config
+from mcp_guard.console import console_routes
 from mcp_guard.console.html import esc
 from mcp_guard.console.sessions import ConsoleSessions
 from mcp_guard.errors import ConfigError
@@ -463,3 +466,33 @@ def test_no_guessed_cookie_is_a_session(guess: str) -> None:
         assert all(session_id not in key for key in await store.keys(""))  # stored under a hash only
 
     anyio.run(check)
+
+
+_FUZZ_FIELDS = ("subject", "server", "tool", "decision", "since", "until", "other")
+
+
+@given(st.dictionaries(st.sampled_from(_FUZZ_FIELDS), st.text(max_size=40), max_size=4))
+@example({"since": "0001-01-01"})
+@example({"until": "99999999999999999999w"})
+@example({"decision": "deny", "tool": "\x00<b>"})
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_audit_filter_is_a_page_or_a_precise_400(
+    tmp_path_factory: pytest.TempPathFactory, params: dict[str, str]
+) -> None:
+    app = _fuzz_app(tmp_path_factory)
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        for path in ("/admin/audit", "/admin/audit/export"):
+            response = http.get(path, params=params, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+            assert response.status_code in (200, 400), (path, params, response.text[:300])
+            if response.status_code == 400:
+                assert "unrecognised time" in response.text or "out of range" in response.text
+
+
+_FUZZ: dict[str, Any] = {}
+
+
+def _fuzz_app(factory: pytest.TempPathFactory) -> Any:
+    if "app" not in _FUZZ:
+        portal = Portal.from_guard_config(load_config(write_config(factory.mktemp("fuzz"))))
+        _FUZZ["app"] = Starlette(routes=console_routes(portal.console))
+    return _FUZZ["app"]

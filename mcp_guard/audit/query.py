@@ -53,9 +53,12 @@ def parse_time(text: str, now: datetime | None = None) -> float:
             " with or without 'ago')",
             field="time",
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
-    return parsed.timestamp()
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):  # year 1 or 9999 shifted past the calendar's ends
+        raise ConfigError(f"time {text!r} is out of range", field="time") from None
 
 
 @dataclass(frozen=True, slots=True)
