@@ -496,3 +496,19 @@ def _fuzz_app(factory: pytest.TempPathFactory) -> Any:
         portal = Portal.from_guard_config(load_config(write_config(factory.mktemp("fuzz"))))
         _FUZZ["app"] = Starlette(routes=console_routes(portal.console))
     return _FUZZ["app"]
+
+
+@given(st.binary(max_size=300), st.sampled_from(["/admin/login", "/admin/logout", "/admin/approvals/apr-1"]))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_form_body_is_refused_cleanly(
+    tmp_path_factory: pytest.TempPathFactory, body: bytes, path: str
+) -> None:
+    app = _fuzz_app(tmp_path_factory)
+    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as http:
+        token = csrf(http.get("/admin/login").text)
+        sent = body + b"&csrf=" + token.encode() if path == "/admin/login" else body
+        response = http.post(
+            path, content=sent, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert response.status_code in (400, 401, 403, 429), (path, body, response.status_code)
+        assert response.headers["x-frame-options"] == "DENY"
