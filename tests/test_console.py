@@ -349,6 +349,23 @@ async def test_audit_filters_detail_verification_and_export(tmp_path: Path) -> N
         assert event["principal"]["subject"] == "carol"
 
 
+async def test_a_failing_page_is_a_plain_500_on_record(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        await sign_in(http)
+
+        async def broken(*, everything: bool = False) -> list[Any]:
+            raise RuntimeError("state store exploded at /secret/path")
+
+        portal.guard.approvals.list = broken  # type: ignore[method-assign]
+        failed = await http.get("/admin/approvals")
+        assert (
+            failed.status_code == 500 and "/secret/path" not in failed.text and "Traceback" not in failed.text
+        )
+        assert failed.headers["content-security-policy"].startswith("default-src 'self'")
+        (event,) = events(portal, "console/error")
+        assert event["decision"] == "error" and event["reasons"] == ["RuntimeError"]
+
+
 async def test_sign_out_ends_the_session(tmp_path: Path) -> None:
     async with console_client(tmp_path) as (portal, http):
         await sign_in(http)

@@ -73,8 +73,9 @@ def _endpoint(console: Console, handler: Handler) -> Callable[[Request], Awaitab
             return await handler(console, request)
         except Refused as refused:
             return refused.response
-        except Exception:
+        except Exception as exc:
             logger.exception("console page %s failed", request.url.path)
+            console.record("console/error", "error", None, request, reasons=(f"{type(exc).__name__}",))
             return message("Error", "the console could not answer this request", 500)
 
     return endpoint

@@ -1,8 +1,10 @@
-"""Signing in to the console with an admin's API key, and signing out.
+"""Signing in to the console with an admin's API key (or password + one-time code), and signing out.
 
 The key is checked by the guard's own authenticators (so a revoked or expired
 key fails here as it does on the MCP endpoint), then its holder must have an
-admin role. Wrong keys feed the same lockout as password logins (scope: the
+admin role. Username + password + code, where ``[authn.passwords]`` is
+configured, go through the login service (its lockout and audit) and end in a
+token that is checked the same way. Wrong keys feed the same lockout as password logins (scope: the
 console and the source address), and a locked source is refused before any key
 is checked. Every attempt, whatever its outcome, is audited. The sign-in form
 has its own CSRF token in a short-lived cookie, since there is no session yet.
