@@ -161,6 +161,17 @@ class PortalSection(_Strict):
     metrics_public: bool = False
 
 
+class ConsoleSection(_Strict):
+    """``[console]``: the administrator's web pages at ``/admin`` of ``mcp-guard serve`` (docs/console.md)."""
+
+    #: Serve the console on the portal's listener; off, every ``/admin`` path is a 404.
+    enabled: bool = True
+    #: Roles (after the policy's role inheritance) whose API key signs in; anyone else gets 403.
+    admin_roles: list[str] = Field(default_factory=lambda: ["admin"], min_length=1)
+    #: Seconds a console session lives without a request; then the administrator signs in again.
+    idle_timeout: float = Field(900.0, gt=0)
+
+
 class SanitizeSection(SanitizePolicy):
     """``[sanitize]``: the default verdict actions, and ``[sanitize.servers.NAME]`` overrides.
 
@@ -196,6 +207,7 @@ class GuardConfig(_Strict):
     servers: list[UpstreamSection] = Field(default_factory=list)
     sanitize: SanitizeSection = Field(default_factory=lambda: SanitizeSection())
     portal: PortalSection = Field(default_factory=lambda: PortalSection())
+    console: ConsoleSection = Field(default_factory=lambda: ConsoleSection())
 
     #: Directory relative paths resolve against (set by :func:`load_config`).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -294,6 +306,7 @@ __all__ = [
     "DEFAULT_AUDIT",
     "DEFAULT_STATE",
     "ConfigError",
+    "ConsoleSection",
     "GuardConfig",
     "GuardSection",
     "ListenSection",

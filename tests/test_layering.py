@@ -50,6 +50,7 @@ LAYERS = {
     "stepping": 2,
     "integrations": 3,
     "portal": 4,
+    "console": 4,
     "cli": 5,
     "__main__": 6,
     "__init__": 6,

@@ -53,9 +53,12 @@ def parse_time(text: str, now: datetime | None = None) -> float:
             " with or without 'ago')",
             field="time",
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
-    return parsed.timestamp()
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):  # year 1 or 9999 shifted past the calendar's ends
+        raise ConfigError(f"time {text!r} is out of range", field="time") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ class Filters:
     session: str | None = None
     #: Events of the calls that one approval request was about (``approval.id`` of the record).
     approval: str | None = None
+    #: One event, by its ``id``.
+    event_id: str | None = None
     since: float | None = None
     until: float | None = None
 
@@ -82,6 +87,7 @@ def _sql(f: Filters) -> tuple[str, list[Any]]:
         ("decision", f.decision),
         ("method", f.method),
         ("session_id", f.session),
+        ("id", f.event_id),
     ):
         if value is not None:
             where.append(f"{column} = ?")
@@ -99,11 +105,11 @@ def _sql(f: Filters) -> tuple[str, list[Any]]:
 
 
 def _matches(record: dict[str, Any], f: Filters) -> bool:
-    _id, t, subject, _tenant, server, target, method, decision, session = column_values(record)
+    event_id, t, subject, _tenant, server, target, method, decision, session = column_values(record)
     checks = ((f.subject, subject), (f.server, server), (f.tool, target), (f.decision, decision))
     if any(
         want is not None and want != have
-        for want, have in (*checks, (f.method, method), (f.session, session))
+        for want, have in (*checks, (f.method, method), (f.session, session), (f.event_id, event_id))
     ):
         return False
     if f.approval is not None:

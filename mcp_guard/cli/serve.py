@@ -84,6 +84,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     scheme = "https" if config.listen.tls_certfile else "http"
     print(f"mcp-guard portal on {scheme}://{host}:{port}{config.listen.path}", file=sys.stderr)
+    if config.console.enabled:
+        print(f"admin console on {scheme}://{host}:{port}/admin", file=sys.stderr)
     if config.listen.trusted_proxies:
         # Portal.serve runs uvicorn with ``config.listen.server_options()``: forwarded headers are
         # believed from these peers only (never by default), so say so where the operator looks.

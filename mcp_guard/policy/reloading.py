@@ -240,6 +240,10 @@ class ReloadingPolicy:
     def visible(self, principal: Principal, server: str, kind: str, name: str) -> bool:
         return self.current.visible(principal, server, kind, name)
 
+    def effective_roles(self, principal: Principal) -> frozenset[str]:
+        """The principal's roles with inheritance and memberships, as the current policy grants them."""
+        return self.current.effective_roles(principal)
+
     def limits_for(self, principal: Principal, request: AccessRequest) -> tuple[LimitSpec, ...]:
         return self.current.limits_for(principal, request)
 

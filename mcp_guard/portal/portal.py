@@ -78,6 +78,12 @@ class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
         portal.http_options.update(http_auth(config, guard))
         portal.metrics_endpoint = config.portal.metrics
         portal.metrics_public = config.portal.metrics_public
+        if config.console.enabled:
+            from ..console import audit_source, console_app, password_login
+
+            portal.console = console_app(
+                guard, config.console, audit_source=audit_source(config), login=password_login(config, guard)
+            )
         return portal
 
     def _build_server(self, name: str) -> Server[Any]:

@@ -65,6 +65,10 @@ class ServingMixin(PortalState):
         # Liveness and readiness always, /metrics when configured: beside the MCP endpoint.
         health = health_routes(self, metrics=self.metrics_endpoint, metrics_public=self.metrics_public)
         options["custom_starlette_routes"] = [*options.get("custom_starlette_routes", ()), *health]
+        if self.console is not None:
+            from ..console import console_routes
+
+            options["custom_starlette_routes"] += console_routes(self.console)
         app = self.server.streamable_http_app(
             streamable_http_path=listen.path,
             transport_security=options.pop("transport_security", security),

@@ -119,6 +119,8 @@ class PortalState:
         #: ``/metrics`` beside the MCP endpoint (``[portal] metrics``), and whether it needs no credential.
         self.metrics_endpoint = False
         self.metrics_public = False
+        #: The admin console (a Starlette app) served at ``/admin`` beside the MCP endpoint, or None.
+        self.console: Any = None
         self.middleware = GuardMiddleware(guard, server=name, read_env=False, delegate=True)
         self.server = self._build_server(name)
         if guard.telemetry is not None:

@@ -1,0 +1,162 @@
+"""The console as a Starlette app, mounted at ``/admin`` beside the portal's MCP endpoint.
+
+Routes (contract: ``docs/console.md``): ``/admin/login`` (GET form, POST
+sign-in), ``/admin/logout`` (POST), ``/admin/approvals`` (GET) and
+``/admin/approvals/{id}`` (POST a decision), ``/admin/audit`` (GET, filters in
+the query string), ``/admin/audit/events/{id}``, ``/admin/audit/export``,
+``/admin/audit/verify`` and
+the stylesheet. Every response, errors included, carries the security headers
+of :data:`~.html.SECURITY_HEADERS`; an unexpected error is a 500 page, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from ..authn.lockout import Lockout
+from ..integrations.sessions import AUDITED
+from ..store import MemoryStore
+from . import approvals, audit, signin
+from .core import AuditSource, Console, Refused
+from .html import CSS, SECURITY_HEADERS, message
+from .sessions import ConsoleSessions
+
+if TYPE_CHECKING:
+    from ..authn.login import LoginService
+    from ..config import ConsoleSection, GuardConfig
+    from ..guard import Guard
+
+logger = logging.getLogger("mcp_guard.console")
+
+Handler = Callable[[Console, Request], Awaitable[Response]]
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every response of the console (and marking
+    its requests as audited by the console itself)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        # The console audits its own refusals with its own reasons; the portal's audit of the
+        # transport's bare 401/403s must not record them again as something else.
+        scope[AUDITED] = True
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in self.headers}
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in names]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _endpoint(console: Console, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(console, request)
+        except Refused as refused:
+            return refused.response
+        except Exception as exc:
+            logger.exception("console page %s failed", request.url.path)
+            console.record("console/error", "error", None, request, reasons=(f"{type(exc).__name__}",))
+            return message("Error", "the console could not answer this request", 500)
+
+    return endpoint
+
+
+def console_app(
+    guard: Guard,
+    settings: ConsoleSection,
+    *,
+    audit_source: AuditSource | None = None,
+    login: LoginService | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The console of ``guard``: sessions and lockout in its state store (in memory without one);
+    ``login`` adds username + password (+ TOTP) sign-in beside the API key."""
+    store = guard.store if guard.store is not None else MemoryStore()
+    console = Console(
+        guard,
+        ConsoleSessions(store, settings.idle_timeout, clock),
+        admin_roles=tuple(settings.admin_roles),
+        audit=audit_source,
+        login=login,
+        clock=clock,
+    )
+    lockout = Lockout(store)
+
+    async def sign_in(c: Console, request: Request) -> Response:
+        return await signin.login(c, request, lockout)
+
+    async def home(c: Console, request: Request) -> Response:
+        return RedirectResponse("/admin/approvals", status_code=303)
+
+    async def stylesheet(c: Console, request: Request) -> Response:
+        return Response(CSS, media_type="text/css")
+
+    routes = [
+        Route("/", _endpoint(console, home), methods=["GET"]),
+        Route("/login", _endpoint(console, signin.login_page), methods=["GET"]),
+        Route("/login", _endpoint(console, sign_in), methods=["POST"]),
+        Route("/logout", _endpoint(console, signin.logout), methods=["POST"]),
+        Route("/approvals", _endpoint(console, approvals.approvals_page), methods=["GET"]),
+        Route("/approvals/{request_id}", _endpoint(console, approvals.decide), methods=["POST"]),
+        Route("/audit", _endpoint(console, audit.audit_page), methods=["GET"]),
+        Route("/audit/events/{event_id}", _endpoint(console, audit.event_page), methods=["GET"]),
+        Route("/audit/export", _endpoint(console, audit.export), methods=["GET"]),
+        Route("/audit/verify", _endpoint(console, audit.verify_page), methods=["GET"]),
+        Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(SecurityHeaders)
+    app.state.console = console
+    return app
+
+
+def audit_source(config: GuardConfig) -> AuditSource:
+    """Where the console of ``config`` reads the trail (the first file store of ``[guard] audit``)."""
+    from ..audit.config import AuditSettings
+    from ..audit.sinks import store_path
+
+    path: Path | None = None
+    for url in config.guard.audit:
+        path = store_path(config.resolve_url(url), config.base_dir)
+        if path is not None:
+            break
+    return AuditSource(path, AuditSettings.model_validate(config.audit), config.base_dir)
+
+
+def password_login(config: GuardConfig, guard: Guard) -> LoginService | None:
+    """The login service of ``[authn.passwords]`` (None without it, or without a state store)."""
+    if not config.authn or guard.store is None:
+        return None
+    from ..authn.config import AuthnSettings, build_login_service
+
+    settings = AuthnSettings.model_validate(config.authn)
+    return build_login_service(settings, guard.store, config.base_dir, auditor=guard.auditor)
+
+
+def console_routes(app: Starlette) -> list[BaseRoute]:
+    """The routes that serve ``app`` at ``/admin`` (and ``/admin`` itself) beside the MCP endpoint."""
+
+    async def bare(request: Request) -> Response:
+        return RedirectResponse("/admin/approvals", status_code=303, headers=SECURITY_HEADERS)
+
+    return [Route("/admin", bare, methods=["GET"]), Mount("/admin", app=app)]

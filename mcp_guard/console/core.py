@@ -1,0 +1,235 @@
+"""What every console page shares: the guard, the sessions, who is asking, CSRF, and auditing.
+
+A request under ``/admin`` is served for an administrator only: one with a
+live console session, or (for reading pages) one presenting an admin's API key
+as ``Authorization: Bearer``. Anyone else is sent to the sign-in page (a
+browser without a session) or refused with 403 (a non-admin credential, a POST
+without a session). A POST must carry the session's CSRF token. Every admin
+action is audited with the admin's subject; when the audit trail cannot take
+events the action is refused before it is done (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..errors import GuardError
+from ..model import AuditEvent, Principal
+from ..protocols import Credential
+from .html import message
+from .sessions import SESSION_COOKIE, ConsoleSession, ConsoleSessions
+
+if TYPE_CHECKING:
+    from ..audit.config import AuditSettings
+    from ..authn.login import LoginService
+    from ..guard import Guard
+
+logger = logging.getLogger("mcp_guard.console")
+
+#: Largest form body the console reads (a note is short; anything bigger is refused with 413).
+MAX_FORM = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSource:
+    """Where the console reads the trail: the store file, and the ``[audit]`` settings (key, anchor)."""
+
+    path: Path | None
+    settings: AuditSettings
+    base_dir: Path
+
+
+class Refused(Exception):
+    """A console request refused with ``response`` (raised by the checks, answered by the app)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+class Console:
+    """The console's shared state and checks; the pages are functions of it."""
+
+    def __init__(
+        self,
+        guard: Guard,
+        sessions: ConsoleSessions,
+        *,
+        admin_roles: tuple[str, ...],
+        audit: AuditSource | None = None,
+        login: LoginService | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.guard = guard
+        self.sessions = sessions
+        self.admin_roles = frozenset(admin_roles)
+        self.audit = audit
+        #: Username + password (+ TOTP) sign-in, where ``[authn.passwords]`` is configured.
+        self.login = login
+        self.clock = clock
+        #: The last chain verification (``console.audit.Verification``), shown on the Audit page.
+        self.verified: Any = None
+
+    # ------------------------------------------------------------------ who asks
+    def roles_of(self, principal: Principal) -> frozenset[str]:
+        """The principal's roles after the policy's inheritance (what approver lists are written against)."""
+        effective = getattr(self.guard.policy, "effective_roles", None)
+        if effective is not None:
+            try:
+                return frozenset(effective(principal))
+            except Exception:  # a policy plugin that cannot say: its own roles only
+                return principal.roles
+        return principal.roles
+
+    def is_admin(self, roles: frozenset[str]) -> bool:
+        return bool(roles & self.admin_roles)
+
+    async def session(self, request: Request) -> ConsoleSession | None:
+        return await self.sessions.get(request.cookies.get(SESSION_COOKIE))
+
+    async def admin(self, request: Request, *, write: bool = False) -> ConsoleSession:
+        """The administrator making ``request``, or raise :class:`Refused`.
+
+        A bearer credential is honoured for reading pages only; actions need a
+        session and its CSRF token (checked by :meth:`form`).
+        """
+        header = request.headers.get("authorization")
+        if header is not None:
+            return await self._bearer(request, header, write)
+        session = await self.session(request)
+        if session is None:
+            if write:
+                self.record("console/access", "deny", None, request, reasons=("no console session",))
+                raise Refused(message("Sign in", "sign in to the console first", 403))
+            raise Refused(RedirectResponse("/admin/login", status_code=303))
+        return session
+
+    async def _bearer(self, request: Request, header: str, write: bool) -> ConsoleSession:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(message("Forbidden", "unsupported Authorization header", 403))
+        try:
+            principal = await self.guard.identify(Credential(token.strip(), "http", source_ip(request)))
+        except GuardError as exc:
+            self.record("console/access", "deny", None, request, reasons=(exc.reason,))
+            raise Refused(message("Forbidden", "the credential was not accepted", 403)) from None
+        roles = self.roles_of(principal)
+        if not self.is_admin(roles):
+            self.record("console/access", "deny", principal.summary(), request, reasons=("not an admin",))
+            raise Refused(message("Forbidden", "the console is for administrators only", 403))
+        if write:
+            reasons = ("a key reads the console; acting needs a session",)
+            self.record("console/access", "deny", principal.summary(), request, reasons=reasons)
+            raise Refused(message("Forbidden", "sign in to the console to act: a key is for reading", 403))
+        now = self.clock()
+        return ConsoleSession(
+            principal.subject, tuple(sorted(roles)), dict(principal.summary()), "", now, now
+        )
+
+    async def form(self, request: Request, session: ConsoleSession | None) -> dict[str, str]:
+        """The POSTed form (first value of each field); 403 without the session's CSRF token."""
+        self.same_site(request, session.principal if session is not None else None)
+        fields = await read_form(request)
+        if session is not None and not session.csrf_ok(fields.get("csrf")):
+            self.record(
+                "console/csrf", "deny", session.principal, request, reasons=("missing or wrong CSRF token",)
+            )
+            raise Refused(
+                message("Forbidden", "the form's CSRF token is missing or wrong: reload the page", 403)
+            )
+        return fields
+
+    def same_site(self, request: Request, principal: dict[str, Any] | None) -> None:
+        """Refuse (403, audited) a form posted from another site's page, whatever token it carries.
+
+        Browsers name the page a POST comes from (``Origin``, ``Sec-Fetch-Site``); the CSRF token
+        already stops forged forms, this stops one that somehow learnt it.
+        """
+        if not foreign(request):
+            return
+        origin = request.headers.get("origin", "")[:200]
+        self.record(
+            "console/csrf", "deny", principal, request, reasons=(f"cross-site form post from {origin!r}",)
+        )
+        raise Refused(message("Forbidden", "forms are only accepted from the console's own pages", 403))
+
+    # ------------------------------------------------------------------ audit
+    def event(
+        self,
+        method: str,
+        decision: str,
+        principal: dict[str, Any] | None,
+        request: Request,
+        **fields: Any,
+    ) -> AuditEvent:
+        return AuditEvent(
+            method=method,
+            decision=decision,  # type: ignore[arg-type]
+            event="console",
+            principal=principal,
+            source_ip=source_ip(request),
+            transport="http",
+            **fields,
+        )
+
+    def record(
+        self, method: str, decision: str, principal: dict[str, Any] | None, request: Request, **fields: Any
+    ) -> None:
+        """Best effort, for refusals: the refusal stands whatever happens to its event."""
+        self.guard.record_nowait(self.event(method, decision, principal, request, **fields))
+
+    def ready(self) -> None:
+        """Raise :class:`Refused` (503) when the audit trail cannot take events: no unaudited action."""
+        try:
+            self.guard.check_audit()
+        except GuardError as exc:
+            raise Refused(
+                message("Unavailable", f"the audit trail is unavailable ({exc.reason})", 503)
+            ) from None
+
+    async def record_action(self, event: AuditEvent) -> None:
+        """Audit a done admin action (:meth:`ready` allowed it); a failure is logged, the action stands."""
+        try:
+            await self.guard.record(event)
+        except GuardError:
+            logger.exception("console action %s by %s could not be audited", event.method, event.principal)
+
+
+def foreign(request: Request) -> bool:
+    """Whether the browser says the request comes from a page of another origin."""
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin.lower() != f"{request.url.scheme}://{request.url.netloc}".lower()
+
+
+def source_ip(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A urlencoded form body (at most :data:`MAX_FORM` bytes, else :class:`Refused`); {} for another type."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return {}  # no fields, so no CSRF token: refused with 403 like any other POST without one
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise Refused(message("Bad request", "form too large", 413))
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise Refused(message("Bad request", "the form is not UTF-8", 400)) from None
+    return {k: v[0] for k, v in parsed.items() if v}

@@ -1,0 +1,141 @@
+"""Server-side console sessions and their CSRF tokens, kept in the guard's state store.
+
+A session also ends when the credential it was opened with expires or is revoked
+(:meth:`ConsoleSessions.get` checks the store's revocation set on every request).
+
+The browser holds only a random session id; the store holds who signed in,
+their roles, the session's CSRF token and when it was last used (under a hash
+of the id, so a leaked store dump names no usable cookie). A session unused
+for ``idle`` seconds is gone: checked against ``last_seen`` on every request,
+and the store's TTL removes it even when nobody asks again. Sign-out deletes it.
+Every replica sharing the store shares the sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..authn.revocation import RevocationList
+from ..protocols import StateStore
+
+_PREFIX = "console:session:"
+
+#: Name of the session cookie (path ``/admin``, HttpOnly, SameSite=Strict, Secure over TLS).
+SESSION_COOKIE = "mcp_guard_console"
+#: Name of the cookie that carries the sign-in form's CSRF token before there is a session.
+LOGIN_COOKIE = "mcp_guard_console_login"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """One signed-in administrator."""
+
+    subject: str
+    roles: tuple[str, ...]
+    #: What audit events of this session name as the principal (``Principal.summary()``).
+    principal: dict[str, Any]
+    csrf: str
+    created: float
+    last_seen: float
+    #: The signing-in credential's id (API key id, JWT ``jti``): revoking it ends the session.
+    credential_id: str | None = None
+    #: When that credential expires: the session ends with it.
+    expires_at: float | None = None
+
+    def csrf_ok(self, token: object) -> bool:
+        """Whether a submitted form's token is this session's (constant time)."""
+        return isinstance(token, str) and hmac.compare_digest(token.encode(), self.csrf.encode())
+
+
+def new_token() -> str:
+    """A random URL-safe token (session ids and CSRF tokens): 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def tokens_match(a: object, b: object) -> bool:
+    """Two non-empty string tokens equal, compared in constant time."""
+    if not isinstance(a, str) or not isinstance(b, str) or not a or not b:
+        return False
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class ConsoleSessions:
+    """Create, find (refreshing the idle timer) and end console sessions."""
+
+    def __init__(self, store: StateStore, idle: float, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.idle = idle
+        self.clock = clock
+
+    @staticmethod
+    def _key(session_id: str) -> str:
+        return _PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+
+    async def create(
+        self,
+        subject: str,
+        roles: tuple[str, ...],
+        principal: dict[str, Any],
+        *,
+        credential_id: str | None = None,
+        expires_at: float | None = None,
+    ) -> tuple[str, ConsoleSession]:
+        """A new session id (for the cookie) and its session."""
+        now = self.clock()
+        session = ConsoleSession(
+            subject,
+            roles,
+            principal,
+            new_token(),
+            now,
+            now,
+            credential_id=credential_id,
+            expires_at=expires_at,
+        )
+        session_id = new_token()
+        await self._save(session_id, session)
+        return session_id, session
+
+    async def get(self, session_id: str | None) -> ConsoleSession | None:
+        """The live session of ``session_id`` (idle timer restarted); None when unknown or idle too long."""
+        if not session_id or len(session_id) > 128:
+            return None
+        raw = await self.store.get(self._key(session_id))
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            data["roles"] = tuple(data["roles"])
+            session = ConsoleSession(**data)
+        except (ValueError, TypeError, KeyError):
+            await self.store.delete(self._key(session_id))
+            return None
+        now = self.clock()
+        expired = session.expires_at is not None and now >= session.expires_at
+        if now - session.last_seen >= self.idle or expired:
+            await self.store.delete(self._key(session_id))
+            return None
+        if session.credential_id is not None and await RevocationList(self.store).is_revoked(
+            session.credential_id
+        ):
+            await self.store.delete(self._key(session_id))
+            return None
+        session = replace(session, last_seen=now)
+        await self._save(session_id, session)
+        return session
+
+    async def end(self, session_id: str | None) -> None:
+        """Sign out: the session id stops working at once."""
+        if session_id and len(session_id) <= 128:
+            await self.store.delete(self._key(session_id))
+
+    async def _save(self, session_id: str, session: ConsoleSession) -> None:
+        body = json.dumps(asdict(session), separators=(",", ":")).encode()
+        await self.store.set(self._key(session_id), body, ttl=self.idle)
