@@ -11,6 +11,8 @@ way their protocol era allows:
   the exact arguments and an expiry. The client repeats the call with the
   answer and that state; only then does it run. A handler's own later rounds
   keep the guard's signed envelope around their state, so the user is asked once.
+  Every sealed state (question or envelope) is accepted once: its nonce is
+  recorded in the state store, and a replay is asked anew.
 
 Accept runs the call; decline, cancel, a client without elicitation, or a
 path with no caller to ask refuses it with the reason in the audit event.
@@ -178,7 +180,7 @@ class Confirmations:
         return claims
 
     async def _first_answer(self, claims: Mapping[str, Any]) -> bool:
-        """A question is answered once: replaying an accepted round does not run the call again."""
+        """A sealed state is used once: replaying an accepted round does not run the call again."""
         return await self.store.set_if_absent("confirm:answered:" + str(claims["n"]), b"1", ttl=STATE_TTL)
 
     # ------------------------------------------------------------------ the stage
@@ -228,7 +230,9 @@ class Confirmations:
         response = responses.get(INPUT_KEY) if isinstance(responses, Mapping) else None
         inner = claims.get("s") if claims is not None else None
         if claims is not None and claims.get("c") is True:
-            confirmed = True  # confirmed in an earlier round; this round answers the handler
+            # Confirmed in an earlier round; this round answers the handler. Each envelope
+            # is used once (every round gets a fresh one): a replay asks the user again.
+            confirmed = await self._first_answer(claims)
         elif claims is not None and response is not None and _action(response) == "accept":
             confirmed = await self._first_answer(claims)
         else:

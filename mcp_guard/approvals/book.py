@@ -89,8 +89,12 @@ class ApprovalBook:
         rule: str | None,
         approvers: Sequence[str],
         timeout: float,
+        truncated: bool = False,
     ) -> ApprovalRequest:
-        """The request bound to this exact call: the open or decided one, else a new pending one."""
+        """The request bound to this exact call: the open or decided one, else a new pending one.
+
+        ``truncated`` says ``shown_arguments`` are not all of ``arguments`` (the approver is told).
+        """
         args_hash = arguments_hash(arguments)
         bind = _PREFIX + "bind:" + binding_hash(subject, tenant, server, kind, target, args_hash)
         known = await self.store.get(bind)
@@ -114,6 +118,7 @@ class ApprovalBook:
             requested_at=now,
             expires_at=now + timeout,
             timeout=timeout,
+            truncated=truncated,
         )
         await self._save(request)
         await self.store.set(bind, request.id.encode(), ttl=timeout + RETAIN)

@@ -88,6 +88,8 @@ def _list(args: argparse.Namespace) -> int:
         who = f" by {r.decided_by}" if r.decided_by else ""
         print(f"{r.id}  {r.status}{who}  {r.subject} -> {r.server}/{r.target}  rule {r.rule}")
         print(f"    arguments {json.dumps(r.arguments, ensure_ascii=True)}")
+        if r.truncated:
+            print("    (arguments shown truncated: nested too deep; the approval binds the complete ones)")
         print(f"    requested {_when(r.requested_at)} UTC, until {_when(r.expires_at)} UTC")
     return 0
 
