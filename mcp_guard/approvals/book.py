@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 
 from ..protocols import StateStore
-from .model import ApprovalError, ApprovalRequest, Status, arguments_hash, binding_hash
+from .model import ApprovalError, ApprovalRequest, Approver, Status, arguments_hash, binding_hash
 from .notify import LoggingNotifier, Notifier
 
 __all__ = ["CHANNEL", "ApprovalBook"]
@@ -66,12 +66,19 @@ class ApprovalBook:
         raw = await self.store.get(_PREFIX + "req:" + request_id)
         return ApprovalRequest.loads(raw).at(self.clock()) if raw is not None else None
 
-    async def list(self, *, everything: bool = False) -> list[ApprovalRequest]:
-        """Pending requests (all kept ones with ``everything``), oldest first."""
+    async def list(
+        self, *, everything: bool = False, viewer: Approver | None = None
+    ) -> list[ApprovalRequest]:
+        """Pending requests (all kept ones with ``everything``), oldest first.
+
+        With ``viewer``, only those of the viewer's tenant that they asked for or may decide.
+        """
         found = []
         for key in await self.store.keys(_PREFIX + "req:"):
             request = await self.get(key.removeprefix(_PREFIX + "req:"))
-            if request is not None and (everything or request.status == "pending"):
+            if request is None or not (everything or request.status == "pending"):
+                continue
+            if viewer is None or request.visible_to(viewer):
                 found.append(request)
         return sorted(found, key=lambda r: (r.requested_at, r.id))
 
@@ -184,12 +191,15 @@ class ApprovalBook:
         by: str,
         roles: frozenset[str] | set[str],
         note: str | None = None,
+        tenant: str | None = None,
     ) -> ApprovalRequest:
-        """Approve or deny a pending request as ``by`` holding ``roles``.
+        """Approve or deny a pending request as ``by`` of ``tenant`` holding ``roles``.
 
         Raises :class:`ApprovalError` when the id is unknown, the request is
         no longer pending, ``by`` asked for it (nobody approves their own
-        call) or holds none of its approver roles.
+        call), belongs to another tenant than the caller (an approver without
+        a tenant decides only requests without one) or holds none of its
+        approver roles.
         """
         request = await self.get(request_id)
         if request is None:
@@ -198,6 +208,11 @@ class ApprovalBook:
             raise ApprovalError(f"approval request {request_id} is {request.status}, not pending")
         if by == request.subject:
             raise ApprovalError(f"{by!r} asked for {request_id}: nobody decides their own request")
+        if tenant != request.tenant:
+            raise ApprovalError(
+                f"{by!r} (tenant {tenant or '(none)'}) may not decide {request_id},"
+                f" a call of tenant {request.tenant or '(none)'}"
+            )
         if not set(roles) & set(request.approvers):
             raise ApprovalError(
                 f"{by!r} holds none of the approver roles of {request_id} ({', '.join(request.approvers)})"

@@ -25,7 +25,15 @@ from ..errors import AccessDenied
 
 Status = Literal["pending", "approved", "denied", "expired", "used"]
 
-__all__ = ["ApprovalError", "ApprovalRequest", "Status", "arguments_hash", "binding_hash", "nesting"]
+__all__ = [
+    "ApprovalError",
+    "ApprovalRequest",
+    "Approver",
+    "Status",
+    "arguments_hash",
+    "binding_hash",
+    "nesting",
+]
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -112,6 +120,15 @@ def binding_hash(
 
 
 @dataclass(frozen=True, slots=True)
+class Approver:
+    """Someone looking at approval requests: their subject, tenant and (effective) roles."""
+
+    subject: str
+    tenant: str | None
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ApprovalRequest:
     """A request for a human decision on one call.
 
@@ -148,12 +165,19 @@ class ApprovalRequest:
             return replace(self, status="expired")
         return self
 
+    def visible_to(self, viewer: Approver) -> bool:
+        """Whether ``viewer`` may see this request: same tenant, and they asked or may decide it."""
+        if viewer.tenant != self.tenant:
+            return False
+        return viewer.subject == self.subject or bool(viewer.roles & set(self.approvers))
+
     def record(self) -> dict[str, Any]:
         """The ``approvals list --json`` record (the documented fields, in their order)."""
         return {
             "id": self.id,
             "status": self.status,
             "subject": self.subject,
+            "tenant": self.tenant,
             "server": self.server,
             "target": self.target,
             "arguments": dict(self.arguments),

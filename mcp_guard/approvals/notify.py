@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
+from ..audit.canonical import printable
+
 if TYPE_CHECKING:
     from .model import ApprovalRequest
 
@@ -32,19 +34,22 @@ class LoggingNotifier:
         self.config = config
 
     async def notify(self, request: ApprovalRequest) -> None:
+        # Subject, server and rule are escaped (the target is a repr): no caller-chosen text
+        # may forge a log line or drive the terminal of whoever reads it.
         if request.status == "pending":
             self.logger.warning(
                 "approval %s: %s asks to run %s %r on %s (rule %s; approvers: %s); "
                 "decide with: mcp-guard approvals approve|deny %s --as APPROVER%s",
                 request.id,
-                request.subject,
+                printable(request.subject),
                 request.kind or "target",
                 request.target,
-                request.server,
-                request.rule,
-                ", ".join(request.approvers),
+                printable(request.server),
+                printable(str(request.rule)),
+                printable(", ".join(request.approvers)),
                 request.id,
                 f" --config {self.config}" if self.config else "",
             )
         else:
-            self.logger.info("approval %s %s by %s", request.id, request.status, request.decided_by)
+            decided_by = printable(str(request.decided_by))
+            self.logger.info("approval %s %s by %s", request.id, request.status, decided_by)
