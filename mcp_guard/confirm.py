@@ -198,7 +198,10 @@ class Confirmations:
         Raises :class:`AccessDenied` when the caller said no or cannot be
         asked, :class:`AskCaller` when the question goes back in a result.
         """
-        message = render(str(obligation.params.get("message", "")), request.arguments)
+        template = str(obligation.params.get("message", ""))
+        message = render(template, request.arguments)
+        # The audit names the question as the rule wrote it: the rendered text holds argument
+        # values, which the rule's ``redact`` masks in the event's arguments and must not leak here.
         audit = {"by": principal.subject, "arguments_sha256": arguments_hash(request.arguments)}
 
         def refused(answer: str, why: str) -> AccessDenied:
@@ -218,7 +221,7 @@ class Confirmations:
                 )
             answer = await caller.elicit(message, _SCHEMA)
             if answer != "accept":
-                raise refused(answer, f"the caller answered {answer!r} to {message!r}")
+                raise refused(answer, f"the caller answered {answer!r} to the confirmation {template!r}")
             return replace(decision, confirmation={**audit, "answer": "accept"}), None
         own = dict(params or {})
         # A delegated (portal) run sees its upstream's params; the round's answer is in the
@@ -254,7 +257,7 @@ class Confirmations:
             return replace(decision, confirmation={**audit, "answer": "accept"}), own
         if claims is not None and response is not None and _action(response) != "accept":
             answer = _action(response)
-            raise refused(answer, f"the caller answered {answer!r} to {message!r}")
+            raise refused(answer, f"the caller answered {answer!r} to the confirmation {template!r}")
         if not caller.can_elicit():
             raise refused(
                 "unsupported", f"rule {decision.rule} needs a confirmation; the client cannot elicit"
@@ -270,7 +273,7 @@ class Confirmations:
             "requestState": await self.seal(principal, request, None, False),
         }
         asked = replace(decision, confirmation={**audit, "answer": "asked"})
-        raise AskCaller(f"asked the caller to confirm: {message!r}", question, asked)
+        raise AskCaller(f"asked the caller to confirm: {template!r}", question, asked)
 
 
 def _action(response: Any) -> str:

@@ -201,3 +201,47 @@ async def test_a_confirmed_envelope_for_the_handlers_next_round_is_single_use() 
             assert isinstance(replay, types.InputRequiredResult)  # asks the user again
             assert INPUT_KEY in (replay.input_requests or {})
     assert sent == [(5000, "mallory")]
+
+
+# ---------------------------------------------------------------------- the question in the audit
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.parametrize("action", ["decline", "accept"])
+async def test_the_audit_keeps_the_question_template_never_the_argument_values(
+    mode: str, action: str
+) -> None:
+    server = MCPServer("bank")
+
+    @server.tool()
+    def wire(amount: int, iban: str) -> str:
+        return "ok"
+
+    rule = {
+        "id": "wires",
+        "effect": "allow",
+        "tools": ["wire"],
+        "confirm": "Wire {amount} to {iban}?",
+        "redact": ["iban"],
+    }
+    auditor = ListAuditor()
+    guard = Guard(policy=policy_from_dict({"rules": [rule]}), auditor=auditor, anonymous=OLGA)
+    guard.protect(server, read_env=False)
+    asked: list[str] = []
+
+    async def answer(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action=action)  # type: ignore[arg-type]
+
+    async with Client(server, mode=mode, elicitation_callback=answer) as client:  # type: ignore[arg-type]
+        try:
+            await client.call_tool("wire", {"amount": 5, "iban": "DE89370400440532013000"})
+        except MCPError:
+            pass
+    assert asked == ["Wire 5 to DE89370400440532013000?"]  # the user sees the values
+    events = [e for e in auditor.events if e.method == "tools/call"]
+    assert events
+    for event in events:
+        text = repr((event.reasons, event.confirmation))  # the arguments get the rule's redaction
+        assert "DE89370400440532013000" not in text
+        assert "Wire 5 " not in text
+    if action == "decline":  # the refusal names the question, as the rule wrote it
+        assert "Wire {amount} to {iban}?" in " ".join(events[-1].reasons)
