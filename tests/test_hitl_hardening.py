@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -232,10 +233,8 @@ async def test_the_audit_keeps_the_question_template_never_the_argument_values(
         return types.ElicitResult(action=action)  # type: ignore[arg-type]
 
     async with Client(server, mode=mode, elicitation_callback=answer) as client:  # type: ignore[arg-type]
-        try:
+        with contextlib.suppress(MCPError):  # declined: refused; accepted: runs
             await client.call_tool("wire", {"amount": 5, "iban": "DE89370400440532013000"})
-        except MCPError:
-            pass
     assert asked == ["Wire 5 to DE89370400440532013000?"]  # the user sees the values
     events = [e for e in auditor.events if e.method == "tools/call"]
     assert events
