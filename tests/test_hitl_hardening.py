@@ -15,7 +15,7 @@ from mcp_types import InputRequiredResult
 
 from mcp_guard.approvals import arguments_hash
 from mcp_guard.confirm import INPUT_KEY
-from mcp_guard.errors import APPROVAL_PENDING, AccessDenied
+from mcp_guard.errors import ACCESS_DENIED, APPROVAL_PENDING, AccessDenied
 from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 from mcp_guard.policy import policy_from_dict
@@ -244,3 +244,72 @@ async def test_the_audit_keeps_the_question_template_never_the_argument_values(
         assert "Wire 5 " not in text
     if action == "decline":  # the refusal names the question, as the rule wrote it
         assert "Wire {amount} to {iban}?" in " ".join(events[-1].reasons)
+
+
+# ---------------------------------------------------------------------- flooding the book
+async def test_one_caller_holds_a_bounded_number_of_pending_requests(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, guard, auditor = guarded_batch(approval={"approvers": ["admin"], "timeout": "10m", "wait": "0"})
+    guard.approvals.max_pending = 3
+    with caplog.at_level("DEBUG", logger="mcp_guard.approvals"):
+        async with Client(server, mode="legacy") as client:
+            codes = []
+            for i in range(5):
+                with pytest.raises(MCPError) as refused:
+                    await client.call_tool("run_batch", {"plan": [i]})
+                codes.append(refused.value.error.code)
+            assert codes == [APPROVAL_PENDING] * 3 + [ACCESS_DENIED] * 2
+            assert "approval requests waiting" in refused.value.error.message
+            with pytest.raises(MCPError) as same:  # a call already waiting still answers with its request
+                await client.call_tool("run_batch", {"plan": [0]})
+            assert same.value.error.code == APPROVAL_PENDING
+            first = same.value.error.data["approvalId"]
+            await guard.approvals.decide(first, False, by="ada", roles=ADMIN)
+            with pytest.raises(MCPError) as room:  # a decision makes room
+                await client.call_tool("run_batch", {"plan": [7]})
+            assert room.value.error.code == APPROVAL_PENDING
+    assert len(await guard.approvals.list()) == 3
+    denied = [e for e in auditor.events if e.method == "tools/call" and e.error_code == ACCESS_DENIED]
+    assert len(denied) == 2 and all("pending approval requests" in e.reasons[-1] for e in denied)
+    assert denied[0].rule == "batch"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # one notice per caller and minute; the rest at DEBUG
+    assert sum("asks to run" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_other_callers_are_not_throttled_and_the_next_notice_counts_the_quiet_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import anyio
+
+    from mcp_guard.approvals import LoggingNotifier
+    from mcp_guard.approvals.model import ApprovalRequest
+
+    now = [1000.0]
+    notifier = LoggingNotifier(clock=lambda: now[0])
+
+    def request(subject: str, n: int) -> ApprovalRequest:
+        return ApprovalRequest(
+            id=f"apr-{n}", status="pending", subject=subject, server="s", target="x", arguments={},
+            arguments_sha256="0", rule="a", approvers=("admin",), requested_at=0.0, expires_at=1.0,
+            timeout=1.0,
+        )  # fmt: skip
+
+    with caplog.at_level("WARNING", logger="mcp_guard.approvals"):
+        for n, who in enumerate(["olga", "olga", "olga", "ada"]):
+            anyio.run(notifier.notify, request(who, n))
+        now[0] += 61
+        anyio.run(notifier.notify, request("olga", 9))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [line.split(":")[0] for line in lines] == ["approval apr-0", "approval apr-3", "approval apr-9"]
+    assert "2 more from olga not shown" in lines[-1]
+
+
+def test_the_cap_is_configured_in_guard_toml(tmp_path: Any) -> None:
+    from mcp_guard import load_config
+
+    (tmp_path / "guard.toml").write_text('[guard]\nstate = "memory://"\nmax_pending_approvals = 5\n')
+    assert Guard.from_config(load_config(tmp_path / "guard.toml")).approvals.max_pending == 5
+    (tmp_path / "guard.toml").write_text('[guard]\nstate = "memory://"\n')
+    assert Guard.from_config(load_config(tmp_path / "guard.toml")).approvals.max_pending == 20
