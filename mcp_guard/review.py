@@ -61,6 +61,7 @@ async def approve_call(
             approvers=tuple(obligation.params.get("approvers", ())),
             timeout=float(obligation.params["timeout"]),
             truncated=nesting(dict(request.arguments)) > MAX_DEPTH,
+            all_of=tuple(obligation.params.get("all_of", ())),
         )
         current: ApprovalRequest | None = pending
         wait = float(obligation.params.get("wait", 0.0))

@@ -313,3 +313,32 @@ def test_the_cap_is_configured_in_guard_toml(tmp_path: Any) -> None:
     assert Guard.from_config(load_config(tmp_path / "guard.toml")).approvals.max_pending == 5
     (tmp_path / "guard.toml").write_text('[guard]\nstate = "memory://"\n')
     assert Guard.from_config(load_config(tmp_path / "guard.toml")).approvals.max_pending == 20
+
+
+# ---------------------------------------------------------------------- several approval rules
+async def test_with_several_approval_rules_the_approver_satisfies_every_rule() -> None:
+    rules = [
+        {
+            "id": "ops",
+            "effect": "allow",
+            "roles": ["ops"],
+            "tools": ["run_batch"],
+            "approval": {"approvers": ["lead"]},
+        },
+        {"id": "strict", "effect": "allow", "tools": ["run_batch"], "approval": {"approvers": ["security"]}},
+    ]
+    server, auditor = batch_server(), ListAuditor()
+    guard = Guard(policy=policy_from_dict({"rules": rules}), auditor=auditor, anonymous=OLGA)
+    guard.protect(server, read_env=False)
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError) as pending:
+            await client.call_tool("run_batch", {"plan": [1]})
+    request_id = pending.value.error.data["approvalId"]
+    from mcp_guard.approvals import ApprovalError
+
+    with pytest.raises(ApprovalError, match="every rule"):
+        await guard.approvals.decide(request_id, True, by="lee", roles={"lead"})  # the laxer rule only
+    with pytest.raises(ApprovalError, match="every rule"):
+        await guard.approvals.decide(request_id, True, by="sam", roles={"security"})
+    decided = await guard.approvals.decide(request_id, True, by="ada", roles={"lead", "security"})
+    assert decided.status == "approved"

@@ -107,10 +107,12 @@ class ApprovalBook:
         approvers: Sequence[str],
         timeout: float,
         truncated: bool = False,
+        all_of: Sequence[Sequence[str]] = (),
     ) -> ApprovalRequest:
         """The request bound to this exact call: the open or decided one, else a new pending one.
 
-        ``truncated`` says ``shown_arguments`` are not all of ``arguments`` (the approver is told).
+        ``truncated`` says ``shown_arguments`` are not all of ``arguments`` (the approver is told);
+        ``all_of`` lists each asking rule's approver roles when several rules asked.
         """
         args_hash = arguments_hash(arguments)
         bind = _PREFIX + "bind:" + binding_hash(subject, tenant, server, kind, target, args_hash)
@@ -137,6 +139,7 @@ class ApprovalBook:
             expires_at=now + timeout,
             timeout=timeout,
             truncated=truncated,
+            all_of=tuple(tuple(group) for group in all_of),
         )
         await self._save(request)
         await self.store.set(bind, request.id.encode(), ttl=timeout + RETAIN)
@@ -253,7 +256,12 @@ class ApprovalBook:
                 f"{by!r} (tenant {tenant or '(none)'}) may not decide {request_id},"
                 f" a call of tenant {request.tenant or '(none)'}"
             )
-        if not set(roles) & set(request.approvers):
+        if request.all_of and not request.may_decide(roles):
+            lists = "; ".join(", ".join(group) for group in request.all_of)
+            raise ApprovalError(
+                f"{by!r} must hold an approver role of every rule that asks for {request_id} ({lists})"
+            )
+        if not request.may_decide(roles):
             raise ApprovalError(
                 f"{by!r} holds none of the approver roles of {request_id} ({', '.join(request.approvers)})"
             )

@@ -158,6 +158,8 @@ class ApprovalRequest:
     #: The shown ``arguments`` are cut short (nested deeper than the audit trail keeps); the
     #: approval still binds the exact, complete arguments through ``arguments_sha256``.
     truncated: bool = False
+    #: Several rules asked for this approval: the approver holds a role of each of these lists.
+    all_of: tuple[tuple[str, ...], ...] = ()
 
     def at(self, now: float) -> ApprovalRequest:
         """This request as of ``now``: an open one past ``expires_at`` reads as expired."""
@@ -165,11 +167,16 @@ class ApprovalRequest:
             return replace(self, status="expired")
         return self
 
+    def may_decide(self, roles: frozenset[str] | set[str]) -> bool:
+        """Whether ``roles`` are enough: one approver role, of every rule's list when several asked."""
+        groups = self.all_of or (self.approvers,)
+        return all(set(roles) & set(group) for group in groups)
+
     def visible_to(self, viewer: Approver) -> bool:
         """Whether ``viewer`` may see this request: same tenant, and they asked or may decide it."""
         if viewer.tenant != self.tenant:
             return False
-        return viewer.subject == self.subject or bool(viewer.roles & set(self.approvers))
+        return viewer.subject == self.subject or self.may_decide(viewer.roles)
 
     def record(self) -> dict[str, Any]:
         """The ``approvals list --json`` record (the documented fields, in their order)."""
@@ -208,4 +215,5 @@ class ApprovalRequest:
     def loads(cls, raw: bytes) -> ApprovalRequest:
         data = json.loads(raw)
         data["approvers"] = tuple(data.get("approvers", ()))
+        data["all_of"] = tuple(tuple(group) for group in data.get("all_of", ()))
         return cls(**data)
