@@ -97,6 +97,8 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
         kwargs["telemetry"] = _opentelemetry()
     kwargs.update(overrides)
     guard = guard_class(**kwargs)
+    if "approvals" not in overrides:
+        guard.approvals.max_pending = g.max_pending_approvals
     if config.source.endswith(".toml"):
         guard.config_source = str(config.base_dir / Path(config.source).name)
         for notifier in guard.approvals.notifiers:

@@ -42,6 +42,8 @@ class GuardSection(_Strict):
     max_params_bytes: int | None = 4 * 1024 * 1024
     max_arguments_bytes: int | None = 1024 * 1024
     max_result_bytes: int | None = 16 * 1024 * 1024
+    #: Pending approval requests one caller may have at once (a new one past it is refused).
+    max_pending_approvals: int = Field(20, ge=1)
     #: A span per request and request metrics through OpenTelemetry's global providers
     #: (extra ``otel``; ``docs/observability.md``).
     opentelemetry: bool = False

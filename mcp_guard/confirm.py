@@ -11,6 +11,8 @@ way their protocol era allows:
   the exact arguments and an expiry. The client repeats the call with the
   answer and that state; only then does it run. A handler's own later rounds
   keep the guard's signed envelope around their state, so the user is asked once.
+  Every sealed state (question or envelope) is accepted once: its nonce is
+  recorded in the state store, and a replay is asked anew.
 
 Accept runs the call; decline, cancel, a client without elicitation, or a
 path with no caller to ask refuses it with the reason in the audit event.
@@ -178,7 +180,7 @@ class Confirmations:
         return claims
 
     async def _first_answer(self, claims: Mapping[str, Any]) -> bool:
-        """A question is answered once: replaying an accepted round does not run the call again."""
+        """A sealed state is used once: replaying an accepted round does not run the call again."""
         return await self.store.set_if_absent("confirm:answered:" + str(claims["n"]), b"1", ttl=STATE_TTL)
 
     # ------------------------------------------------------------------ the stage
@@ -196,7 +198,10 @@ class Confirmations:
         Raises :class:`AccessDenied` when the caller said no or cannot be
         asked, :class:`AskCaller` when the question goes back in a result.
         """
-        message = render(str(obligation.params.get("message", "")), request.arguments)
+        template = str(obligation.params.get("message", ""))
+        message = render(template, request.arguments)
+        # The audit names the question as the rule wrote it: the rendered text holds argument
+        # values, which the rule's ``redact`` masks in the event's arguments and must not leak here.
         audit = {"by": principal.subject, "arguments_sha256": arguments_hash(request.arguments)}
 
         def refused(answer: str, why: str) -> AccessDenied:
@@ -216,7 +221,7 @@ class Confirmations:
                 )
             answer = await caller.elicit(message, _SCHEMA)
             if answer != "accept":
-                raise refused(answer, f"the caller answered {answer!r} to {message!r}")
+                raise refused(answer, f"the caller answered {answer!r} to the confirmation {template!r}")
             return replace(decision, confirmation={**audit, "answer": "accept"}), None
         own = dict(params or {})
         # A delegated (portal) run sees its upstream's params; the round's answer is in the
@@ -228,7 +233,9 @@ class Confirmations:
         response = responses.get(INPUT_KEY) if isinstance(responses, Mapping) else None
         inner = claims.get("s") if claims is not None else None
         if claims is not None and claims.get("c") is True:
-            confirmed = True  # confirmed in an earlier round; this round answers the handler
+            # Confirmed in an earlier round; this round answers the handler. Each envelope
+            # is used once (every round gets a fresh one): a replay asks the user again.
+            confirmed = await self._first_answer(claims)
         elif claims is not None and response is not None and _action(response) == "accept":
             confirmed = await self._first_answer(claims)
         else:
@@ -250,7 +257,7 @@ class Confirmations:
             return replace(decision, confirmation={**audit, "answer": "accept"}), own
         if claims is not None and response is not None and _action(response) != "accept":
             answer = _action(response)
-            raise refused(answer, f"the caller answered {answer!r} to {message!r}")
+            raise refused(answer, f"the caller answered {answer!r} to the confirmation {template!r}")
         if not caller.can_elicit():
             raise refused(
                 "unsupported", f"rule {decision.rule} needs a confirmation; the client cannot elicit"
@@ -266,7 +273,7 @@ class Confirmations:
             "requestState": await self.seal(principal, request, None, False),
         }
         asked = replace(decision, confirmation={**audit, "answer": "asked"})
-        raise AskCaller(f"asked the caller to confirm: {message!r}", question, asked)
+        raise AskCaller(f"asked the caller to confirm: {template!r}", question, asked)
 
 
 def _action(response: Any) -> str:

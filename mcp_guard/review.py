@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .approvals import ApprovalRequest
-from .audit.redact import jsonable, mask_fields
+from .approvals.model import nesting
+from .audit.redact import MAX_DEPTH, jsonable, mask_fields
 from .errors import AccessDenied, ApprovalPending, GuardError, GuardUnavailable
 from .model import AccessRequest, Decision, Obligation, Principal
 
@@ -59,6 +60,8 @@ async def approve_call(
             rule=", ".join(obligation.params.get("rules", ())) or decision.rule,
             approvers=tuple(obligation.params.get("approvers", ())),
             timeout=float(obligation.params["timeout"]),
+            truncated=nesting(dict(request.arguments)) > MAX_DEPTH,
+            all_of=tuple(obligation.params.get("all_of", ())),
         )
         current: ApprovalRequest | None = pending
         wait = float(obligation.params.get("wait", 0.0))

@@ -83,7 +83,7 @@ async def test_list_approve_deny_and_query(tmp_path: Path, capsys: pytest.Captur
     code, out, _ = await cli(capsys, "approvals", "list", "--config", str(config), "--json")
     (record,) = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and list(record) == [
-        "id", "status", "subject", "server", "target", "arguments", "rule",
+        "id", "status", "subject", "tenant", "server", "target", "arguments", "arguments_truncated", "rule",
         "requested_at", "expires_at", "decided_by", "note",
     ]  # fmt: skip
     assert record["id"] == request_id and record["status"] == "pending"

@@ -108,7 +108,13 @@ def test_several_rules_give_one_question_and_one_approval() -> None:
         Obligation("confirm", {"message": "First?"}),
         Obligation(
             "approval",
-            {"approvers": ("admin", "finance"), "timeout": 300.0, "wait": 30.0, "rules": ("a", "b")},
+            {
+                "approvers": ("admin", "finance"),
+                "timeout": 300.0,
+                "wait": 30.0,
+                "rules": ("a", "b"),
+                "all_of": (("admin",), ("finance", "admin")),
+            },
         ),
     )
 

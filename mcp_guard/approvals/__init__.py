@@ -8,7 +8,7 @@ each change.
 from __future__ import annotations
 
 from .book import CHANNEL, ApprovalBook
-from .model import ApprovalError, ApprovalRequest, arguments_hash
+from .model import ApprovalError, ApprovalRequest, Approver, arguments_hash
 from .notify import LoggingNotifier, Notifier
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ApprovalBook",
     "ApprovalError",
     "ApprovalRequest",
+    "Approver",
     "LoggingNotifier",
     "Notifier",
     "arguments_hash",

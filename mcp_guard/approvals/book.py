@@ -6,7 +6,10 @@ Keys (all under ``approvals:``):
 - ``bind:HASH`` the open request of one (caller, server, target, arguments), so a retry finds it;
 - ``decision:ID`` written once with ``set_if_absent``: of two replicas deciding together, one wins;
 - ``grant:ID`` set on approval and redeemed with ``take`` (get and delete in one step), so an
-  approval runs exactly one call however many retries race for it.
+  approval runs exactly one call however many retries race for it;
+- ``open:HASH`` the set of request ids one caller (subject and tenant) opened, pruned of the
+  decided and expired ones on each new request: at most :attr:`ApprovalBook.max_pending` pending
+  at once, so one caller cannot fill the store or the approvers' list.
 
 Each decision is published on :data:`CHANNEL` with the request id: a call
 waiting on any replica wakes at once. A lost message costs a poll interval.
@@ -23,11 +26,12 @@ from typing import Any
 
 import anyio
 
+from ..errors import AccessDenied
 from ..protocols import StateStore
-from .model import ApprovalError, ApprovalRequest, Status, arguments_hash, binding_hash
+from .model import ApprovalError, ApprovalRequest, Approver, Status, arguments_hash, binding_hash
 from .notify import LoggingNotifier, Notifier
 
-__all__ = ["CHANNEL", "ApprovalBook"]
+__all__ = ["CHANNEL", "MAX_PENDING", "ApprovalBook"]
 
 #: The state-store channel on which decisions are announced (message: the request id).
 CHANNEL = "approvals:decided"
@@ -35,6 +39,9 @@ CHANNEL = "approvals:decided"
 RETAIN = 86400.0
 #: Seconds between store reads while a call waits, in case a decision message was lost.
 POLL = 1.0
+
+#: Pending requests one caller (subject and tenant) may have at once, unless configured.
+MAX_PENDING = 20
 
 _PREFIX = "approvals:"
 
@@ -53,8 +60,11 @@ class ApprovalBook:
         notifiers: Sequence[Notifier] | None = None,
         clock: Callable[[], float] = time.time,
         poll: float = POLL,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.store = store
+        #: A caller's new request past this many pending ones is refused (``[guard] max_pending_approvals``).
+        self.max_pending = max_pending
         chosen = notifiers if notifiers is not None else (LoggingNotifier(),)
         self.notifiers: tuple[Notifier, ...] = tuple(chosen)
         self.clock = clock
@@ -66,12 +76,19 @@ class ApprovalBook:
         raw = await self.store.get(_PREFIX + "req:" + request_id)
         return ApprovalRequest.loads(raw).at(self.clock()) if raw is not None else None
 
-    async def list(self, *, everything: bool = False) -> list[ApprovalRequest]:
-        """Pending requests (all kept ones with ``everything``), oldest first."""
+    async def list(
+        self, *, everything: bool = False, viewer: Approver | None = None
+    ) -> list[ApprovalRequest]:
+        """Pending requests (all kept ones with ``everything``), oldest first.
+
+        With ``viewer``, only those of the viewer's tenant that they asked for or may decide.
+        """
         found = []
         for key in await self.store.keys(_PREFIX + "req:"):
             request = await self.get(key.removeprefix(_PREFIX + "req:"))
-            if request is not None and (everything or request.status == "pending"):
+            if request is None or not (everything or request.status == "pending"):
+                continue
+            if viewer is None or request.visible_to(viewer):
                 found.append(request)
         return sorted(found, key=lambda r: (r.requested_at, r.id))
 
@@ -89,8 +106,14 @@ class ApprovalBook:
         rule: str | None,
         approvers: Sequence[str],
         timeout: float,
+        truncated: bool = False,
+        all_of: Sequence[Sequence[str]] = (),
     ) -> ApprovalRequest:
-        """The request bound to this exact call: the open or decided one, else a new pending one."""
+        """The request bound to this exact call: the open or decided one, else a new pending one.
+
+        ``truncated`` says ``shown_arguments`` are not all of ``arguments`` (the approver is told);
+        ``all_of`` lists each asking rule's approver roles when several rules asked.
+        """
         args_hash = arguments_hash(arguments)
         bind = _PREFIX + "bind:" + binding_hash(subject, tenant, server, kind, target, args_hash)
         known = await self.store.get(bind)
@@ -98,6 +121,7 @@ class ApprovalBook:
             request = await self.get(known.decode())
             if request is not None and request.status in ("pending", "approved", "denied"):
                 return request
+        await self._admit(subject, tenant)
         now = self.clock()
         request = ApprovalRequest(
             id=_new_id(),
@@ -114,11 +138,42 @@ class ApprovalBook:
             requested_at=now,
             expires_at=now + timeout,
             timeout=timeout,
+            truncated=truncated,
+            all_of=tuple(tuple(group) for group in all_of),
         )
         await self._save(request)
         await self.store.set(bind, request.id.encode(), ttl=timeout + RETAIN)
+        await self.store.sadd(self._open_key(subject, tenant), request.id)
         await self._notify(request)
         return request
+
+    @staticmethod
+    def _open_key(subject: str, tenant: str | None) -> str:
+        return _PREFIX + "open:" + binding_hash(subject, tenant, "", None, None, "")
+
+    async def _admit(self, subject: str, tenant: str | None) -> None:
+        """Refuse a new request when ``subject`` already has :attr:`max_pending` pending ones.
+
+        Concurrent first calls of one caller may each pass before the others are
+        recorded: the cap bounds the store, it is not an exact quota.
+        """
+        key = self._open_key(subject, tenant)
+        pending = 0
+        for request_id in await self.store.smembers(key):
+            request = await self.get(request_id)
+            if request is None or request.status != "pending":
+                await self.store.srem(key, request_id)
+            else:
+                pending += 1
+        if pending >= self.max_pending:
+            refused = AccessDenied(
+                f"{subject!r} has {pending} pending approval requests (at most {self.max_pending})"
+            )
+            refused.public_message = (
+                f"Access denied: you have {pending} approval requests waiting; retry once an approver"
+                " has decided them or they have expired"
+            )
+            raise refused
 
     async def redeem(self, request: ApprovalRequest) -> ApprovalRequest | None:
         """Use an approved request for one call; None when it is not (or no longer) usable."""
@@ -179,12 +234,15 @@ class ApprovalBook:
         by: str,
         roles: frozenset[str] | set[str],
         note: str | None = None,
+        tenant: str | None = None,
     ) -> ApprovalRequest:
-        """Approve or deny a pending request as ``by`` holding ``roles``.
+        """Approve or deny a pending request as ``by`` of ``tenant`` holding ``roles``.
 
         Raises :class:`ApprovalError` when the id is unknown, the request is
         no longer pending, ``by`` asked for it (nobody approves their own
-        call) or holds none of its approver roles.
+        call), belongs to another tenant than the caller (an approver without
+        a tenant decides only requests without one) or holds none of its
+        approver roles.
         """
         request = await self.get(request_id)
         if request is None:
@@ -193,7 +251,17 @@ class ApprovalBook:
             raise ApprovalError(f"approval request {request_id} is {request.status}, not pending")
         if by == request.subject:
             raise ApprovalError(f"{by!r} asked for {request_id}: nobody decides their own request")
-        if not set(roles) & set(request.approvers):
+        if tenant != request.tenant:
+            raise ApprovalError(
+                f"{by!r} (tenant {tenant or '(none)'}) may not decide {request_id},"
+                f" a call of tenant {request.tenant or '(none)'}"
+            )
+        if request.all_of and not request.may_decide(roles):
+            lists = "; ".join(", ".join(group) for group in request.all_of)
+            raise ApprovalError(
+                f"{by!r} must hold an approver role of every rule that asks for {request_id} ({lists})"
+            )
+        if not request.may_decide(roles):
             raise ApprovalError(
                 f"{by!r} holds none of the approver roles of {request_id} ({', '.join(request.approvers)})"
             )

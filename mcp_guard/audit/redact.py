@@ -33,6 +33,8 @@ _TOKEN = re.compile(
 )
 
 _MAX_DEPTH = 64
+#: Containers nested deeper than this are shown as ``"[TOO DEEP]"`` (approvers are told so).
+MAX_DEPTH = _MAX_DEPTH
 
 
 def parse_path(path: str) -> tuple[Step, ...]:

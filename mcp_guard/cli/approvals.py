@@ -10,8 +10,16 @@ log in: the roles of every ``[[authn.api_keys]]`` entry and every stored key
 (``mcp-guard keys create``) of that subject that is not revoked or expired,
 and of their entry in the users file of ``[authn.passwords]``; then the
 policy's role inheritance and ``[roles.X] subjects``/``groups`` memberships
-apply. Someone who holds none of the request's approver roles, or who asked
-for the call, cannot decide it.
+apply. Their tenant is the tenant of those credentials. Someone who holds none
+of the request's approver roles, who asked for the call, or whose tenant is
+not the request's (no tenant decides only requests without one) cannot
+decide it.
+
+Trust boundary: nothing here authenticates the person at the terminal. Whoever
+can write the state store, and point the command at a config and policy, can
+decide as any subject; the state store is the approvers' credential. Stored
+keys (``mcp-guard keys create``) count only while ``[authn] stored_api_keys``
+is on, as for the guard itself.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._options import add_config_options
 
 if TYPE_CHECKING:  # the commands import what they run when they run (``--help`` stays instant)
-    from ..approvals import ApprovalBook, ApprovalRequest
+    from ..approvals import ApprovalBook, ApprovalRequest, Approver
     from ..authn._cli import CliContext
     from ..protocols import StateStore
 
@@ -43,6 +51,12 @@ def register(subparsers: Any) -> None:
     p_list = sub.add_parser("list", help="pending approval requests (--all: decided and expired too)")
     p_list.add_argument("--all", action="store_true", help="also approved, denied, expired and used ones")
     p_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    p_list.add_argument(
+        "--as",
+        dest="subject",
+        metavar="SUBJECT",
+        help="only the requests SUBJECT may decide or asked for, in their tenant",
+    )
     add_config_options(p_list)
     p_list.set_defaults(func=_list)
 
@@ -74,9 +88,17 @@ def _when(seconds: float) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     async def body(book: ApprovalBook, store: StateStore, ctx: CliContext) -> list[ApprovalRequest]:
-        return await book.list(everything=args.all)
+        viewer = await approver(args.subject, ctx, store) if args.subject else None
+        return await book.list(everything=args.all, viewer=viewer)
 
-    requests = _with_book(args, body)
+    from ..approvals import ApprovalError
+    from ..audit.canonical import printable
+
+    try:
+        requests = _with_book(args, body)
+    except ApprovalError as exc:
+        print(f"mcp-guard: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         for r in requests:
             sys.stdout.write(json.dumps(r.record(), ensure_ascii=True) + "\n")
@@ -85,15 +107,24 @@ def _list(args: argparse.Namespace) -> int:
         print("no pending approval requests" if not args.all else "no approval requests")
         return 0
     for r in requests:
-        who = f" by {r.decided_by}" if r.decided_by else ""
-        print(f"{r.id}  {r.status}{who}  {r.subject} -> {r.server}/{r.target}  rule {r.rule}")
+        # Subject, target and rule come from callers and configs: escaped, so no text can forge
+        # a line or drive the terminal (the arguments are JSON with ASCII escapes already).
+        who = f" by {printable(r.decided_by)}" if r.decided_by else ""
+        tenant = f" (tenant {printable(r.tenant)})" if r.tenant else ""
+        print(
+            f"{r.id}  {r.status}{who}  {printable(r.subject)}{tenant} -> "
+            f"{printable(r.server)}/{printable(str(r.target))}  rule {printable(str(r.rule))}"
+        )
         print(f"    arguments {json.dumps(r.arguments, ensure_ascii=True)}")
+        if r.truncated:
+            print("    (arguments shown truncated: nested too deep; the approval binds the complete ones)")
         print(f"    requested {_when(r.requested_at)} UTC, until {_when(r.expires_at)} UTC")
     return 0
 
 
-async def approver_roles(subject: str, ctx: CliContext, store: StateStore) -> frozenset[str]:
-    """The roles ``subject`` holds as the guard would see them (see the module doc)."""
+async def approver(subject: str, ctx: CliContext, store: StateStore) -> Approver:
+    """``subject`` as the guard would see them: tenant and effective roles (see the module doc)."""
+    from ..approvals import ApprovalError, Approver
     from ..authn.api_keys import list_api_keys
     from ..authn.config import resolve_path
     from ..authn.users import UsersFile
@@ -101,22 +132,29 @@ async def approver_roles(subject: str, ctx: CliContext, store: StateStore) -> fr
 
     roles: set[str] = set()
     groups: set[str] = set()
-    tenant: str | None = None
+    tenants: set[str | None] = set()
     for key in ctx.settings.api_keys:
         if key.subject == subject and (key.expires_at is None or key.expires_at > time.time()):
             roles.update(key.roles)
             groups.update(key.groups)
-    for record, _ in await list_api_keys(store):
+            tenants.add(key.tenant)
+    # Stored keys count only where the guard accepts them (``[authn] stored_api_keys``).
+    for record, _ in await list_api_keys(store) if ctx.settings.stored_api_keys else ():
         live = record.revoked_at is None and (record.expires_at is None or record.expires_at > time.time())
         if record.subject == subject and live:
             roles.update(record.roles)
             groups.update(record.groups)
+            tenants.add(record.tenant)
     if ctx.settings.passwords is not None:
         user = UsersFile(resolve_path(ctx.base_dir, ctx.settings.passwords.users_file)).get(subject)
         if user is not None and not user.disabled:
             roles.update(user.roles)
             groups.update(user.groups)
-            tenant = user.tenant
+            tenants.add(user.tenant)
+    if len(tenants) > 1:
+        named = ", ".join(sorted(t or "(none)" for t in tenants))
+        raise ApprovalError(f"{subject!r} has credentials of several tenants ({named}): fix them first")
+    tenant = next(iter(tenants), None)
     principal = Principal(subject, tenant=tenant, roles=frozenset(roles), groups=frozenset(groups))
     if ctx.config is not None:
         from ..config import load_config
@@ -125,8 +163,8 @@ async def approver_roles(subject: str, ctx: CliContext, store: StateStore) -> fr
         config = load_config(ctx.config)
         paths = [config.resolve(p) for p in config.guard.policy_paths()]
         if paths:
-            return load_policy(*paths).effective_roles(principal)
-    return principal.roles
+            return Approver(subject, tenant, load_policy(*paths).effective_roles(principal))
+    return Approver(subject, tenant, principal.roles)
 
 
 def _decide(args: argparse.Namespace) -> int:
@@ -135,8 +173,10 @@ def _decide(args: argparse.Namespace) -> int:
     subject = args.subject or getpass.getuser()
 
     async def body(book: ApprovalBook, store: StateStore, ctx: CliContext) -> ApprovalRequest:
-        roles = await approver_roles(subject, ctx, store)
-        return await book.decide(args.id, args.approve, by=subject, roles=roles, note=args.note)
+        who = await approver(subject, ctx, store)
+        return await book.decide(
+            args.id, args.approve, by=subject, roles=who.roles, tenant=who.tenant, note=args.note
+        )
 
     try:
         decided = _with_book(args, body)

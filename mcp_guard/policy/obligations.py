@@ -19,13 +19,16 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
 
     Several confirm messages: the first rule's is asked (one question per call,
     never a chain of dialogs). Several approvals: one request, which any of the
-    rules' approver roles may decide, open for the shortest ``timeout`` and
+    rules' approver roles may be asked, but whose approver must satisfy every
+    rule (``all_of``: one approver role of each rule's list, so a stricter rule
+    is never outvoted by a laxer one), open for the shortest ``timeout`` and
     waited on for the shortest ``wait``. Other kinds are kept as given.
     """
     fields: list[str] = []
     max_age: float | None = None
     confirm: Obligation | None = None
     approvers: list[str] = []
+    all_of: list[tuple[str, ...]] = []
     rules: list[str] = []
     timeout: float | None = None
     wait: float | None = None
@@ -36,6 +39,9 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
             continue
         if o.kind == "approval":
             approvers.extend(r for r in o.params.get("approvers", ()) if r not in approvers)
+            for group in o.params.get("all_of") or (tuple(o.params.get("approvers", ())),):
+                if tuple(group) not in all_of:
+                    all_of.append(tuple(group))
             rules.extend(r for r in o.params.get("rules", ()) if r not in rules)
             t, w = float(o.params["timeout"]), float(o.params.get("wait", 0.0))
             timeout = t if timeout is None else min(timeout, t)
@@ -58,6 +64,13 @@ def merge_obligations(obligations: Iterable[Obligation]) -> tuple[Obligation, ..
     if confirm is not None:
         out.append(confirm)
     if timeout is not None:
-        params = {"approvers": tuple(approvers), "timeout": timeout, "wait": wait, "rules": tuple(rules)}
+        params: dict[str, object] = {
+            "approvers": tuple(approvers),
+            "timeout": timeout,
+            "wait": wait,
+            "rules": tuple(rules),
+        }
+        if len(all_of) > 1:
+            params["all_of"] = tuple(all_of)
         out.append(Obligation("approval", params))
     return (*out, *others)
