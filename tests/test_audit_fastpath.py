@@ -35,6 +35,10 @@ FRAGMENTS = [
     "\u2028", "\u3000", "\u0130", "\u0131", "\u017f", "\u212a", "\u00e9", "é", "\x00", "\x7f",
     "A1b2C3d4E5f6G7h8", "ABCDEFGHIJKLMNOP", "0123456789abcdef", "Zq9/+=~.xY", "a-b_c", "hunter2",
     "user", "host.example", "/path", "[REDACTED]", "null", "true",
+    "whsec_", "hf_", "pypi-AgE", "SG.", "shpat_", "dop_v1_", "hvs.", "sq0atp-", "PMAK-", "lin_api_", "dapi",
+    "123456789:AA", "AGE-SECRET-KEY-1", "AC", "SK", "key-", "ya29.", "glc_", "xapp-1-", "0123456789abcdef",
+    "https://discord.com/api/webhooks/1/", "https://", "Basic ", "basic\t", "AccountKey=", "SharedAccessKey=",
+    "?sig=", "&X-Amz-Signature=", "login ", " password ", "machine host ",
 ]  # fmt: skip
 
 text_strategy = st.lists(
@@ -125,7 +129,9 @@ def test_prefilter_covers_every_known_pattern() -> None:
     assert {name for name, _, _ in shared._PATTERNS} == {
         "private-key", "aws-access-key-id", "aws-secret-access-key", "github-token", "gitlab-token",
         "slack-token", "slack-webhook", "stripe-key", "google-api-key", "openai-key", "npm-token", "jwt",
-        "connection-string-password", "password-parameter", "generic-secret",
+        "connection-string-password", "password-parameter", "generic-secret", "url-credential",
+        "webhook-secret", "discord-webhook", "provider-token", "bearer-token", "azure-key", "signed-url",
+        "netrc-password",
     }  # fmt: skip
 
 

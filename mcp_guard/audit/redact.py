@@ -296,8 +296,15 @@ _CLOUD = re.compile(r"A(?:(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z0-9]{16
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ")
 #: ``scheme://user:password@``; user and password are runs of encoded characters of one string.
 _URLCRED = re.compile(r'://(?:[^\s:/@"\\]|\\.)+:(?:[^\s/@"\\]|\\.)+@')
-#: Over the lowercased text.
-_BEARER = re.compile(r"bearer" + _WS + r"+[a-z0-9._~+/=-]{12}")
+#: Over the lowercased text: ``bearer``/``basic`` and whitespace (the token's length is not checked).
+_BEARER = re.compile(r"(?:bearer|basic)" + _WS)
+#: Fixed prefixes of the shared module's provider tokens, webhook secrets and signed URLs.
+_PROVIDER_HINTS = (
+    "whsec_", "hf_", "pypi-AgE", "SG.", "shp", "dop_v1_", "hvs.", "sq0", "PMAK-", "lin_api_", "dapi",
+    ":AA", "AGE-SECRET-KEY-1", "ya29.", "glc_", "xapp-",
+)  # fmt: skip
+_HEX_KEY = re.compile(r"(?:AC|SK|key-)[a-f0-9]{32}")
+_SIGNED = re.compile(r"(?:sig|Signature)=")
 #: The four non-ASCII characters case-insensitive patterns match as ASCII letters (K, s, i).
 _FOLDS = re.compile(r"\\u(?:013[01]|017f|212a)")
 #: ``:`` that is not the separator after an object key (``":`` with an unescaped quote).
@@ -358,7 +365,10 @@ _ANY = re2._re2.RE2(
             "eyJ",
             "://",
             r"\\u(?:013[01]|017f|212a)",
-            "bearer",
+            "(?:bearer|basic)" + _WS,
+            "whsec_|discord|hf_|pypi-age|sg\\.|shp|dop_v1_|hvs\\.|sq0|pmak-|lin_api_|dapi|:aa|age-secret-key-1",
+            "ya29\\.|glc_|xapp-|(?:ac|sk|key-)[a-f0-9]{32}|(?:sig|signature)=|accountkey=|sharedaccesskey=",
+            "login(?s:.*)password",
             "(?:pass(?:word|wd|phrase)?|pwd|secret|token|credential|(?:api|access|secret|private|auth)[_-]?key|session[_-]?id)"
             r"""s?(?:\\"|')?""" + _WS + "*[:=]",
             _WS + "{10}",
@@ -387,13 +397,22 @@ def _detailed(text: str) -> bool:
         return True
     if "eyJ" in text and _JWT.search(text) is not None:
         return True
-    if "://" in text and ("hooks.slack.com/" in text or _URLCRED.search(text) is not None):
+    if "://" in text and ("hooks.slack.com/" in text or "@" in text or "discord" in text):
+        return True  # a URL with a user part (a password or a bare key) or a webhook
+    if any(hint in text for hint in _PROVIDER_HINTS) or _HEX_KEY.search(text) is not None:
+        return True
+    if "=" in text and _SIGNED.search(text) is not None:
         return True
     if "\\" in text and _FOLDS.search(text) is not None:
         return True
     low = text.lower()
-    if "bearer" in low and _BEARER.search(low) is not None:
+    if ("bearer" in low or "basic" in low) and _BEARER.search(low) is not None:
         return True
+    if "accountkey=" in low or "sharedaccesskey=" in low:
+        return True
+    login = low.find("login")
+    if login >= 0 and low.find("password", login) >= 0:
+        return True  # a .netrc line: "login NAME password VALUE"
     if _keyword_before(low, _COLON):
         return True
     return "=" in low and _keyword_before(low, _EQUALS)
