@@ -47,6 +47,7 @@ from .model import (
     Status,
 )
 from .protocols import Credential
+from .telemetry import Ending
 
 if TYPE_CHECKING:
     from .guard import Guard
@@ -161,16 +162,10 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
         # The labels of the exchange's audit event, so the figures and the trail agree.
         status = trail.status or "cancelled"
         decision, outcome, rule = trail.labels or (_outcome(trail, status), status, None)
-        telemetry.end(
-            handle,
-            method=exchange.method,
-            direction=exchange.direction,
-            decision=decision,
-            outcome=outcome,
-            rule=rule,
-            decided=_decided(trail),
-            error_type=trail.error_type,
+        ending = Ending(
+            exchange.method, exchange.direction, decision, outcome, rule, _decided(trail), trail.error_type
         )
+        telemetry.end(handle, ending)
 
 
 async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:

@@ -11,9 +11,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .metrics import GuardMetrics, Snapshot, audit_gauges
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How an exchange ended: the labels its figures and span carry (those of its audit event)."""
+
+    method: str
+    direction: str
+    decision: str
+    outcome: str
+    rule: str | None
+    #: Whether the policy decided it (refusals before the decision count no rule).
+    decided: bool
+    error_type: str | None
 
 
 class Telemetry:
@@ -76,46 +91,24 @@ class Telemetry:
             span = self.tracer.start(method, params, direction, server, context)
         return (time.perf_counter(), span)
 
-    def end(
-        self,
-        handle: Any,
-        *,
-        method: str,
-        direction: str,
-        decision: str,
-        outcome: str,
-        rule: str | None,
-        decided: bool,
-        error_type: str | None,
-    ) -> None:
+    def end(self, handle: Any, ending: Ending) -> None:
         started, span = handle
         seconds = time.perf_counter() - started
         if self.metrics is not None:
-            self.metrics.observe(method, direction, decision, outcome, rule, decided, seconds)
+            self.metrics.observe(
+                ending.method,
+                ending.direction,
+                ending.decision,
+                ending.outcome,
+                ending.rule,
+                ending.decided,
+                seconds,
+            )
         if self.tracer is not None:
             if span is not None:
-                self.tracer.end(
-                    span,
-                    method=method,
-                    direction=direction,
-                    decision=decision,
-                    outcome=outcome,
-                    rule=rule,
-                    decided=decided,
-                    error_type=error_type,
-                    seconds=seconds,
-                )
+                self.tracer.end(span, ending, seconds)
             else:
-                self.tracer.record(
-                    method=method,
-                    direction=direction,
-                    decision=decision,
-                    outcome=outcome,
-                    rule=rule,
-                    decided=decided,
-                    error_type=error_type,
-                    seconds=seconds,
-                )
+                self.tracer.record(ending, seconds)
 
 
-__all__ = ["GuardMetrics", "Snapshot", "Telemetry"]
+__all__ = ["Ending", "GuardMetrics", "Snapshot", "Telemetry"]

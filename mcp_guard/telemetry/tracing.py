@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .metrics import BUCKETS
+
+if TYPE_CHECKING:
+    from . import Ending
 
 _TARGET_ATTRIBUTE = {
     "tools/call": "gen_ai.tool.name",
@@ -144,62 +147,32 @@ class Tracer:
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         return span, token
 
-    def end(
-        self,
-        handle: tuple[Any, object],
-        *,
-        method: str,
-        direction: str,
-        decision: str,
-        outcome: str,
-        rule: str | None,
-        decided: bool,
-        error_type: str | None,
-        seconds: float,
-    ) -> None:
+    def end(self, handle: tuple[Any, object], ending: Ending, seconds: float) -> None:
         span, token = handle
         with contextlib.suppress(Exception):  # a context switched under us: the span still ends
             otel_context.detach(token)  # type: ignore[arg-type]
-        span.set_attribute("mcp_guard.decision", decision)
-        span.set_attribute("mcp_guard.outcome", outcome)
-        if rule:
-            span.set_attribute("mcp_guard.rule", rule)
-        if outcome in _ERROR_STATUSES:
-            span.set_attribute("error.type", error_type or outcome)
-            span.set_status(Status(StatusCode.ERROR, f"{outcome}"))
+        span.set_attribute("mcp_guard.decision", ending.decision)
+        span.set_attribute("mcp_guard.outcome", ending.outcome)
+        if ending.rule:
+            span.set_attribute("mcp_guard.rule", ending.rule)
+        if ending.outcome in _ERROR_STATUSES:
+            span.set_attribute("error.type", ending.error_type or ending.outcome)
+            span.set_status(Status(StatusCode.ERROR, f"{ending.outcome}"))
         span.end()
-        self.record(
-            method=method,
-            direction=direction,
-            decision=decision,
-            outcome=outcome,
-            rule=rule,
-            decided=decided,
-            error_type=error_type,
-            seconds=seconds,
-        )
+        self.record(ending, seconds)
 
-    def record(
-        self,
-        *,
-        method: str,
-        direction: str,
-        decision: str,
-        outcome: str,
-        rule: str | None,
-        decided: bool,
-        error_type: str | None,
-        seconds: float,
-    ) -> None:
+    def record(self, ending: Ending, seconds: float) -> None:
         """The exchange's OpenTelemetry metrics (when they are on)."""
-        histogram = self._duration.get(direction)
+        histogram = self._duration.get(ending.direction)
         if histogram is not None:
-            attrs = {"mcp.method.name": method}
-            if outcome in _ERROR_STATUSES:
-                attrs["error.type"] = error_type or outcome
+            attrs = {"mcp.method.name": ending.method}
+            if ending.outcome in _ERROR_STATUSES:
+                attrs["error.type"] = ending.error_type or ending.outcome
             histogram.record(seconds, attrs)
-        if self._decisions is not None and decided:
-            self._decisions.add(1, {"mcp_guard.decision": decision, "mcp_guard.rule": rule or ""})
+        if self._decisions is not None and ending.decided:
+            self._decisions.add(
+                1, {"mcp_guard.decision": ending.decision, "mcp_guard.rule": ending.rule or ""}
+            )
 
 
 __all__ = ["Tracer"]
