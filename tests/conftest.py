@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from .redis_server import RedisServer, require_redis_server
+from .store_fixtures import redis_url, store  # noqa: F401 - shared by the store and approval tests
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,9 @@ from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 from mcp_guard.policy import policy_from_dict
 from mcp_guard.protocols import StateStore
-from mcp_guard.store import SQLiteStore, open_store
+from mcp_guard.store import SQLiteStore
 
 from .helpers import ListAuditor
-from .redis_server import RedisServer, redis_binary
 
 MODES = ["legacy", "auto"]
 OLGA = Principal("olga", roles=frozenset({"ops"}))
@@ -38,31 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str | None]:
-    if redis_binary() is None:
-        yield None
-        return
-    with RedisServer() as server:
-        yield server.url
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str | None
-) -> AsyncIterator[StateStore]:
-    if request.param == "memory":
-        s: StateStore = open_store("memory://")
-    elif request.param == "sqlite":
-        s = open_store("sqlite:///state.db?poll=0.02", base_dir=tmp_path)
-    else:
-        if redis_url is None:
-            pytest.skip("redis-server not installed (apt-get install -y redis-server)")
-        s = open_store(f"{redis_url}?prefix=a{next(_prefixes)}:")
-    yield s
-    await s.aclose()
 
 
 async def _open(book: ApprovalBook, args: dict[str, Any] | None = None, subject: str = "olga") -> Any:
