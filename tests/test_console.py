@@ -353,7 +353,7 @@ async def test_a_failing_page_is_a_plain_500_on_record(tmp_path: Path) -> None:
     async with console_client(tmp_path) as (portal, http):
         await sign_in(http)
 
-        async def broken(*, everything: bool = False) -> list[Any]:
+        async def broken(*, everything: bool = False, viewer: Any = None) -> list[Any]:
             raise RuntimeError("state store exploded at /secret/path")
 
         portal.guard.approvals.list = broken  # type: ignore[method-assign]
@@ -529,3 +529,38 @@ def test_any_form_body_is_refused_cleanly(
         )
         assert response.status_code in (400, 401, 403, 429), (path, body, response.status_code)
         assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_approvals_are_bound_to_the_admins_tenant_as_in_the_cli(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        await sign_in(http)  # carol: an admin of no tenant
+        other = await portal.guard.approvals.open_for(
+            subject="mallory", tenant="acme", server="probe", kind="tool", target="ok",
+            arguments={"n": 2}, shown_arguments={"n": 2}, rule="probe-ok-needs-approval",
+            approvers=["admin"], timeout=600,
+        )  # fmt: skip
+        page = await http.get("/admin/approvals")
+        assert other.id not in page.text  # another tenant's request (and its arguments) is not shown
+        decided = await http.post(
+            f"/admin/approvals/{other.id}",
+            data={"decision": "approve", "csrf": csrf(page.text)},
+            headers={"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert decided.status_code == 409 and "tenant" in decided.text
+        assert (await portal.guard.approvals.get(other.id)).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_failed_keys_lock_one_address_out_of_sign_in_and_bearer_reads_but_no_other(
+    tmp_path: Path,
+) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        for _ in range(6):
+            wrong = await http.get("/admin/audit", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 429  # reading with a key is no way around the lockout
+        right = await http.get("/admin/audit", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert right.status_code == 429
+        assert (await sign_in(http)).status_code == 429
+        elsewhere = httpx.ASGITransport(app=portal.streamable_http_app(), client=("10.9.8.7", 4321))
+        async with httpx.AsyncClient(transport=elsewhere, base_url="http://127.0.0.1") as other:
+            # Failures from one address never lock an administrator out from another.
+            assert (await sign_in(other)).status_code in (200, 303)

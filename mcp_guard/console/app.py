@@ -101,6 +101,7 @@ def console_app(
         clock=clock,
     )
     lockout = Lockout(store)
+    console.lockout = lockout
 
     async def sign_in(c: Console, request: Request) -> Response:
         return await signin.login(c, request, lockout)

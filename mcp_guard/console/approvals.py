@@ -14,9 +14,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..approvals import ApprovalError, ApprovalRequest
+from ..approvals import ApprovalError, ApprovalRequest, Approver
 from .core import Console
 from .html import age, as_json, attr, csrf_field, esc, message, page, table, when
+from .sessions import ConsoleSession
 
 #: The longest note kept with a decision.
 MAX_NOTE = 1000
@@ -35,9 +36,15 @@ def _buttons(r: ApprovalRequest, csrf: str) -> str:
     )
 
 
+def _approver(session: ConsoleSession) -> Approver:
+    tenant = session.principal.get("tenant")
+    return Approver(session.subject, tenant if isinstance(tenant, str) else None, frozenset(session.roles))
+
+
 async def approvals_page(console: Console, request: Request) -> Response:
     session = await console.admin(request)
-    everything = await console.guard.approvals.list(everything=True)
+    # The same view as ``approvals list --as``: the admin's tenant, what they asked for or may decide.
+    everything = await console.guard.approvals.list(everything=True, viewer=_approver(session))
     now = console.clock()
     pending = [r for r in everything if r.status == "pending"]
     decided = sorted(
@@ -99,7 +106,12 @@ async def decide(console: Console, request: Request) -> Response:
     method = f"console/approvals.{verdict}"
     try:
         decided = await console.guard.approvals.decide(
-            request_id, verdict == "approve", by=session.subject, roles=frozenset(session.roles), note=note
+            request_id,
+            verdict == "approve",
+            by=session.subject,
+            roles=frozenset(session.roles),
+            note=note,
+            tenant=_approver(session).tenant,  # tenants bound approvals here as in the CLI
         )
     except ApprovalError as exc:
         console.record(method, "deny", session.principal, request, reasons=(str(exc),), target=request_id)

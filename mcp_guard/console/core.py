@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..errors import GuardError
+from ..errors import AuthenticationError, GuardError
 from ..model import AuditEvent, Principal
 from ..protocols import Credential
 from .html import message
@@ -30,6 +30,7 @@ from .sessions import SESSION_COOKIE, ConsoleSession, ConsoleSessions
 
 if TYPE_CHECKING:
     from ..audit.config import AuditSettings
+    from ..authn.lockout import Lockout
     from ..authn.login import LoginService
     from ..guard import Guard
 
@@ -78,6 +79,8 @@ class Console:
         self.clock = clock
         #: The last chain verification (``console.audit.Verification``), shown on the Audit page.
         self.verified: Any = None
+        #: Failed keys slow down per address (set by the app; sign-ins and bearer reads share it).
+        self.lockout: Lockout | None = None
 
     # ------------------------------------------------------------------ who asks
     def roles_of(self, principal: Principal) -> frozenset[str]:
@@ -117,9 +120,21 @@ class Console:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(message("Forbidden", "unsupported Authorization header", 403))
+        source = source_ip(request)
+        lockout, account = self.lockout, key_account(source)
+        if lockout is not None:  # the same lockout as key sign-ins: reading must not be a way around it
+            try:
+                await lockout.check(account, source)
+            except GuardError as exc:
+                self.record("console/access", "deny", None, request, reasons=(exc.reason,))
+                raise Refused(
+                    message("Too many attempts", "too many failed keys: try again later", 429)
+                ) from None
         try:
-            principal = await self.guard.identify(Credential(token.strip(), "http", source_ip(request)))
+            principal = await self.guard.identify(Credential(token.strip(), "http", source))
         except GuardError as exc:
+            if lockout is not None and isinstance(exc, AuthenticationError):
+                await lockout.failure(account, source)
             self.record("console/access", "deny", None, request, reasons=(exc.reason,))
             raise Refused(message("Forbidden", "the credential was not accepted", 403)) from None
         roles = self.roles_of(principal)
@@ -212,6 +227,16 @@ def foreign(request: Request) -> bool:
     if origin is None:
         return False
     return origin.lower() != f"{request.url.scheme}://{request.url.netloc}".lower()
+
+
+def key_account(source: str | None) -> str:
+    """The lockout's account for key sign-ins from ``source``.
+
+    A key names no account before it is checked, and keys are long random secrets: guessing
+    them is slowed per address. One account for every key sign-in would let anyone lock every
+    administrator out by failing from a few addresses.
+    """
+    return f"console-key|{source or '-'}"
 
 
 def source_ip(request: Request) -> str | None:

@@ -19,12 +19,10 @@ from ..authn.lockout import Lockout
 from ..authn.login import INVALID
 from ..errors import AuthenticationError, GuardError, RateLimited
 from ..protocols import Credential
-from .core import Console, Refused, read_form, source_ip
+from .core import Console, Refused, key_account, read_form, source_ip
 from .html import csrf_field, esc, message, page
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, new_token, tokens_match
 
-#: The lockout's account name for console sign-ins (a key names no account before it is checked).
-ACCOUNT = "console"
 #: Seconds the sign-in form's CSRF cookie lives.
 FORM_TTL = 900
 
@@ -88,18 +86,18 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
     else:
         key, bound = fields.get("key", ""), True
         try:
-            await lockout.check(ACCOUNT, source)
+            await lockout.check(key_account(source), source)
         except RateLimited as exc:
             console.record("console/login", "deny", None, request, reasons=(exc.reason,))
             return _form(request, "too many failed sign-ins: try again later", 429, passwords=passwords)
         if not key or len(key) > 4096:
-            await lockout.failure(ACCOUNT, source)
+            await lockout.failure(key_account(source), source)
             console.record("console/login", "deny", None, request, reasons=("empty or oversized key",))
             return _form(request, "invalid key", 401, passwords=passwords)
     try:
         principal = await console.guard.identify(Credential(key, "http", source))
     except AuthenticationError as exc:
-        await lockout.failure(ACCOUNT, source)
+        await lockout.failure(key_account(source), source)
         console.record("console/login", "deny", None, request, reasons=(exc.reason,))
         return _form(request, "invalid key", 401, passwords=passwords)
     except GuardError as exc:
@@ -120,7 +118,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         credential_id=principal.credential_id if bound else None,
         expires_at=principal.expires_at if bound else None,
     )
-    await lockout.success(ACCOUNT, source)
+    await lockout.success(key_account(source), source)
     await console.record_action(console.event("console/login", "allow", summary, request))
     response = RedirectResponse("/admin/approvals", status_code=303)
     _cookie(response, request, SESSION_COOKIE, session_id, None)
