@@ -172,6 +172,7 @@ class ConsoleSection(_Strict):
     admin_roles: list[str] = Field(default_factory=lambda: ["admin"], min_length=1)
     #: Seconds a console session lives without a request; then the administrator signs in again.
     idle_timeout: float = Field(900.0, gt=0)
+    max_age: float = Field(43200.0, gt=0)
 
 
 class SanitizeSection(SanitizePolicy):

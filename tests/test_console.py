@@ -417,6 +417,22 @@ async def test_an_idle_session_expires(tmp_path: Path) -> None:
         assert gone.status_code == 303 and gone.headers["location"] == "/admin/login"
 
 
+async def test_a_busy_session_still_ends_at_its_max_age(tmp_path: Path) -> None:
+    """A key removed from guard.toml is not rechecked per request: its sessions end by max_age."""
+    console = "[console]\nidle_timeout = 60\nmax_age = 150\n"
+    async with console_client(tmp_path, console=console) as (portal, http):
+        now = [1_000_000.0]
+        assert portal.console is not None
+        portal.console.state.console.sessions.clock = lambda: now[0]
+        await sign_in(http)
+        for _ in range(2):
+            now[0] += 59
+            assert (await http.get("/admin/approvals")).status_code == 200
+        now[0] += 59
+        gone = await http.get("/admin/approvals")
+        assert gone.status_code == 303 and gone.headers["location"] == "/admin/login"
+
+
 async def test_console_settings_are_validated_and_it_can_be_turned_off(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as typo:
         load_config(write_config(tmp_path, console='[console]\nadmin_role = ["ops"]\n'))

@@ -94,7 +94,7 @@ def console_app(
     store = guard.store if guard.store is not None else MemoryStore()
     console = Console(
         guard,
-        ConsoleSessions(store, settings.idle_timeout, clock),
+        ConsoleSessions(store, settings.idle_timeout, clock, max_age=settings.max_age),
         admin_roles=tuple(settings.admin_roles),
         audit=audit_source,
         login=login,

@@ -69,10 +69,19 @@ def tokens_match(a: object, b: object) -> bool:
 class ConsoleSessions:
     """Create, find (refreshing the idle timer) and end console sessions."""
 
-    def __init__(self, store: StateStore, idle: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        idle: float,
+        clock: Callable[[], float] = time.time,
+        max_age: float = 43200.0,
+    ) -> None:
         self.store = store
         self.idle = idle
         self.clock = clock
+        #: However busy, a session ends this long after sign-in: a credential removed from the
+        #: config or a user removed from the users file stops working by then at the latest.
+        self.max_age = max_age
 
     @staticmethod
     def _key(session_id: str) -> str:
@@ -118,7 +127,9 @@ class ConsoleSessions:
             await self.store.delete(self._key(session_id))
             return None
         now = self.clock()
-        expired = session.expires_at is not None and now >= session.expires_at
+        expired = (session.expires_at is not None and now >= session.expires_at) or (
+            now - session.created >= self.max_age
+        )
         if now - session.last_seen >= self.idle or expired:
             await self.store.delete(self._key(session_id))
             return None
