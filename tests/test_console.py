@@ -580,3 +580,17 @@ async def test_failed_keys_lock_one_address_out_of_sign_in_and_bearer_reads_but_
         async with httpx.AsyncClient(transport=elsewhere, base_url="http://127.0.0.1") as other:
             # Failures from one address never lock an administrator out from another.
             assert (await sign_in(other)).status_code in (200, 303)
+
+
+async def test_refusals_made_before_a_page_runs_are_on_record_too(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        await sign_in(http)
+        wrong_method = await http.put("/admin/approvals/apr-1")
+        assert wrong_method.status_code == 405
+        assert wrong_method.headers["content-security-policy"].startswith("default-src 'self'")
+        unknown = await http.get("/admin/no-such-page%1b%5b31m")  # an escape sequence, percent-encoded
+        assert unknown.status_code == 404
+        reasons = [e["reasons"][0] for e in events(portal, "console/reject")]
+        assert reasons[0] == "HTTP 405: PUT /admin/approvals/apr-1"
+        assert reasons[1].startswith("HTTP 404: GET /admin/no-such-page") and "\x1b" not in reasons[1]
+        assert events(portal, "console/approvals.approve") == []

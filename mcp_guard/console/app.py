@@ -23,11 +23,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ..audit.canonical import printable
 from ..authn.lockout import Lockout
 from ..integrations.sessions import AUDITED
 from ..store import MemoryStore
 from . import approvals, audit, signin
-from .core import AuditSource, Console, Refused
+from .core import RECORDED, AuditSource, Console, Refused
 from .html import CSS, SECURITY_HEADERS, message
 from .sessions import ConsoleSessions
 
@@ -45,8 +46,9 @@ class SecurityHeaders:
     """ASGI middleware adding :data:`SECURITY_HEADERS` to every response of the console (and marking
     its requests as audited by the console itself)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, console: Console | None = None) -> None:
         self.app = app
+        self.console = console
         self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -57,14 +59,25 @@ class SecurityHeaders:
         # transport's bare 401/403s must not record them again as something else.
         scope[AUDITED] = True
 
+        status = 0
+
         async def sending(message: Any) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = int(message["status"])
                 names = {k for k, _ in self.headers}
                 kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in names]
                 message = {**message, "headers": kept + self.headers}
             await send(message)
 
         await self.app(scope, receive, sending)
+        if status >= 400 and self.console is not None and not scope.get(RECORDED):
+            # Refused by routing or request parsing before a page said why (405, 404, 413, 400):
+            # every refusal under /admin is on record.
+            request = Request(scope)
+            what = printable(f"{request.method} {request.url.path}")[:200]
+            reason = f"HTTP {status}: {what}"
+            self.console.record("console/reject", "deny", None, request, reasons=(reason,))
 
 
 def _endpoint(console: Console, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -126,7 +139,7 @@ def console_app(
         Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, console=console)
     app.state.console = console
     return app
 

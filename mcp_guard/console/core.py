@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mcp_guard.console")
 
+#: Set in a request's scope once the console recorded an event for it.
+RECORDED = "mcp_guard.console.recorded"
 #: Largest form body the console reads (a note is short; anything bigger is refused with 413).
 MAX_FORM = 16 * 1024
 
@@ -186,6 +188,7 @@ class Console:
         request: Request,
         **fields: Any,
     ) -> AuditEvent:
+        request.scope[RECORDED] = True  # the console said why; no generic refusal event is added
         return AuditEvent(
             method=method,
             decision=decision,  # type: ignore[arg-type]
