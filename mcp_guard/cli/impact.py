@@ -20,16 +20,11 @@ KINDS = ("tool", "prompt", "resource")
 
 def _inventory(args: argparse.Namespace) -> list[Any]:
     from ..policy.impact import parse_inventory
+    from ..policy.loader import read_text_file
 
     if args.inventory is not None:
         path = Path(args.inventory)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError(f"cannot read inventory: {exc.strerror or exc}", file=str(path)) from None
-        except UnicodeDecodeError:
-            raise PolicyError("inventory is not valid UTF-8", file=str(path)) from None
-        items = parse_inventory(text, str(path))
+        items = parse_inventory(read_text_file(path, "inventory"), str(path))
         if not items:
             raise PolicyError("the inventory holds no items: there is nothing to compare", file=str(path))
         return items

@@ -26,12 +26,9 @@ from ..errors import PolicyError
 def _read_request(path: str) -> tuple[str, str]:
     if path == "-":
         return sys.stdin.read(), "<stdin>"
-    try:
-        return Path(path).read_text(encoding="utf-8"), path
-    except OSError as exc:
-        raise PolicyError(f"cannot read request file: {exc.strerror or exc}", file=path) from None
-    except UnicodeDecodeError:
-        raise PolicyError("request file is not valid UTF-8", file=path) from None
+    from ..policy.loader import read_text_file
+
+    return read_text_file(path, "request file"), path
 
 
 def _check(args: argparse.Namespace) -> int:

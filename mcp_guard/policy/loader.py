@@ -348,13 +348,17 @@ def _read(path: str | Path) -> tuple[str, str, str]:
         raise PolicyError(
             f"cannot tell the format from the extension {p.suffix!r}: use .toml, .json, .yaml", file=str(p)
         )
+    return read_text_file(p, "policy file"), fmt, str(p)
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a :class:`PolicyError` naming the file (as given) and ``what`` it is."""
     try:
-        text = p.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", file=str(p)) from None
+        raise PolicyError(f"cannot read {what}: {exc.strerror or exc}", file=str(path)) from None
     except UnicodeDecodeError:
-        raise PolicyError("policy file is not valid UTF-8", file=str(p)) from None
-    return text, fmt, str(p)
+        raise PolicyError(f"{what} is not valid UTF-8", file=str(path)) from None
 
 
 def load_policy(*paths: str | Path, functions: Functions | None = None) -> CompiledPolicy:
