@@ -129,32 +129,11 @@ def _who() -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ..portal.admin import server_rows
+
     async def body(registry: Registry, config: GuardConfig | None) -> list[dict[str, Any]]:
-        entries = {e.name: e for e in await registry.entries()}
-        rows: list[dict[str, Any]] = []
-        for spec in config.servers if config is not None else []:
-            entry = entries.pop(spec.name, None)
-            rows.append(
-                {
-                    "name": spec.name,
-                    "source": "config",
-                    "status": entry.status if entry is not None and entry.status == "revoked" else "approved",
-                    "target": spec.url or " ".join([spec.command or "", *spec.args]).strip(),
-                    "prefix": spec.effective_prefix,
-                }
-            )
-        for entry in entries.values():
-            d = entry.definition
-            rows.append(
-                {
-                    "name": entry.name,
-                    "source": "registry",
-                    "status": entry.status,
-                    "target": d.get("url") or " ".join([d.get("command", ""), *d.get("args", [])]).strip(),
-                    "prefix": d.get("prefix", f"{entry.name}__"),
-                }
-            )
-        return rows
+        rows = await server_rows(registry, config.servers if config is not None else [])
+        return [{k: r[k] for k in ("name", "source", "status", "target", "prefix")} for r in rows]
 
     rows = _run(args, body)
     if args.json:
@@ -205,14 +184,17 @@ def _add(args: argparse.Namespace) -> int:
 
 def _status(status: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
+        from ..portal.admin import set_server_status
+
         async def body(registry: Registry, config: GuardConfig | None) -> bool:
-            known = await registry.get(args.name) is not None or (
-                config is not None and any(s.name == args.name for s in config.servers)
+            configured = [s.name for s in config.servers] if config is not None else []
+            return await set_server_status(
+                registry,
+                args.name,
+                status,  # type: ignore[arg-type]
+                by=_who(),
+                configured=configured,
             )
-            if not known:
-                return False
-            await registry.set_status(args.name, status, by=_who())  # type: ignore[arg-type]
-            return True
 
         if not _run(args, body):
             print(f"mcp-guard: no server named {args.name!r}", file=sys.stderr)

@@ -27,6 +27,7 @@ from mcp import types
 from mcp.server.lowlevel import NotificationOptions, Server
 
 from ..config import GuardConfig, load_config
+from .admin import follow_pin_approvals
 from .handlers import HandlersMixin
 from .handlers import _decode_cursor as _decode_cursor  # re-exported: tests import them from here
 from .handlers import _encode_cursor as _encode_cursor
@@ -84,6 +85,7 @@ class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
             portal.console = console_app(
                 guard, config.console, audit_source=audit_source(config), login=password_login(config, guard)
             )
+            portal.console.state.console.portal = portal  # the Servers page shows the upstreams' health
         return portal
 
     def _build_server(self, name: str) -> Server[Any]:
@@ -120,6 +122,8 @@ class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
             await self._sync_registry()
             tg.start_soon(self._watch_registry)
         tg.start_soon(self._reap_private)
+        if self.guard.pins is not None:  # a pin approved anywhere re-screens the lists at once
+            tg.start_soon(follow_pin_approvals, self.guard.pins, self._rebuild)
         if self._relay is not None:
             tg.start_soon(self._relay.run)
         with anyio.move_on_after(self.start_timeout):

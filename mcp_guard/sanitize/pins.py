@@ -308,6 +308,12 @@ class PinStore:
                 )
         return out
 
+    async def versions(self, server: str, kind: str, name: str) -> tuple[Any, Any]:
+        """The approved and the pending definition of an item (None where there is none)."""
+        pinned = await self._read("approved", server, kind, name)
+        pend = await self._read("pending", server, kind, name)
+        return (pinned["item"] if pinned else None), (pend["item"] if pend else None)
+
     async def diff(self, server: str, kind: str, name: str) -> builtins.list[FieldChange] | None:
         """Per-field differences between the approved and the pending version; None if nothing is pending."""
         pend = await self._read("pending", server, kind, name)
