@@ -1,7 +1,9 @@
 """The console as a Starlette app, mounted at ``/admin`` beside the portal's MCP endpoint.
 
 Routes (contract: ``docs/console.md``): ``/admin/login`` (GET form, POST
-sign-in), ``/admin/logout`` (POST), ``/admin/approvals`` (GET) and
+sign-in), ``/admin/logout`` (POST), ``/admin/overview`` (GET, the landing page),
+``/admin/servers``, ``/admin/pins`` and ``/admin/users`` with their forms,
+``/admin/approvals`` (GET) and
 ``/admin/approvals/{id}`` (POST a decision), ``/admin/audit`` (GET, filters in
 the query string), ``/admin/audit/events/{id}``, ``/admin/audit/export``,
 ``/admin/audit/verify`` and
@@ -27,7 +29,7 @@ from ..audit.canonical import printable
 from ..authn.lockout import Lockout
 from ..integrations.sessions import AUDITED
 from ..store import MemoryStore
-from . import approvals, audit, signin
+from . import approvals, audit, overview, pins, servers, signin, users
 from .core import RECORDED, AuditSource, Console, Refused
 from .html import CSS, SECURITY_HEADERS, message
 from .sessions import ConsoleSessions
@@ -120,7 +122,7 @@ def console_app(
         return await signin.login(c, request, lockout)
 
     async def home(c: Console, request: Request) -> Response:
-        return RedirectResponse("/admin/approvals", status_code=303)
+        return RedirectResponse("/admin/overview", status_code=303)
 
     async def stylesheet(c: Console, request: Request) -> Response:
         return Response(CSS, media_type="text/css")
@@ -137,6 +139,15 @@ def console_app(
         Route("/audit/export", _endpoint(console, audit.export), methods=["GET"]),
         Route("/audit/verify", _endpoint(console, audit.verify_page), methods=["GET"]),
         Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
+        Route("/overview", _endpoint(console, overview.overview_page), methods=["GET"]),
+        Route("/servers", _endpoint(console, servers.servers_page), methods=["GET"]),
+        Route("/servers/{name}", _endpoint(console, servers.change), methods=["POST"]),
+        Route("/pins", _endpoint(console, pins.pins_page), methods=["GET"]),
+        Route("/pins", _endpoint(console, pins.decide), methods=["POST"]),
+        Route("/users", _endpoint(console, users.users_page), methods=["GET"]),
+        Route("/keys", _endpoint(console, users.create_key), methods=["POST"]),
+        Route("/keys/{key_id}/revoke", _endpoint(console, users.revoke_key), methods=["POST"]),
+        Route("/users/{name}/unlock", _endpoint(console, users.unlock_user), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(SecurityHeaders, console=console)
@@ -171,6 +182,6 @@ def console_routes(app: Starlette) -> list[BaseRoute]:
     """The routes that serve ``app`` at ``/admin`` (and ``/admin`` itself) beside the MCP endpoint."""
 
     async def bare(request: Request) -> Response:
-        return RedirectResponse("/admin/approvals", status_code=303, headers=SECURITY_HEADERS)
+        return RedirectResponse("/admin/overview", status_code=303, headers=SECURITY_HEADERS)
 
     return [Route("/admin", bare, methods=["GET"]), Mount("/admin", app=app)]

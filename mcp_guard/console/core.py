@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..authn.lockout import Lockout
     from ..authn.login import LoginService
     from ..guard import Guard
+    from ..portal import Portal
 
 logger = logging.getLogger("mcp_guard.console")
 
@@ -83,6 +84,8 @@ class Console:
         self.verified: Any = None
         #: Failed keys slow down per address (set by the app; sign-ins and bearer reads share it).
         self.lockout: Lockout | None = None
+        #: The portal serving the console (its upstreams' health, its registry), set by the portal.
+        self.portal: Portal | None = None
 
     # ------------------------------------------------------------------ who asks
     def roles_of(self, principal: Principal) -> frozenset[str]:

@@ -48,6 +48,16 @@ code, pre { font-family: ui-monospace, monospace; font-size: .85rem; white-space
 .ok { background: #e6f4ea; border: 1px solid #9fd0ab; padding: .5rem; }
 .filters input, .filters select { margin-right: .5rem; }
 button { cursor: pointer; }
+.diff .add { background: #e6f4ea; display: block; }
+.diff .del { background: #fde8e8; display: block; }
+.diff .hunk { color: #6b6b75; display: block; }
+.chart { background: #fff; border: 1px solid #d8d8de; max-width: 100%; height: auto; }
+.chart .calls { fill: #5b7db1; }
+.chart .denials { fill: #c0392b; }
+.chart .axis { stroke: #8a8a94; }
+.chart text { fill: #4a4a52; font-size: 11px; }
+.key { font-family: ui-monospace, monospace; font-size: 1rem; background: #fff8db; border: 1px solid #e0c96b;
+  padding: .5rem; }
 """
 
 
@@ -101,7 +111,9 @@ def page(title: str, body: str, session: ConsoleSession | None = None, status: i
     nav = ""
     if session is not None:
         nav = (
-            '<a href="/admin/approvals">Approvals</a><a href="/admin/audit">Audit</a>'
+            '<a href="/admin/overview">Overview</a><a href="/admin/approvals">Approvals</a>'
+            '<a href="/admin/servers">Servers</a><a href="/admin/pins">Pins</a>'
+            '<a href="/admin/users">Users and keys</a><a href="/admin/audit">Audit</a>'
             f'<form method="post" action="/admin/logout">{csrf_field(session.csrf)}'
             f'<span>{esc(session.subject)}</span> <button type="submit">Sign out</button></form>'
         )
