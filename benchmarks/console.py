@@ -27,6 +27,10 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 P = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 KEY = "bench-admin-key"
 PAGES = (
+    "/admin/overview",
+    "/admin/servers",
+    "/admin/pins",
+    "/admin/users",
     "/admin/approvals",
     "/admin/audit",
     "/admin/audit?decision=deny",

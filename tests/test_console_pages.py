@@ -15,11 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mcp_guard.audit.query import Filters, query
 from mcp_guard.authn.passwords import hash_password
 from mcp_guard.authn.users import User, UsersFile
 from mcp_guard.config import load_config
 from mcp_guard.console.html import esc
-from mcp_guard.console.overview import HOURS, count
+from mcp_guard.console.overview import HOURS, count, read_day
 from mcp_guard.console.pins import field_diff
 from mcp_guard.errors import AuthenticationError
 from mcp_guard.model import AuditEvent
@@ -302,14 +303,34 @@ async def test_the_overview_counts_match_a_known_trail(tmp_path: Path) -> None:
         assert "6 call(s), 4 denial(s)" in shown.text
         top = shown.text.split("<h2>Top denied rules</h2>", 1)[1].split("</table>", 1)[0]
         rules = re.findall(r"<td><code>([^<]*)</code></td><td>(\d+)</td>", top)
-        assert rules[0] == (esc(f"r-{XSS}"), "2") and "too-old" not in top
+        assert rules == sorted([(esc("(no rule: default deny or a refusal)"), "2"), (esc(f"r-{XSS}"), "2")])
+        assert "too-old" not in top
         _no_markup_from(f"r-{XSS}", shown.text)
         svg = shown.text.split("<svg", 1)[1].split("</svg>", 1)[0]
         assert svg.count('class="calls"') == HOURS and svg.count('class="denials"') == HOURS
         assert "not run since the console started" in shown.text
+        summed = read_day(tmp_path / "audit.db", now)  # summed by SQLite
+        decoded = count(query(tmp_path / "audit.db", Filters()), now)  # record by record
+        assert (summed.calls, summed.denials, summed.rules) == (decoded.calls, decoded.denials, decoded.rules)
         verified = await http.get("/admin/audit/verify")
         assert verified.status_code == 200
         assert "Chain verification at" in (await http.get("/admin/overview")).text
+
+
+async def test_the_overview_reads_a_json_lines_trail_too(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("sqlite:///audit.db", "jsonl:///audit.jsonl"))
+    portal = Portal.from_guard_config(load_config(path))
+    try:
+        now = time.time()
+        await portal.guard.record(AuditEvent("tools/call", "deny", time=now, rule="r-one"))
+        portal.guard.auditor.flush()  # type: ignore[union-attr]
+        transport = httpx.ASGITransport(app=portal.streamable_http_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            shown = await http.get("/admin/overview", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert "1 call(s), 1 denial(s)" in shown.text and "<code>r-one</code>" in shown.text
+    finally:
+        await portal.guard.aclose()
 
 
 @given(

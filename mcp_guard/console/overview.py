@@ -11,6 +11,7 @@ the console's own events are not counted.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ HOURS = 24
 _COUNTED = ("request", "authn")
 #: Rules shown in the "top denied" table.
 TOP = 10
+_NO_RULE = "(no rule: default deny or a refusal)"
 
 
 @dataclass
@@ -41,6 +43,10 @@ class Day:
     calls: list[int] = field(default_factory=lambda: [0] * HOURS)
     denials: list[int] = field(default_factory=lambda: [0] * HOURS)
     rules: Counter[str] = field(default_factory=Counter)
+
+    def top(self) -> list[tuple[str, int]]:
+        """The :data:`TOP` rules that denied most (ties by name, so the order is stable)."""
+        return sorted(self.rules.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
 
     def labels(self) -> list[str]:
         hour = [datetime.fromtimestamp(self.start + 3600 * i, timezone.utc) for i in range(HOURS)]
@@ -60,13 +66,46 @@ def count(records: list[dict[str, Any]], now: float) -> Day:
         day.calls[slot] += 1
         if record.get("decision") in ("deny", "error"):
             day.denials[slot] += 1
-            day.rules[str(record.get("rule") or "(no rule: default deny or a refusal)")] += 1
+            day.rules[str(record.get("rule") or _NO_RULE)] += 1
     return day
 
 
+#: Per hour, decision and rule: the counted events of a SQLite trail, summed by SQLite itself.
+_SUMS = """
+SELECT CAST((time - ?) / 3600 AS INTEGER), decision, json_extract(record, '$.rule'), count(*)
+FROM audit_events
+WHERE time >= ? AND time < ? AND json_extract(record, '$.event') IN ('request', 'authn')
+GROUP BY 1, 2, 3
+"""
+
+
 def read_day(path: Path, now: float) -> Day:
-    start = (now // 3600 - (HOURS - 1)) * 3600
-    return count(query(path, Filters(since=start)), now)
+    """The day's counts from the store at ``path``.
+
+    A SQLite store sums them in SQL (no record is decoded in Python; about 3 times faster,
+    ``docs/benchmarks.md``); a JSON lines file is read record by record.
+    """
+    day = Day(start=(now // 3600 - (HOURS - 1)) * 3600)
+    if path.suffix == ".jsonl":
+        return count(query(path, Filters(since=day.start)), now)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    try:
+        rows = conn.execute(_SUMS, (day.start, day.start, day.start + HOURS * 3600)).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path} is not an audit store: {exc}") from None
+    finally:
+        conn.close()
+    for slot, decision, rule, n in rows:
+        if not 0 <= slot < HOURS:
+            continue
+        day.calls[slot] += n
+        if decision in ("deny", "error"):
+            day.denials[slot] += n
+            day.rules[str(rule or _NO_RULE)] += n
+    return day
 
 
 def _verification(console: Console) -> str:
@@ -121,7 +160,7 @@ async def overview_page(console: Console, request: Request) -> Response:
     )
     top = table(
         ["Rule", "Denials"],
-        [[f"<code>{esc(rule)}</code>", str(n)] for rule, n in day.rules.most_common(TOP)],
+        [[f"<code>{esc(rule)}</code>", str(n)] for rule, n in day.top()],
         "Nothing was denied in the last 24 hours.",
     )
     body += (
