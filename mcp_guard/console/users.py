@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from ..authn._util import parse_duration
 from ..authn.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
 from ..authn.revocation import RevocationList
+from ..errors import ConfigError
 from .core import Console
 from .html import attr, csrf_field, esc, message, page, table, when
 from .servers import tenant_of
@@ -102,7 +103,11 @@ async def _user_rows(console: Console, session: ConsoleSession) -> str:
     if console.login is None:
         return "<p>No local users: <code>[authn.passwords]</code> is not configured.</p>"
     rows = []
-    for user in console.login.users.all():
+    try:
+        everyone = console.login.users.all()
+    except ConfigError as exc:  # a hand-edited users file: say where it is wrong, keep the keys usable
+        return f'<p class="error">The users file cannot be read: {esc(exc)}</p>'
+    for user in everyone:
         if not _visible(session, user.tenant):
             continue
         locks = await console.login.lockout.status(user.name)
