@@ -391,3 +391,33 @@ def test_overview_buckets_hold_every_counted_event_of_the_day_once(events_: list
     inside = [(at, d) for at, d in events_ if day.start <= now + at < day.start + HOURS * 3600]
     assert sum(day.calls) == len(inside)
     assert sum(day.denials) == sum(1 for _, d in inside if d != "allow") == sum(day.rules.values())
+
+
+async def test_no_action_is_done_while_the_audit_trail_cannot_take_events(tmp_path: Path) -> None:
+    from mcp_guard.authn.api_keys import list_api_keys
+    from mcp_guard.errors import GuardUnavailable
+
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None and portal.guard.pins is not None
+        registry = Registry(portal.guard.store)
+        await registry.add({"name": "tickets", "command": "python"})
+        await portal.guard.pins.pin("probe", "tool", [{"name": "ok", "description": "old"}])
+        await portal.guard.pins.check("probe", "tool", [{"name": "ok", "description": "new"}])
+        await sign_in(http)
+        token = csrf((await http.get("/admin/users")).text)
+
+        def failing() -> None:
+            raise GuardUnavailable("audit sink down")
+
+        portal.guard.check_audit = failing  # type: ignore[method-assign]
+        pin = {"server": "probe", "kind": "tool", "name": "ok", "decision": "approve", "csrf": token}
+        answers = [
+            await http.post("/admin/keys", data={"subject": "erin", "csrf": token}),
+            await http.post("/admin/servers/tickets", data={"action": "approve", "csrf": token}),
+            await http.post("/admin/pins", data=pin),
+        ]
+        assert [a.status_code for a in answers] == [503, 503, 503]
+        assert "audit trail is unavailable" in answers[0].text
+        assert await list_api_keys(portal.guard.store) == []
+        assert (await registry.get("tickets")).status == "pending"  # type: ignore[union-attr]
+        assert [e.status for e in await portal.guard.pins.list("probe")] == ["changed"]
