@@ -421,3 +421,28 @@ async def test_no_action_is_done_while_the_audit_trail_cannot_take_events(tmp_pa
         assert await list_api_keys(portal.guard.store) == []
         assert (await registry.get("tickets")).status == "pending"  # type: ignore[union-attr]
         assert [e.status for e in await portal.guard.pins.list("probe")] == ["changed"]
+
+
+async def test_an_admin_of_a_tenant_manages_only_that_tenants_keys(tmp_path: Path) -> None:
+    from mcp_guard.authn.api_keys import create_api_key, list_api_keys
+
+    async with console_client(tmp_path) as (portal, http):
+        store = portal.guard.store
+        assert store is not None
+        admin_key, _ = await create_api_key(store, "tina", roles=["admin"], tenant="acme")
+        _, theirs = await create_api_key(store, "umar", roles=["analyst"], tenant="globex")
+        _, ours = await create_api_key(store, "vera", roles=["analyst"], tenant="acme")
+        await sign_in(http, admin_key)
+        page = await http.get("/admin/users")
+        assert ours.id in page.text and theirs.id not in page.text
+        assert 'name="tenant"' not in page.text  # their keys belong to their tenant
+        token = csrf(page.text)
+        created = await http.post("/admin/keys", data={"subject": "walt", "tenant": "globex", "csrf": token})
+        assert created.status_code == 200
+        walt = [r for r, _ in await list_api_keys(store) if r.subject == "walt"]
+        assert [r.tenant for r in walt] == ["acme"]
+        refused = await http.post(f"/admin/keys/{theirs.id}/revoke", data={"csrf": token})
+        assert refused.status_code == 404
+        assert all(r.revoked_at is None for r, _ in await list_api_keys(store) if r.id == theirs.id)
+        done = await http.post(f"/admin/keys/{ours.id}/revoke", data={"csrf": token})
+        assert done.status_code == 303
