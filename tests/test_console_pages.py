@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import anyio
 import httpx
@@ -316,6 +317,11 @@ async def test_the_overview_counts_match_a_known_trail(tmp_path: Path) -> None:
         _no_markup_from(f"r-{XSS}", shown.text)
         svg = shown.text.split("<svg", 1)[1].split("</svg>", 1)[0]
         assert svg.count('class="calls"') == HOURS and svg.count('class="denials"') == HOURS
+        drawn = ElementTree.fromstring("<svg" + svg + "</svg>")  # well-formed XML
+        bars = drawn.findall("{http://www.w3.org/2000/svg}rect")
+        tallest = max(bars, key=lambda b: float(b.get("height", 0)))
+        assert tallest.get("class") == "calls" and tallest.findtext("{http://www.w3.org/2000/svg}title", "")
+        assert all("style" not in b.attrib for b in drawn.iter())
         assert "not run since the console started" in shown.text
         summed = read_day(tmp_path / "audit.db", now)  # summed by SQLite
         decoded = count(query(tmp_path / "audit.db", Filters()), now)  # record by record
