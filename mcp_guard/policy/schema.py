@@ -22,6 +22,7 @@ __all__ = [
     "ACTIONS",
     "KIND_ACTIONS",
     "ApprovalModel",
+    "BudgetModel",
     "LimitModel",
     "PolicyDocument",
     "RoleModel",
@@ -217,6 +218,43 @@ class LimitModel(_Selectors):
         return value
 
 
+_PERIOD = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_period(value: Any) -> int:
+    """A budget period in whole seconds: ``"1h"``, ``"1d"``, ``"1w"`` or a number of seconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (m := _PERIOD.match(value)):
+        seconds = int(m.group(1)) * _PERIOD_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"invalid period {value!r}: use whole seconds or e.g. '1h', '1d', '1w'")
+    if seconds <= 0:
+        raise ValueError("period must be positive")
+    return seconds
+
+
+class BudgetModel(_Selectors):
+    """``[[budgets]]``: units per subject or tenant per fixed period (``mcp_guard.budgets``)."""
+
+    id: Name
+    per: Literal["subject", "tenant"] = "subject"
+    period: Annotated[int, BeforeValidator(parse_period)]
+    limit: int = Field(gt=0)
+    cost: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _costs_fit(self) -> BudgetModel:
+        for pattern, units in self.cost.items():
+            if units > self.limit:
+                raise ValueError(
+                    f"cost[{pattern!r}] = {units} exceeds limit = {self.limit}: such a call could never run"
+                )
+        return self
+
+
 class RoleModel(_Model):
     inherits: list[Name] = Field(default_factory=list)
     subjects: list[Name] = Field(default_factory=list)
@@ -250,6 +288,7 @@ class PolicyDocument(_Model):
     tenants: dict[Name, TenantModel] = Field(default_factory=dict)
     rules: list[RuleModel] = Field(default_factory=list)
     limits: list[LimitModel] = Field(default_factory=list)
+    budgets: list[BudgetModel] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
