@@ -305,3 +305,15 @@ async def test_guard_fails_closed_when_the_store_errors() -> None:
 async def test_budget_errors_are_guard_errors() -> None:
     with pytest.raises(GuardUnavailable):
         await Budgets(BrokenStore()).usage(ALICE, [BudgetCharge(BudgetSpec("x", 1, 60), 0)])
+
+
+def test_the_documented_budgets_load_and_price_as_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "policy.md").read_text()
+    (block,) = [b for b in doc.split("```toml\n")[1:] if b.startswith("[[budgets]]")]
+    policy = load_policy_text(block.split("```", 1)[0], source="docs/policy.md")
+    analyst = Principal("alice", roles=frozenset({"analyst"}), tenant="acme")
+    charges = {c.budget.id: c.cost for c in policy.budgets_for(analyst, call("generate_report", "any"))}
+    assert charges == {"daily-cost": 10, "tenant-calls": 1}
+    assert policy.budgets_for(analyst, call("other", "any"))[0].cost == 1
