@@ -149,6 +149,27 @@ class Budgets:
         )
         return replace(decision, reasons=(*decision.reasons, *noted))
 
+    async def precheck(self, policy: Any, principal: Principal, request: Any, decision: Decision) -> None:
+        """Before a person is asked (``confirm``, ``approval``): refuse now a call that cannot fit.
+
+        Reads only; the charge still happens at admission. Without it an approver
+        could approve a call the budget then refuses, spending a single-use approval.
+        """
+        if not any(o.kind in ("confirm", "approval") for o in decision.obligations):
+            return
+        budgets_for = getattr(policy, "budgets_for", None)
+        if budgets_for is None:
+            return
+        try:
+            charges: Sequence[BudgetCharge] = budgets_for(principal, request)
+            usage = await self.usage(principal, charges) if charges else []
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise GuardUnavailable(f"budget accounting failed: {type(exc).__name__}: {exc}") from exc
+        if any(u.used + u.cost > u.budget.limit for u in usage):
+            raise self._refusal(usage, self.clock())
+
     async def charge(self, principal: Principal, charges: Sequence[BudgetCharge]) -> list[BudgetUsage]:
         """Charge every budget or none; return the usage after the charge."""
         now = self.clock()

@@ -225,6 +225,7 @@ class Guard(Screening):
         try:
             await self._step_up(principal, decision, exchange)
             await self._admit_rate(principal, request)
+            await self.budgets.precheck(self.policy, principal, request, decision)
             for obligation in decision.obligations:
                 if obligation.kind == "confirm":
                     caller = exchange.caller if exchange is not None else None

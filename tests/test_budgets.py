@@ -317,3 +317,33 @@ def test_the_documented_budgets_load_and_price_as_documented() -> None:
     charges = {c.budget.id: c.cost for c in policy.budgets_for(analyst, call("generate_report", "any"))}
     assert charges == {"daily-cost": 10, "tenant-calls": 1}
     assert policy.budgets_for(analyst, call("other", "any"))[0].cost == 1
+
+
+async def test_an_approved_call_is_charged_once_and_no_approval_is_asked_past_the_budget() -> None:
+    from mcp_guard.policy import policy_from_dict
+
+    rule = {
+        "id": "transfers",
+        "effect": "allow",
+        "tools": ["add"],
+        "approval": {"approvers": ["admin"], "timeout": "10m"},
+    }
+    budget = {"id": "one-a-day", "period": "1d", "limit": 1}
+    server, auditor = notes_server(), ListAuditor()
+    policy = policy_from_dict({"rules": [rule], "budgets": [budget]})
+    guard = Guard(policy=policy, auditor=auditor, anonymous=ALICE)
+    guard.protect(server, read_env=False)
+    charge = [BudgetCharge(BudgetSpec("one-a-day", 1, DAY), 0)]
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError) as pending:
+            await client.call_tool("add", {"a": 1, "b": 2})
+        assert pending.value.error.code == errors.APPROVAL_PENDING
+        assert (await guard.budgets.usage(ALICE, charge))[0].used == 0  # waiting costs nothing
+        request_id = pending.value.error.data["approvalId"]
+        await guard.approvals.decide(request_id, True, by="ada", roles=frozenset({"admin"}), tenant="acme")
+        await client.call_tool("add", {"a": 1, "b": 2})
+        assert (await guard.budgets.usage(ALICE, charge))[0].used == 1
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("add", {"a": 1, "b": 2})
+    assert refused.value.error.code == errors.RATE_LIMITED  # refused before asking anyone
+    assert await guard.approvals.list() == []
