@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mcp_guard.budgets import Budgets  # noqa: E402
-from mcp_guard.model import AccessRequest, BudgetCharge, BudgetSpec, LimitSpec, Principal  # noqa: E402
+from mcp_guard.model import AccessRequest, BudgetCharge, BudgetSpec, Decision, LimitSpec, Principal  # noqa: E402
 from mcp_guard.policy import load_policy_text  # noqa: E402
 from mcp_guard.ratelimit import RateLimiter  # noqa: E402
 from mcp_guard.store import open_store  # noqa: E402
@@ -59,6 +59,10 @@ cost = { "search_*" = 1, "generate_*" = 10, "export_*" = 25 }
 """
 
 
+POLICY_COMPILED = load_policy_text(POLICY)
+ALLOWED = Decision.allow("r")
+
+
 async def round_us(fn: Callable[[], Awaitable[object]], n: int) -> float:
     """Mean microseconds per await over ``n`` sequential awaits."""
     t0 = time.perf_counter_ns()
@@ -74,6 +78,7 @@ async def measure(url: str, n: int, rounds: int) -> dict[str, list[float]]:
         "rate limit, 1 limit": lambda: limiter.check(PRINCIPAL, REQUEST, LIMIT),
         "budget, 1 budget": lambda: budgets.charge(PRINCIPAL, ONE),
         "budget, 3 budgets": lambda: budgets.charge(PRINCIPAL, THREE),
+        "admit (select+charge)": lambda: budgets.admit(POLICY_COMPILED, PRINCIPAL, REQUEST, ALLOWED),
     }
     for fn in cases.values():  # warm-up: connections, scripts loaded, tables created
         await round_us(fn, min(200, n))
@@ -114,7 +119,7 @@ def main() -> None:
             targets.append(("redis", f"{redis_url}?prefix=bench:", int(2_000 * scale)))
         where = f"{sys.version.split()[0]}, {os.cpu_count()} CPUs; {rounds} alternating rounds"
         print(f"\nBudget checks ({where})")
-        print(f"{'store':<8} {'operation':<20} {'median us':>10} {'min..max us':>16} {'vs rate limit':>22}")
+        print(f"{'store':<8} {'operation':<22} {'median us':>10} {'min..max us':>16} {'vs rate limit':>22}")
         for name, url, n in targets:
             figures = asyncio.run(measure(url, n, rounds))
             base = figures["rate limit, 1 limit"]
@@ -122,7 +127,7 @@ def main() -> None:
                 ratios = [s / b for s, b in zip(samples, base)]  # noqa: B905 - one per round
                 span = f"{min(samples):.1f}..{max(samples):.1f}"
                 ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f})"
-                print(f"{name:<8} {op:<20} {statistics.median(samples):>10.1f} {span:>16} {ratio:>22}")
+                print(f"{name:<8} {op:<22} {statistics.median(samples):>10.1f} {span:>16} {ratio:>22}")
         sel = selection_us(int(100_000 * scale))
         print(f"\nSelection (policy.budgets_for, one budget with 3 cost globs): {sel:.2f} us per call")
         if not redis_url:

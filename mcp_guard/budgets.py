@@ -33,6 +33,7 @@ say. Fail closed: a store error raises
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -92,6 +93,11 @@ class BudgetUsage:
         }
 
 
+#: Budgets whose key prefix is kept (policies have few; the bound only guards against churn).
+_CACHE_MAX = 4096
+
+
+@functools.lru_cache(maxsize=256)
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -113,6 +119,7 @@ class Budgets:
         self.store = store
         self.clock = clock
         self._namespace = namespace
+        self._prefixes: dict[BudgetSpec, str] = {}
         spend = getattr(store, "spend_many", None)
         self._spend_many = spend if callable(spend) else None
 
@@ -122,7 +129,12 @@ class Budgets:
         A principal without a tenant shares one ``tenant=~`` counter per
         budget rather than escaping it.
         """
-        return f"{self._namespace}{key_part(spec.id)}:{spec.per}={key_part(_owner(spec, principal))}"
+        prefix = self._prefixes.get(spec)
+        if prefix is None:
+            if len(self._prefixes) >= _CACHE_MAX:
+                self._prefixes.clear()
+            prefix = self._prefixes[spec] = f"{self._namespace}{key_part(spec.id)}:{spec.per}="
+        return prefix + key_part(_owner(spec, principal))
 
     async def admit(self, policy: Any, principal: Principal, request: Any, decision: Decision) -> Decision:
         """Charge an allowed call to its budgets; the decision gains one reason per budget.
