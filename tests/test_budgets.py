@@ -347,3 +347,32 @@ async def test_an_approved_call_is_charged_once_and_no_approval_is_asked_past_th
             await client.call_tool("add", {"a": 1, "b": 2})
     assert refused.value.error.code == errors.RATE_LIMITED  # refused before asking anyone
     assert await guard.approvals.list() == []
+
+
+async def test_every_store_starts_a_new_period_at_the_window_end(store: StateStore) -> None:
+    """Real clocks (Redis reads its own): spent in one 2 s window, room again in the next."""
+    import time
+
+    budgets = Budgets(store)
+    spec = BudgetSpec("short", 1, 2)
+    (first,) = await budgets.charge(ALICE, [BudgetCharge(spec, 0)])
+    if first.resets_at - time.time() < 0.8:  # too close to a boundary to spend and be refused in it
+        await asyncio.sleep(max(first.resets_at - time.time(), 0) + 0.05)
+    (spent,) = await budgets.charge(ALICE, [BudgetCharge(spec, 1)])
+    with pytest.raises(BudgetExhausted):
+        await budgets.charge(ALICE, [BudgetCharge(spec, 1)])
+    await asyncio.sleep(max(spent.resets_at - time.time(), 0) + 0.05)
+    (again,) = await budgets.charge(ALICE, [BudgetCharge(spec, 1)])
+    assert again.used == 1 and again.resets_at == spent.resets_at + 2
+
+
+def test_a_chain_of_engines_charges_each_budget_once() -> None:
+    from mcp_guard.policy import ChainedPolicy
+
+    base = load_policy_text(POLICY)
+    team = load_policy_text('[[budgets]]\nid = "team"\nperiod = "1h"\nlimit = 5\n')
+    chain = ChainedPolicy([base, team, base])
+    assert [(c.budget.id, c.cost) for c in chain.budgets_for(ALICE, call("search_notes"))] == [
+        ("daily-cost", 4),
+        ("team", 1),
+    ]
