@@ -13,7 +13,15 @@ import string
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..classify import canonical_uri
 from ..errors import AccessDenied
@@ -245,14 +253,14 @@ class BudgetModel(_Selectors):
     cost: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     description: str | None = None
 
-    @model_validator(mode="after")
-    def _costs_fit(self) -> BudgetModel:
-        for pattern, units in self.cost.items():
-            if units > self.limit:
-                raise ValueError(
-                    f"cost[{pattern!r}] = {units} exceeds limit = {self.limit}: such a call could never run"
-                )
-        return self
+    @field_validator("cost")
+    @classmethod
+    def _costs_fit(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        limit = info.data.get("limit")
+        for pattern, units in value.items():
+            if isinstance(limit, int) and units > limit:
+                raise ValueError(f"{pattern!r} = {units} exceeds limit = {limit}: such calls never run")
+        return value
 
 
 class RoleModel(_Model):
