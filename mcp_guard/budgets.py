@@ -146,7 +146,8 @@ class Budgets:
         if budgets_for is None:
             return decision
         try:
-            charges: Sequence[BudgetCharge] = budgets_for(principal, request)
+            # A free call (cost 0) always fits and changes nothing: no store round trip for it.
+            charges = [c for c in budgets_for(principal, request) if c.cost > 0]
             if not charges:
                 return decision
             usage = await self.charge(principal, charges)

@@ -17,7 +17,7 @@ from mcp_guard import errors
 from mcp_guard.budgets import BudgetExhausted, Budgets
 from mcp_guard.errors import GuardUnavailable, PolicyError
 from mcp_guard.guard import Guard
-from mcp_guard.model import AccessRequest, BudgetCharge, BudgetSpec, Principal
+from mcp_guard.model import AccessRequest, BudgetCharge, BudgetSpec, Decision, Principal
 from mcp_guard.policy import load_policy_text
 from mcp_guard.policy.budgets import CompiledBudget
 from mcp_guard.protocols import StateStore
@@ -376,3 +376,12 @@ def test_a_chain_of_engines_charges_each_budget_once() -> None:
         ("daily-cost", 4),
         ("team", 1),
     ]
+
+
+async def test_a_free_call_never_touches_the_store() -> None:
+    policy = load_policy_text('[[budgets]]\nid = "b"\nperiod = 60\nlimit = 1\ncost = { "add" = 0 }\n')
+    budgets = Budgets(BrokenStore())  # any store access would fail the call
+    decision = await budgets.admit(policy, ALICE, call("add"), Decision.allow("r"))
+    assert decision.reasons == ()
+    with pytest.raises(GuardUnavailable):
+        await budgets.admit(policy, ALICE, call("search_notes"), Decision.allow("r"))
