@@ -240,7 +240,9 @@ class Guard(Screening):
                     decision = await review.approve_call(
                         self.approvals, principal, request, decision, obligation, tick or _progress(exchange)
                     )
-            # Last, so a call any earlier stage refuses (or asks about first) costs nothing.
+            # Last, so a call any earlier stage refuses (or asks about first) costs nothing; that
+            # includes the audit check the pipeline makes next (no audit, no access, no charge).
+            self.check_audit()
             decision = await self.budgets.admit(self.policy, principal, request, decision)
         except GuardError as exc:
             if exc.decision is not None:

@@ -385,3 +385,14 @@ async def test_a_free_call_never_touches_the_store() -> None:
     assert decision.reasons == ()
     with pytest.raises(GuardUnavailable):
         await budgets.admit(policy, ALICE, call("search_notes"), Decision.allow("r"))
+
+
+async def test_a_call_refused_for_want_of_audit_is_not_charged() -> None:
+    server, guard, auditor = guarded()
+    async with Client(server, mode="legacy") as client:
+        auditor.fail = True
+        with pytest.raises(MCPError) as info:
+            await client.call_tool("add", {"a": 1, "b": 2})
+    assert info.value.code == errors.GUARD_UNAVAILABLE
+    spec = load_policy_text(POLICY).budgets_for(ALICE, call("add"))[0].budget
+    assert (await guard.budgets.usage(ALICE, [BudgetCharge(spec, 0)]))[0].used == 0
