@@ -12,7 +12,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -60,16 +59,16 @@ def write_config(directory: Path, state: str, subject: str) -> Path:
 
 
 #: One replica: ``calls`` concurrent calls alternating search (3 units) and add (1 unit),
-#: started at a common wall-clock time; prints the units admitted and the refusals as JSON.
+#: started together once both replicas are connected; prints the units admitted and the refusals as JSON.
 REPLICA = """
-import asyncio, json, sys, time
+import asyncio, json, pathlib, sys
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_guard.guard import Guard
 from tests.helpers import notes_server
 
 async def main():
-    config, calls, concurrency, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    config, calls, concurrency, barrier = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     guard = Guard.from_config(config)
     server = notes_server()
     guard.protect(server, read_env=False)
@@ -96,7 +95,10 @@ async def main():
                         counts["other"] += 1
                         print(exc.code, exc.error.message, file=sys.stderr)
         await client.list_tools()
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        # Start together: each replica says it is ready, then waits for the other.
+        pathlib.Path(barrier, config.replace("/", "_")).touch()
+        while len(list(pathlib.Path(barrier).iterdir())) < 2:
+            await asyncio.sleep(0.01)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     await guard.aclose()
     print(json.dumps(counts))
@@ -115,10 +117,11 @@ def test_two_guard_processes_never_overspend_one_tenant_budget(
 ) -> None:
     state = redis_server.url + "?prefix=budgets:"
     configs = [write_config(tmp_path / f"replica{i}", state, f"user{i}") for i in range(2)]
-    start_at = time.time() + 8.0
+    barrier = tmp_path / "ready"
+    barrier.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", REPLICA, str(cfg), "150", "15", str(start_at)],
+            [sys.executable, "-c", REPLICA, str(cfg), "150", "15", str(barrier)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
