@@ -29,6 +29,7 @@ from .approvals import ApprovalBook
 from .assembly import assemble
 from .authn.chain import AuthenticatorChain
 from .authn.stepup import StepUps
+from .budgets import Budgets
 from .classify import MethodInfo
 from .config import GuardConfig, load_config
 from .confirm import Confirmations
@@ -153,6 +154,8 @@ class Guard(Screening):
         self.step_ups = step_ups
         #: The ``confirm`` stage: its signed 2026-07-28 state uses a key shared through the store.
         self.confirmations = Confirmations(backing)
+        #: The policy's ``[[budgets]]``, counted in the store so every replica charges one total.
+        self.budgets = Budgets(backing)
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
@@ -222,6 +225,7 @@ class Guard(Screening):
         try:
             await self._step_up(principal, decision, exchange)
             await self._admit_rate(principal, request)
+            await self.budgets.precheck(self.policy, principal, request, decision)
             for obligation in decision.obligations:
                 if obligation.kind == "confirm":
                     caller = exchange.caller if exchange is not None else None
@@ -236,6 +240,10 @@ class Guard(Screening):
                     decision = await review.approve_call(
                         self.approvals, principal, request, decision, obligation, tick or _progress(exchange)
                     )
+            # Last, so a call any earlier stage refuses (or asks about first) costs nothing; that
+            # includes the audit check the pipeline makes next (no audit, no access, no charge).
+            self.check_audit()
+            decision = await self.budgets.admit(self.policy, principal, request, decision)
         except GuardError as exc:
             if exc.decision is not None:
                 raise

@@ -358,3 +358,28 @@ class LimitSpec:
     prompts: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
     actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    """A ``[[budgets]]`` entry of the policy: at most ``limit`` units per ``period`` seconds.
+
+    Counted per ``subject`` or per ``tenant`` in fixed windows aligned to UTC
+    (``docs/policy.md``). ``cost`` maps target globs to units, first match in
+    file order; a target no glob matches costs 1.
+    """
+
+    id: str
+    limit: int
+    period: int
+    per: Literal["subject", "tenant"] = "subject"
+    cost: tuple[tuple[str, int], ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCharge:
+    """What one request costs against one budget (``cost`` may be 0: free, still shown)."""
+
+    budget: BudgetSpec
+    cost: int

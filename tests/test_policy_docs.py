@@ -97,3 +97,4 @@ def test_example_team_policy_cases_pass() -> None:
     assert code == 0, buf.getvalue()
     assert "0 failed" in buf.getvalue()
     assert load_policy(ROOT / "examples" / "policies" / "team.toml").limits[0].id == "queries-per-user"
+    assert load_policy(ROOT / "examples" / "policies" / "team.toml").budgets[0].spec.id == "db-daily"

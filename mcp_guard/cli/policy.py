@@ -49,10 +49,13 @@ def _explain(args: argparse.Namespace) -> int:
     policy = load_policy(*args.policy)
     principal, request = parse_request(*_read_request(args.request))
     explanation = policy.explain(principal, request)
+    from ._budgets import budget_report, render_budgets
+
+    budgets = budget_report(policy, principal, request, args.state)
     if args.json:
-        print(json.dumps(explanation.as_dict(), indent=2))
+        print(json.dumps({**explanation.as_dict(), "budgets": budgets}, indent=2))
     else:
-        print(explanation.render())
+        print(explanation.render() + ("\n" + render_budgets(budgets) if budgets else ""))
     return 0
 
 
@@ -99,6 +102,7 @@ def _validate(args: argparse.Namespace) -> int:
         "conditional": conditional,
         "shadow_rules": shadow,
         "limits": len(policy.limits),
+        "budgets": len(policy.budgets),
         "mode": policy.mode,
         "default": policy.default,
     }
@@ -166,6 +170,9 @@ def register(subparsers: Any) -> None:
     policy_arg(explain)
     explain.add_argument("--request", required=True, metavar="FILE|-")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument(
+        "--state", metavar="URL", help="state store URL: also show each budget's use (read only)"
+    )
     explain.set_defaults(func=_explain)
 
     test = sub.add_parser("test", help="run expected decisions from a case file; exit 1 on any mismatch")

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
-from ..model import AccessRequest, Decision, LimitSpec, Principal
+from ..model import AccessRequest, BudgetCharge, Decision, LimitSpec, Principal
 from ..protocols import PolicyEngine
 from .engine import CompiledPolicy, merge_obligations
 from .loader import policy_from_dict
@@ -159,3 +159,13 @@ class ChainedPolicy:
             if fn is not None:
                 out.extend(s for s in fn(principal, request) if s not in out)
         return tuple(out)
+
+    def budgets_for(self, principal: Principal, request: AccessRequest) -> tuple[BudgetCharge, ...]:
+        """Every member's budgets: each member's policy charges the call (same id twice: once)."""
+        out: dict[str, BudgetCharge] = {}
+        for engine in self.engines:
+            fn = getattr(engine, "budgets_for", None)
+            if fn is not None:
+                for charge in fn(principal, request):
+                    out.setdefault(charge.budget.id, charge)
+        return tuple(out.values())

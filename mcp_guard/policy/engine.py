@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Literal
 
-from ..model import AccessRequest, Decision, Effect, LimitSpec, Obligation, Principal
+from ..model import AccessRequest, BudgetCharge, Decision, Effect, LimitSpec, Obligation, Principal
+from .budgets import BudgetTrace, CompiledBudget, budget_traces, select_budgets
 from .conditions import Activation
 from .explanation import Explanation, RuleTrace
 from .globs import is_glob, nfc
@@ -125,9 +126,11 @@ class CompiledPolicy:
         mode: Literal["enforce", "shadow"] = "enforce",
         tz: tzinfo | None = None,
         sources: tuple[str, ...] = (),
+        budgets: Sequence[CompiledBudget] = (),
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.limits: tuple[LimitSpec, ...] = tuple(limits)
+        self.budgets: tuple[CompiledBudget, ...] = tuple(budgets)
         self.default: Literal["allow", "deny"] = default
         self.mode: Literal["enforce", "shadow"] = mode
         self.sources = sources
@@ -515,6 +518,14 @@ class CompiledPolicy:
             if (m.actions is None or request.action in m.actions)
             and m.principal_ok(view.subject, view.roles, view.groups, view.tenant)
         )
+
+    def budgets_for(self, principal: Principal, request: AccessRequest) -> tuple[BudgetCharge, ...]:
+        """The ``[[budgets]]`` that charge this request and its cost to each (:mod:`.budgets`)."""
+        return select_budgets(self.budgets, self._view(principal), request) if self.budgets else ()
+
+    def explain_budgets(self, principal: Principal, request: AccessRequest) -> tuple[BudgetTrace, ...]:
+        """Every budget with whether it charges this request and why (``policy explain``)."""
+        return budget_traces(self.budgets, self._view(principal), request)
 
     def explain(self, principal: Principal, request: AccessRequest) -> Explanation:
         """Every rule in file order with why it matched or not, and the decision ``decide`` gives."""

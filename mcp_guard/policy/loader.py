@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from .._toml import ConfigErrors, known_fields
 from ..errors import PolicyError
-from ..model import LimitSpec, Obligation
+from ..model import BudgetSpec, LimitSpec, Obligation
+from .budgets import CompiledBudget
 from .conditions import ConditionError, compile_condition, condition_functions
 from .engine import CompiledPolicy, Rule, _Matcher, _TenantTag
 from .globs import nfc
@@ -226,6 +227,8 @@ def compile_documents(
     limits: list[LimitSpec] = []
     limit_matchers: list[_Matcher] = []
     seen_limits: dict[str, str] = {}
+    budgets: list[CompiledBudget] = []
+    seen_budgets: dict[str, str] = {}
     server_tenant: dict[str, tuple[str, str]] = {}
     tags: list[_TenantTag] = []
     for doc, src in docs:
@@ -304,6 +307,16 @@ def compile_documents(
                 )
             )
             limit_matchers.append(_Matcher(len(limit_matchers), lim.id, selectors))
+        for i, bud in enumerate(doc.budgets):
+            loc = ("budgets", i)
+            if bud.id in seen_budgets:
+                raise src.error(
+                    f"duplicate budget id {bud.id!r} (first in {seen_budgets[bud.id]})", (*loc, "id")
+                )
+            seen_budgets[bud.id] = src.name
+            budget = BudgetSpec(bud.id, bud.limit, bud.period, bud.per, tuple(bud.cost.items()), src.name)
+            selectors = {name: getattr(bud, name) for name in SELECTOR_FIELDS}
+            budgets.append(CompiledBudget(budget, len(budgets), selectors))
         for name, server in doc.servers.items():
             if server.tenant is None:
                 continue
@@ -338,6 +351,7 @@ def compile_documents(
         mode=settings.get("mode", "enforce"),
         tz=ZoneInfo(tz_name) if tz_name else None,
         sources=tuple(src.name for _, src in docs),
+        budgets=budgets,
     )
 
 

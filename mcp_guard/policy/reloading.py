@@ -30,7 +30,7 @@ import anyio.abc
 import anyio.to_thread
 
 from ..errors import PolicyError
-from ..model import AccessRequest, AuditEvent, Decision, LimitSpec, Principal
+from ..model import AccessRequest, AuditEvent, BudgetCharge, Decision, LimitSpec, Principal
 from ..protocols import Auditor, StateStore
 from .engine import CompiledPolicy, Explanation
 from .loader import load_policy
@@ -246,6 +246,9 @@ class ReloadingPolicy:
 
     def limits_for(self, principal: Principal, request: AccessRequest) -> tuple[LimitSpec, ...]:
         return self.current.limits_for(principal, request)
+
+    def budgets_for(self, principal: Principal, request: AccessRequest) -> tuple[BudgetCharge, ...]:
+        return self.current.budgets_for(principal, request)
 
     def explain(self, principal: Principal, request: AccessRequest) -> Explanation:
         return self.current.explain(principal, request)

@@ -13,7 +13,15 @@ import string
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..classify import canonical_uri
 from ..errors import AccessDenied
@@ -22,6 +30,7 @@ __all__ = [
     "ACTIONS",
     "KIND_ACTIONS",
     "ApprovalModel",
+    "BudgetModel",
     "LimitModel",
     "PolicyDocument",
     "RoleModel",
@@ -217,6 +226,43 @@ class LimitModel(_Selectors):
         return value
 
 
+_PERIOD = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_period(value: Any) -> int:
+    """A budget period in whole seconds: ``"1h"``, ``"1d"``, ``"1w"`` or a number of seconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (m := _PERIOD.match(value)):
+        seconds = int(m.group(1)) * _PERIOD_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"invalid period {value!r}: use whole seconds or e.g. '1h', '1d', '1w'")
+    if seconds <= 0:
+        raise ValueError("period must be positive")
+    return seconds
+
+
+class BudgetModel(_Selectors):
+    """``[[budgets]]``: units per subject or tenant per fixed period (``mcp_guard.budgets``)."""
+
+    id: Name
+    per: Literal["subject", "tenant"] = "subject"
+    period: Annotated[int, BeforeValidator(parse_period)]
+    limit: int = Field(gt=0)
+    cost: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    description: str | None = None
+
+    @field_validator("cost")
+    @classmethod
+    def _costs_fit(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        limit = info.data.get("limit")
+        for pattern, units in value.items():
+            if isinstance(limit, int) and units > limit:
+                raise ValueError(f"{pattern!r} = {units} exceeds limit = {limit}: such calls never run")
+        return value
+
+
 class RoleModel(_Model):
     inherits: list[Name] = Field(default_factory=list)
     subjects: list[Name] = Field(default_factory=list)
@@ -250,6 +296,7 @@ class PolicyDocument(_Model):
     tenants: dict[Name, TenantModel] = Field(default_factory=dict)
     rules: list[RuleModel] = Field(default_factory=list)
     limits: list[LimitModel] = Field(default_factory=list)
+    budgets: list[BudgetModel] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod

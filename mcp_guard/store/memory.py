@@ -11,7 +11,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ..protocols import RateDecision
-from ._common import check_distinct
+from ._common import PERIOD_GRACE, Spend, check_distinct, check_spends, period_window
 
 
 class MemoryStore:
@@ -75,6 +75,31 @@ class MemoryStore:
                 log.append(now)
             out = [RateDecision(True, d.count + 1, d.limit, 0.0) for d in out]
         return out
+
+    async def spend_many(self, items: Sequence[Spend], now: float) -> tuple[bool, list[tuple[int, int]]]:
+        """Charge one call to several budget counters, all or nothing (see ``mcp_guard.budgets``).
+
+        Each item is ``(key, cost, limit, period)``; the counter is the fixed window of
+        ``period`` seconds holding ``now`` (Unix seconds). Returns whether every budget had
+        room, and per item the units used (after this charge when admitted) and the end of
+        its window. A cost of 0 only reads.
+        """
+        check_spends(items)
+        rows: list[tuple[str, int, int]] = []
+        for key, _, _, period in items:
+            start, end = period_window(now, period)
+            name = f"{key}@{start}"
+            current = self._live(name)
+            rows.append((name, int(current) if current is not None else 0, end))
+        admitted = all(used + cost <= limit for (_, used, _), (_, cost, limit, _) in zip(rows, items))  # noqa: B905
+        if not admitted:
+            return False, [(used, end) for _, used, end in rows]
+        out: list[tuple[int, int]] = []
+        for (name, used, end), (_, cost, _, _) in zip(rows, items):  # noqa: B905
+            if cost > 0:
+                self._kv[name] = (str(used + cost).encode(), self._clock() + end - now + PERIOD_GRACE)
+            out.append((used + cost, end))
+        return True, out
 
     def _live(self, key: str) -> bytes | None:
         entry = self._kv.get(key)

@@ -53,7 +53,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from ..errors import GuardUnavailable
 from ..protocols import RateDecision
-from ._common import check_distinct
+from ._common import PERIOD_ANCHOR, PERIOD_GRACE, Spend, check_distinct, check_spends
 
 _current_library: Callable[[], str] | None
 try:  # trio depends on sniffio, so without it nothing but asyncio can be running
@@ -127,6 +127,41 @@ end
 return out
 """
 
+#: Budget counters over several keys, all or nothing, in fixed windows read from the Redis
+#: server's clock (TIME), so replicas with skewed clocks agree on the window. KEYS: counter
+#: bases; ARGV: anchor, grace, then cost, limit and period (seconds) per key. The window's
+#: counter is ``base@start``. Returns {admitted, used1, end1, used2, end2, ...}.
+_SPEND_LUA = """
+local now = tonumber(redis.call('TIME')[1])
+local anchor = tonumber(ARGV[1])
+local grace = tonumber(ARGV[2])
+local out = {1}
+local names = {}
+for i = 1, #KEYS do
+  local cost = tonumber(ARGV[3 * i])
+  local limit = tonumber(ARGV[3 * i + 1])
+  local period = tonumber(ARGV[3 * i + 2])
+  local start = anchor + math.floor((now - anchor) / period) * period
+  names[i] = KEYS[i] .. '@' .. string.format('%d', start)
+  local used = tonumber(redis.call('GET', names[i]) or '0')
+  if used + cost > limit then
+    out[1] = 0
+  end
+  out[2 * i] = used
+  out[2 * i + 1] = start + period
+end
+if out[1] == 1 then
+  for i = 1, #KEYS do
+    local cost = tonumber(ARGV[3 * i])
+    if cost > 0 then
+      out[2 * i] = redis.call('INCRBY', names[i], cost)
+      redis.call('EXPIREAT', names[i], out[2 * i + 1] + grace)
+    end
+  end
+end
+return out
+"""
+
 #: INCRBY that sets a TTL only on a key without one (same as the other stores).
 _INCR_LUA = """
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -177,6 +212,7 @@ class RedisStore:
         self._current: aioredis.Redis | None = None
         self._hit_sha = hashlib.sha1(_HIT_LUA.encode(), usedforsecurity=False).hexdigest()
         self._incr_sha = hashlib.sha1(_INCR_LUA.encode(), usedforsecurity=False).hexdigest()
+        self._spend_sha = hashlib.sha1(_SPEND_LUA.encode(), usedforsecurity=False).hexdigest()
         self._member_prefix = os.urandom(6).hex() + "-"
         self._members = count()
 
@@ -242,6 +278,21 @@ class RedisStore:
             denied = not admitted and count_ >= limit
             out.append(RateDecision(not denied, count_, limit, max(retry_us, 0) / 1e6 if denied else 0.0))
         return out
+
+    async def spend_many(self, items: Sequence[Spend], now: float) -> tuple[bool, list[tuple[int, int]]]:
+        """Charge one call to several budget counters in one script, all or nothing.
+
+        Same contract as :meth:`MemoryStore.spend_many <mcp_guard.store.memory.MemoryStore.spend_many>`,
+        except that ``now`` is ignored: the window comes from the Redis server's clock, which
+        every replica shares. Counters are key-value entries named ``key@window_start``.
+        """
+        check_spends(items)
+        keys = [self._k + key for key, _, _, _ in items]
+        args: list[Any] = [PERIOD_ANCHOR, PERIOD_GRACE]
+        for _, cost, limit, period in items:
+            args.extend((int(cost), int(limit), int(period)))
+        raw = await self._script(self._spend_sha, _SPEND_LUA, keys, args)
+        return int(raw[0]) == 1, [(int(raw[2 * i + 1]), int(raw[2 * i + 2])) for i in range(len(items))]
 
     # -- key-value ---------------------------------------------------------------------------
 

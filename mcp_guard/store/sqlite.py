@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from ..errors import GuardUnavailable
 from ..protocols import RateDecision
-from ._common import check_distinct
+from ._common import PERIOD_GRACE, Spend, check_distinct, check_spends, period_window
 
 T = TypeVar("T")
 
@@ -213,6 +213,39 @@ class SQLiteStore:
                 )
                 out = [RateDecision(True, d.count + 1, d.limit, 0.0) for d in out]
             return out
+
+        return await self._run(lambda conn: self._write(conn, body))
+
+    async def spend_many(self, items: Sequence[Spend], now: float) -> tuple[bool, list[tuple[int, int]]]:
+        """Charge one call to several budget counters in one transaction, all or nothing.
+
+        Same contract as :meth:`MemoryStore.spend_many <mcp_guard.store.memory.MemoryStore.spend_many>`;
+        counters are key-value entries named ``key@window_start``.
+        """
+        charges = tuple(items)
+        check_spends(charges)
+
+        def body(conn: sqlite3.Connection, clock: float) -> tuple[bool, list[tuple[int, int]]]:
+            rows: list[tuple[str, int, int]] = []
+            for key, _, _, period in charges:
+                start, end = period_window(now, period)
+                name = f"{key}@{start}"
+                row = conn.execute(
+                    "SELECT value FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)", (name, clock)
+                ).fetchone()
+                rows.append((name, int(bytes(row[0])) if row is not None else 0, end))
+            pairs = list(zip(rows, charges))  # noqa: B905 - same length by construction
+            if any(used + cost > limit for (_, used, _), (_, cost, limit, _) in pairs):
+                return False, [(used, end) for _, used, end in rows]
+            conn.executemany(
+                "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                [
+                    (name, str(used + cost).encode(), clock + end - now + PERIOD_GRACE)
+                    for (name, used, end), (_, cost, _, _) in pairs
+                    if cost > 0
+                ],
+            )
+            return True, [(used + cost, end) for (_, used, end), (_, cost, _, _) in pairs]
 
         return await self._run(lambda conn: self._write(conn, body))
 
