@@ -68,16 +68,17 @@ def write_config(directory: Path, state: str, anonymous: bool) -> Path:
 
 
 #: One replica: a guarded in-memory notes server; ``calls`` concurrent tools/call of ``add``,
-#: started at a common wall-clock time; prints the outcome counts as JSON.
+#: started together on a file barrier (a wall-clock start time was too tight on a loaded machine);
+#: prints the outcome counts as JSON.
 LOAD_REPLICA = """
-import asyncio, json, sys, time
+import asyncio, json, pathlib, sys
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_guard.guard import Guard
 from tests.helpers import notes_server
 
 async def main():
-    config, calls, concurrency, start_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    config, calls, concurrency, barrier = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     guard = Guard.from_config(config)
     server = notes_server()
     guard.protect(server, read_env=False)
@@ -98,7 +99,9 @@ async def main():
                         counts["other"] += 1
                         print(exc.code, exc.error.message, file=sys.stderr)
         await client.list_tools()
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        pathlib.Path(barrier, config.replace("/", "_")).touch()
+        while len(list(pathlib.Path(barrier).iterdir())) < 2:
+            await asyncio.sleep(0.01)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     await guard.aclose()
     print(json.dumps(counts))
@@ -115,10 +118,11 @@ def audit_rows(directory: Path) -> list[dict[str, object]]:
 def test_two_guard_processes_enforce_one_policy_limit_exactly(server: RedisServer, tmp_path: Path) -> None:
     state = server.url + "?prefix=guards:"
     configs = [write_config(tmp_path / f"replica{i}", state, anonymous=True) for i in range(2)]
-    start_at = time.time() + 3.0
+    barrier = tmp_path / "ready"
+    barrier.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", LOAD_REPLICA, str(cfg), "150", "20", str(start_at)],
+            [sys.executable, "-c", LOAD_REPLICA, str(cfg), "150", "20", str(barrier)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
