@@ -223,12 +223,20 @@ class Console:
 
 
 def foreign(request: Request) -> bool:
-    """Whether the browser says the request comes from a page of another origin."""
-    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+    """Whether the browser says the request comes from a page of another origin.
+
+    ``Origin: null`` (an opaque origin: a sandboxed frame, a ``data:`` page, or a page whose
+    referrer policy hides it) counts as foreign unless the browser also says ``Sec-Fetch-Site:
+    same-origin``.
+    """
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site == "cross-site":
         return True
     origin = request.headers.get("origin")
     if origin is None:
         return False
+    if origin == "null":
+        return site != "same-origin"
     return origin.lower() != f"{request.url.scheme}://{request.url.netloc}".lower()
 
 

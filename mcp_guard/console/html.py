@@ -19,7 +19,9 @@ from starlette.responses import HTMLResponse
 
 from .sessions import ConsoleSession
 
-#: Headers on every console response: no framing, no sniffing, no referrer, no caching of admin pages.
+#: Headers on every console response: no framing, no sniffing, no caching of admin pages, and no
+#: referrer leaving the console (``same-origin``, not ``no-referrer``: under ``no-referrer`` browsers
+#: send ``Origin: null`` with the console's own forms, which the cross-site check must refuse).
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
@@ -27,7 +29,7 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
