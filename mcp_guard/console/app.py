@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from ..audit.canonical import printable
 from ..authn.lockout import Lockout
@@ -30,6 +30,7 @@ from ..store import MemoryStore
 from . import approvals, audit, signin
 from .core import RECORDED, AuditSource, Console, Refused
 from .html import CSS, SECURITY_HEADERS, message
+from .routing import ConsoleRoute, PlainPaths, fallback
 from .sessions import ConsoleSessions
 
 if TYPE_CHECKING:
@@ -139,6 +140,10 @@ def console_app(
         Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
     ]
     app = Starlette(routes=routes)
+    # No trailing-slash redirect built from the Host header: the console's own, relative one.
+    app.router.redirect_slashes = False
+    app.router.default = fallback(list(routes))
+    app.add_middleware(PlainPaths)  # inside SecurityHeaders: its 404s carry the headers, on record
     app.add_middleware(SecurityHeaders, console=console)
     app.state.console = console
     return app
@@ -168,9 +173,5 @@ def password_login(config: GuardConfig, guard: Guard) -> LoginService | None:
 
 
 def console_routes(app: Starlette) -> list[BaseRoute]:
-    """The routes that serve ``app`` at ``/admin`` (and ``/admin`` itself) beside the MCP endpoint."""
-
-    async def bare(request: Request) -> Response:
-        return RedirectResponse("/admin/approvals", status_code=303, headers=SECURITY_HEADERS)
-
-    return [Route("/admin", bare, methods=["GET"]), Mount("/admin", app=app)]
+    """The route that serves ``app`` beside the MCP endpoint: every path beginning with ``/admin``."""
+    return [ConsoleRoute(app)]
