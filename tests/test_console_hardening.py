@@ -3,7 +3,18 @@ redirects that slip past /admin, too many sessions, and refusal floods in the au
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.audit.query import Filters, pages, query
+from mcp_guard.console import audit as console_audit
+from mcp_guard.model import AuditEvent
 
 from .test_console import ADMIN_KEY, console_client, csrf, events, sign_in
 
@@ -42,3 +53,92 @@ async def test_redirects_stay_relative_whatever_the_host_header_says(tmp_path: P
             location = response.headers["location"]
             assert location.startswith("/admin") and not location.startswith("//"), (path, location)
             assert response.headers["x-frame-options"] == "DENY", path
+
+
+async def test_the_export_streams_the_trail_in_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console_audit, "EXPORT_PAGE", 2)
+    async with console_client(tmp_path) as (portal, _):
+        for n in range(5):
+            await portal.guard.record(
+                AuditEvent(method="tools/call", decision="allow", server="probe", target=f"t{n}")
+            )
+        portal.guard.auditor.flush()  # type: ignore[union-attr]
+        status, headers, chunks = await _asgi_get(
+            portal.streamable_http_app(), "/admin/audit/export?server=probe", ADMIN_KEY
+        )
+        assert status == 200 and headers["content-type"].startswith("application/x-ndjson")
+        assert len([c for c in chunks if c]) == 3  # 2 + 2 + 1 events: sent as they are read
+        targets = [json.loads(line)["target"] for line in b"".join(chunks).decode().splitlines()]
+        assert targets == [f"t{n}" for n in range(5)]
+        (event,) = events(portal, "console/audit.export")
+        assert event["principal"]["subject"] == "carol" and '"server": "probe"' in event["reasons"][0]
+
+
+async def _asgi_get(app: Any, target: str, key: str) -> tuple[int, dict[str, str], list[bytes]]:
+    """One GET through ``app`` as a server would run it: the status, headers and every body chunk."""
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+        "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode())],
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+    asked: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        if asked:  # the client stays connected until the answer is complete
+            await anyio.sleep_forever()
+        asked.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    chunks = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+    return int(start["status"]), headers, chunks
+
+
+_STORES: dict[str, Path] = {}
+
+
+def _stores(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A SQLite and a JSONL store holding the same 12 events (servers a/b, decisions allow/deny)."""
+    if not _STORES:
+        from mcp_guard.audit.sinks.jsonl import JsonlSink
+        from mcp_guard.audit.sinks.sqlite import SQLiteSink
+
+        base = factory.mktemp("pages")
+        records = [
+            {
+                "seq": n, "id": f"e{n}", "time": 1000.0 + n, "server": "ab"[n % 2], "target": f"t{n}",
+                "method": "tools/call", "decision": ("allow", "deny")[n % 3 == 0],
+                "principal": {"subject": "s"}, "prev": "", "key_id": "k", "mac": "m",
+            }
+            for n in range(1, 13)
+        ]  # fmt: skip
+        for name, sink in (("sqlite", SQLiteSink(base / "a.db")), ("jsonl", JsonlSink(base / "a.jsonl"))):
+            sink.write(records)
+            sink.close()
+            _STORES[name] = base / ("a.db" if name == "sqlite" else "a.jsonl")
+    return _STORES
+
+
+@given(
+    st.sampled_from(["sqlite", "jsonl"]),
+    st.integers(1, 14),
+    st.sampled_from([None, "a", "b"]),
+    st.sampled_from([None, "allow", "deny"]),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_reading_in_pages_yields_what_one_query_does(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, size: int, server: str | None, decision: str | None
+) -> None:
+    path = _stores(tmp_path_factory)[kind]
+    filters = Filters(server=server, decision=decision)
+    batches = list(pages(path, filters, size))
+    assert all(0 < len(b) <= size for b in batches)
+    assert [r for b in batches for r in b] == query(path, filters)
