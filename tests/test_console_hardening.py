@@ -8,15 +8,31 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_guard.audit.query import Filters, pages, query
+from mcp_guard.authn import totp
+from mcp_guard.authn.passwords import hash_password
+from mcp_guard.authn.users import User, UsersFile
+from mcp_guard.config import load_config
 from mcp_guard.console import audit as console_audit
 from mcp_guard.model import AuditEvent
+from mcp_guard.portal import Portal
 
-from .test_console import ADMIN_KEY, console_client, csrf, events, sign_in
+from .test_console import (
+    ADMIN_KEY,
+    PASSWORD,
+    SECRET,
+    _sha,
+    console_client,
+    csrf,
+    events,
+    sign_in,
+    write_config,
+)
 
 
 async def test_a_browser_form_with_an_opaque_origin_is_accepted_only_when_same_origin(tmp_path: Path) -> None:
@@ -142,3 +158,56 @@ def test_reading_in_pages_yields_what_one_query_does(
     batches = list(pages(path, filters, size))
     assert all(0 < len(b) <= size for b in batches)
     assert [r for b in batches for r in b] == query(path, filters)
+
+
+async def test_a_key_removed_from_the_config_ends_its_open_sessions(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (_, http):
+        assert (await sign_in(http)).status_code == 303
+        cookie = http.cookies["mcp_guard_console"]
+    # The portal restarts (or another replica runs) with carol's key gone from guard.toml; the
+    # sessions live on in the shared state store.
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace(f'key_sha256 = "{_sha(ADMIN_KEY)}"', 'key_sha256 = "' + "0" * 64 + '"')
+    )
+    portal = Portal.from_guard_config(load_config(config))
+    try:
+        transport = httpx.ASGITransport(app=portal.streamable_http_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            http.cookies.set("mcp_guard_console", cookie, domain="127.0.0.1", path="/admin")
+            gone = await http.get("/admin/approvals")
+            assert gone.status_code == 303 and gone.headers["location"] == "/admin/login"
+            (event,) = events(portal, "console/access")
+            assert event["principal"]["subject"] == "carol" and "no longer" in event["reasons"][0]
+    finally:
+        await portal.guard.aclose()
+
+
+async def test_a_user_removed_or_demoted_in_the_users_file_is_signed_out(tmp_path: Path) -> None:
+    users = UsersFile(tmp_path / "users.json")
+    for name in ("olga", "oscar"):
+        users.put(User(name, hash_password(PASSWORD, "scrypt"), SECRET, roles=("admin",)))
+    passwords = '[authn.passwords]\nusers_file = "users.json"\nhash = "scrypt"\n'
+    step = totp.current_step()
+    cookies: dict[str, str] = {}
+    async with console_client(tmp_path, authn=passwords) as (portal, http):
+        for name in ("olga", "oscar"):
+            http.cookies.clear()
+            page = await http.get("/admin/login")
+            code = totp.code_at(SECRET, step)
+            fields = {"username": name, "password": PASSWORD, "code": code, "csrf": csrf(page.text)}
+            assert (await http.post("/admin/login", data=fields)).status_code == 303, name
+            cookies[name] = http.cookies["mcp_guard_console"]
+            step += 1
+        http.cookies.clear()
+        await sign_in(http)  # carol, by key: untouched by the users file
+        cookies["carol"] = http.cookies["mcp_guard_console"]
+        assert portal.console is not None
+        portal.console.state.console.standing.every = 0  # check on every request
+        users.remove("olga")
+        users.update("oscar", roles=("analyst",))
+        for name, status in (("olga", 303), ("oscar", 303), ("carol", 200), ("olga", 303)):
+            http.cookies.set("mcp_guard_console", cookies[name], domain="127.0.0.1", path="/admin")
+            assert (await http.get("/admin/approvals")).status_code == status, name
+        ended = {e["principal"]["subject"] for e in events(portal, "console/access")}
+        assert ended == {"olga", "oscar"} and len(events(portal, "console/access")) == 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -27,6 +27,7 @@ from ..model import AuditEvent, Principal
 from ..protocols import Credential
 from .html import message
 from .sessions import SESSION_COOKIE, ConsoleSession, ConsoleSessions
+from .standing import Standing
 
 if TYPE_CHECKING:
     from ..audit.config import AuditSettings
@@ -83,6 +84,8 @@ class Console:
         self.verified: Any = None
         #: Failed keys slow down per address (set by the app; sign-ins and bearer reads share it).
         self.lockout: Lockout | None = None
+        #: Whether a session's key or user still stands, asked on every request (briefly cached).
+        self.standing = Standing(guard, login, self.admin_roles_of)
 
     # ------------------------------------------------------------------ who asks
     def roles_of(self, principal: Principal) -> frozenset[str]:
@@ -98,8 +101,25 @@ class Console:
     def is_admin(self, roles: frozenset[str]) -> bool:
         return bool(roles & self.admin_roles)
 
+    def admin_roles_of(self, principal: Principal) -> frozenset[str] | None:
+        """The principal's effective roles when they make an administrator, else None."""
+        roles = self.roles_of(principal)
+        return roles if self.is_admin(roles) else None
+
     async def session(self, request: Request) -> ConsoleSession | None:
-        return await self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        """The request's live session, with the roles its key or user has now; a session whose
+        key or user is gone, or no longer an administrator, ends here (and that is on record)."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = await self.sessions.get(cookie)
+        if session is None:
+            return None
+        roles = await self.standing.roles(session)
+        if roles is None:
+            await self.sessions.end(cookie)
+            reason = "session ended: its key or user is no longer there or no longer an admin"
+            self.record("console/access", "deny", session.principal, request, reasons=(reason,))
+            return None
+        return session if roles == session.roles else replace(session, roles=roles)
 
     async def admin(self, request: Request, *, write: bool = False) -> ConsoleSession:
         """The administrator making ``request``, or raise :class:`Refused`.

@@ -48,6 +48,9 @@ class ConsoleSession:
     credential_id: str | None = None
     #: When that credential expires: the session ends with it.
     expires_at: float | None = None
+    #: How it was opened (``api_key``, ``password``, or the credential's auth method): what
+    #: :mod:`.standing` looks up again to see that the key or user is still there.
+    via: str | None = None
 
     def csrf_ok(self, token: object) -> bool:
         """Whether a submitted form's token is this session's (constant time)."""
@@ -95,6 +98,7 @@ class ConsoleSessions:
         *,
         credential_id: str | None = None,
         expires_at: float | None = None,
+        via: str | None = None,
     ) -> tuple[str, ConsoleSession]:
         """A new session id (for the cookie) and its session."""
         now = self.clock()
@@ -107,6 +111,7 @@ class ConsoleSessions:
             now,
             credential_id=credential_id,
             expires_at=expires_at,
+            via=via,
         )
         session_id = new_token()
         await self._save(session_id, session)
