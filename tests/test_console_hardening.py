@@ -19,11 +19,13 @@ from mcp_guard.authn.passwords import hash_password
 from mcp_guard.authn.users import User, UsersFile
 from mcp_guard.config import load_config
 from mcp_guard.console import audit as console_audit
+from mcp_guard.errors import ConfigError
 from mcp_guard.model import AuditEvent
 from mcp_guard.portal import Portal
 
 from .test_console import (
     ADMIN_KEY,
+    MEMBER_KEY,
     PASSWORD,
     SECRET,
     _sha,
@@ -211,3 +213,21 @@ async def test_a_user_removed_or_demoted_in_the_users_file_is_signed_out(tmp_pat
             assert (await http.get("/admin/approvals")).status_code == status, name
         ended = {e["principal"]["subject"] for e in events(portal, "console/access")}
         assert ended == {"olga", "oscar"} and len(events(portal, "console/access")) == 2
+
+
+async def test_each_admin_has_at_most_max_sessions_the_oldest_dropped(tmp_path: Path) -> None:
+    console = "[console]\nmax_sessions_per_admin = 2\n"
+    async with console_client(tmp_path, console=console) as (portal, http):
+        cookies: list[str] = []
+        for key in (ADMIN_KEY, MEMBER_KEY, ADMIN_KEY, ADMIN_KEY):
+            http.cookies.clear()
+            assert (await sign_in(http, key)).status_code == 303
+            cookies.append(http.cookies["mcp_guard_console"])
+        for n, status in enumerate((303, 200, 200, 200)):  # carol's first went when her third came
+            http.cookies.set("mcp_guard_console", cookies[n], domain="127.0.0.1", path="/admin")
+            assert (await http.get("/admin/approvals")).status_code == status, n
+        assert portal.console is not None
+        assert portal.console.state.console.sessions.max_sessions == 2
+    with pytest.raises(ConfigError) as zero:
+        load_config(write_config(tmp_path, console="[console]\nmax_sessions_per_admin = 0\n"))
+    assert zero.value.field == "console.max_sessions_per_admin"

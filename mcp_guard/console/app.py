@@ -108,7 +108,13 @@ def console_app(
     store = guard.store if guard.store is not None else MemoryStore()
     console = Console(
         guard,
-        ConsoleSessions(store, settings.idle_timeout, clock, max_age=settings.max_age),
+        ConsoleSessions(
+            store,
+            settings.idle_timeout,
+            clock,
+            max_age=settings.max_age,
+            max_sessions=settings.max_sessions_per_admin,
+        ),
         admin_roles=tuple(settings.admin_roles),
         audit=audit_source,
         login=login,
