@@ -6,7 +6,7 @@ everything that reaches out to the network switched off, since a test machine
 may have none and Chromium's background fetches then only slow it down or hang.
 Tests skip, saying why, where that binary or Playwright is missing; CI installs both.
 
-One browser serves a whole test session (starting Chromium is the slow part);
+One browser serves a whole test module (starting Chromium is the slow part);
 each test gets a fresh context (its own cookies and storage, so sessions never
 leak between tests) through the ``browser_page`` fixture. A test of a new console
 page needs only ``browser_page``, :func:`console_portal` and :func:`sign_in`::
@@ -70,9 +70,14 @@ def chromium_path() -> str | None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for the session (Playwright gives it a fresh, temporary profile)."""
+    """One headless Chromium per test module (Playwright gives it a fresh, temporary profile).
+
+    Not per session: while Playwright's sync API is open it holds an event loop on the main
+    thread, and no async test could run until it closes. So a module of browser tests holds
+    sync tests only, and the async tests of the next module run after the browser is gone.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.skip("no chromium binary (apt-get install chromium, or set MCP_GUARD_CHROMIUM)")

@@ -19,6 +19,7 @@ from mcp_guard.authn.passwords import hash_password
 from mcp_guard.authn.users import User, UsersFile
 from mcp_guard.config import load_config
 from mcp_guard.console import audit as console_audit
+from mcp_guard.console.refusals import RefusalGate
 from mcp_guard.errors import ConfigError
 from mcp_guard.model import AuditEvent
 from mcp_guard.portal import Portal
@@ -231,3 +232,45 @@ async def test_each_admin_has_at_most_max_sessions_the_oldest_dropped(tmp_path: 
     with pytest.raises(ConfigError) as zero:
         load_config(write_config(tmp_path, console="[console]\nmax_sessions_per_admin = 0\n"))
     assert zero.value.field == "console.max_sessions_per_admin"
+
+
+async def test_a_flood_of_refusals_is_counted_not_recorded_one_by_one(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        for _ in range(25):
+            await http.get("/admin/audit", headers={"Authorization": "Bearer nope"})
+        elsewhere = httpx.ASGITransport(app=portal.streamable_http_app(), client=("10.9.8.7", 4321))
+        async with httpx.AsyncClient(transport=elsewhere, base_url="http://127.0.0.1") as other:
+            for _ in range(3):
+                assert (await other.get("/admin/no-such-page")).status_code == 404
+        await anyio.sleep(0.1)  # the guard's background jobs get going, as in a running server
+        await portal.guard.aclose()  # what is still counted is written as the guard closes
+        assert portal.console is not None
+        path = portal.console.state.console.audit.path
+        refused = query(path, Filters(method="console/access"))
+        assert len(refused) == 10 and {e["source_ip"] for e in refused} == {"127.0.0.1"}
+        assert len(query(path, Filters(method="console/reject"))) == 3  # another address: its own burst
+        (summary,) = query(path, Filters(method="console/refusals"))
+        assert summary["source_ip"] == "127.0.0.1" and summary["reasons"][0].startswith("15 more refusals")
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.floats(0, 25)), max_size=60),
+)
+@settings(max_examples=200, deadline=None)
+def test_every_refusal_is_recorded_or_counted_exactly_once(steps: list[tuple[str | None, float]]) -> None:
+    now = [0.0]
+    gate = RefusalGate(window=10, burst=3, overall=5, max_sources=2, clock=lambda: now[0])
+    full: list[tuple[str | None, float]] = []
+    summaries = []
+    for source, wait in steps:
+        now[0] += wait
+        admitted, over = gate.admit(source)
+        summaries += over
+        if admitted:
+            full.append((source, now[0]))
+        summaries += gate.expired()
+    summaries += gate.drain()
+    assert len(full) + sum(s.count for s in summaries) == len(steps)
+    assert all(s.count > 0 and s.start <= s.end for s in summaries)
+    for source, at in full:  # never more than the burst of one address within a window
+        assert sum(1 for s, t in full if s == source and at - 10 < t <= at) <= 3

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -26,6 +27,7 @@ from ..errors import AuthenticationError, GuardError
 from ..model import AuditEvent, Principal
 from ..protocols import Credential
 from .html import message
+from .refusals import RefusalGate, Summary
 from .sessions import SESSION_COOKIE, ConsoleSession, ConsoleSessions
 from .standing import Standing
 
@@ -86,6 +88,9 @@ class Console:
         self.lockout: Lockout | None = None
         #: Whether a session's key or user still stands, asked on every request (briefly cached).
         self.standing = Standing(guard, login, self.admin_roles_of)
+        #: Which refusals of unknown callers are recorded one by one, and the count of the others.
+        self.refusals = RefusalGate()
+        guard.run_in_background(self.write_refusal_counts)
 
     # ------------------------------------------------------------------ who asks
     def roles_of(self, principal: Principal) -> frozenset[str]:
@@ -222,8 +227,42 @@ class Console:
     def record(
         self, method: str, decision: str, principal: dict[str, Any] | None, request: Request, **fields: Any
     ) -> None:
-        """Best effort, for refusals: the refusal stands whatever happens to its event."""
-        self.guard.record_nowait(self.event(method, decision, principal, request, **fields))
+        """Best effort, for refusals: the refusal stands whatever happens to its event.
+
+        A refusal of an unknown caller goes through :attr:`refusals`: beyond its burst per
+        address it is counted, and written later as part of a ``console/refusals`` event.
+        """
+        event = self.event(method, decision, principal, request, **fields)
+        if principal is None and decision == "deny":
+            self.guard.ensure_background()  # the job that writes the counts of windows gone quiet
+            full, over = self.refusals.admit(event.source_ip)
+            self.summarise(over)
+            if not full:
+                return
+        self.guard.record_nowait(event)
+
+    def summarise(self, summaries: list[Summary]) -> None:
+        """One ``console/refusals`` event per address and window of counted refusals."""
+        for summary in summaries:
+            self.guard.record_nowait(
+                AuditEvent(
+                    method="console/refusals",
+                    decision="deny",
+                    event="console",
+                    source_ip=summary.source,
+                    transport="http",
+                    reasons=summary.reasons(),
+                )
+            )
+
+    async def write_refusal_counts(self) -> None:
+        """Background job: write the counts of windows that are over; at close, of all of them."""
+        try:
+            while True:
+                await anyio.sleep(max(1.0, self.refusals.window / 10))
+                self.summarise(self.refusals.expired())
+        finally:
+            self.summarise(self.refusals.drain())
 
     def ready(self) -> None:
         """Raise :class:`Refused` (503) when the audit trail cannot take events: no unaudited action."""
