@@ -274,3 +274,30 @@ def test_every_refusal_is_recorded_or_counted_exactly_once(steps: list[tuple[str
     assert all(s.count > 0 and s.start <= s.end for s in summaries)
     for source, at in full:  # never more than the burst of one address within a window
         assert sum(1 for s, t in full if s == source and at - 10 < t <= at) <= 3
+
+
+async def test_an_api_key_authenticator_names_the_holder_of_a_live_key_only() -> None:
+    from mcp_guard.authn.api_keys import ApiKeyAuthenticator, ConfiguredKey, create_api_key, revoke_api_key
+    from mcp_guard.store import MemoryStore
+
+    now = [1000.0]
+    store = MemoryStore()
+    live, _ = await create_api_key(store, "erin", roles=["admin"])
+    _, revoked = await create_api_key(store, "finn", roles=["admin"])
+    await revoke_api_key(store, revoked.id)
+    _, short = await create_api_key(store, "gus", expires_in=10, clock=lambda: now[0])
+    configured = [
+        ConfiguredKey(sha256=_sha(ADMIN_KEY), subject="carol", roles=("admin",)),
+        ConfiguredKey(sha256=_sha("old"), subject="hal", expires_at=999.0),
+    ]
+    keys = ApiKeyAuthenticator(configured, store, clock=lambda: now[0])
+    live_id = live.split("_")[1]
+    carol = await keys.holder(f"cfg-{_sha(ADMIN_KEY)[:12]}")
+    assert carol is not None and carol.subject == "carol" and carol.roles == {"admin"}
+    erin = await keys.holder(live_id)
+    assert erin is not None and erin.subject == "erin"
+    assert await keys.holder(short.id) is not None
+    now[0] += 11
+    for gone in (revoked.id, short.id, f"cfg-{_sha('old')[:12]}", "0123456789ab", "not-an-id"):
+        assert await keys.holder(gone) is None, gone
+    assert await ApiKeyAuthenticator(configured).holder(live_id) is None  # stored keys turned off

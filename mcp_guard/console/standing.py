@@ -72,9 +72,11 @@ class Standing:
         self._seen[account] = (now, roles)
         return roles
 
-    @staticmethod
-    def _account(session: ConsoleSession) -> tuple[str, str] | None:
+    def _account(self, session: ConsoleSession) -> tuple[str, str] | None:
+        """What to look up for ``session``; None when nothing here can answer for it."""
         if session.via == VIA_KEY and session.credential_id is not None:
+            if not hasattr(self.guard.resolver, "authenticators"):
+                return None  # a resolver of the host's own: its keys are not ours to look up
             return VIA_KEY, session.credential_id
         if session.via == VIA_PASSWORD:
             return VIA_PASSWORD, session.subject
@@ -86,8 +88,8 @@ class Standing:
                 return None  # [authn.passwords] is gone from the config
             user = self.login.users.get(name)
             return None if user is None or user.disabled else user.principal()
-        authenticators = getattr(self.guard.resolver, "authenticators", ())
-        for authenticator in authenticators:
+        # No API key authenticator left at all (every key removed from the config): gone too.
+        for authenticator in getattr(self.guard.resolver, "authenticators", ()):
             if isinstance(authenticator, ApiKeyAuthenticator):
                 principal = await authenticator.holder(name)
                 if principal is not None:
