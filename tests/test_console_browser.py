@@ -8,15 +8,16 @@ hidden field is refused, and an approval clicked in the browser releases a calle
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from playwright.sync_api import Page
+from typing import TYPE_CHECKING, Any
 
 from .browser_util import console_portal, in_thread, sign_in, submit
 from .test_console import ADMIN_KEY, USER_KEY, write_config
 from .test_pipeline_outcomes import Probe
 from .test_portal_outcomes import probe_upstream
 from .test_portal_support import client
+
+if TYPE_CHECKING:  # Playwright itself is imported by the fixture, which skips where it is missing
+    from playwright.sync_api import Page
 
 
 def test_an_admin_signs_in_sees_the_pages_and_signs_out(browser_page: Page, tmp_path: Path) -> None:
