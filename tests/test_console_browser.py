@@ -94,3 +94,15 @@ def test_approving_in_the_browser_releases_the_waiting_caller(browser_page: Page
         assert result.is_error is False
         assert "No request waits for a decision." in page.inner_text("main")
         assert "looks fine" in page.inner_text("main")
+
+
+def test_odd_paths_under_admin_get_the_consoles_page_and_headers(browser_page: Page, tmp_path: Path) -> None:
+    page = browser_page
+    with console_portal(write_config(tmp_path)) as (_, url):
+        assert sign_in(page, url, ADMIN_KEY) == 200
+        response = page.goto(url + "/admin/%0a")
+        assert response is not None and response.status == 404
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "no such console page" in page.inner_text("main")
+        page.goto(url + "/admin/audit/")
+        assert page.url == url + "/admin/audit"  # a trailing slash: redirected, on the same site
