@@ -173,6 +173,8 @@ class ConsoleSection(_Strict):
     #: Seconds a console session lives without a request; then the administrator signs in again.
     idle_timeout: float = Field(900.0, gt=0)
     max_age: float = Field(43200.0, gt=0)
+    #: Console sessions one administrator may have open at once; a new sign-in ends the oldest.
+    max_sessions_per_admin: int = Field(5, ge=1)
 
 
 class SanitizeSection(SanitizePolicy):

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .browser_util import browser_page, chromium  # noqa: F401 - a real browser for the console's page tests
 from .redis_server import RedisServer, require_redis_server
 from .store_fixtures import redis_url, store  # noqa: F401 - shared by the store and approval tests
 

@@ -418,7 +418,7 @@ async def test_an_idle_session_expires(tmp_path: Path) -> None:
 
 
 async def test_a_busy_session_still_ends_at_its_max_age(tmp_path: Path) -> None:
-    """A key removed from guard.toml is not rechecked per request: its sessions end by max_age."""
+    """However busy, and whatever its credential, a session ends max_age after sign-in."""
     console = "[console]\nidle_timeout = 60\nmax_age = 150\n"
     async with console_client(tmp_path, console=console) as (portal, http):
         now = [1_000_000.0]

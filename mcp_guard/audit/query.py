@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -175,3 +175,41 @@ def after(path: Path, seq: int) -> Iterator[dict[str, Any]]:
             yield _record(text)
     finally:
         conn.close()
+
+
+def pages(path: Path, filters: Filters, size: int) -> Generator[list[dict[str, Any]], None, None]:
+    """Matching records in seq order, ``size`` at a time, never all in memory at once.
+
+    A SQLite store is read one page per statement (keyset on ``seq``, a connection each), so a
+    long export holds no read transaction open between pages; a JSONL store line by line.
+    """
+    if path.suffix == ".jsonl":
+        batch: list[dict[str, Any]] = []
+        for line, _ in jsonl_rows(path):
+            record = _record(line)
+            if _matches(record, filters):
+                batch.append(record)
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+        return
+    clause, args = _sql(filters)
+    where = f"{clause} AND seq > ?" if clause else " WHERE seq > ?"
+    sql = f"SELECT seq, record FROM audit_events{where} ORDER BY seq ASC LIMIT {int(size)}"
+    last = -1
+    while True:
+        conn = _connect(path)
+        try:
+            rows = conn.execute(sql, [*args, last]).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not an audit store: {exc}") from None
+        finally:
+            conn.close()
+        if not rows:
+            return
+        last = int(rows[-1][0])
+        yield [_record(text) for _, text in rows]
+        if len(rows) < size:
+            return

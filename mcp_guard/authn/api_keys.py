@@ -194,6 +194,25 @@ class ApiKeyAuthenticator:
             )
         self._last_used: dict[str, float] = {}
 
+    async def holder(self, credential_id: str) -> Principal | None:
+        """The principal of the live key ``credential_id`` names, or None: not one of this
+        authenticator's keys (any more), revoked or expired. Cheap (a dict scan, or one store read),
+        so a long-lived session can ask again whether the key it was opened with still stands."""
+        now = self._clock()
+        for principal in self._by_digest.values():
+            if principal.credential_id == credential_id:
+                alive = principal.expires_at is None or principal.expires_at > now
+                return principal if alive else None
+        if self._store is None or not _ID.match(credential_id):
+            return None
+        raw = await self._store.get(RECORD_KEY + credential_id)
+        if raw is None:
+            return None
+        record = ApiKeyRecord.from_json(raw)
+        if record.revoked_at is not None or (record.expires_at is not None and record.expires_at <= now):
+            return None
+        return record.principal()
+
     async def authenticate(self, credential: Credential) -> Principal | None:
         token = credential.token
         if not token:

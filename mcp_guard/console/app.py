@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from ..audit.canonical import printable
 from ..authn.lockout import Lockout
@@ -32,6 +32,7 @@ from ..store import MemoryStore
 from . import approvals, audit, overview, pins, servers, signin, users
 from .core import RECORDED, AuditSource, Console, Refused
 from .html import CSS, SECURITY_HEADERS, message
+from .routing import ConsoleRoute, PlainPaths, fallback
 from .sessions import ConsoleSessions
 
 if TYPE_CHECKING:
@@ -109,7 +110,13 @@ def console_app(
     store = guard.store if guard.store is not None else MemoryStore()
     console = Console(
         guard,
-        ConsoleSessions(store, settings.idle_timeout, clock, max_age=settings.max_age),
+        ConsoleSessions(
+            store,
+            settings.idle_timeout,
+            clock,
+            max_age=settings.max_age,
+            max_sessions=settings.max_sessions_per_admin,
+        ),
         admin_roles=tuple(settings.admin_roles),
         audit=audit_source,
         login=login,
@@ -150,6 +157,10 @@ def console_app(
         Route("/users/{name}/unlock", _endpoint(console, users.unlock_user), methods=["POST"]),
     ]
     app = Starlette(routes=routes)
+    # No trailing-slash redirect built from the Host header: the console's own, relative one.
+    app.router.redirect_slashes = False
+    app.router.default = fallback(list(routes))
+    app.add_middleware(PlainPaths)  # inside SecurityHeaders: its 404s carry the headers, on record
     app.add_middleware(SecurityHeaders, console=console)
     app.state.console = console
     return app
@@ -179,9 +190,5 @@ def password_login(config: GuardConfig, guard: Guard) -> LoginService | None:
 
 
 def console_routes(app: Starlette) -> list[BaseRoute]:
-    """The routes that serve ``app`` at ``/admin`` (and ``/admin`` itself) beside the MCP endpoint."""
-
-    async def bare(request: Request) -> Response:
-        return RedirectResponse("/admin/overview", status_code=303, headers=SECURITY_HEADERS)
-
-    return [Route("/admin", bare, methods=["GET"]), Mount("/admin", app=app)]
+    """The route that serves ``app`` beside the MCP endpoint: every path beginning with ``/admin``."""
+    return [ConsoleRoute(app)]

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -26,7 +27,9 @@ from ..errors import AuthenticationError, GuardError
 from ..model import AuditEvent, Principal
 from ..protocols import Credential
 from .html import message
+from .refusals import RefusalGate, Summary
 from .sessions import SESSION_COOKIE, ConsoleSession, ConsoleSessions
+from .standing import Standing
 
 if TYPE_CHECKING:
     from ..audit.config import AuditSettings
@@ -86,6 +89,11 @@ class Console:
         self.lockout: Lockout | None = None
         #: The portal serving the console (its upstreams' health, its registry), set by the portal.
         self.portal: Portal | None = None
+        #: Whether a session's key or user still stands, asked on every request (briefly cached).
+        self.standing = Standing(guard, login, self.admin_roles_of)
+        #: Which refusals of unknown callers are recorded one by one, and the count of the others.
+        self.refusals = RefusalGate()
+        guard.run_in_background(self.write_refusal_counts)
 
     # ------------------------------------------------------------------ who asks
     def roles_of(self, principal: Principal) -> frozenset[str]:
@@ -101,8 +109,25 @@ class Console:
     def is_admin(self, roles: frozenset[str]) -> bool:
         return bool(roles & self.admin_roles)
 
+    def admin_roles_of(self, principal: Principal) -> frozenset[str] | None:
+        """The principal's effective roles when they make an administrator, else None."""
+        roles = self.roles_of(principal)
+        return roles if self.is_admin(roles) else None
+
     async def session(self, request: Request) -> ConsoleSession | None:
-        return await self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        """The request's live session, with the roles its key or user has now; a session whose
+        key or user is gone, or no longer an administrator, ends here (and that is on record)."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = await self.sessions.get(cookie)
+        if session is None:
+            return None
+        roles = await self.standing.roles(session)
+        if roles is None:
+            await self.sessions.end(cookie)
+            reason = "session ended: its key or user is no longer there or no longer an admin"
+            self.record("console/access", "deny", session.principal, request, reasons=(reason,))
+            return None
+        return session if roles == session.roles else replace(session, roles=roles)
 
     async def admin(self, request: Request, *, write: bool = False) -> ConsoleSession:
         """The administrator making ``request``, or raise :class:`Refused`.
@@ -205,8 +230,42 @@ class Console:
     def record(
         self, method: str, decision: str, principal: dict[str, Any] | None, request: Request, **fields: Any
     ) -> None:
-        """Best effort, for refusals: the refusal stands whatever happens to its event."""
-        self.guard.record_nowait(self.event(method, decision, principal, request, **fields))
+        """Best effort, for refusals: the refusal stands whatever happens to its event.
+
+        A refusal of an unknown caller goes through :attr:`refusals`: beyond its burst per
+        address it is counted, and written later as part of a ``console/refusals`` event.
+        """
+        event = self.event(method, decision, principal, request, **fields)
+        if principal is None and decision == "deny":
+            self.guard.ensure_background()  # the job that writes the counts of windows gone quiet
+            full, over = self.refusals.admit(event.source_ip)
+            self.summarise(over)
+            if not full:
+                return
+        self.guard.record_nowait(event)
+
+    def summarise(self, summaries: list[Summary]) -> None:
+        """One ``console/refusals`` event per address and window of counted refusals."""
+        for summary in summaries:
+            self.guard.record_nowait(
+                AuditEvent(
+                    method="console/refusals",
+                    decision="deny",
+                    event="console",
+                    source_ip=summary.source,
+                    transport="http",
+                    reasons=summary.reasons(),
+                )
+            )
+
+    async def write_refusal_counts(self) -> None:
+        """Background job: write the counts of windows that are over; at close, of all of them."""
+        try:
+            while True:
+                await anyio.sleep(max(1.0, self.refusals.window / 10))
+                self.summarise(self.refusals.expired())
+        finally:
+            self.summarise(self.refusals.drain())
 
     def ready(self) -> None:
         """Raise :class:`Refused` (503) when the audit trail cannot take events: no unaudited action."""
@@ -226,12 +285,20 @@ class Console:
 
 
 def foreign(request: Request) -> bool:
-    """Whether the browser says the request comes from a page of another origin."""
-    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+    """Whether the browser says the request comes from a page of another origin.
+
+    ``Origin: null`` (an opaque origin: a sandboxed frame, a ``data:`` page, or a page whose
+    referrer policy hides it) counts as foreign unless the browser also says ``Sec-Fetch-Site:
+    same-origin``.
+    """
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site == "cross-site":
         return True
     origin = request.headers.get("origin")
     if origin is None:
         return False
+    if origin == "null":
+        return site != "same-origin"
     return origin.lower() != f"{request.url.scheme}://{request.url.netloc}".lower()
 
 

@@ -19,7 +19,9 @@ from starlette.responses import HTMLResponse
 
 from .sessions import ConsoleSession
 
-#: Headers on every console response: no framing, no sniffing, no referrer, no caching of admin pages.
+#: Headers on every console response: no framing, no sniffing, no caching of admin pages, and no
+#: referrer leaving the console (``same-origin``, not ``no-referrer``: under ``no-referrer`` browsers
+#: send ``Origin: null`` with the console's own forms, which the cross-site check must refuse).
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
@@ -27,27 +29,45 @@ SECURITY_HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
 CSS = """
-body { font-family: system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #f6f6f8; }
+body { font-family: system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #f6f6f8; line-height: 1.4; }
 header { background: #1d2a3a; color: #fff; padding: .6rem 1.2rem; display: flex; gap: 1.2rem;
   align-items: center; }
-header a { color: #fff; text-decoration: none; font-weight: 600; }
-header form { margin-left: auto; }
-main { padding: 1rem 1.2rem; }
+header > span { font-weight: 700; letter-spacing: .02em; margin-right: .6rem; }
+header a { color: #cfe0f5; text-decoration: none; font-weight: 600; }
+header a:hover { color: #fff; }
+header form { margin-left: auto; display: flex; gap: .6rem; align-items: center; }
+main { padding: .4rem 1.2rem 1.5rem; max-width: 90rem; }
+h1 { font-size: 1.5rem; margin: .8rem 0; }
+h2 { font-size: 1.15rem; margin: 1.2rem 0 .5rem; }
 table { border-collapse: collapse; width: 100%; background: #fff; margin-bottom: 1.5rem; }
 th, td { border: 1px solid #d8d8de; padding: .35rem .5rem; text-align: left; vertical-align: top;
   font-size: .9rem; }
 th { background: #eceef3; }
+tbody tr:nth-child(even) { background: #fafafc; }
 code, pre { font-family: ui-monospace, monospace; font-size: .85rem; white-space: pre-wrap;
-  word-break: break-all; }
+  overflow-wrap: break-word; }
+pre { margin: 0; }
+main > pre { background: #fff; border: 1px solid #d8d8de; border-radius: 6px; padding: .6rem .8rem; }
+input[type=text], input[type=password], select { padding: .3rem .4rem; border: 1px solid #b8bcc6;
+  border-radius: 4px; font: inherit; font-size: .9rem; }
+button { cursor: pointer; padding: .3rem .8rem; border: 1px solid #8a93a6; border-radius: 4px;
+  background: #fff; font: inherit; font-size: .9rem; }
+button[value=approve] { background: #1f7a3a; border-color: #1f7a3a; color: #fff; }
+button[value=deny] { background: #fff; border-color: #b42318; color: #b42318; }
+header button { background: transparent; color: #fff; border-color: #6d7d93; }
+td form { display: flex; flex-wrap: wrap; gap: .3rem; }
+td form input[name=note] { flex: 1 1 10rem; }
+main > form[action="/admin/login"] { background: #fff; border: 1px solid #d8d8de; border-radius: 6px;
+  padding: .4rem 1rem; max-width: 26rem; }
+main > form[action="/admin/login"] input { width: 100%; box-sizing: border-box; margin-top: .2rem; }
+main > form[action="/admin/login"] label { display: block; }
 .error { background: #fde8e8; border: 1px solid #e0a0a0; padding: .5rem; }
 .ok { background: #e6f4ea; border: 1px solid #9fd0ab; padding: .5rem; }
-.filters input, .filters select { margin-right: .5rem; }
-button { cursor: pointer; }
 .diff .add { background: #e6f4ea; display: block; }
 .diff .del { background: #fde8e8; display: block; }
 .diff .hunk { color: #6b6b75; display: block; }
@@ -58,6 +78,7 @@ button { cursor: pointer; }
 .chart text { fill: #4a4a52; font-size: 11px; }
 .key { font-family: ui-monospace, monospace; font-size: 1rem; background: #fff8db; border: 1px solid #e0c96b;
   padding: .5rem; }
+.filters { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; }
 """
 
 

@@ -26,6 +26,7 @@ from ..authn.revocation import RevocationList
 from ..protocols import StateStore
 
 _PREFIX = "console:session:"
+_ADMIN = "console:admin:"
 
 #: Name of the session cookie (path ``/admin``, HttpOnly, SameSite=Strict, Secure over TLS).
 SESSION_COOKIE = "mcp_guard_console"
@@ -48,6 +49,9 @@ class ConsoleSession:
     credential_id: str | None = None
     #: When that credential expires: the session ends with it.
     expires_at: float | None = None
+    #: How it was opened (``api_key``, ``password``, or the credential's auth method): what
+    #: :mod:`.standing` looks up again to see that the key or user is still there.
+    via: str | None = None
 
     def csrf_ok(self, token: object) -> bool:
         """Whether a submitted form's token is this session's (constant time)."""
@@ -75,6 +79,7 @@ class ConsoleSessions:
         idle: float,
         clock: Callable[[], float] = time.time,
         max_age: float = 43200.0,
+        max_sessions: int = 5,
     ) -> None:
         self.store = store
         self.idle = idle
@@ -82,6 +87,9 @@ class ConsoleSessions:
         #: However busy, a session ends this long after sign-in: a credential removed from the
         #: config or a user removed from the users file stops working by then at the latest.
         self.max_age = max_age
+        #: Sessions one subject may have at once: a stolen cookie cannot hide among hundreds of
+        #: sign-ins, and a script signing in on every run does not fill the store.
+        self.max_sessions = max_sessions
 
     @staticmethod
     def _key(session_id: str) -> str:
@@ -95,6 +103,7 @@ class ConsoleSessions:
         *,
         credential_id: str | None = None,
         expires_at: float | None = None,
+        via: str | None = None,
     ) -> tuple[str, ConsoleSession]:
         """A new session id (for the cookie) and its session."""
         now = self.clock()
@@ -107,10 +116,32 @@ class ConsoleSessions:
             now,
             credential_id=credential_id,
             expires_at=expires_at,
+            via=via,
         )
         session_id = new_token()
         await self._save(session_id, session)
+        await self._cap(subject, self._key(session_id), now)
         return session_id, session
+
+    async def _cap(self, subject: str, key: str, now: float) -> None:
+        """Add ``key`` to the subject's sessions and end the oldest beyond :attr:`max_sessions`.
+
+        The list lives beside the sessions (``console:admin:`` + a hash of the subject); ended or
+        expired sessions drop out of it here. Two sign-ins racing on two replicas may leave one
+        session too many until the next sign-in: the cap bounds, it does not count exactly.
+        """
+        index = _ADMIN + hashlib.sha256(subject.encode()).hexdigest()
+        try:
+            listed = [(str(k), float(t)) for k, t in json.loads(await self.store.get(index) or b"[]")]
+        except (ValueError, TypeError):
+            listed = []
+        live = [(k, t) for k, t in listed if await self.store.get(k) is not None]
+        live.append((key, now))
+        live.sort(key=lambda item: item[1])
+        for old, _ in live[: -self.max_sessions]:
+            await self.store.delete(old)
+        kept = live[-self.max_sessions :]
+        await self.store.set(index, json.dumps(kept).encode(), ttl=self.max_age)
 
     async def get(self, session_id: str | None) -> ConsoleSession | None:
         """The live session of ``session_id`` (idle timer restarted); None when unknown or idle too long."""

@@ -22,6 +22,7 @@ from ..protocols import Credential
 from .core import Console, Refused, key_account, read_form, source_ip
 from .html import csrf_field, esc, message, page
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, new_token, tokens_match
+from .standing import VIA_PASSWORD
 
 #: Seconds the sign-in form's CSRF cookie lives.
 FORM_TTL = 900
@@ -117,6 +118,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         # token is only the means of sign-in, so its short life does not end the session.
         credential_id=principal.credential_id if bound else None,
         expires_at=principal.expires_at if bound else None,
+        via=principal.auth_method if bound else VIA_PASSWORD,
     )
     await lockout.success(key_account(source), source)
     await console.record_action(console.event("console/login", "allow", summary, request))
