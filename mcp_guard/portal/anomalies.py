@@ -1,0 +1,79 @@
+"""Wiring the live anomaly monitor into ``mcp-guard serve`` from ``[anomalies]``.
+
+Only a config with an ``[anomalies]`` table (and ``live = true``, its default) gets a monitor.
+The monitor observes the guard's audit pipeline, sends findings to the log and the configured
+webhooks, and with ``action = "lock"`` holds the subject (or, for refused credentials from one
+address, that address) in the shared lockout for ``lock_for`` seconds: every replica then
+refuses it at authentication, and so does the login endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..audit.anomaly import AnomalySettings, Finding
+from ..audit.anomaly.alerts import LoggingAlertSink, WebhookAlertSink
+from ..audit.anomaly.monitor import Lock, Monitor
+from ..audit.sinks import store_path
+from ..authn.chain import AuthenticatorChain
+from ..authn.lockout import Lockout
+from ..config import GuardConfig
+from ..errors import ConfigError
+from ..protocols import AlertSink
+
+log = logging.getLogger("mcp_guard.anomalies")
+
+
+def start_monitor(guard: Any, config: GuardConfig, sinks: Sequence[AlertSink] = ()) -> Monitor | None:
+    """Attach a monitor to ``guard`` as ``[anomalies]`` says; ``sinks`` are plugin alert sinks."""
+    if not config.anomalies:
+        return None
+    settings = AnomalySettings.model_validate(config.anomalies)
+    if not settings.live:
+        return None
+    observers = getattr(guard.auditor, "observers", None)
+    if not isinstance(observers, list):
+        raise ConfigError(
+            "live anomaly detection needs the built-in audit pipeline ([guard] audit URLs); "
+            "set live = false to use `mcp-guard audit anomalies` only",
+            field="anomalies.live",
+        )
+    history = None
+    for url in config.guard.audit:
+        history = store_path(config.resolve_url(url), config.base_dir)
+        if history is not None:
+            break
+    lock: Lock | None = None
+    if settings.action == "lock":
+        if guard.store is None:
+            raise ConfigError("action = 'lock' needs a state store ([guard] state)", field="anomalies.action")
+        lockout = Lockout(guard.store)
+        chain = guard.resolver if isinstance(guard.resolver, AuthenticatorChain) else None
+        if chain is not None:
+            chain.holds = lockout
+
+        async def hold(finding: Finding) -> Sequence[str]:
+            # Refused credentials from one address: that address (the subject is unknown or a
+            # victim). Anything else: the subject who did it.
+            by_source = finding.kind == "auth-failures" and finding.subject is None
+            account = None if by_source else finding.subject
+            source = finding.source_ip if by_source else None
+            scopes = await lockout.hold(account, source, settings.lock_for)
+            if scopes and chain is not None:
+                chain.held(time.time() + settings.lock_for)
+            return scopes
+
+        lock = hold
+    monitor = Monitor(
+        settings,
+        sinks=[LoggingAlertSink(), *(WebhookAlertSink(w) for w in settings.webhooks), *sinks],
+        auditor=guard.auditor,
+        lock=lock,
+        history=history,
+    )
+    observers.append(monitor.observe)
+    guard.run_in_background(monitor.run)
+    return monitor
