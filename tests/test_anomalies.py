@@ -150,3 +150,12 @@ def test_cli_on_a_jsonl_trail(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert table[0].split()[:4] == ["TIME", "(UTC)", "KIND", "SUBJECT"] and len(table) == len(lines) + 1
     assert main(["audit", "anomalies", "--since", "now", str(store)]) == 0
     assert capsys.readouterr().err.strip() == "no anomalies"
+
+
+def test_audit_events_carry_the_country_when_the_principal_has_one() -> None:
+    from mcp_guard.model import Principal
+
+    assert "country" not in Principal("alice").summary()
+    seen = Principal("alice", country="DE").summary()
+    event = from_record({"id": "1", "time": 5.0, "event": "request", "decision": "allow", "principal": seen})
+    assert event is not None and (event.subject, event.country) == ("alice", "DE")

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcp_guard.audit.anomaly import WebhookSettings
+from mcp_guard.audit.anomaly import AnomalySettings, Finding, WebhookSettings
 from mcp_guard.audit.anomaly.alerts import DeliveryError, WebhookAlertSink
+from mcp_guard.audit.anomaly.monitor import Monitor
 from mcp_guard.authn.fetch import FetchPolicy, SafeFetcher
 from mcp_guard.authn.lockout import Lockout
 from mcp_guard.config import load_config
+from mcp_guard.errors import ConfigError
 from mcp_guard.portal import Portal
 
+from .helpers import ListAuditor
 from .http_util import INITIALIZE, MCP_HEADERS, free_port, serve
 from .test_portal_support import EXAMPLES
 
@@ -202,3 +206,80 @@ async def test_webhook_to_a_private_address_when_allowed() -> None:
     )
     await sink.alert({"kind": "new-source"})
     assert len(seen) == 1
+
+
+# -- the monitor and plugin sinks -----------------------------------------------------------------
+
+
+class ListSink:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.got: list[dict[str, Any]] = []
+
+    async def alert(self, finding: Mapping[str, Any]) -> None:
+        if self.fail:
+            raise RuntimeError("sink down")
+        self.got.append(dict(finding))
+
+
+async def test_monitor_alerts_every_sink_even_when_one_fails(caplog: pytest.LogCaptureFixture) -> None:
+    auditor = ListAuditor()
+    broken, working = ListSink(fail=True), ListSink()
+    locked: list[Finding] = []
+
+    async def lock(finding: Finding) -> list[str]:
+        locked.append(finding)
+        return [f"hold:{finding.subject}"]
+
+    settings = AnomalySettings(denials=3, action="lock")
+    monitor = Monitor(settings, sinks=[broken, working], auditor=auditor, lock=lock, interval=0.01)
+    now = time.time()
+    records = [
+        {
+            "id": f"d{i}",
+            "time": now + i,
+            "event": "request",
+            "decision": "deny",
+            "principal": {"subject": "eve"},
+        }
+        for i in range(4)
+    ]
+    monitor.observe(records[:2])
+    monitor.observe(records[2:])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(monitor.run)
+        with anyio.fail_after(10):
+            while not working.got:
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert [f["kind"] for f in working.got] == ["denial-burst"] and working.got[0]["action"] == "lock"
+    assert working.got[0]["events"] == ["d0", "d1", "d2"] and [f.subject for f in locked] == ["eve"]
+    assert "sink down" in caplog.text
+    (event,) = auditor.events
+    assert (event.event, event.method, event.principal) == (
+        "anomaly",
+        "anomaly/denial-burst",
+        {"subject": "eve"},
+    )
+    # A full queue skips records instead of growing or blocking the audit flusher.
+    small = Monitor(settings, capacity=2)
+    small.observe(records[:2])
+    small.observe(records[2:])
+    assert small.dropped == 2
+
+
+def test_plugin_sinks_by_entry_point_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from mcp_guard.portal import anomalies
+
+    points = [EntryPoint("pager", "tests.test_anomalies_live:ListSink", anomalies.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(
+        anomalies, "entry_points", lambda group: points if group == anomalies.ENTRY_POINT_GROUP else []
+    )
+    assert isinstance(anomalies.plugin_sink("pager"), ListSink)
+    with pytest.raises(ConfigError, match="did you mean 'pager'"):
+        anomalies.plugin_sink("pagr")
+    points.append(EntryPoint("bad", "json:dumps", anomalies.ENTRY_POINT_GROUP))
+    with pytest.raises(ConfigError, match=r"'bad' failed to load"):
+        anomalies.plugin_sink("bad")

@@ -9,9 +9,11 @@ refuses it at authentication, and so does the login endpoint.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from ..audit.anomaly import AnomalySettings, Finding
@@ -25,6 +27,35 @@ from ..errors import ConfigError
 from ..protocols import AlertSink
 
 log = logging.getLogger("mcp_guard.anomalies")
+
+
+#: Entry-point group of alert sink plugins: each names a class or function that, called without
+#: arguments, returns an :class:`~mcp_guard.protocols.AlertSink`.
+ENTRY_POINT_GROUP = "mcp_guard.alert_sinks"
+
+
+def plugin_sink(name: str) -> AlertSink:
+    """The installed alert sink plugin ``name`` (``[anomalies] sinks``), built."""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if name not in found:
+        close = difflib.get_close_matches(name, found, n=1)
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else f" (installed: {', '.join(sorted(found)) or 'none'})"
+        )
+        raise ConfigError(f"no alert sink plugin {name!r}{hint}", field="anomalies.sinks")
+    try:
+        sink = found[name].load()()
+    except Exception as exc:
+        raise ConfigError(
+            f"alert sink plugin {name!r} failed to load: {exc}", field="anomalies.sinks"
+        ) from None
+    if not isinstance(sink, AlertSink):
+        raise ConfigError(
+            f"alert sink plugin {name!r} has no async alert(finding) method", field="anomalies.sinks"
+        )
+    return sink
 
 
 def start_monitor(guard: Any, config: GuardConfig, sinks: Sequence[AlertSink] = ()) -> Monitor | None:
@@ -69,7 +100,12 @@ def start_monitor(guard: Any, config: GuardConfig, sinks: Sequence[AlertSink] = 
         lock = hold
     monitor = Monitor(
         settings,
-        sinks=[LoggingAlertSink(), *(WebhookAlertSink(w) for w in settings.webhooks), *sinks],
+        sinks=[
+            LoggingAlertSink(),
+            *(WebhookAlertSink(w) for w in settings.webhooks),
+            *(plugin_sink(name) for name in settings.sinks),
+            *sinks,
+        ],
         auditor=guard.auditor,
         lock=lock,
         history=history,

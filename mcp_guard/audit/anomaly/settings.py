@@ -64,6 +64,8 @@ class AnomalySettings(_Model):
     #: The kinds whose findings lock (with ``action = "lock"``).
     lock_kinds: list[Kind] = Field(default_factory=lambda: list(_LOCKING))
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    #: Installed alert sink plugins (entry points of group ``mcp_guard.alert_sinks``) by name.
+    sinks: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
