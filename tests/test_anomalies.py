@@ -136,6 +136,10 @@ def test_config_section_is_validated_with_file_line_and_suggestion(tmp_path: Pat
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.line == 2 and "anomalies.kinds" in str(err.value)
+    path.write_text('[anomalies]\naction = "lock"\n\n[[anomalies.webhooks]]\nurl = "https://10.0.0.9/x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.line == 4 and "non-public address" in str(err.value)
 
 
 def test_cli_on_a_jsonl_trail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

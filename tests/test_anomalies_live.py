@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -176,26 +178,30 @@ async def test_webhook_retries_with_backoff_then_gives_up() -> None:
     ("url", "allow", "problem"),
     [
         ("http://127.0.0.1:9/hook", {}, "plain http"),
+        ("http://hooks.example/x", {"allow_insecure_loopback": True}, "plain http"),
+        ("ftp://hooks.example/x", {}, "https:// URL"),
+        ("https://user:pw@hooks.example/x", {}, "credentials"),
         ("https://127.0.0.1/hook", {}, "non-public"),
-        ("https://10.1.2.3/hook", {}, "non-public"),
+        ("https://10.1.2.3/hook", {}, "allow_private_addresses"),
         ("https://169.254.169.254/latest", {"allow_private_addresses": True}, "non-public"),
         ("https://[::ffff:192.168.0.1]/hook", {}, "non-public"),
     ],
 )
-async def test_webhook_refuses_private_and_loopback_targets(
+def test_webhook_urls_that_break_the_outbound_rules_are_refused_at_load(
     url: str, allow: dict[str, bool], problem: str
 ) -> None:
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        WebhookSettings(url=url, **allow)
+
+
+async def test_webhook_to_a_name_resolving_to_loopback_is_refused_when_sending() -> None:
     seen: list[httpx.Request] = []
-    settings = WebhookSettings(url=url, **allow)
-    sink = WebhookAlertSink(
-        settings,
-        fetcher=SafeFetcher(
-            FetchPolicy(allow_private_addresses=settings.allow_private_addresses), transport=_mock([], seen)
-        ),
-    )
-    with pytest.raises(DeliveryError, match=problem):
-        await sink.alert({"kind": "new-source"})
-    assert seen == []  # refused before anything was sent, and not retried
+    settings = WebhookSettings(url="https://localhost/hook", retries=3, backoff=5)
+    sink = WebhookAlertSink(settings, fetcher=SafeFetcher(FetchPolicy(), transport=_mock([], seen)))
+    with anyio.fail_after(4):  # not retried: the rules will not change between attempts
+        with pytest.raises(DeliveryError, match="non-public"):
+            await sink.alert({"kind": "new-source"})
+    assert seen == []
 
 
 async def test_webhook_to_a_private_address_when_allowed() -> None:

@@ -70,7 +70,7 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
     )
 
 
-def read_events(path: Path, until: float | None = None) -> Iterator[Event]:
+def read_events(path: Path, until: float | None = None, since: float | None = None) -> Iterator[Event]:
     """The traffic events of a store (SQLite, or JSONL by its suffix), oldest first.
 
     Everything is read, not only what ``--since`` asks to report on: the older events are
@@ -78,9 +78,11 @@ def read_events(path: Path, until: float | None = None) -> Iterator[Event]:
     each record (by SQLite's own JSON functions), several times faster than decoding records.
     """
     if path.suffix == ".jsonl":
-        events = [e for e in map(from_record, query(path, Filters(until=until))) if e is not None]
+        events = [
+            e for e in map(from_record, query(path, Filters(since=since, until=until))) if e is not None
+        ]
     else:
-        events = _sqlite_events(path, until)
+        events = _sqlite_events(path, until, since)
     events.sort(key=lambda e: e.time)  # several writers append in commit order, not event time
     return iter(events)
 
@@ -93,11 +95,15 @@ _SELECT = (
 )
 
 
-def _sqlite_events(path: Path, until: float | None) -> list[Event]:
-    sql, args = _SELECT, []
+def _sqlite_events(path: Path, until: float | None, since: float | None) -> list[Event]:
+    where, args = [], []
     if until is not None:
-        sql += " WHERE time < ?"
+        where.append("time < ?")
         args.append(until)
+    if since is not None:
+        where.append("time >= ?")
+        args.append(since)
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
     conn = _connect(path)
     try:
         try:

@@ -96,9 +96,8 @@ class Monitor:
     def _prime(self) -> None:
         assert self.history is not None
         start = self._since - self.settings.history_days * 86400
-        for event in read_events(self.history, until=self._since):
-            if event.time >= start:
-                self.detector.feed(event, report=False)
+        for event in read_events(self.history, until=self._since, since=start):
+            self.detector.feed(event, report=False)
 
     def _detect(self, records: list[Mapping[str, Any]]) -> list[Finding]:
         events = [e for e in map(from_record, records) if e is not None and e.time >= self._since]

@@ -6,12 +6,15 @@ file, line and field) and turned into the plain :class:`~.detect.Thresholds` the
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timezone, tzinfo
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ...authn.fetch import address_allowed
 from .detect import KINDS, Kind, Thresholds
 
 #: Kinds that lock by default: someone guessing credentials or probing what they may do.
@@ -34,6 +37,35 @@ class WebhookSettings(_Model):
     retries: int = Field(3, ge=0, le=10)
     backoff: float = Field(1.0, gt=0, le=300)
     timeout: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _url(self) -> WebhookSettings:
+        """What can be judged without resolving the name is refused at load, not at the first alert."""
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"url {self.url!r} must be an https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("url must not carry credentials (they would end up in logs)")
+        host = parts.hostname
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        loopback = host == "localhost" or (literal is not None and literal.is_loopback)
+        if parts.scheme == "http" and not (self.allow_insecure_loopback and loopback):
+            raise ValueError(
+                "plain http:// only to a loopback address, with allow_insecure_loopback = true; use https://"
+            )
+        if literal is not None and not address_allowed(
+            literal, private=self.allow_private_addresses, loopback=self.allow_insecure_loopback
+        ):
+            hint = (
+                ""
+                if self.allow_private_addresses
+                else " (allow_private_addresses = true for an internal one)"
+            )
+            raise ValueError(f"url {self.url!r} points at a non-public address{hint}")
+        return self
 
 
 class AnomalySettings(_Model):
