@@ -289,3 +289,31 @@ def test_plugin_sinks_by_entry_point_name(monkeypatch: pytest.MonkeyPatch) -> No
     points.append(EntryPoint("bad", "json:dumps", anomalies.ENTRY_POINT_GROUP))
     with pytest.raises(ConfigError, match=r"'bad' failed to load"):
         anomalies.plugin_sink("bad")
+
+
+async def test_a_hold_refuses_logins_and_credentials_until_unlocked() -> None:
+    from mcp_guard.authn import AuthenticatorChain
+    from mcp_guard.errors import GuardError, RateLimited
+    from mcp_guard.model import Principal
+    from mcp_guard.protocols import Credential
+    from mcp_guard.store import MemoryStore
+
+    class Table:
+        async def authenticate(self, credential: Credential) -> Principal | None:
+            return Principal("eve") if credential.token == "tok-eve" else None
+
+    lockout = Lockout(MemoryStore())
+    chain = AuthenticatorChain([Table()], auditor=ListAuditor())
+    assert (await chain.resolve(Credential("tok-eve", "http", "10.0.0.1"))).subject == "eve"
+    assert chain.peek("tok-eve") is not None
+    chain.holds = lockout
+    assert await lockout.hold("eve", None, 60) == ["hold:eve"]
+    chain.held(time.time() + 60)
+    assert chain.peek("tok-eve") is None  # the cache cannot tell: every credential is checked
+    with pytest.raises(RateLimited, match="locked"):
+        await lockout.check("eve", "10.0.0.1")  # the login endpoint
+    with pytest.raises(GuardError, match="locked"):
+        await chain.resolve(Credential("tok-eve", "http", "10.0.0.1"))
+    assert "hold:eve" in await lockout.status("eve")
+    assert "hold:eve" in await lockout.unlock("eve")
+    assert (await chain.resolve(Credential("tok-eve", "http", "10.0.0.1"))).subject == "eve"

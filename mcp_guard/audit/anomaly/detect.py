@@ -251,8 +251,8 @@ class Detector:
                     )
                 )
 
-    @staticmethod
     def _burst_finding(
+        self,
         kind: str,
         e: Event,
         burst: Sequence[tuple[float, str]],
@@ -260,13 +260,16 @@ class Detector:
         why: str,
         subject: str | None = None,
     ) -> Finding:
+        # How many times faster than the threshold's rate the burst came (at least 1).
+        window = self.t.auth_window if kind == "auth-failures" else self.t.denial_window
+        span = max(burst[-1][0] - burst[0][0], 1.0)
         return Finding(
             kind=kind,
             subject=subject if kind == "auth-failures" else e.subject,
             source_ip=e.source_ip,
             server=e.server,
             target=e.target,
-            score=len(burst) / limit,
+            score=max(1.0, len(burst) / limit * window / span),
             start=burst[0][0],
             end=burst[-1][0],
             events=tuple(i for _, i in burst[-MAX_IDS:]),
