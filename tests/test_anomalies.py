@@ -164,3 +164,17 @@ def test_audit_events_carry_the_country_when_the_principal_has_one() -> None:
     seen = Principal("alice", country="DE").summary()
     event = from_record({"id": "1", "time": 5.0, "event": "request", "decision": "allow", "principal": seen})
     assert event is not None and (event.subject, event.country) == ("alice", "DE")
+
+
+def test_cli_on_a_missing_or_foreign_store_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    assert main(["audit", "anomalies", str(tmp_path / "missing.db")]) == 1
+    assert "no audit store" in capsys.readouterr().err
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    assert main(["audit", "anomalies", "--json", str(other)]) == 1
+    assert "is not an audit store" in capsys.readouterr().err

@@ -74,15 +74,13 @@ def read_events(path: Path, until: float | None = None, since: float | None = No
     """The traffic events of a store (SQLite, or JSONL by its suffix), oldest first.
 
     Everything is read, not only what ``--since`` asks to report on: the older events are
-    what the baselines are learned from. From SQLite only the needed fields are taken out of
-    each record (by SQLite's own JSON functions), several times faster than decoding records.
+    what the baselines are learned from. SQLite is streamed in time order (its time index), so
+    memory stays flat however long the trail, and only the needed fields are taken out of each
+    record, by SQLite's own JSON functions. A JSONL file is read whole.
     """
-    if path.suffix == ".jsonl":
-        events = [
-            e for e in map(from_record, query(path, Filters(since=since, until=until))) if e is not None
-        ]
-    else:
-        events = _sqlite_events(path, until, since)
+    if path.suffix != ".jsonl":
+        return _sqlite_events(path, until, since)
+    events = [e for e in map(from_record, query(path, Filters(since=since, until=until))) if e is not None]
     events.sort(key=lambda e: e.time)  # several writers append in commit order, not event time
     return iter(events)
 
@@ -95,7 +93,7 @@ _SELECT = (
 )
 
 
-def _sqlite_events(path: Path, until: float | None, since: float | None) -> list[Event]:
+def _sqlite_events(path: Path, until: float | None, since: float | None) -> Iterator[Event]:
     where, args = [], []
     if until is not None:
         where.append("time < ?")
@@ -103,32 +101,33 @@ def _sqlite_events(path: Path, until: float | None, since: float | None) -> list
     if since is not None:
         where.append("time >= ?")
         args.append(since)
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
-    conn = _connect(path)
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY time, seq"
+    conn = _connect(path)  # raises StoreError now, not at the first next()
+    return _stream(conn, sql, args, path)
+
+
+def _stream(conn: sqlite3.Connection, sql: str, args: list[float], path: Path) -> Iterator[Event]:
     try:
         try:
-            rows = conn.execute(sql, args).fetchall()
+            cursor = conn.execute(sql, args)
+            while rows := cursor.fetchmany(5000):
+                for event_id, t, kind, decision, subject, ip, country, server, target, method, reason in rows:
+                    if kind not in TRAFFIC or not isinstance(t, (int, float)) or not isfinite(t):
+                        continue
+                    yield Event(
+                        str(event_id),
+                        float(t),
+                        kind,
+                        str(decision),
+                        _text(subject),
+                        _text(ip),
+                        _text(country),
+                        _text(server),
+                        _text(target),
+                        _text(method),
+                        _text(reason),
+                    )
         except sqlite3.Error as exc:
             raise StoreError(f"{path} is not an audit store: {exc}") from None
     finally:
         conn.close()
-    out = []
-    for event_id, t, kind, decision, subject, ip, country, server, target, method, reason in rows:
-        if kind not in TRAFFIC or not isinstance(t, (int, float)) or not isfinite(t):
-            continue
-        out.append(
-            Event(
-                str(event_id),
-                float(t),
-                kind,
-                str(decision),
-                _text(subject),
-                _text(ip),
-                _text(country),
-                _text(server),
-                _text(target),
-                _text(method),
-                _text(reason),
-            )
-        )
-    return out
