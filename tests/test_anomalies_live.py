@@ -317,3 +317,28 @@ async def test_a_hold_refuses_logins_and_credentials_until_unlocked() -> None:
     assert "hold:eve" in await lockout.status("eve")
     assert "hold:eve" in await lockout.unlock("eve")
     assert (await chain.resolve(Credential("tok-eve", "http", "10.0.0.1"))).subject == "eve"
+
+
+async def test_a_hold_made_on_one_replica_reaches_the_credential_cache_of_another() -> None:
+    from mcp_guard.authn import AuthenticatorChain
+    from mcp_guard.model import Principal
+    from mcp_guard.portal.anomalies import HOLDS_CHANNEL, follow_holds
+    from mcp_guard.protocols import Credential
+    from mcp_guard.store import MemoryStore
+
+    class Table:
+        async def authenticate(self, credential: Credential) -> Principal | None:
+            return Principal("eve") if credential.token == "tok-eve" else None
+
+    store = MemoryStore()
+    other = AuthenticatorChain([Table()])
+    await other.resolve(Credential("tok-eve", "http"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow_holds, store, other)
+        with anyio.fail_after(5):
+            while other.peek("tok-eve") is not None:
+                await store.publish(HOLDS_CHANNEL, repr(time.time() + 60))
+                await anyio.sleep(0.02)
+        await store.publish(HOLDS_CHANNEL, "not a time")  # ignored, the follower goes on
+        await store.publish(HOLDS_CHANNEL, repr(time.time() + 120))
+        tg.cancel_scope.cancel()

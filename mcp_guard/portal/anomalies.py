@@ -4,17 +4,21 @@ Only a config with an ``[anomalies]`` table (and ``live = true``, its default) g
 The monitor observes the guard's audit pipeline, sends findings to the log and the configured
 webhooks, and with ``action = "lock"`` holds the subject (or, for refused credentials from one
 address, that address) in the shared lockout for ``lock_for`` seconds: every replica then
-refuses it at authentication, and so does the login endpoint.
+refuses it at authentication (a notice on the state store's channel makes each stop trusting its
+credential cache meanwhile), and so does the login endpoint.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import time
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import Any
+
+import anyio
 
 from ..audit.anomaly import AnomalySettings, Finding
 from ..audit.anomaly.alerts import LoggingAlertSink, WebhookAlertSink
@@ -24,7 +28,7 @@ from ..authn.chain import AuthenticatorChain
 from ..authn.lockout import Lockout
 from ..config import GuardConfig
 from ..errors import ConfigError
-from ..protocols import AlertSink
+from ..protocols import AlertSink, StateStore
 
 log = logging.getLogger("mcp_guard.anomalies")
 
@@ -56,6 +60,25 @@ def plugin_sink(name: str) -> AlertSink:
             f"alert sink plugin {name!r} has no async alert(finding) method", field="anomalies.sinks"
         )
     return sink
+
+
+#: Channel on which a replica that holds someone tells the others to stop trusting their caches.
+HOLDS_CHANNEL = "mcp-guard:anomaly-holds"
+
+
+async def follow_holds(store: StateStore, chain: AuthenticatorChain, retry: float = 1.0) -> None:
+    """Until cancelled: on each hold made on any replica, make ``chain`` check every credential
+    (its cache knows nothing of holds) until that hold ends."""
+    while True:
+        try:
+            async for message in store.subscribe(HOLDS_CHANNEL):
+                try:
+                    chain.held(float(message))
+                except ValueError:
+                    log.warning("ignoring a malformed hold notice %r", message[:100])
+        except Exception as exc:
+            log.warning("hold notices unavailable, retrying: %s", exc)
+        await anyio.sleep(retry)
 
 
 def start_monitor(guard: Any, config: GuardConfig, sinks: Sequence[AlertSink] = ()) -> Monitor | None:
@@ -93,11 +116,19 @@ def start_monitor(guard: Any, config: GuardConfig, sinks: Sequence[AlertSink] = 
             account = None if by_source else finding.subject
             source = finding.source_ip if by_source else None
             scopes = await lockout.hold(account, source, settings.lock_for)
-            if scopes and chain is not None:
-                chain.held(time.time() + settings.lock_for)
+            if scopes:
+                until = time.time() + settings.lock_for
+                if chain is not None:
+                    chain.held(until)
+                try:
+                    await guard.store.publish(HOLDS_CHANNEL, repr(until))
+                except Exception as exc:  # the hold stands; other replicas see it on cache misses
+                    log.warning("could not tell other replicas of a hold: %s", exc)
             return scopes
 
         lock = hold
+        if chain is not None:
+            guard.run_in_background(functools.partial(follow_holds, guard.store, chain))
     monitor = Monitor(
         settings,
         sinks=[
