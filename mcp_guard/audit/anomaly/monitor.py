@@ -90,8 +90,11 @@ class Monitor:
                 if not self._queue:
                     continue
                 batch = [self._queue.popleft() for _ in range(len(self._queue))]
-                for finding in await anyio.to_thread.run_sync(self._detect, batch):
-                    await self.handle(finding, tg)
+                try:
+                    for finding in await anyio.to_thread.run_sync(self._detect, batch):
+                        await self.handle(finding, tg)
+                except Exception:  # one bad batch must not end the watch
+                    log.exception("anomaly monitor: a batch of %d records failed", len(batch))
 
     def _prime(self) -> None:
         assert self.history is not None
