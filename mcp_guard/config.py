@@ -213,6 +213,8 @@ class GuardConfig(_Strict):
     sanitize: SanitizeSection = Field(default_factory=lambda: SanitizeSection())
     portal: PortalSection = Field(default_factory=lambda: PortalSection())
     console: ConsoleSection = Field(default_factory=lambda: ConsoleSection())
+    #: Anomaly detection over the audit trail (``mcp_guard.audit.anomaly.AnomalySettings``).
+    anomalies: dict[str, Any] = Field(default_factory=dict)
 
     #: Directory relative paths resolve against (set by :func:`load_config`).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -255,12 +257,14 @@ def load_config(path: str | Path) -> GuardConfig:
 
 
 def check_sections(config: GuardConfig, text: str | None = None) -> None:
-    """Validate ``[authn]`` and ``[audit]`` with their own models, so a mistake there is reported
-    at load time with its file, line and field instead of failing later during assembly."""
+    """Validate ``[authn]``, ``[audit]`` and ``[anomalies]`` with their own models, so a mistake
+    there is reported at load time with its file, line and field instead of failing later during
+    assembly."""
+    from .audit.anomaly.settings import AnomalySettings
     from .audit.config import AuditSettings
     from .authn.config import AuthnSettings
 
-    for name, model in (("authn", AuthnSettings), ("audit", AuditSettings)):
+    for name, model in (("authn", AuthnSettings), ("audit", AuditSettings), ("anomalies", AnomalySettings)):
         table = getattr(config, name)
         if not table:
             continue

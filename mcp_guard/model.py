@@ -91,14 +91,18 @@ class Principal:
         return replace(self, ip=ip, country=country if country is not None else self.country)
 
     def summary(self) -> dict[str, Any]:
-        """The fields an audit event keeps about a principal."""
-        return {
+        """The fields an audit event keeps about a principal (``country`` only when known: the
+        anomaly detectors compare it with the subject's usual ones)."""
+        out = {
             "subject": self.subject,
             "tenant": self.tenant,
             "roles": sorted(self.roles),
             "auth_method": self.auth_method,
             "mfa": self.mfa,
         }
+        if self.country is not None:
+            out["country"] = self.country
+        return out
 
 
 @dataclass(frozen=True, slots=True)

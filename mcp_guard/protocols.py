@@ -100,6 +100,19 @@ class AuditSink(Protocol):
 
 
 @runtime_checkable
+class AlertSink(Protocol):
+    """Receives what the anomaly monitor of ``mcp-guard serve`` finds.
+
+    ``finding`` is the JSON object ``mcp-guard audit anomalies --json`` prints (kind, subject,
+    source_ip, server, target, score, window, events, why) plus ``action`` (what was done:
+    ``lock`` or ``none``). Called off the request path, one finding at a time; raise on failure:
+    the monitor logs it and goes on (a sink that wants retries, like the webhook, retries itself).
+    """
+
+    async def alert(self, finding: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
 class Auditor(Protocol):
     """What the guard hands events to. ``record`` must not block on I/O.
 

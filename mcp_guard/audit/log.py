@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,6 +121,9 @@ class AuditLog:
         self.last_error: str | None = None
         #: Skip the per-string redaction walk for events the prefilter proves clean (same output).
         self.fast_path = True
+        #: Called in the flusher thread with each batch once it is stored (the live anomaly
+        #: monitor); must return at once and never raise into the pipeline.
+        self.observers: list[Callable[[Sequence[Mapping[str, Any]]], None]] = []
         self._linking = callable(getattr(sink, "write_linked", None))
         self._chain = self._resume()
         if self._spill is not None and self._spill.exists():
@@ -347,11 +350,20 @@ class AuditLog:
         if not self._linking:
             self._sink.write(records)
             self.written += len(records)
+            self._observe(records)
             return
         written, head = self._sink.write_linked(records, self._relink, replay=replay)  # type: ignore[attr-defined]
         self.written += len(written)
         if head is not None:
             self._chain.seq, self._chain.prev, self._chain.first = head
+        self._observe(written)
+
+    def _observe(self, records: Sequence[Mapping[str, Any]]) -> None:
+        for observer in self.observers:
+            try:
+                observer(records)
+            except Exception:  # an observer never costs an audit event
+                log.exception("audit observer failed")
 
     def _relink(self, seq: int, prev: str, records: Sequence[Any]) -> list[ChainedRecord]:
         return relink(self._keys, seq, prev, records)

@@ -18,6 +18,7 @@ import anyio
 from ..errors import AuthenticationError, GuardError, GuardUnavailable
 from ..model import AuditEvent, Principal
 from ..protocols import Auditor, Authenticator, Credential
+from .lockout import Lockout
 from .revocation import RevocationList
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,29 @@ class AuthenticatorChain:
         self.max_credential_bytes = max_credential_bytes
         self._clock = clock
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        #: Subjects and source addresses held by :meth:`Lockout.hold <.lockout.Lockout.hold>` (the
+        #: anomaly monitor's ``lock`` action) are refused; None, the default, costs nothing.
+        self.holds: Lockout | None = None
+        self._held_until = 0.0
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def resolve(self, credential: Credential) -> Principal:
+        principal = await self._resolve(credential)
+        if self.holds is not None:
+            try:
+                await self.holds.check_hold(principal.subject, credential.ip)
+            except GuardError as exc:
+                raise self._refuse(credential, exc.reason, exc) from None
+            except Exception as exc:  # fail closed: an unreadable hold is no permission
+                raise self._refuse(credential, f"lock check failed: {exc}", GuardUnavailable) from None
+        return principal
+
+    def held(self, until: float) -> None:
+        """Something was held until ``until``: till then :meth:`peek` knows no credential, so every
+        one goes through :meth:`resolve` and its hold check (the cache knows no source address)."""
+        self._held_until = max(self._held_until, until)
+
+    async def _resolve(self, credential: Credential) -> Principal:
         token = credential.token
         if not token:
             if self.anonymous is not None:
@@ -135,6 +156,8 @@ class AuthenticatorChain:
         """
         if not token:
             return self.anonymous
+        if self._held_until and self._clock() < self._held_until:
+            return None
         entry = self._cache.get(hashlib.sha256(token.encode("utf-8", "replace")).digest())
         if entry is None:
             return None
@@ -151,9 +174,14 @@ class AuthenticatorChain:
     def clear(self) -> None:
         self._cache.clear()
 
-    def _refuse(self, credential: Credential, reason: str) -> AuthenticationError:
+    def _refuse(
+        self,
+        credential: Credential,
+        reason: str,
+        error: GuardError | type[GuardError] = AuthenticationError,
+    ) -> GuardError:
         self._audit(credential, reason)
-        return AuthenticationError(reason)
+        return error(reason) if isinstance(error, type) else error
 
     def _audit(self, credential: Credential, reason: str) -> None:
         if self.auditor is None:

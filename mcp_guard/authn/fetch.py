@@ -196,6 +196,31 @@ class SafeFetcher:
     ) -> dict[str, Any]:
         return await self._request("POST", url, data=data, auth=auth)
 
+    async def post_json(self, url: str, document: Any) -> int:
+        """POST ``document`` as JSON under the same rules (redirects are not followed); the status.
+
+        For notifications (webhooks), whose answer is not read.
+        """
+        body = json.dumps(document, ensure_ascii=True).encode()
+        try:
+            with anyio.fail_after(self.policy.timeout):
+                current, addresses = await self._checked(url)
+                async with httpx.AsyncClient(
+                    transport=self._transport,
+                    trust_env=False,
+                    follow_redirects=False,
+                    timeout=self.policy.timeout,
+                ) as client:
+                    response = await self._send(client, "POST", current, addresses, None, None, body)
+                    await response.aclose()
+                    return response.status_code
+        except FetchError:
+            raise
+        except TimeoutError:
+            raise FetchError(f"{url}: no answer within {self.policy.timeout:g}s") from None
+        except Exception as exc:
+            raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+
     async def _request(
         self,
         method: str,
@@ -222,6 +247,7 @@ class SafeFetcher:
         addresses: list[IPAddress],
         data: dict[str, str] | None,
         auth: tuple[str, str] | None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """Send to the checked addresses (the next one only if connecting fails), never to
         whatever the name resolves to now: the IP goes in the URL, the name stays in the
@@ -229,6 +255,8 @@ class SafeFetcher:
         last: httpx.ConnectError | None = None
         for address in addresses:
             headers = {"Accept": "application/json"}
+            if content is not None:
+                headers["Content-Type"] = "application/json"
             extensions: dict[str, Any] = {}
             if _parse_ip(url.host) is None:
                 headers["Host"] = url.netloc.decode("ascii")
@@ -237,6 +265,7 @@ class SafeFetcher:
                 method,
                 url.copy_with(host=str(address)),
                 data=data,
+                content=content,
                 headers=headers,
                 extensions=extensions,
             )

@@ -18,6 +18,10 @@ Three counters, each over a sliding ``window``:
   usual ones. Its own pair and source counters still apply.
 
 Checked before the password is verified, so a locked attempt costs no hashing.
+
+Beside these counters, :meth:`Lockout.hold` locks an account or a source address outright for a
+while (the anomaly monitor's ``lock`` action). A hold applies to logins and, through
+:meth:`Lockout.check_hold`, to every credential the guard resolves; ``unlock`` clears it.
 """
 
 from __future__ import annotations
@@ -68,8 +72,29 @@ class Lockout:
             (f"acct:{account}", p.account_max_failures, p.account_max_lock),
         ]
 
+    async def hold(self, account: str | None, source: str | None, duration: float) -> list[str]:
+        """Lock ``account`` (from everywhere, known addresses too) and/or ``source`` for ``duration`` s."""
+        until = repr(self._clock() + duration).encode()
+        scopes = [f"hold:{account}" for _ in (account,) if account] + [
+            f"hold-src:{s}" for s in (source,) if s
+        ]
+        for scope in scopes:
+            await self.store.set(_P + "until:" + scope, until, ttl=duration)
+        return scopes
+
+    async def check_hold(self, account: str | None, source: str | None) -> None:
+        """Raise :class:`RateLimited` while ``account`` or ``source`` is held (see :meth:`hold`)."""
+        now = self._clock()
+        for scope in [f"hold:{account}" for _ in (account,) if account] + [
+            f"hold-src:{s}" for s in (source,) if s
+        ]:
+            raw = await self.store.get(_P + "until:" + scope)
+            if raw is not None and float(raw) > now:
+                raise RateLimited(f"locked ({scope.split(':')[0]})", retry_after=float(raw) - now)
+
     async def check(self, account: str, source: str | None) -> None:
         """Raise :class:`RateLimited` (with retry-after) when any scope is locked."""
+        await self.check_hold(account, source)
         now = self._clock()
         known: bool | None = None
         for scope, _, _ in self._scopes(account, source):
@@ -117,12 +142,14 @@ class Lockout:
         scopes: list[str] = []
         if account is not None:
             scopes.append(f"acct:{account}")
+            scopes.append(f"hold:{account}")
             scopes.extend(await self.store.smembers(_P + "pairs:" + account))
             if source is not None:
                 scopes.append(f"pair:{account}|{source}")
             await self.store.delete(_P + "pairs:" + account)
         if source is not None:
             scopes.append(f"src:{source}")
+            scopes.append(f"hold-src:{source}")
         for scope in dict.fromkeys(scopes):
             for kind in ("until:", "fail:", "strikes:"):
                 await self.store.delete(_P + kind + scope)
@@ -132,7 +159,7 @@ class Lockout:
         """Remaining lock seconds per locked scope of an account (for ``users list``)."""
         now = self._clock()
         out = {}
-        scopes = [f"acct:{account}", *await self.store.smembers(_P + "pairs:" + account)]
+        scopes = [f"acct:{account}", f"hold:{account}", *await self.store.smembers(_P + "pairs:" + account)]
         for scope in scopes:
             raw = await self.store.get(_P + "until:" + scope)
             if raw is not None and float(raw) > now:

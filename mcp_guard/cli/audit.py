@@ -94,6 +94,10 @@ def register(subparsers: Any) -> None:
     tail.add_argument("--json", action="store_true")
     tail.set_defaults(func=cmd_tail)
 
+    from .anomalies import register as register_anomalies
+
+    register_anomalies(sub, common, store=_store, since=_time)
+
     rotate = sub.add_parser("rotate-key", help="add a new signing key (old keys keep verifying)")
     rotate.add_argument("--config", type=Path)
     rotate.set_defaults(func=cmd_rotate_key)

@@ -28,6 +28,7 @@ from mcp.server.lowlevel import NotificationOptions, Server
 
 from ..config import GuardConfig, load_config
 from .admin import follow_pin_approvals
+from .anomalies import start_monitor
 from .handlers import HandlersMixin
 from .handlers import _decode_cursor as _decode_cursor  # re-exported: tests import them from here
 from .handlers import _encode_cursor as _encode_cursor
@@ -77,6 +78,7 @@ class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
         )
         portal = cls(guard, servers, **portal_kw)
         portal.http_options.update(http_auth(config, guard))
+        portal.anomalies = start_monitor(guard, config)
         portal.metrics_endpoint = config.portal.metrics
         portal.metrics_public = config.portal.metrics_public
         if config.console.enabled:

@@ -121,6 +121,8 @@ class PortalState:
         self.metrics_public = False
         #: The admin console (a Starlette app) served at ``/admin`` beside the MCP endpoint, or None.
         self.console: Any = None
+        #: The live anomaly monitor (``[anomalies]``), or None.
+        self.anomalies: Any = None
         self.middleware = GuardMiddleware(guard, server=name, read_env=False, delegate=True)
         self.server = self._build_server(name)
         if guard.telemetry is not None:

@@ -1,0 +1,133 @@
+"""What the anomaly detectors read of an audit record, and reading it from a store.
+
+The detectors see a small flat :class:`Event` instead of the whole record, so the one
+implementation serves the offline command (records read back from SQLite or JSONL) and the
+live monitor (records as the audit pipeline writes them) alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from math import isfinite
+from pathlib import Path
+from typing import Any
+
+from ..query import Filters, _connect, query
+from ..verify import StoreError
+
+#: Record kinds the detectors look at; lifecycle records and the alerts themselves are not traffic.
+TRAFFIC = frozenset({"request", "authn"})
+
+
+@dataclass(slots=True)
+class Event:
+    """The fields of one audit record the detectors use (``kind`` is the record's ``event``)."""
+
+    id: str
+    time: float
+    kind: str
+    decision: str
+    subject: str | None = None
+    source_ip: str | None = None
+    country: str | None = None
+    server: str | None = None
+    target: str | None = None
+    method: str | None = None
+    reason: str | None = None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def from_record(record: Mapping[str, Any]) -> Event | None:
+    """The detectors' view of a record, or None for a record that is not traffic (or is unreadable)."""
+    kind = record.get("event")
+    t = record.get("time")
+    if kind not in TRAFFIC or not isinstance(t, (int, float)) or isinstance(t, bool) or not isfinite(t):
+        return None
+    principal = record.get("principal")
+    subject = country = None
+    if isinstance(principal, Mapping):
+        subject = _text(principal.get("subject"))
+        country = _text(principal.get("country"))
+    reasons = record.get("reasons")
+    reason = _text(reasons[0]) if isinstance(reasons, list) and reasons else None
+    return Event(
+        id=str(record.get("id")),
+        time=float(t),
+        kind=str(kind),
+        decision=str(record.get("decision")),
+        subject=subject,
+        source_ip=_text(record.get("source_ip")),
+        country=country or _text(record.get("country")),
+        server=_text(record.get("server")),
+        target=_text(record.get("target")),
+        method=_text(record.get("method")),
+        reason=reason,
+    )
+
+
+def read_events(path: Path, until: float | None = None, since: float | None = None) -> Iterator[Event]:
+    """The traffic events of a store (SQLite, or JSONL by its suffix), oldest first.
+
+    Everything is read, not only what ``--since`` asks to report on: the older events are
+    what the baselines are learned from. SQLite is streamed in time order (its time index), so
+    memory stays flat however long the trail, and only the needed fields are taken out of each
+    record, by SQLite's own JSON functions. A JSONL file is read whole.
+    """
+    if path.suffix != ".jsonl":
+        return _sqlite_events(path, until, since)
+    events = [e for e in map(from_record, query(path, Filters(since=since, until=until))) if e is not None]
+    events.sort(key=lambda e: e.time)  # several writers append in commit order, not event time
+    return iter(events)
+
+
+_SELECT = (
+    "SELECT id, time, json_extract(record, '$.event'), decision, subject,"
+    " json_extract(record, '$.source_ip'),"
+    " json_extract(record, '$.principal.country'), server, target, method,"
+    " json_extract(record, '$.reasons[0]') FROM audit_events"
+)
+
+
+def _sqlite_events(path: Path, until: float | None, since: float | None) -> Iterator[Event]:
+    where, args = [], []
+    if until is not None:
+        where.append("time < ?")
+        args.append(until)
+    if since is not None:
+        where.append("time >= ?")
+        args.append(since)
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY time, seq"
+    conn = _connect(path)  # raises StoreError now, not at the first next()
+    return _stream(conn, sql, args, path)
+
+
+def _stream(conn: sqlite3.Connection, sql: str, args: list[float], path: Path) -> Iterator[Event]:
+    try:
+        try:
+            cursor = conn.execute(sql, args)
+            while rows := cursor.fetchmany(5000):
+                for event_id, t, kind, decision, subject, ip, country, server, target, method, reason in rows:
+                    if kind not in TRAFFIC or not isinstance(t, (int, float)) or not isfinite(t):
+                        continue
+                    yield Event(
+                        str(event_id),
+                        float(t),
+                        kind,
+                        str(decision),
+                        _text(subject),
+                        _text(ip),
+                        _text(country),
+                        _text(server),
+                        _text(target),
+                        _text(method),
+                        _text(reason),
+                    )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not an audit store: {exc}") from None
+    finally:
+        conn.close()

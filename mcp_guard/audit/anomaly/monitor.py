@@ -1,0 +1,161 @@
+"""The live monitor of ``mcp-guard serve``: the offline detectors, fed by the audit pipeline.
+
+The pipeline's flusher thread hands each stored batch to :meth:`Monitor.observe`, which only
+appends to a bounded queue (nothing on the request path, never blocking the flusher). A
+background task drains the queue every ``interval`` seconds, runs the detectors in a worker
+thread, and for each finding: applies the action (``lock``), records an ``anomaly`` audit event,
+and hands the finding to every alert sink concurrently (a slow webhook delays no other sink and
+no other finding). At start the monitor reads ``history_days`` of the trail so baselines are
+known from the first request; it reports nothing about that history.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ...model import AuditEvent
+from ...protocols import AlertSink, Auditor
+from .detect import Detector, Finding
+from .events import from_record, read_events
+from .settings import AnomalySettings
+
+log = logging.getLogger("mcp_guard.anomalies")
+
+#: ``lock(finding)``: lock what the finding names; returns what was locked (empty: nothing).
+Lock = Callable[[Finding], Awaitable[Sequence[str]]]
+
+
+class Monitor:
+    """Detect anomalies in the records an :class:`~mcp_guard.audit.AuditLog` stores."""
+
+    def __init__(
+        self,
+        settings: AnomalySettings,
+        *,
+        sinks: Sequence[AlertSink] = (),
+        auditor: Auditor | None = None,
+        lock: Lock | None = None,
+        history: Path | None = None,
+        interval: float = 0.25,
+        capacity: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.detector = Detector(settings.thresholds())
+        self.sinks = list(sinks)
+        self.auditor = auditor
+        self.lock = lock
+        self.history = history
+        self.interval = interval
+        self.capacity = capacity
+        self.clock = clock
+        self._queue: deque[Mapping[str, Any]] = deque()
+        self._since = clock()
+        #: Records not looked at because the queue was full (logged when it happens).
+        self.dropped = 0
+        #: Every finding so far, as sent to the sinks (newest last, at most 1000).
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=1000)
+
+    def observe(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Called by the audit flusher with each stored batch: enqueue only."""
+        if len(self._queue) + len(records) > self.capacity:
+            self.dropped += len(records)
+            return
+        self._queue.extend(records)
+
+    async def run(self) -> None:
+        """Learn from the stored history, then watch until cancelled."""
+        if self.history is not None and self.settings.history_days > 0:
+            try:
+                await anyio.to_thread.run_sync(self._prime)
+            except Exception as exc:  # no history is a weaker monitor, not a stopped one
+                log.warning("anomaly monitor: could not read the trail's history: %s", exc)
+        reported = 0
+        async with anyio.create_task_group() as tg:
+            while True:
+                await anyio.sleep(self.interval)
+                if self.dropped != reported:
+                    log.error(
+                        "anomaly monitor: %d audit records skipped (queue full)", self.dropped - reported
+                    )
+                    reported = self.dropped
+                if not self._queue:
+                    continue
+                batch = [self._queue.popleft() for _ in range(len(self._queue))]
+                try:
+                    for finding in await anyio.to_thread.run_sync(self._detect, batch):
+                        await self.handle(finding, tg)
+                except Exception:  # one bad batch must not end the watch
+                    log.exception("anomaly monitor: a batch of %d records failed", len(batch))
+
+    def _prime(self) -> None:
+        assert self.history is not None
+        start = self._since - self.settings.history_days * 86400
+        for event in read_events(self.history, until=self._since, since=start):
+            self.detector.feed(event, report=False)
+
+    def _detect(self, records: list[Mapping[str, Any]]) -> list[Finding]:
+        events = [e for e in map(from_record, records) if e is not None and e.time >= self._since]
+        events.sort(key=lambda e: e.time)
+        found: list[Finding] = []
+        for event in events:
+            found.extend(self.detector.feed(event))
+        if events:
+            self.detector.prune(events[-1].time)
+        return found
+
+    async def handle(self, finding: Finding, tg: anyio.abc.TaskGroup) -> None:
+        action = "none"
+        if self.lock is not None and finding.kind in self.settings.lock_kinds:
+            try:
+                if await self.lock(finding):
+                    action = "lock"
+            except Exception as exc:
+                log.error("anomaly monitor: lock for %s failed: %s", finding.kind, exc)
+        document = {**finding.as_dict(), "action": action}
+        self.alerts.append(document)
+        self._audit(finding, action)
+        for sink in self.sinks:
+            tg.start_soon(self._deliver, sink, document)
+
+    def _audit(self, f: Finding, action: str) -> None:
+        if self.auditor is None:
+            return
+        try:
+            self.auditor.record(
+                AuditEvent(
+                    method=f"anomaly/{f.kind}",
+                    decision="deny" if action == "lock" else "allow",
+                    event="anomaly",
+                    principal={"subject": f.subject} if f.subject else None,
+                    source_ip=f.source_ip,
+                    server=f.server,
+                    target=f.target,
+                    reasons=(
+                        f.why,
+                        f"score {f.score:.2f}",
+                        f"action {action}",
+                        "events " + " ".join(f.events),
+                    ),
+                )
+            )
+        except Exception as exc:  # the alert still goes out
+            log.error("anomaly monitor: could not audit a finding: %s", exc)
+
+    @staticmethod
+    async def _deliver(sink: AlertSink, document: dict[str, Any]) -> None:
+        try:
+            await sink.alert(document)
+        except Exception as exc:
+            log.error("anomaly alert to %s failed: %s", type(sink).__name__, exc)
+
+
+__all__ = ["Lock", "Monitor"]
