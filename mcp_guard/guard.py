@@ -33,6 +33,7 @@ from .classify import MethodInfo
 from .config import GuardConfig, load_config
 from .confirm import Confirmations
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
+from .flowstate import FlowTracker, plan_for
 from .limits import SizeLimits, check_size, json_size
 from .model import (
     AccessRequest,
@@ -44,6 +45,7 @@ from .model import (
     ResultSummary,
     ScanResult,
     Status,
+    new_event_id,
 )
 from .protocols import (
     Auditor,
@@ -153,6 +155,8 @@ class Guard(Screening):
         self.step_ups = step_ups
         #: The ``confirm`` stage: its signed 2026-07-28 state uses a key shared through the store.
         self.confirmations = Confirmations(backing)
+        #: ``[[flows]]``: what each caller did earlier, as marks in the state store.
+        self.flows = FlowTracker(backing)
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
@@ -220,6 +224,11 @@ class Guard(Screening):
         if not decision.allowed:
             raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
         try:
+            plan = plan_for(self.policy, request)
+            if plan is not None:
+                decision = await self.flows.check(
+                    principal, request, plan, decision, enforce=self.mode == "enforce"
+                )
             await self._step_up(principal, decision, exchange)
             await self._admit_rate(principal, request)
             for obligation in decision.obligations:
@@ -236,6 +245,9 @@ class Guard(Screening):
                     decision = await review.approve_call(
                         self.approvals, principal, request, decision, obligation, tick or _progress(exchange)
                     )
+            if plan is not None and plan.arms:
+                event_id = exchange.event_id if exchange is not None else None
+                await self.flows.arm(principal, request, plan, event_id or "unknown")
         except GuardError as exc:
             if exc.decision is not None:
                 raise
@@ -377,8 +389,10 @@ class Guard(Screening):
         direction: Literal["inbound", "outbound"] = "inbound",
         server: str | None = None,
         status: Status | None = None,
+        event_id: str | None = None,
     ) -> AuditEvent:
         ctx = context or (request.context if request is not None else None)
+        ident = event_id if event_id is not None else new_event_id()
         redact: tuple[str, ...] = ()
         if verdict is not None:
             for ob in verdict.obligations:
@@ -388,6 +402,7 @@ class Guard(Screening):
             method=method,
             decision=decision,
             event=kind,
+            id=ident,
             session_id=ctx.session_id if ctx else None,
             request_id=ctx.request_id if ctx else None,
             principal=principal.summary() if principal is not None else None,
@@ -410,6 +425,7 @@ class Guard(Screening):
             outcome=status,
             approval=verdict.approval if verdict is not None else None,
             confirmation=verdict.confirmation if verdict is not None else None,
+            flow=verdict.flow if verdict is not None else None,
         )
 
     # ------------------------------------------------------------------ the pipeline

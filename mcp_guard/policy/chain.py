@@ -19,6 +19,7 @@ from typing import Any
 from ..model import AccessRequest, Decision, LimitSpec, Principal
 from ..protocols import PolicyEngine
 from .engine import CompiledPolicy, merge_obligations
+from .flows import FlowPlan, FlowSpec
 from .loader import policy_from_dict
 
 __all__ = ["AllowListPolicy", "ChainedPolicy"]
@@ -159,3 +160,17 @@ class ChainedPolicy:
             if fn is not None:
                 out.extend(s for s in fn(principal, request) if s not in out)
         return tuple(out)
+
+    def flow_plan(self, request: AccessRequest) -> FlowPlan:
+        """The ``[[flows]]`` of every engine that has some, joined."""
+        labels: set[str] = set()
+        checks: list[FlowSpec] = []
+        arms: list[FlowSpec] = []
+        for engine in self.engines:
+            fn = getattr(engine, "flow_plan", None)
+            if fn is not None:
+                plan = fn(request)
+                labels |= plan.labels
+                checks.extend(f for f in plan.checks if f not in checks)
+                arms.extend(f for f in plan.arms if f not in arms)
+        return FlowPlan(frozenset(labels), tuple(checks), tuple(arms))
