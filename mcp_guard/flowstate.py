@@ -46,6 +46,9 @@ PREFIX = "flow:"
 
 Mark = Mapping[str, Any]
 
+#: The first protocol version without sessions (versions are dates, so they compare as strings).
+SESSIONLESS = "2026-07-28"
+
 
 class FlowRefused(AccessDenied):
     """A ``[[flows]]`` rule refused the call: the caller is told which flow and which earlier call.
@@ -66,7 +69,10 @@ def scope_key(flow: FlowSpec, principal: Principal, request: AccessRequest) -> t
     """The store key of ``flow``'s mark for this caller, and the scope actually used."""
     tenant = principal.tenant
     scope: str = flow.scope
-    session = request.context.session_id if request.context is not None else None
+    ctx = request.context
+    session = ctx.session_id if ctx is not None else None
+    if ctx is not None and (ctx.protocol_version or "") >= SESSIONLESS:
+        session = None  # what a transport calls a session there is one connection per request
     if scope == "session" and not session:
         scope = "subject"  # 2026-07-28 (and sessionless transports): no session to remember
     if scope == "tenant" and tenant is None:
