@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
 from pathlib import Path
+
+from mcp_guard.policy import load_policy, load_policy_text
 
 from .test_flows_portal import POLICY
 from .test_policy_cli import cli
@@ -74,3 +81,48 @@ def test_history_out_of_order_names_the_field(tmp_path: Path) -> None:
     done = cli("check", "--policy", str(policy), "--request", "-", stdin=text)
     assert done.returncode == 2
     assert "history[0].time" in done.stderr and "after the request" in done.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_documented_recipe_is_the_example_and_gives_the_documented_answer(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "policy.md").read_text()
+    recipe = doc.split("### Recipe: forbid", 1)[1].split("\n## ", 1)[0]
+    policy_block = textwrap.dedent(recipe.split("```toml\n", 1)[1].split("```", 1)[0])
+    example = ROOT / "examples" / "flows" / "policy.toml"
+    documented, shipped = load_policy_text(policy_block), load_policy(example)
+    assert [r.id for r in documented.rules] == [r.id for r in shipped.rules]
+    same = [replace(f, source="-", line=None) for f in documented.flows]
+    assert same == [replace(f, source="-", line=None) for f in shipped.flows]
+    # the console example of docs/cli.md, against the shipped policy
+    cli_doc = (ROOT / "docs" / "cli.md").read_text()
+    shown = cli_doc.split("**Testing flows: `history`.**", 1)[1].split("```\n", 2)[1]
+    request_text = shown.split("$ cat request.json\n", 1)[1].split("$ mcp-guard", 1)[0]
+    expected = json.loads(shown.split("--request request.json\n", 1)[1].split("\n", 1)[0])
+    done = cli("check", "--policy", str(example), "--request", "-", stdin=request_text)
+    assert json.loads(done.stdout) == expected
+
+
+def test_the_example_refuses_the_send_naming_the_flow_and_the_fetch(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    script = ROOT / "examples" / "flows" / "fetch_then_send.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "mail__send_mail: sent to bob@example.com"
+    assert lines[1].startswith("web__fetch_page: Page https://flights.example")
+    assert lines[2].startswith(
+        "mail__send_mail: refused (-32003) Access denied: flow no-send-after-untrusted"
+    )
+    trail = lines[lines.index("audit trail (tools/call):") + 1 :]
+    fetch_id = next(line.split()[0] for line in trail if "web/fetch_page" in line)
+    assert lines[2].endswith(f"after your earlier call {fetch_id}")
+    assert trail[-1].endswith(f"deny mail/send_mail flow=no-send-after-untrusted after_event={fetch_id}")
