@@ -104,3 +104,33 @@ def test_flow_evaluation_matches_the_oracle(steps: list[tuple[str, int]], window
                     last_fetch = now[0]
 
     anyio.run(run)
+
+
+def test_impact_analysis_sees_labels_and_annotations() -> None:
+    from mcp_guard.policy.impact import Item, diff, who_can
+
+    labels = [
+        {"servers": ["web"], "tools": ["fetch*"], "labels": ["untrusted-input"]},
+        {"servers": ["mail"], "tools": ["send_*"], "labels": ["external-output"]},
+    ]
+    rules = [
+        {"id": "staff-web", "effect": "allow", "roles": ["staff"], "labels": ["untrusted-input"]},
+        {
+            "id": "ro",
+            "effect": "allow",
+            "roles": ["viewer"],
+            "tools": ["*"],
+            "annotations": {"readOnlyHint": True},
+        },
+    ]
+    old = policy_from_dict({"labels": labels, "rules": rules})
+    fetch, send = Item("web", "tool", "fetch_page"), Item("mail", "tool", "send_mail")
+    assert who_can(old, fetch)["allowed"] == [
+        {"role": "staff", "rule": "staff-web", "conditional": False},
+        {"role": "viewer", "rule": "ro", "conditional": True},
+    ]
+    assert [a["role"] for a in who_can(old, send)["allowed"]] == ["viewer"]
+    grown = [{**rules[0], "labels": ["untrusted-input", "external-output"]}, rules[1]]
+    new = policy_from_dict({"labels": labels, "rules": grown})
+    changes = diff(old, new, [fetch, send])
+    assert [(c.role, c.item.name, c.change) for c in changes] == [("staff", "send_mail", "granted")]
