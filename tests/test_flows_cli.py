@@ -126,3 +126,33 @@ def test_the_example_refuses_the_send_naming_the_flow_and_the_fetch(tmp_path: Pa
     fetch_id = next(line.split()[0] for line in trail if "web/fetch_page" in line)
     assert lines[2].endswith(f"after your earlier call {fetch_id}")
     assert trail[-1].endswith(f"deny mail/send_mail flow=no-send-after-untrusted after_event={fetch_id}")
+    # the audit trail answers both questions: which calls did the flow refuse, and what was the fetch
+    audit = str(tmp_path / "data" / "audit.db")
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcp_guard",
+            "audit",
+            "query",
+            audit,
+            "--flow",
+            "no-send-after-untrusted",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    (record,) = [json.loads(line) for line in refused.stdout.splitlines()]
+    assert (record["target"], record["flow"]["after_event"]) == ("send_mail", fetch_id)
+    earlier = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "audit", "query", audit, "--id", fetch_id, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    (first,) = [json.loads(line) for line in earlier.stdout.splitlines()]
+    assert (first["target"], first["decision"]) == ("fetch_page", "allow")
