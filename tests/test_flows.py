@@ -9,7 +9,7 @@ from mcp import Client, types
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
-from mcp_guard.errors import ACCESS_DENIED, GUARD_UNAVAILABLE, PolicyError
+from mcp_guard.errors import ACCESS_DENIED, APPROVAL_PENDING, GUARD_UNAVAILABLE, PolicyError
 from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 from mcp_guard.policy import load_policy_text
@@ -299,3 +299,21 @@ def test_annotation_names_and_types_are_checked() -> None:
     with pytest.raises(PolicyError) as kind:
         load_policy_text(base + 'annotations = { readOnlyHint = "yes" }\n')
     assert "holds a bool" in str(kind.value)
+
+
+async def test_an_approval_flow_holds_the_call_for_an_approver() -> None:
+    approval = '{ approvers = ["admin"], timeout = "10m" }'
+    server, guard, auditor = guarded(LABELS + flow(effect='"approval"', approval=approval))
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("fetch_page", {"url": "u"})
+        with pytest.raises(MCPError) as pending:
+            await client.call_tool("send_mail", {"to": "a", "body": "b"})
+        assert pending.value.error.code == APPROVAL_PENDING
+        (request,) = await guard.approvals.list()
+        assert request.target == "send_mail"
+        await guard.approvals.decide(request.id, True, by="ada", roles=frozenset({"admin"}), tenant="acme")
+        assert (await client.call_tool("send_mail", {"to": "a", "body": "b"})).is_error is False
+    assert server.sent == [("a", "b")]  # type: ignore[attr-defined]
+    events = calls(auditor, "send_mail")
+    assert [e.decision for e in events] == ["deny", "allow"]
+    assert all(e.flow is not None and e.flow["effect"] == "approval" for e in events)
