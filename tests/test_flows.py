@@ -317,3 +317,11 @@ async def test_an_approval_flow_holds_the_call_for_an_approver() -> None:
     events = calls(auditor, "send_mail")
     assert [e.decision for e in events] == ["deny", "allow"]
     assert all(e.flow is not None and e.flow["effect"] == "approval" for e in events)
+
+
+def test_annotations_on_a_rule_without_tools_are_refused() -> None:
+    with pytest.raises(PolicyError) as bad:
+        load_policy_text(
+            '[[rules]]\nid = "r"\neffect = "allow"\nprompts = ["*"]\nannotations = { readOnlyHint = true }\n'
+        )
+    assert "names no tools" in str(bad.value)

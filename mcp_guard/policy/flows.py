@@ -118,7 +118,7 @@ class Labeler:
             labels = self.labels_of(server, kind, target)
             checks = tuple(f for f in self.flows if not f.deny.isdisjoint(labels))
             arms = tuple(f for f in self.flows if not f.after.isdisjoint(labels))
-            found = FlowPlan(labels, checks, arms) if checks or arms else FlowPlan(labels, (), ())
+            found = FlowPlan(labels, checks, arms)
             self._plans.put(key, found, names_weight(server, kind, target))
         return found
 

@@ -211,6 +211,10 @@ class RuleModel(_Selectors):
                     raise ValueError(f"{name!r} is an obligation of allow rules; a deny rule cannot carry it")
             if self.cross_tenant:
                 raise ValueError("'cross_tenant' only makes sense on allow rules")
+        if self.annotations is not None and self.tools is None and (self.prompts or self.resources):
+            raise ValueError(
+                "'annotations' are MCP tool annotations: this rule names no tools (it would never match)"
+            )
         return self
 
 
