@@ -219,7 +219,7 @@ class Guard(Screening):
         if request.action == "list":
             return _LIST
         if request.action == "listen":
-            return await self._authorize_listen(principal, request)
+            return await self._authorize_listen(principal, request, exchange)
         decision = await self._decide(principal, request)
         if not decision.allowed:
             raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
@@ -273,8 +273,11 @@ class Guard(Screening):
             return replace(decision, allowed=True, shadow=True, would_allow=False)
         return decision
 
-    async def _authorize_listen(self, principal: Principal, request: AccessRequest) -> Decision:
+    async def _authorize_listen(
+        self, principal: Principal, request: AccessRequest, exchange: pipeline.Exchange | None
+    ) -> Decision:
         uris = request.arguments.get("uris") or []
+        armed = []
         for uri in uris:
             sub = AccessRequest(
                 "resources/subscribe", "subscribe", request.server, "resource", uri, {}, request.context
@@ -282,6 +285,17 @@ class Guard(Screening):
             decision = await self._decide(principal, sub)
             if not decision.allowed:
                 raise AccessDenied(f"subscription to {uri!r} denied: " + "; ".join(decision.reasons))
+            plan = plan_for(self.policy, sub)
+            if plan is not None:
+                held = await self.flows.check(principal, sub, plan, decision, enforce=self.mode == "enforce")
+                if held.flow is not None and not held.shadow:  # a stream has nobody to confirm or approve
+                    raise AccessDenied(
+                        f"subscription to {uri!r} held by flow {held.flow['id']}", decision=held
+                    )
+                armed.append((sub, plan))
+        event_id = exchange.event_id if exchange is not None else None
+        for sub, plan in armed:
+            await self.flows.arm(principal, sub, plan, event_id or "unknown")
         return Decision(True, None, (f"{len(uris)} resource subscription(s) allowed",))
 
     async def _step_up(

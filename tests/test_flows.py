@@ -10,6 +10,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.errors import ACCESS_DENIED, APPROVAL_PENDING, GUARD_UNAVAILABLE, PolicyError
+from mcp_guard.flowstate import FlowRefused
 from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 from mcp_guard.policy import load_policy_text
@@ -325,3 +326,40 @@ def test_annotations_on_a_rule_without_tools_are_refused() -> None:
             '[[rules]]\nid = "r"\neffect = "allow"\nprompts = ["*"]\nannotations = { readOnlyHint = true }\n'
         )
     assert "names no tools" in str(bad.value)
+
+
+async def test_a_listen_stream_is_checked_and_arms_like_a_subscribe() -> None:
+    from datetime import datetime, timezone
+
+    from mcp_guard.classify import classify
+    from mcp_guard.model import RequestContext
+    from mcp_guard.pipeline import Exchange
+
+    policy = """
+[[labels]]
+resources = ["feed://untrusted/*"]
+labels = ["untrusted-input"]
+[[labels]]
+resources = ["feed://outbox/*"]
+labels = ["external-output"]
+[[rules]]
+id = "feeds"
+effect = "allow"
+resources = ["feed://*"]
+""" + flow()
+    guard = Guard(policy=load_policy_text(policy), store=MemoryStore())
+    ctx = RequestContext(time=datetime.now(timezone.utc))
+
+    def listen(*uris: str) -> tuple[Any, Any, Exchange]:
+        params = {"notifications": {"resourceSubscriptions": list(uris)}}
+        request, info = classify("subscriptions/listen", params, "feeds", ctx)
+        return request, info, Exchange("subscriptions/listen", params, "feeds", ctx, event_id="evt-listen")
+
+    request, info, exchange = listen("feed://outbox/1")
+    await guard.authorize(ALICE, request, info, exchange=exchange)  # nothing armed yet
+    request, info, exchange = listen("feed://untrusted/news")
+    await guard.authorize(ALICE, request, info, exchange=exchange)
+    request, info, exchange = listen("feed://outbox/1")
+    with pytest.raises(FlowRefused) as refused:
+        await guard.authorize(ALICE, request, info, exchange=exchange)
+    assert refused.value.data == {"flow": "no-send-after-untrusted", "afterEvent": "evt-listen"}
