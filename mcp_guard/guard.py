@@ -34,6 +34,7 @@ from .classify import MethodInfo
 from .config import GuardConfig, load_config
 from .confirm import Confirmations
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
+from .flowstate import FlowTracker, plan_for
 from .limits import SizeLimits, check_size, json_size
 from .model import (
     AccessRequest,
@@ -45,6 +46,7 @@ from .model import (
     ResultSummary,
     ScanResult,
     Status,
+    new_event_id,
 )
 from .protocols import (
     Auditor,
@@ -156,6 +158,8 @@ class Guard(Screening):
         self.confirmations = Confirmations(backing)
         #: The policy's ``[[budgets]]``, counted in the store so every replica charges one total.
         self.budgets = Budgets(backing)
+        #: ``[[flows]]``: what each caller did earlier, as marks in the state store.
+        self.flows = FlowTracker(backing)
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.
@@ -218,11 +222,16 @@ class Guard(Screening):
         if request.action == "list":
             return _LIST
         if request.action == "listen":
-            return await self._authorize_listen(principal, request)
+            return await self._authorize_listen(principal, request, exchange)
         decision = await self._decide(principal, request)
         if not decision.allowed:
             raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
         try:
+            plan = plan_for(self.policy, request)
+            if plan is not None:
+                decision = await self.flows.check(
+                    principal, request, plan, decision, enforce=self.mode == "enforce"
+                )
             await self._step_up(principal, decision, exchange)
             await self._admit_rate(principal, request)
             await self.budgets.precheck(self.policy, principal, request, decision)
@@ -244,6 +253,9 @@ class Guard(Screening):
             # includes the audit check the pipeline makes next (no audit, no access, no charge).
             self.check_audit()
             decision = await self.budgets.admit(self.policy, principal, request, decision)
+            if plan is not None and plan.arms:
+                event_id = exchange.event_id if exchange is not None else None
+                await self.flows.arm(principal, request, plan, event_id or "unknown")
         except GuardError as exc:
             if exc.decision is not None:
                 raise
@@ -269,8 +281,11 @@ class Guard(Screening):
             return replace(decision, allowed=True, shadow=True, would_allow=False)
         return decision
 
-    async def _authorize_listen(self, principal: Principal, request: AccessRequest) -> Decision:
+    async def _authorize_listen(
+        self, principal: Principal, request: AccessRequest, exchange: pipeline.Exchange | None
+    ) -> Decision:
         uris = request.arguments.get("uris") or []
+        armed = []
         for uri in uris:
             sub = AccessRequest(
                 "resources/subscribe", "subscribe", request.server, "resource", uri, {}, request.context
@@ -278,6 +293,17 @@ class Guard(Screening):
             decision = await self._decide(principal, sub)
             if not decision.allowed:
                 raise AccessDenied(f"subscription to {uri!r} denied: " + "; ".join(decision.reasons))
+            plan = plan_for(self.policy, sub)
+            if plan is not None:
+                held = await self.flows.check(principal, sub, plan, decision, enforce=self.mode == "enforce")
+                if held.flow is not None and not held.shadow:  # a stream has nobody to confirm or approve
+                    raise AccessDenied(
+                        f"subscription to {uri!r} held by flow {held.flow['id']}", decision=held
+                    )
+                armed.append((sub, plan))
+        event_id = exchange.event_id if exchange is not None else None
+        for sub, plan in armed:
+            await self.flows.arm(principal, sub, plan, event_id or "unknown")
         return Decision(True, None, (f"{len(uris)} resource subscription(s) allowed",))
 
     async def _step_up(
@@ -385,8 +411,10 @@ class Guard(Screening):
         direction: Literal["inbound", "outbound"] = "inbound",
         server: str | None = None,
         status: Status | None = None,
+        event_id: str | None = None,
     ) -> AuditEvent:
         ctx = context or (request.context if request is not None else None)
+        ident = event_id if event_id is not None else new_event_id()
         redact: tuple[str, ...] = ()
         if verdict is not None:
             for ob in verdict.obligations:
@@ -396,6 +424,7 @@ class Guard(Screening):
             method=method,
             decision=decision,
             event=kind,
+            id=ident,
             session_id=ctx.session_id if ctx else None,
             request_id=ctx.request_id if ctx else None,
             principal=principal.summary() if principal is not None else None,
@@ -418,6 +447,7 @@ class Guard(Screening):
             outcome=status,
             approval=verdict.approval if verdict is not None else None,
             confirmation=verdict.confirmation if verdict is not None else None,
+            flow=verdict.flow if verdict is not None else None,
         )
 
     # ------------------------------------------------------------------ the pipeline

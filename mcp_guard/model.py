@@ -43,6 +43,11 @@ def _next_event_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
+def new_event_id() -> str:
+    """A fresh audit event id (the pipeline takes one before a call runs, so flows can name it)."""
+    return _next_event_id()
+
+
 def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """Return a read-only view so a shared principal cannot be mutated by a plugin."""
     if not value:
@@ -184,6 +189,8 @@ class Decision:
     approval: Mapping[str, Any] | None = None
     #: The caller's answer to the rule's ``confirm`` question, as its audit fields.
     confirmation: Mapping[str, Any] | None = None
+    #: The ``[[flows]]`` rule that refused (or held) the call and the earlier call behind it.
+    flow: Mapping[str, Any] | None = None
 
     @property
     def effect(self) -> Effect:
@@ -286,6 +293,8 @@ class AuditEvent:
     approval: Mapping[str, Any] | None = None
     #: The caller's confirmation: by (subject), answer, arguments_sha256.
     confirmation: Mapping[str, Any] | None = None
+    #: The flow rule behind a refusal or a hold: id, effect, scope, after_event, after_label ...
+    flow: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (arguments are not yet redacted; the pipeline does that)."""
@@ -329,6 +338,8 @@ class AuditEvent:
             record["approval"] = _plain(self.approval)
         if self.confirmation is not None:
             record["confirmation"] = _plain(self.confirmation)
+        if self.flow is not None:
+            record["flow"] = _plain(self.flow)
         return record
 
 

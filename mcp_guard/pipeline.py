@@ -45,6 +45,7 @@ from .model import (
     RequestContext,
     ResultSummary,
     Status,
+    new_event_id,
 )
 from .protocols import Credential
 from .telemetry import Ending
@@ -103,6 +104,9 @@ class Exchange:
     #: Set by the confirm stage on 2026-07-28: the params the handler gets (the guard's own
     #: question and state removed). The adapter's call uses them instead of the original.
     forward: Mapping[str, Any] | None = None
+    #: The id the audit event of this request will carry (set by :func:`run`; a nested run inside
+    #: a delegating one takes the outer id, which is the event that gets written). Flows name it.
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,7 @@ class _Trail:
     status: Status | None = None
     error_type: str | None = None
     labels: tuple[str, str, str | None] | None = None
+    event_id: str = field(default_factory=new_event_id)
 
 
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
@@ -149,6 +154,8 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
     event's details are left to nested runs inside ``call``.
     """
     trail = _Trail(exchange, time.perf_counter())
+    outer = _SLOT.get()
+    exchange.event_id = outer.event_id if outer is not None and outer.open else trail.event_id
     telemetry = guard.telemetry
     if telemetry is None:
         return await _run(guard, trail, call, delegate)
@@ -455,6 +462,7 @@ def _event(
         direction=ex.direction,
         server=ex.server,
         status=status,
+        event_id=trail.event_id,
     )
     nested = _merged(trail.nested)
     if nested is None or error is not None:

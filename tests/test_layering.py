@@ -49,6 +49,7 @@ LAYERS = {
     "review": 2,
     "confirm": 2,
     "stepping": 2,
+    "flowstate": 2,
     "integrations": 3,
     "portal": 4,
     "console": 4,

@@ -71,6 +71,8 @@ class Filters:
     session: str | None = None
     #: Events of the calls that one approval request was about (``approval.id`` of the record).
     approval: str | None = None
+    #: Events of the calls one ``[[flows]]`` rule refused or held (``flow.id`` of the record).
+    flow: str | None = None
     #: One event, by its ``id``.
     event_id: str | None = None
     since: float | None = None
@@ -95,6 +97,9 @@ def _sql(f: Filters) -> tuple[str, list[Any]]:
     if f.approval is not None:
         where.append("json_extract(record, '$.approval.id') = ?")
         args.append(f.approval)
+    if f.flow is not None:
+        where.append("json_extract(record, '$.flow.id') = ?")
+        args.append(f.flow)
     if f.since is not None:
         where.append("time >= ?")
         args.append(f.since)
@@ -115,6 +120,10 @@ def _matches(record: dict[str, Any], f: Filters) -> bool:
     if f.approval is not None:
         approval = record.get("approval")
         if not isinstance(approval, dict) or approval.get("id") != f.approval:
+            return False
+    if f.flow is not None:
+        flow = record.get("flow")
+        if not isinstance(flow, dict) or flow.get("id") != f.flow:
             return False
     if f.since is not None and (not isinstance(t, (int, float)) or t < f.since):
         return False

@@ -497,7 +497,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
     detector might match, or that hold values the walk would convert, go the slow way (as do
     the rare events of calls that needed an approval: their record has one more field).
     """
-    if event.approval is not None or event.confirmation is not None:
+    if event.approval is not None or event.confirmation is not None or event.flow is not None:
         return None
     args: Any = event.arguments
     if args is not None and isinstance(args, Mapping):

@@ -79,6 +79,8 @@ def register(subparsers: Any) -> None:
     q.add_argument("--method", help="MCP method, e.g. tools/call")
     q.add_argument("--session")
     q.add_argument("--approval", metavar="ID", help="events of the calls an approval request was about")
+    q.add_argument("--flow", metavar="ID", help="events of the calls a [[flows]] rule refused or held")
+    q.add_argument("--id", metavar="EVENT", help="one event, by its id (e.g. a flow's after_event)")
     q.add_argument(
         "--since", help="ISO 8601, now, today, yesterday, or a time ago: 15m, 24h, 7d (or '15m ago')"
     )
@@ -334,6 +336,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         method=args.method,
         session=args.session,
         approval=args.approval,
+        flow=args.flow,
+        event_id=args.id,
         since=_time(args.since, "--since"),
         until=_time(args.until, "--until"),
     )

@@ -33,29 +33,51 @@ def _read_request(path: str) -> tuple[str, str]:
 
 def _check(args: argparse.Namespace) -> int:
     from ..policy import load_policy
-    from ..policy.requests import parse_request
+    from ..policy.requests import parse_request_with_history
+    from .flowcheck import replay
 
     policy = load_policy(*args.policy)
-    principal, request = parse_request(*_read_request(args.request))
-    decision = policy.decide(principal, request)
-    print(json.dumps({"decision": decision.effect, "rule": decision.rule, "reasons": list(decision.reasons)}))
+    principal, request, history = parse_request_with_history(*_read_request(args.request))
+    decision, flow, _ = replay(policy, history, principal, request)
+    out: dict[str, Any] = {
+        "decision": decision.effect,
+        "rule": decision.rule,
+        "reasons": list(decision.reasons),
+    }
+    if flow is not None:
+        out["flow"] = flow
+    print(json.dumps(out))
     return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
     from ..policy import load_policy
-    from ..policy.requests import parse_request
+    from ..policy.requests import parse_request_with_history
+    from .flowcheck import render_state, replay
 
     policy = load_policy(*args.policy)
-    principal, request = parse_request(*_read_request(args.request))
+    principal, request, history = parse_request_with_history(*_read_request(args.request))
     explanation = policy.explain(principal, request)
     from ._budgets import budget_report, render_budgets
 
     budgets = budget_report(policy, principal, request, args.state)
+    decision, flow, state = replay(policy, history, principal, request)
     if args.json:
-        print(json.dumps({**explanation.as_dict(), "budgets": budgets}, indent=2))
+        data = {**explanation.as_dict(), "budgets": budgets}
+        if policy.flows:
+            data["flows"] = state
+            data["flow_decision"] = {
+                "decision": decision.effect,
+                "reasons": list(decision.reasons),
+                "flow": flow,
+            }
+        print(json.dumps(data, indent=2))
     else:
         print(explanation.render() + ("\n" + render_budgets(budgets) if budgets else ""))
+        if policy.flows:
+            print(render_state(state))
+            if flow is not None:
+                print(f"after the history: {decision.effect} ({'; '.join(decision.reasons)})")
     return 0
 
 

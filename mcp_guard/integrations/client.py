@@ -33,7 +33,7 @@ from ..confirm import Caller, Era
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable
 from ..guard import Guard
 from ..model import Outcome, Principal, RequestContext
-from ..pipeline import Exchange
+from ..pipeline import Describe, Exchange
 
 logger = logging.getLogger("mcp_guard.client")
 
@@ -67,6 +67,9 @@ class GuardedSession:
         self.principal = principal
         self._transport = transport
         self._cache_kw: dict[str, Any] = {"cache_mode": "bypass"} if _is_client(session) else {}
+        #: What the server declares about a target (``request.annotations``), from definitions the
+        #: host trusts; None here: a live server's own word is not evidence (the portal sets one).
+        self._describe: Describe | None = None
 
     # ------------------------------------------------------------------ the adapter
     def _context(self) -> RequestContext:
@@ -88,6 +91,7 @@ class GuardedSession:
             principal=self.principal,
             lookup=self._lookup,
             caller=self._caller,
+            describe=self._describe,
         )
         return await self.guard.run(exchange, lambda _admitted: send())
 

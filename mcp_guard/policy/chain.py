@@ -19,6 +19,7 @@ from typing import Any
 from ..model import AccessRequest, BudgetCharge, Decision, LimitSpec, Principal
 from ..protocols import PolicyEngine
 from .engine import CompiledPolicy, merge_obligations
+from .flows import FlowPlan, FlowSpec
 from .loader import policy_from_dict
 
 __all__ = ["AllowListPolicy", "ChainedPolicy"]
@@ -169,3 +170,17 @@ class ChainedPolicy:
                 for charge in fn(principal, request):
                     out.setdefault(charge.budget.id, charge)
         return tuple(out.values())
+
+    def flow_plan(self, request: AccessRequest) -> FlowPlan:
+        """The ``[[flows]]`` of every engine that has some, joined."""
+        labels: set[str] = set()
+        checks: list[FlowSpec] = []
+        arms: list[FlowSpec] = []
+        for engine in self.engines:
+            fn = getattr(engine, "flow_plan", None)
+            if fn is not None:
+                plan = fn(request)
+                labels |= plan.labels
+                checks.extend(f for f in plan.checks if f not in checks)
+                arms.extend(f for f in plan.arms if f not in arms)
+        return FlowPlan(frozenset(labels), tuple(checks), tuple(arms))

@@ -32,6 +32,7 @@ from ..model import AccessRequest, BudgetCharge, Decision, Effect, LimitSpec, Ob
 from .budgets import BudgetTrace, CompiledBudget, budget_traces, select_budgets
 from .conditions import Activation
 from .explanation import Explanation, RuleTrace
+from .flows import FlowPlan, Labeler
 from .globs import is_glob, nfc
 from .matchers import _Matcher as _Matcher
 from .matchers import _PrincipalView
@@ -76,6 +77,8 @@ class Rule:
     cross_tenant: bool = False
     obligations: tuple[Obligation, ...] = ()
     description: str | None = None
+    labels: tuple[str, ...] | None = None
+    annotations: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class CompiledPolicy:
         tz: tzinfo | None = None,
         sources: tuple[str, ...] = (),
         budgets: Sequence[CompiledBudget] = (),
+        labeler: Labeler | None = None,
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.limits: tuple[LimitSpec, ...] = tuple(limits)
@@ -137,6 +141,9 @@ class CompiledPolicy:
         #: Unique per compiled policy: caches keyed by it (the guard's list memo) expire on reload.
         self.version: int = next(_VERSIONS)
         self._matchers = tuple(matchers)
+        #: ``[[labels]]`` and ``[[flows]]``: static labels per target, and the flows they take part in.
+        self.labeler = labeler if labeler is not None else Labeler((), ())
+        self._labelled = any(m.labels is not None for m in matchers)
         #: A condition may read ``request.tags`` / ``request.annotations``: only then does the guard
         #: look them up (conservatively, by name: a false positive costs a lookup, never a decision).
         self.reads_target_attributes = any(
@@ -194,6 +201,10 @@ class CompiledPolicy:
         server = nfc(raw_server)
         target = nfc(raw_target) if raw_target is not None else None
         found = self._index.lookup(server, kind, target)
+        if self._labelled:
+            # ``labels = [...]`` rules apply only to targets that carry one of their labels.
+            have = self.labeler.labels_of(server, kind, target)
+            found = tuple(m for m in found if m.labels is None or not m.labels.isdisjoint(have))
         # Targets matched by the same rules share one set of tuples: an entry costs its key.
         split = self._splits.get(found)
         if split is None:
@@ -249,6 +260,22 @@ class CompiledPolicy:
         view = _PrincipalView(subject, frozenset(roles), groups, p.tenant)
         cache.put(key, view, weight)
         return view
+
+    @property
+    def flows(self) -> tuple[Any, ...]:
+        """The ``[[flows]]`` of the policy, in file order."""
+        return self.labeler.flows
+
+    def labels_of(self, server: str, kind: str | None, target: str | None) -> frozenset[str]:
+        """The ``[[labels]]`` a target carries (static: from its server and name alone)."""
+        return self.labeler.labels_of(nfc(server), kind, nfc(target) if target is not None else None)
+
+    def flow_plan(self, request: AccessRequest) -> FlowPlan:
+        """Which ``[[flows]]`` may refuse this request and which an allowed one arms."""
+        target = request.target
+        return self.labeler.plan(
+            nfc(request.server), request.kind, nfc(target) if target is not None else None
+        )
 
     def effective_roles(self, principal: Principal) -> frozenset[str]:
         """The principal's roles with everything they inherit (and roles granted by membership)."""
@@ -537,8 +564,9 @@ class CompiledPolicy:
         foreign = cands.owner is not None and view.tenant != cands.owner
         act = Activation(principal, request, view.roles, self._tz, server, target)
         traces: list[RuleTrace] = []
+        labels = self.labeler.labels_of(server, request.kind, target)
         for rule, m in zip(self.rules, self._matchers, strict=True):
-            reason = m.why_not(server, request.kind, target, request.action, view)
+            reason = m.why_not(server, request.kind, target, request.action, view, labels)
             matched = False
             if reason is None and foreign and not m.deny and not m.cross_tenant:
                 reason = (
@@ -560,6 +588,8 @@ class CompiledPolicy:
         notes: list[str] = []
         if cands.owner is not None:
             notes.append(f"target belongs to tenant {cands.owner!r}")
+        if labels:
+            notes.append(f"target labels: {', '.join(sorted(labels))}")
         visible: bool | None = None
         if request.kind is not None and request.target is not None:
             list_kind = request.kind

@@ -24,6 +24,7 @@ from ..model import BudgetSpec, LimitSpec, Obligation
 from .budgets import CompiledBudget
 from .conditions import ConditionError, compile_condition, condition_functions
 from .engine import CompiledPolicy, Rule, _Matcher, _TenantTag
+from .flows import FlowSpec, Labeler, LabelTag, annotation_condition
 from .globs import nfc
 from .locate import Locator, json_lines, toml_lines, yaml_lines
 from .schema import PolicyDocument
@@ -231,6 +232,7 @@ def compile_documents(
     seen_budgets: dict[str, str] = {}
     server_tenant: dict[str, tuple[str, str]] = {}
     tags: list[_TenantTag] = []
+    label_refs: list[tuple[_Source, tuple[Any, ...], Sequence[str]]] = []
     for doc, src in docs:
         for i, spec in enumerate(doc.rules):
             loc = ("rules", i)
@@ -246,6 +248,8 @@ def compile_documents(
                     condition = compile_condition(spec.when, funcs)
                 except ConditionError as exc:
                     raise src.error(f"invalid condition: {exc}", (*loc, "when")) from None
+            if spec.annotations is not None:
+                condition = annotation_condition(spec.annotations, condition)
             obligations: list[Obligation] = []
             if spec.redact:
                 obligations.append(Obligation("redact", {"fields": tuple(spec.redact)}))
@@ -263,6 +267,8 @@ def compile_documents(
                 }
                 obligations.append(Obligation("approval", params))
             selectors = {name: getattr(spec, name) for name in SELECTOR_FIELDS}
+            if spec.labels is not None:
+                label_refs.append((src, (*loc, "labels"), spec.labels))
             rules.append(
                 Rule(
                     id=spec.id,
@@ -275,13 +281,15 @@ def compile_documents(
                     cross_tenant=spec.cross_tenant,
                     obligations=tuple(obligations),
                     description=spec.description,
+                    labels=tuple(spec.labels) if spec.labels is not None else None,
+                    annotations=spec.annotations,
                 )
             )
             matchers.append(
                 _Matcher(
                     len(matchers),
                     spec.id,
-                    selectors,
+                    {**selectors, "labels": spec.labels},
                     deny=spec.effect == "deny",
                     shadow=spec.shadow,
                     condition=condition,
@@ -338,6 +346,7 @@ def compile_documents(
             )
     for name, (tenant, _) in server_tenant.items():
         tags.insert(0, _TenantTag(tenant, [name], {}))
+    labeler = _labeler(docs, label_refs)
     tz_name = settings.get("timezone")
     return CompiledPolicy(
         rules=rules,
@@ -352,7 +361,70 @@ def compile_documents(
         tz=ZoneInfo(tz_name) if tz_name else None,
         sources=tuple(src.name for _, src in docs),
         budgets=budgets,
+        labeler=labeler,
     )
+
+
+def _labeler(
+    docs: Sequence[tuple[PolicyDocument, _Source]],
+    label_refs: list[tuple[_Source, tuple[Any, ...], Sequence[str]]],
+) -> Labeler:
+    """Compile ``[[labels]]`` and ``[[flows]]``; a label used but never given is a load error."""
+    tags: list[LabelTag] = []
+    declared: set[str] = set()
+    for doc, _ in docs:
+        for entry in doc.labels:
+            kinds = {"tool": entry.tools, "prompt": entry.prompts, "resource": entry.resources}
+            tags.append(LabelTag([nfc(n) for n in entry.labels], entry.servers, kinds))
+            declared.update(entry.labels)
+    flows: list[FlowSpec] = []
+    seen: dict[str, str] = {}
+    for doc, src in docs:
+        for i, flow in enumerate(doc.flows):
+            loc = ("flows", i)
+            if flow.id in seen:
+                raise src.error(f"duplicate flow id {flow.id!r} (first in {seen[flow.id]})", (*loc, "id"))
+            seen[flow.id] = src.name
+            label_refs.append((src, (*loc, "after"), flow.after))
+            label_refs.append((src, (*loc, "deny"), flow.deny))
+            obligation = None
+            if flow.effect == "confirm":
+                message = (
+                    flow.message or f"This call is held by flow {flow.id} (it follows earlier data). Run it?"
+                )
+                obligation = Obligation("confirm", {"message": message})
+            elif flow.approval is not None:
+                a = flow.approval
+                params = {
+                    "approvers": tuple(a.approvers),
+                    "timeout": a.timeout,
+                    "wait": a.wait,
+                    "rules": (flow.id,),
+                }
+                obligation = Obligation("approval", params)
+            flows.append(
+                FlowSpec(
+                    flow.id,
+                    frozenset(nfc(n) for n in flow.after),
+                    frozenset(nfc(n) for n in flow.deny),
+                    flow.scope,
+                    flow.window,
+                    flow.effect,
+                    obligation,
+                    src.name,
+                    src.locator.line(loc),
+                )
+            )
+    for src, loc, names in label_refs:
+        for j, name in enumerate(names):
+            if name not in declared:
+                close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = f"; declared: {', '.join(sorted(declared))}" if declared and not close else ""
+                raise src.error(
+                    f"unknown label {name!r}{hint}: no [[labels]] entry gives it{known}", (*loc, j)
+                )
+    return Labeler(tags, flows)
 
 
 def _read(path: str | Path) -> tuple[str, str, str]:

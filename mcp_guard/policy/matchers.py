@@ -38,6 +38,7 @@ class _Matcher:
         "id",
         "index",
         "kinds",
+        "labels",
         "obligations",
         "roles",
         "servers",
@@ -70,6 +71,9 @@ class _Matcher:
             patterns = selectors.get(key)
             if patterns is not None:
                 self.kinds[kind] = NameSet(patterns)
+        labels = selectors.get("labels")
+        #: ``labels = [...]``: only targets carrying one of these ``[[labels]]`` (None: any target).
+        self.labels = frozenset(labels) if labels is not None else None
         actions = selectors.get("actions")
         self.actions = frozenset(actions) if actions is not None else None
         self.deny = deny
@@ -92,7 +96,13 @@ class _Matcher:
         )
 
     def why_not(
-        self, server: str, kind: str | None, target: str | None, action: str, view: _PrincipalView
+        self,
+        server: str,
+        kind: str | None,
+        target: str | None,
+        action: str,
+        view: _PrincipalView,
+        labels: frozenset[str] = frozenset(),
     ) -> str | None:
         """Why this matcher does not apply (None when it does, conditions aside)."""
         if self.servers is not None and not self.servers.match(server):
@@ -103,6 +113,8 @@ class _Matcher:
                 return f"names only {named}, request targets {kind or 'nothing'}"
             if not self.kinds[kind].match(target):
                 return f"{kind} {target!r} not in {kind}s {list(self.kinds[kind].patterns)}"
+        if self.labels is not None and self.labels.isdisjoint(labels):
+            return f"target labels {sorted(labels)} not in labels {sorted(self.labels)}"
         if self.actions is not None and action not in self.actions:
             return f"action {action!r} not in actions {sorted(self.actions)}"
         if self.subjects is not None and not self.subjects.match(view.subject):

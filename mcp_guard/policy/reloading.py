@@ -33,6 +33,7 @@ from ..errors import PolicyError
 from ..model import AccessRequest, AuditEvent, BudgetCharge, Decision, LimitSpec, Principal
 from ..protocols import Auditor, StateStore
 from .engine import CompiledPolicy, Explanation
+from .flows import FlowPlan
 from .loader import load_policy
 
 __all__ = ["RELOAD_CHANNEL", "ReloadingPolicy", "audit_reloads", "publish_reload"]
@@ -252,6 +253,9 @@ class ReloadingPolicy:
 
     def explain(self, principal: Principal, request: AccessRequest) -> Explanation:
         return self.current.explain(principal, request)
+
+    def flow_plan(self, request: AccessRequest) -> FlowPlan:
+        return self.current.flow_plan(request)
 
     def hiding_rule(self, principal: Principal, server: str, kind: str, name: str) -> str:
         return self.current.hiding_rule(principal, server, kind, name)

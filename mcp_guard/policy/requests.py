@@ -28,6 +28,7 @@ __all__ = [
     "CaseResult",
     "load_cases",
     "parse_request",
+    "parse_request_with_history",
     "request_from_data",
     "run_cases",
 ]
@@ -91,6 +92,8 @@ class _RequestIn(BaseModel):
     tags: list[StrictStr] = Field(default_factory=list)
     annotations: dict[str, Any] = Field(default_factory=dict)
     time: datetime | None = None
+    #: Earlier calls, oldest first, for testing ``[[flows]]`` offline (read by :func:`parse_history`).
+    history: list[Any] = Field(default_factory=list)
 
     @field_validator("time")
     @classmethod
@@ -164,6 +167,51 @@ def request_from_data(
         annotations=req.annotations,
     )
     return principal, request
+
+
+History = list[tuple[Principal, AccessRequest]]
+
+
+def parse_request_with_history(text: str, source: str) -> tuple[Principal, AccessRequest, History]:
+    """A request and its ``history``: earlier calls (oldest first) that flows remember.
+
+    Each entry has the request's format; ``principal`` defaults to the
+    request's, ``time`` to the request's time. Times must not go backwards
+    and must not pass the request's own.
+    """
+    principal, request = parse_request(text, source)
+    data = json.loads(text)
+    entries = data.get("history") if isinstance(data, dict) else None
+    if entries is None:
+        return principal, request, []
+    locator = json_lines(text)
+    if not isinstance(entries, list):
+        raise PolicyError(
+            "history must be a list of earlier calls", file=source, line=locator.line(("history",))
+        )
+    assert request.context is not None
+    now = request.context.time
+    history: History = []
+    previous: datetime | None = None
+    for i, entry in enumerate(entries):
+        loc = ("history", i)
+        if isinstance(entry, Mapping):
+            entry = {"principal": data.get("principal"), **entry}
+            if "time" not in entry:
+                entry["time"] = now.isoformat()
+        past = request_from_data(entry, source, locator, loc)
+        when = past[1].context.time if past[1].context is not None else now
+        if when > now or (previous is not None and when < previous):
+            raise PolicyError(
+                "history entries are earlier calls, oldest first: this time is "
+                + ("after the request's" if when > now else "before the previous entry's"),
+                file=source,
+                line=locator.line((*loc, "time")) or locator.line(loc),
+                field=format_path((*loc, "time")),
+            )
+        previous = when
+        history.append(past)
+    return principal, request, history
 
 
 def parse_request(text: str, source: str) -> tuple[Principal, AccessRequest]:

@@ -28,9 +28,12 @@ from ..errors import AccessDenied
 
 __all__ = [
     "ACTIONS",
+    "ANNOTATION_TYPES",
     "KIND_ACTIONS",
     "ApprovalModel",
     "BudgetModel",
+    "FlowModel",
+    "LabelModel",
     "LimitModel",
     "PolicyDocument",
     "RoleModel",
@@ -190,6 +193,17 @@ class RuleModel(_Selectors):
     confirm: Message | None = None
     approval: ApprovalModel | None = None
     cross_tenant: bool = False
+    #: Matches targets carrying any of these ``[[labels]]``.
+    labels: list[Name] | None = None
+    #: Matches targets whose (pinned) MCP tool annotations hold these values, checked at use time.
+    annotations: dict[str, Any] | None = None
+
+    _check_labels = field_validator("labels")(_nonempty)
+
+    @field_validator("annotations", mode="before")
+    @classmethod
+    def _annotations(cls, value: Any) -> Any:
+        return check_annotations(value)
 
     @field_validator("id")
     @classmethod
@@ -206,6 +220,10 @@ class RuleModel(_Selectors):
                     raise ValueError(f"{name!r} is an obligation of allow rules; a deny rule cannot carry it")
             if self.cross_tenant:
                 raise ValueError("'cross_tenant' only makes sense on allow rules")
+        if self.annotations is not None and self.tools is None and (self.prompts or self.resources):
+            raise ValueError(
+                "'annotations' are MCP tool annotations: this rule names no tools (it would never match)"
+            )
         return self
 
 
@@ -285,6 +303,107 @@ class TenantModel(_Model):
     _check_resources = field_validator("resources")(_canonical_resources)
 
 
+# ---- [[labels]] and [[flows]]: labels are static per target; flows remember what a caller did.
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+#: The MCP tool annotations a rule can match, with the JSON type each holds.
+ANNOTATION_TYPES: dict[str, type] = {
+    "readOnlyHint": bool,
+    "destructiveHint": bool,
+    "idempotentHint": bool,
+    "openWorldHint": bool,
+    "title": str,
+}
+
+
+def _label_names(value: Any) -> Any:
+    if isinstance(value, list):
+        for name in value:
+            if isinstance(name, str) and not _LABEL.match(name):
+                raise ValueError(
+                    f"label {name!r}: labels are plain names (letters, digits, _ . : -), never globs"
+                )
+        if not value:
+            raise ValueError("an empty list matches nothing; omit the field to match anything")
+    return value
+
+
+LabelNames = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_label_names)]
+
+
+def check_annotations(value: Any) -> Any:
+    """``annotations = { readOnlyHint = true }``: known MCP annotation names with values of their type."""
+    if not isinstance(value, dict):
+        return value
+    if not value:
+        raise ValueError("an empty table matches anything; omit the field instead")
+    import difflib
+
+    for key, item in value.items():
+        expected = ANNOTATION_TYPES.get(key)
+        if expected is None:
+            close = difflib.get_close_matches(str(key), list(ANNOTATION_TYPES), n=1, cutoff=0.6)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise ValueError(f"unknown tool annotation {key!r}{hint}; known: {', '.join(ANNOTATION_TYPES)}")
+        if type(item) is not expected:
+            raise ValueError(f"annotation {key!r} holds a {expected.__name__}, not {type(item).__name__}")
+    return value
+
+
+class LabelModel(_Model):
+    """``[[labels]]``: these labels for every target its selectors (servers, tools, ...) match."""
+
+    servers: list[Annotated[str, Field(min_length=1)]] | None = None
+    tools: list[Annotated[str, Field(min_length=1)]] | None = None
+    prompts: list[Annotated[str, Field(min_length=1)]] | None = None
+    resources: list[Annotated[str, Field(min_length=1)]] | None = None
+    labels: LabelNames
+    description: str | None = None
+
+    _check_nonempty = field_validator("servers", "tools", "prompts", "resources")(_nonempty)
+
+    @model_validator(mode="after")
+    def _something(self) -> LabelModel:
+        if self.servers is None and self.tools is None and self.prompts is None and self.resources is None:
+            raise ValueError(
+                "name servers, tools, prompts or resources: a label on everything tells nothing apart"
+            )
+        return self
+
+
+class FlowModel(_Model):
+    """``[[flows]]``: after an allowed call labelled ``after``, calls labelled ``deny`` are refused."""
+
+    id: Annotated[str, Field(min_length=1)]
+    after: LabelNames
+    deny: LabelNames
+    scope: Literal["session", "subject", "tenant"] = "subject"
+    window: Duration
+    effect: Literal["deny", "confirm", "approval"] = "deny"
+    #: The question put to the caller with ``effect = "confirm"`` (``{argument}`` placeholders).
+    message: Message | None = None
+    #: Who decides with ``effect = "approval"``: the same table as a rule's ``approval``.
+    approval: ApprovalModel | None = None
+    description: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.:@/-]+$", value):
+            raise ValueError("flow ids use letters, digits and _ . : @ / - only")
+        return value
+
+    @model_validator(mode="after")
+    def _effect_fields(self) -> FlowModel:
+        if self.effect == "approval" and self.approval is None:
+            raise ValueError("effect = 'approval' needs approval = { approvers = [...] }")
+        if self.effect != "approval" and self.approval is not None:
+            raise ValueError("'approval' only applies with effect = 'approval'")
+        if self.effect != "confirm" and self.message is not None:
+            raise ValueError("'message' is the question of effect = 'confirm'")
+        return self
+
+
 class PolicyDocument(_Model):
     version: Literal[1] = 1
     default: Literal["deny", "allow"] = "deny"
@@ -297,6 +416,8 @@ class PolicyDocument(_Model):
     rules: list[RuleModel] = Field(default_factory=list)
     limits: list[LimitModel] = Field(default_factory=list)
     budgets: list[BudgetModel] = Field(default_factory=list)
+    labels: list[LabelModel] = Field(default_factory=list)
+    flows: list[FlowModel] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod

@@ -33,6 +33,20 @@ class ServedLists:
         self.templates = types.ListResourceTemplatesResult.model_validate(
             {"resourceTemplates": lists.get("resource_template", [])}
         )
+        #: Tool annotations as served: approved, pinned and screened definitions only, so a policy's
+        #: ``annotations = {...}`` never trusts what a changed or unapproved upstream now claims.
+        self._annotations: dict[str, dict[str, Any]] = {}
+        for tool in lists.get("tool", []):
+            found = tool.get("annotations")
+            if isinstance(tool.get("name"), str) and isinstance(found, Mapping):
+                self._annotations[tool["name"]] = dict(found)
+
+    async def describe(self, kind: str, name: str) -> Mapping[str, Any] | None:
+        """``request.annotations`` of a served tool (None for anything else)."""
+        if kind != "tool":
+            return None
+        found = self._annotations.get(name)
+        return {"annotations": found} if found else None
 
 
 class UpstreamAdapter:
@@ -103,6 +117,7 @@ class CallerSession(GuardedSession):
             caller=CURRENT_ASKER.get(),  # the downstream user answers the rules' confirm questions
         )
         self._downstream = context
+        self._describe = adapter.served.describe
 
     def _context(self) -> RequestContext:
         return self._downstream
