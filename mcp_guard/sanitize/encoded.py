@@ -78,7 +78,7 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
                 out.append(("base32", decoded.decode("utf-8", "replace")))
         if raw.isalpha() and (raw.islower() or raw.isupper()):
             continue  # a word or an identifier, not base64
-        if not (any(c.isupper() for c in raw) and any(c.islower() for c in raw)):
+        if raw.lower() == raw or raw.upper() == raw:  # runs are ASCII: no upper or no lower case
             continue
         try:
             padded = raw.replace("-", "+").replace("_", "/")

@@ -46,8 +46,6 @@ from .families import _prohibited as _prohibited
 from .families import _top_level_branches as _top_level_branches
 from .gate import _CLAUSES as _CLAUSES
 from .gate import _END_CHARS as _END_CHARS
-from .gate import _HITS_CACHE as _HITS_CACHE
-from .gate import _HITS_CACHE_SIZE as _HITS_CACHE_SIZE
 from .gate import _NON_ASCII as _NON_ASCII
 from .gate import _SENTENCE_END as _SENTENCE_END
 from .gate import _SUBSTRINGS as _SUBSTRINGS
