@@ -7,13 +7,14 @@ to the straightforward version, on generated input and on the words the patterns
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import gate, lexicon
+from mcp_guard.sanitize import DefaultSanitizer, gate, lexicon
 from mcp_guard.sanitize.fastre import FastPattern
 from mcp_guard.sanitize.patterns import ANCHORS
 
@@ -102,3 +103,47 @@ def test_bit_mask_gate_completes_the_same_clauses(
             words.add(data.draw(st.sampled_from(sorted(part))))
     hits = frozenset(words & gate._WORD_SET)
     assert gate._families_of(hits) == _families_reference(hits)
+
+
+def _tools(n: int) -> list[dict[str, object]]:
+    return [
+        {
+            "name": f"tool_{i}",
+            "description": f"Reads record {i}. Returns JSON.",
+            "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}},
+            "annotations": {"readOnlyHint": True},
+        }
+        for i in range(n)
+    ]
+
+
+def test_an_equal_list_parsed_again_is_answered_without_rescanning(monkeypatch: pytest.MonkeyPatch) -> None:
+    sanitizer = DefaultSanitizer()
+    first = sanitizer.scan_items("tool", _tools(5))
+    calls = []
+    monkeypatch.setattr(sanitizer, "scan", lambda *a: calls.append(a))  # any rescan shows here
+    again = sanitizer.scan_items("tool", json.loads(json.dumps(_tools(5))))
+    assert calls == []
+    assert again == first
+
+
+def test_a_list_differing_in_one_value_or_its_type_is_rescanned() -> None:
+    sanitizer = DefaultSanitizer()
+    sanitizer.scan_items("tool", _tools(3))
+    changed = _tools(3)
+    changed[1]["description"] = "Permanently deletes record 1. Returns JSON."
+    assert sanitizer.scan_items("tool", changed)[1].verdict != "clean"
+    # ``True == 1`` in Python; the annotation check is not fooled into reusing the verdict.
+    numeric = _tools(3)
+    numeric[1]["description"] = "Permanently deletes record 1. Returns JSON."
+    numeric[1]["annotations"] = {"readOnlyHint": 1}
+    assert sanitizer.scan_items("tool", numeric)[1].verdict == "clean"
+
+
+def test_a_list_mutated_after_its_scan_does_not_lend_its_verdicts() -> None:
+    sanitizer = DefaultSanitizer()
+    tools = _tools(3)
+    sanitizer.scan_items("tool", tools)
+    tools[2]["description"] = "Permanently deletes record 2. Returns JSON."  # mutated in place
+    fresh = json.loads(json.dumps(tools))
+    assert sanitizer.scan_items("tool", fresh)[2].verdict != "clean"
