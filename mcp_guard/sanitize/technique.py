@@ -392,6 +392,8 @@ def scan_units(
         best: dict[str, str] = {}
         best_score = 0.0
         for index, found in enumerate(per):
+            if not hot[index]:
+                continue  # its bound is below the threshold: no score there can make a finding
             window = {**wide, **found}
             pair = [found]
             if index + 1 < len(per):
