@@ -134,7 +134,7 @@ def _strip_reported(text: str) -> str:
 class _Sentence:
     """One sentence's signals: the cheap word-level ones at once, the regex ones on demand."""
 
-    __slots__ = ("found", "possible", "text", "words")
+    __slots__ = ("deep", "found", "possible", "text", "words")
 
     def __init__(self, text: str, own: frozenset[str], words: list[str] | None = None) -> None:
         self.text = text
@@ -208,10 +208,14 @@ class _Sentence:
         self.found = found
         self.possible = frozenset(possible)
         self.words = wordset
+        self.deep = False
 
     def deepen(self, own: frozenset[str]) -> dict[str, str]:
         """Run the regex signals this sentence could raise; returns every signal found."""
         found, text, possible = self.found, self.text, self.possible
+        if self.deep:
+            return found
+        self.deep = True
         for name, search in _SEARCHES:
             if name in possible:
                 hit = search(text)
@@ -365,6 +369,12 @@ def scan_units(
         parts = [
             _Sentence(t, own_words) if chosen is None or i in chosen else empty for i, t in enumerate(texts)
         ]
+        for part in parts:
+            if not part.text.isascii():
+                # Text outside ASCII could raise every multilingual signal, which would make nearly
+                # every window worth reading (an em dash or a curly quote is enough): read such a
+                # sentence now, so its reach is what it does raise.
+                part.deepen(own_words)
         reach = [set(p.found) | p.possible for p in parts]
         wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
         hot = [
