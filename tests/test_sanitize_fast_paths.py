@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import DefaultSanitizer, gate, lexicon
+from mcp_guard.sanitize import DefaultSanitizer, encoded, gate, lexicon
 from mcp_guard.sanitize.fastre import FastPattern
 from mcp_guard.sanitize.patterns import ANCHORS
 
@@ -147,3 +147,19 @@ def test_a_list_mutated_after_its_scan_does_not_lend_its_verdicts() -> None:
     tools[2]["description"] = "Permanently deletes record 2. Returns JSON."  # mutated in place
     fresh = json.loads(json.dumps(tools))
     assert sanitizer.scan_items("tool", fresh)[2].verdict != "clean"
+
+
+_HINT_WORDS = ["rot13", "ROT-13", "rot 13", "Caesar", "reversed", "Right-to-Left", "backwards", "ruckwarts"]
+_HINT_WORDS += ["A l'envers", "al reves", "al revés", "rückwärts", "逆", "revers"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_HINT_WORDS), st.text(alphabet="aelrstv -'13", max_size=5)), max_size=6
+    )
+)
+def test_encoding_hints_agree_with_their_patterns(words: list[str]) -> None:
+    text = " ".join(words)
+    assert encoded.rot_hint(text) == (encoded._ROT_HINT.search(text) is not None)
+    assert encoded.rev_hint(text) == (encoded._REV_HINT.search(text) is not None)
