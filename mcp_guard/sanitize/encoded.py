@@ -42,6 +42,27 @@ _REV_HINT = re.compile(
     r"revers|right-to-left|backwards|r[üu]ckw[äa]rts|[àa] l'envers|al rev[ée]s|逆|倒", re.IGNORECASE
 )
 _RLO = re.compile("\u202e([^\u202c\n]*)")
+
+
+def rot_hint(text: str) -> bool:
+    """``_ROT_HINT`` matches; ASCII text (the usual case) is answered by substring tests."""
+    if text.isascii():
+        low = text.lower()
+        return ("rot" in low and ("rot13" in low or "rot-13" in low)) or "caesar" in low
+    return _ROT_HINT.search(text) is not None
+
+
+def rev_hint(text: str) -> bool:
+    """``_REV_HINT`` matches; on ASCII text its alternatives are these substrings, lower-cased."""
+    if text.isascii():
+        low = text.lower()
+        return any(
+            hint in low
+            for hint in ("revers", "right-to-left", "backwards", "ruckwarts", "a l'envers", "al reves")
+        )
+    return _REV_HINT.search(text) is not None
+
+
 #: Escape sequences written out as text: ``\x49\x67``, ``\u0041``, ``&#73;&#x67;`` (six or more in a row).
 _ESCAPES = re.compile(
     r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:\\u[0-9a-fA-F]{4}){6,}|(?:&#(?:[xX][0-9a-fA-F]{1,6}|\d{1,7});\s?){6,}"
@@ -78,7 +99,7 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
                 out.append(("base32", decoded.decode("utf-8", "replace")))
         if raw.isalpha() and (raw.islower() or raw.isupper()):
             continue  # a word or an identifier, not base64
-        if not (any(c.isupper() for c in raw) and any(c.islower() for c in raw)):
+        if raw.lower() == raw or raw.upper() == raw:  # runs are ASCII: no upper or no lower case
             continue
         try:
             padded = raw.replace("-", "+").replace("_", "/")
@@ -93,9 +114,9 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
     if "%" in text:
         for m in _PCT.finditer(text):
             out.append(("percent-encoding", unquote(m.group(0))))
-    if _ROT_HINT.search(text):
+    if rot_hint(text):
         out.append(("rot13", codecs.decode(text, "rot13")))
-    if _REV_HINT.search(text):
+    if rev_hint(text):
         out.append(("reversed", text[::-1]))
     if "\u202e" in text:
         for m in _RLO.finditer(text):

@@ -62,22 +62,57 @@ def _substring_hits(low: str) -> list[tuple[int, set[str]]]:
 
 _WORD_INDEX, _CLAUSES, _SUBSTRINGS = _index_anchors()
 _WORD_SET = frozenset(_WORD_INDEX)
-_HITS_CACHE: dict[frozenset[str], tuple[frozenset[str], bool]] = {}
-_HITS_CACHE_SIZE = 65536
 
 
-def _families_of(hits: frozenset[str]) -> tuple[frozenset[str], bool]:
+def _clause_bits() -> tuple[dict[str, int], tuple[tuple[int, int], ...], dict[int, str], int]:
+    """Each clause as a run of bits, one per part: word -> mask, (arity, starts) per arity, bit -> family.
+
+    The clauses of one arity sit side by side, so "every part of some clause has a word" is
+    ``M & M >> 1 & ... & starts`` on the OR of the sentence's word masks: a few integer operations
+    in place of a loop over its words and their clauses. Bit 0 marks a role-marker word.
+    """
+    offset = 1
+    start_of: dict[int, int] = {}
+    starts: dict[int, int] = {}
+    for arity in sorted({bin(mask).count("1") for _, mask in _CLAUSES}):
+        for cid, (_, mask) in enumerate(_CLAUSES):
+            if bin(mask).count("1") == arity:
+                start_of[cid] = offset
+                starts[arity] = starts.get(arity, 0) | 1 << offset
+                offset += arity
+    masks: dict[str, int] = {}
+    for word, entries in _WORD_INDEX.items():
+        for cid, bit in entries:
+            masks[word] = masks.get(word, 0) | (1 if cid < 0 else 1 << (start_of[cid] + bit.bit_length() - 1))
+    family_at = {start_of[cid]: fam for cid, (fam, _) in enumerate(_CLAUSES)}
+    return masks, tuple(sorted(starts.items())), family_at, offset
+
+
+_WORD_MASKS, _ARITY_STARTS, _FAMILY_AT, _CLAUSE_BIT_COUNT = _clause_bits()
+
+
+def _families_of(hits: frozenset[str] | set[str]) -> tuple[frozenset[str], bool]:
     """Families whose every clause part has a word in ``hits``; and whether a role-marker word is there."""
-    bits: dict[int, int] = {}
-    marker = False
+    masks = _WORD_MASKS
+    m = 0
     for word in hits:
-        for cid, bit in _WORD_INDEX[word]:
-            if cid < 0:
-                marker = True
-            else:
-                bits[cid] = bits.get(cid, 0) | bit
-    fams = frozenset(_CLAUSES[cid][0] for cid, mask in bits.items() if mask == _CLAUSES[cid][1])
-    return fams, marker
+        m |= masks[word]
+    done = 0
+    run = m
+    for arity, starts in _ARITY_STARTS:
+        while arity > 1:  # ``run`` keeps bits whose next ``arity - 1`` bits are set too
+            arity -= 1
+            run &= m >> arity
+        done |= run & starts
+        run = m
+    if not done:
+        return frozenset(), bool(m & 1)
+    fams = set()
+    while done:
+        low = done & -done
+        fams.add(_FAMILY_AT[low.bit_length() - 1])
+        done ^= low
+    return frozenset(fams), bool(m & 1)
 
 
 _SUBSTRINGS_BY_FIRST: dict[str, list[tuple[str, set[str]]]] = {}
@@ -102,23 +137,15 @@ def _candidate_sentences(low: str, split: bool = True) -> list[tuple[int, int, s
     markers: set[int] = set()
     words = _WORD_SET
     findall = _TOKEN.findall
-    cache = _HITS_CACHE
     start = 0
     for sid, end in enumerate(ends):
         # Tokens never cross a sentence end (it follows punctuation or a newline), so each
-        # sentence's anchor words are one C-level findall and a set intersection away; the
-        # families a set of words completes is memoised (sentences share word sets).
+        # sentence's anchor words are one C-level findall and a set intersection away.
         hits = words.intersection(findall(low, start, end)) if end > start else None
         start = end
         if not hits:
             continue
-        known = cache.get(hits)
-        if known is None:
-            known = _families_of(hits)
-            if len(cache) >= _HITS_CACHE_SIZE:
-                cache.clear()
-            cache[hits] = known
-        completed, marker = known
+        completed, marker = _families_of(hits)
         if completed:
             fams_by_sentence[sid] = set(completed)
         if marker:

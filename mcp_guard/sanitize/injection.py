@@ -33,7 +33,7 @@ from .encoded import _REV_HINT as _REV_HINT
 from .encoded import _RLO as _RLO
 from .encoded import _ROT_HINT as _ROT_HINT
 from .encoded import _RUNS as _RUNS
-from .encoded import _decoded_candidates, _may_be_encoded
+from .encoded import _decoded_candidates, _may_be_encoded, rot_hint
 from .encoded import _readable as _readable
 from .families import _ALL, _COMPILED, _collect
 from .families import _PROHIBITABLE as _PROHIBITABLE
@@ -46,8 +46,6 @@ from .families import _prohibited as _prohibited
 from .families import _top_level_branches as _top_level_branches
 from .gate import _CLAUSES as _CLAUSES
 from .gate import _END_CHARS as _END_CHARS
-from .gate import _HITS_CACHE as _HITS_CACHE
-from .gate import _HITS_CACHE_SIZE as _HITS_CACHE_SIZE
 from .gate import _NON_ASCII as _NON_ASCII
 from .gate import _SENTENCE_END as _SENTENCE_END
 from .gate import _SUBSTRINGS as _SUBSTRINGS
@@ -204,7 +202,7 @@ def _decoded_findings(pointer: str, text: str, norm: str, gate: bool, depth: int
         return []
     out: list[Finding] = []
     candidates = _decoded_candidates(text if "\u202e" in text else norm)
-    if _ROT_HINT.search(text):  # "base64+rot13": rotate what the other encodings gave
+    if rot_hint(text):  # "base64+rot13": rotate what the other encodings gave
         candidates += [
             (enc + "+rot13", codecs.decode(dec, "rot13")) for enc, dec in candidates if enc != "rot13"
         ]

@@ -60,6 +60,8 @@ class DefaultSanitizer:
         self._lists: OrderedDict[tuple[str, int], tuple[Sequence[Any], tuple[Any, ...], list[ScanResult]]] = (
             OrderedDict()
         )
+        #: (kind, length) -> [(private copy of a scanned list, its typed scalars, its results)].
+        self._equal_lists: dict[tuple[str, int], list[tuple[list[Any], list[Any], list[ScanResult]]]] = {}
 
     def scan(self, kind: str, item: Mapping[str, Any]) -> ScanResult:
         try:
@@ -87,14 +89,45 @@ class DefaultSanitizer:
             and all(a is b for a, b in zip(items, hit[1], strict=True))
         ):
             return list(hit[2])
-        results = [self.scan(kind, item) for item in items]
-        for index, extra in self.list_findings(kind, items).items():
-            old = results[index]
-            results[index] = ScanResult((*old.findings, *extra), old.item)
+        known = self._equal_list(kind, items)
+        if known is not None:
+            results = known
+        else:
+            results = [self.scan(kind, item) for item in items]
+            for index, extra in self.list_findings(kind, items).items():
+                old = results[index]
+                results[index] = ScanResult((*old.findings, *extra), old.item)
+            self._remember_equal(kind, items, results)
         self._lists[ident] = (items, tuple(items), results)
         if len(self._lists) > 64:
             self._lists.popitem(last=False)
         return list(results)
+
+    def _equal_list(self, kind: str, items: Sequence[Any]) -> list[ScanResult] | None:
+        """Results of an equal list scanned before: a ``tools/list`` parsed again costs one comparison.
+
+        ``==`` on parsed JSON runs in C and allocates nothing, against a private copy taken at the
+        first scan (the caller may change its own objects afterwards). Python counts ``True == 1``
+        and ignores key order; key order changes no verdict, and the one place a scan reads a
+        value's type (annotation hints, ``is True``) is compared with types.
+        """
+        for copy, typed, results in self._equal_lists.get((kind, len(items)), ()):
+            if items == copy and _typed_scalars(items) == typed:
+                return results
+        return None
+
+    def _remember_equal(self, kind: str, items: Sequence[Any], results: list[ScanResult]) -> None:
+        try:
+            copy = json.loads(json.dumps(list(items), default=str))
+        except (TypeError, ValueError):  # not plain JSON: such lists are simply not remembered
+            return
+        if copy != items:
+            return
+        bucket = self._equal_lists.setdefault((kind, len(items)), [])
+        bucket.insert(0, (copy, _typed_scalars(items), results))
+        del bucket[4:]
+        if len(self._equal_lists) > 64:
+            del self._equal_lists[next(iter(self._equal_lists))]
 
     def list_findings(self, kind: str, items: Sequence[Any]) -> dict[int, tuple[Finding, ...]]:
         """Findings that only the whole list shows: names that imitate another item's name.
@@ -190,6 +223,18 @@ class DefaultSanitizer:
         if isinstance(value, list):
             return [self._rewrite(v, redact) for v in value]
         return value
+
+
+def _typed_scalars(items: Sequence[Any]) -> list[Any]:
+    """Each item's annotation hints with their types (what ``==`` would let ``1`` stand in for)."""
+    out: list[Any] = []
+    for item in items:
+        notes = item.get("annotations") if isinstance(item, Mapping) else None
+        if isinstance(notes, Mapping):
+            out.append([(k, type(v), v) for k, v in notes.items()])
+        else:
+            out.append(None)
+    return out
 
 
 def _title_findings(title: str) -> list[Finding]:

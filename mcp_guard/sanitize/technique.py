@@ -23,9 +23,10 @@ about recipients.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..model import Finding, Severity
+from .fastre import FastPattern
 from .lexicon import (
     _ACTORS,
     _CALL_WORDS,
@@ -81,6 +82,42 @@ from .lexicon import (
     _WORD,
 )
 
+#: Signals whose patterns run faster on RE2 (long alternations without a literal to start from);
+#: the rest are quicker in ``re``, whose call costs less. Same answers either way.
+_ON_RE2 = frozenset({"address", "authority", "other_tool"})
+
+
+def _searcher(pattern: re.Pattern[str], fast: bool) -> Callable[[str], str | None]:
+    """The first match of ``pattern`` in a text, as a string."""
+    if fast:
+        search = FastPattern(pattern).search
+
+        def on_re2(text: str) -> str | None:
+            m = search(text)
+            return None if m is None else m[2]
+
+        return on_re2
+    plain = pattern.search
+
+    def on_re(text: str) -> str | None:
+        m = plain(text)
+        return None if m is None else m.group(0)
+
+    return on_re
+
+
+_SEARCHES = tuple((name, _searcher(pattern, name in _ON_RE2)) for name, pattern, _ in _REGEXES)
+_DESTINATION_SEARCH = FastPattern(_DESTINATION).search
+_PRIVATE_PATH_SEARCH = _searcher(_PRIVATE_PATH, True)
+_SENSITIVE_SEARCH = _searcher(_SENSITIVE, True)
+_TAMPER_SEARCH = _searcher(_TAMPER, True)
+#: Anchor word -> the regex signals it makes possible (one lookup per word of a sentence).
+_ANCHOR_SIGNALS: dict[str, frozenset[str]] = {}
+for _name, _, _anchors in _REGEXES:
+    for _word in _anchors:
+        _ANCHOR_SIGNALS[_word] = _ANCHOR_SIGNALS.get(_word, frozenset()) | {_name}
+_ANCHOR_WORDS = frozenset(_ANCHOR_SIGNALS)
+
 
 def _strip_reported(text: str) -> str:
     """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
@@ -97,12 +134,13 @@ def _strip_reported(text: str) -> str:
 class _Sentence:
     """One sentence's signals: the cheap word-level ones at once, the regex ones on demand."""
 
-    __slots__ = ("found", "possible", "text", "words")
+    __slots__ = ("deep", "found", "possible", "text", "words")
 
-    def __init__(self, text: str, own: frozenset[str]) -> None:
+    def __init__(self, text: str, own: frozenset[str], words: list[str] | None = None) -> None:
         self.text = text
         found: dict[str, str] = {}
-        words = _WORD.findall(text)
+        if words is None:
+            words = _WORD.findall(text)
         wordset = set(words)
         # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
         clauses = _CLAUSE.split(text, maxsplit=3)
@@ -138,7 +176,9 @@ class _Sentence:
             found["harm"] = min(harm) if harm else "--force"
         if not wordset.isdisjoint(_QUANTIFIERS):
             found["quantifier"] = min(wordset & _QUANTIFIERS)
-        possible = {name for name, _, anchors in _REGEXES if not anchors.isdisjoint(wordset)}
+        possible: set[str] = set()
+        for word in wordset & _ANCHOR_WORDS:
+            possible |= _ANCHOR_SIGNALS[word]
         if "secrecy" in possible and not _paired(wordset, _SECRECY_ALONE, _SECRECY_NEGATIONS, _SECRECY_PAIRS):
             possible.discard("secrecy")
         if "no_confirm" in possible and not _paired(
@@ -151,7 +191,9 @@ class _Sentence:
             possible.add("address")
         if "://" in text or "@" in text or "+" in text or not wordset.isdisjoint(_DESTINATION_WORDS):
             possible.add("destination")
-        if any(marker in text for marker in _PATH_MARKERS) or not wordset.isdisjoint(_PATH_WORDS):
+        if (
+            ("." in text or "/" in text or "_" in text) and any(marker in text for marker in _PATH_MARKERS)
+        ) or not wordset.isdisjoint(_PATH_WORDS):  # every marker holds ".", "/" or "_"
             possible.add("private_path")
         if "sensitive" not in found and (not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in text):
             possible.add("sensitive")
@@ -166,31 +208,35 @@ class _Sentence:
         self.found = found
         self.possible = frozenset(possible)
         self.words = wordset
+        self.deep = False
 
     def deepen(self, own: frozenset[str]) -> dict[str, str]:
         """Run the regex signals this sentence could raise; returns every signal found."""
         found, text, possible = self.found, self.text, self.possible
-        for name, pattern, _ in _REGEXES:
-            if name in possible or (name == "address" and "address" in possible):
-                m = pattern.search(text)
-                if m:
-                    found[name] = m.group(0).strip()
+        if self.deep:
+            return found
+        self.deep = True
+        for name, search in _SEARCHES:
+            if name in possible:
+                hit = search(text)
+                if hit is not None:
+                    found[name] = hit.strip()
         if "destination" in possible:
-            m = _DESTINATION.search(text)
-            if m and not _PLACEHOLDER_HOST.search(m.group(0) + text[m.end() : m.end() + 30]):
-                found["destination"] = m.group(0)
+            at = _DESTINATION_SEARCH(text)
+            if at and not _PLACEHOLDER_HOST.search(at[2] + text[at[1] : at[1] + 30]):
+                found["destination"] = at[2]
         if "private_path" in possible:
-            m = _PRIVATE_PATH.search(text)
-            if m:
-                found["private_path"] = m.group(0)
+            hit = _PRIVATE_PATH_SEARCH(text)
+            if hit is not None:
+                found["private_path"] = hit
         if "sensitive" in possible:
-            m = _SENSITIVE.search(text)
-            if m:
-                found["sensitive"] = m.group(0)
+            hit = _SENSITIVE_SEARCH(text)
+            if hit is not None:
+                found["sensitive"] = hit
         if "tamper" in possible and ("other_tool" in found or "trigger" in found):
-            m = _TAMPER.search(text)
-            if m:
-                found["tamper"] = m.group(0)
+            hit = _TAMPER_SEARCH(text)
+            if hit is not None:
+                found["tamper"] = hit
         if not text.isascii():
             for name, lexicon in _ML_LEXICONS:
                 if name not in found:
@@ -223,11 +269,11 @@ def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
     return _Sentence(sentence, own).deepen(own)
 
 
-def _payload_keys(low: str) -> list[str] | None:
+def _payload_keys(low: str, tokens: list[str]) -> list[str] | None:
     """The payload words and marks in a field (None: another script, read it all), in one pass."""
     if not low.isascii() and _OTHER_SCRIPT.search(low):
         return None
-    words = set(_WORD.findall(low))
+    words = set(tokens)
     if "_" in low:
         words |= {part for word in words if "_" in word for part in word.split("_")}
     keys = list(words & _PAYLOAD_WORDS)
@@ -237,9 +283,9 @@ def _payload_keys(low: str) -> list[str] | None:
     return keys
 
 
-def _field_reach(low: str, own: frozenset[str]) -> set[str]:
+def _field_reach(low: str, own: frozenset[str], tokens: list[str]) -> set[str]:
     """Every signal some sentence of the field could raise (an upper bound, from its words)."""
-    whole = _Sentence(low, own)
+    whole = _Sentence(low, own, tokens)
     reach = set(whole.found) | whole.possible
     if not whole.words.isdisjoint(_IMPERATIVE) or not whole.words.isdisjoint(_LEADS):
         reach.add("imperative")
@@ -311,10 +357,11 @@ def scan_units(
         if (identifier and low.count(" ") < 4) or len(low) < 16:  # a name of five words is a sentence
             continue
         threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
-        keys = _payload_keys(low)
+        tokens = _WORD.findall(low)
+        keys = _payload_keys(low, tokens)
         if keys is not None and not keys:
             continue
-        if keys is not None and _bound(_field_reach(low, own_words)) < threshold:
+        if keys is not None and _bound(_field_reach(low, own_words, tokens)) < threshold:
             continue  # even every sentence's signals together could not reach the threshold
         texts = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
         chosen = _candidates(low, texts, keys)
@@ -322,6 +369,12 @@ def scan_units(
         parts = [
             _Sentence(t, own_words) if chosen is None or i in chosen else empty for i, t in enumerate(texts)
         ]
+        for part in parts:
+            if not part.text.isascii():
+                # Text outside ASCII could raise every multilingual signal, which would make nearly
+                # every window worth reading (an em dash or a curly quote is enough): read such a
+                # sentence now, so its reach is what it does raise.
+                part.deepen(own_words)
         reach = [set(p.found) | p.possible for p in parts]
         wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
         hot = [
@@ -349,6 +402,8 @@ def scan_units(
         best: dict[str, str] = {}
         best_score = 0.0
         for index, found in enumerate(per):
+            if not hot[index]:
+                continue  # its bound is below the threshold: no score there can make a finding
             window = {**wide, **found}
             pair = [found]
             if index + 1 < len(per):
