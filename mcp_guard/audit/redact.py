@@ -20,7 +20,7 @@ import re2
 
 from ..errors import ConfigError
 from . import detectors
-from .canonical import encode
+from .canonical import encode_fast
 from .detectors import MASK
 
 if TYPE_CHECKING:
@@ -329,7 +329,10 @@ _ARG_KEYS = re.compile(
     + "|".join("[_-]*".join(reversed(s)) for s in detectors._SENSITIVE_SUFFIXES)
     + "))"
 )
-_SCALARS = (str, bool, int, float, type(None))
+_PLAIN = frozenset((str, bool, int, type(None)))
+#: Value types of a flat principal or a plain event field (floats are checked one by one).
+_PLAIN_OR_LIST = frozenset((str, bool, int, type(None), list))
+_PLAIN_OR_FLOAT = frozenset((str, bool, int, type(None), float))
 
 
 def _keyword_before(low: str, pattern: re.Pattern[str]) -> bool:
@@ -425,15 +428,26 @@ def has_sensitive_key(args_text: str) -> bool:
 
 
 def _flat(principal: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``dict(principal)`` when it is flat (string keys; scalars or lists of strings), else None."""
+    """``principal`` as a dict when it is flat (string keys; plain scalars or lists of strings),
+    tuples as lists (the encoding is the same), else None."""
     out = dict(principal)
     for k, v in out.items():
         if type(k) is not str:
             return None
         t = type(v)
-        if t not in _SCALARS and not ((t is list or t is tuple) and all(type(x) is str for x in v)):
+        if t is tuple or t is list:
+            if not all(type(x) is str for x in v):
+                return None
+            if t is tuple:
+                out[k] = list(v)
+        elif t not in _PLAIN and not (t is float and math.isfinite(v)):
             return None
     return out
+
+
+def _small(value: Any) -> bool:
+    """A float the fast encoder could spell unlike ``repr`` (or NaN, infinite): not plain."""
+    return type(value) is float and not (value == 0.0 or 1e-4 <= abs(value) < math.inf)
 
 
 def _masked(value: Any, steps: tuple[Step, ...], i: int) -> Any:
@@ -547,9 +561,25 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         "latency_ms": event.latency_ms,
         "outcome": event.outcome,
     }
+    # Values of exact plain types need no round-trip check in the fast encoder: checked with
+    # ``issuperset(map(type, ...))`` (a loop in C); only the float fields are looked at one by one.
+    plain = (
+        (res is None or not res.findings)
+        and (principal is None or _PLAIN_OR_LIST.issuperset(map(type, principal.values())))
+        and _PLAIN.issuperset(map(type, event.reasons))
+        and _PLAIN_OR_FLOAT.issuperset(map(type, (event.time, event.latency_ms)))
+        and not (_small(event.time) or _small(event.latency_ms))
+        and _PLAIN.issuperset(map(type, (
+            event.id, event.event, event.session_id, event.request_id, event.source_ip,
+            event.transport, event.client_name, event.client_version, event.method, event.direction,
+            event.server, event.kind, event.target, event.decision, event.rule, event.shadow,
+            event.error_code, event.outcome,
+            *((res.size, res.is_error, res.items, res.withheld, res.hidden) if res is not None else ()),
+        )))
+    )  # fmt: skip
     try:
-        head_text, tail_text = encode(record)[:-1], encode(tail)[1:]
-        args_text = encode(args)
+        head_text, tail_text = encode_fast(record, plain)[:-1], encode_fast(tail, plain)[1:]
+        args_text = encode_fast(args)
     except (TypeError, ValueError, RecursionError):
         return None  # values the walk turns into placeholders
     text = f'{head_text},"arguments":{args_text},{tail_text}'
@@ -562,7 +592,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         # Masking only removes strings (and adds the mask, which no detector matches), so the
         # test above still holds for the result.
         args = _mask_keys(args)
-        text = f'{head_text},"arguments":{encode(args)},{tail_text}'
+        text = f'{head_text},"arguments":{encode_fast(args)},{tail_text}'
     record["arguments"] = args
     record.update(tail)
     return record, text
