@@ -330,6 +330,7 @@ _ARG_KEYS = re.compile(
     + "))"
 )
 _PLAIN = frozenset((str, bool, int, type(None)))
+_STR = frozenset((str,))
 #: Value types of a flat principal or a plain event field (floats are checked one by one).
 _PLAIN_OR_LIST = frozenset((str, bool, int, type(None), list))
 _PLAIN_OR_FLOAT = frozenset((str, bool, int, type(None), float))
@@ -455,20 +456,25 @@ def _masked(value: Any, steps: tuple[Step, ...], i: int) -> Any:
     if i == len(steps):
         return MASK
     kind, arg = steps[i]
+    last = i + 1 == len(steps)
     if kind in ("key", "any") and (type(value) is dict or isinstance(value, Mapping)):
-        out = {k if type(k) is str else str(k): v for k, v in value.items()}
+        out = dict(value) if type(value) is dict else dict(value.items())
+        if not _STR.issuperset(map(type, out)):
+            out = {k if type(k) is str else str(k): v for k, v in value.items()}
         if kind == "key":
             if arg in out:
-                out[arg] = _masked(out[arg], steps, i + 1)
+                out[arg] = MASK if last else _masked(out[arg], steps, i + 1)
         else:
             for k in out:
-                out[k] = _masked(out[k], steps, i + 1)
+                out[k] = MASK if last else _masked(out[k], steps, i + 1)
         return out
     if kind in ("items", "item", "any") and (type(value) is list or isinstance(value, (list, tuple))):
         items = list(value)
         if kind == "item":
             if isinstance(arg, int) and -len(items) <= arg < len(items):
-                items[arg] = _masked(items[arg], steps, i + 1)
+                items[arg] = MASK if last else _masked(items[arg], steps, i + 1)
+        elif last:
+            items = [MASK] * len(items)
         else:
             for j in range(len(items)):
                 items[j] = _masked(items[j], steps, i + 1)
