@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mcp_guard.audit import canonical, redact_record
 from mcp_guard.audit.canonical import encode, encode_fast
-from mcp_guard.audit.redact import fast_record
+from mcp_guard.audit.fastrecord import fast_record
 from mcp_guard.model import AuditEvent, Finding, ResultSummary
 
 
