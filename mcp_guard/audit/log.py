@@ -17,6 +17,10 @@ the pipeline then continues from that head, so the chain stays linear across
 writers. Spilled events are re-chained on replay the same way; spilled lines
 whose MAC does not verify are set aside (``NAME.rejected``), never re-signed.
 
+When one flush takes several batches, each batch is written on a writer thread while the flusher
+chains the next (SQLite inserts run without the interpreter lock, so the two overlap); writes stay
+one at a time and in order, and the anchor only ever records what a write committed.
+
 ``record_sync`` puts a ticket in the same queue and commits under the writer
 lock from a worker thread, so concurrent sync callers share one transaction
 (group commit) and the event loop never blocks.
