@@ -102,7 +102,8 @@ def stages(events: list[AuditEvent]) -> list[tuple[str, float]]:
     import hmac
 
     from mcp_guard.audit.canonical import canonical
-    from mcp_guard.audit.redact import fast_record, redact_record
+    from mcp_guard.audit.fastrecord import fast_record
+    from mcp_guard.audit.redact import redact_record
 
     sample = events[:5000]
     out: list[tuple[str, float]] = []

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from mcp_guard.audit import AuditLog, detectors, redact_record
 from mcp_guard.audit.canonical import canonical, encode, encode_string
 from mcp_guard.audit.chain import Chainer
+from mcp_guard.audit.fastrecord import fast_record
 from mcp_guard.audit.keys import AuditKey, KeyRing
-from mcp_guard.audit.redact import _any_match, _detailed, fast_record, has_sensitive_key, might_need_redaction
+from mcp_guard.audit.redact import _any_match, _detailed, has_sensitive_key, might_need_redaction
 from mcp_guard.model import AuditEvent, Finding, ResultSummary
 from mcp_guard.sanitize import redact as shared
 

@@ -20,11 +20,10 @@ import re2
 
 from ..errors import ConfigError
 from . import detectors
-from .canonical import encode
 from .detectors import MASK
 
 if TYPE_CHECKING:
-    from ..model import AuditEvent
+    pass
 
 #: One step of a compiled path: a key name, ``*`` (any key), or ``[*]`` / ``[N]`` for list items.
 Step = tuple[str, str | int | None]
@@ -329,7 +328,6 @@ _ARG_KEYS = re.compile(
     + "|".join("[_-]*".join(reversed(s)) for s in detectors._SENSITIVE_SUFFIXES)
     + "))"
 )
-_SCALARS = (str, bool, int, float, type(None))
 
 
 def _keyword_before(low: str, pattern: re.Pattern[str]) -> bool:
@@ -422,147 +420,3 @@ def has_sensitive_key(args_text: str) -> bool:
     """True when the encoded arguments hold a non-null value under a key like ``password``
     (or a key the walk would spell differently)."""
     return ":" in args_text and _ARG_KEYS.search(args_text[::-1]) is not None
-
-
-def _flat(principal: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``dict(principal)`` when it is flat (string keys; scalars or lists of strings), else None."""
-    out = dict(principal)
-    for k, v in out.items():
-        if type(k) is not str:
-            return None
-        t = type(v)
-        if t not in _SCALARS and not ((t is list or t is tuple) and all(type(x) is str for x in v)):
-            return None
-    return out
-
-
-def _masked(value: Any, steps: tuple[Step, ...], i: int) -> Any:
-    """``_mask_path`` without touching ``value``: containers on the path are copied as ``_plain`` would."""
-    if i == len(steps):
-        return MASK
-    kind, arg = steps[i]
-    if kind in ("key", "any") and (type(value) is dict or isinstance(value, Mapping)):
-        out = {k if type(k) is str else str(k): v for k, v in value.items()}
-        if kind == "key":
-            if arg in out:
-                out[arg] = _masked(out[arg], steps, i + 1)
-        else:
-            for k in out:
-                out[k] = _masked(out[k], steps, i + 1)
-        return out
-    if kind in ("items", "item", "any") and (type(value) is list or isinstance(value, (list, tuple))):
-        items = list(value)
-        if kind == "item":
-            if isinstance(arg, int) and -len(items) <= arg < len(items):
-                items[arg] = _masked(items[arg], steps, i + 1)
-        else:
-            for j in range(len(items)):
-                items[j] = _masked(items[j], steps, i + 1)
-        return items
-    return value
-
-
-def masked_copy(arguments: Mapping[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
-    """What ``mask_fields`` makes of a plain copy of ``arguments``, sharing the untouched values."""
-    try:
-        compiled = compile_paths(paths)
-    except ConfigError:
-        return {"[REDACTED]": "unparsable redact path; all arguments masked"}
-    out: Any = arguments
-    for steps in compiled:
-        out = _masked(out, steps, 0)
-    if type(out) is not dict:  # no path reached into the top level
-        out = {k if type(k) is str else str(k): v for k, v in arguments.items()}
-    return out  # type: ignore[no-any-return]
-
-
-def _mask_keys(value: Any) -> Any:
-    """Copy with the sensitive-key rule of ``jsonable`` applied (nothing else converted)."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            key = k if type(k) is str else str(k)
-            out[key] = MASK if v is not None and detectors.sensitive_key(key) else _mask_keys(v)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_mask_keys(v) for v in value]
-    return value
-
-
-def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:
-    """``(record, canonical text)`` equal to ``redact_record(event.as_dict(), fields)`` and its
-    encoding, when the cheap tests show no detector can fire; None when the full path must run.
-
-    Field rules and the sensitive-key rule are applied here (on copies); only events where a
-    detector might match, or that hold values the walk would convert, go the slow way (as do
-    the rare events of calls that needed an approval: their record has one more field).
-    """
-    if event.approval is not None or event.confirmation is not None or event.flow is not None:
-        return None
-    args: Any = event.arguments
-    if args is not None and isinstance(args, Mapping):
-        if fields:
-            args = masked_copy(args, fields)
-        elif type(args) is not dict:
-            args = dict(args.items())
-    res = event.result
-    principal = event.principal
-    if principal is not None:
-        principal = _flat(principal)
-        if principal is None:
-            return None
-    record: dict[str, Any] = {
-        "id": event.id,
-        "time": event.time,
-        "event": event.event,
-        "session_id": event.session_id,
-        "request_id": event.request_id,
-        "principal": principal,
-        "source_ip": event.source_ip,
-        "transport": event.transport,
-        "client_name": event.client_name,
-        "client_version": event.client_version,
-        "method": event.method,
-        "direction": event.direction,
-        "server": event.server,
-        "kind": event.kind,
-        "target": event.target,
-        "decision": event.decision,
-        "rule": event.rule,
-        "reasons": list(event.reasons),
-        "shadow": event.shadow,
-    }
-    tail: dict[str, Any] = {
-        "result": None
-        if res is None
-        else {
-            "size": res.size,
-            "is_error": res.is_error,
-            "items": res.items,
-            "withheld": res.withheld,
-            "hidden": res.hidden,
-            "findings": [f.as_dict() for f in res.findings],
-        },
-        "error_code": event.error_code,
-        "latency_ms": event.latency_ms,
-        "outcome": event.outcome,
-    }
-    try:
-        head_text, tail_text = encode(record)[:-1], encode(tail)[1:]
-        args_text = encode(args)
-    except (TypeError, ValueError, RecursionError):
-        return None  # values the walk turns into placeholders
-    text = f'{head_text},"arguments":{args_text},{tail_text}'
-    # Nesting the walk would cut (principal is flat and result has a fixed shape).
-    if args_text.count("{") + args_text.count("[") > _MAX_DEPTH or might_need_redaction(text):
-        return None
-    if has_sensitive_key(args_text):
-        if '"true":' in args_text or '"false":' in args_text or '"null":' in args_text:
-            return None  # perhaps a bool or None key, which the walk spells "True" / "None"
-        # Masking only removes strings (and adds the mask, which no detector matches), so the
-        # test above still holds for the result.
-        args = _mask_keys(args)
-        text = f'{head_text},"arguments":{encode(args)},{tail_text}'
-    record["arguments"] = args
-    record.update(tail)
-    return record, text

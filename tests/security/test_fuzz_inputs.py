@@ -25,7 +25,8 @@ from mcp.shared.exceptions import MCPError
 from starlette.datastructures import Headers
 
 from mcp_guard.audit.canonical import canonical
-from mcp_guard.audit.redact import fast_record, redact_record
+from mcp_guard.audit.fastrecord import fast_record
+from mcp_guard.audit.redact import redact_record
 from mcp_guard.authn.sources import credential_from_authorization
 from mcp_guard.classify import NOTIFICATIONS, REQUESTS, classify
 from mcp_guard.cli.main import main
