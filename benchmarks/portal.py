@@ -101,6 +101,7 @@ def run_portal(port: int, upstream: str, audit_dir: str) -> None:
         [UpstreamSection(name="notes", url=upstream)],
         ping_interval=30,
         pool=int(os.environ.get("BENCH_POOL", "4")),
+        forward=bool(os.environ.get("BENCH_FORWARD")),
     )
 
     async def main() -> None:
@@ -109,7 +110,26 @@ def run_portal(port: int, upstream: str, audit_dir: str) -> None:
         finally:
             await guard.aclose()
 
-    anyio.run(main)
+    profile_to = os.environ.get("BENCH_PROFILE")
+    if not profile_to:
+        anyio.run(main)
+        return
+    # The portal process under cProfile. uvicorn re-raises the SIGTERM it stopped on once it has
+    # shut down; this handler turns that into an exit that writes the stats.
+    import cProfile
+    import signal
+
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        anyio.run(main)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
 
 
 # ---------------------------------------------------------------------- load
