@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,7 +13,8 @@ from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 
-from mcp_guard.config import UpstreamSection
+from mcp_guard.config import UpstreamSection, load_config
+from mcp_guard.errors import ConfigError
 from mcp_guard.guard import Guard
 from mcp_guard.portal import Portal
 from mcp_guard.portal.forwarding import HttpForwarder
@@ -248,3 +250,18 @@ async def test_callers_that_can_be_asked_keep_the_session_path(forwarded: list[s
     assert result.structured_content == {"result": "answered: yes"}
     assert echoed.structured_content == {"result": "x"}
     assert forwarded == []
+
+
+def test_the_switch_is_read_from_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "guard.toml"
+    config.write_text(
+        '[portal]\nforward = true\n\n[[servers]]\nname = "lab"\nurl = "http://127.0.0.1:9/mcp"\n'
+    )
+    portal = Portal.from_guard_config(load_config(config), auditor=ListAuditor())
+    assert portal._upstream_kw["forward"] is True
+    config.write_text('[portal]\nforward = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"guard.toml:2.*portal.forward"):
+        load_config(config)
+    config.write_text("[portal]\nforwrd = true\n")
+    with pytest.raises(ConfigError, match="forward"):
+        load_config(config)
