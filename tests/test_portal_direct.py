@@ -22,6 +22,8 @@ from mcp_guard.portal.forwarding import HttpForwarder
 from .helpers import ListAuditor
 from .http_util import free_port, serve
 from .test_portal_credentials import People
+from .test_portal_forwarding import Probe, portal
+from .test_portal_subscriptions import updates_into
 from .test_portal_support import ServerPolicy, client, portal_http
 
 
@@ -265,3 +267,20 @@ def test_the_switch_is_read_from_the_config(tmp_path: Path) -> None:
     config.write_text("[portal]\nforwrd = true\n")
     with pytest.raises(ConfigError, match="forward"):
         load_config(config)
+
+
+async def test_updates_from_a_forwarded_call_reach_subscribers(forwarded: list[str]) -> None:
+    probe = Probe()
+    updates: list[str] = []
+    with probe.running() as up, portal_http(portal(up, forward=True)) as url:
+        async with (
+            client(url, "tok-alice", message_handler=updates_into(updates)) as sub,
+            client(url, "tok-bob") as other,
+        ):
+            await sub.subscribe_resource("probe://watched")
+            await other.call_tool("probe__touch", {})
+            with anyio.fail_after(5):
+                while not updates:
+                    await anyio.sleep(0.05)
+    assert updates == ["probe://watched"]
+    assert forwarded == ["tools/call"]

@@ -67,12 +67,21 @@ class HttpForwarder:
     """One upstream MCP session over streamable HTTP, driven directly with JSON-RPC over httpx.
 
     ``client`` carries the upstream's own headers (and the lockdown signer);
-    ``on_note`` receives notifications that arrive on a response stream and
-    concern the upstream, not the call (``list_changed``, resource updates).
+    ``on_note`` receives notifications that concern the upstream, not a call
+    (``list_changed``, resource updates); ``unattributed`` records a request
+    of the upstream that names no call (refused).
     """
 
-    def __init__(self, name: str, url: str, client: httpx2.AsyncClient, on_note: Note | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        client: httpx2.AsyncClient,
+        on_note: Note | None = None,
+        unattributed: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.name = name
+        self._unattributed = unattributed
         self.url = url
         self.client = client
         self.session_id: str | None = None
@@ -96,6 +105,29 @@ class HttpForwarder:
             raise MCPError(types.INVALID_REQUEST, f"upstream negotiated unsupported version {version!r}")
         self.version = str(version)
         await self._notify("notifications/initialized", None)
+
+    async def listen(self) -> None:
+        """Read the session's standalone stream until cancelled, as an SDK client session does.
+
+        The upstream sends there what belongs to no call (``list_changed``,
+        resource updates, requests naming no call): notifications go to
+        ``on_note``, requests are refused. An upstream without the stream
+        (405) is left alone; a dropped stream is opened again.
+        """
+        while True:
+            try:
+                headers = {**self._headers(), "accept": "text/event-stream"}
+                async with self.client.stream("GET", self.url, headers=headers) as response:
+                    if response.status_code == 405:
+                        return
+                    if response.status_code < 400:
+                        async for event in EventSource(response):
+                            message = json.loads(event.data) if event.data else None
+                            if isinstance(message, dict):
+                                await self._aside(message, -1, None, None)
+            except (httpx2.TransportError, ValueError) as exc:
+                logger.debug("upstream %r: standalone stream ended (%r)", self.name, exc)
+            await anyio.sleep(1.0)
 
     async def close(self) -> None:
         """End the upstream session (best effort; the upstream expires it otherwise)."""
@@ -211,6 +243,8 @@ class HttpForwarder:
         reason = f"the caller did not declare {capability}"
         if call is not None:
             call.link._audit(method, "deny", (reason,), types.INVALID_REQUEST)
+        elif self._unattributed is not None:  # on the standalone stream: nobody's call
+            self._unattributed(method, "not sent on the response stream of a call")
         error = {
             "code": types.INVALID_REQUEST,
             "message": f"{method} refused: the client does not support {capability}",

@@ -254,6 +254,8 @@ class Upstream:
             stack.callback(pool.cancel_scope.cancel)
             if self._forward:
                 self.forwarder = await self._open_forwarder(stack)
+                if self.forwarder is not None:
+                    pool.start_soon(self.forwarder.listen)
             self._sessions = sessions
             self._inflight = [0] * len(sessions)
             self._failed = anyio.Event()
@@ -273,7 +275,8 @@ class Upstream:
         assert self.spec.url is not None
         auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
         http = await stack.enter_async_context(upstream_http_client(dict(self.spec.headers), auth))
-        forwarder = HttpForwarder(self.name, self.spec.url, http, self._forwarded_note)
+        unattributed = SharedCalls(self._guard, self.name, by_stream=True)._record_unattributed
+        forwarder = HttpForwarder(self.name, self.spec.url, http, self._forwarded_note, unattributed)
         try:
             with anyio.fail_after(self.spec.timeout):
                 await forwarder.initialize()
