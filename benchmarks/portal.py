@@ -139,7 +139,7 @@ def run_portal(port: int, upstream: str, audit_dir: str, forward: bool) -> None:
         anyio.run(main)
     finally:
         profiler.disable()
-        profiler.dump_stats(profile_to)
+        profiler.dump_stats(f"{profile_to}.{'forward' if forward else 'session'}")
 
 
 # ---------------------------------------------------------------------- load
