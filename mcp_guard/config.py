@@ -161,6 +161,9 @@ class PortalSection(_Strict):
     metrics: bool = False
     #: ``/metrics`` without a credential (e.g. scraped only from inside a private network).
     metrics_public: bool = False
+    #: Forward tool calls, prompts, resource reads and completions to URL upstreams as plain
+    #: JSON-RPC POSTs instead of through an SDK client session (docs/portal.md).
+    forward: bool = False
 
 
 class ConsoleSection(_Strict):

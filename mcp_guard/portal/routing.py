@@ -16,10 +16,12 @@ from typing import Any
 from mcp import types
 from mcp.client.session import ClientSession
 
+from .._wire import to_wire
 from ..guard import Guard
 from ..integrations.client import GuardedSession
 from ..integrations.server import CURRENT_ASKER
 from ..model import Principal, RequestContext
+from .attribution import CURRENT_CALL
 from .upstream import Upstream
 
 
@@ -68,6 +70,22 @@ class UpstreamAdapter:
         private = await self.acquire() if self.acquire is not None else None
         return await self.upstream.request(send, session=private)
 
+    def _direct(self, kw: Mapping[str, Any]) -> bool:
+        """Whether this request can skip the SDK client session (see :mod:`.forwarding`).
+
+        Only on the shared session, with nothing but a progress callback, and
+        for a caller the upstream could not ask anything anyway.
+        """
+        if self.upstream.forwarder is None or self.acquire is not None or set(kw) - {"progress_callback"}:
+            return False
+        call = CURRENT_CALL.get()
+        return call is None or not call.allowed
+
+    async def _forward(self, method: str, params: dict[str, Any], kw: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.upstream.forward(
+            method, params, progress=kw.get("progress_callback"), call=CURRENT_CALL.get()
+        )
+
     async def list_tools(self, **_: Any) -> types.ListToolsResult:
         return self.served.tools
 
@@ -81,12 +99,25 @@ class UpstreamAdapter:
         return self.served.templates
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> Any:
+        if self._direct(kw):
+            params: dict[str, Any] = (
+                {"name": name} if arguments is None else {"name": name, "arguments": arguments}
+            )
+            return types.CallToolResult.model_validate(await self._forward("tools/call", params, kw))
         return await self._request(lambda s: s.call_tool(name, arguments, **kw))
 
     async def get_prompt(self, name: str, arguments: dict[str, str] | None = None, **kw: Any) -> Any:
+        if self._direct(kw):
+            prompt: dict[str, Any] = {"name": name}
+            if arguments is not None:
+                prompt["arguments"] = arguments
+            return types.GetPromptResult.model_validate(await self._forward("prompts/get", prompt, kw))
         return await self._request(lambda s: s.get_prompt(name, arguments, **kw))
 
     async def read_resource(self, uri: Any, **kw: Any) -> Any:
+        if self._direct(kw):
+            result = await self._forward("resources/read", {"uri": str(uri)}, kw)
+            return types.ReadResourceResult.model_validate(result)
         return await self._request(lambda s: s.read_resource(uri, **kw))
 
     async def subscribe_resource(self, uri: Any, **kw: Any) -> Any:
@@ -96,6 +127,9 @@ class UpstreamAdapter:
         return await self._request(lambda s: s.unsubscribe_resource(uri, **kw))
 
     async def complete(self, ref: Any, argument: dict[str, str], **kw: Any) -> Any:
+        if self._direct(kw):
+            params = {"ref": to_wire(ref), "argument": dict(argument)}
+            return types.CompleteResult.model_validate(await self._forward("completion/complete", params, kw))
         return await self._request(lambda s: s.complete(ref, argument, **kw))
 
     async def send_ping(self, **kw: Any) -> Any:

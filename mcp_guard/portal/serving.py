@@ -156,6 +156,7 @@ def portal_arguments(
     portal_kw.setdefault("private_idle", settings.private_idle)
     portal_kw.setdefault("private_per_principal", settings.private_per_principal)
     portal_kw.setdefault("private_max", settings.private_max)
+    portal_kw.setdefault("forward", settings.forward)
     listen = config.listen
     tls = {
         k: str(config.resolve(v))
@@ -243,5 +244,6 @@ _PORTAL_KW = frozenset(
         "errlog",
         "credentials",
         "lockdown",
+        "forward",
     }
 )

@@ -61,6 +61,7 @@ class PortalState:
         errlog: TextIO | None = None,
         credentials: CredentialBroker | None = None,
         lockdown: PortalSigner | None = None,
+        forward: bool = False,
     ) -> None:
         self.guard = guard
         self.credentials = credentials
@@ -78,6 +79,7 @@ class PortalState:
             "pool": pool,
             "lockdown": lockdown,
             "guard": guard,
+            "forward": forward,
         }
         self._configured: dict[str, UpstreamSection] = {}
         for spec in servers:

@@ -25,6 +25,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.exceptions import MCPError
+from pydantic import TypeAdapter
 
 from ..config import UpstreamSection
 from ..errors import ConfigError, GuardUnavailable
@@ -32,6 +33,7 @@ from ..guard import Guard
 from .attribution import CURRENT_CALL, SharedCalls
 from .catalog import LIST_KEYS
 from .credentials import UpstreamCredentials
+from .forwarding import HttpForwarder, Progress
 from .lockdown import PortalSigner
 
 logger = logging.getLogger("mcp_guard.portal")
@@ -50,6 +52,8 @@ _CHANGED: Mapping[str, str] = {
     "notifications/prompts/list_changed": "prompt",
     "notifications/resources/list_changed": "resource",
 }
+
+_NOTE: Any = TypeAdapter(types.ServerNotification)
 
 #: Pages fetched from one upstream list at most (a server that never ends its cursor chain).
 MAX_PAGES = 100
@@ -184,6 +188,7 @@ class Upstream:
         pool: int = 4,
         lockdown: PortalSigner | None = None,
         guard: Guard | None = None,
+        forward: bool = False,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -208,6 +213,9 @@ class Upstream:
         self._inflight: list[int] = []
         self._lockdown = lockdown
         self._guard = guard
+        self._forward = forward and spec.url is not None
+        #: Sends forwarded requests without an SDK client session (``[portal] forward``), when up.
+        self.forwarder: HttpForwarder | None = None
 
     # ------------------------------------------------------------------ supervision
     async def run(self) -> None:
@@ -244,6 +252,10 @@ class Upstream:
                 with anyio.fail_after(self.spec.timeout):
                     sessions.append(await pool.start(self._hold_session))
             stack.callback(pool.cancel_scope.cancel)
+            if self._forward:
+                self.forwarder = await self._open_forwarder(stack)
+                if self.forwarder is not None:
+                    pool.start_soon(self.forwarder.listen)
             self._sessions = sessions
             self._inflight = [0] * len(sessions)
             self._failed = anyio.Event()
@@ -257,6 +269,30 @@ class Upstream:
                 tg.start_soon(self._refresher)
                 await self._watch()
                 tg.cancel_scope.cancel()
+
+    async def _open_forwarder(self, stack: AsyncExitStack) -> HttpForwarder | None:
+        """The direct forwarding session, or None (then every request keeps the SDK session)."""
+        assert self.spec.url is not None
+        auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
+        http = await stack.enter_async_context(upstream_http_client(dict(self.spec.headers), auth))
+        unattributed = SharedCalls(self._guard, self.name, by_stream=True)._record_unattributed
+        forwarder = HttpForwarder(self.name, self.spec.url, http, self._forwarded_note, unattributed)
+        try:
+            with anyio.fail_after(self.spec.timeout):
+                await forwarder.initialize()
+        except Exception as exc:
+            logger.warning("upstream %r: direct forwarding off (%s: %s)", self.name, type(exc).__name__, exc)
+            return None
+        stack.push_async_callback(forwarder.close)
+        return forwarder
+
+    async def _forwarded_note(self, message: Mapping[str, Any]) -> None:
+        """A notification on a forwarded call's stream, handled as on the SDK session."""
+        try:
+            note = _NOTE.validate_python(message)
+        except ValueError:
+            return
+        await self._on_message(note)
 
     async def _hold_session(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         async with AsyncExitStack() as stack:
@@ -335,6 +371,7 @@ class Upstream:
         was_up = self.state == "up"
         self.state = "down"
         self.session = None
+        self.forwarder = None
         self._sessions, self._inflight = [], []
         self._up = anyio.Event()
         self.lists = {k: [] for k in LIST_KEYS}
@@ -450,6 +487,26 @@ class Upstream:
             inflight[index] -= 1
             if shared is not None:
                 shared.leave(call)
+
+    async def forward(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        progress: Progress | None = None,
+        call: Any = None,
+    ) -> dict[str, Any]:
+        """Forward one request without an SDK session (see :mod:`.forwarding`), failing as :meth:`request`."""
+        forwarder = self.forwarder
+        if forwarder is None or self.state != "up":
+            raise MCPError(UpstreamUnavailable.code, UpstreamUnavailable.public_message)
+        limit = self.spec.timeout
+        try:
+            with anyio.fail_after(limit if math.isfinite(limit) else None):
+                return await forwarder.request(method, params, progress=progress, call=call)
+        except TimeoutError:
+            logger.warning("upstream %r timed out after %.1fs", self.name, limit)
+            raise UpstreamTimeout(UpstreamUnavailable.code, "Upstream server timed out") from None
 
     def describe(self) -> dict[str, Any]:
         return {
