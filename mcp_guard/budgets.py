@@ -106,6 +106,23 @@ def _owner(spec: BudgetSpec, principal: Principal) -> str | None:
     return principal.tenant if spec.per == "tenant" else principal.subject
 
 
+def _owner_key(spec: BudgetSpec, principal: Principal) -> str:
+    """The owner's part of a counter key: the tenant, or the subject qualified by its issuer.
+
+    A subject name is only unique within the identity provider that issued it
+    (``sub`` in OIDC), so two issuers' ``alice`` get two counters; neither can
+    spend the other's budget nor read its use in a refusal. The tenant is left
+    out on purpose: a person who may pick a tenant per token must not get a
+    fresh subject budget with each. ``key_part`` never yields ``:``, so the
+    qualified form cannot collide with an unqualified one.
+    """
+    if spec.per == "tenant":
+        return key_part(principal.tenant)
+    if principal.issuer is None:
+        return key_part(principal.subject)
+    return f"{key_part(principal.subject)}:{key_part(principal.issuer)}"
+
+
 class Budgets:
     """Charges calls to policy budgets in a :class:`~mcp_guard.protocols.StateStore`.
 
@@ -127,14 +144,14 @@ class Budgets:
         """The counter key (without the period) a principal's calls are charged to.
 
         A principal without a tenant shares one ``tenant=~`` counter per
-        budget rather than escaping it.
+        budget rather than escaping it; a subject is counted per issuer.
         """
         prefix = self._prefixes.get(spec)
         if prefix is None:
             if len(self._prefixes) >= _CACHE_MAX:
                 self._prefixes.clear()
             prefix = self._prefixes[spec] = f"{self._namespace}{key_part(spec.id)}:{spec.per}="
-        return prefix + key_part(_owner(spec, principal))
+        return prefix + _owner_key(spec, principal)
 
     async def admit(self, policy: Any, principal: Principal, request: Any, decision: Decision) -> Decision:
         """Charge an allowed call to its budgets; the decision gains one reason per budget.
