@@ -40,6 +40,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+import anyio
+
 from .errors import GuardError, GuardUnavailable, RateLimited
 from .model import BudgetCharge, BudgetSpec, Decision, Principal
 from .protocols import StateStore
@@ -204,7 +206,10 @@ class Budgets:
         """Charge every budget or none; return the usage after the charge."""
         now = self.clock()
         items = [(self.key(c.budget, principal), c.cost, c.budget.limit, c.budget.period) for c in charges]
-        admitted, rows = await self._spend(items, now)
+        # Shielded: a caller cancelling once the store has the charge must not leave a charged call
+        # recorded as never admitted; the cancellation lands right after, with the charge on record.
+        with anyio.CancelScope(shield=True):
+            admitted, rows = await self._spend(items, now)
         if len(rows) != len(items):
             raise GuardUnavailable("budget accounting failed: store returned a wrong number of counters")
         usage = [

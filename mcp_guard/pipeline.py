@@ -429,7 +429,9 @@ def _event(
     reasons: tuple[str, ...] = (error.reason,) if error is not None else ()
     code = error.code if error is not None else None
     if status == "cancelled":
-        reasons = ("cancelled by the caller while it ran",)
+        # An admitted call keeps what its admission said (a budget's use after the charge).
+        kept = decision.reasons if decision is not None and decision is not _DELEGATED else ()
+        reasons = ("cancelled by the caller while it ran", *kept)
     elif error is None and exc is not None:
         who = "handler" if ex.direction == "inbound" else "server"
         reasons = (f"{who} raised {type(exc).__name__}: {exc}",)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import anyio
 import pytest
+from mcp import Client
 
 from mcp_guard.budgets import BudgetExhausted, Budgets
+from mcp_guard.guard import Guard
 from mcp_guard.model import BudgetCharge, BudgetSpec, Principal
+from mcp_guard.policy import load_policy_text
 from mcp_guard.protocols import StateStore
+from mcp_guard.store import MemoryStore
+
+from .helpers import ListAuditor
+from .test_pipeline_outcomes import Probe, cancel_while_running, events_for
 
 DAY = 86400
 
@@ -34,3 +45,77 @@ async def test_one_issuer_subject_is_one_caller_whatever_its_tenant(store: State
     await budgets.charge(first, [BudgetCharge(spec, 4)])
     with pytest.raises(BudgetExhausted):
         await budgets.charge(second, [BudgetCharge(spec, 1)])
+
+
+# ---------------------------------------------------------------------- cancelling around the charge
+POLICY = """
+version = 1
+[[rules]]
+id = "probe"
+effect = "allow"
+roles = ["analyst"]
+tools = ["ok", "slow"]
+
+[[budgets]]
+id = "calls"
+per = "subject"
+period = "1d"
+limit = 5
+"""
+
+ALICE = Principal("alice", roles=frozenset({"analyst"}))
+
+
+class SlowReplyStore(MemoryStore):
+    """A store whose charge lands at once but whose reply is slow (a distant Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charged = threading.Event()
+
+    async def spend_many(self, items: Any, now: float) -> Any:
+        out = await super().spend_many(items, now)
+        self.charged.set()
+        await anyio.sleep(0.3)
+        return out
+
+
+def probe_guard(store: Any) -> tuple[Probe, Any, ListAuditor]:
+    probe, auditor = Probe(), ListAuditor()
+    server = probe.server()
+    guard = Guard(
+        policy=load_policy_text(POLICY), auditor=auditor, anonymous=ALICE, server="probe", store=store
+    )
+    guard.protect(server, read_env=False)
+    return probe, server, auditor
+
+
+async def used(store: Any) -> int:
+    spec = load_policy_text(POLICY).budgets[0].spec
+    return (await Budgets(store).usage(ALICE, [BudgetCharge(spec, 0)]))[0].used
+
+
+async def test_a_call_cancelled_while_it_runs_still_names_its_charge() -> None:
+    store = MemoryStore()
+    probe, server, auditor = probe_guard(store)
+    async with Client(server, mode="legacy") as client:
+        await cancel_while_running(probe, lambda: client.call_tool("slow", {}))
+        [event] = await events_for(auditor, "slow")
+    assert (event.decision, event.outcome) == ("allow", "cancelled")
+    assert await used(store) == 1
+    assert any("budget 'calls': 1/5 used after this call" in r for r in event.reasons)
+    assert any("cancelled by the caller" in r for r in event.reasons)
+
+
+async def test_a_call_cancelled_while_it_is_charged_is_recorded_as_charged() -> None:
+    """Cancelled between the store taking the charge and its reply: the trail must show the charge."""
+    store = SlowReplyStore()
+    probe, server, auditor = probe_guard(store)
+    probe.started = store.charged  # cancel once the charge has landed, before the reply
+    async with Client(server, mode="legacy") as client:
+        await cancel_while_running(probe, lambda: client.call_tool("ok", {}))
+        [event] = await events_for(auditor, "ok")
+    assert await used(store) == 1
+    # Charged, so admitted: whether the cancellation still stopped the call or came too late.
+    assert event.decision == "allow" and event.outcome in ("cancelled", "ok")
+    assert any("budget 'calls': 1/5 used after this call" in r for r in event.reasons)
