@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from mcp_guard.budgets import BudgetExhausted, Budgets
 from mcp_guard.guard import Guard
@@ -54,7 +55,7 @@ version = 1
 id = "probe"
 effect = "allow"
 roles = ["analyst"]
-tools = ["ok", "slow"]
+tools = ["ok", "slow", "boom"]
 
 [[budgets]]
 id = "calls"
@@ -118,4 +119,16 @@ async def test_a_call_cancelled_while_it_is_charged_is_recorded_as_charged() -> 
     assert await used(store) == 1
     # Charged, so admitted: whether the cancellation still stopped the call or came too late.
     assert event.decision == "allow" and event.outcome in ("cancelled", "ok")
+    assert any("budget 'calls': 1/5 used after this call" in r for r in event.reasons)
+
+
+async def test_an_admitted_call_that_fails_still_names_its_charge() -> None:
+    store = MemoryStore()
+    _, server, auditor = probe_guard(store)
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError):
+            await client.call_tool("boom", {})
+    [event] = await events_for(auditor, "boom")
+    assert (event.decision, event.outcome) == ("allow", "handler_error")
+    assert event.reasons[0].startswith("handler raised")
     assert any("budget 'calls': 1/5 used after this call" in r for r in event.reasons)
