@@ -20,7 +20,7 @@ Every budget the call is charged to is counted all or nothing in one atomic
 store operation (``spend_many``: one Lua script on Redis, one transaction on
 SQLite): a call refused by one budget spends nothing of the others, and two
 replicas can never both take the last units. A store without ``spend_many``
-(a plugin) is charged with ``incr`` and refunded on refusal: never more than
+(a plugin) is charged with ``incr`` and refunded on refusal or a failure midway: never more than
 the limit, but a call racing another near the limit may be refused although
 one of them would have fit.
 
@@ -268,20 +268,29 @@ class Budgets:
         rows: list[tuple[int, int]] = []
         taken: list[tuple[int, str, int]] = []
         admitted = True
-        for key, cost, limit, period in items:
-            start, end = period_window(now, period)
-            name = f"{key}@{start}"
-            if cost == 0 or not admitted:
-                raw = await self.store.get(name)
-                rows.append((int(raw) if raw is not None else 0, end))
-                continue
-            used = await self.store.incr(name, cost, end - now + PERIOD_GRACE)
-            taken.append((len(rows), name, cost))
-            rows.append((used, end))
-            if used > limit:
-                admitted = False
+        try:
+            for key, cost, limit, period in items:
+                start, end = period_window(now, period)
+                name = f"{key}@{start}"
+                if cost == 0 or not admitted:
+                    raw = await self.store.get(name)
+                    rows.append((int(raw) if raw is not None else 0, end))
+                    continue
+                used = await self.store.incr(name, cost, end - now + PERIOD_GRACE)
+                taken.append((len(rows), name, cost))
+                rows.append((used, end))
+                if used > limit:
+                    admitted = False
+        except BaseException:
+            # The call is refused (fail closed), so it keeps nothing of what it took so far.
+            await self._give_back(taken)
+            raise
         if not admitted:
-            for index, name, cost in taken:
-                await self.store.incr(name, -cost)
+            await self._give_back(taken)
+            for index, _, cost in taken:
                 rows[index] = (rows[index][0] - cost, rows[index][1])
         return admitted, rows
+
+    async def _give_back(self, taken: Sequence[tuple[int, str, int]]) -> None:
+        for _, name, cost in taken:
+            await self.store.incr(name, -cost)

@@ -132,3 +132,30 @@ async def test_an_admitted_call_that_fails_still_names_its_charge() -> None:
     assert (event.decision, event.outcome) == ("allow", "handler_error")
     assert event.reasons[0].startswith("handler raised")
     assert any("budget 'calls': 1/5 used after this call" in r for r in event.reasons)
+
+
+# ---------------------------------------------------------------------- a store with only incr
+class FlakyPlainStore:
+    """Only ``get`` / ``incr`` (a plugin store), failing on one counter."""
+
+    def __init__(self, failing: str) -> None:
+        self.inner = MemoryStore()
+        self.failing = failing
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        if self.failing in key and amount > 0:
+            raise ConnectionError("store down")
+        return await self.inner.incr(key, amount, ttl)
+
+
+async def test_a_store_failing_midway_through_a_charge_keeps_nothing_of_it() -> None:
+    """The call is refused (the store failed), so the counters charged before the failure give back."""
+    store = FlakyPlainStore("second")
+    budgets = Budgets(store)  # type: ignore[arg-type]
+    first, second = BudgetSpec("first", 10, DAY), BudgetSpec("second", 10, DAY)
+    with pytest.raises(ConnectionError):
+        await budgets.charge(ALICE, [BudgetCharge(first, 3), BudgetCharge(second, 3)])
+    assert (await Budgets(store.inner).usage(ALICE, [BudgetCharge(first, 0)]))[0].used == 0
