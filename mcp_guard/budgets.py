@@ -137,6 +137,8 @@ class Budgets:
     ) -> None:
         self.store = store
         self.clock = clock
+        #: Seconds one charge may take in the store before the call is refused (``TimeoutError``).
+        self.store_deadline = 10.0
         self._namespace = namespace
         self._prefixes: dict[BudgetSpec, str] = {}
         spend = getattr(store, "spend_many", None)
@@ -208,7 +210,8 @@ class Budgets:
         items = [(self.key(c.budget, principal), c.cost, c.budget.limit, c.budget.period) for c in charges]
         # Shielded: a caller cancelling once the store has the charge must not leave a charged call
         # recorded as never admitted; the cancellation lands right after, with the charge on record.
-        with anyio.CancelScope(shield=True):
+        # Bounded, so a store that hangs cannot hold a cancelled call forever (it fails closed).
+        with anyio.fail_after(self.store_deadline, shield=True):
             admitted, rows = await self._spend(items, now)
         if len(rows) != len(items):
             raise GuardUnavailable("budget accounting failed: store returned a wrong number of counters")

@@ -159,3 +159,15 @@ async def test_a_store_failing_midway_through_a_charge_keeps_nothing_of_it() -> 
     with pytest.raises(ConnectionError):
         await budgets.charge(ALICE, [BudgetCharge(first, 3), BudgetCharge(second, 3)])
     assert (await Budgets(store.inner).usage(ALICE, [BudgetCharge(first, 0)]))[0].used == 0
+
+
+class HangingStore(MemoryStore):
+    async def spend_many(self, items: Any, now: float) -> Any:
+        await anyio.sleep(3600)
+
+
+async def test_a_store_that_hangs_cannot_hold_a_cancelled_charge_forever() -> None:
+    budgets = Budgets(HangingStore())
+    budgets.store_deadline = 0.2
+    with pytest.raises(TimeoutError), anyio.move_on_after(0.05):
+        await budgets.charge(ALICE, [BudgetCharge(BudgetSpec("s", 4, DAY), 1)])
