@@ -7,6 +7,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
@@ -171,3 +173,27 @@ async def test_a_store_that_hangs_cannot_hold_a_cancelled_charge_forever() -> No
     budgets.store_deadline = 0.2
     with pytest.raises(TimeoutError), anyio.move_on_after(0.05):
         await budgets.charge(ALICE, [BudgetCharge(BudgetSpec("s", 4, DAY), 1)])
+
+
+# ---------------------------------------------------------------------- counter keys
+_names = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from(["a", "a:b", "b", "~", "#", "a@1", ":", "a=b"])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    one=st.tuples(st.text(max_size=12), _names, _names),
+    two=st.tuples(st.text(max_size=12), _names, _names),
+)
+def test_distinct_callers_never_share_a_counter_key(
+    one: tuple[str, str | None, str | None], two: tuple[str, str | None, str | None]
+) -> None:
+    """Separators in names (``:``, ``=``, ``@``) cannot make two callers share or read one counter."""
+    budgets = Budgets(MemoryStore())
+    a = Principal(one[0], tenant=one[1], issuer=one[2])
+    b = Principal(two[0], tenant=two[1], issuer=two[2])
+    for per in ("subject", "tenant"):
+        spec = BudgetSpec("s", 4, DAY, per=per)
+        same = (a.subject, a.issuer) == (b.subject, b.issuer) if per == "subject" else a.tenant == b.tenant
+        assert (budgets.key(spec, a) == budgets.key(spec, b)) == same
