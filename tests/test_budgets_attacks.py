@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import anyio
@@ -17,7 +18,7 @@ from mcp_guard.guard import Guard
 from mcp_guard.model import BudgetCharge, BudgetSpec, Principal
 from mcp_guard.policy import load_policy_text
 from mcp_guard.protocols import StateStore
-from mcp_guard.store import MemoryStore
+from mcp_guard.store import MemoryStore, open_store
 
 from .helpers import ListAuditor
 from .test_pipeline_outcomes import Probe, cancel_while_running, events_for
@@ -197,3 +198,21 @@ def test_distinct_callers_never_share_a_counter_key(
         spec = BudgetSpec("s", 4, DAY, per=per)
         same = (a.subject, a.issuer) == (b.subject, b.issuer) if per == "subject" else a.tenant == b.tenant
         assert (budgets.key(spec, a) == budgets.key(spec, b)) == same
+
+
+# ---------------------------------------------------------------------- replicas with skewed clocks
+async def test_replicas_with_skewed_clocks_share_one_redis_window(redis_url: str | None) -> None:
+    """A replica whose clock runs a day ahead must not open tomorrow's budget today (Redis keeps time)."""
+    if redis_url is None:
+        pytest.skip("redis-server not installed")
+    store = open_store(f"{redis_url}?prefix=skew:")
+    try:
+        spec = BudgetSpec("s", 3, DAY)
+        now = time.time()
+        honest, ahead = Budgets(store, clock=lambda: now), Budgets(store, clock=lambda: now + DAY)
+        await honest.charge(ALICE, [BudgetCharge(spec, 2)])
+        with pytest.raises(BudgetExhausted):
+            await ahead.charge(ALICE, [BudgetCharge(spec, 2)])
+        assert (await ahead.usage(ALICE, [BudgetCharge(spec, 0)]))[0].used == 2
+    finally:
+        await store.aclose()
