@@ -20,7 +20,7 @@ Every budget the call is charged to is counted all or nothing in one atomic
 store operation (``spend_many``: one Lua script on Redis, one transaction on
 SQLite): a call refused by one budget spends nothing of the others, and two
 replicas can never both take the last units. A store without ``spend_many``
-(a plugin) is charged with ``incr`` and refunded on refusal: never more than
+(a plugin) is charged with ``incr`` and refunded on refusal or a failure midway: never more than
 the limit, but a call racing another near the limit may be refused although
 one of them would have fit.
 
@@ -39,6 +39,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
+
+import anyio
 
 from .errors import GuardError, GuardUnavailable, RateLimited
 from .model import BudgetCharge, BudgetSpec, Decision, Principal
@@ -106,6 +108,23 @@ def _owner(spec: BudgetSpec, principal: Principal) -> str | None:
     return principal.tenant if spec.per == "tenant" else principal.subject
 
 
+def _owner_key(spec: BudgetSpec, principal: Principal) -> str:
+    """The owner's part of a counter key: the tenant, or the subject qualified by its issuer.
+
+    A subject name is only unique within the identity provider that issued it
+    (``sub`` in OIDC), so two issuers' ``alice`` get two counters; neither can
+    spend the other's budget nor read its use in a refusal. The tenant is left
+    out on purpose: a person who may pick a tenant per token must not get a
+    fresh subject budget with each. ``key_part`` never yields ``:``, so the
+    qualified form cannot collide with an unqualified one.
+    """
+    if spec.per == "tenant":
+        return key_part(principal.tenant)
+    if principal.issuer is None:
+        return key_part(principal.subject)
+    return f"{key_part(principal.subject)}:{key_part(principal.issuer)}"
+
+
 class Budgets:
     """Charges calls to policy budgets in a :class:`~mcp_guard.protocols.StateStore`.
 
@@ -118,6 +137,8 @@ class Budgets:
     ) -> None:
         self.store = store
         self.clock = clock
+        #: Seconds one charge may take in the store before the call is refused (``TimeoutError``).
+        self.store_deadline = 10.0
         self._namespace = namespace
         self._prefixes: dict[BudgetSpec, str] = {}
         spend = getattr(store, "spend_many", None)
@@ -127,14 +148,14 @@ class Budgets:
         """The counter key (without the period) a principal's calls are charged to.
 
         A principal without a tenant shares one ``tenant=~`` counter per
-        budget rather than escaping it.
+        budget rather than escaping it; a subject is counted per issuer.
         """
         prefix = self._prefixes.get(spec)
         if prefix is None:
             if len(self._prefixes) >= _CACHE_MAX:
                 self._prefixes.clear()
             prefix = self._prefixes[spec] = f"{self._namespace}{key_part(spec.id)}:{spec.per}="
-        return prefix + key_part(_owner(spec, principal))
+        return prefix + _owner_key(spec, principal)
 
     async def admit(self, policy: Any, principal: Principal, request: Any, decision: Decision) -> Decision:
         """Charge an allowed call to its budgets; the decision gains one reason per budget.
@@ -187,7 +208,11 @@ class Budgets:
         """Charge every budget or none; return the usage after the charge."""
         now = self.clock()
         items = [(self.key(c.budget, principal), c.cost, c.budget.limit, c.budget.period) for c in charges]
-        admitted, rows = await self._spend(items, now)
+        # Shielded: a caller cancelling once the store has the charge must not leave a charged call
+        # recorded as never admitted; the cancellation lands right after, with the charge on record.
+        # Bounded, so a store that hangs cannot hold a cancelled call forever (it fails closed).
+        with anyio.fail_after(self.store_deadline, shield=True):
+            admitted, rows = await self._spend(items, now)
         if len(rows) != len(items):
             raise GuardUnavailable("budget accounting failed: store returned a wrong number of counters")
         usage = [
@@ -246,20 +271,29 @@ class Budgets:
         rows: list[tuple[int, int]] = []
         taken: list[tuple[int, str, int]] = []
         admitted = True
-        for key, cost, limit, period in items:
-            start, end = period_window(now, period)
-            name = f"{key}@{start}"
-            if cost == 0 or not admitted:
-                raw = await self.store.get(name)
-                rows.append((int(raw) if raw is not None else 0, end))
-                continue
-            used = await self.store.incr(name, cost, end - now + PERIOD_GRACE)
-            taken.append((len(rows), name, cost))
-            rows.append((used, end))
-            if used > limit:
-                admitted = False
+        try:
+            for key, cost, limit, period in items:
+                start, end = period_window(now, period)
+                name = f"{key}@{start}"
+                if cost == 0 or not admitted:
+                    raw = await self.store.get(name)
+                    rows.append((int(raw) if raw is not None else 0, end))
+                    continue
+                used = await self.store.incr(name, cost, end - now + PERIOD_GRACE)
+                taken.append((len(rows), name, cost))
+                rows.append((used, end))
+                if used > limit:
+                    admitted = False
+        except BaseException:
+            # The call is refused (fail closed), so it keeps nothing of what it took so far.
+            await self._give_back(taken)
+            raise
         if not admitted:
-            for index, name, cost in taken:
-                await self.store.incr(name, -cost)
+            await self._give_back(taken)
+            for index, _, cost in taken:
                 rows[index] = (rows[index][0] - cost, rows[index][1])
         return admitted, rows
+
+    async def _give_back(self, taken: Sequence[tuple[int, str, int]]) -> None:
+        for _, name, cost in taken:
+            await self.store.incr(name, -cost)

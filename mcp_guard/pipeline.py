@@ -435,11 +435,13 @@ def _event(
     outcome = _outcome(trail, status)
     reasons: tuple[str, ...] = (error.reason,) if error is not None else ()
     code = error.code if error is not None else None
+    # An admitted call that ends badly keeps what its admission said (a budget's use after the charge).
+    kept = decision.reasons if decision is not None and decision is not _DELEGATED else ()
     if status == "cancelled":
-        reasons = ("cancelled by the caller while it ran",)
+        reasons = ("cancelled by the caller while it ran", *kept)
     elif error is None and exc is not None:
         who = "handler" if ex.direction == "inbound" else "server"
-        reasons = (f"{who} raised {type(exc).__name__}: {exc}",)
+        reasons = (f"{who} raised {type(exc).__name__}: {exc}", *kept)
         code = exc.code if isinstance(exc, MCPError) else None
     summary = trail.summary
     if summary is None and status in ("handler_error", "upstream_error"):
