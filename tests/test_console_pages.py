@@ -175,6 +175,9 @@ async def test_a_changed_tool_reapproved_in_the_console_is_served_again(tmp_path
                     assert '<span class="add">+ok tool</span>' in shown.text
                     _no_markup_from(XSS, shown.text)
                     form = {"server": "probe", "kind": "tool", "name": "ok", "csrf": csrf(shown.text)}
+                    (entry,) = [e for e in await portal.guard.pins.list("probe") if e.name == "ok"]
+                    assert f'name="hash" value="{entry.pending_hash}"' in shown.text
+                    form["hash"] = entry.pending_hash or ""
                     kept = await http.post("/admin/pins", data={**form, "decision": "withhold"})
                     assert kept.status_code == 303
                     assert "probe__ok" not in await _tools(url)
@@ -416,7 +419,9 @@ async def test_no_action_is_done_while_the_audit_trail_cannot_take_events(tmp_pa
             raise GuardUnavailable("audit sink down")
 
         portal.guard.check_audit = failing  # type: ignore[method-assign]
+        (entry,) = await portal.guard.pins.list("probe")
         pin = {"server": "probe", "kind": "tool", "name": "ok", "decision": "approve", "csrf": token}
+        pin["hash"] = entry.pending_hash or ""
         answers = [
             await http.post("/admin/keys", data={"subject": "erin", "csrf": token}),
             await http.post("/admin/servers/tickets", data={"action": "approve", "csrf": token}),
