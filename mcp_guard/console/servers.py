@@ -112,6 +112,8 @@ async def change(console: Console, request: Request) -> Response:
     name = request.path_params["name"]
     action = fields.get("action", "")
     if action not in _ACTIONS:
+        why = (f"unknown action {action[:40]!r}",)
+        console.record("console/servers.change", "deny", session.principal, request, reasons=why, target=name)
         return message("Bad request", "choose Approve or Revoke", 400, session)
     method = f"console/servers.{action}"
     global_admin(console, request, session, method, name)

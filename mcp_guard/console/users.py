@@ -8,7 +8,8 @@ Revoking is ``keys revoke``: the key fails at once everywhere, and console
 sessions opened with it end. Users are those of ``[authn.passwords]``
 ``users_file``; **Unlock** clears their lockouts as ``mcp-guard users unlock``
 does. An administrator bound to a tenant sees, creates, revokes and unlocks
-only within that tenant.
+only within that tenant, and grants only roles they hold themselves (an
+administrator of no tenant, who also approves servers and pins, may grant any).
 """
 
 from __future__ import annotations
@@ -174,6 +175,9 @@ def parse_key_form(session: ConsoleSession, fields: dict[str, str]) -> KeyForm |
     roles = tuple(r for r in re.split(r"[\s,]+", fields.get("roles", "").strip()) if r)
     if len(roles) > 20 or any(len(r) > 64 or not _NAME.match(r) for r in roles):
         return "roles: names separated by commas or spaces"
+    beyond = sorted(set(roles) - set(session.roles))
+    if tenant_of(session) is not None and beyond:  # bound to a tenant: no key can outrank its maker
+        return f"roles: you may only grant roles you hold (not {', '.join(beyond)})"
     tenant = tenant_of(session)  # an admin of a tenant creates keys of that tenant only
     if tenant is None:
         tenant = fields.get("tenant", "").strip()[:MAX_FIELD] or None
@@ -236,6 +240,10 @@ async def revoke_key(console: Console, request: Request) -> Response:
         why = ("no such key",)
         console.record("console/keys.revoke", "deny", session.principal, request, reasons=why, target=key_id)
         return message("Not found", f"no API key with id {key_id!r}", 404, session)
+    if record.revoked_at is not None:  # a second submission: the first revocation's time stands
+        why = ("already revoked",)
+        console.record("console/keys.revoke", "deny", session.principal, request, reasons=why, target=key_id)
+        return message("Conflict", f"API key {key_id!r} is already revoked", 409, session)
     console.ready()
     # This process's own revocation list: the key fails here at once, not when a cache expires.
     revocations = getattr(console.guard.resolver, "revocations", None)
