@@ -91,3 +91,18 @@ async def test_revoking_a_revoked_key_again_is_refused_and_keeps_the_first_revoc
         assert still.revoked_at == revoked.revoked_at
         decided = [(e["decision"], e["principal"]["subject"]) for e in events(portal, "console/keys.revoke")]
         assert decided == [("allow", "carol"), ("deny", "carol")]
+
+
+async def test_the_overview_counts_only_approval_requests_the_approvals_page_shows(tmp_path: Path) -> None:
+    from .test_console import _pending
+
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        await _pending(portal)  # a request of no tenant
+        admin_key, _ = await create_api_key(portal.guard.store, "tina", roles=["admin"], tenant="acme")
+        await sign_in(http, admin_key)
+        shown = await http.get("/admin/overview")
+        assert "0 approval request(s) pending" in shown.text
+        http.cookies.clear()
+        await sign_in(http)  # an admin of no tenant may decide it
+        assert "1 approval request(s) pending" in (await http.get("/admin/overview")).text
