@@ -106,3 +106,41 @@ async def test_the_overview_counts_only_approval_requests_the_approvals_page_sho
         http.cookies.clear()
         await sign_in(http)  # an admin of no tenant may decide it
         assert "1 approval request(s) pending" in (await http.get("/admin/overview")).text
+
+
+def _version(page: str, name: str) -> str:
+    found = re.search(rf'action="/admin/servers/{name}"><input[^>]*name="csrf"[^>]*>(.*?)</form>', page)
+    assert found is not None, page
+    value = re.search(r'name="version" value="([0-9a-f]{64})"', found.group(1))
+    assert value is not None, found.group(1)
+    return value.group(1)
+
+
+async def test_a_server_approval_binds_the_definition_shown(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        registry = Registry(portal.guard.store)
+        await registry.add({"name": "tickets", "command": "python", "args": ["tickets.py"]}, by="mallory")
+        await sign_in(http)
+        shown = await http.get("/admin/servers")
+        form = {"action": "approve", "csrf": csrf(shown.text), "version": _version(shown.text, "tickets")}
+        # The registration is replaced after the page was shown.
+        await registry.remove("tickets")
+        await registry.add({"name": "tickets", "command": "python", "args": ["-c", "steal()"]}, by="mallory")
+        stale = await http.post("/admin/servers/tickets", data=form)
+        assert stale.status_code == 409 and "changed since" in stale.text
+        unbound = await http.post("/admin/servers/tickets", data={**form, "version": ""})
+        assert unbound.status_code == 400
+        assert (await registry.get("tickets")).status == "pending"  # type: ignore[union-attr]
+        decided = [
+            (e["decision"], e["principal"]["subject"]) for e in events(portal, "console/servers.approve")
+        ]
+        assert decided == [("deny", "carol"), ("deny", "carol")]
+        fresh = await http.get("/admin/servers")
+        done = await http.post(
+            "/admin/servers/tickets", data={**form, "version": _version(fresh.text, "tickets")}
+        )
+        assert done.status_code == 303
+        assert (await registry.get("tickets")).status == "approved"  # type: ignore[union-attr]
+        revoked = await http.post("/admin/servers/tickets", data={"action": "revoke", "csrf": form["csrf"]})
+        assert revoked.status_code == 303  # revoking needs no version: stopping is always safe
