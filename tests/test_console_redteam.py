@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -144,3 +145,18 @@ async def test_a_server_approval_binds_the_definition_shown(tmp_path: Path) -> N
         assert (await registry.get("tickets")).status == "approved"  # type: ignore[union-attr]
         revoked = await http.post("/admin/servers/tickets", data={"action": "revoke", "csrf": form["csrf"]})
         assert revoked.status_code == 303  # revoking needs no version: stopping is always safe
+
+
+async def test_refusals_before_a_page_answers_name_the_signed_in_admin(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        await sign_in(http)
+        token = csrf((await http.get("/admin/users")).text)
+        wrong_method = await http.get("/admin/keys")
+        huge = await http.post("/admin/keys", data={"subject": "x" * 20_000, "csrf": token})
+        assert (wrong_method.status_code, huge.status_code) == (405, 413)
+        rejected = [(e["reasons"][0][:8], e["principal"]) for e in events(portal, "console/reject")]
+        assert [(why, (who or {}).get("subject")) for why, who in rejected] == [
+            ("HTTP 405", "carol"),
+            ("HTTP 413", "carol"),
+        ]
+        assert "x" * 100 not in json.dumps(events(portal, "console/reject"))
