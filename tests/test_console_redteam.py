@@ -160,3 +160,22 @@ async def test_refusals_before_a_page_answers_name_the_signed_in_admin(tmp_path:
             ("HTTP 413", "carol"),
         ]
         assert "x" * 100 not in json.dumps(events(portal, "console/reject"))
+
+
+async def test_a_second_submission_of_a_server_change_is_refused_and_keeps_the_first(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        registry = Registry(portal.guard.store)
+        await registry.add({"name": "tickets", "command": "python"})
+        await sign_in(http)
+        token = csrf((await http.get("/admin/servers")).text)
+        first = await http.post("/admin/servers/tickets", data={"action": "revoke", "csrf": token})
+        assert first.status_code == 303
+        before = await registry.get("tickets")
+        again = await http.post("/admin/servers/tickets", data={"action": "revoke", "csrf": token})
+        assert again.status_code == 409 and "already revoked" in again.text
+        assert await registry.get("tickets") == before
+        decided = [
+            (e["decision"], e["principal"]["subject"]) for e in events(portal, "console/servers.revoke")
+        ]
+        assert decided == [("allow", "carol"), ("deny", "carol")]

@@ -142,17 +142,20 @@ async def change(console: Console, request: Request) -> Response:
     console.ready()
     specs = configured_servers(console.portal) if console.portal is not None else []
     configured = [s.name for s in specs]
-    if action == "approve":
-        row = next((r for r in await server_rows(registry, specs) if r["name"] == name), None)
-        if row is not None and version(row) != shown:
-            why = ("the server's definition changed since the page was shown",)
-            console.record(method, "deny", session.principal, request, reasons=why, target=name)
-            return message(
-                "Conflict",
-                "the server's definition changed since the page was shown: review it again",
-                409,
-                session,
-            )
+    row = next((r for r in await server_rows(registry, specs) if r["name"] == name), None)
+    if row is not None and row["status"] == _ACTIONS[action]:  # a second submission: the first stands
+        why = (f"already {row['status']}",)
+        console.record(method, "deny", session.principal, request, reasons=why, target=name)
+        return message("Conflict", f"server {name!r} is already {row['status']}", 409, session)
+    if action == "approve" and row is not None and version(row) != shown:
+        why = ("the server's definition changed since the page was shown",)
+        console.record(method, "deny", session.principal, request, reasons=why, target=name)
+        return message(
+            "Conflict",
+            "the server's definition changed since the page was shown: review it again",
+            409,
+            session,
+        )
     done = await set_server_status(
         registry,
         name,
