@@ -179,3 +179,25 @@ async def test_a_second_submission_of_a_server_change_is_refused_and_keeps_the_f
             (e["decision"], e["principal"]["subject"]) for e in events(portal, "console/servers.revoke")
         ]
         assert decided == [("allow", "carol"), ("deny", "carol")]
+
+
+async def test_a_key_whose_creation_cannot_be_audited_is_never_shown_and_does_not_work(
+    tmp_path: Path,
+) -> None:
+    from mcp_guard.errors import GuardUnavailable
+    from mcp_guard.model import AuditEvent
+
+    async with console_client(tmp_path) as (portal, http):
+        store = portal.guard.store
+        assert store is not None
+        await sign_in(http)
+        token = csrf((await http.get("/admin/users")).text)
+
+        async def failing(event: AuditEvent) -> None:  # the sink fails after the readiness check passed
+            raise GuardUnavailable("audit sink down")
+
+        portal.guard.record = failing  # type: ignore[method-assign]
+        answer = await http.post("/admin/keys", data={"subject": "erin", "roles": "admin", "csrf": token})
+        assert answer.status_code == 503 and "mcpg_" not in answer.text
+        (record,) = [r for r, _ in await list_api_keys(store) if r.subject == "erin"]
+        assert record.revoked_at is not None

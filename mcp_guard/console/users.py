@@ -4,6 +4,7 @@ Keys are those ``mcp-guard keys list`` lists, in the guard's state store;
 creating one is ``keys create`` (the same :func:`create_api_key`): the key is
 shown once, in the answer to the form, and exists nowhere else afterwards -
 only its SHA-256 is stored, and no page, log line or audit event holds it.
+If its creation cannot be audited, it is revoked at once and never shown.
 Revoking is ``keys revoke``: the key fails at once everywhere, and console
 sessions opened with it end. Users are those of ``[authn.passwords]``
 ``users_file``; **Unlock** clears their lockouts as ``mcp-guard users unlock``
@@ -14,6 +15,7 @@ administrator of no tenant, who also approves servers and pins, may grant any).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -24,11 +26,13 @@ from starlette.responses import RedirectResponse, Response
 from ..authn._util import parse_duration
 from ..authn.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
 from ..authn.revocation import RevocationList
-from ..errors import ConfigError
+from ..errors import ConfigError, GuardError
 from .core import Console
 from .html import attr, csrf_field, esc, message, page, table, when
 from .servers import tenant_of
 from .sessions import ConsoleSession
+
+logger = logging.getLogger("mcp_guard.console")
 
 #: Longest subject, role list, tenant and description a form may set.
 MAX_FIELD = 200
@@ -192,6 +196,12 @@ def parse_key_form(session: ConsoleSession, fields: dict[str, str]) -> KeyForm |
     return KeyForm(subject, roles, tenant, expires_in, fields.get("description", "").strip()[:MAX_FIELD])
 
 
+def _revocations(console: Console) -> RevocationList | None:
+    """This process's own revocation list: a revoked key fails here at once, not when a cache expires."""
+    revocations = getattr(console.guard.resolver, "revocations", None)
+    return revocations if isinstance(revocations, RevocationList) else None
+
+
 async def create_key(console: Console, request: Request) -> Response:
     session = await console.admin(request, write=True)
     fields = await console.form(request, session)
@@ -213,11 +223,17 @@ async def create_key(console: Console, request: Request) -> Response:
         clock=console.clock,
     )
     reasons = (f"for {record.subject}, roles {','.join(record.roles) or '-'}",)
-    await console.record_action(
-        console.event(
-            "console/keys.create", "allow", session.principal, request, target=record.id, reasons=reasons
-        )
+    event = console.event(
+        "console/keys.create", "allow", session.principal, request, target=record.id, reasons=reasons
     )
+    try:
+        await console.guard.record(event)
+    except GuardError as exc:  # a key nobody can trace is never handed out: revoke it, show nothing
+        logger.error("key %s created by %s could not be audited: revoked", record.id, session.subject)
+        await revoke_api_key(store, record.id, _revocations(console))
+        return message(
+            "Unavailable", f"no key was created: the audit trail failed ({exc.reason})", 503, session
+        )
     body = (
         f"<p>Key <code>{esc(record.id)}</code> for {esc(record.subject)} created. Copy it now: it is shown "
         "this once, and only its hash is kept.</p>"
@@ -245,9 +261,7 @@ async def revoke_key(console: Console, request: Request) -> Response:
         console.record("console/keys.revoke", "deny", session.principal, request, reasons=why, target=key_id)
         return message("Conflict", f"API key {key_id!r} is already revoked", 409, session)
     console.ready()
-    # This process's own revocation list: the key fails here at once, not when a cache expires.
-    revocations = getattr(console.guard.resolver, "revocations", None)
-    await revoke_api_key(store, key_id, revocations if isinstance(revocations, RevocationList) else None)
+    await revoke_api_key(store, key_id, _revocations(console))
     await console.record_action(
         console.event("console/keys.revoke", "allow", session.principal, request, target=key_id)
     )
