@@ -114,14 +114,20 @@ async def test_approve_and_revoke_a_registered_server(tmp_path: Path) -> None:
         assert "tickets" in shown.text and "pending" in shown.text and "not running" in shown.text
         _no_markup_from(XSS, shown.text)
         token = csrf(shown.text)
-        approved = await http.post("/admin/servers/tickets", data={"action": "approve", "csrf": token})
+        # the approval binds the definition shown
+        version = re.search(
+            r'servers/tickets"><input[^>]*><input[^>]*name="version" value="(\w{64})"', shown.text
+        )
+        assert version is not None
+        approve = {"action": "approve", "csrf": token, "version": version.group(1)}
+        approved = await http.post("/admin/servers/tickets", data=approve)
         assert approved.status_code == 303
         entry = await registry.get("tickets")
         assert entry is not None and (entry.status, entry.changed_by) == ("approved", "carol")
         revoked = await http.post("/admin/servers/tickets", data={"action": "revoke", "csrf": token})
         assert revoked.status_code == 303
         assert (await registry.get("tickets")).status == "revoked"  # type: ignore[union-attr]
-        unknown = await http.post("/admin/servers/nothing", data={"action": "approve", "csrf": token})
+        unknown = await http.post("/admin/servers/nothing", data=approve)
         assert unknown.status_code == 404
         bad = await http.post("/admin/servers/tickets", data={"action": "delete", "csrf": token})
         assert bad.status_code == 400
@@ -144,7 +150,7 @@ async def test_an_admin_bound_to_a_tenant_cannot_change_shared_servers(tmp_path:
         await Registry(portal.guard.store).add({"name": "tickets", "command": "python"})
         await sign_in(http, key)
         page = await http.get("/admin/servers")
-        form = {"action": "approve", "csrf": csrf(page.text)}
+        form = {"action": "approve", "csrf": csrf(page.text), "version": "0" * 64}
         refused = await http.post("/admin/servers/tickets", data=form)
         assert refused.status_code == 403
         assert (await Registry(portal.guard.store).get("tickets")).status == "pending"  # type: ignore[union-attr]
@@ -175,6 +181,9 @@ async def test_a_changed_tool_reapproved_in_the_console_is_served_again(tmp_path
                     assert '<span class="add">+ok tool</span>' in shown.text
                     _no_markup_from(XSS, shown.text)
                     form = {"server": "probe", "kind": "tool", "name": "ok", "csrf": csrf(shown.text)}
+                    (entry,) = [e for e in await portal.guard.pins.list("probe") if e.name == "ok"]
+                    assert f'name="hash" value="{entry.pending_hash}"' in shown.text
+                    form["hash"] = entry.pending_hash or ""
                     kept = await http.post("/admin/pins", data={**form, "decision": "withhold"})
                     assert kept.status_code == 303
                     assert "probe__ok" not in await _tools(url)
@@ -416,10 +425,14 @@ async def test_no_action_is_done_while_the_audit_trail_cannot_take_events(tmp_pa
             raise GuardUnavailable("audit sink down")
 
         portal.guard.check_audit = failing  # type: ignore[method-assign]
+        (entry,) = await portal.guard.pins.list("probe")
         pin = {"server": "probe", "kind": "tool", "name": "ok", "decision": "approve", "csrf": token}
+        pin["hash"] = entry.pending_hash or ""
         answers = [
             await http.post("/admin/keys", data={"subject": "erin", "csrf": token}),
-            await http.post("/admin/servers/tickets", data={"action": "approve", "csrf": token}),
+            await http.post(
+                "/admin/servers/tickets", data={"action": "approve", "csrf": token, "version": "0" * 64}
+            ),
             await http.post("/admin/pins", data=pin),
         ]
         assert [a.status_code for a in answers] == [503, 503, 503]

@@ -80,7 +80,12 @@ class SecurityHeaders:
             request = Request(scope)
             what = printable(f"{request.method} {request.url.path}")[:200]
             reason = f"HTTP {status}: {what}"
-            self.console.record("console/reject", "deny", None, request, reasons=(reason,))
+            try:  # a signed-in admin's refusal names them; the refusal is recorded either way
+                session = await self.console.session(request)
+            except Exception:
+                session = None
+            principal = session.principal if session is not None else None
+            self.console.record("console/reject", "deny", principal, request, reasons=(reason,))
 
 
 def _endpoint(console: Console, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

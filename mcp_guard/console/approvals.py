@@ -36,7 +36,8 @@ def _buttons(r: ApprovalRequest, csrf: str) -> str:
     )
 
 
-def _approver(session: ConsoleSession) -> Approver:
+def approver_of(session: ConsoleSession) -> Approver:
+    """Who the admin is to the approval book (what `approvals list --as` would name)."""
     tenant = session.principal.get("tenant")
     return Approver(session.subject, tenant if isinstance(tenant, str) else None, frozenset(session.roles))
 
@@ -44,7 +45,7 @@ def _approver(session: ConsoleSession) -> Approver:
 async def approvals_page(console: Console, request: Request) -> Response:
     session = await console.admin(request)
     # The same view as ``approvals list --as``: the admin's tenant, what they asked for or may decide.
-    everything = await console.guard.approvals.list(everything=True, viewer=_approver(session))
+    everything = await console.guard.approvals.list(everything=True, viewer=approver_of(session))
     now = console.clock()
     pending = [r for r in everything if r.status == "pending"]
     decided = sorted(
@@ -111,7 +112,7 @@ async def decide(console: Console, request: Request) -> Response:
             by=session.subject,
             roles=frozenset(session.roles),
             note=note,
-            tenant=_approver(session).tenant,  # tenants bound approvals here as in the CLI
+            tenant=approver_of(session).tenant,  # tenants bound approvals here as in the CLI
         )
     except ApprovalError as exc:
         console.record(method, "deny", session.principal, request, reasons=(str(exc),), target=request_id)

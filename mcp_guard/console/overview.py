@@ -24,9 +24,11 @@ from starlette.responses import Response
 
 from ..audit.query import Filters, query
 from ..audit.verify import StoreError
+from .approvals import approver_of
 from .chart import bar_chart
 from .core import Console
 from .html import esc, page, table, when
+from .sessions import ConsoleSession
 
 HOURS = 24
 _COUNTED = ("request", "authn")
@@ -118,12 +120,13 @@ def _verification(console: Console) -> str:
     return f'<p class="{css}">Chain verification at {at}: {esc(checked.message)}. {again}</p>'
 
 
-async def _waiting(console: Console) -> str:
+async def _waiting(console: Console, session: ConsoleSession) -> str:
     items: list[str] = []
     if console.guard.pins is not None:
         waiting = [e for e in await console.guard.pins.list() if e.status != "pinned"]
         items.append(f'<a href="/admin/pins">{len(waiting)} definition(s) withheld until approved</a>')
-    pending = await console.guard.approvals.list()
+    # The requests the Approvals page shows this admin: no count of another tenant's.
+    pending = await console.guard.approvals.list(viewer=approver_of(session))
     items.append(f'<a href="/admin/approvals">{len(pending)} approval request(s) pending</a>')
     if console.portal is not None:
         states = Counter(u.state for u in console.portal.upstreams.values())
@@ -137,7 +140,7 @@ async def _waiting(console: Console) -> str:
 async def overview_page(console: Console, request: Request) -> Response:
     session = await console.admin(request)
     now = console.clock()
-    body = "<h2>Waiting</h2>" + await _waiting(console)
+    body = "<h2>Waiting</h2>" + await _waiting(console, session)
     if console.audit is None or console.audit.path is None:
         body += "<p>No sqlite:// or jsonl:// store in [guard] audit: no counts to show.</p>"
         return page("Overview", body, session)

@@ -6,7 +6,9 @@ the pending one ``+``), and what the sanitizers find in the pending version.
 **Approve** does what ``mcp-guard pins approve SERVER NAME --kind KIND`` does,
 through the guard's own pin store: the approval is announced on the store's
 pin channel, and every running portal sharing the store re-screens its
-upstreams' lists, so callers see the approved definition at once. **Keep
+upstreams' lists, so callers see the approved definition at once. A decision
+names the version the page showed (its hash): if the upstream changed the
+definition again meanwhile, it is refused with 409 and nothing is approved. **Keep
 withheld** only puts the administrator's decision on record: the item stays
 pending and withheld, as it is until someone approves it.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -31,6 +34,8 @@ from .servers import global_admin
 _KINDS = ("tool", "prompt", "resource", "resource_template")
 #: The most lines of one field's diff shown (a schema can be long; the CLI has the rest).
 MAX_LINES = 400
+#: The SHA-256 of the pending version a decision is about (``PinEntry.pending_hash``).
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def _lines(value: Any) -> list[str]:
@@ -77,7 +82,12 @@ def _form(entry: PinEntry, csrf: str) -> str:
         return ""
     hidden = "".join(
         f'<input type="hidden" name="{k}" value={attr(v)}>'
-        for k, v in (("server", entry.server), ("kind", entry.kind), ("name", entry.name))
+        for k, v in (
+            ("server", entry.server),
+            ("kind", entry.kind),
+            ("name", entry.name),
+            ("hash", entry.pending_hash),
+        )
     )
     return (
         f'<form method="post" action="/admin/pins">{csrf_field(csrf)}{hidden}'
@@ -119,21 +129,35 @@ async def decide(console: Console, request: Request) -> Response:
     session = await console.admin(request, write=True)
     fields = await console.form(request, session)
     server, kind, name = fields.get("server", ""), fields.get("kind", ""), fields.get("name", "")
-    decision = fields.get("decision")
+    decision, shown = fields.get("decision"), fields.get("hash", "")
     if decision not in ("approve", "withhold") or kind not in _KINDS or not server or not name:
+        why = ("the form names no pending item or decision",)
+        target = name[:200]
+        console.record("console/pins.decide", "deny", session.principal, request, reasons=why, target=target)
         return message("Bad request", "name a pending item and choose Approve or Keep withheld", 400, session)
     method = f"console/pins.{decision}"
+    what = {"server": server, "kind": kind, "target": name}
+    if not _HASH.fullmatch(shown):  # a decision binds the exact version the page showed
+        console.record(method, "deny", session.principal, request, reasons=("no version named",), **what)
+        return message("Bad request", "the form names no version: reload the Pins page", 400, session)
     global_admin(console, request, session, method, f"{kind} {name!r} of {server!r}")
     pins = console.guard.pins
     if pins is None:
         return message("Unavailable", "pinning is off", 503, session)
     console.ready()
-    what = {"server": server, "kind": kind, "target": name}
-    _, pending = await pins.versions(server, kind, name)
-    if pending is None:
+    current = {(e.kind, e.name): e.pending_hash for e in await pins.list(server)}.get((kind, name))
+    if current is None:
         console.record(method, "deny", session.principal, request, reasons=("nothing pending",), **what)
         return message("Not found", f"nothing pending for {kind} {name!r} of {server!r}", 404, session)
-    if decision == "approve":
-        await pins.approve(server, kind, name)
+    # ``digest`` binds the approval itself too: a change landing between these lines is not approved.
+    changed = current != shown
+    if not changed and decision == "approve":
+        changed = not await pins.approve(server, kind, name, digest=shown)
+    if changed:
+        why = ("the pending version changed since the page was shown",)
+        console.record(method, "deny", session.principal, request, reasons=why, **what)
+        return message(
+            "Conflict", "the definition changed since the page was shown: review it again", 409, session
+        )
     await console.record_action(console.event(method, "allow", session.principal, request, **what))
     return RedirectResponse("/admin/pins", status_code=303)

@@ -6,11 +6,16 @@ and ``servers revoke`` do, through the same functions
 every replica sharing the store follows the change at once. Health is what
 this portal's supervisor knows of each upstream (up, starting, down, restarts,
 last error). Servers are shared by every tenant: an administrator bound to a
-tenant may read the page but not change them.
+tenant may read the page but not change them. **Approve** binds the
+definition the page showed (name, source, target, prefix): if the server was
+re-registered differently meanwhile, it is refused with 409. **Revoke** needs no
+such binding: stopping a server is always safe.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -18,11 +23,13 @@ from starlette.responses import RedirectResponse, Response
 
 from ..portal.admin import configured_servers, server_rows, set_server_status
 from ..portal.registry import Registry
+from ..sanitize.pins import item_hash
 from .core import Console, Refused
 from .html import attr, csrf_field, esc, message, page, table, when
 from .sessions import ConsoleSession
 
 _ACTIONS = {"approve": "approved", "revoke": "revoked"}
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def registry_of(console: Console) -> Registry | None:
@@ -62,7 +69,13 @@ def _health(console: Console, name: str) -> str:
     return text
 
 
-def _buttons(name: str, status: str, csrf: str) -> str:
+def version(row: dict[str, Any]) -> str:
+    """The hash of what the page shows of a server: an approval binds it (``version`` field)."""
+    return item_hash({k: row[k] for k in ("name", "source", "target", "prefix")})
+
+
+def _buttons(row: dict[str, Any], csrf: str) -> str:
+    name, status = row["name"], row["status"]
     if not csrf:
         return ""
     buttons = "".join(
@@ -71,7 +84,8 @@ def _buttons(name: str, status: str, csrf: str) -> str:
         if becomes != status
     )
     target = attr("/admin/servers/" + quote(name, safe=""))
-    return f'<form method="post" action={target}>{csrf_field(csrf)}{buttons}</form>'
+    bound = f'<input type="hidden" name="version" value="{version(row)}">'
+    return f'<form method="post" action={target}>{csrf_field(csrf)}{bound}{buttons}</form>'
 
 
 async def servers_page(console: Console, request: Request) -> Response:
@@ -89,7 +103,7 @@ async def servers_page(console: Console, request: Request) -> Response:
             f"<code>{esc(r['prefix'])}</code>",
             f"<code>{esc(r['target'])}</code>",
             esc(r["changed_by"]) + (f" {esc(when(r['changed_at']))}" if r["changed_at"] else ""),
-            _buttons(r["name"], r["status"], session.csrf),
+            _buttons(r, session.csrf),
         ]
         for r in await server_rows(registry, configured)
     ]
@@ -112,14 +126,36 @@ async def change(console: Console, request: Request) -> Response:
     name = request.path_params["name"]
     action = fields.get("action", "")
     if action not in _ACTIONS:
+        why = (f"unknown action {action[:40]!r}",)
+        console.record("console/servers.change", "deny", session.principal, request, reasons=why, target=name)
         return message("Bad request", "choose Approve or Revoke", 400, session)
     method = f"console/servers.{action}"
+    shown = fields.get("version", "")
+    if action == "approve" and not _HASH.fullmatch(shown):  # approving binds the definition shown
+        why = ("no version named",)
+        console.record(method, "deny", session.principal, request, reasons=why, target=name)
+        return message("Bad request", "the form names no version: reload the Servers page", 400, session)
     global_admin(console, request, session, method, name)
     registry = registry_of(console)
     if registry is None:
         return message("Unavailable", "no state store: the server registry is unavailable", 503, session)
     console.ready()
-    configured = [s.name for s in configured_servers(console.portal)] if console.portal is not None else []
+    specs = configured_servers(console.portal) if console.portal is not None else []
+    configured = [s.name for s in specs]
+    row = next((r for r in await server_rows(registry, specs) if r["name"] == name), None)
+    if row is not None and row["status"] == _ACTIONS[action]:  # a second submission: the first stands
+        why = (f"already {row['status']}",)
+        console.record(method, "deny", session.principal, request, reasons=why, target=name)
+        return message("Conflict", f"server {name!r} is already {row['status']}", 409, session)
+    if action == "approve" and row is not None and version(row) != shown:
+        why = ("the server's definition changed since the page was shown",)
+        console.record(method, "deny", session.principal, request, reasons=why, target=name)
+        return message(
+            "Conflict",
+            "the server's definition changed since the page was shown: review it again",
+            409,
+            session,
+        )
     done = await set_server_status(
         registry,
         name,

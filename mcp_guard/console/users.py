@@ -4,15 +4,18 @@ Keys are those ``mcp-guard keys list`` lists, in the guard's state store;
 creating one is ``keys create`` (the same :func:`create_api_key`): the key is
 shown once, in the answer to the form, and exists nowhere else afterwards -
 only its SHA-256 is stored, and no page, log line or audit event holds it.
+If its creation cannot be audited, it is revoked at once and never shown.
 Revoking is ``keys revoke``: the key fails at once everywhere, and console
 sessions opened with it end. Users are those of ``[authn.passwords]``
 ``users_file``; **Unlock** clears their lockouts as ``mcp-guard users unlock``
 does. An administrator bound to a tenant sees, creates, revokes and unlocks
-only within that tenant.
+only within that tenant, and grants only roles they hold themselves (an
+administrator of no tenant, who also approves servers and pins, may grant any).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -23,11 +26,13 @@ from starlette.responses import RedirectResponse, Response
 from ..authn._util import parse_duration
 from ..authn.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
 from ..authn.revocation import RevocationList
-from ..errors import ConfigError
+from ..errors import ConfigError, GuardError
 from .core import Console
 from .html import attr, csrf_field, esc, message, page, table, when
 from .servers import tenant_of
 from .sessions import ConsoleSession
+
+logger = logging.getLogger("mcp_guard.console")
 
 #: Longest subject, role list, tenant and description a form may set.
 MAX_FIELD = 200
@@ -174,6 +179,9 @@ def parse_key_form(session: ConsoleSession, fields: dict[str, str]) -> KeyForm |
     roles = tuple(r for r in re.split(r"[\s,]+", fields.get("roles", "").strip()) if r)
     if len(roles) > 20 or any(len(r) > 64 or not _NAME.match(r) for r in roles):
         return "roles: names separated by commas or spaces"
+    beyond = sorted(set(roles) - set(session.roles))
+    if tenant_of(session) is not None and beyond:  # bound to a tenant: no key can outrank its maker
+        return f"roles: you may only grant roles you hold (not {', '.join(beyond)})"
     tenant = tenant_of(session)  # an admin of a tenant creates keys of that tenant only
     if tenant is None:
         tenant = fields.get("tenant", "").strip()[:MAX_FIELD] or None
@@ -186,6 +194,12 @@ def parse_key_form(session: ConsoleSession, fields: dict[str, str]) -> KeyForm |
         if expires_in <= 0:
             return "expires: must be a positive duration"
     return KeyForm(subject, roles, tenant, expires_in, fields.get("description", "").strip()[:MAX_FIELD])
+
+
+def _revocations(console: Console) -> RevocationList | None:
+    """This process's own revocation list: a revoked key fails here at once, not when a cache expires."""
+    revocations = getattr(console.guard.resolver, "revocations", None)
+    return revocations if isinstance(revocations, RevocationList) else None
 
 
 async def create_key(console: Console, request: Request) -> Response:
@@ -209,11 +223,17 @@ async def create_key(console: Console, request: Request) -> Response:
         clock=console.clock,
     )
     reasons = (f"for {record.subject}, roles {','.join(record.roles) or '-'}",)
-    await console.record_action(
-        console.event(
-            "console/keys.create", "allow", session.principal, request, target=record.id, reasons=reasons
-        )
+    event = console.event(
+        "console/keys.create", "allow", session.principal, request, target=record.id, reasons=reasons
     )
+    try:
+        await console.guard.record(event)
+    except GuardError as exc:  # a key nobody can trace is never handed out: revoke it, show nothing
+        logger.error("key %s created by %s could not be audited: revoked", record.id, session.subject)
+        await revoke_api_key(store, record.id, _revocations(console))
+        return message(
+            "Unavailable", f"no key was created: the audit trail failed ({exc.reason})", 503, session
+        )
     body = (
         f"<p>Key <code>{esc(record.id)}</code> for {esc(record.subject)} created. Copy it now: it is shown "
         "this once, and only its hash is kept.</p>"
@@ -236,10 +256,12 @@ async def revoke_key(console: Console, request: Request) -> Response:
         why = ("no such key",)
         console.record("console/keys.revoke", "deny", session.principal, request, reasons=why, target=key_id)
         return message("Not found", f"no API key with id {key_id!r}", 404, session)
+    if record.revoked_at is not None:  # a second submission: the first revocation's time stands
+        why = ("already revoked",)
+        console.record("console/keys.revoke", "deny", session.principal, request, reasons=why, target=key_id)
+        return message("Conflict", f"API key {key_id!r} is already revoked", 409, session)
     console.ready()
-    # This process's own revocation list: the key fails here at once, not when a cache expires.
-    revocations = getattr(console.guard.resolver, "revocations", None)
-    await revoke_api_key(store, key_id, revocations if isinstance(revocations, RevocationList) else None)
+    await revoke_api_key(store, key_id, _revocations(console))
     await console.record_action(
         console.event("console/keys.revoke", "allow", session.principal, request, target=key_id)
     )

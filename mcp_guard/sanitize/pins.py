@@ -260,15 +260,20 @@ class PinStore:
         return names
 
     async def approve(
-        self, server: str, kind: str | None = None, name: str | None = None
+        self, server: str, kind: str | None = None, name: str | None = None, *, digest: str | None = None
     ) -> list[tuple[str, str]]:
-        """Approve pending versions (all of a server, one kind, or one item); returns what was approved."""
+        """Approve pending versions (all of a server, one kind, or one item); returns what was approved.
+
+        With ``digest``, only a pending version of that hash is approved: the one a reviewer saw.
+        """
         done: list[tuple[str, str]] = []
         for member in sorted(await self.store.smembers(_k(server, "pending"))):
             member_kind, _, member_name = member.partition(":")
             if (kind is not None and member_kind != kind) or (name is not None and member_name != name):
                 continue
             body = await self._read("pending", server, member_kind, member_name)
+            if digest is not None and (body is None or body["hash"] != digest):
+                continue
             if body is not None:
                 await self._record("approved", server, member_kind, member_name, body["item"], body["hash"])
             await self._drop_pending(server, member_kind, member_name)
