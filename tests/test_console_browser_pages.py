@@ -105,7 +105,11 @@ def test_an_administrators_day_without_a_terminal(browser_page: Page, tmp_path: 
             page.click("header a:text('Pins')")
             _reload_until(page, "h3:has-text('changed since approval')", "the changed tool on the Pins page")
             diff = page.inner_text("pre.diff")
-            assert "+Also lists the order's refunds." in diff
+            assert diff.splitlines() == [  # one line each, no blank line between them
+                "@@ -1 +1,2 @@",
+                " Look up an order by its id.",
+                "+Also lists the order's refunds.",
+            ]
             assert page.locator("pre.diff span.add").all_inner_texts() == ["+Also lists the order's refunds."]
             assert "Sanitizers: no finding in the pending version." in page.inner_text("main")
             assert submit(page, "button:text('Approve')") == 200
