@@ -4,13 +4,15 @@ The first test is the console's acceptance bar in one browser session: an admini
 with an admin key, re-approves a tool whose definition changed upstream after reading its diff,
 approves a call waiting on that tool, and finds a denied call on the Audit page, never touching a
 terminal. The others cover one page each: Servers (revoke and approve a served upstream), Users
-and keys (a key shown once, working until revoked) and Overview (the chart drawn from the trail).
+and keys (a key shown once, working until revoked), Overview (the chart drawn from the trail) and
+Audit (filters, one event, the export as a browser downloads it).
 What a caller sees is checked with a real MCP client, in a thread of its own (``in_thread``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from pathlib import Path
@@ -225,3 +227,39 @@ def test_the_overview_chart_shows_the_days_calls_and_denials(browser_page: Page,
         tips = page.eval_on_selector_all("svg.chart rect.denials title", "ts => ts.map(t => t.textContent)")
         assert any(re.search(r": [1-9]\d* denials$", t) for t in tips)
         assert "no rule" in page.inner_text("main")  # default deny, under Top denied rules
+
+
+def test_find_denied_calls_open_one_and_export_them(browser_page: Page, tmp_path: Path) -> None:
+    page = browser_page
+    with probe_upstream(Probe()) as up, console_portal(write_config(tmp_path, up)) as (portal, url):
+
+        async def traffic() -> None:
+            async with client(url, USER_KEY) as c:
+                for n in range(2):
+                    with contextlib.suppress(MCPError):
+                        await c.call_tool("probe__forbidden", {"n": n})
+
+        _until(lambda: _served(url), "the probe's tools served")
+        run_async(traffic)
+        portal.guard.auditor.flush()  # type: ignore[union-attr]
+        assert sign_in(page, url, ADMIN_KEY) == 200
+        page.click("header a:text('Audit')")
+        page.select_option("form.filters select[name=decision]", "deny")
+        page.fill("form.filters input[name=server]", "probe")
+        assert submit(page, "form.filters button:text('Filter')") == 200
+        rows = page.locator("tbody tr")
+        assert rows.count() == 2 and all("forbidden" in t for t in rows.all_inner_texts())
+        assert submit(page, "tbody tr:first-child a") == 200
+        assert '"n": 1' in page.inner_text("pre")  # newest first
+        page.go_back()
+        with page.expect_download() as download:
+            page.click("a:text('Export matching events as JSON lines')")
+        saved = Path(download.value.path())
+        exported = [json.loads(line) for line in saved.read_text().splitlines()]
+        assert [(r["decision"], r["target"], r["arguments"]) for r in exported] == [
+            ("deny", "forbidden", {"n": 0}),
+            ("deny", "forbidden", {"n": 1}),
+        ]
+        page.goto(url + "/admin/audit?subject=carol")  # the export's closing event, once written
+        _reload_until(page, "td:text-is('console/audit.exported')", "the export's closing event")
+        assert "2 events sent" in page.inner_text("tbody")
