@@ -493,7 +493,7 @@ def test_no_guessed_cookie_is_a_session(guess: str) -> None:
     async def check() -> None:
         store = MemoryStore()
         sessions = ConsoleSessions(store, idle=60)
-        session_id, _ = await sessions.create("carol", ("admin",), {"subject": "carol"})
+        session_id, _, _ = await sessions.create("carol", ("admin",), {"subject": "carol"})
         assert guess == session_id or await sessions.get(guess) is None
         assert (await sessions.get(session_id)) is not None
         assert all(session_id not in key for key in await store.keys(""))  # stored under a hash only

@@ -194,8 +194,13 @@ async def event_page(console: Console, request: Request) -> Response:
 
 async def export(console: Console, request: Request) -> Response:
     """The matching events as JSON lines, streamed :data:`EXPORT_PAGE` at a time (a trail of
-    millions of events never sits in memory); the export is audited, with its filters, before
-    the first line is sent."""
+    millions of events never sits in memory).
+
+    The export is audited, with its filters, before the first line is sent
+    (``console/audit.export``), and again when it ends: ``console/audit.exported`` with the number
+    of events sent, or, when the store fails part-way, a last line ``{"error": ..., "events": N}``
+    in the download and a ``console/error`` event, so a short file never passes for a whole one.
+    """
     session = await console.admin(request)
     try:
         filters, shown = _filters(request, console.clock())
@@ -211,28 +216,44 @@ async def export(console: Console, request: Request) -> Response:
     except StoreError as exc:
         return message("Audit", str(exc), 503, session)
     console.ready()
-    await console.record_action(
-        console.event(
-            "console/audit.export",
-            "allow",
-            session.principal,
-            request,
-            reasons=(f"filters {json.dumps(shown, sort_keys=True)}",),
-        )
+    started = console.event(
+        "console/audit.export",
+        "allow",
+        session.principal,
+        request,
+        reasons=(f"filters {json.dumps(shown, sort_keys=True)}",),
     )
+    await console.record_action(started)
 
     async def lines() -> AsyncIterator[bytes]:
-        batch = first
+        batch, sent = first, 0
         try:
             while batch is not None:
                 yield "".join(
                     json.dumps(r, ensure_ascii=True, separators=(",", ":")) + "\n" for r in batch
                 ).encode()
+                sent += len(batch)
                 batch = await anyio.to_thread.run_sync(next, batches, None)
-        except StoreError as exc:  # headers are gone: the export ends short, and says so on record
-            console.record("console/error", "error", session.principal, request, reasons=(str(exc),))
+        except StoreError as exc:  # the headers are gone: the download and the trail say it ended short
+            trailer = {"error": f"the export ended early: {exc}", "events": sent}
+            console.record(
+                "console/error",
+                "error",
+                session.principal,
+                request,
+                reasons=(f"audit export ended after {sent} events: {exc}",),
+            )
+            yield (json.dumps(trailer, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
+            return
         finally:
             batches.close()
+        console.record(
+            "console/audit.exported",
+            "allow",
+            session.principal,
+            request,
+            reasons=(f"{sent} events sent (export of event {started.id})",),
+        )
 
     return StreamingResponse(
         lines(),

@@ -68,6 +68,8 @@ main > form[action="/admin/login"] input { width: 100%; box-sizing: border-box; 
 main > form[action="/admin/login"] label { display: block; }
 .error { background: #fde8e8; border: 1px solid #e0a0a0; padding: .5rem; }
 .ok { background: #e6f4ea; border: 1px solid #9fd0ab; padding: .5rem; }
+pre.diff { white-space: normal; }  /* one block per line: no blank line between them */
+.diff span { display: block; white-space: pre-wrap; }
 .diff .add { background: #e6f4ea; display: block; }
 .diff .del { background: #fde8e8; display: block; }
 .diff .hunk { color: #6b6b75; display: block; }

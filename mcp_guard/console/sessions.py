@@ -104,8 +104,9 @@ class ConsoleSessions:
         credential_id: str | None = None,
         expires_at: float | None = None,
         via: str | None = None,
-    ) -> tuple[str, ConsoleSession]:
-        """A new session id (for the cookie) and its session."""
+    ) -> tuple[str, ConsoleSession, list[float]]:
+        """A new session id (for the cookie), its session, and when the sessions it ended (the
+        subject's oldest beyond :attr:`max_sessions`) were opened: the caller puts those on record."""
         now = self.clock()
         session = ConsoleSession(
             subject,
@@ -120,15 +121,16 @@ class ConsoleSessions:
         )
         session_id = new_token()
         await self._save(session_id, session)
-        await self._cap(subject, self._key(session_id), now)
-        return session_id, session
+        dropped = await self._cap(subject, self._key(session_id), now)
+        return session_id, session, dropped
 
-    async def _cap(self, subject: str, key: str, now: float) -> None:
+    async def _cap(self, subject: str, key: str, now: float) -> list[float]:
         """Add ``key`` to the subject's sessions and end the oldest beyond :attr:`max_sessions`.
 
         The list lives beside the sessions (``console:admin:`` + a hash of the subject); ended or
-        expired sessions drop out of it here. Two sign-ins racing on two replicas may leave one
-        session too many until the next sign-in: the cap bounds, it does not count exactly.
+        expired sessions drop out of it here. Returns when each session it ended was opened.
+        Two sign-ins racing on two replicas may leave one session too many until the next sign-in:
+        the cap bounds, it does not count exactly.
         """
         index = _ADMIN + hashlib.sha256(subject.encode()).hexdigest()
         try:
@@ -138,10 +140,12 @@ class ConsoleSessions:
         live = [(k, t) for k, t in listed if await self.store.get(k) is not None]
         live.append((key, now))
         live.sort(key=lambda item: item[1])
-        for old, _ in live[: -self.max_sessions]:
+        dropped = live[: -self.max_sessions]
+        for old, _ in dropped:
             await self.store.delete(old)
         kept = live[-self.max_sessions :]
         await self.store.set(index, json.dumps(kept).encode(), ttl=self.max_age)
+        return [opened for _, opened in dropped]
 
     async def get(self, session_id: str | None) -> ConsoleSession | None:
         """The live session of ``session_id`` (idle timer restarted); None when unknown or idle too long."""

@@ -20,7 +20,7 @@ from ..authn.login import INVALID
 from ..errors import AuthenticationError, GuardError, RateLimited
 from ..protocols import Credential
 from .core import Console, Refused, key_account, read_form, source_ip
-from .html import csrf_field, esc, message, page
+from .html import csrf_field, esc, message, page, when
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, new_token, tokens_match
 from .standing import VIA_PASSWORD
 
@@ -110,7 +110,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         console.record("console/login", "deny", summary, request, reasons=("not an admin",))
         return message("Forbidden", "the console is for administrators only", 403)
     console.ready()
-    session_id, _ = await console.sessions.create(
+    session_id, _, dropped = await console.sessions.create(
         principal.subject,
         tuple(sorted(roles)),
         summary,
@@ -122,6 +122,12 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
     )
     await lockout.success(key_account(source), source)
     await console.record_action(console.event("console/login", "allow", summary, request))
+    cap = console.sessions.max_sessions
+    for opened in dropped:  # the cap ended an older session: as much on record as a sign-out
+        reason = f"at most {cap} sessions per administrator: the oldest, signed in at {when(opened)}, ended"
+        await console.record_action(
+            console.event("console/sessions.end", "allow", summary, request, reasons=(reason,))
+        )
     response = RedirectResponse("/admin/approvals", status_code=303)
     _cookie(response, request, SESSION_COOKIE, session_id, None)
     response.delete_cookie(LOGIN_COOKIE, path="/admin", httponly=True, samesite="strict")
