@@ -125,6 +125,9 @@ def _validate(args: argparse.Namespace) -> int:
         "shadow_rules": shadow,
         "limits": len(policy.limits),
         "budgets": len(policy.budgets),
+        # Labels and flows are counted so a user sees their "policy that remembers" was loaded.
+        "labels": len({name for tag in policy.labeler.tags for name in tag.labels}),
+        "flows": len(policy.flows),
         "mode": policy.mode,
         "default": policy.default,
     }
