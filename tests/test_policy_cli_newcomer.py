@@ -1,0 +1,110 @@
+"""``mcp-guard policy`` as a first-time user of budgets and flows meets it.
+
+Each test is a trap a newcomer fell into: a read-only ``explain --state`` that
+silently created an empty store and reported nothing used, a budget report
+that did not say the call would be refused, and a ``validate`` summary that
+did not show the flows it had loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from mcp_guard.budgets import Budgets
+from mcp_guard.model import AccessRequest, Principal
+from mcp_guard.policy import load_policy
+from mcp_guard.store import open_store
+
+from .test_policy_cli import cli
+
+POLICY = """\
+version = 1
+[[labels]]
+servers = ["web"]
+tools = ["fetch*"]
+labels = ["untrusted-input"]
+[[labels]]
+servers = ["mail"]
+tools = ["send_*"]
+labels = ["external-output", "mail"]
+[[rules]]
+id = "staff"
+effect = "allow"
+roles = ["staff"]
+servers = ["web", "mail"]
+[[flows]]
+id = "no-send-after-fetch"
+after = ["untrusted-input"]
+deny = ["external-output"]
+window = "30m"
+[[budgets]]
+id = "fetch-daily"
+period = "1d"
+limit = 5
+servers = ["web"]
+cost = { "fetch" = 2 }
+"""
+
+REQUEST = {
+    "principal": {"subject": "alice", "roles": ["staff"]},
+    "action": "tools/call",
+    "server": "web",
+    "target": "fetch",
+    "arguments": {"url": "https://example.com"},
+}
+
+
+def write(tmp_path: Path) -> tuple[str, str]:
+    (tmp_path / "policy.toml").write_text(POLICY)
+    (tmp_path / "request.json").write_text(json.dumps(REQUEST))
+    return str(tmp_path / "policy.toml"), str(tmp_path / "request.json")
+
+
+def spend(url: str, policy: str, times: int) -> None:
+    principal = Principal("alice", roles=frozenset({"staff"}))
+    request = AccessRequest("tools/call", "call", "web", "tool", "fetch")
+    charges = load_policy(policy).budgets_for(principal, request)
+
+    async def run() -> None:
+        store = open_store(url)
+        try:
+            for _ in range(times):
+                await Budgets(store).charge(principal, charges)
+        finally:
+            await store.aclose()
+
+    asyncio.run(run())
+
+
+def test_explain_state_refuses_a_sqlite_store_that_does_not_exist(tmp_path: Path) -> None:
+    policy, request = write(tmp_path)
+    missing = tmp_path / "elsewhere" / "state.db"
+    out = cli("explain", "--policy", policy, "--request", request, "--state", f"sqlite:///{missing}")
+    assert out.returncode == 2
+    assert "--state" in out.stderr and str(missing) in out.stderr and "no state store" in out.stderr
+    assert not missing.exists() and not missing.parent.exists()  # reading never creates a store
+
+
+def test_explain_state_says_when_the_call_would_not_fit(tmp_path: Path) -> None:
+    policy, request = write(tmp_path)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    spend(url, policy, 1)
+    text = cli("explain", "--policy", policy, "--request", request, "--state", url).stdout
+    assert "alice used 2/5" in text and "refused" not in text
+    spend(url, policy, 1)
+    out = cli("explain", "--policy", policy, "--request", request, "--state", url)
+    assert out.returncode == 0, out.stderr
+    assert "alice used 4/5, resets" in out.stdout
+    assert "this call (cost 2) would be refused: only 1 left" in out.stdout
+    out = cli("explain", "--policy", policy, "--request", request, "--state", url, "--json")
+    data = json.loads(out.stdout)
+    assert [(b["budget"], b["fits"]) for b in data["budgets"]] == [("fetch-daily", False)]
+
+
+def test_validate_counts_labels_and_flows(tmp_path: Path) -> None:
+    policy, _ = write(tmp_path)
+    out = cli("validate", policy)
+    assert out.returncode == 0, out.stderr
+    assert "labels 3" in out.stdout and "flows 1" in out.stdout
