@@ -191,3 +191,16 @@ def test_the_flows_example_case_file_passes() -> None:
     out = cli("test", "--policy", str(here / "policy.toml"), "--cases", str(here / "cases.toml"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4 passed, 0 failed" in out.stdout
+
+
+def test_every_unknown_label_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    text = POLICY.replace('after = ["untrusted-input"]', 'after = ["untrusted-inptu"]').replace(
+        'deny = ["external-output"]', 'deny = ["external-outptu"]'
+    )
+    (tmp_path / "policy.toml").write_text(text)
+    out = cli("validate", str(tmp_path / "policy.toml"))
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert "flows[0].after[0]: unknown label 'untrusted-inptu' (did you mean 'untrusted-input'?)" in lines[0]
+    assert "flows[0].deny[0]: unknown label 'external-outptu' (did you mean 'external-output'?)" in lines[1]
