@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 from ..errors import ConfigError
 
 
+def _count(text: str) -> int:
+    """A count of events: SQLite and Python slices read 0 or a negative number differently, so refuse them."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("audit", help="verify, query and tail the audit trail")
     sub = parser.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
@@ -85,13 +96,13 @@ def register(subparsers: Any) -> None:
         "--since", help="ISO 8601, now, today, yesterday, or a time ago: 15m, 24h, 7d (or '15m ago')"
     )
     q.add_argument("--until", help="same forms as --since (exclusive)")
-    q.add_argument("--limit", type=int)
+    q.add_argument("--limit", type=_count, help="at most N events: the oldest N that match")
     q.add_argument("--json", action="store_true", help="one JSON record per line")
     q.set_defaults(func=cmd_query)
 
     tail = sub.add_parser("tail", help="show the newest events (and follow)")
     common(tail)
-    tail.add_argument("-n", "--lines", type=int, default=20)
+    tail.add_argument("-n", "--lines", type=_count, default=20)
     tail.add_argument("-f", "--follow", action="store_true")
     tail.add_argument("--json", action="store_true")
     tail.set_defaults(func=cmd_tail)

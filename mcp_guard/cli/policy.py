@@ -82,9 +82,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from ..model import Decision
     from ..policy import load_policy
     from ..policy.loader import FORMATS
-    from ..policy.requests import load_cases, run_cases
+    from ..policy.requests import Case, load_cases, run_cases
 
     policy = load_policy(*args.policy)
     path = Path(args.cases)
@@ -97,7 +98,15 @@ def _test(args: argparse.Namespace) -> int:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read case file: {exc.strerror or exc}", file=str(path)) from None
-    results = run_cases(policy, load_cases(text, fmt, str(path)))
+    from .flowcheck import replay
+
+    def decide(case: Case) -> Decision:
+        # A case with a ``history`` is decided as ``policy check`` decides it: after the flows replay it.
+        if not case.history:
+            return policy.decide(case.principal, case.request)
+        return replay(policy, list(case.history), case.principal, case.request)[0]
+
+    results = run_cases(policy, load_cases(text, fmt, str(path)), decide)
     failed = 0
     for result in results:
         if result.passed:
@@ -125,6 +134,9 @@ def _validate(args: argparse.Namespace) -> int:
         "shadow_rules": shadow,
         "limits": len(policy.limits),
         "budgets": len(policy.budgets),
+        # Labels and flows are counted so a user sees their "policy that remembers" was loaded.
+        "labels": len({name for tag in policy.labeler.tags for name in tag.labels}),
+        "flows": len(policy.flows),
         "mode": policy.mode,
         "default": policy.default,
     }

@@ -415,15 +415,20 @@ def _labeler(
                     src.locator.line(loc),
                 )
             )
+    unknown: list[PolicyError] = []  # every misspelt label at once, not one per run
     for src, loc, names in label_refs:
         for j, name in enumerate(names):
             if name not in declared:
                 close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 known = f"; declared: {', '.join(sorted(declared))}" if declared and not close else ""
-                raise src.error(
-                    f"unknown label {name!r}{hint}: no [[labels]] entry gives it{known}", (*loc, j)
+                unknown.append(
+                    src.error(f"unknown label {name!r}{hint}: no [[labels]] entry gives it{known}", (*loc, j))
                 )
+    if len(unknown) == 1:
+        raise unknown[0]
+    if unknown:
+        raise PolicyErrors(unknown)
     return Labeler(tags, flows)
 
 

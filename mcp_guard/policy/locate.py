@@ -58,6 +58,15 @@ def _split_dotted(text: str) -> list[str]:
     return parts
 
 
+def _in_array(keys: tuple[str, ...], counters: dict[Path, int]) -> Path:
+    """``[cases.request]`` after ``[[cases]]`` is a table of the *last* case: ``("cases", i, "request")``."""
+    for cut in range(len(keys) - 1, 0, -1):
+        index = counters.get(keys[:cut])
+        if index:
+            return (*keys[:cut], index - 1, *keys[cut:])
+    return keys
+
+
 def toml_lines(text: str) -> Locator:
     lines: dict[Path, int] = {}
     counters: dict[Path, int] = {}
@@ -73,7 +82,7 @@ def toml_lines(text: str) -> Locator:
                 table = (*keys, index)
                 lines.setdefault(keys, number)
             else:
-                table = keys
+                table = _in_array(keys, counters)
             lines[table] = number
             continue
         if depth == 0 and (m := _KEY.match(raw)):

@@ -9,7 +9,7 @@ it becomes the same :class:`~mcp_guard.model.Principal` and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
 
 from ..errors import PolicyError
-from ..model import AccessRequest, Principal, RequestContext, TargetKind
+from ..model import AccessRequest, Decision, Principal, RequestContext, TargetKind
 from .engine import CompiledPolicy
 from .loader import format_path, parse_source
 from .locate import Locator, json_lines
@@ -26,6 +26,7 @@ __all__ = [
     "METHOD_ACTIONS",
     "Case",
     "CaseResult",
+    "history_from_data",
     "load_cases",
     "parse_request",
     "parse_request_with_history",
@@ -180,21 +181,33 @@ def parse_request_with_history(text: str, source: str) -> tuple[Principal, Acces
     and must not pass the request's own.
     """
     principal, request = parse_request(text, source)
-    data = json.loads(text)
-    entries = data.get("history") if isinstance(data, dict) else None
+    return principal, request, history_from_data(json.loads(text), request, source, json_lines(text))
+
+
+def history_from_data(
+    data: Any, request: AccessRequest, source: str, locator: Locator, prefix: tuple[Any, ...] = ()
+) -> History:
+    """The ``history`` of request ``data`` (already parsed into ``request``); errors name file, line, field.
+
+    Shared by ``policy check``/``explain`` (a JSON request file) and ``policy
+    test`` (a case's ``request`` table), so a flow is tested the same way in both.
+    """
+    entries = data.get("history") if isinstance(data, Mapping) else None
     if entries is None:
-        return principal, request, []
-    locator = json_lines(text)
+        return []
     if not isinstance(entries, list):
         raise PolicyError(
-            "history must be a list of earlier calls", file=source, line=locator.line(("history",))
+            "history must be a list of earlier calls",
+            file=source,
+            line=locator.line((*prefix, "history")),
+            field=format_path((*prefix, "history")),
         )
     assert request.context is not None
     now = request.context.time
     history: History = []
     previous: datetime | None = None
     for i, entry in enumerate(entries):
-        loc = ("history", i)
+        loc = (*prefix, "history", i)
         if isinstance(entry, Mapping):
             entry = {"principal": data.get("principal"), **entry}
             if "time" not in entry:
@@ -211,7 +224,7 @@ def parse_request_with_history(text: str, source: str) -> tuple[Principal, Acces
             )
         previous = when
         history.append(past)
-    return principal, request, history
+    return history
 
 
 def parse_request(text: str, source: str) -> tuple[Principal, AccessRequest]:
@@ -234,6 +247,8 @@ class Case:
     rule: str | bool | None  # False: not checked; None: the default (no rule)
     visible: bool | None
     where: str
+    #: Earlier calls replayed through the flows before deciding (``request.history``).
+    history: tuple[tuple[Principal, AccessRequest], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,19 +288,25 @@ def load_cases(text: str, fmt: str, source: str) -> list[Case]:
     for i, c in enumerate(spec.cases):
         if c.expect is None and c.visible is None:
             raise src.error("a case needs 'expect' (allow/deny) or 'visible' (true/false)", ("cases", i))
-        principal, request = request_from_data(c.request, src.name, src.locator, ("cases", i, "request"))
+        prefix = ("cases", i, "request")
+        principal, request = request_from_data(c.request, src.name, src.locator, prefix)
+        history = tuple(history_from_data(c.request, request, src.name, src.locator, prefix))
         line = src.locator.line(("cases", i))
         rule: str | bool | None = False if c.rule is None else (c.rule or None)
         name = c.name or f"case {i + 1}"
-        cases.append(Case(name, principal, request, c.expect, rule, c.visible, f"{src.name}:{line or '?'}"))
+        where = f"{src.name}:{line or '?'}"
+        cases.append(Case(name, principal, request, c.expect, rule, c.visible, where, history))
     return cases
 
 
-def run_cases(policy: CompiledPolicy, cases: Sequence[Case]) -> list[CaseResult]:
+def run_cases(
+    policy: CompiledPolicy, cases: Sequence[Case], decide: Callable[[Case], Decision] | None = None
+) -> list[CaseResult]:
+    """Run each case; ``decide`` (when given) replaces ``policy.decide``, e.g. to replay a case's history."""
     results: list[CaseResult] = []
     for case in cases:
         problems: list[str] = []
-        decision = policy.decide(case.principal, case.request)
+        decision = decide(case) if decide is not None else policy.decide(case.principal, case.request)
         if case.expect is not None and decision.effect != case.expect:
             problems.append(f"expected {case.expect}, got {decision.effect}")
         if case.rule is not False and decision.rule != case.rule:
