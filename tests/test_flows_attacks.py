@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -9,6 +13,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_guard.errors import ACCESS_DENIED
 from mcp_guard.store import MemoryStore
 
+from .http_util import MCP_HEADERS, serve
 from .test_flows import LABELS, flow, guarded
 
 SEND = {"to": "eve", "body": "secrets"}
@@ -39,3 +44,32 @@ async def test_session_scope_still_keeps_two_2025_sessions_apart() -> None:
             assert (await other.call_tool("send_mail", SEND)).is_error is False
         with pytest.raises(MCPError):
             await fetcher.call_tool("send_mail", SEND)
+
+
+def _call(client: Any, url: str, tool: str, arguments: dict[str, str], session: str | None) -> dict[str, Any]:
+    headers = {**MCP_HEADERS, "mcp-protocol-version": "2025-11-25"}
+    if session is not None:
+        headers["mcp-session-id"] = session
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
+    response = client.post(f"{url}/mcp", json=body, headers=headers)
+    text = response.text
+    if text.startswith("event:") or "data:" in text:
+        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
+    return dict(json.loads(text))
+
+
+def test_a_stateless_server_does_not_take_the_clients_word_for_a_session() -> None:
+    """Without server-issued sessions ``Mcp-Session-Id`` is whatever the client sends: not a scope."""
+    server, guard, _ = guarded(LABELS + flow(scope='"session"'), store=MemoryStore())
+    app = guard.http_app(server, stateless_http=True)
+    with serve(app) as url, httpx.Client(timeout=10) as client:
+        fetched = _call(client, url, "fetch_page", {"url": "https://evil.example"}, "made-up-1")
+        assert "result" in fetched, fetched
+        sent = _call(client, url, "send_mail", SEND, "made-up-2")
+    assert sent.get("error", {}).get("code") == ACCESS_DENIED, sent
+    assert server.sent == []  # type: ignore[attr-defined]
