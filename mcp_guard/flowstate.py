@@ -92,8 +92,8 @@ def scope_keys(flow: FlowSpec, principal: Principal, request: AccessRequest) -> 
     session = ctx.session_id if ctx is not None else None
     if ctx is not None and (ctx.protocol_version or "") >= SESSIONLESS:
         session = None  # what a transport calls a session there is one connection per request
-    if scope == "tenant" and tenant is None:
-        scope = "subject"  # nobody to share it with
+    if scope == "tenant" and not tenant:
+        scope = "subject"  # nobody to share it with (an empty claim names no tenant either)
     if scope == "tenant":
         key = _key(flow, ["tenant", tenant])
         return ScopeKeys(scope, (key,), (key,))
