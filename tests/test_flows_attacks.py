@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,14 +17,14 @@ from mcp_guard.config import UpstreamSection
 from mcp_guard.errors import ACCESS_DENIED
 from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
-from mcp_guard.policy import load_policy_text
+from mcp_guard.policy import ReloadingPolicy, load_policy_text
 from mcp_guard.portal import Portal
 from mcp_guard.sanitize.pins import PinStore
 from mcp_guard.store import MemoryStore
 
 from .helpers import ListAuditor
 from .http_util import MCP_HEADERS, serve
-from .test_flows import LABELS, flow, guarded
+from .test_flows import ALICE, LABELS, agent_server, flow, guarded
 from .test_flows_portal import upstream
 from .test_portal_support import TokenTable, client, portal_http
 
@@ -171,3 +172,22 @@ async def test_an_empty_tenant_is_no_tenant_so_strangers_do_not_share_a_tenant_m
         await client.call_tool("fetch_page", {"url": "u"})
     async with Client(mallory_server, mode="legacy") as client:
         assert (await client.call_tool("send_mail", SEND)).is_error is False
+
+
+@pytest.mark.parametrize("scope", ['"subject"', '"session"'])
+async def test_a_policy_reload_keeps_the_marks(tmp_path: Path, scope: str) -> None:
+    """Marks live in the store under the flow's id: a reload (even to another scope) keeps them."""
+    path = tmp_path / "policy.toml"
+    path.write_text(LABELS + flow(scope='"session"'))
+    errors: list[Exception] = []
+    policy = ReloadingPolicy(path, on_error=errors.append)
+    server, auditor = agent_server(), ListAuditor()
+    guard = Guard(policy=policy, auditor=auditor, anonymous=ALICE, store=MemoryStore())
+    guard.protect(server, read_env=False)
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("fetch_page", {"url": "u"})
+        path.write_text(LABELS + flow(scope=scope).replace('"30m"', '"45m"') + "\n# reloaded\n")
+        assert policy.reload() is True, errors
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("send_mail", SEND)
+    assert refused.value.error.code == ACCESS_DENIED
