@@ -19,6 +19,7 @@ from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 from mcp_guard.policy import ReloadingPolicy, load_policy_text
 from mcp_guard.portal import Portal
+from mcp_guard.portal.labelcheck import label_problems
 from mcp_guard.sanitize.pins import PinStore
 from mcp_guard.store import MemoryStore
 
@@ -191,3 +192,45 @@ async def test_a_policy_reload_keeps_the_marks(tmp_path: Path, scope: str) -> No
         with pytest.raises(MCPError) as refused:
             await client.call_tool("send_mail", SEND)
     assert refused.value.error.code == ACCESS_DENIED
+
+
+PREFIXED = """
+[[labels]]
+servers = ["web"]
+tools = ["web__fetch*"]
+labels = ["untrusted-input"]
+
+[[labels]]
+servers = ["mail"]
+tools = ["send_*"]
+labels = ["external-output"]
+"""
+
+
+def test_label_selectors_that_can_never_match_in_a_portal_are_named() -> None:
+    """A label written with the portal's prefix, or a second name for a labelled upstream, labels
+    nothing: the flow never fires. Both are reported when the portal starts."""
+    policy = load_policy_text(PREFIXED + flow())
+    specs = [
+        UpstreamSection(name="web", command="python", args=["web_server.py"]),
+        UpstreamSection(name="web-cached", command="python", args=["web_server.py"]),
+        UpstreamSection(name="mail", url="http://127.0.0.1:9/mcp"),
+    ]
+    found = label_problems(policy, specs)
+    assert any(
+        "labels[0].tools[0]" in p and "'web__fetch*'" in p and "did you mean 'fetch*'" in p for p in found
+    ), found
+    assert any("'web-cached'" in p and "'web'" in p and "same server" in p for p in found), found
+    fixed = load_policy_text(PREFIXED.replace("web__fetch*", "fetch*") + flow())
+    assert label_problems(fixed, specs[::2]) == []
+
+
+async def test_the_portal_logs_labels_that_label_nothing_when_it_starts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = Guard(policy=load_policy_text(PREFIXED + flow()), auditor=ListAuditor(), server="portal")
+    portal = Portal(guard, [UpstreamSection(name="web", url="http://127.0.0.1:9/mcp")], start_timeout=0.1)
+    with caplog.at_level("WARNING", logger="mcp_guard.portal"):
+        async with portal:
+            pass
+    assert any("labels[0].tools[0]" in r.getMessage() for r in caplog.records), caplog.text
