@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client, types
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.config import UpstreamSection
 from mcp_guard.errors import ACCESS_DENIED
+from mcp_guard.flowstate import scope_keys
 from mcp_guard.guard import Guard
-from mcp_guard.model import Principal
+from mcp_guard.model import AccessRequest, Principal, RequestContext
 from mcp_guard.policy import ReloadingPolicy, load_policy_text
 from mcp_guard.portal import Portal
 from mcp_guard.portal.labelcheck import label_problems
@@ -25,7 +29,7 @@ from mcp_guard.store import MemoryStore
 
 from .helpers import ListAuditor
 from .http_util import MCP_HEADERS, serve
-from .test_flows import ALICE, LABELS, agent_server, flow, guarded
+from .test_flows import ALICE, LABELS, Clock, agent_server, flow, guarded
 from .test_flows_portal import upstream
 from .test_portal_support import TokenTable, client, portal_http
 
@@ -234,3 +238,47 @@ async def test_the_portal_logs_labels_that_label_nothing_when_it_starts(
         async with portal:
             pass
     assert any("labels[0].tools[0]" in r.getMessage() for r in caplog.records), caplog.text
+
+
+async def test_the_window_ends_exactly_at_its_length() -> None:
+    """Within ``window`` the send is refused; at ``window`` seconds it is not (no off-by-one)."""
+    clock = Clock()
+    server, _, _ = guarded(LABELS + flow(), store=MemoryStore(clock=clock))
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("fetch_page", {"url": "u"})
+        clock.now += 30 * 60 - 0.001
+        with pytest.raises(MCPError):
+            await client.call_tool("send_mail", SEND)
+        clock.now += 0.001
+        assert (await client.call_tool("send_mail", SEND)).is_error is False
+
+
+_FLOWS = {
+    scope: load_policy_text(LABELS + flow(scope=f'"{scope}"')).flows[0]  # type: ignore[attr-defined]
+    for scope in ("session", "subject", "tenant")
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.tuples(st.text(max_size=6), st.none() | st.text(max_size=6), st.none() | st.text(max_size=6)),
+    b=st.tuples(st.text(max_size=6), st.none() | st.text(max_size=6), st.none() | st.text(max_size=6)),
+    scope=st.sampled_from(["session", "subject", "tenant"]),
+)
+def test_two_callers_never_share_a_key_unless_their_scope_joins_them(
+    a: tuple[str, str | None, str | None], b: tuple[str, str | None, str | None], scope: str
+) -> None:
+    """Subjects, tenants and session ids with separators in them cannot collide in the store."""
+    spec = _FLOWS[scope]
+
+    def keys(caller: tuple[str, str | None, str | None]) -> set[str]:
+        subject, tenant, session = caller
+        context = RequestContext(time=datetime.now(timezone.utc), session_id=session)
+        request = AccessRequest("tools/call", "call", "agent", "tool", "send_mail", {}, context)
+        found = scope_keys(spec, Principal(subject or "x", tenant=tenant), request)
+        return set(found.reads) | set(found.writes)
+
+    same_subject = (a[0] or "x", a[1] or None) == (b[0] or "x", b[1] or None)
+    same_tenant = bool(a[1]) and a[1] == b[1]
+    if keys(a) & keys(b):
+        assert same_subject or (scope == "tenant" and same_tenant), (a, b)
