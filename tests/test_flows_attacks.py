@@ -16,9 +16,10 @@ from mcp import Client, types
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
+from mcp_guard.classify import classify
 from mcp_guard.config import UpstreamSection
 from mcp_guard.errors import ACCESS_DENIED
-from mcp_guard.flowstate import scope_keys
+from mcp_guard.flowstate import FlowRefused, scope_keys
 from mcp_guard.guard import Guard
 from mcp_guard.model import AccessRequest, Principal, RequestContext
 from mcp_guard.policy import ReloadingPolicy, load_policy_text
@@ -282,3 +283,51 @@ def test_two_callers_never_share_a_key_unless_their_scope_joins_them(
     same_tenant = bool(a[1]) and a[1] == b[1]
     if keys(a) & keys(b):
         assert same_subject or (scope == "tenant" and same_tenant), (a, b)
+
+
+async def test_shadow_mode_runs_the_send_and_records_the_flow_that_would_refuse_it() -> None:
+    server, auditor = agent_server(), ListAuditor()
+    guard = Guard(
+        policy=load_policy_text(LABELS + flow()),
+        auditor=auditor,
+        anonymous=ALICE,
+        store=MemoryStore(),
+        mode="shadow",
+    )
+    guard.protect(server, read_env=False)
+    async with Client(server, mode="legacy") as client:
+        await client.call_tool("fetch_page", {"url": "u"})
+        assert (await client.call_tool("send_mail", SEND)).is_error is False
+    fetch = next(e for e in auditor.events if e.target == "fetch_page")
+    send = next(e for e in auditor.events if e.target == "send_mail")
+    assert send.flow is not None and send.flow["after_event"] == fetch.id
+    assert any(r.startswith("shadow: refused by flow no-send-after-untrusted") for r in send.reasons)
+    assert send.as_dict()["shadow"] is True
+    assert server.sent == [("eve", "secrets")]  # type: ignore[attr-defined]
+
+
+COMPLETION_LABELS = """
+[[labels]]
+servers = ["agent"]
+prompts = ["web_*"]
+labels = ["untrusted-input"]
+
+[[labels]]
+servers = ["agent"]
+tools = ["send_*"]
+labels = ["external-output"]
+
+[[rules]]
+id = "agents-use-everything"
+effect = "allow"
+roles = ["agent"]
+"""
+
+
+async def test_a_completion_of_a_labelled_prompt_arms_the_flow() -> None:
+    """Completions are the server's words too: completing an untrusted prompt's argument arms."""
+    _, guard, _ = guarded(COMPLETION_LABELS + flow(), store=MemoryStore())
+    params = {"ref": {"type": "ref/prompt", "name": "web_page"}, "argument": {"name": "url", "value": "h"}}
+    await guard.authorize(ALICE, *classify("completion/complete", params, "agent"))
+    with pytest.raises(FlowRefused):
+        await guard.authorize(ALICE, *classify("tools/call", {"name": "send_mail", "arguments": {}}, "agent"))
