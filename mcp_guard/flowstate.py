@@ -20,7 +20,8 @@ store error refuses the call (fail closed) and is audited like any guard
 failure. Scopes: ``subject`` (subject and tenant), ``tenant`` (every
 principal of the tenant; a principal without one falls back to ``subject``)
 and ``session`` (the caller's protocol session; 2026-07-28 has none, so it
-falls back to ``subject``, as does any transport without a session id).
+falls back to ``subject``, as does any transport without a session id; such a
+call counts for the whole subject both ways, see :func:`scope_keys`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ from .policy.obligations import merge_obligations
 from .protocols import StateStore
 from .ratelimit import key_part
 
-__all__ = ["FlowRefused", "FlowTracker", "Mark", "scope_key"]
+__all__ = ["FlowRefused", "FlowTracker", "Mark", "ScopeKeys", "scope_key", "scope_keys"]
 
 #: Namespace of flow marks in the state store.
 PREFIX = "flow:"
@@ -65,26 +66,58 @@ class FlowRefused(AccessDenied):
         )
 
 
-def scope_key(flow: FlowSpec, principal: Principal, request: AccessRequest) -> tuple[str, str]:
-    """The store key of ``flow``'s mark for this caller, and the scope actually used."""
+@dataclass(frozen=True, slots=True)
+class ScopeKeys:
+    """Where a flow's marks live for one caller: the keys a check reads and an arm writes."""
+
+    scope: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+def scope_keys(flow: FlowSpec, principal: Principal, request: AccessRequest) -> ScopeKeys:
+    """The store keys of ``flow``'s marks for this caller, and the scope actually used.
+
+    ``session`` scope needs care where sessions and sessionless calls mix (a 2025
+    session and a 2026-07-28 client of the same subject, a transport without a
+    session id): a call without a session cannot be tied to any one session, so
+    it counts for the whole subject. Its arm is seen by every session of the
+    subject (the ``sessionless`` key) and its check sees the arms of every
+    session (the ``subject`` key, which session arms also write). Otherwise a
+    caller could fetch in one era and send in the other.
+    """
     tenant = principal.tenant
     scope: str = flow.scope
     ctx = request.context
     session = ctx.session_id if ctx is not None else None
     if ctx is not None and (ctx.protocol_version or "") >= SESSIONLESS:
         session = None  # what a transport calls a session there is one connection per request
-    if scope == "session" and not session:
-        scope = "subject"  # 2026-07-28 (and sessionless transports): no session to remember
-    if scope == "tenant" and tenant is None:
-        scope = "subject"  # nobody to share it with
+    if scope == "tenant" and not tenant:
+        scope = "subject"  # nobody to share it with (an empty claim names no tenant either)
     if scope == "tenant":
-        parts: list[str | None] = ["tenant", tenant]
-    elif scope == "session":
-        parts = ["session", tenant, principal.subject, session]
-    else:
-        parts = ["subject", tenant, principal.subject]
+        key = _key(flow, ["tenant", tenant])
+        return ScopeKeys(scope, (key,), (key,))
+    subject = _key(flow, ["subject", tenant, principal.subject])
+    if scope == "subject":
+        return ScopeKeys(scope, (subject,), (subject,))
+    sessionless = _key(flow, ["sessionless", tenant, principal.subject])
+    if not session:
+        # 2026-07-28 (and sessionless transports): no session to remember, the subject is
+        return ScopeKeys("subject", (subject,), (subject, sessionless))
+    own = _key(flow, ["session", tenant, principal.subject, session])
+    return ScopeKeys(scope, (own, sessionless), (own, subject))
+
+
+def scope_key(flow: FlowSpec, principal: Principal, request: AccessRequest) -> tuple[str, str]:
+    """The first key a check of ``flow`` reads for this caller, and the scope actually used."""
+    keys = scope_keys(flow, principal, request)
+    return keys.reads[0], keys.scope
+
+
+def _key(flow: FlowSpec, parts: list[str | None]) -> str:
+    # JSON keeps the parts apart whatever they contain; hashing keeps the key short.
     digest = hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode()).hexdigest()[:40]
-    return f"{PREFIX}{key_part(flow.id)}:{digest}", scope
+    return f"{PREFIX}{key_part(flow.id)}:{digest}"
 
 
 def _when(request: AccessRequest) -> float:
@@ -112,10 +145,10 @@ class FlowTracker:
             return decision
         hits: list[tuple[FlowSpec, Mark, str]] = []
         for flow in plan.checks:
-            key, scope = scope_key(flow, principal, request)
-            mark = await self._read(key, flow)
+            keys = scope_keys(flow, principal, request)
+            mark = await self._latest(keys.reads, flow)
             if mark is not None:
-                hits.append((flow, mark, scope))
+                hits.append((flow, mark, keys.scope))
         if not hits:
             return decision
         refusing = next(((f, m, s) for f, m, s in hits if f.effect == "deny"), None)
@@ -140,7 +173,7 @@ class FlowTracker:
     async def arm(self, principal: Principal, request: AccessRequest, plan: FlowPlan, event_id: str) -> None:
         """Remember an allowed call for every flow whose ``after`` labels it carries."""
         for flow in plan.arms:
-            key, _ = scope_key(flow, principal, request)
+            keys = scope_keys(flow, principal, request)
             label = sorted(flow.after & plan.labels)[0]
             mark = {
                 "event": event_id,
@@ -151,7 +184,8 @@ class FlowTracker:
                 "at": _when(request),
             }
             try:
-                await self.store.set(key, json.dumps(mark).encode(), ttl=flow.window)
+                for key in keys.writes:
+                    await self.store.set(key, json.dumps(mark).encode(), ttl=flow.window)
             except GuardError:
                 raise
             except Exception as exc:
@@ -163,11 +197,21 @@ class FlowTracker:
         """Every flow of the target with the caller's mark (or None): for ``policy explain``."""
         out: list[dict[str, Any]] = []
         for flow in dict.fromkeys((*plan.checks, *plan.arms)):
-            key, scope = scope_key(flow, principal, request)
-            mark = await self._read(key, flow)
+            keys = scope_keys(flow, principal, request)
+            mark = await self._latest(keys.reads, flow)
+            scope = keys.scope
             role = [r for r, fs in (("refuses", plan.checks), ("arms", plan.arms)) if flow in fs]
             out.append({"flow": flow.id, "effect": flow.effect, "scope": scope, "role": role, "mark": mark})
         return out
+
+    async def _latest(self, keys: tuple[str, ...], flow: FlowSpec) -> Mark | None:
+        """The most recent of the marks under ``keys`` (None: no earlier call in the window)."""
+        found: Mark | None = None
+        for key in keys:
+            mark = await self._read(key, flow)
+            if mark is not None and (found is None or _at(mark) > _at(found)):
+                found = mark
+        return found
 
     async def _read(self, key: str, flow: FlowSpec) -> Mark | None:
         try:
@@ -193,6 +237,11 @@ class FlowTracker:
                 "at": None,
             }
         return mark
+
+
+def _at(mark: Mark) -> float:
+    at = mark.get("at")
+    return float(at) if isinstance(at, (int, float)) else float("inf")  # unreadable: keep it
 
 
 def _record(flow: FlowSpec, mark: Mark, scope: str, plan: FlowPlan) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from mcp_guard.integrations.http import loopback_security
 from mcp_guard.model import Principal
 from mcp_guard.policy import load_policy_text
 from mcp_guard.portal import Portal
-from mcp_guard.store import open_store
+from mcp_guard.sanitize.pins import PinStore
+from mcp_guard.store import MemoryStore, open_store
 
 from .helpers import ListAuditor
 from .http_util import free_port, serve
@@ -78,7 +79,11 @@ def calls(auditor: ListAuditor, target: str) -> list[Any]:
 async def test_fetch_then_send_is_refused_across_a_portal(mode: str) -> None:
     auditor = ListAuditor()
     guard = Guard(
-        policy=load_policy_text(POLICY), authenticators=[TokenTable()], auditor=auditor, server="portal"
+        policy=load_policy_text(POLICY),
+        authenticators=[TokenTable()],
+        auditor=auditor,
+        server="portal",
+        pins=PinStore(MemoryStore()),  # annotations count only where pins vetted them
     )
     mail, web, docs = agent_server(), agent_server(), agent_server()
     with upstream(web) as web_url, upstream(mail) as mail_url, upstream(docs) as docs_url:

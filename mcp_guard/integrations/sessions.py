@@ -147,8 +147,13 @@ class SessionGate:
 
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope.get("type") != "http" or getattr(self.manager, "stateless", False):
+        if scope.get("type") != "http":
             await self.app(scope, receive, send)
+            return
+        if getattr(self.manager, "stateless", False):
+            # No session is handed out, so an ``Mcp-Session-Id`` is only the client's word: it must
+            # not become a session (per-session flows, audit grouping) the client picks per request.
+            await self.app(_without_session(scope), receive, send)
             return
         headers = _Headers(scope)
         version = headers.get("mcp-protocol-version")
@@ -417,6 +422,11 @@ class _Headers:
 
     def get(self, name: str) -> str | None:
         return self._h.get(name)
+
+
+def _without_session(scope: Any) -> Any:
+    headers = [(k, v) for k, v in scope.get("headers", ()) if k.lower() != b"mcp-session-id"]
+    return {**scope, "headers": headers}
 
 
 def _source(scope: Any) -> str | None:

@@ -18,6 +18,7 @@ and runs them.
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,13 @@ from .anomalies import start_monitor
 from .handlers import HandlersMixin
 from .handlers import _decode_cursor as _decode_cursor  # re-exported: tests import them from here
 from .handlers import _encode_cursor as _encode_cursor
+from .labelcheck import label_problems
 from .serving import ServingMixin, http_auth, portal_arguments
 from .serving import resolve_spec as resolve_spec
 from .subscribing import SubscribingMixin
 from .supervisor import SupervisorMixin
+
+logger = logging.getLogger("mcp_guard.portal")
 
 
 class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
@@ -115,6 +119,8 @@ class Portal(SupervisorMixin, SubscribingMixin, HandlersMixin, ServingMixin):
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Portal:
+        for problem in label_problems(self.guard.policy, list(self._configured.values())):
+            logger.warning("policy: %s", problem)  # a label that labels nothing: its flows never fire
         stack = AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack, self._tg = stack, tg

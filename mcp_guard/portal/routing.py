@@ -28,7 +28,7 @@ from .upstream import Upstream
 class ServedLists:
     """The validated list results an upstream currently serves through the portal (built once per change)."""
 
-    def __init__(self, lists: Mapping[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, lists: Mapping[str, list[dict[str, Any]]], *, vetted: bool = True) -> None:
         self.tools = types.ListToolsResult.model_validate({"tools": lists.get("tool", [])})
         self.prompts = types.ListPromptsResult.model_validate({"prompts": lists.get("prompt", [])})
         self.resources = types.ListResourcesResult.model_validate({"resources": lists.get("resource", [])})
@@ -37,8 +37,9 @@ class ServedLists:
         )
         #: Tool annotations as served: approved, pinned and screened definitions only, so a policy's
         #: ``annotations = {...}`` never trusts what a changed or unapproved upstream now claims.
+        #: Without pins (``vetted`` false) nobody vouched for them: no annotations at all.
         self._annotations: dict[str, dict[str, Any]] = {}
-        for tool in lists.get("tool", []):
+        for tool in lists.get("tool", []) if vetted else ():
             found = tool.get("annotations")
             if isinstance(tool.get("name"), str) and isinstance(found, Mapping):
                 self._annotations[tool["name"]] = dict(found)

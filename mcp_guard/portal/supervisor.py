@@ -19,6 +19,7 @@ from mcp.server.subscriptions import PromptsListChanged, ResourcesListChanged, T
 from ..classify import classify
 from ..config import UpstreamSection
 from ..errors import ConfigError
+from ..guard import Guard
 from ..model import Finding, ResultSummary
 from .catalog import LIST_KEYS, build_catalog, item_key
 from .routing import ServedLists
@@ -128,7 +129,9 @@ class SupervisorMixin(PortalState):
             except Exception:
                 logger.exception("screening upstream %r failed: withholding all its items", upstream.name)
                 continue
-            served[upstream.name] = ServedLists(lists)
+            # Annotations count only where pins vetted them (see ServedLists).
+            vetted = _pinned(self.guard, upstream.name)
+            served[upstream.name] = ServedLists(lists, vetted=vetted)
             parts.append((upstream.name, upstream.prefix, lists))
         catalog = build_catalog(parts)
         reverse: dict[str, dict[tuple[str, str], str]] = {k: {} for k in LIST_KEYS}
@@ -216,3 +219,11 @@ class SupervisorMixin(PortalState):
             except Exception:
                 logger.debug("list change not delivered to a downstream session", exc_info=True)
                 self._sessions.discard(session)
+
+
+def _pinned(guard: Guard, server: str) -> bool:
+    """Whether pins enforce what ``server`` serves: only then did anyone vouch for its annotations."""
+    if guard.pins is None:
+        return False
+    policy = guard.sanitize_policy(server)
+    return bool(policy.pin and not policy.shadow)  # a shadowed pin still serves a changed item
