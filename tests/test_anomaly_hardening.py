@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import pytest
 
-from mcp_guard.audit.anomaly import Finding
+from mcp_guard.audit.anomaly import Finding, from_record, read_events
 from mcp_guard.portal.anomalies import hold_targets
 
 
@@ -44,3 +48,29 @@ def test_a_public_source_is_held_even_with_proxies_configured() -> None:
         None,
         "198.51.100.7",
     )
+
+
+# -- odd trails ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("t", [1e15, -1e12, 1e300, -5.0])
+def test_events_at_impossible_times_are_skipped_not_fatal(t: float) -> None:
+    assert from_record({"id": "x", "time": t, "event": "authn", "decision": "deny"}) is None
+
+
+def test_the_cli_survives_a_trail_with_events_from_the_far_future(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mcp_guard.cli.main import main
+
+    path = tmp_path / "trail.jsonl"
+    now = time.time()
+    records = [
+        {"id": f"a{i}", "time": t, "event": "authn", "decision": "deny", "source_ip": "203.0.113.5"}
+        for i, t in enumerate([1e15 + i for i in range(12)] + [now + i for i in range(12)])
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["audit", "anomalies", str(path), "--json"]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [f["kind"] for f in found] == ["auth-failures"]
+    assert all(e.time < 1e15 for e in read_events(path))
