@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
-from mcp_guard.audit.anomaly import Finding, from_record, read_events
+from mcp_guard.audit.anomaly import AnomalySettings, Finding, from_record, read_events
 from mcp_guard.portal.anomalies import hold_targets
 
 
@@ -74,3 +77,35 @@ def test_the_cli_survives_a_trail_with_events_from_the_far_future(
     found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [f["kind"] for f in found] == ["auth-failures"]
     assert all(e.time < 1e15 for e in read_events(path))
+
+
+# -- alert floods ----------------------------------------------------------------------------------
+
+
+async def test_a_stuck_sink_holds_a_bounded_number_of_alerts_and_the_rest_are_counted() -> None:
+    from mcp_guard.audit.anomaly.monitor import Monitor
+
+    release = anyio.Event()
+    got: list[str] = []
+
+    class Stuck:
+        async def alert(self, finding: Mapping[str, Any]) -> None:
+            await release.wait()
+
+    class Quick:
+        async def alert(self, finding: Mapping[str, Any]) -> None:
+            got.append(str(finding["subject"]))
+
+    monitor = Monitor(AnomalySettings(), sinks=[Stuck(), Quick()], max_pending=10)
+    async with anyio.create_task_group() as tg:
+        for i in range(500):
+            await monitor.handle(_finding("new-source", f"user{i}", "203.0.113.9"), tg)
+        await anyio.sleep(0.05)
+        assert monitor.in_flight == 10  # not one task per alert piling up behind the stuck sink
+        assert monitor.undelivered == 490  # its overflow, counted (and logged by run)
+        assert len(got) == 500  # the quick sink lost nothing
+        release.set()
+        with anyio.fail_after(5):
+            while monitor.in_flight:
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
