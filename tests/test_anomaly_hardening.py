@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from mcp_guard.audit.anomaly import AnomalySettings, Finding, from_record, read_events
+from mcp_guard.audit.anomaly import AnomalySettings, Detector, Event, Finding, from_record, read_events
+from mcp_guard.audit.anomaly.detect import MAX_KNOWN, MAX_NOVELTIES
 from mcp_guard.portal.anomalies import hold_targets
 
 
@@ -109,3 +110,32 @@ async def test_a_stuck_sink_holds_a_bounded_number_of_alerts_and_the_rest_are_co
             while monitor.in_flight:
                 await anyio.sleep(0.01)
         tg.cancel_scope.cancel()
+
+
+def _call(i: int, t: float, target: str, source: str = "198.51.100.1", decision: str = "allow") -> Event:
+    return Event(f"e{i}", t, "request", decision, "mallory", source, None, "notes", target, "tools/call")
+
+
+def test_one_subject_probing_random_tools_gives_a_few_findings_and_bounded_memory() -> None:
+    detector = Detector(AnomalySettings(kinds=["new-target"]).thresholds())
+    start = 1_800_000_000.0
+    history = [_call(i, start + i, "read") for i in range(60)]
+    probes = [_call(60 + i, start + 60 + i, f"tool-{i}", decision="deny") for i in range(20_000)]
+    found = detector.run(history + probes)
+    hours = 20_000 / 3600 + 1
+    assert 1 <= len(found) <= MAX_NOVELTIES * hours
+    assert any("more new-target by this subject not reported" in f.why for f in found)
+    assert len(detector._subjects["mallory"].targets) <= MAX_KNOWN + 2
+
+
+def test_one_subject_rotating_source_addresses_gives_a_few_findings_and_bounded_memory() -> None:
+    detector = Detector(AnomalySettings(kinds=["new-source"]).thresholds())
+    start = 1_800_000_000.0
+    history = [_call(i, start + i, "read") for i in range(60)]
+    rotating = [
+        _call(60 + i, start + 60 + i, "read", source=f"203.0.{i // 256 % 256}.{i % 256}")
+        for i in range(20_000)
+    ]
+    found = detector.run(history + rotating)
+    assert 1 <= len(found) <= MAX_NOVELTIES * (20_000 / 3600 + 1)
+    assert len(detector._subjects["mallory"].sources) <= MAX_KNOWN + 1
