@@ -11,7 +11,15 @@ from typing import Any
 import anyio
 import pytest
 
-from mcp_guard.audit.anomaly import AnomalySettings, Detector, Event, Finding, from_record, read_events
+from mcp_guard.audit.anomaly import (
+    AnomalySettings,
+    Detector,
+    Event,
+    Finding,
+    WebhookSettings,
+    from_record,
+    read_events,
+)
 from mcp_guard.audit.anomaly.detect import MAX_KNOWN, MAX_NOVELTIES
 from mcp_guard.portal.anomalies import hold_targets
 
@@ -139,3 +147,33 @@ def test_one_subject_rotating_source_addresses_gives_a_few_findings_and_bounded_
     found = detector.run(history + rotating)
     assert 1 <= len(found) <= MAX_NOVELTIES * (20_000 / 3600 + 1)
     assert len(detector._subjects["mallory"].sources) <= MAX_KNOWN + 1
+
+
+# -- webhook addresses -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host", ["2130706433", "0x7f000001", "017700000001", "127.1", "0x7f.1", "169.254.43518", "10.1"]
+)
+def test_numeric_forms_of_private_addresses_are_refused_at_load(host: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="non-public address"):
+        WebhookSettings(url=f"https://{host}/hook")
+
+
+async def test_a_webhook_that_will_be_refused_is_reported_when_the_monitor_starts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mcp_guard.audit.anomaly.alerts import WebhookAlertSink
+    from mcp_guard.audit.anomaly.monitor import Monitor
+
+    sink = WebhookAlertSink(WebhookSettings(url="https://localhost/hook"))
+    monitor = Monitor(AnomalySettings(), sinks=[sink], interval=0.01)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(monitor.run)
+        with anyio.fail_after(5):
+            while "will not be delivered" not in caplog.text:
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert "https://localhost/hook" in caplog.text and "non-public" in caplog.text

@@ -93,6 +93,8 @@ class Monitor:
                 log.warning("anomaly monitor: could not read the trail's history: %s", exc)
         reported = missed = 0
         async with anyio.create_task_group() as tg:
+            for sink in self.sinks:
+                tg.start_soon(self._check, sink)
             while True:
                 await anyio.sleep(self.interval)
                 if self.dropped != reported:
@@ -115,6 +117,19 @@ class Monitor:
                         await self.handle(finding, tg)
                 except Exception:  # one bad batch must not end the watch
                     log.exception("anomaly monitor: a batch of %d records failed", len(batch))
+
+    @staticmethod
+    async def _check(sink: AlertSink) -> None:
+        """Say at start, not at the first alert, that a sink's destination will be refused."""
+        check = getattr(sink, "check", None)
+        if check is None:
+            return
+        try:
+            with anyio.fail_after(30):
+                await check()
+        except Exception as exc:
+            where = getattr(sink, "url", type(sink).__name__)
+            log.error("anomaly alerts to %s will not be delivered: %s", where, exc)
 
     def _prime(self) -> None:
         assert self.history is not None
