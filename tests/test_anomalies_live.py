@@ -35,6 +35,7 @@ from .http_util import INITIALIZE, MCP_HEADERS, free_port, serve
 from .test_portal_support import EXAMPLES
 
 KEY = "anomaly-test-key-for-alice"
+ATTACKER = "203.0.113.7"
 
 
 def receiver(received: list[dict[str, Any]], fail_first: int = 0) -> Starlette:
@@ -89,9 +90,13 @@ args = ["{EXAMPLES / "notes_server.py"}"]
     return path
 
 
-async def _post(http: httpx.AsyncClient, url: str, token: str) -> int:
+async def _post(http: httpx.AsyncClient, url: str, token: str, source: str | None = None) -> int:
+    # The test server believes X-Forwarded-For from loopback, as [listen] trusted_proxies would.
+    forwarded = {"X-Forwarded-For": source} if source else {}
     response = await http.post(
-        url + "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+        url + "/mcp",
+        json=INITIALIZE,
+        headers={**MCP_HEADERS, "Authorization": f"Bearer {token}", **forwarded},
     )
     return response.status_code
 
@@ -106,33 +111,34 @@ async def test_a_burst_of_bad_keys_alerts_the_webhook_and_locks_the_source(tmp_p
             async with httpx.AsyncClient(timeout=30) as http:
                 assert await _post(http, url, KEY) == 200  # alice works before
                 for i in range(6):
-                    assert await _post(http, url, f"mcpg_0123456789ab_wrong{i}") == 401
+                    assert await _post(http, url, f"mcpg_0123456789ab_wrong{i}", ATTACKER) == 401
                 with anyio.fail_after(15):
                     while not received:
                         await anyio.sleep(0.05)
                 finding = received[0]
-                assert finding["kind"] == "auth-failures" and finding["source_ip"] == "127.0.0.1"
+                assert finding["kind"] == "auth-failures" and finding["source_ip"] == ATTACKER
                 assert finding["action"] == "lock" and len(finding["events"]) == 5
-                assert "refused credentials from source 127.0.0.1" in finding["why"]
-                # Held: even the right key is refused from that address now.
-                assert await _post(http, url, KEY) in (401, 429)
+                assert f"refused credentials from source {ATTACKER}" in finding["why"]
+                # Held: even the right key is refused from that address now; others go on.
+                assert await _post(http, url, KEY, ATTACKER) in (401, 429)
+                assert await _post(http, url, KEY) == 200
                 lockout = Lockout(portal.guard.store)
                 with pytest.raises(Exception, match="locked"):
-                    await lockout.check_hold(None, "127.0.0.1")
-                assert await lockout.unlock(source="127.0.0.1")
-                assert await _post(http, url, KEY) == 200
+                    await lockout.check_hold(None, ATTACKER)
+                assert await lockout.unlock(source=ATTACKER)
+                assert await _post(http, url, KEY, ATTACKER) == 200
         await portal.guard.aclose()
     assert len(received) == 1  # the 500 was retried, the finding delivered once
     # The CLI finds the same burst in the trail the guard wrote, and the alert is on record.
     found = [json.loads(line) for line in cli(tmp_path, "anomalies", "--json").splitlines()]
-    assert [(f["kind"], f["source_ip"]) for f in found] == [("auth-failures", "127.0.0.1")]
+    assert [(f["kind"], f["source_ip"]) for f in found] == [("auth-failures", ATTACKER)]
     records = [json.loads(line) for line in cli(tmp_path, "query", "--json").splitlines()]
     alerts = [r for r in records if r["event"] == "anomaly"]
     assert [a["method"] for a in alerts] == ["anomaly/auth-failures"]
     assert alerts[0]["decision"] == "deny" and alerts[0]["reasons"][2] == "action lock"
     assert set(found[0]["events"]) <= {r["id"] for r in records if r["event"] == "authn"}
     table = cli(tmp_path, "anomalies").splitlines()
-    assert len(table) == 2 and "auth-failures" in table[1] and "127.0.0.1" in table[1]
+    assert len(table) == 2 and "auth-failures" in table[1] and ATTACKER in table[1]
 
 
 def cli(cwd: Path, *args: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Sequence
@@ -62,6 +63,44 @@ def plugin_sink(name: str) -> AlertSink:
     return sink
 
 
+def hold_targets(finding: Finding, proxies: Sequence[str]) -> tuple[str | None, str | None]:
+    """What ``action = "lock"`` holds for ``finding``: (account, source address), either may be None.
+
+    Refused credentials name an account anyone can type, from anywhere: holding that account
+    would let a stranger lock out any user, an admin too, at will. So they hold only the one
+    source address they all came from (a burst against one account is left to the login
+    lockout, whose account-wide lock is short and spares the user's known addresses). Any
+    other finding holds the authenticated subject who caused it. A loopback address, or one of
+    ``proxies`` (``[listen] trusted_proxies``), is never held: behind a reverse proxy every
+    caller has that address, and holding it would lock everyone out.
+    """
+    if finding.kind != "auth-failures":
+        return finding.subject, None
+    source = finding.source_ip
+    if finding.subject is not None or source is None or _shared_address(source, proxies):
+        return None, None
+    return None, source
+
+
+def _shared_address(source: str, proxies: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(source.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    for proxy in proxies:
+        try:
+            net = ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            continue
+        if ip.version == net.version and ip in net:
+            return True
+    return False
+
+
 #: Channel on which a replica that holds someone tells the others to stop trusting their caches.
 HOLDS_CHANNEL = "mcp-guard:anomaly-holds"
 
@@ -109,12 +148,12 @@ def start_monitor(guard: Any, config: GuardConfig, sinks: Sequence[AlertSink] = 
         if chain is not None:
             chain.holds = lockout
 
+        proxies = list(config.listen.trusted_proxies)
+
         async def hold(finding: Finding) -> Sequence[str]:
-            # Refused credentials from one address: that address (the subject is unknown or a
-            # victim). Anything else: the subject who did it.
-            by_source = finding.kind == "auth-failures" and finding.subject is None
-            account = None if by_source else finding.subject
-            source = finding.source_ip if by_source else None
+            account, source = hold_targets(finding, proxies)
+            if account is None and source is None:
+                return ()
             scopes = await lockout.hold(account, source, settings.lock_for)
             if scopes:
                 until = time.time() + settings.lock_for

@@ -41,6 +41,12 @@ KINDS: tuple[Kind, ...] = (
 
 #: Event ids a finding lists at most (the newest ones); ``why`` gives the full count.
 MAX_IDS = 50
+#: Targets, source addresses and countries remembered per subject; past this, a novelty is
+#: reported (within :data:`MAX_NOVELTIES`) but not learned, so memory stays bounded.
+MAX_KNOWN = 1000
+#: Novelty findings (``new-target``, ``new-source``) per subject and kind in one hour; the rest
+#: are counted and named in the next finding, so one subject cannot flood the alerts.
+MAX_NOVELTIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,7 @@ class _Subject:
         "count",
         "countries",
         "hours",
+        "novel",
         "off_quiet",
         "rate",
         "rate_n",
@@ -170,6 +177,8 @@ class _Subject:
         self.rate_n = 0
         self.spike_quiet = -1.0
         self.off_quiet = -1.0
+        #: per novelty kind: [start of its hour, reported in it, held back]
+        self.novel: dict[str, list[float]] = {}
 
 
 class Detector:
@@ -290,33 +299,33 @@ class Detector:
             # already calls is no novelty; the first call of a tool there is.
             key = (e.server, e.target)
             if key not in s.targets:
-                s.targets.add(key)
-                s.targets.add((e.server, None))
+                if len(s.targets) < MAX_KNOWN:
+                    s.targets.add(key)
+                    s.targets.add((e.server, None))
                 if known and "new-target" in on:
                     name = f"{e.server}/{e.target}" if e.target else e.server
-                    found.append(
-                        self._single("new-target", e, 1.0, f"first use of {name} after {s.count} events")
-                    )
+                    why = f"first use of {name} after {s.count} events"
+                    self._novelty(s, "new-target", e, 1.0, why, found)
         if e.source_ip is not None and e.source_ip not in s.sources:
-            s.sources.add(e.source_ip)
+            others = len(s.sources)
+            if others < MAX_KNOWN:
+                s.sources.add(e.source_ip)
             if known and "new-source" in on:
-                found.append(
-                    self._single(
-                        "new-source",
-                        e,
-                        1.0,
-                        f"first event from {e.source_ip} after {s.count} events"
-                        f" from {len(s.sources) - 1} other address(es)",
-                    )
+                self._novelty(
+                    s,
+                    "new-source",
+                    e,
+                    1.0,
+                    f"first event from {e.source_ip} after {s.count} events from {others} other address(es)",
+                    found,
                 )
         if e.country is not None and e.country not in s.countries:
-            s.countries.add(e.country)
-            if known and s.countries and "new-source" in on and len(s.countries) > 1:
-                found.append(
-                    self._single(
-                        "new-source", e, 2.0, f"first event from country {e.country} after {s.count} events"
-                    )
-                )
+            seen_before = bool(s.countries)
+            if len(s.countries) < MAX_KNOWN:
+                s.countries.add(e.country)
+            if known and seen_before and "new-source" in on:
+                why = f"first event from country {e.country} after {s.count} events"
+                self._novelty(s, "new-source", e, 2.0, why, found)
         hour = self._hour(t)
         if known and "off-hours" in on and s.off_quiet <= t:
             hours = s.hours
@@ -373,6 +382,23 @@ class Detector:
                     f" (factor {th.rate_factor:g}, minimum {th.rate_min})",
                 )
             )
+
+    def _novelty(
+        self, s: _Subject, kind: str, e: Event, score: float, why: str, found: list[Finding]
+    ) -> None:
+        """Report a novelty unless the subject had :data:`MAX_NOVELTIES` of them this hour; the
+        ones held back are counted and named in the next one reported."""
+        hour = s.novel.get(kind)
+        if hour is None or not hour[0] <= e.time < hour[0] + 3600.0:
+            hour = s.novel[kind] = [e.time, 0.0, hour[2] if hour else 0.0]
+        if hour[1] >= MAX_NOVELTIES:
+            hour[2] += 1
+            return
+        hour[1] += 1
+        if hour[2]:
+            why += f" ({hour[2]:.0f} more {kind} by this subject not reported)"
+            hour[2] = 0
+        found.append(self._single(kind, e, score, why))
 
     @staticmethod
     def _single(kind: str, e: Event, score: float, why: str) -> Finding:

@@ -38,6 +38,18 @@ class Event:
     reason: str | None = None
 
 
+#: Latest time an event may carry (the end of year 9999, the last one a finding can show).
+LATEST = 253402300799.0
+
+
+def _when(value: Any) -> float | None:
+    """``value`` as an event time, or None when it cannot be one: not a number, not finite, before
+    1970 or after year 9999 (a corrupt or forged record must not crash the report of a trail)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not isfinite(value):
+        return None
+    return float(value) if 0 <= value <= LATEST else None
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -45,8 +57,8 @@ def _text(value: Any) -> str | None:
 def from_record(record: Mapping[str, Any]) -> Event | None:
     """The detectors' view of a record, or None for a record that is not traffic (or is unreadable)."""
     kind = record.get("event")
-    t = record.get("time")
-    if kind not in TRAFFIC or not isinstance(t, (int, float)) or isinstance(t, bool) or not isfinite(t):
+    t = _when(record.get("time"))
+    if kind not in TRAFFIC or t is None:
         return None
     principal = record.get("principal")
     subject = country = None
@@ -57,7 +69,7 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
     reason = _text(reasons[0]) if isinstance(reasons, list) and reasons else None
     return Event(
         id=str(record.get("id")),
-        time=float(t),
+        time=t,
         kind=str(kind),
         decision=str(record.get("decision")),
         subject=subject,
@@ -112,11 +124,12 @@ def _stream(conn: sqlite3.Connection, sql: str, args: list[float], path: Path) -
             cursor = conn.execute(sql, args)
             while rows := cursor.fetchmany(5000):
                 for event_id, t, kind, decision, subject, ip, country, server, target, method, reason in rows:
-                    if kind not in TRAFFIC or not isinstance(t, (int, float)) or not isfinite(t):
+                    when = _when(t)
+                    if kind not in TRAFFIC or when is None:
                         continue
                     yield Event(
                         str(event_id),
-                        float(t),
+                        when,
                         kind,
                         str(decision),
                         _text(subject),

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ...model import AuditEvent
 from ...protocols import AlertSink, Auditor
@@ -28,6 +30,9 @@ from .events import from_record, read_events
 from .settings import AnomalySettings
 
 log = logging.getLogger("mcp_guard.anomalies")
+
+#: Deliveries one sink works on at once.
+WORKERS = 4
 
 #: ``lock(finding)``: lock what the finding names; returns what was locked (empty: nothing).
 Lock = Callable[[Finding], Awaitable[Sequence[str]]]
@@ -46,6 +51,7 @@ class Monitor:
         history: Path | None = None,
         interval: float = 0.25,
         capacity: int = 100_000,
+        max_pending: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -56,6 +62,13 @@ class Monitor:
         self.history = history
         self.interval = interval
         self.capacity = capacity
+        #: Alerts a sink may have queued or in delivery; beyond, it misses them (counted, logged):
+        #: a dead webhook under a flood of findings must not pile up alerts and retries.
+        self.max_pending = max_pending
+        self._pending = [0] * len(self.sinks)
+        self._outboxes: list[MemoryObjectSendStream[dict[str, Any]]] | None = None
+        #: Alerts a sink missed because it had ``max_pending`` in delivery already.
+        self.undelivered = 0
         self.clock = clock
         self._queue: deque[Mapping[str, Any]] = deque()
         self._since = clock()
@@ -78,8 +91,10 @@ class Monitor:
                 await anyio.to_thread.run_sync(self._prime)
             except Exception as exc:  # no history is a weaker monitor, not a stopped one
                 log.warning("anomaly monitor: could not read the trail's history: %s", exc)
-        reported = 0
+        reported = missed = 0
         async with anyio.create_task_group() as tg:
+            for sink in self.sinks:
+                tg.start_soon(self._check, sink)
             while True:
                 await anyio.sleep(self.interval)
                 if self.dropped != reported:
@@ -87,6 +102,13 @@ class Monitor:
                         "anomaly monitor: %d audit records skipped (queue full)", self.dropped - reported
                     )
                     reported = self.dropped
+                if self.undelivered != missed:
+                    log.error(
+                        "anomaly monitor: %d alerts not sent (a sink had %d in delivery already)",
+                        self.undelivered - missed,
+                        self.max_pending,
+                    )
+                    missed = self.undelivered
                 if not self._queue:
                     continue
                 batch = [self._queue.popleft() for _ in range(len(self._queue))]
@@ -95,6 +117,19 @@ class Monitor:
                         await self.handle(finding, tg)
                 except Exception:  # one bad batch must not end the watch
                     log.exception("anomaly monitor: a batch of %d records failed", len(batch))
+
+    @staticmethod
+    async def _check(sink: AlertSink) -> None:
+        """Say at start, not at the first alert, that a sink's destination will be refused."""
+        check = getattr(sink, "check", None)
+        if check is None:
+            return
+        try:
+            with anyio.fail_after(30):
+                await check()
+        except Exception as exc:
+            where = getattr(sink, "url", type(sink).__name__)
+            log.error("anomaly alerts to %s will not be delivered: %s", where, exc)
 
     def _prime(self) -> None:
         assert self.history is not None
@@ -123,8 +158,26 @@ class Monitor:
         document = {**finding.as_dict(), "action": action}
         self.alerts.append(document)
         self._audit(finding, action)
-        for sink in self.sinks:
-            tg.start_soon(self._deliver, sink, document)
+        if self._outboxes is None:
+            self._outboxes = []
+            for index in range(len(self.sinks)):
+                send, receive = anyio.create_memory_object_stream[dict[str, Any]](self.max_pending)
+                self._outboxes.append(send)
+                for _ in range(min(WORKERS, self.max_pending)):
+                    tg.start_soon(self._deliver, index, receive.clone())
+                receive.close()
+        for index, outbox in enumerate(self._outboxes):
+            if self._pending[index] >= self.max_pending:
+                self.undelivered += 1
+                continue
+            self._pending[index] += 1
+            outbox.send_nowait(document)
+        await anyio.lowlevel.checkpoint()  # quick sinks keep up even with many findings at once
+
+    @property
+    def in_flight(self) -> int:
+        """Alerts being delivered now, over all sinks."""
+        return sum(self._pending)
 
     def _audit(self, f: Finding, action: str) -> None:
         if self.auditor is None:
@@ -150,12 +203,17 @@ class Monitor:
         except Exception as exc:  # the alert still goes out
             log.error("anomaly monitor: could not audit a finding: %s", exc)
 
-    @staticmethod
-    async def _deliver(sink: AlertSink, document: dict[str, Any]) -> None:
-        try:
-            await sink.alert(document)
-        except Exception as exc:
-            log.error("anomaly alert to %s failed: %s", type(sink).__name__, exc)
+    async def _deliver(self, index: int, outbox: MemoryObjectReceiveStream[dict[str, Any]]) -> None:
+        """One of a sink's workers: a few deliveries at once, so one slow alert holds up no other."""
+        sink = self.sinks[index]
+        async with outbox:
+            async for document in outbox:
+                try:
+                    await sink.alert(document)
+                except Exception as exc:
+                    log.error("anomaly alert to %s failed: %s", type(sink).__name__, exc)
+                finally:
+                    self._pending[index] -= 1
 
 
 __all__ = ["Lock", "Monitor"]

@@ -7,6 +7,7 @@ file, line and field) and turned into the plain :class:`~.detect.Thresholds` the
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import timezone, tzinfo
 from typing import Literal
 from urllib.parse import urlsplit
@@ -47,10 +48,7 @@ class WebhookSettings(_Model):
         if parts.username is not None or parts.password is not None:
             raise ValueError("url must not carry credentials (they would end up in logs)")
         host = parts.hostname
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        literal = _literal(host)
         loopback = host == "localhost" or (literal is not None and literal.is_loopback)
         if parts.scheme == "http" and not (self.allow_insecure_loopback and loopback):
             raise ValueError(
@@ -66,6 +64,21 @@ class WebhookSettings(_Model):
             )
             raise ValueError(f"url {self.url!r} points at a non-public address{hint}")
         return self
+
+
+def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells, also in the numeric IPv4 forms resolvers accept
+    (``2130706433``, ``0x7f000001``, ``127.1``), so they are judged at load like dotted ones."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host[:1].isdigit() and all(c in "0123456789abcdefxABCDEFX." for c in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 class AnomalySettings(_Model):
