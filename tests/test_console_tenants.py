@@ -1,0 +1,92 @@
+"""A tenant's administrator sees only that tenant's audit trail."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from mcp_guard.audit.query import Filters, query
+from mcp_guard.authn.api_keys import create_api_key
+from mcp_guard.console.overview import count, read_day
+from mcp_guard.model import AuditEvent
+
+from .test_console import console_client, sign_in
+
+
+async def _trail(portal: object) -> None:
+    """Calls of tenants acme and globex and of no tenant, one denied by a rule named after each."""
+    guard = portal.guard  # type: ignore[attr-defined]
+    now = time.time()
+    for tenant, subject in (("acme", "alice"), ("globex", "gary"), (None, "nora")):
+        principal = {"subject": subject, "tenant": tenant}
+        await guard.record(AuditEvent("tools/call", "allow", principal=principal, time=now - 5, target="t"))
+        rule = f"deny-{tenant or 'none'}"
+        await guard.record(AuditEvent("tools/call", "deny", principal=principal, time=now - 4, rule=rule))
+    guard.auditor.flush()
+
+
+def _ids(portal: object, subject: str) -> list[str]:
+    portal.guard.auditor.flush()  # type: ignore[attr-defined]
+    path = portal.console.state.console.audit.path  # type: ignore[attr-defined]
+    return [str(r["id"]) for r in query(path, Filters(subject=subject))]
+
+
+async def test_an_admin_of_a_tenant_reads_only_that_tenants_audit_events(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        await _trail(portal)
+        key, _ = await create_api_key(portal.guard.store, "tina", roles=["admin"], tenant="acme")
+        await sign_in(http, key)
+        listed = await http.get("/admin/audit")
+        assert listed.status_code == 200
+        assert "alice" in listed.text and "tina" in listed.text  # their tenant's calls and admins
+        assert "gary" not in listed.text and "nora" not in listed.text
+        (gary_call, _) = _ids(portal, "gary")
+        (alice_call, _) = _ids(portal, "alice")
+        other = await http.get(f"/admin/audit/events/{gary_call}")
+        unknown = await http.get("/admin/audit/events/no-such-event")
+        assert (other.status_code, unknown.status_code) == (404, 404)
+        assert "gary" not in other.text
+        assert (await http.get(f"/admin/audit/events/{alice_call}")).status_code == 200
+        exported = await http.get("/admin/audit/export")
+        subjects = {json.loads(line)["principal"]["subject"] for line in exported.text.splitlines()}
+        assert subjects <= {"alice", "tina"} and "alice" in subjects
+        searched = await http.get("/admin/audit", params={"subject": "gary"})
+        assert "No event matches." in searched.text
+        overview = await http.get("/admin/overview")
+        assert "2 call(s), 1 denial(s)" in overview.text
+        assert "deny-acme" in overview.text
+        assert "deny-globex" not in overview.text and "deny-none" not in overview.text
+        path = tmp_path / "audit.db"
+        summed = read_day(path, time.time(), "acme")  # summed by SQLite
+        decoded = count(query(path, Filters(tenant="acme")), time.time())  # record by record
+        assert (summed.calls, summed.denials, summed.rules) == (decoded.calls, decoded.denials, decoded.rules)
+        assert sum(summed.calls) == 2
+
+
+async def test_an_admin_of_no_tenant_reads_every_tenants_events(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        await _trail(portal)
+        await sign_in(http)
+        listed = await http.get("/admin/audit")
+        assert all(s in listed.text for s in ("alice", "gary", "nora"))
+        (gary_call, _) = _ids(portal, "gary")
+        assert (await http.get(f"/admin/audit/events/{gary_call}")).status_code == 200
+        overview = await http.get("/admin/overview")
+        assert "6 call(s), 3 denial(s)" in overview.text
+
+
+async def test_an_admin_of_a_tenant_reads_that_tenants_trail_from_a_json_lines_store(tmp_path: Path) -> None:
+    from .test_console import write_config
+
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("sqlite:///audit.db", "jsonl:///audit.jsonl"))
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        await _trail(portal)
+        key, _ = await create_api_key(portal.guard.store, "tina", roles=["admin"], tenant="acme")
+        await sign_in(http, key)
+        listed = await http.get("/admin/audit")
+        assert "alice" in listed.text and "gary" not in listed.text
+        assert "2 call(s), 1 denial(s)" in (await http.get("/admin/overview")).text
