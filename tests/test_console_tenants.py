@@ -1,8 +1,9 @@
-"""A tenant's administrator sees only that tenant's audit trail."""
+"""A tenant's administrator sees only that tenant's audit trail, and only buttons they may use."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from mcp_guard.audit.query import Filters, query
 from mcp_guard.authn.api_keys import create_api_key
 from mcp_guard.console.overview import count, read_day
 from mcp_guard.model import AuditEvent
+from mcp_guard.portal import Registry
+from mcp_guard.portal.registry import Entry
 
-from .test_console import console_client, sign_in
+from .test_console import console_client, csrf, sign_in
 
 
 async def _trail(portal: object) -> None:
@@ -90,3 +93,58 @@ async def test_an_admin_of_a_tenant_reads_that_tenants_trail_from_a_json_lines_s
         listed = await http.get("/admin/audit")
         assert "alice" in listed.text and "gary" not in listed.text
         assert "2 call(s), 1 denial(s)" in (await http.get("/admin/overview")).text
+
+
+async def test_a_server_whose_name_has_a_slash_can_be_approved(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None
+        registry = Registry(portal.guard.store)
+        # Today's names cannot hold a slash, but an entry in a shared store may (written by hand or
+        # by another version): the page must still be able to approve or revoke it.
+        await registry._put(Entry("team/tickets", "pending", {"command": "python"}))
+        await sign_in(http)
+        shown = await http.get("/admin/servers")
+        assert 'action="/admin/servers/team%2Ftickets"' in shown.text
+        found = re.search(r'name="version" value="([0-9a-f]{64})"', shown.text)
+        assert found is not None
+        form = {"action": "approve", "csrf": csrf(shown.text), "version": found.group(1)}
+        done = await http.post("/admin/servers/team%2Ftickets", data=form)
+        assert done.status_code == 303, done.text
+        assert (await registry.get("team/tickets")).status == "approved"  # type: ignore[union-attr]
+        revoke = {"action": "revoke", "csrf": form["csrf"]}
+        revoked = await http.post("/admin/servers/team%2Ftickets", data=revoke)
+        assert revoked.status_code == 303
+        assert (await registry.get("team/tickets")).status == "revoked"  # type: ignore[union-attr]
+
+
+async def test_an_admin_of_a_tenant_sees_no_server_or_pin_buttons(tmp_path: Path) -> None:
+    async with console_client(tmp_path) as (portal, http):
+        assert portal.guard.store is not None and portal.guard.pins is not None
+        await Registry(portal.guard.store).add({"name": "tickets", "command": "python"})
+        await portal.guard.pins.pin("probe", "tool", [{"name": "ok", "description": "old"}])
+        await portal.guard.pins.check("probe", "tool", [{"name": "ok", "description": "new"}])
+        key, _ = await create_api_key(portal.guard.store, "tina", roles=["admin"], tenant="acme")
+        await sign_in(http, key)
+        servers = await http.get("/admin/servers")
+        pins = await http.get("/admin/pins")
+        assert "tickets" in servers.text and "new" in pins.text
+        for shown in (servers.text, pins.text):
+            assert 'value="approve"' not in shown and 'value="revoke"' not in shown
+            assert "only an administrator of no tenant" in shown
+        http.cookies.clear()
+        await sign_in(http)
+        assert 'value="approve"' in (await http.get("/admin/servers")).text
+        assert 'value="approve"' in (await http.get("/admin/pins")).text
+
+
+def test_the_health_column_counts_items_in_words() -> None:
+    from types import SimpleNamespace
+
+    from mcp_guard.console.servers import _health
+
+    items = {"tool": 2, "prompt": 1, "resource": 0, "resource_template": 3}
+    upstream = SimpleNamespace(
+        describe=lambda: {"state": "up", "restarts": 1, "last_error": None, "items": items}
+    )
+    console = SimpleNamespace(portal=SimpleNamespace(upstreams={"notes": upstream}))
+    assert _health(console, "notes") == "up (1 prompt, 3 resource templates, 2 tools); 1 restart(s)"  # type: ignore[arg-type]
