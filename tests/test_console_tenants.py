@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mcp_guard.audit.query import Filters, query
 from mcp_guard.authn.api_keys import create_api_key
@@ -148,3 +153,41 @@ def test_the_health_column_counts_items_in_words() -> None:
     )
     console = SimpleNamespace(portal=SimpleNamespace(upstreams={"notes": upstream}))
     assert _health(console, "notes") == "up (1 prompt, 3 resource templates, 2 tools); 1 restart(s)"  # type: ignore[arg-type]
+
+
+_TENANTS = st.sampled_from([None, "acme", "globex", "acme/x", ""])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    principals=st.lists(
+        st.one_of(st.none(), st.fixed_dictionaries({"subject": st.just("s"), "tenant": _TENANTS})),
+        max_size=12,
+    ),
+    wanted=_TENANTS,
+    size=st.integers(min_value=1, max_value=5),
+)
+def test_the_tenant_filter_reads_the_same_events_from_either_store(
+    tmp_path: Path, principals: list[dict[str, Any] | None], wanted: str | None, size: int
+) -> None:
+    from mcp_guard.audit.query import pages
+    from mcp_guard.audit.sinks.sqlite import _INSERT, SCHEMA, column_values
+
+    records = [
+        {"seq": i + 1, "id": f"e{i}", "time": 1.0 + i, "method": "tools/call", "decision": "allow"}
+        | ({} if p is None else {"principal": p})
+        for i, p in enumerate(principals)
+    ]
+    db, lines = tmp_path / f"t{len(records)}-{size}.db", tmp_path / f"t{len(records)}-{size}.jsonl"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.executescript(SCHEMA)
+        for r in records:
+            row = (r["seq"], *column_values(r), "p", "k", "m", json.dumps(r))
+            conn.execute(_INSERT, row)
+    conn.close()
+    lines.write_text("".join(json.dumps(r) + "\n" for r in records))
+    expected = [r for r in records if wanted is None or (r.get("principal") or {}).get("tenant") == wanted]
+    for path in (db, lines):
+        assert query(path, Filters(tenant=wanted)) == expected
+        assert [r for batch in pages(path, Filters(tenant=wanted), size) for r in batch] == expected
