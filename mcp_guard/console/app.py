@@ -153,7 +153,7 @@ def console_app(
         Route("/static/console.css", _endpoint(console, stylesheet), methods=["GET"]),
         Route("/overview", _endpoint(console, overview.overview_page), methods=["GET"]),
         Route("/servers", _endpoint(console, servers.servers_page), methods=["GET"]),
-        Route("/servers/{name}", _endpoint(console, servers.change), methods=["POST"]),
+        Route("/servers/{name:path}", _endpoint(console, servers.change), methods=["POST"]),
         Route("/pins", _endpoint(console, pins.pins_page), methods=["GET"]),
         Route("/pins", _endpoint(console, pins.decide), methods=["POST"]),
         Route("/users", _endpoint(console, users.users_page), methods=["GET"]),

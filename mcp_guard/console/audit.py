@@ -6,6 +6,12 @@ chain as ``mcp-guard audit verify`` does, against the anchor, when asked (it rea
 every event, so a page load does not pay for it; the page shows the last result). Stored records
 are already redacted; what callers chose (tool names, arguments, subjects) is
 escaped like everything else on the console's pages.
+
+An administrator bound to a tenant reads only events whose principal belongs to
+that tenant (a tenant filter in the store's query, so a page is full and the
+export still streams); another tenant's event answers 404 like an unknown id.
+Chain verification stays global: it tells whether the whole trail is intact,
+never what an event holds.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from ..audit.verify import StoreError, store_rows, verify_rows
 from ..errors import ConfigError
 from .core import AuditSource, Console
 from .html import as_json, attr, esc, message, page, table, when
+from .servers import tenant_of
+from .sessions import ConsoleSession
 
 #: Events one page shows (the newest matching ones).
 PAGE = 200
@@ -84,8 +92,15 @@ async def verify_page(console: Console, request: Request) -> Response:
     return page("Chain verification", _verification(console.verified) + back, session)
 
 
-def _filters(request: Request, now: float) -> tuple[Filters, dict[str, str]]:
-    """The page's filters from the query string (also what the form shows); ConfigError for a bad time."""
+def scoped(filters: Filters, session: ConsoleSession) -> Filters:
+    """What ``session`` may read: an administrator bound to a tenant only events whose principal
+    belongs to it (its callers' and its administrators' own console events); one of no tenant all."""
+    return replace(filters, tenant=tenant_of(session))
+
+
+def _filters(request: Request, session: ConsoleSession) -> tuple[Filters, dict[str, str]]:
+    """The page's filters from the query string (also what the form shows), scoped to what the
+    signed-in administrator may read; ConfigError for a bad time."""
     shown = {k: request.query_params.get(k, "").strip()[:256] for k in (*_TEXT_FIELDS, "decision")}
     decision = shown["decision"] if shown["decision"] in DECISIONS else ""
     shown["decision"] = decision
@@ -99,7 +114,7 @@ def _filters(request: Request, now: float) -> tuple[Filters, dict[str, str]]:
         since=since,
         until=until,
     )
-    return filters, shown
+    return scoped(filters, session), shown
 
 
 def _form(shown: dict[str, str]) -> str:
@@ -157,7 +172,7 @@ async def _query(console: Console, filters: Filters, limit: int | None, newest: 
 async def audit_page(console: Console, request: Request) -> Response:
     session = await console.admin(request)
     try:
-        filters, shown = _filters(request, console.clock())
+        filters, shown = _filters(request, session)
     except ConfigError as exc:
         return message("Audit", exc.detail, 400, session)
     try:
@@ -165,6 +180,8 @@ async def audit_page(console: Console, request: Request) -> Response:
     except StoreError as exc:
         return message("Audit", str(exc), 503, session)
     status = _verification(console.verified)
+    if filters.tenant is not None:
+        status += f"<p>Events of tenant <code>{esc(filters.tenant)}</code> only.</p>"
     export = "/admin/audit/export?" + urlencode({k: v for k, v in shown.items() if v})
     body = (
         status
@@ -184,10 +201,10 @@ async def event_page(console: Console, request: Request) -> Response:
     session = await console.admin(request)
     event_id = request.path_params["event_id"]
     try:
-        found = await _query(console, Filters(event_id=event_id), 1, newest=False)
+        found = await _query(console, scoped(Filters(event_id=event_id), session), 1, newest=False)
     except StoreError as exc:
         return message("Audit event", str(exc), 503, session)
-    if not found:
+    if not found:  # another tenant's event answers as an unknown one does
         return message("Audit event", f"no event {event_id}", 404, session)
     return page("Audit event", f"<pre>{as_json(found[0])}</pre>", session)
 
@@ -203,7 +220,7 @@ async def export(console: Console, request: Request) -> Response:
     """
     session = await console.admin(request)
     try:
-        filters, shown = _filters(request, console.clock())
+        filters, shown = _filters(request, session)
     except ConfigError as exc:
         return message("Audit", exc.detail, 400, session)
     source = console.audit

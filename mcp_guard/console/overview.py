@@ -6,7 +6,8 @@ and what waits for an administrator (pins, approval requests, servers down).
 The counts are read from the audit store the Audit page reads: a *call* is an
 MCP request or a refused connection (events of kind ``request`` and
 ``authn``), a *denial* one of them whose decision is ``deny`` or ``error``;
-the console's own events are not counted.
+the console's own events are not counted. An administrator bound to a tenant
+counts only calls whose principal belongs to that tenant, as the Audit page shows.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .approvals import approver_of
 from .chart import bar_chart
 from .core import Console
 from .html import esc, page, table, when
+from .servers import tenant_of
 from .sessions import ConsoleSession
 
 HOURS = 24
@@ -76,26 +78,28 @@ def count(records: list[dict[str, Any]], now: float) -> Day:
 _SUMS = """
 SELECT CAST((time - ?) / 3600 AS INTEGER), decision, json_extract(record, '$.rule'), count(*)
 FROM audit_events
-WHERE time >= ? AND time < ? AND json_extract(record, '$.event') IN ('request', 'authn')
+WHERE time >= ? AND time < ? AND json_extract(record, '$.event') IN ('request', 'authn'){tenant}
 GROUP BY 1, 2, 3
 """
 
 
-def read_day(path: Path, now: float) -> Day:
-    """The day's counts from the store at ``path``.
+def read_day(path: Path, now: float, tenant: str | None = None) -> Day:
+    """The day's counts from the store at ``path`` (only calls of ``tenant``'s principals when given).
 
     A SQLite store sums them in SQL (no record is decoded in Python; about 3 times faster,
     ``docs/benchmarks.md``); a JSON lines file is read record by record.
     """
     day = Day(start=(now // 3600 - (HOURS - 1)) * 3600)
     if path.suffix == ".jsonl":
-        return count(query(path, Filters(since=day.start)), now)
+        return count(query(path, Filters(since=day.start, tenant=tenant)), now)
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from None
     try:
-        rows = conn.execute(_SUMS, (day.start, day.start, day.start + HOURS * 3600)).fetchall()
+        args: list[Any] = [day.start, day.start, day.start + HOURS * 3600]
+        sql = _SUMS.format(tenant=" AND tenant = ?" if tenant is not None else "")
+        rows = conn.execute(sql, [*args, *([tenant] if tenant is not None else [])]).fetchall()
     except sqlite3.Error as exc:
         raise StoreError(f"{path} is not an audit store: {exc}") from None
     finally:
@@ -146,7 +150,9 @@ async def overview_page(console: Console, request: Request) -> Response:
         return page("Overview", body, session)
     path = console.audit.path
     try:
-        day = await anyio.to_thread.run_sync(read_day, path, now) if path.exists() else count([], now)
+        # An administrator bound to a tenant counts only that tenant's calls, as the Audit page shows.
+        tenant = tenant_of(session)
+        day = await anyio.to_thread.run_sync(read_day, path, now, tenant) if path.exists() else count([], now)
     except StoreError as exc:
         body += f'<p class="error">The audit store cannot be read: {esc(exc)}</p>'
         return page("Overview", body + _verification(console), session)

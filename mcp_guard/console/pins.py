@@ -29,7 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from ..sanitize.pins import FieldChange, PinEntry, PinStore
 from .core import Console
 from .html import attr, csrf_field, esc, message, page, table
-from .servers import global_admin
+from .servers import SHARED, global_admin, tenant_of
 
 _KINDS = ("tool", "prompt", "resource", "resource_template")
 #: The most lines of one field's diff shown (a schema can be long; the CLI has the rest).
@@ -119,8 +119,12 @@ async def pins_page(console: Console, request: Request) -> Response:
         return message("Pins", "pinning is off ([sanitize] pin): nothing is pinned", 200, session)
     entries = await pins.list()
     waiting = [e for e in entries if e.status != "pinned"]
-    parts = [await _item(console, pins, e, session.csrf) for e in waiting]
+    # An administrator bound to a tenant may read what waits but not decide it (403): no buttons.
+    bound = tenant_of(session) is not None
+    parts = [await _item(console, pins, e, "" if bound else session.csrf) for e in waiting]
     summary = f"<p>{len(waiting)} item(s) withheld until approved; {len(entries) - len(waiting)} pinned.</p>"
+    if bound and waiting:
+        summary += f"<p>Pins are {esc(SHARED)}.</p>"
     body = summary + ("".join(parts) if parts else "<p>Nothing waits for re-approval.</p>")
     return page("Pins", body, session)
 

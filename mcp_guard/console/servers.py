@@ -60,7 +60,9 @@ def _health(console: Console, name: str) -> str:
     if upstream is None:
         return "not running"
     d = upstream.describe()
-    items = ", ".join(f"{n} {k}" for k, n in sorted(d["items"].items()) if n)
+    items = ", ".join(
+        f"{n} {k.replace('_', ' ')}{'' if n == 1 else 's'}" for k, n in sorted(d["items"].items()) if n
+    )
     text = f"{d['state']}" + (f" ({items})" if items else "")
     if d["restarts"]:
         text += f"; {d['restarts']} restart(s)"
@@ -74,10 +76,16 @@ def version(row: dict[str, Any]) -> str:
     return item_hash({k: row[k] for k in ("name", "source", "target", "prefix")})
 
 
-def _buttons(row: dict[str, Any], csrf: str) -> str:
-    name, status = row["name"], row["status"]
+#: What a tenant-bound administrator sees instead of buttons that would only answer 403.
+SHARED = "shared by every tenant: only an administrator of no tenant may approve or revoke"
+
+
+def _buttons(row: dict[str, Any], session: ConsoleSession) -> str:
+    name, status, csrf = row["name"], row["status"], session.csrf
     if not csrf:
         return ""
+    if tenant_of(session) is not None:
+        return f"<span>{esc(SHARED)}</span>"
     buttons = "".join(
         f' <button type="submit" name="action" value="{action}">{action.capitalize()}</button>'
         for action, becomes in _ACTIONS.items()
@@ -103,7 +111,7 @@ async def servers_page(console: Console, request: Request) -> Response:
             f"<code>{esc(r['prefix'])}</code>",
             f"<code>{esc(r['target'])}</code>",
             esc(r["changed_by"]) + (f" {esc(when(r['changed_at']))}" if r["changed_at"] else ""),
-            _buttons(r, session.csrf),
+            _buttons(r, session),
         ]
         for r in await server_rows(registry, configured)
     ]
