@@ -2,7 +2,8 @@
 
 Calls and denials per hour (a chart drawn server-side as SVG, and the same
 numbers as a table), the rules that denied most, the last chain verification,
-and what waits for an administrator (pins, approval requests, servers down).
+and what waits for an administrator (pins, approval requests, servers down), and the
+anomaly alerts of the day (see ``alerts.py``).
 The counts are read from the audit store the Audit page reads: a *call* is an
 MCP request or a refused connection (events of kind ``request`` and
 ``authn``), a *denial* one of them whose decision is ``deny`` or ``error``;
@@ -25,6 +26,7 @@ from starlette.responses import Response
 
 from ..audit.query import Filters, query
 from ..audit.verify import StoreError
+from .alerts import read_alerts, render_alerts
 from .approvals import approver_of
 from .chart import bar_chart
 from .core import Console
@@ -153,6 +155,7 @@ async def overview_page(console: Console, request: Request) -> Response:
         # An administrator bound to a tenant counts only that tenant's calls, as the Audit page shows.
         tenant = tenant_of(session)
         day = await anyio.to_thread.run_sync(read_day, path, now, tenant) if path.exists() else count([], now)
+        alerts = await anyio.to_thread.run_sync(read_alerts, path, day.start, tenant)
     except StoreError as exc:
         body += f'<p class="error">The audit store cannot be read: {esc(exc)}</p>'
         return page("Overview", body + _verification(console), session)
@@ -176,6 +179,7 @@ async def overview_page(console: Console, request: Request) -> Response:
         f"<h2>Last 24 hours</h2><p>{sum(day.calls)} call(s), {sum(day.denials)} denial(s). "
         "Bars: calls (blue) and denials (red) per hour.</p>"
         f"{chart}<details><summary>The numbers</summary>{numbers}</details>"
-        f"<h2>Top denied rules</h2>{top}<h2>Audit chain</h2>{_verification(console)}"
+        f"<h2>Top denied rules</h2>{top}<h2>Anomaly alerts</h2>{render_alerts(alerts)}"
+        f"<h2>Audit chain</h2>{_verification(console)}"
     )
     return page("Overview", body, session)
