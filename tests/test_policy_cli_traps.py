@@ -1,6 +1,6 @@
 """``mcp-guard policy`` as a first-time user of budgets and flows meets it.
 
-Each test is a trap a newcomer fell into: a read-only ``explain --state`` that
+Each test is a trap a first-time user can fall into: a read-only ``explain --state`` that
 silently created an empty store and reported nothing used, a budget report
 that did not say the call would be refused, and a ``validate`` summary that
 did not show the flows it had loaded, a ``policy test`` case whose
