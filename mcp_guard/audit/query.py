@@ -140,7 +140,8 @@ def _matches(record: dict[str, Any], f: Filters) -> bool:
     return not (f.until is not None and (not isinstance(t, (int, float)) or t >= f.until))
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def open_store(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the SQLite audit store at ``path``; :class:`StoreError` if there is none."""
     if not path.is_file():
         raise StoreError(f"no audit store at {path}")
     try:
@@ -163,7 +164,7 @@ def query(
     sql = f"SELECT record FROM audit_events{clause} ORDER BY seq {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    conn = _connect(path)
+    conn = open_store(path)
     try:
         try:
             rows = [_record(r[0]) for r in conn.execute(sql, args)]
@@ -182,7 +183,7 @@ def after(path: Path, seq: int) -> Iterator[dict[str, Any]]:
             if int(record.get("seq", 0)) > seq:
                 yield record
         return
-    conn = _connect(path)
+    conn = open_store(path)
     try:
         try:
             rows = conn.execute(
@@ -219,7 +220,7 @@ def pages(path: Path, filters: Filters, size: int) -> Generator[list[dict[str, A
     sql = f"SELECT seq, record FROM audit_events{where} ORDER BY seq ASC LIMIT {int(size)}"
     last = -1
     while True:
-        conn = _connect(path)
+        conn = open_store(path)
         try:
             rows = conn.execute(sql, [*args, last]).fetchall()
         except sqlite3.Error as exc:

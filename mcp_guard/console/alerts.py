@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..audit.query import Filters, query
+from ..audit.query import Filters, open_store, query
 from ..audit.verify import StoreError
 from .html import esc, table, when
 
@@ -41,10 +41,7 @@ def read_alerts(path: Path, since: float, tenant: str | None = None) -> list[dic
         found = [r for r in query(path, Filters(since=since, tenant=tenant)) if _is_alert(r)]
         found.sort(key=lambda r: float(r.get("time") or 0), reverse=True)
         return found[:SHOWN]
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from None
+    conn = open_store(path)
     try:
         sql = _NEWEST.format(tenant=" AND tenant = ?" if tenant is not None else "")
         args: list[Any] = [since, *([tenant] if tenant is not None else []), SHOWN]

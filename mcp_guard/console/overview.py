@@ -24,7 +24,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audit.query import Filters, query
+from ..audit.query import Filters, open_store, query
 from ..audit.verify import StoreError
 from .alerts import read_alerts, render_alerts
 from .approvals import approver_of
@@ -94,10 +94,7 @@ def read_day(path: Path, now: float, tenant: str | None = None) -> Day:
     day = Day(start=(now // 3600 - (HOURS - 1)) * 3600)
     if path.suffix == ".jsonl":
         return count(query(path, Filters(since=day.start, tenant=tenant)), now)
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from None
+    conn = open_store(path)
     try:
         args: list[Any] = [day.start, day.start, day.start + HOURS * 3600]
         sql = _SUMS.format(tenant=" AND tenant = ?" if tenant is not None else "")

@@ -14,7 +14,7 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from ..query import Filters, _connect, query
+from ..query import Filters, open_store, query
 from ..verify import StoreError
 
 #: Record kinds the detectors look at; lifecycle records and the alerts themselves are not traffic.
@@ -114,7 +114,7 @@ def _sqlite_events(path: Path, until: float | None, since: float | None) -> Iter
         where.append("time >= ?")
         args.append(since)
     sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY time, seq"
-    conn = _connect(path)  # raises StoreError now, not at the first next()
+    conn = open_store(path)  # raises StoreError now, not at the first next()
     return _stream(conn, sql, args, path)
 
 
