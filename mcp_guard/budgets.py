@@ -45,7 +45,7 @@ import anyio
 from .errors import GuardError, GuardUnavailable, RateLimited
 from .model import BudgetCharge, BudgetSpec, Decision, Principal
 from .protocols import StateStore
-from .ratelimit import key_part
+from .ratelimit import key_part, subject_key
 from .store._common import PERIOD_GRACE, Spend, period_window
 
 __all__ = ["BudgetExhausted", "BudgetUsage", "Budgets"]
@@ -109,20 +109,10 @@ def _owner(spec: BudgetSpec, principal: Principal) -> str | None:
 
 
 def _owner_key(spec: BudgetSpec, principal: Principal) -> str:
-    """The owner's part of a counter key: the tenant, or the subject qualified by its issuer.
-
-    A subject name is only unique within the identity provider that issued it
-    (``sub`` in OIDC), so two issuers' ``alice`` get two counters; neither can
-    spend the other's budget nor read its use in a refusal. The tenant is left
-    out on purpose: a person who may pick a tenant per token must not get a
-    fresh subject budget with each. ``key_part`` never yields ``:``, so the
-    qualified form cannot collide with an unqualified one.
-    """
+    """The owner's part of a counter key: the tenant, or the subject (see :func:`subject_key`)."""
     if spec.per == "tenant":
         return key_part(principal.tenant)
-    if principal.issuer is None:
-        return key_part(principal.subject)
-    return f"{key_part(principal.subject)}:{key_part(principal.issuer)}"
+    return subject_key(principal)
 
 
 class Budgets:

@@ -38,7 +38,7 @@ from .model import AccessRequest, Decision, Principal
 from .policy.flows import FlowPlan, FlowSpec
 from .policy.obligations import merge_obligations
 from .protocols import StateStore
-from .ratelimit import key_part
+from .ratelimit import key_part, subject_key
 
 __all__ = ["FlowRefused", "FlowTracker", "Mark", "ScopeKeys", "scope_key", "scope_keys"]
 
@@ -97,14 +97,15 @@ def scope_keys(flow: FlowSpec, principal: Principal, request: AccessRequest) -> 
     if scope == "tenant":
         key = _key(flow, ["tenant", tenant])
         return ScopeKeys(scope, (key,), (key,))
-    subject = _key(flow, ["subject", tenant, principal.subject])
+    person = subject_key(principal)  # one person across tenants, two across issuers
+    subject = _key(flow, ["subject", person])
     if scope == "subject":
         return ScopeKeys(scope, (subject,), (subject,))
-    sessionless = _key(flow, ["sessionless", tenant, principal.subject])
+    sessionless = _key(flow, ["sessionless", person])
     if not session:
         # 2026-07-28 (and sessionless transports): no session to remember, the subject is
         return ScopeKeys("subject", (subject,), (subject, sessionless))
-    own = _key(flow, ["session", tenant, principal.subject, session])
+    own = _key(flow, ["session", person, session])
     return ScopeKeys(scope, (own, sessionless), (own, subject))
 
 

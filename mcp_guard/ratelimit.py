@@ -57,6 +57,20 @@ def key_part(value: str | None) -> str:
     return "#" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
+def subject_key(principal: Principal) -> str:
+    """The caller as one person, for state kept per subject (budgets, flow marks).
+
+    A subject name is only unique within the identity provider that issued it
+    (``sub`` in OIDC), so two issuers' ``alice`` are two people. The tenant is
+    left out on purpose: a person who may pick a tenant per token must not get
+    fresh counters or a clean flow history with each. ``key_part`` never yields
+    ``:``, so the issuer-qualified form cannot collide with an unqualified one.
+    """
+    if principal.issuer is None:
+        return key_part(principal.subject)
+    return f"{key_part(principal.subject)}:{key_part(principal.issuer)}"
+
+
 class _Prepared:
     """A limit compiled once: key prefix, dimension readers, checked numbers."""
 

@@ -180,6 +180,36 @@ async def test_an_empty_tenant_is_no_tenant_so_strangers_do_not_share_a_tenant_m
         assert (await client.call_tool("send_mail", SEND)).is_error is False
 
 
+async def test_switching_tenant_does_not_give_a_subject_a_fresh_mark() -> None:
+    """A person who may pick a tenant per token is still one subject: the mark follows them."""
+    store = MemoryStore()
+    policy = LABELS + flow(scope='"subject"')
+    in_acme = Principal("alice", roles=frozenset({"agent"}), tenant="acme", issuer="https://idp")
+    in_other = Principal("alice", roles=frozenset({"agent"}), tenant="other", issuer="https://idp")
+    first, _, _ = guarded(policy, store=store, principal=in_acme)
+    second, _, _ = guarded(policy, store=store, principal=in_other)
+    async with Client(first, mode="legacy") as client:
+        await client.call_tool("fetch_page", {"url": "u"})
+    async with Client(second, mode="legacy") as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("send_mail", SEND)
+    assert refused.value.error.code == ACCESS_DENIED
+
+
+async def test_the_same_name_from_two_identity_providers_is_two_subjects() -> None:
+    """``sub`` is unique only within its issuer, as for budgets: another issuer's alice is a stranger."""
+    store = MemoryStore()
+    policy = LABELS + flow(scope='"subject"')
+    ours = Principal("alice", roles=frozenset({"agent"}), tenant="acme", issuer="https://idp")
+    theirs = Principal("alice", roles=frozenset({"agent"}), tenant="acme", issuer="https://elsewhere")
+    first, _, _ = guarded(policy, store=store, principal=ours)
+    second, _, _ = guarded(policy, store=store, principal=theirs)
+    async with Client(first, mode="legacy") as client:
+        await client.call_tool("fetch_page", {"url": "u"})
+    async with Client(second, mode="legacy") as client:
+        assert (await client.call_tool("send_mail", SEND)).is_error is False
+
+
 @pytest.mark.parametrize("scope", ['"subject"', '"session"'])
 async def test_a_policy_reload_keeps_the_marks(tmp_path: Path, scope: str) -> None:
     """Marks live in the store under the flow's id: a reload (even to another scope) keeps them."""
@@ -260,26 +290,32 @@ _FLOWS = {
 }
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    a=st.tuples(st.text(max_size=6), st.none() | st.text(max_size=6), st.none() | st.text(max_size=6)),
-    b=st.tuples(st.text(max_size=6), st.none() | st.text(max_size=6), st.none() | st.text(max_size=6)),
-    scope=st.sampled_from(["session", "subject", "tenant"]),
+_CALLER = st.tuples(
+    st.text(max_size=6),
+    st.none() | st.text(max_size=6),
+    st.none() | st.text(max_size=6),
+    st.none() | st.text(max_size=6),
 )
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=_CALLER, b=_CALLER, scope=st.sampled_from(["session", "subject", "tenant"]))
 def test_two_callers_never_share_a_key_unless_their_scope_joins_them(
-    a: tuple[str, str | None, str | None], b: tuple[str, str | None, str | None], scope: str
+    a: tuple[str, str | None, str | None, str | None],
+    b: tuple[str, str | None, str | None, str | None],
+    scope: str,
 ) -> None:
-    """Subjects, tenants and session ids with separators in them cannot collide in the store."""
+    """Subjects, issuers, tenants and session ids with separators in them cannot collide."""
     spec = _FLOWS[scope]
 
-    def keys(caller: tuple[str, str | None, str | None]) -> set[str]:
-        subject, tenant, session = caller
+    def keys(caller: tuple[str, str | None, str | None, str | None]) -> set[str]:
+        subject, tenant, session, issuer = caller
         context = RequestContext(time=datetime.now(timezone.utc), session_id=session)
         request = AccessRequest("tools/call", "call", "agent", "tool", "send_mail", {}, context)
-        found = scope_keys(spec, Principal(subject or "x", tenant=tenant), request)
+        found = scope_keys(spec, Principal(subject or "x", tenant=tenant, issuer=issuer), request)
         return set(found.reads) | set(found.writes)
 
-    same_subject = (a[0] or "x", a[1] or None) == (b[0] or "x", b[1] or None)
+    same_subject = (a[0] or "x", a[3]) == (b[0] or "x", b[3])
     same_tenant = bool(a[1]) and a[1] == b[1]
     if keys(a) & keys(b):
         assert same_subject or (scope == "tenant" and same_tenant), (a, b)
