@@ -1,7 +1,8 @@
 """Detection quality per category on labelled corpora: the project's dev and held-out splits.
 
 Run: ``.venv/bin/python benchmarks/corpus.py [DIR ...]``. Without arguments it scores
-``tests/corpus/dev`` and ``tests/corpus/holdout`` (and ``../shared/corpus`` when present);
+``tests/corpus/dev`` and the held-out ``tests/corpus/holdout``, ``holdout2`` and ``holdout3``
+(and ``../shared/corpus`` when present);
 each DIR is a folder of JSON Lines files in the ``mcp-guard scan`` input format with
 ``category`` and ``expect`` labels, e.g. a set someone else wrote.
 """
@@ -23,6 +24,8 @@ def main() -> None:
     dirs = [Path(a) for a in sys.argv[1:]] or [
         ROOT / "tests" / "corpus" / "dev",
         ROOT / "tests" / "corpus" / "holdout",
+        ROOT / "tests" / "corpus" / "holdout2",
+        ROOT / "tests" / "corpus" / "holdout3",
     ]
     shared = ROOT.parent / "shared" / "corpus"
     if not sys.argv[1:] and shared.is_dir():
