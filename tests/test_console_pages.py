@@ -256,6 +256,25 @@ async def test_create_a_key_shown_once_that_works_until_revoked(tmp_path: Path) 
         assert revokes == [("allow", principal.credential_id), ("deny", "0123456789ab")]
 
 
+async def test_a_create_form_submitted_twice_makes_one_key(tmp_path: Path) -> None:
+    """A double click (or a browser re-posting the form) must not hand out a second key."""
+    async with console_client(tmp_path) as (portal, http):
+        await sign_in(http)
+        page = await http.get("/admin/users")
+        once = re.search(r'name="once" value="([^"]+)"', page.text)
+        assert once is not None
+        form = {"subject": "erin", "csrf": csrf(page.text), "once": once.group(1)}
+        first = await http.post("/admin/keys", data=form)
+        again = await http.post("/admin/keys", data=form)
+        assert first.status_code == 200 and "mcpg_" in first.text
+        assert again.status_code == 409 and "mcpg_" not in again.text
+        assert "already submitted" in again.text
+        decisions = [e["decision"] for e in events(portal, "console/keys.create")]
+        assert decisions == ["allow", "deny"]
+        fresh = await http.get("/admin/users")
+        assert re.search(r'name="once" value="([^"]+)"', fresh.text).group(1) != once.group(1)  # type: ignore[union-attr]
+
+
 async def test_unlock_a_locked_out_user(tmp_path: Path) -> None:
     users = UsersFile(tmp_path / "users.json")
     users.put(User("olga", hash_password(PASSWORD, "scrypt"), SECRET, roles=("analyst",)))

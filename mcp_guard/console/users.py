@@ -30,7 +30,7 @@ from ..errors import ConfigError, GuardError
 from .core import Console
 from .html import attr, csrf_field, esc, message, page, table, when
 from .servers import tenant_of
-from .sessions import ConsoleSession
+from .sessions import ConsoleSession, new_token
 
 logger = logging.getLogger("mcp_guard.console")
 
@@ -83,6 +83,11 @@ def _key_rows(
     return rows
 
 
+#: Each rendered Create form carries a single-use token, remembered this long once posted.
+_ONCE = "console:form-once:"
+_ONCE_TTL = 86400.0
+
+
 def _create_form(session: ConsoleSession) -> str:
     if not session.csrf:
         return ""
@@ -94,6 +99,7 @@ def _create_form(session: ConsoleSession) -> str:
     return (
         '<h2>Create a key</h2><form class="filters" method="post" action="/admin/keys">'
         f"{csrf_field(session.csrf)}"
+        f'<input type="hidden" name="once" value={attr(new_token())}>'
         '<label>subject <input type="text" name="subject" maxlength="200" required></label> '
         '<label>roles <input type="text" name="roles" maxlength="200" placeholder="analyst, admin"></label> '
         f"{tenant}"
@@ -213,6 +219,12 @@ async def create_key(console: Console, request: Request) -> Response:
         console.record("console/keys.create", "deny", session.principal, request, reasons=(form,))
         return message("Bad request", form, 400, session)
     console.ready()
+    once = fields.get("once", "")
+    if once and not await store.set_if_absent(_ONCE + once[:64], b"1", ttl=_ONCE_TTL):
+        # The same form posted again (a double click, a browser resending it): one form, one key.
+        why = "this form was already submitted; its key was created once"
+        console.record("console/keys.create", "deny", session.principal, request, reasons=(why,))
+        return message("Already submitted", why, 409, session)
     key, record = await create_api_key(
         store,
         form.subject,
