@@ -1,0 +1,86 @@
+"""The scanner's one-pass helpers answer exactly what the per-item loops they replace answer.
+
+RE2 sets find every hint of a list in one pass (``fastre.Literals``), the encoded-text check
+searches runs and hints together, and the technique scorer splits ASCII text into sentences
+without the look-behind pattern. Each is held here to the plain version, on generated text that
+is dense in the characters that matter (punctuation, quotes, newlines, run alphabets, non-ASCII).
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.sanitize import encoded, lexicon, technique
+from mcp_guard.sanitize.annotations import _STEMS
+from mcp_guard.sanitize.fastre import Literals
+
+_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            *encoded._DECODE_HINTS,
+            *_STEMS,
+            "ROT13",
+            "Reversed",
+            "e.g.",
+            " -- ",
+            " — ",
+            "。",
+            "\uff1b",
+            "\u2028",
+        ]
+    ),
+    st.text(alphabet="aZ09+/_=- .!?;:\n\t\r\x0b\x1c'\"“”%\\x&#", max_size=8),
+    st.text(max_size=4),  # anything at all, lone surrogates included
+)
+_TEXT = st.lists(_PIECES, max_size=16).map("".join)
+_LONG = st.lists(
+    st.one_of(_PIECES, st.text(alphabet="abcXYZ019+/_=-", min_size=20, max_size=30)), max_size=8
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_TEXT)
+def test_literal_sets_find_what_a_loop_finds(text: str) -> None:
+    for literals in (encoded._DECODE_HINTS, _STEMS):
+        found = Literals(literals)
+        assert found.found(text) == [literal for literal in literals if literal in text]
+        assert found.any_in(text) == any(literal in text for literal in literals)
+
+
+def _may_be_encoded_plain(text: str) -> bool:
+    if max(map(len, text.split()), default=0) >= 24 and encoded._RUNS.search(text) is not None:
+        return True
+    low = text.lower()
+    return any(hint in low for hint in encoded._DECODE_HINTS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_LONG)
+def test_encoded_check_and_runs_agree_with_the_plain_patterns(text: str) -> None:
+    assert encoded._may_be_encoded(text) == _may_be_encoded_plain(text)
+    assert encoded._runs(text) == [m.group(0) for m in encoded._RUNS.finditer(text)]
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=_TEXT)
+def test_sentence_split_agrees_with_the_sentence_pattern(text: str) -> None:
+    low = text.lower()
+    assert technique._sentences(low) == [s for s in lexicon._SENTENCE.split(low) if s and s.strip()]
+
+
+def test_sentence_split_on_the_usual_shapes() -> None:
+    text = "first. second!\n\nthird?  fourth; fifth.\n  sixth\n.\nseventh e.g. x.y -- z"
+    expected = [s for s in lexicon._SENTENCE.split(text) if s and s.strip()]
+    assert technique._sentences(text) == expected
+    assert re.sub(r"\s+", " ", " ".join(expected)).startswith("first. second! third?")
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_TEXT)
+def test_text_the_quote_check_passes_over_holds_no_quotation(text: str) -> None:
+    if text.count('"') < 2 and text.count("'") < 2 and "”" not in text:
+        assert lexicon._QUOTED.search(text) is None
+        assert technique._strip_reported(text) is text
