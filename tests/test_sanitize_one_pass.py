@@ -13,7 +13,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import encoded, lexicon, technique
+from mcp_guard.sanitize import encoded, gate, lexicon, technique
 from mcp_guard.sanitize.annotations import _STEMS
 from mcp_guard.sanitize.fastre import Literals
 
@@ -84,3 +84,17 @@ def test_text_the_quote_check_passes_over_holds_no_quotation(text: str) -> None:
     if text.count('"') < 2 and text.count("'") < 2 and "”" not in text:
         assert lexicon._QUOTED.search(text) is None
         assert technique._strip_reported(text) is text
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=_TEXT)
+def test_sentence_ends_are_the_class_matches_the_filter_kept(text: str) -> None:
+    low = text.lower()
+    size = len(low)
+    plain = [
+        e
+        for e in (m.end() for m in gate._END_CHARS.finditer(low))
+        if low[e - 1] not in ".!?" or (e < size and low[e].isspace())
+    ]
+    assert gate._sentence_ends(low) == [*plain, size]
+    assert gate._sentence_ends(low)[:-1] == [m.end() for m in gate._SENTENCE_END.finditer(low)]
