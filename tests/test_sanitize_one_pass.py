@@ -13,7 +13,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import encoded, gate, lexicon, technique
+from mcp_guard.sanitize import encoded, gate, lexicon, technique, unicode
 from mcp_guard.sanitize.annotations import _STEMS
 from mcp_guard.sanitize.fastre import Literals
 
@@ -98,3 +98,26 @@ def test_sentence_ends_are_the_class_matches_the_filter_kept(text: str) -> None:
     ]
     assert gate._sentence_ends(low) == [*plain, size]
     assert gate._sentence_ends(low)[:-1] == [m.end() for m in gate._SENTENCE_END.finditer(low)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_TEXT)
+def test_suspect_character_gate_is_the_three_checks_it_replaces(text: str) -> None:
+    plain = (
+        "\x1b" in text or unicode._CONTROL.search(text) is not None or "\r" in text
+        if text.isascii()
+        else True
+    )
+    assert unicode.has_suspect_chars(text) == plain
+
+
+def test_a_blank_sentence_is_what_reading_empty_text_gives() -> None:
+    for own in (frozenset(), frozenset({"send", "email", "token"})):
+        read, blank = technique._Sentence("", own), technique._Sentence.blank()
+        assert (read.text, read.found, read.possible, read.words, read.deep) == (
+            blank.text,
+            blank.found,
+            blank.possible,
+            blank.words,
+            blank.deep,
+        )

@@ -252,6 +252,17 @@ class _Sentence:
         self.words = wordset
         self.deep = False
 
+    @classmethod
+    def blank(cls) -> _Sentence:
+        """What ``_Sentence("", own)`` holds for any ``own`` (no words, no signals), without reading."""
+        sentence = cls.__new__(cls)
+        sentence.text = ""
+        sentence.found = {}
+        sentence.possible = frozenset()
+        sentence.words = set()
+        sentence.deep = False
+        return sentence
+
     def deepen(self, own: frozenset[str]) -> dict[str, str]:
         """Run the regex signals this sentence could raise; returns every signal found."""
         found, text, possible = self.found, self.text, self.possible
@@ -407,7 +418,7 @@ def scan_units(
             continue  # even every sentence's signals together could not reach the threshold
         texts = _sentences(_strip_reported(low))
         chosen = _candidates(low, texts, keys)
-        empty = _Sentence("", own_words)
+        empty = _Sentence.blank()
         parts = [
             _Sentence(t, own_words) if chosen is None or i in chosen else empty for i, t in enumerate(texts)
         ]
