@@ -44,7 +44,7 @@ _LONG = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(text=_TEXT)
 def test_literal_sets_find_what_a_loop_finds(text: str) -> None:
-    for literals in (encoded._DECODE_HINTS, _STEMS):
+    for literals in (encoded._DECODE_HINTS, _STEMS, lexicon._PAYLOAD_MARKS):
         found = Literals(literals)
         assert found.found(text) == [literal for literal in literals if literal in text]
         assert found.any_in(text) == any(literal in text for literal in literals)

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from ..model import Finding, Severity
-from .fastre import FastPattern
+from .fastre import FastPattern, Literals
 from .lexicon import (
     _ACTORS,
     _CALL_WORDS,
@@ -111,6 +111,11 @@ _DESTINATION_SEARCH = FastPattern(_DESTINATION).search
 _PRIVATE_PATH_SEARCH = _searcher(_PRIVATE_PATH, True)
 _SENSITIVE_SEARCH = _searcher(_SENSITIVE, True)
 _TAMPER_SEARCH = _searcher(_TAMPER, True)
+#: The payload marks found in a text (``://``, ``~/``, ``--force`` ...), in one RE2 pass.
+_MARKS_IN = Literals(_PAYLOAD_MARKS).found
+#: Unions built once, not per sentence.
+_ORDER_AFTER_ALSO = _IMPERATIVE | _SEND_VERBS
+_TAMPER_OR_STEER = _TAMPER_WORDS | _STEER_WORDS
 #: Anchor word -> the regex signals it makes possible (one lookup per word of a sentence).
 _ANCHOR_SIGNALS: dict[str, frozenset[str]] = {}
 for _name, _, _anchors in _REGEXES:
@@ -203,7 +208,7 @@ class _Sentence:
                 found["imperative"] = head[0]
         if "also" in wordset and "imperative" not in found:
             index = words.index("also")
-            if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
+            if index + 1 < len(words) and words[index + 1] in _ORDER_AFTER_ALSO:
                 found["imperative"] = "also " + words[index + 1]
         secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
         if secret:
@@ -239,9 +244,7 @@ class _Sentence:
             possible.add("private_path")
         if "sensitive" not in found and (not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in text):
             possible.add("sensitive")
-        if not wordset.isdisjoint(_TAMPER_WORDS | _STEER_WORDS) and (
-            "other_tool" in possible or "trigger" in possible
-        ):
+        if not wordset.isdisjoint(_TAMPER_OR_STEER) and ("other_tool" in possible or "trigger" in possible):
             possible.add("tamper")
         if "sensitive" not in found and "sensitive" not in possible:
             possible.discard("sink")  # a parameter counts only as the sink of something sensitive
@@ -332,7 +335,7 @@ def _payload_keys(low: str, tokens: list[str]) -> list[str] | None:
     keys = list(words & _PAYLOAD_WORDS)
     if not words.isdisjoint(_NEGATIONS):
         keys.extend(words & _NEGATED_PAYLOAD)
-    keys.extend(mark for mark in _PAYLOAD_MARKS if mark in low)
+    keys.extend(_MARKS_IN(low))
     return keys
 
 
