@@ -13,7 +13,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import encoded, gate, lexicon, technique, unicode
+from mcp_guard.sanitize import encoded, gate, injection, lexicon, technique, unicode
 from mcp_guard.sanitize.annotations import _STEMS
 from mcp_guard.sanitize.fastre import Literals
 
@@ -121,3 +121,29 @@ def test_a_blank_sentence_is_what_reading_empty_text_gives() -> None:
             blank.words,
             blank.deep,
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TEXT)
+def test_ascii_letters_are_kept_in_order(text: str) -> None:
+    assert injection._letters(text) == "".join(c for c in text if c.isascii() and c.isalpha())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.one_of(st.sampled_from(sorted(lexicon._WIDE_WORDS)), _TEXT), min_size=3, max_size=6),
+    keys=st.lists(st.sampled_from(sorted(lexicon._PAYLOAD_WORDS)), max_size=3),
+)
+def test_sentences_chosen_for_reading_are_those_holding_a_needle(texts: list[str], keys: list[str]) -> None:
+    low = " ".join(texts)
+    wide = [word for word in lexicon._WIDE_WORDS if word in low]
+    plain = {
+        i
+        for i, text in enumerate(texts)
+        if any(key in text for key in keys)
+        or (wide and any(word in text for word in wide))
+        or "[" in text
+        or "<" in text
+        or "you" in text
+    }
+    assert technique._candidates(low, texts, keys) == plain

@@ -113,6 +113,8 @@ _SENSITIVE_SEARCH = _searcher(_SENSITIVE, True)
 _TAMPER_SEARCH = _searcher(_TAMPER, True)
 #: The payload marks found in a text (``://``, ``~/``, ``--force`` ...), in one RE2 pass.
 _MARKS_IN = Literals(_PAYLOAD_MARKS).found
+#: The words of ``_WIDE_WORDS`` a field holds (which ones, not in what order), in one RE2 pass.
+_WIDE_IN = Literals(sorted(_WIDE_WORDS)).found
 #: Unions built once, not per sentence.
 _ORDER_AFTER_ALSO = _IMPERATIVE | _SEND_VERBS
 _TAMPER_OR_STEER = _TAMPER_WORDS | _STEER_WORDS
@@ -357,18 +359,10 @@ def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] 
     """
     if keys is None or len(texts) <= 2:
         return None
-    chosen: set[int] = set()
-    wide = [word for word in _WIDE_WORDS if word in low]
-    for index, text in enumerate(texts):
-        if (
-            any(key in text for key in keys)
-            or (wide and any(word in text for word in wide))
-            or "[" in text
-            or "<" in text
-            or "you" in text
-        ):
-            chosen.add(index)
-    return chosen
+    # A sentence is read when it holds any of these: the field's payload keys, the wide words
+    # the field holds, and the marks of a tag, a quotation of roles or "you".
+    needles = [*keys, *_WIDE_IN(low), "[", "<", "you"]
+    return {index for index, text in enumerate(texts) if any(needle in text for needle in needles)}
 
 
 def _bound(names: Iterable[str]) -> float:
