@@ -147,3 +147,16 @@ def test_sentences_chosen_for_reading_are_those_holding_a_needle(texts: list[str
         or "you" in text
     }
     assert technique._candidates(low, texts, keys) == plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.one_of(st.sampled_from(sorted(gate._SUBSTRINGS)), _TEXT), max_size=8))
+def test_anchor_substrings_are_found_at_every_position(parts: list[str]) -> None:
+    low = "".join(parts).lower()
+    plain = sorted(
+        (at, sorted(fams))
+        for sub, fams in gate._SUBSTRINGS.items()
+        for at in range(len(low))
+        if low.startswith(sub, at)
+    )
+    assert sorted((at, sorted(fams)) for at, fams in gate._substring_hits(low)) == plain

@@ -17,6 +17,7 @@ import operator
 import re
 
 from .families import _ALL
+from .fastre import Literals
 from .patterns import ANCHORS, ROLE_MARKER, ROLE_MARKER_WORDS
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -52,21 +53,24 @@ def _index_anchors() -> tuple[dict[str, list[tuple[int, int]]], list[tuple[str, 
 
 
 def _substring_hits(low: str) -> list[tuple[int, set[str]]]:
-    """(position, families) of every anchor substring occurrence; each one is searched on its own."""
+    """(position, families) of every anchor substring occurrence.
+
+    One RE2 pass names the substrings present (most texts hold two or three of the forty); only
+    those are looked for again, for their positions.
+    """
     hits: list[tuple[int, set[str]]] = []
-    for first, group in _SUBSTRINGS_BY_FIRST.items():
-        if first not in low:
-            continue
-        for sub, fams in group:
-            at = low.find(sub)
-            while at >= 0:
-                hits.append((at, fams))
-                at = low.find(sub, at + 1)
+    for sub in _SUBSTRINGS_IN(low):
+        fams = _SUBSTRINGS[sub]
+        at = low.find(sub)
+        while at >= 0:
+            hits.append((at, fams))
+            at = low.find(sub, at + 1)
     return hits
 
 
 _WORD_INDEX, _CLAUSES, _SUBSTRINGS = _index_anchors()
 _WORD_SET = frozenset(_WORD_INDEX)
+_SUBSTRINGS_IN = Literals(_SUBSTRINGS).found
 
 
 def _clause_bits() -> tuple[dict[str, int], tuple[tuple[int, int], ...], dict[int, str], int]:
