@@ -13,7 +13,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import encoded, gate, injection, lexicon, technique, unicode
+from mcp_guard.sanitize import annotations, encoded, gate, injection, lexicon, technique, unicode
 from mcp_guard.sanitize.annotations import _STEMS
 from mcp_guard.sanitize.fastre import Literals
 
@@ -160,3 +160,26 @@ def test_anchor_substrings_are_found_at_every_position(parts: list[str]) -> None
         if low.startswith(sub, at)
     )
     assert sorted((at, sorted(fams)) for at, fams in gate._substring_hits(low)) == plain
+
+
+_CLAIMS = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [*_STEMS, "permanently ", "deletes", "is sent to", "are also uploaded to", "not ", "the table"]
+        ),
+        st.sampled_from(["always set to a@b", "drops the database", " ", "n't ", "wiping", "erases"]),
+        _TEXT,
+    ),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_CLAIMS, read_only=st.booleans())
+def test_annotation_claims_are_looked_for_where_their_stems_are(text: str, read_only: bool) -> None:
+    low = text.lower()
+    plain = any(stem in low for stem in _STEMS) and bool(
+        annotations._DESTRUCTIVE_CLAIM.search(low) or (read_only and annotations._OUTBOUND_CLAIM.search(low))
+    )
+    notes = {"readOnlyHint": True} if read_only else {"destructiveHint": False}
+    assert bool(annotations.annotation_findings({"annotations": notes}, [("/description", text)])) == plain
