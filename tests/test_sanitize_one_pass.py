@@ -8,14 +8,18 @@ is dense in the characters that matter (punctuation, quotes, newlines, run alpha
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_guard.sanitize import annotations, encoded, gate, injection, lexicon, technique, unicode
 from mcp_guard.sanitize.annotations import _STEMS
 from mcp_guard.sanitize.fastre import Literals
+from mcp_guard.sanitize.scanner import content_digest
 
 _PIECES = st.one_of(
     st.sampled_from(
@@ -183,3 +187,23 @@ def test_annotation_claims_are_looked_for_where_their_stems_are(text: str, read_
     )
     notes = {"readOnlyHint": True} if read_only else {"destructiveHint": False}
     assert bool(annotations.annotation_findings({"annotations": notes}, [("/description", text)])) == plain
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(item=_JSON)
+def test_the_cache_key_is_the_digest_of_the_items_json(item: object) -> None:
+    encoded = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        expected = hashlib.blake2b(encoded.encode("utf-8"), digest_size=16).digest()
+    except UnicodeEncodeError:  # a lone surrogate: both refuse the item
+        with pytest.raises(UnicodeEncodeError):
+            content_digest(item)
+        return
+    assert content_digest(item) == expected
