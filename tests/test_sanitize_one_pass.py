@@ -207,3 +207,21 @@ def test_the_cache_key_is_the_digest_of_the_items_json(item: object) -> None:
             content_digest(item)
         return
     assert content_digest(item) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.sampled_from(sorted(lexicon._PAYLOAD_WORDS | lexicon._NEGATED_PAYLOAD | lexicon._NEGATIONS)),
+            st.sampled_from([*lexicon._PAYLOAD_MARKS, "_", " ", "'", "-", "."]),
+            _TEXT,
+        ),
+        max_size=8,
+    )
+)
+def test_a_field_passed_over_before_tokenising_has_no_payload_key(parts: list[str]) -> None:
+    low = "".join(parts).lower()
+    keys = technique._payload_keys(low, lexicon._WORD.findall(low))
+    if low.isascii() and not technique._ANY_PAYLOAD(low):
+        assert keys == []

@@ -113,6 +113,9 @@ _SENSITIVE_SEARCH = _searcher(_SENSITIVE, True)
 _TAMPER_SEARCH = _searcher(_TAMPER, True)
 #: The payload marks found in a text (``://``, ``~/``, ``--force`` ...), in one RE2 pass.
 _MARKS_IN = Literals(_PAYLOAD_MARKS).found
+#: Whether a text holds a payload word, negated payload word or mark anywhere, as a substring: a
+#: field without one has no payload key (each key is one of these, or a part of a word holding it).
+_ANY_PAYLOAD = Literals(sorted(_PAYLOAD_WORDS | _NEGATED_PAYLOAD | set(_PAYLOAD_MARKS))).any_in
 #: The words of ``_WIDE_WORDS`` a field holds (which ones, not in what order), in one RE2 pass.
 _WIDE_IN = Literals(sorted(_WIDE_WORDS)).found
 #: Unions built once, not per sentence.
@@ -406,6 +409,8 @@ def scan_units(
     for pointer, low, identifier, _ in units:
         if (identifier and low.count(" ") < 4) or len(low) < 16:  # a name of five words is a sentence
             continue
+        if low.isascii() and not _ANY_PAYLOAD(low):
+            continue  # no payload word even inside another word: no payload key, without tokenising
         threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
         tokens = _WORD.findall(low)
         keys = _payload_keys(low, tokens)
