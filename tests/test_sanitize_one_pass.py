@@ -37,6 +37,7 @@ _PIECES = st.one_of(
         ]
     ),
     st.text(alphabet="aZ09+/_=- .!?;:\n\t\r\x0b\x1c'\"“”%\\x&#", max_size=8),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=6),  # any ASCII: a new break mark shows
     st.text(max_size=4),  # anything at all, lone surrogates included
 )
 _TEXT = st.lists(_PIECES, max_size=16).map("".join)
