@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..model import Finding
+from .fastre import Literals
 
 #: What a tool that declares itself read-only or non-destructive must not say it does.
 _DESTRUCTIVE_CLAIM = re.compile(
@@ -37,6 +38,11 @@ _STEMS = (
     "synced",
     "always set",
 )
+#: One pass for all the stems: most prose holds none of them and is done after it. Each claim
+#: pattern needs one of its own stems (the first eight are destructive, the rest outbound), so a
+#: pattern runs only on text holding one of those.
+_STEMS_IN = Literals(_STEMS).found
+_DESTRUCTIVE_STEMS = frozenset(_STEMS[:8])
 
 
 def annotation_findings(item: Mapping[str, object], fields: Sequence[tuple[str, str]]) -> list[Finding]:
@@ -54,9 +60,12 @@ def annotation_findings(item: Mapping[str, object], fields: Sequence[tuple[str, 
         return []
     for pointer, text in fields:
         low = text.lower()
-        if not any(stem in low for stem in _STEMS):
+        stems = _STEMS_IN(low)
+        if not stems:
             continue
-        if _DESTRUCTIVE_CLAIM.search(low) or (read_only and _OUTBOUND_CLAIM.search(low)):
+        destructive = not _DESTRUCTIVE_STEMS.isdisjoint(stems)
+        outbound = read_only and not _DESTRUCTIVE_STEMS.issuperset(stems)
+        if (destructive and _DESTRUCTIVE_CLAIM.search(low)) or (outbound and _OUTBOUND_CLAIM.search(low)):
             return [
                 Finding(
                     "injection.annotation-mismatch",

@@ -13,7 +13,9 @@ back-references, flags), go to ``re`` as written, so the answer never depends on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
+import re2
 from re2 import Options, _re2
 
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
@@ -42,3 +44,37 @@ class FastPattern:
             return None if begin < 0 else (begin, end, text[begin:end])
         m = self.pattern.search(text, start)
         return None if m is None else (m.start(), m.end(), m.group(0))
+
+
+class Literals:
+    """Which of a fixed list of substrings occur in a text, in one RE2 pass (``RE2::Set``).
+
+    A loop of ``literal in text`` scans the text once per literal; the set scans it once for all
+    of them. Used for the hint and marker lists of the scanner. Text outside ASCII (where UTF-8
+    and code points differ in length, and lone surrogates cannot be encoded) is answered by the
+    plain loop, so the answer is the loop's in every case.
+    """
+
+    __slots__ = ("_match", "literals")
+
+    def __init__(self, literals: Iterable[str]) -> None:
+        self.literals = tuple(literals)
+        matcher = _re2.Set(_UNANCHORED, _OPTIONS)
+        for literal in self.literals:
+            if matcher.Add(re2.escape(literal).encode("utf-8")) < 0:
+                raise ValueError(f"RE2 cannot match the literal {literal!r}")
+        if not matcher.Compile():
+            raise ValueError("RE2 could not compile the literal set")
+        self._match = matcher.Match
+
+    def found(self, text: str) -> list[str]:
+        """The literals that occur in ``text``, in the order they were given."""
+        if text.isascii():
+            return [self.literals[i] for i in sorted(self._match(text.encode("ascii")))]
+        return [literal for literal in self.literals if literal in text]
+
+    def any_in(self, text: str) -> bool:
+        """Whether any literal occurs in ``text``."""
+        if text.isascii():
+            return bool(self._match(text.encode("ascii")))
+        return any(literal in text for literal in self.literals)

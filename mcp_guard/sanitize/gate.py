@@ -12,9 +12,12 @@ It is separate from :mod:`.injection` so the detector module stays small.
 from __future__ import annotations
 
 import bisect
+import functools
+import operator
 import re
 
 from .families import _ALL
+from .fastre import Literals
 from .patterns import ANCHORS, ROLE_MARKER, ROLE_MARKER_WORDS
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -23,8 +26,11 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 #: symbols (dashes, curly quotes, emoji) split tokens exactly like a space, so they need no fallback.
 _NON_ASCII = re.compile(r"[^\W\x00-\x7f]+")
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n|[。！？]")
-#: Candidate sentence ends for :func:`_sentence_ends` (a plain class: several times faster to scan).
+#: Candidate sentence ends (a plain class: several times faster to scan than ``_SENTENCE_END``).
 _END_CHARS = re.compile(r"[.!?\n。！？]")
+#: The ends of ``_SENTENCE_END``, found from that class: the look-around runs only where the class
+#: matched (".!?" must be followed by whitespace), and no Python test runs per candidate.
+_ENDS = re.compile(r"[.!?\n。！？](?:(?<=[.!?])(?=\s)|(?<![.!?]))")
 
 
 def _index_anchors() -> tuple[dict[str, list[tuple[int, int]]], list[tuple[str, int]], dict[str, set[str]]]:
@@ -47,21 +53,24 @@ def _index_anchors() -> tuple[dict[str, list[tuple[int, int]]], list[tuple[str, 
 
 
 def _substring_hits(low: str) -> list[tuple[int, set[str]]]:
-    """(position, families) of every anchor substring occurrence; each one is searched on its own."""
+    """(position, families) of every anchor substring occurrence.
+
+    One RE2 pass names the substrings present (most texts hold two or three of the forty); only
+    those are looked for again, for their positions.
+    """
     hits: list[tuple[int, set[str]]] = []
-    for first, group in _SUBSTRINGS_BY_FIRST.items():
-        if first not in low:
-            continue
-        for sub, fams in group:
-            at = low.find(sub)
-            while at >= 0:
-                hits.append((at, fams))
-                at = low.find(sub, at + 1)
+    for sub in _SUBSTRINGS_IN(low):
+        fams = _SUBSTRINGS[sub]
+        at = low.find(sub)
+        while at >= 0:
+            hits.append((at, fams))
+            at = low.find(sub, at + 1)
     return hits
 
 
 _WORD_INDEX, _CLAUSES, _SUBSTRINGS = _index_anchors()
 _WORD_SET = frozenset(_WORD_INDEX)
+_SUBSTRINGS_IN = Literals(_SUBSTRINGS).found
 
 
 def _clause_bits() -> tuple[dict[str, int], tuple[tuple[int, int], ...], dict[int, str], int]:
@@ -93,18 +102,15 @@ _WORD_MASKS, _ARITY_STARTS, _FAMILY_AT, _CLAUSE_BIT_COUNT = _clause_bits()
 
 def _families_of(hits: frozenset[str] | set[str]) -> tuple[frozenset[str], bool]:
     """Families whose every clause part has a word in ``hits``; and whether a role-marker word is there."""
-    masks = _WORD_MASKS
-    m = 0
-    for word in hits:
-        m |= masks[word]
+    m = functools.reduce(operator.or_, map(_WORD_MASKS.__getitem__, hits), 0)
     done = 0
     run = m
-    for arity, starts in _ARITY_STARTS:
-        while arity > 1:  # ``run`` keeps bits whose next ``arity - 1`` bits are set too
-            arity -= 1
-            run &= m >> arity
+    width = 1
+    for arity, starts in _ARITY_STARTS:  # ascending: each arity extends the previous one's run
+        while width < arity:  # ``run`` keeps bits whose next ``width - 1`` bits are set too
+            run &= m >> width
+            width += 1
         done |= run & starts
-        run = m
     if not done:
         return frozenset(), bool(m & 1)
     fams = set()
@@ -179,13 +185,8 @@ def _candidate_sentences(low: str, split: bool = True) -> list[tuple[int, int, s
 
 def _sentence_ends(low: str) -> list[int]:
     """End offsets of the sentences of ``low`` (``_SENTENCE_END`` matches), the last one ``len(low)``."""
-    size = len(low)
-    ends = [
-        e
-        for e in (m.end() for m in _END_CHARS.finditer(low))
-        if low[e - 1] not in ".!?" or (e < size and low[e].isspace())
-    ]
-    ends.append(size)
+    ends = [m.end() for m in _ENDS.finditer(low)]
+    ends.append(len(low))
     return ends
 
 

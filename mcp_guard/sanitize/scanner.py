@@ -31,13 +31,17 @@ KINDS = frozenset({"tool", "prompt", "resource", "resource_template"}) | RESULT_
 _NAMED_KINDS = frozenset({"tool", "prompt"})
 
 
+#: ``json.dumps`` with these options, without building an encoder per call (a fifth of its cost).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def content_digest(item: Any) -> bytes:
     """128-bit digest of an item's JSON, the scan cache key.
 
     Keys keep their order (an equal item with other key order merely misses
     the cache); that saves sorting on every call. Pins use the canonical form.
     """
-    encoded = json.dumps(item, separators=(",", ":"), ensure_ascii=False, default=str)
+    encoded = _ENCODE(item)
     return hashlib.blake2b(encoded.encode("utf-8"), digest_size=16).digest()
 
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from ..model import Finding, Severity
-from .fastre import FastPattern
+from .fastre import FastPattern, Literals
 from .lexicon import (
     _ACTORS,
     _CALL_WORDS,
@@ -111,6 +111,16 @@ _DESTINATION_SEARCH = FastPattern(_DESTINATION).search
 _PRIVATE_PATH_SEARCH = _searcher(_PRIVATE_PATH, True)
 _SENSITIVE_SEARCH = _searcher(_SENSITIVE, True)
 _TAMPER_SEARCH = _searcher(_TAMPER, True)
+#: The payload marks found in a text (``://``, ``~/``, ``--force`` ...), in one RE2 pass.
+_MARKS_IN = Literals(_PAYLOAD_MARKS).found
+#: Whether a text holds a payload word, negated payload word or mark anywhere, as a substring: a
+#: field without one has no payload key (each key is one of these, or a part of a word holding it).
+_ANY_PAYLOAD = Literals(sorted(_PAYLOAD_WORDS | _NEGATED_PAYLOAD | set(_PAYLOAD_MARKS))).any_in
+#: The words of ``_WIDE_WORDS`` a field holds (which ones, not in what order), in one RE2 pass.
+_WIDE_IN = Literals(sorted(_WIDE_WORDS)).found
+#: Unions built once, not per sentence.
+_ORDER_AFTER_ALSO = _IMPERATIVE | _SEND_VERBS
+_TAMPER_OR_STEER = _TAMPER_WORDS | _STEER_WORDS
 #: Anchor word -> the regex signals it makes possible (one lookup per word of a sentence).
 _ANCHOR_SIGNALS: dict[str, frozenset[str]] = {}
 for _name, _, _anchors in _REGEXES:
@@ -119,9 +129,51 @@ for _name, _, _anchors in _REGEXES:
 _ANCHOR_WORDS = frozenset(_ANCHOR_SIGNALS)
 
 
+#: Where an ASCII sentence may end: one character class, which ``re`` scans for without trying
+#: the look-behinds of ``_SENTENCE`` at every position.
+_BREAK_AT = re.compile(r"[.!?;\n]\s*")
+
+
+def _sentences(text: str) -> list[str]:
+    """The non-blank pieces of ``_SENTENCE.split(text)``.
+
+    On ASCII text without ``--`` the pattern splits after ``.!?;`` followed by whitespace (taking
+    all of it) and at runs of newlines (taking only the newlines); this walks those places
+    directly. Other text goes to the pattern itself.
+    """
+    if not text.isascii() or "--" in text:
+        return [s for s in _SENTENCE.split(text) if s and s.strip()]
+    out: list[str] = []
+    search = _BREAK_AT.search
+    size = len(text)
+    prev = 0
+    m = search(text)
+    while m is not None:
+        start, end = m.span()
+        if text[start] == "\n":
+            end = start + 1
+            while end < size and text[end] == "\n":
+                end += 1
+            piece = text[prev:start]
+        elif end > start + 1:
+            piece = text[prev : start + 1]
+        else:  # punctuation not followed by whitespace: no break
+            m = search(text, end)
+            continue
+        if piece and not piece.isspace():
+            out.append(piece)
+        prev = end
+        m = search(text, end)
+    piece = text[prev:]
+    if piece and not piece.isspace():
+        out.append(piece)
+    return out
+
+
 def _strip_reported(text: str) -> str:
     """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
-    if '"' not in text and "'" not in text and "“" not in text:
+    # Each quotation ``_QUOTED`` knows has two quote marks: an apostrophe alone ("don't") is none.
+    if text.count('"') < 2 and text.count("'") < 2 and "”" not in text:
         return text
 
     def blank(m: re.Match[str]) -> str:
@@ -161,7 +213,7 @@ class _Sentence:
                 found["imperative"] = head[0]
         if "also" in wordset and "imperative" not in found:
             index = words.index("also")
-            if index + 1 < len(words) and words[index + 1] in _IMPERATIVE | _SEND_VERBS:
+            if index + 1 < len(words) and words[index + 1] in _ORDER_AFTER_ALSO:
                 found["imperative"] = "also " + words[index + 1]
         secret = wordset & _SECRET_WORDS or wordset & _PRIVATE_DATA
         if secret:
@@ -197,9 +249,7 @@ class _Sentence:
             possible.add("private_path")
         if "sensitive" not in found and (not wordset.isdisjoint(_SENSITIVE_ANCHORS) or "_" in text):
             possible.add("sensitive")
-        if not wordset.isdisjoint(_TAMPER_WORDS | _STEER_WORDS) and (
-            "other_tool" in possible or "trigger" in possible
-        ):
+        if not wordset.isdisjoint(_TAMPER_OR_STEER) and ("other_tool" in possible or "trigger" in possible):
             possible.add("tamper")
         if "sensitive" not in found and "sensitive" not in possible:
             possible.discard("sink")  # a parameter counts only as the sink of something sensitive
@@ -209,6 +259,17 @@ class _Sentence:
         self.possible = frozenset(possible)
         self.words = wordset
         self.deep = False
+
+    @classmethod
+    def blank(cls) -> _Sentence:
+        """What ``_Sentence("", own)`` holds for any ``own`` (no words, no signals), without reading."""
+        sentence = cls.__new__(cls)
+        sentence.text = ""
+        sentence.found = {}
+        sentence.possible = frozenset()
+        sentence.words = set()
+        sentence.deep = False
+        return sentence
 
     def deepen(self, own: frozenset[str]) -> dict[str, str]:
         """Run the regex signals this sentence could raise; returns every signal found."""
@@ -279,7 +340,7 @@ def _payload_keys(low: str, tokens: list[str]) -> list[str] | None:
     keys = list(words & _PAYLOAD_WORDS)
     if not words.isdisjoint(_NEGATIONS):
         keys.extend(words & _NEGATED_PAYLOAD)
-    keys.extend(mark for mark in _PAYLOAD_MARKS if mark in low)
+    keys.extend(_MARKS_IN(low))
     return keys
 
 
@@ -301,18 +362,10 @@ def _candidates(low: str, texts: list[str], keys: list[str] | None) -> set[int] 
     """
     if keys is None or len(texts) <= 2:
         return None
-    chosen: set[int] = set()
-    wide = [word for word in _WIDE_WORDS if word in low]
-    for index, text in enumerate(texts):
-        if (
-            any(key in text for key in keys)
-            or (wide and any(word in text for word in wide))
-            or "[" in text
-            or "<" in text
-            or "you" in text
-        ):
-            chosen.add(index)
-    return chosen
+    # A sentence is read when it holds any of these: the field's payload keys, the wide words
+    # the field holds, and the marks of a tag, a quotation of roles or "you".
+    needles = [*keys, *_WIDE_IN(low), "[", "<", "you"]
+    return {index for index, text in enumerate(texts) if any(needle in text for needle in needles)}
 
 
 def _bound(names: Iterable[str]) -> float:
@@ -356,6 +409,8 @@ def scan_units(
     for pointer, low, identifier, _ in units:
         if (identifier and low.count(" ") < 4) or len(low) < 16:  # a name of five words is a sentence
             continue
+        if low.isascii() and not _ANY_PAYLOAD(low):
+            continue  # no payload word even inside another word: no payload key, without tokenising
         threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
         tokens = _WORD.findall(low)
         keys = _payload_keys(low, tokens)
@@ -363,9 +418,9 @@ def scan_units(
             continue
         if keys is not None and _bound(_field_reach(low, own_words, tokens)) < threshold:
             continue  # even every sentence's signals together could not reach the threshold
-        texts = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
+        texts = _sentences(_strip_reported(low))
         chosen = _candidates(low, texts, keys)
-        empty = _Sentence("", own_words)
+        empty = _Sentence.blank()
         parts = [
             _Sentence(t, own_words) if chosen is None or i in chosen else empty for i, t in enumerate(texts)
         ]

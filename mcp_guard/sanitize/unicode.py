@@ -139,6 +139,8 @@ _FILLER_SET = frozenset("\u3164\u115f\u1160\uffa0")
 _BIDI_MARKS = frozenset("\u200e\u200f\u061c")
 #: C0/C1 controls other than tab, newline and carriage return.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f\x80-\x9f]")
+#: The ASCII characters :func:`has_suspect_chars` looks for: ``_CONTROL``'s, ESC (0x1b) and CR (0x0d).
+_ASCII_SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 _BARE_CR = re.compile("\r(?!\n)")
 #: ANSI / ECMA-48: CSI, OSC, DCS/SOS/PM/APC strings and two-byte escapes.
 _ANSI = re.compile(
@@ -234,8 +236,8 @@ class Hit:
 
 def has_suspect_chars(text: str) -> bool:
     """Cheap gate: only strings with non-ASCII or control characters need the full check."""
-    if text.isascii():
-        return "\x1b" in text or _CONTROL.search(text) is not None or "\r" in text
+    if text.isascii():  # one search: ``_CONTROL``'s ASCII part, ESC and CR
+        return _ASCII_SUSPECT.search(text) is not None
     return True
 
 

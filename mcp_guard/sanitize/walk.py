@@ -19,6 +19,8 @@ _SKIP_VALUES = frozenset(
 _NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 #: Keys whose string values are identifiers rather than sentences.
 _IDENTIFIER_KEYS = frozenset({"name", "required", "enum", "const"})
+#: JSON scalars other than strings: never walked into, and cheaper to rule out than ``isinstance``.
+_SCALARS = frozenset({bool, int, float, type(None)})
 
 
 class TextField(NamedTuple):
@@ -49,25 +51,33 @@ def _walk(value: Any, pointer: str, key: str | None, out: list[TextField]) -> No
         _text(value, pointer, key, out)
     elif type(value) is dict or (type(value) is not list and isinstance(value, Mapping)):
         for k, v in value.items():
-            if not isinstance(k, str):
+            vt = type(v)
+            if vt in _SCALARS or not isinstance(k, str):
+                continue  # a number, flag or null holds no text: no pointer is built for it
+            if vt is str:
+                if k not in _SKIP_VALUES or " " in v:
+                    child = f"{pointer}/{escape(k)}" if "~" in k or "/" in k else f"{pointer}/{k}"
+                    out.append(TextField(child, v, k in _IDENTIFIER_KEYS and " " not in v))
                 continue
-            child = f"{pointer}/{escape(k)}"
+            # ``escape`` inlined: most keys hold neither "~" nor "/", and a call per key adds up.
+            child = f"{pointer}/{escape(k)}" if "~" in k or "/" in k else f"{pointer}/{k}"
             if k in _NAME_MAPS and isinstance(v, Mapping):
                 for name in v:
                     if isinstance(name, str):
-                        out.append(TextField(f"{child}/{escape(name)}", name, True))
-            vt = type(v)
-            if vt is str:
-                if k not in _SKIP_VALUES or " " in v:
-                    out.append(TextField(child, v, k in _IDENTIFIER_KEYS and " " not in v))
-            elif vt is dict or vt is list or isinstance(v, (str, Mapping, list, tuple)):
+                        token = escape(name) if "~" in name or "/" in name else name
+                        out.append(TextField(f"{child}/{token}", name, True))
+            if vt is dict or vt is list or isinstance(v, (str, Mapping, list, tuple)):
                 _walk(v, child, k, out)
     elif isinstance(value, (list, tuple)):
         for index, v in enumerate(value):
             vt = type(v)
             if vt is str:
                 _text(v, f"{pointer}/{index}", key, out)
-            elif vt is dict or vt is list or isinstance(v, (str, Mapping, list, tuple)):
+            elif (
+                vt is dict
+                or vt is list
+                or (vt not in _SCALARS and isinstance(v, (str, Mapping, list, tuple)))
+            ):
                 _walk(v, f"{pointer}/{index}", key, out)
 
 
