@@ -62,11 +62,15 @@ class PortalState:
         credentials: CredentialBroker | None = None,
         lockdown: PortalSigner | None = None,
         forward: bool = False,
+        fast_lane: bool = True,
     ) -> None:
         self.guard = guard
         self.credentials = credentials
         self.lockdown = lockdown
         self.listen = listen or ListenSection()
+        #: Serve eligible requests on the fast lane (see :mod:`.fastlane`); the lane once installed.
+        self.fast_lane = fast_lane
+        self.lane: Any = None
         self.page_size = page_size
         self.start_timeout = start_timeout
         self.registry = registry
