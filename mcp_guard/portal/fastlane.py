@@ -47,9 +47,14 @@ import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.runner import ServerRunner
-from mcp.server.streamable_http import check_accept_headers
+from mcp.server.streamable_http import REQUEST_CANCELLED, check_accept_headers
+from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.exceptions import NoBackChannelError
-from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
+from mcp.shared.jsonrpc_dispatcher import (
+    _InFlight,
+    handler_exception_to_error_data,
+    progress_token_from_params,
+)
 from mcp.shared.message import ServerMessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp_types import ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse, jsonrpc_message_adapter
@@ -127,6 +132,9 @@ class _Outbound:
     def can_send_request(self) -> bool:
         return False
 
+    def close(self) -> None:
+        self._keep = False
+
     async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
         if self._keep:
             note: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -191,6 +199,8 @@ class FastLane:
             return None
         if not connection.initialized.is_set() or connection.protocol_version != version:
             return None
+        if not isinstance(getattr(connection.outbound, "_in_flight", None), dict):
+            return None  # not the SDK's session dispatcher: cancellation could not reach the request
         if declared(connection.client_capabilities):
             return None  # an upstream may ask this caller something: that needs the response stream
         request = Request(scope, receive)
@@ -227,8 +237,13 @@ class FastLane:
         metadata = ServerMessageMetadata(request_context=request, can_send_request=False)
         outbound = _Outbound(message.id, metadata, keep=not json_mode)
         runner = ServerRunner(self.server, connection, getattr(self.gate.manager, "_lifespan_state", None))
-        reply: JSONRPCResponse | JSONRPCError
-        with _in_flight(transport):
+        reply: JSONRPCResponse | JSONRPCError | None = None
+        # In the session dispatcher's table of requests in flight, as the SDK path puts it: the
+        # client's notifications/cancelled for this id reaches it the same way.
+        table: dict[Any, Any] = connection.outbound._in_flight  # type: ignore[attr-defined]
+        key = coerce_request_id(message.id)
+        entry = table[key] = _InFlight(scope=anyio.CancelScope(), dctx=outbound)  # type: ignore[arg-type]
+        with _in_flight(transport), entry.scope:
             try:
                 result = await runner._on_request(outbound, message.method, message.params)
                 reply = JSONRPCResponse(jsonrpc="2.0", id=message.id, result=result)
@@ -236,6 +251,14 @@ class FastLane:
                 raise
             except Exception as exc:
                 reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=_error_of(exc, message.method))
+            finally:
+                outbound.close()
+                if table.get(key) is entry:
+                    del table[key]
+        if reply is None or outbound.cancel_requested.is_set():
+            # What the SDK's 2025-11-25 transport answers for a request the client cancelled.
+            cancelled = ErrorData(code=REQUEST_CANCELLED, message="Request cancelled")
+            reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=cancelled)
         await _answer(send, transport, reply, outbound.notes)
 
 
