@@ -99,6 +99,9 @@ class SessionConnections:
 
     def __init__(self) -> None:
         self._known: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
+        self._running: weakref.WeakKeyDictionary[Connection, set[anyio.CancelScope]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.request_id is None and ctx.method == "notifications/initialized":
@@ -110,6 +113,15 @@ class SessionConnections:
 
     def get(self, session_id: str) -> Connection | None:
         return self._known.get(session_id)
+
+    def running(self, connection: Connection) -> set[anyio.CancelScope]:
+        """The lane requests running on a session: cancelled when the session ends, as the SDK
+        cancels the handlers its session task runs (a client that ends its session mid-call)."""
+        held = self._running.get(connection)
+        if held is None:
+            held = self._running[connection] = set()
+            connection.exit_stack.callback(_cancel_all, held)
+        return held
 
 
 class _Outbound:
@@ -243,6 +255,8 @@ class FastLane:
         table: dict[Any, Any] = connection.outbound._in_flight  # type: ignore[attr-defined]
         key = coerce_request_id(message.id)
         entry = table[key] = _InFlight(scope=anyio.CancelScope(), dctx=outbound)  # type: ignore[arg-type]
+        running = self.connections.running(connection)
+        running.add(entry.scope)
         with _in_flight(transport), entry.scope:
             try:
                 result = await runner._on_request(outbound, message.method, message.params)
@@ -253,6 +267,7 @@ class FastLane:
                 reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=_error_of(exc, message.method))
             finally:
                 outbound.close()
+                running.discard(entry.scope)
                 if table.get(key) is entry:
                     del table[key]
         if reply is None or outbound.cancel_requested.is_set():
@@ -275,6 +290,11 @@ def install_fast_lane(gate: Any, server: Any) -> FastLane:
 
 
 # ---------------------------------------------------------------------- helpers
+def _cancel_all(scopes: set[anyio.CancelScope]) -> None:
+    for scope in list(scopes):
+        scope.cancel()
+
+
 def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
     """Request headers by lower-case name, the first value winning (as the SDK reads them)."""
     out: dict[str, str] = {}
