@@ -113,11 +113,11 @@ def running_lab() -> Iterator[str]:
         yield url + "/mcp"
 
 
-def make_portal(tmp: Path, upstream: str, *, lane: bool) -> tuple[Portal, ListAuditor]:
+def make_portal(tmp: Path, upstream: str, *, lane: bool, forward: bool = True) -> tuple[Portal, ListAuditor]:
     (tmp / "policy.toml").write_text(POLICY)
     (tmp / "guard.toml").write_text(
         '[guard]\npolicy = "policy.toml"\n\n'
-        f"[portal]\nfast_lane = {str(lane).lower()}\n\n"
+        f"[portal]\nfast_lane = {str(lane).lower()}\nforward = {str(forward).lower()}\n\n"
         f'[[servers]]\nname = "lab"\nurl = "{upstream}"\n'
     )
     auditor = ListAuditor()
@@ -308,20 +308,31 @@ def normalized(events: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def test_the_lane_answers_and_records_what_the_sdk_path_does(tmp_path: Path) -> None:
-    runs: dict[bool, tuple[list[tuple[str, int, list[Any]]], list[dict[str, Any]]]] = {}
-    served: dict[bool, int] = {}
+#: (lane, forward) of the reference run and of the run compared with it.
+PAIRS = {
+    "lane vs SDK path, SDK client sessions upstream": ((False, False), (True, False)),
+    "lane vs SDK path, forwarding upstream": ((False, True), (True, True)),
+    "forwarding vs SDK client sessions, lane off": ((False, False), (False, True)),
+}
+
+
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_the_lane_answers_and_records_what_the_sdk_path_does(tmp_path: Path, pair: str) -> None:
+    runs: dict[tuple[bool, bool], tuple[list[tuple[str, int, list[Any]]], list[dict[str, Any]]]] = {}
+    served: dict[tuple[bool, bool], int] = {}
     with running_lab() as upstream:
-        for lane in (False, True):
-            where = tmp_path / str(lane)
+        for lane, forward in PAIRS[pair]:
+            where = tmp_path / f"{lane}-{forward}"
             where.mkdir()
-            portal, auditor = make_portal(where, upstream, lane=lane)
+            portal, auditor = make_portal(where, upstream, lane=lane, forward=forward)
             with portal_url(portal) as url:
                 answers = run_steps(url)
-            runs[lane] = (answers, normalized(auditor.events))
-            served[lane] = portal.lane.served if portal.lane is not None else 0
-    sdk, fast = runs[False], runs[True]
-    assert served[False] == 0 and served[True] >= 15  # the lane did serve most of the sequence
+            runs[lane, forward] = (answers, normalized(auditor.events))
+            served[lane, forward] = portal.lane.served if portal.lane is not None else 0
+    reference, compared = PAIRS[pair]
+    sdk, fast = runs[reference], runs[compared]
+    assert served[reference] == 0  # the lane was off
+    assert served[compared] >= 15 if compared[0] else served[compared] == 0  # ... and served when on
     for (name, status, got), (_, sdk_status, expected) in zip(fast[0], sdk[0], strict=True):
         assert got == expected, name
         assert status == sdk_status or (status, sdk_status) == (200, 200), name

@@ -61,7 +61,7 @@ class PortalState:
         errlog: TextIO | None = None,
         credentials: CredentialBroker | None = None,
         lockdown: PortalSigner | None = None,
-        forward: bool = False,
+        forward: bool = True,
         fast_lane: bool = True,
     ) -> None:
         self.guard = guard
