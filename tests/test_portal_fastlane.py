@@ -18,13 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic_core
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp_types import JSONRPCRequest, jsonrpc_message_adapter
 
 from mcp_guard.authn.chain import AuthenticatorChain
 from mcp_guard.config import load_config
 from mcp_guard.model import Principal
 from mcp_guard.portal import Portal
+from mcp_guard.portal.fastlane import LANE_METHODS, _lane_request, _Reader
 from mcp_guard.protocols import Credential
 
 from .helpers import KeywordSanitizer, ListAuditor
@@ -399,3 +405,84 @@ async def test_sdk_clients_work_through_the_lane(tmp_path: Path, mode: str) -> N
                 assert "read me" in str(read[0])
     assert portal.lane.served >= 2  # the SDK client on 2025-11-25 (FastMCP speaks 2026-07-28: SDK path)
     assert [e.method for e in auditor.events if e.decision == "deny"] == []
+
+
+# ---------------------------------------------------------------------- the lane's parser
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_TOKEN = st.one_of(st.integers(), st.text(max_size=3), st.booleans(), _JSON)
+_PARAMS = st.one_of(
+    _JSON,
+    st.fixed_dictionaries(
+        {"name": st.text(max_size=4)},
+        optional={
+            "_meta": st.fixed_dictionaries(
+                {},
+                optional={
+                    "progressToken": st.one_of(st.integers(), st.text(max_size=3), st.booleans(), _JSON)
+                },
+            )
+        },
+    ),
+)
+_LOOSE = st.fixed_dictionaries(
+    {},
+    optional={
+        "jsonrpc": st.sampled_from(["2.0", "1.0", 2]),
+        "id": st.one_of(st.integers(), st.text(max_size=4), st.none(), st.booleans()),
+        "method": st.sampled_from([*sorted(LANE_METHODS), "initialize", "ping", "notifications/cancelled"]),
+        "params": _PARAMS,
+        "result": _JSON,
+    },
+)
+#: Requests that get past the envelope checks, so the parameters decide.
+_REQUESTS = st.fixed_dictionaries(
+    {
+        "jsonrpc": st.just("2.0"),
+        "id": st.one_of(st.integers(), st.text(max_size=4)),
+        "method": st.sampled_from(sorted(LANE_METHODS)),
+        "params": _PARAMS,
+    }
+)
+_MESSAGES = st.one_of(_LOOSE, _REQUESTS)
+
+
+@given(st.one_of(_MESSAGES, st.lists(_MESSAGES, max_size=2), _JSON))
+@settings(max_examples=300, deadline=None)
+def test_the_lane_takes_only_single_requests_the_sdk_parses_the_same_way(raw: Any) -> None:
+    body = json.dumps(raw).encode()
+    taken = _lane_request(body)
+    if taken is None:
+        return
+    # What the lane serves is exactly one request the SDK would parse as one, for a lane method,
+    # without a progress token.
+    parsed = jsonrpc_message_adapter.validate_python(pydantic_core.from_json(body), by_name=False)
+    assert isinstance(parsed, JSONRPCRequest) and parsed == taken
+    assert taken.method in LANE_METHODS and isinstance(raw, dict)
+    assert progress_token_from_params(taken.params) is None
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=200, deadline=None)
+def test_the_lane_parser_never_raises_on_bytes(body: bytes) -> None:
+    _lane_request(body)
+
+
+async def test_a_body_the_lane_read_reaches_the_sdk_in_full() -> None:
+    chunks = [
+        {"type": "http.request", "body": b'{"a":', "more_body": True},
+        {"type": "http.request", "body": b"1}", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+    pending = list(chunks)
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0)
+
+    reader = _Reader(receive)
+    assert await reader.read(7) == b'{"a":1}'
+    again = reader.replay()
+    assert [await again() for _ in range(3)] == chunks

@@ -182,23 +182,26 @@ class FastLane:
         if scope.get("type") != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
+        reader = _Reader(receive)
         try:
-            taken = await self._take(scope, receive, send)
+            plan = await self._plan(scope, reader)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
-            # Reached only before anything was sent: the SDK's endpoint answers instead.
+            # Nothing has run yet: the SDK's endpoint answers instead (never both).
             logger.exception("fast lane: request handed to the SDK path after an error")
-            taken = None
-        if taken is None:
+            plan = None
+        if plan is None:
             self.passed += 1
-            await self.app(scope, receive, send)
-        elif isinstance(taken, bytes):
-            self.passed += 1
-            await self.app(scope, _replay(taken, receive), send)
+            await self.app(scope, reader.replay(), send)
+            return
+        # From here on the request is the lane's: it runs once, and is answered here.
+        self.served += 1
+        await self._serve(send, *plan)
 
-    async def _take(self, scope: dict[str, Any], receive: Receive, send: Send) -> bytes | bool | None:
-        """Serve the request (True), or say how it goes on: None (body unread) or the body read so far."""
+    async def _plan(self, scope: dict[str, Any], reader: _Reader) -> tuple[Any, ...] | None:
+        """What ``_serve`` needs for this request, or None when the SDK's endpoint must answer it."""
+        receive = reader.receive
         headers = _headers(scope)
         session_id = headers.get("mcp-session-id")
         version = headers.get("mcp-protocol-version")
@@ -226,19 +229,14 @@ class FastLane:
         length = headers.get("content-length")
         if length is None or not length.isdigit() or int(length) > MAX_LANE_BODY:
             return None
-        body = await _read_body(receive, int(length))
-        if body is None:
-            return b""  # disconnected or longer than announced: the SDK's endpoint sees the same
-        message = _lane_request(body)
+        body = await reader.read(int(length))
+        message = _lane_request(body) if body is not None else None
         if message is None:
-            return body
-        self.served += 1
-        await self._serve(scope, send, request, transport, connection, message, json_mode)
-        return True
+            return None
+        return request, transport, connection, message, json_mode
 
     async def _serve(
         self,
-        scope: dict[str, Any],
         send: Send,
         request: Request,
         transport: Any,
@@ -339,21 +337,37 @@ class _in_flight:
                 self.transport.idle_scope.deadline = anyio.current_time() + self.transport._idle_timeout
 
 
-async def _read_body(receive: Receive, length: int) -> bytes | None:
-    """The whole body, or None when the client went away or sent more than it announced."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message.get("type") != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > length:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+class _Reader:
+    """The request's ``receive``, keeping what the lane read so the SDK's endpoint can be given it again."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self._read: list[dict[str, Any]] = []
+
+    async def read(self, length: int) -> bytes | None:
+        """The whole body, or None when the client went away or sent more than it announced."""
+        size = 0
+        while True:
+            message = await self.receive()
+            self._read.append(message)
+            if message.get("type") != "http.request":
+                return None
+            size += len(message.get("body", b""))
+            if size > length:
+                return None
+            if not message.get("more_body", False):
+                return b"".join(m.get("body", b"") for m in self._read)
+
+    def replay(self) -> Receive:
+        """A ``receive`` giving the messages already read, in order, then deferring to the client's."""
+        if not self._read:
+            return self.receive
+        pending = list(self._read)
+
+        async def replay() -> dict[str, Any]:
+            return pending.pop(0) if pending else await self.receive()
+
+        return replay
 
 
 def _lane_request(body: bytes) -> JSONRPCRequest | None:
@@ -399,20 +413,6 @@ async def _answer(
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives the already-read body once, then defers to the client's."""
-    sent = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 __all__ = ["LANE_METHODS", "FastLane", "SessionConnections", "install_fast_lane"]
