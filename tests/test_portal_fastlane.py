@@ -267,6 +267,15 @@ STEPS: list[tuple[str, str, str, dict[str, str], Any]] = [
         call("lab__echo", {"text": "x"}),
     ),
     (
+        "Mcp-Method mismatch",
+        "tok-alice",
+        "alice",
+        {"mcp-method": "tools/list"},
+        call("lab__echo", {"text": "m"}),
+    ),
+    ("Mcp-Name mismatch", "tok-alice", "alice", {"mcp-name": "lab__leak"}, call("lab__echo", {"text": "n"})),
+    ("bad cursor", "tok-alice", "alice", {}, request("tools/list", {"cursor": "not-a-cursor"})),
+    (
         "batch",
         "tok-alice",
         "alice",
