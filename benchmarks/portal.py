@@ -1,16 +1,17 @@
 """tools/call over streamable HTTP: through the portal vs directly to the same upstream.
 
-Four processes: the upstream (this file with ``--upstream``: the server of
-examples/portal/notes_server.py over streamable HTTP), two portals (this file
+Five processes: the upstream (this file with ``--upstream``: the server of
+examples/portal/notes_server.py over streamable HTTP), three portals (this file
 with ``--portal``: real API-key authentication, the compiled policy of
 examples/portal/policy.toml, the audit pipeline writing to SQLite, or JSON
-Lines with ``BENCH_AUDIT=jsonl``), one with SDK client sessions to the
-upstream and one with ``forward`` on, and this client. All servers run with
+Lines with ``BENCH_AUDIT=jsonl``) - ``session``: SDK client sessions to the
+upstream and the fast lane off; ``forward``: ``forward`` on, the lane off;
+``lane``: both on (the default config) - and this client. All servers run with
 the SDK's defaults and logging at WARNING, so the paths differ only by the
 portal. Each client holds one 2025-11-25 session, warms up, and calls ``echo``
 in a loop; ``BENCH_ROUNDS`` alternating rounds (3) run every path once per
 client count, each round starting with another path. ``BENCH_PROFILE=FILE``
-writes each portal's cProfile stats to ``FILE.session`` / ``FILE.forward``.
+writes each portal's cProfile stats to ``FILE.session`` / ``FILE.forward`` / ``FILE.lane``.
 Run: ``.venv/bin/python benchmarks/portal.py``.
 """
 
@@ -45,7 +46,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -84,7 +85,7 @@ def run_upstream(port: int) -> None:
 
 
 # ---------------------------------------------------------------------- portal process
-def run_portal(port: int, upstream: str, audit_dir: str, forward: bool) -> None:
+def run_portal(port: int, upstream: str, audit_dir: str, mode: str) -> None:
     quiet_logging()
     from mcp_guard.audit import open_auditor
     from mcp_guard.authn.api_keys import ApiKeyAuthenticator, ConfiguredKey, sha256_hex
@@ -111,7 +112,8 @@ def run_portal(port: int, upstream: str, audit_dir: str, forward: bool) -> None:
         [UpstreamSection(name="notes", url=upstream)],
         ping_interval=30,
         pool=int(os.environ.get("BENCH_POOL", "4")),
-        forward=forward,
+        forward=mode != "session",
+        fast_lane=mode == "lane",
     )
 
     async def main() -> None:
@@ -139,7 +141,7 @@ def run_portal(port: int, upstream: str, audit_dir: str, forward: bool) -> None:
         anyio.run(main)
     finally:
         profiler.disable()
-        profiler.dump_stats(f"{profile_to}.{'forward' if forward else 'session'}")
+        profiler.dump_stats(f"{profile_to}.{mode}")
 
 
 # ---------------------------------------------------------------------- load
@@ -209,20 +211,20 @@ def spread(values: list[float], fmt: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--portal", nargs=4, metavar=("PORT", "UPSTREAM", "AUDIT_DIR", "FORWARD"), help=argparse.SUPPRESS
+        "--portal", nargs=4, metavar=("PORT", "UPSTREAM", "AUDIT_DIR", "MODE"), help=argparse.SUPPRESS
     )
     parser.add_argument("--upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.portal:
-        run_portal(int(args.portal[0]), args.portal[1], args.portal[2], args.portal[3] == "1")
+        run_portal(int(args.portal[0]), args.portal[1], args.portal[2], args.portal[3])
         return
     if args.upstream:
         run_upstream(args.upstream)
         return
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/mcp"
-    # The portal with SDK client sessions behind it, and the portal forwarding directly.
-    portals = {"session": free_port(), "forward": free_port()}
+    # The portal with SDK client sessions behind it, forwarding directly, and with the fast lane too.
+    portals = {"session": free_port(), "forward": free_port(), "lane": free_port()}
     procs: list[subprocess.Popen[Any]] = []
     runs: dict[tuple[int, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as audit_dir:
@@ -232,12 +234,12 @@ def main() -> None:
             for mode, port in portals.items():
                 audit = Path(audit_dir) / mode
                 audit.mkdir()
-                flag = "1" if mode == "forward" else "0"
-                command = [sys.executable, __file__, "--portal", str(port), upstream, str(audit), flag]
+                command = [sys.executable, __file__, "--portal", str(port), upstream, str(audit), mode]
                 procs.append(subprocess.Popen(command))
             for port in portals.values():
                 wait_http(f"http://127.0.0.1:{port}/mcp")
-            pids = {"direct": procs[0].pid, "session": procs[1].pid, "forward": procs[2].pid}
+            pids = {"direct": procs[0].pid}
+            pids.update({mode: p.pid for mode, p in zip(portals, procs[1:], strict=True)})
             paths = {"direct": (upstream, "echo")}
             paths.update({m: (f"http://127.0.0.1:{p}/mcp", "notes__echo") for m, p in portals.items()})
             order = list(paths)

@@ -163,7 +163,10 @@ class PortalSection(_Strict):
     metrics_public: bool = False
     #: Forward tool calls, prompts, resource reads and completions to URL upstreams as plain
     #: JSON-RPC POSTs instead of through an SDK client session (docs/portal.md).
-    forward: bool = False
+    forward: bool = True
+    #: Answer eligible requests on known 2025-11-25 sessions in the HTTP request's own task, outside
+    #: the SDK's session transport (the "fast lane", docs/portal.md); everything else is unchanged.
+    fast_lane: bool = True
 
 
 class ConsoleSection(_Strict):

@@ -31,6 +31,7 @@ from ..integrations.http import (
 from ..integrations.sessions import guard_sessions
 from ..telemetry import Telemetry
 from .credentials import KEY_ENV, CredentialBroker, SecretBox, load_key
+from .fastlane import install_fast_lane
 from .health import health_routes
 from .lockdown import PortalSigner
 from .registry import Registry
@@ -77,7 +78,9 @@ class ServingMixin(PortalState):
             **options,
         )
         # Only authenticated callers open sessions, and only their owner uses one.
-        guard_sessions(app, self.guard, **caps)
+        gate = guard_sessions(app, self.guard, **caps)
+        if self.fast_lane:
+            self.lane = install_fast_lane(gate, self.server)
         inner = app.router.lifespan_context
 
         @asynccontextmanager
@@ -157,6 +160,7 @@ def portal_arguments(
     portal_kw.setdefault("private_per_principal", settings.private_per_principal)
     portal_kw.setdefault("private_max", settings.private_max)
     portal_kw.setdefault("forward", settings.forward)
+    portal_kw.setdefault("fast_lane", settings.fast_lane)
     listen = config.listen
     tls = {
         k: str(config.resolve(v))
@@ -245,5 +249,6 @@ _PORTAL_KW = frozenset(
         "credentials",
         "lockdown",
         "forward",
+        "fast_lane",
     }
 )

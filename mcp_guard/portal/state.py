@@ -61,12 +61,16 @@ class PortalState:
         errlog: TextIO | None = None,
         credentials: CredentialBroker | None = None,
         lockdown: PortalSigner | None = None,
-        forward: bool = False,
+        forward: bool = True,
+        fast_lane: bool = True,
     ) -> None:
         self.guard = guard
         self.credentials = credentials
         self.lockdown = lockdown
         self.listen = listen or ListenSection()
+        #: Serve eligible requests on the fast lane (see :mod:`.fastlane`); the lane once installed.
+        self.fast_lane = fast_lane
+        self.lane: Any = None
         self.page_size = page_size
         self.start_timeout = start_timeout
         self.registry = registry
