@@ -171,6 +171,13 @@ def test_one_call_encoding_stores_what_the_full_redactor_stores(event: AuditEven
     general = _general(event)
     if general is not None:  # the general path may decline what the one call takes (and back)
         assert (_lists(general[0]), general[1]) == (_lists(record), text)
+    canonical.FAST = False  # without orjson (the ``fast`` extra not installed)
+    try:
+        stdlib = fr.fast_record(event, event.redact_fields)
+    finally:
+        canonical.FAST = True
+    if stdlib is not None:
+        assert (_lists(stdlib[0]), stdlib[1]) == (_lists(record), text)
 
 
 def test_plain_events_take_the_one_call_path(monkeypatch: pytest.MonkeyPatch) -> None:
