@@ -4,6 +4,10 @@
 sensitive-key rule on copies, encodes it once (``canonical.encode_fast``) and asks the prefilter
 (``redact.might_need_redaction``) whether any detector could change it; None sends the event down
 the full path. ``tests/test_audit_fastpath.py`` checks that both paths store the same bytes.
+
+Most events hold only plain values in their fixed fields (checked by type, in C loops); with
+``orjson`` installed those are encoded in one call, the arguments embedded as a pre-checked
+``orjson.Fragment``, and the prefilter and sensitive-key tests run over the bytes as they come.
 """
 
 from __future__ import annotations
@@ -13,12 +17,27 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from . import canonical
 from .canonical import encode_fast
+from .chain import ChainedRecord
 from .detectors import MASK, sensitive_key
-from .redact import _MAX_DEPTH, Step, compile_paths, has_sensitive_key, might_need_redaction
+from .redact import (
+    _MAX_DEPTH,
+    Step,
+    compile_paths,
+    has_sensitive_key,
+    has_sensitive_key_bytes,
+    might_need_redaction,
+    might_need_redaction_ascii,
+)
+
+try:  # the ``fast`` extra; without it the general path below encodes with the standard encoder
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from ..model import AuditEvent
+    from ..model import AuditEvent, ResultSummary
 
 _PLAIN = frozenset((str, bool, int, type(None)))
 _STR = frozenset((str,))
@@ -31,12 +50,19 @@ def _flat(principal: Mapping[str, Any]) -> dict[str, Any] | None:
     """``principal`` as a dict when it is flat (string keys; plain scalars or lists of strings),
     tuples as lists (the encoding is the same), else None."""
     out = dict(principal)
+    if _STR.issuperset(map(type, out)):  # the common shapes, checked in C loops
+        types = set(map(type, out.values()))
+        if types <= _PLAIN:
+            return out
+        lists = [v for v in out.values() if type(v) is list]
+        if types <= _PLAIN_OR_LIST and all(_STR.issuperset(map(type, v)) for v in lists):
+            return out
     for k, v in out.items():
         if type(k) is not str:
             return None
         t = type(v)
         if t is tuple or t is list:
-            if not all(type(x) is str for x in v):
+            if not _STR.issuperset(map(type, v)):
                 return None
             if t is tuple:
                 out[k] = list(v)
@@ -97,6 +123,9 @@ def masked_copy(arguments: Mapping[str, Any], paths: tuple[str, ...]) -> dict[st
 
 def _mask_keys(value: Any) -> Any:
     """Copy with the sensitive-key rule of ``jsonable`` applied (nothing else converted)."""
+    t = type(value)
+    if t is str or t is int or t is bool or t is float or value is None:
+        return value  # exact types first: ABC checks cost more than the rest of the walk
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -119,7 +148,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
     if event.approval is not None or event.confirmation is not None or event.flow is not None:
         return None
     args: Any = event.arguments
-    if args is not None and isinstance(args, Mapping):
+    if args is not None and (type(args) is dict or isinstance(args, Mapping)):
         if fields:
             args = masked_copy(args, fields)
         elif type(args) is not dict:
@@ -130,6 +159,26 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         principal = _flat(principal)
         if principal is None:
             return None
+    # Values of exact plain types need no round-trip check in the fast encoder: checked with
+    # ``issuperset(map(type, ...))`` (a loop in C); only the float fields are looked at one by one.
+    plain = (
+        (res is None or not res.findings)
+        and (principal is None or _PLAIN_OR_LIST.issuperset(map(type, principal.values())))
+        and _PLAIN.issuperset(map(type, event.reasons))
+        and _PLAIN_OR_FLOAT.issuperset(map(type, (event.time, event.latency_ms)))
+        and not (_small(event.time) or _small(event.latency_ms))
+        and _PLAIN.issuperset(map(type, (
+            event.id, event.event, event.session_id, event.request_id, event.source_ip,
+            event.transport, event.client_name, event.client_version, event.method, event.direction,
+            event.server, event.kind, event.target, event.decision, event.rule, event.shadow,
+            event.error_code, event.outcome,
+            *((res.size, res.is_error, res.items, res.withheld, res.hidden) if res is not None else ()),
+        )))
+    )  # fmt: skip
+    if plain and canonical.FAST and _orjson is not None:
+        done = _one_pass(event, args, principal, res)
+        if done is not _GENERAL:
+            return done
     record: dict[str, Any] = {
         "id": event.id,
         "time": event.time,
@@ -166,22 +215,6 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         "latency_ms": event.latency_ms,
         "outcome": event.outcome,
     }
-    # Values of exact plain types need no round-trip check in the fast encoder: checked with
-    # ``issuperset(map(type, ...))`` (a loop in C); only the float fields are looked at one by one.
-    plain = (
-        (res is None or not res.findings)
-        and (principal is None or _PLAIN_OR_LIST.issuperset(map(type, principal.values())))
-        and _PLAIN.issuperset(map(type, event.reasons))
-        and _PLAIN_OR_FLOAT.issuperset(map(type, (event.time, event.latency_ms)))
-        and not (_small(event.time) or _small(event.latency_ms))
-        and _PLAIN.issuperset(map(type, (
-            event.id, event.event, event.session_id, event.request_id, event.source_ip,
-            event.transport, event.client_name, event.client_version, event.method, event.direction,
-            event.server, event.kind, event.target, event.decision, event.rule, event.shadow,
-            event.error_code, event.outcome,
-            *((res.size, res.is_error, res.items, res.withheld, res.hidden) if res is not None else ()),
-        )))
-    )  # fmt: skip
     try:
         head_text, tail_text = encode_fast(record, plain)[:-1], encode_fast(tail, plain)[1:]
         args_text = encode_fast(args)
@@ -201,3 +234,87 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
     record["arguments"] = args
     record.update(tail)
     return record, text
+
+
+#: ``_one_pass``'s answer when the arguments need the general path's encoder checks.
+_GENERAL: Any = object()
+_NOT_ASCII = canonical._NOT_ASCII
+
+
+def _ascii(out: bytes) -> bytes:
+    """orjson's UTF-8 output with the escapes of ``ensure_ascii`` (see ``canonical.encode_fast``)."""
+    if out.isascii() and b"\x7f" not in out:
+        return out
+    return _NOT_ASCII.sub(canonical._escape, out.decode()).encode()
+
+
+def _one_pass(
+    event: AuditEvent, args: Any, principal: dict[str, Any] | None, res: ResultSummary | None
+) -> tuple[dict[str, Any], str] | None:
+    """``fast_record`` for an event whose fixed fields are plain, in one orjson call.
+
+    The arguments are encoded and checked first (float spellings, a round trip that catches NaN,
+    enums, UUIDs and the like), then embedded as a ``Fragment``, so the rest of the record needs
+    no check. Returns ``_GENERAL`` when the arguments need the general path's encoder.
+    """
+    dumps = _orjson.dumps
+    options = canonical._OPTIONS
+    try:
+        encoded = dumps(args, canonical._not_json, options)
+    except (TypeError, ValueError):
+        return _GENERAL  # type: ignore[no-any-return]
+    if args is not None and (canonical._odd_float(encoded) or _orjson.loads(encoded) != args):
+        return _GENERAL  # type: ignore[no-any-return]
+    if encoded.count(b"{") + encoded.count(b"[") > _MAX_DEPTH:
+        return None  # nesting the walk would cut
+    record: dict[str, Any] = {
+        "id": event.id,
+        "time": event.time,
+        "event": event.event,
+        "session_id": event.session_id,
+        "request_id": event.request_id,
+        "principal": principal,
+        "source_ip": event.source_ip,
+        "transport": event.transport,
+        "client_name": event.client_name,
+        "client_version": event.client_version,
+        "method": event.method,
+        "direction": event.direction,
+        "server": event.server,
+        "kind": event.kind,
+        "target": event.target,
+        "decision": event.decision,
+        "rule": event.rule,
+        "reasons": list(event.reasons),
+        "shadow": event.shadow,
+        "arguments": _orjson.Fragment(encoded),
+        "result": None
+        if res is None
+        else {
+            "size": res.size,
+            "is_error": res.is_error,
+            "items": res.items,
+            "withheld": res.withheld,
+            "hidden": res.hidden,
+            "findings": [],
+        },
+        "error_code": event.error_code,
+        "latency_ms": event.latency_ms,
+        "outcome": event.outcome,
+    }
+    try:
+        data = _ascii(dumps(record, None, options))
+    except (TypeError, ValueError):  # pragma: no cover - plain fields always encode
+        return _GENERAL  # type: ignore[no-any-return]
+    if might_need_redaction_ascii(data):
+        return None
+    if has_sensitive_key_bytes(encoded):
+        if b'"true":' in encoded or b'"false":' in encoded or b'"null":' in encoded:
+            return None  # perhaps a bool or None key, which the walk spells "True" / "None"
+        # Masking only removes strings (and adds the mask, which no detector matches), so the
+        # prefilter's answer still holds for the result.
+        args = _mask_keys(args)
+        record["arguments"] = _orjson.Fragment(dumps(args, None, options))
+        data = _ascii(dumps(record, None, options))
+    record["arguments"] = args
+    return ChainedRecord(record), data.decode("ascii")

@@ -17,9 +17,11 @@ the pipeline then continues from that head, so the chain stays linear across
 writers. Spilled events are re-chained on replay the same way; spilled lines
 whose MAC does not verify are set aside (``NAME.rejected``), never re-signed.
 
-When one flush takes several batches, each batch is written on a writer thread while the flusher
-chains the next (SQLite inserts run without the interpreter lock, so the two overlap); writes stay
-one at a time and in order, and the anchor only ever records what a write committed.
+Batches are written by the flusher thread itself, one after the other. A second writer thread
+does not overlap with chaining in one process: SQLite releases the interpreter lock for each
+statement it runs, and getting it back while the flusher computes waits out the interpreter's
+switch interval (5 ms), so a batch written beside a busy flusher took 6-30 times longer than alone
+(``docs/benchmarks.md``). While the flusher waits on SQLite the lock is free for request handling.
 
 ``record_sync`` puts a ticket in the same queue and commits under the writer
 lock from a worker thread, so concurrent sync callers share one transaction
@@ -36,9 +38,8 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import anyio.to_thread
 
@@ -52,18 +53,6 @@ from .redact import redact_record
 from .spill import Spill
 
 log = logging.getLogger("mcp_guard.audit.pipeline")
-
-
-#: What writing one batch gave: durable somewhere, the error text, the store's head after it.
-_Emitted = tuple[bool, str | None, "tuple[int, str, str] | None"]
-
-
-class _Pending(NamedTuple):
-    """A batch handed to the writer thread, and the tickets waiting for it."""
-
-    future: Future[_Emitted]
-    tickets: list[_Ticket]
-    records: list[ChainedRecord]
 
 
 class _Ticket:
@@ -148,7 +137,6 @@ class AuditLog:
             self._spilled = len(self._spill.load())  # replayed by the first flush
         self._atexit = functools.partial(_close_weak, weakref.ref(self))
         atexit.register(self._atexit)
-        self._writer: ThreadPoolExecutor | None = None
         self._thread = threading.Thread(target=self._run, name="mcp-guard-audit", daemon=True)
         self._thread.start()
 
@@ -266,8 +254,6 @@ class AuditLog:
                     len(self._held) + self._spilled,
                     self._spill.path if self._spill else "memory (LOST: no spill file)",
                 )
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
             try:
                 self._sink.close()
             except Exception:
@@ -321,26 +307,13 @@ class AuditLog:
         queue = self._queue
         # With the spill file failing too, stop taking events out of the bounded queue: memory stays
         # bounded and record() refuses (deny) or counts drops (continue) instead.
-        # While one batch is written (SQLite works without holding the interpreter lock), the next
-        # one is redacted and chained here; writes still happen one at a time and in order.
-        pending: _Pending | None = None
-        try:
-            while queue and len(self._held) < self._cap:
-                n = min(len(queue), self._batch)
-                items = [queue.popleft() for _ in range(n)]
-                tickets = [i for i in items if isinstance(i, _Ticket)]
-                records = [self._link(i.event if isinstance(i, _Ticket) else i) for i in items]
-                if pending is not None:
-                    self._settle(pending)
-                    pending = None
-                if queue and not self._backlog():
-                    pending = _Pending(self._submit(records), tickets, records)
-                else:
-                    durable, error, _ = self._emit_locked(records)
-                    self._done(tickets, durable, error)
-        finally:
-            if pending is not None:
-                self._settle(pending)
+        while queue and len(self._held) < self._cap:
+            n = min(len(queue), self._batch)
+            items = [queue.popleft() for _ in range(n)]
+            tickets = [i for i in items if isinstance(i, _Ticket)]
+            records = [self._link(i.event if isinstance(i, _Ticket) else i) for i in items]
+            durable, error = self._emit_locked(records)
+            self._done(tickets, durable, error)
 
     def _done(self, tickets: list[_Ticket], durable: bool, error: str | None) -> None:
         for t in tickets:
@@ -348,28 +321,6 @@ class AuditLog:
             # Spilled is durable, but in deny mode an allowed request must not proceed on it.
             if not durable or (error is not None and self._deny and t.event.decision == "allow"):
                 t.error = AuditUnavailable(f"audit event not committed: {error}")
-
-    def _submit(self, records: list[ChainedRecord]) -> Future[_Emitted]:
-        """Write ``records`` on the writer thread (inline when no thread can start: shutdown)."""
-        try:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="mcp-guard-audit-write")
-            return self._writer.submit(self._emit_locked, records, True)
-        except RuntimeError:
-            done: Future[_Emitted] = Future()
-            done.set_result(self._emit_locked(records, True))
-            return done
-
-    def _settle(self, pending: _Pending) -> None:
-        """Wait for a batch written ahead; follow the store's head and anchor what it committed."""
-        durable, error, head = pending.future.result()
-        last = pending.records[-1]
-        if head is not None and (head[0], head[1]) != (last["seq"], last["mac"]):
-            # Another writer appended: continue after it (the sink re-chains the next batch).
-            self._chain.seq, self._chain.prev, self._chain.first = head
-        if durable and error is None:
-            self._anchor_locked(head[:2] if head is not None else (int(last["seq"]), str(last["mac"])))
-        self._done(pending.tickets, durable, error)
 
     def _link(self, event: AuditEvent) -> ChainedRecord:
         fields = event.redact_fields + self._extra_fields if self._extra_fields else event.redact_fields
@@ -392,38 +343,30 @@ class AuditLog:
             }
             return self._chain.link(fallback)
 
-    def _emit_locked(self, records: list[ChainedRecord], ahead: bool = False) -> _Emitted:
-        """Write or spill; returns (durable somewhere, error text or None, the store's head).
-
-        ``ahead``: the next batch is being chained meanwhile, so the chain is left alone and the
-        caller follows the head and moves the anchor (see ``_settle``).
-        """
+    def _emit_locked(self, records: list[ChainedRecord]) -> tuple[bool, str | None]:
+        """Write or spill; returns (durable somewhere, error text or None)."""
         if self._backlog():
-            return self._spill_locked(records), self.last_error or "earlier events still pending", None
+            return self._spill_locked(records), self.last_error or "earlier events still pending"
         try:
-            head = self._write(records, replay=False, follow=not ahead)
+            self._write(records, replay=False)
         except Exception as exc:
             self._failed(exc)
-            return self._spill_locked(records), self.last_error, None
-        if not ahead:
-            self._anchor_locked()
-        return True, None, head
+            return self._spill_locked(records), self.last_error
+        self._anchor_locked()
+        return True, None
 
-    def _write(
-        self, records: list[ChainedRecord], replay: bool, follow: bool = True
-    ) -> tuple[int, str, str] | None:
+    def _write(self, records: list[ChainedRecord], replay: bool) -> None:
         """One sink transaction; a linking sink may re-chain the batch, the chain follows its head."""
         if not self._linking:
             self._sink.write(records)
             self.written += len(records)
             self._observe(records)
-            return None
+            return
         written, head = self._sink.write_linked(records, self._relink, replay=replay)  # type: ignore[attr-defined]
         self.written += len(written)
-        if head is not None and follow:
+        if head is not None:
             self._chain.seq, self._chain.prev, self._chain.first = head
         self._observe(written)
-        return head  # type: ignore[no-any-return]
 
     def _observe(self, records: Sequence[Mapping[str, Any]]) -> None:
         for observer in self.observers:
@@ -499,12 +442,12 @@ class AuditLog:
             return False
         return True
 
-    def _anchor_locked(self, end: tuple[int, str] | None = None) -> None:
-        """Move the anchor to ``end`` (seq, mac) of what was committed, by default the chain's head."""
-        if self._anchor_path is None or self._chain.first is None or self._backlog():
+    def _anchor_locked(self) -> None:
+        """Move the anchor to the chain's head (what the last write committed)."""
+        chain = self._chain
+        if self._anchor_path is None or chain.first is None or self._backlog():
             return
-        seq, mac = end if end is not None else (self._chain.seq, self._chain.prev)
         try:
-            advance_anchor(self._anchor_path, self._keys, seq, mac, self._chain.first)
+            advance_anchor(self._anchor_path, self._keys, chain.seq, chain.prev, chain.first)
         except OSError as exc:
             log.error("audit anchor not updated: %s", exc)

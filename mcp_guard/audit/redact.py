@@ -388,6 +388,11 @@ def might_need_redaction(text: str) -> bool:
     return _any_match(_UNANCHORED, data, 0, len(data))[0][0] >= 0 and _detailed(text)
 
 
+def might_need_redaction_ascii(data: bytes) -> bool:
+    """``might_need_redaction`` of canonical JSON already encoded (ASCII bytes): no copy to scan."""
+    return _any_match(_UNANCHORED, data, 0, len(data))[0][0] >= 0 and _detailed(data.decode("ascii"))
+
+
 def _detailed(text: str) -> bool:
     if _DASHED.search(text) is not None or _UNDERSCORED.search(text) is not None:
         return True
@@ -420,3 +425,34 @@ def has_sensitive_key(args_text: str) -> bool:
     """True when the encoded arguments hold a non-null value under a key like ``password``
     (or a key the walk would spell differently)."""
     return ":" in args_text and _ARG_KEYS.search(args_text[::-1]) is not None
+
+
+def _not_starting(literal: str) -> str:
+    """RE2 for a position where ``literal`` does not begin (RE2 has no look-ahead)."""
+    out = ""
+    for c in reversed(literal):
+        esc = re.escape(c)
+        out = f"[^{esc}]" if not out else f"(?:[^{esc}]|{esc}{out})"
+    return out
+
+
+#: ``has_sensitive_key`` read forwards in one RE2 pass over the arguments' JSON bytes (encoded
+#: ``ensure_ascii`` or as raw UTF-8: a multi-byte character never holds ``"``, ``:`` or a letter).
+#: A key ends at ``":`` whose quote is not escaped, so the suffix letters right before it are the
+#: key's own; its value is neither ``null`` (the only JSON value starting with ``n``) nor the mask.
+_ARG_KEYS_FORWARD = re2._re2.RE2(
+    (
+        r'(?-i:"(?:true|false|null)":)|(?:'
+        + "|".join("[_-]*".join(re.escape(c) for c in s) for s in detectors._SENSITIVE_SUFFIXES)
+        + r')[_-]*":(?:[^n"]|"'
+        + _not_starting(MASK + '"')
+        + ")"
+    ).encode(),
+    _ANY_OPTIONS,
+)
+_keys_match = _ARG_KEYS_FORWARD.Match
+
+
+def has_sensitive_key_bytes(args: bytes) -> bool:
+    """``has_sensitive_key`` over the arguments' JSON bytes (escaped or raw UTF-8): one forward pass."""
+    return bool(_keys_match(_UNANCHORED, args, 0, len(args))[0][0] >= 0)
