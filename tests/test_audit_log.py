@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +24,8 @@ from mcp_guard.audit import (
     verify_rows,
 )
 from mcp_guard.audit.keys import KeyRing, load_key_file
+from mcp_guard.audit.query import Filters, _sql
+from mcp_guard.audit.sinks.sqlite import SCHEMA
 from mcp_guard.errors import AuditUnavailable
 from mcp_guard.model import AuditEvent
 
@@ -312,3 +315,23 @@ def test_audit_log_is_an_auditor_and_settings_are_validated(tmp_path: Path) -> N
     assert resolved.key_file == tmp_path.resolve() / "keys" / "k"
     assert resolved.anchor_file == tmp_path.resolve() / "keys" / "audit.anchor"
     assert resolved.spill_file == Path("/abs/spill")
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        (Filters(tenant="acme"), "audit_events_tenant"),
+        (Filters(event_id="0190c3e0-0000-7000-8000-000000000000"), "audit_events_id"),
+    ],
+)
+def test_the_console_s_tenant_and_event_lookups_use_an_index(
+    tmp_path: Path, filters: Filters, index: str
+) -> None:
+    """A tenant admin's pages and an event's detail page must not scan the whole trail."""
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    conn.executescript(SCHEMA)
+    clause, args = _sql(filters)
+    plan = " ".join(
+        str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN SELECT record FROM audit_events{clause}", args)
+    )
+    assert index in plan, plan

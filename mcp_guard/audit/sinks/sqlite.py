@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time);
 CREATE INDEX IF NOT EXISTS audit_events_subject ON audit_events(subject, time);
 CREATE INDEX IF NOT EXISTS audit_events_server ON audit_events(server, target, time);
+CREATE INDEX IF NOT EXISTS audit_events_tenant ON audit_events(tenant, time);
+CREATE INDEX IF NOT EXISTS audit_events_id ON audit_events(id);
 """
 
 #: Indexed columns, in table order after ``seq``; verify checks each against the JSON record.
