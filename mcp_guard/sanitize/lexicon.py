@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[a-z0-9_]+(?:['.-][a-z0-9_]+)*")
-_SENTENCE = re.compile(r"(?<=[.!?;。！？；])\s+|\n+|(?<=[。！？；])|\s(?:[—–]|--)\s")
+_SENTENCE = re.compile(r"(?<=[.!?;。！？；।؟])\s+|\n+|(?<=[。！？；])|\s(?:[—–]|--)\s")
 
 
 def _terms(text: str) -> tuple[str, ...]:
@@ -416,7 +416,11 @@ _SENSITIVE_ANCHORS = frozenset(
         "deploy|session|printenv"
     )
 )
-_ML_NAMES = frozenset(_terms("address|ml_authority|secrecy|ml_override|action|no_confirm|trigger"))
+_ML_NAMES = frozenset(
+    _terms(
+        "address|ml_authority|secrecy|ml_override|action|no_confirm|trigger|other_tool|sensitive|harm|send"
+    )
+)
 _ML_LEXICONS = (
     ("address", _ML_ADDRESS),
     ("ml_authority", _ML_AUTHORITY),

@@ -1,0 +1,289 @@
+# ruff: noqa: RUF001
+"""The technique scorer's signals in eleven languages, kept apart as data.
+
+English has its own word lists and regexes (:mod:`.lexicon`); this module holds the same signals
+for Chinese, Spanish, German, French, Portuguese, Russian, Japanese, Korean, Arabic and Hindi,
+one table per language, each naming a *technique* (who is addressed, what authority is claimed,
+what must stay hidden, what is reached for) rather than a sentence lifted from an attack.
+
+Chinese and Japanese have no spaces, and Korean, Arabic, Hindi and Russian glue particles and
+endings to their words, so word-boundary regexes miss most of it: the terms are substrings,
+matched on text that :func:`fold` has already normalised. The scorer
+(:mod:`.technique`) gives each signal its usual weight; a signal alone is ordinary prose there.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from .lexicon import _ML_LEXICONS
+
+# ---- normalisation -----------------------------------------------------------------------------
+#: Marks that change no word for a reader: Arabic tatweel, harakat and the superscript alef,
+#: the Devanagari nukta (NFKC splits "फ़" into "फ" + nukta); and alef forms folded to bare alef,
+#: so "أرسل", "ارسل" and "أرسِل" read alike. Zero-width joiners are removed before this runs
+#: (:func:`.unicode.visible_text`).
+_MARKS = re.compile("[\u0640\u064b-\u065f\u0670\u06d6-\u06ed\u093c]")
+_ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ँ": "ं"})
+_FOLDABLE = re.compile("[\u0600-\u06ff\u0900-\u097f]")
+
+
+def fold(text: str) -> str:
+    """Arabic and Devanagari text with decoration removed (applied after NFKC, once per field)."""
+    if not _FOLDABLE.search(text):
+        return text
+    return _MARKS.sub("", text).translate(_ALEF)
+
+
+# ---- the tables ----------------------------------------------------------------------------------
+# Signal names are the scorer's: ``address`` (speaks to the model), ``ml_authority`` (claims to be
+# the system or an administrator), ``secrecy`` (keep it from the user), ``ml_override`` (earlier
+# instructions no longer count), ``action`` (an order to the reader), ``no_confirm`` (skip the
+# user's consent), ``trigger`` (before/after other actions), ``other_tool``, ``sensitive``
+# (secrets, private data), ``harm`` (destructive or money-moving) and ``send``. Terms are
+# written as text reads after :func:`fold` and lower-casing; "|" separates them.
+_LANGUAGES: dict[str, dict[str, str]] = {
+    "zh": {
+        "address": "ai助手|ai助理|给ai|致ai|作为ai|ai注意|ai的提示|大模型|"
+        "语言模型|人工智能助手|助理|智能助手",
+        "ml_authority": "系统通知|系统提示|系统消息|系统指令|管理员|最高优先级|开发者模式|官方要求|强制要求",
+        "secrecy": "不要向用户|勿向用户|不要让用户知道|不要在回复中|不要在回答中|无需向用户|无需告知|"
+        "瞒着用户|不要透露|不要提及|请勿提及|不要说明|不得告知|背着用户",
+        "ml_override": "忽略之前|忽略以上|忽略先前|忽略所有|无视之前|忘记之前|不再遵守|不必遵守|覆盖之前的",
+        "action": "执行|运行|复制|粘贴|放进|放入|填入|传入|转发|请立即|立即调用|附加|附在|删除",
+        "no_confirm": "无需征得|无需用户同意|不要请求确认|不用确认|无须确认|"
+        "不需要确认|直接执行|未经用户|不经用户",
+        "trigger": "任何其他工具之前|其他工具之前|每当|调用任何",
+        "other_tool": "其他工具|其它工具|任何工具|另一个工具",
+        "sensitive": "密码|密钥|私钥|令牌|凭证|凭据|环境变量|对话记录|聊天记录|"
+        "对话历史|聊天历史|身份证|银行卡号|信用卡|持仓|提示词|全部文件|所有文件",
+        "harm": "删除|清空|格式化|转账|卸载|禁用|关闭防火墙",
+        "send": "发送|发给|发到|上传|转发|提交到",
+    },
+    "ja": {
+        "address": "aiへ|aiアシスタント|aiへの|aiは|言語モデル|チャットボット",
+        "ml_authority": "システム通知|システムメッセージ|管理者|最優先|上書き|開発者モード|隠し指示",
+        "secrecy": "ユーザーに伝え|ユーザーに言わ|ユーザーには言わ|言わないこと|内緒|秘密に|知られないよう|"
+        "表示しないで|触れないで|報告しないで",
+        "ml_override": "指示をすべて無視|指示を無視|従わなくて|指示を忘れ|これまでの指示",
+        "action": "実行し|添付し|入れてください|渡して|貼り付け|コピーし|転送し|送ってください|削除し",
+        "no_confirm": "確認は不要|確認不要|承認なしで|許可なく|確認を求めず|尋ねずに|聞かずに|同意なしに",
+        "trigger": "どのツールよりも先|他のツールより先|他のツールを使う前|呼び出す前|たびに",
+        "other_tool": "他のツール|他のどのツール|別のツール|すべてのツール",
+        "sensitive": "パスワード|秘密鍵|認証情報|トークン|apiキー|環境変数|会話履歴|チャット履歴|会話の全文|"
+        "クレジットカード|暗証番号|システムプロンプト|すべてのファイル",
+        "harm": "削除|消去|送金|無効化|アンインストール|初期化",
+        "send": "送信|送って|転送|アップロード",
+    },
+    "ko": {
+        "address": "ai에게|ai 어시스턴트|ai 에이전트|챗봇|언어 모델",
+        "ml_authority": "관리자|시스템 공지|시스템 알림|재정의|최우선|개발자 모드",
+        "secrecy": "사용자에게 알리지|사용자에게 말하지|사용자에게 말하지 마|비밀로|들키지|표시하지 마",
+        "ml_override": "지시를 무시|지시를 잊|지시는 무시|따르지 마",
+        "action": "실행하|넣으세요|첨부|전달하세요|복사하|삭제하|보내십시오|보내세요",
+        "no_confirm": "확인하지 말고|동의 없이|승인 없이|허락 없이|확인 요청 없이|확인 없이",
+        "trigger": "도구보다 먼저|사용하기 전에|호출하기 전에|할 때마다",
+        "other_tool": "다른 도구|다른 어떤 도구|모든 도구",
+        "sensitive": "비밀번호|암호|개인 키|비밀 키|자격 증명|토큰|api 키|환경 변수|대화 기록|채팅 기록|"
+        "신용카드|시스템 프롬프트|모든 파일",
+        "harm": "삭제|송금|비활성화|초기화",
+        "send": "보내|전송|업로드|전달",
+    },
+    "ru": {
+        "address": "ии-ассистент|ии-помощник|внимание, ии|нейросеть|языковая модель|к ии",
+        "ml_authority": "администратор|переопределение|"
+        "наивысший приоритет|режим разработчика|служебное указание",
+        "secrecy": "не рассказывай|скрой от пользователя|тихо|втайне|не показывай|пользователю не",
+        "ml_override": "забудь предыдущие|не следуй|"
+        "отмени предыдущие|вопреки инструкциям|предыдущие инструкции",
+        "action": "выполни|вставь|удали|скопируй|приложи|перешли|запусти|отправляй|передавай|вызывай",
+        "no_confirm": "без согласия|без разрешения|без запроса|не запрашивая",
+        "trigger": "перед любым другим|прежде чем|перед использованием",
+        "other_tool": "другим инструментом|другой инструмент|другого инструмента|любым инструментом|"
+        "любой инструмент|других инструментов|любым другим",
+        "sensitive": "пароль|пароли|паролей|токен|ключ api|api-ключ|секрет|учётные данные|учетные данные|"
+        "переменные окружения|переменных окружения|переписк|историю чата|открытым файлам|всем файлам|"
+        "системный промпт|номер карты",
+        "harm": "удали|удалить|сотри|отключи",
+        "send": "отправь|отправля|перешли|передавай|загрузи",
+    },
+    "ar": {
+        "address": "ايها المساعد|مساعد الذكاء|الى الذكاء|للذكاء الاصطناعي|نموذج اللغة",
+        "ml_authority": "اشعار النظام|المسؤول|اولوية قصوى|وضع المطور|تعليمات مخفية",
+        "secrecy": "لا تعلم المستخدم|دون علم المستخدم|سرا|خفية|لا تطلع|ولا تذكر",
+        "ml_override": "انس التعليمات|التعليمات السابقة|لا تلتزم",
+        "action": "نفذ|استدع|مرر|انسخ|ارفق|احذف|ارسل|ترسل",
+        "no_confirm": "دون طلب تاكيد|دون اذن|بدون اذن|دون موافقة|بدون موافقة|دون سؤال",
+        "trigger": "قبل اي اداة|قبل استخدام",
+        "other_tool": "اداة اخرى|اي اداة|الادوات الاخرى",
+        "sensitive": "كلمة المرور|كلمات المرور|كلمة السر|المفتاح الخاص|متغيرات البيئة|سجل المحادثة|"
+        "المحادثة الكاملة|الملفات المفتوحة|بيانات الاعتماد|رمز الوصول|جميع الملفات",
+        "harm": "احذف|امسح|حذف",
+        "send": "ارسل|ترسل|مرر",
+    },
+    "hi": {
+        "address": "एआई सहायक|एआई के लिए|असिस्टेंट|चैटबॉट|भाषा मॉडल",
+        "ml_authority": "व्यवस्थापक|ओवरराइड|सिस्टम सूचना|प्रशासक|डेवलपर मोड|सर्वोच्च प्राथमिकता",
+        "secrecy": "मत बताना|न बताना|मत बताओ|न बताएं|गुप्त रूप से|चुपचाप|छिपाकर|उल्लेख न करें|जिक्र न करें",
+        "ml_override": "नजरअंदाज|भूल जाएं|निर्देशों को अनदेखा|पिछले सभी निर्देश",
+        "action": "चलाएं|डालें|कॉल करें|हटा दो|हटा दें|जोडें|कॉपी करें|भेजें|भेजो",
+        "no_confirm": "पुष्टि पूछे बिना|अनुमति के बिना|बिना अनुमति|पुष्टि के बिना|सहमति के बिना",
+        "trigger": "अन्य टूल से पहले|किसी भी टूल से पहले",
+        "other_tool": "अन्य टूल|दूसरे टूल|किसी भी टूल|सभी टूल",
+        "sensitive": "पासवर्ड|टोकन|कुंजी|क्रेडेंशियल|एनवायरनमेंट वेरिएबल|पर्यावरण चर|बातचीत का इतिहास|"
+        "चैट इतिहास|खुली फाइलों|सिस्टम प्रॉम्प्ट|कार्ड नंबर|सभी फाइलों",
+        "harm": "हटा दो|हटा दें|हटाएं|डिलीट|मिटा",
+        "send": "भेजें|भेजो|अपलोड|भेज",
+    },
+    "es": {
+        "address": "asistente de ia|para la ia|a la ia|nota para la ia|modelo de lenguaje|para el asistente",
+        "ml_authority": "aviso del sistema|administrador|anulo tus|modo desarrollador|prioridad máxima",
+        "secrecy": "no se lo digas|no lo menciones|no lo digas|sin que el usuario|en secreto|discretamente|"
+        "no lo indiques|oculta al usuario|no se lo cuentes",
+        "ml_override": "olvida las instrucciones|instrucciones anteriores|"
+        "haz caso omiso|no sigas|anulo tus reglas",
+        "action": "ejecuta|incluye|copia|pega|adjunta|reenvía|pásale|borra|sube|añade",
+        "no_confirm": "sin preguntar|sin consentimiento|sin permiso|sin autorización",
+        "trigger": "antes que cualquier otra|antes de cualquier otra|antes de usar",
+        "other_tool": "otra herramienta|cualquier otra herramienta|cualquier herramienta|otras herramientas",
+        "sensitive": "contraseña|credenciales|clave api|claves|variables de entorno|historial|"
+        "conversación completa|tarjeta de crédito|número de tarjeta|datos personales",
+        "harm": "borra|elimina|transfiere|desactiva",
+        "send": "envía|envia|reenvía|sube|manda",
+    },
+    "pt": {
+        "address": "assistente de ia|para a ia|à ia|instrução para o assistente|modelo de linguagem",
+        "ml_authority": "aviso do sistema|administrador|modo desenvolvedor|prioridade máxima",
+        "secrecy": "não mencione|sem que o usuário|em segredo|discretamente|não conte ao usuário|não informe",
+        "ml_override": "instruções anteriores|esqueça as instruções|não siga",
+        "action": "chame|coloque|anexe|copie|cole|apague|encaminhe|envie",
+        "no_confirm": "sem perguntar|sem consentimento|sem permissão|sem autorização",
+        "trigger": "antes de qualquer outra|antes de usar",
+        "other_tool": "outra ferramenta|qualquer outra ferramenta|qualquer ferramenta|outras ferramentas",
+        "sensitive": "senha|credenciais|chave de api|variáveis de ambiente|variáveis|histórico|"
+        "cartão de crédito|número do cartão|arquivos abertos|todos os arquivos",
+        "harm": "apague|exclua|transfira|desative",
+        "send": "envie|enviá-los|encaminhe|faça upload",
+    },
+    "fr": {
+        "address": "assistant ia|pour l'assistant|note pour l'assistant|message pour l'ia|modèle de langage|"
+        "pour l'ia",
+        "ml_authority": "avis système|administrateur|je remplace tes|mode développeur|priorité absolue",
+        "secrecy": "sans que l'utilisateur|discrètement|en secret|à l'insu|ne le signale pas|n'en parle pas|"
+        "ne le dis pas",
+        "ml_override": "ignore toutes|oublie les instructions|ne tiens pas compte|fais abstraction|"
+        "instructions précédentes|remplace tes consignes",
+        "action": "exécute|copie|colle|transmets|supprime|transfère|envoie",
+        "no_confirm": "sans confirmation|sans autorisation|sans consentement|sans lui demander|sans demander",
+        "trigger": "avant tout autre outil|avant d'utiliser",
+        "other_tool": "autre outil|tout autre outil|n'importe quel outil|autres outils",
+        "sensitive": "mot de passe|mots de passe|identifiants|jeton|clé api|clés|variables d'environnement|"
+        "historique|carte bancaire|numéro de carte|fichiers ouverts|sauvegardes",
+        "harm": "supprime|transfère|désactive",
+        "send": "envoie|transmets|téléverse|transfère",
+    },
+    "de": {
+        "address": "an die ki|hinweis an die ki|als ki|"
+        "ki-assistent|für die ki|sprachmodell|an den assistenten",
+        "ml_authority": "systemhinweis|systemnachricht|admin-override|wartungsmodus|"
+        "entwicklermodus|höchste priorität",
+        "secrecy": "sag dem benutzer nichts|sag dem nutzer nichts|nichts davon|erwähne es nicht|heimlich|"
+        "unbemerkt|verschweige|gegenüber dem nutzer nicht",
+        "ml_override": "vergiss alle|vorherigen anweisungen|missachte|außer kraft",
+        "action": "füge|hänge|schicke|übermittle|lösche|kopiere|führe|übergib",
+        "no_confirm": "ohne zustimmung|ohne erlaubnis|ohne zu fragen",
+        "trigger": "vor jedem anderen|vor allen anderen|bevor du",
+        "other_tool": "anderen tool|anderes tool|alle tools|andere werkzeuge",
+        "sensitive": "passwort|kennwort|zugangsdaten|api-schlüssel|schlüssel|umgebungsvariablen|"
+        "gesprächsverlauf|chatverlauf|kreditkarte|geöffneten dateien|alle dateien",
+        "harm": "lösche|entferne|überweise|deaktiviere",
+        "send": "sende|schicke|übermittle",
+    },
+}
+#: Signals a sentence in another script can raise (the scorer's reach for such a sentence).
+NAMES = frozenset(
+    {name for table in _LANGUAGES.values() for name in table} | {name for name, _ in _ML_LEXICONS}
+)
+
+
+#: Languages whose words are separated by spaces and inflect at the end: a term there must start a
+#: word ("cole" is not in "colegas"), and in the Latin-script ones end one too, unless it is a stem.
+_WORD_START = frozenset({"es", "pt", "fr", "de", "ru"})
+_WORD_END = frozenset({"es", "pt", "fr", "de"})
+
+
+def _unaccented(term: str) -> str:
+    """The term as typed without accents ("envia" for "envía"); "ß" and "ø" stay as they are."""
+    return "".join(c for c in unicodedata.normalize("NFD", term) if not unicodedata.combining(c))
+
+
+def _normal(term: str) -> str:
+    return fold(unicodedata.normalize("NFKC", term)).lower()
+
+
+def _fragment(term: str, language: str) -> str:
+    start = "(?<!\\w)" if language in _WORD_START else ""
+    end = "(?!\\w)" if language in _WORD_END else ""
+    return start + re.escape(term) + end
+
+
+def _compile() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """One alternation per signal, over every language plus :mod:`.lexicon`'s older lists."""
+    terms: dict[str, dict[str, str]] = {}  # signal -> term -> its regex
+    for name, lexicon in _ML_LEXICONS:
+        terms.setdefault(name, {}).update((_normal(t), re.escape(_normal(t))) for t in lexicon)
+    for language, table in _LANGUAGES.items():
+        for name, text in table.items():
+            for term in map(_normal, text.split("|")):
+                forms = {term, _unaccented(term)} if language in _WORD_END else {term}
+                for form in forms:
+                    terms.setdefault(name, {}).setdefault(form, _fragment(form, language))
+    return tuple(
+        (name, re.compile("|".join(found[t] for t in sorted(found, key=lambda t: (-len(t), t)))))
+        for name, found in terms.items()
+    )
+
+
+_SIGNALS = _compile()
+
+
+#: Letters with accents: Latin-script text in another language, read in full like other scripts.
+ACCENTED = re.compile("[\u00c0-\u024f]")
+
+#: Quotations in the marks other languages use; a reporting word just before ("例如", "etwa",
+#: "вроде") or just after ("之类", "といった", "같은", "जैसे") makes one a report of someone else's
+#: words, as a translator or a mail filter quotes an attack without giving it.
+_QUOTED = re.compile(
+    "«[^»\n]{4,}»|「[^」\n]{4,}」|『[^』\n]{4,}』|“[^”\n]{4,}”|„[^“”\n]{4,}[“”]|"
+    "(?<!\\w)'[^'\n]{4,}'(?!\\w)|\"[^\"\n]{4,}\""
+)
+_REPORTED_BEFORE = re.compile(
+    "(?:例如|比如|诸如|像是|含有|包含|写着|字样|例えば|본문에|예를 들어|вроде|например|такие как|фраза|фразы|"
+    "содержит|مثل|عبارة|عبارات|يحتوي على|जैसे|उदाहरण|como|frase|frases|contiene|contém|trecho|ejemplo|"
+    "exemplo|comme|phrase|phrases|contient|exemple|etwa|satz|sätze|enthält|beispiel|z\\.\\s?b\\.)\\W{0,12}$"
+)
+_REPORTED_AFTER = re.compile(
+    "^\\W{0,3}(?:之类|这样的|等|的文字|など|といった|という|のような|같은|라는|이라는|와 같은|जैसे|वाक्य)"
+)
+
+
+def strip_reported_intl(text: str) -> str:
+    """Blank quotations that a reporting word in another language introduces or follows."""
+
+    def blank(m: re.Match[str]) -> str:
+        before = text[max(0, m.start() - 30) : m.start()]
+        after = text[m.end() : m.end() + 12]
+        reported = _REPORTED_BEFORE.search(before) or _REPORTED_AFTER.search(after)
+        return " " if reported else m.group(0)
+
+    return _QUOTED.sub(blank, text)
+
+
+def signals(text: str) -> Iterator[tuple[str, str]]:
+    """``(signal, matched term)`` for every signal a normalised, lower-cased sentence raises."""
+    for name, pattern in _SIGNALS:
+        m = pattern.search(text)
+        if m is not None:
+            yield name, m.group(0)
