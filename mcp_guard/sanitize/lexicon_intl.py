@@ -42,7 +42,8 @@ def fold(text: str) -> str:
 # the system or an administrator), ``secrecy`` (keep it from the user), ``ml_override`` (earlier
 # instructions no longer count), ``action`` (an order to the reader), ``no_confirm`` (skip the
 # user's consent), ``trigger`` (before/after other actions), ``other_tool``, ``sensitive``
-# (secrets, private data), ``harm`` (destructive or money-moving) and ``send``. Terms are
+# (secrets, private data), ``harm`` (destructive or money-moving), ``send`` and ``quantifier``
+# ("all", "the whole"). Terms are
 # written as text reads after :func:`fold` and lower-casing; "|" separates them.
 _LANGUAGES: dict[str, dict[str, str]] = {
     "zh": {
@@ -61,6 +62,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "对话历史|聊天历史|身份证|银行卡号|信用卡|持仓|提示词|全部文件|所有文件",
         "harm": "删除|清空|格式化|转账|卸载|禁用|关闭防火墙",
         "send": "发送|发给|发到|上传|转发|提交到",
+        "quantifier": "所有|全部|整个|完整的|一切",
     },
     "ja": {
         "address": "aiへ|aiアシスタント|aiへの|aiは|言語モデル|チャットボット",
@@ -76,6 +78,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "クレジットカード|暗証番号|システムプロンプト|すべてのファイル",
         "harm": "削除|消去|送金|無効化|アンインストール|初期化",
         "send": "送信|送って|転送|アップロード",
+        "quantifier": "すべて|全て|全部|全文",
     },
     "ko": {
         "address": "ai에게|ai 어시스턴트|ai 에이전트|챗봇|언어 모델",
@@ -90,6 +93,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "신용카드|시스템 프롬프트|모든 파일",
         "harm": "삭제|송금|비활성화|초기화",
         "send": "보내|전송|업로드|전달",
+        "quantifier": "모든|전체|전부",
     },
     "ru": {
         "address": "ии-ассистент|ии-помощник|внимание, ии|нейросеть|языковая модель|к ии",
@@ -108,6 +112,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "системный промпт|номер карты",
         "harm": "удали|удалить|сотри|отключи",
         "send": "отправь|отправля|перешли|передавай|загрузи",
+        "quantifier": "все|всю|всё|весь|всех|полную|целиком",
     },
     "ar": {
         "address": "ايها المساعد|مساعد الذكاء|الى الذكاء|للذكاء الاصطناعي|نموذج اللغة",
@@ -122,6 +127,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "المحادثة الكاملة|الملفات المفتوحة|بيانات الاعتماد|رمز الوصول|جميع الملفات",
         "harm": "احذف|امسح|حذف",
         "send": "ارسل|ترسل|مرر",
+        "quantifier": "جميع|كامل|الكامل",
     },
     "hi": {
         "address": "एआई सहायक|एआई के लिए|असिस्टेंट|चैटबॉट|भाषा मॉडल",
@@ -136,6 +142,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "चैट इतिहास|खुली फाइलों|सिस्टम प्रॉम्प्ट|कार्ड नंबर|सभी फाइलों",
         "harm": "हटा दो|हटा दें|हटाएं|डिलीट|मिटा",
         "send": "भेजें|भेजो|अपलोड|भेज",
+        "quantifier": "सभी|सारे|पूरी|पूरा|संपूर्ण",
     },
     "es": {
         "address": "asistente de ia|para la ia|a la ia|nota para la ia|modelo de lenguaje|para el asistente",
@@ -152,6 +159,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "conversación completa|tarjeta de crédito|número de tarjeta|datos personales",
         "harm": "borra|elimina|transfiere|desactiva",
         "send": "envía|envia|reenvía|sube|manda",
+        "quantifier": "todas|todos|todo|completo|completa|entero",
     },
     "pt": {
         "address": "assistente de ia|para a ia|à ia|instrução para o assistente|modelo de linguagem",
@@ -166,6 +174,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "cartão de crédito|número do cartão|arquivos abertos|todos os arquivos",
         "harm": "apague|exclua|transfira|desative",
         "send": "envie|enviá-los|encaminhe|faça upload",
+        "quantifier": "todas|todos|todo|completo|completa|inteiro",
     },
     "fr": {
         "address": "assistant ia|pour l'assistant|note pour l'assistant|message pour l'ia|modèle de langage|"
@@ -183,6 +192,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "historique|carte bancaire|numéro de carte|fichiers ouverts|sauvegardes",
         "harm": "supprime|transfère|désactive",
         "send": "envoie|transmets|téléverse|transfère",
+        "quantifier": "tout|toute|toutes|tous|complet|complète|entier",
     },
     "de": {
         "address": "an die ki|hinweis an die ki|als ki|"
@@ -200,6 +210,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "gesprächsverlauf|chatverlauf|kreditkarte|geöffneten dateien|alle dateien",
         "harm": "lösche|entferne|überweise|deaktiviere",
         "send": "sende|schicke|übermittle",
+        "quantifier": "alle|alles|gesamte|gesamten|vollständig|komplett",
     },
 }
 #: Signals a sentence in another script can raise (the scorer's reach for such a sentence).
