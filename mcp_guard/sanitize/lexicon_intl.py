@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+from re2 import Options, _re2
 
 from .lexicon import _ML_LEXICONS
+
+_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+_OPTIONS = Options()
+_OPTIONS.never_capture = True  # only the whole match is read
+_OPTIONS.log_errors = False
 
 # ---- normalisation -----------------------------------------------------------------------------
 #: Marks that change no word for a reader: Arabic tatweel, harakat and the superscript alef,
@@ -234,27 +241,41 @@ def _normal(term: str) -> str:
     return fold(unicodedata.normalize("NFKC", term)).lower()
 
 
-def _fragment(term: str, language: str) -> str:
-    start = "(?<!\\w)" if language in _WORD_START else ""
-    end = "(?!\\w)" if language in _WORD_END else ""
-    return start + re.escape(term) + end
+def _edges(term: str, language: str) -> tuple[bool, bool]:
+    """Must the term start a word, end one?"""
+    return language in _WORD_START, language in _WORD_END
 
 
-def _compile() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """One alternation per signal, over every language plus :mod:`.lexicon`'s older lists."""
-    terms: dict[str, dict[str, str]] = {}  # signal -> term -> its regex
+#: signal -> its terms' alternation (RE2, over UTF-8) and the terms that must start or end a word.
+_Compiled = tuple[tuple[str, Callable[..., list[tuple[int, int]]], dict[str, tuple[bool, bool]]], ...]
+
+
+def _compile() -> _Compiled:
+    """One RE2 alternation per signal, over every language plus :mod:`.lexicon`'s older lists.
+
+    RE2 runs an alternation of a hundred terms as one automaton over the UTF-8 bytes, so a
+    sentence costs the same whatever the size of the tables (``re`` would try every term at
+    every position). Word edges are checked on the match instead of in the pattern: Unicode
+    classes around every term would make the automaton too large to cache.
+    """
+    terms: dict[str, dict[str, tuple[bool, bool]]] = {}  # signal -> term -> (starts, ends) a word
     for name, lexicon in _ML_LEXICONS:
-        terms.setdefault(name, {}).update((_normal(t), re.escape(_normal(t))) for t in lexicon)
+        terms.setdefault(name, {}).update((_normal(t), (False, False)) for t in lexicon)
     for language, table in _LANGUAGES.items():
         for name, text in table.items():
             for term in map(_normal, text.split("|")):
                 forms = {term, _unaccented(term)} if language in _WORD_END else {term}
                 for form in forms:
-                    terms.setdefault(name, {}).setdefault(form, _fragment(form, language))
-    return tuple(
-        (name, re.compile("|".join(found[t] for t in sorted(found, key=lambda t: (-len(t), t)))))
-        for name, found in terms.items()
-    )
+                    terms.setdefault(name, {}).setdefault(form, _edges(form, language))
+    compiled = []
+    for name, found in terms.items():
+        source = "|".join(re.escape(t) for t in sorted(found, key=lambda t: (-len(t), t)))
+        pattern = _re2.RE2(source.encode("utf-8"), _OPTIONS)
+        if not pattern.ok():  # pragma: no cover - the tables are fixed; a bad one fails at import
+            raise ValueError(f"{name}: {pattern.error()}")
+        bounded = {t: edges for t, edges in found.items() if edges != (False, False)}
+        compiled.append((name, pattern.Match, bounded))
+    return tuple(compiled)
 
 
 _SIGNALS = _compile()
@@ -292,9 +313,26 @@ def strip_reported_intl(text: str) -> str:
     return _QUOTED.sub(blank, text)
 
 
+def _in_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
 def signals(text: str) -> Iterator[tuple[str, str]]:
     """``(signal, matched term)`` for every signal a normalised, lower-cased sentence raises."""
-    for name, pattern in _SIGNALS:
-        m = pattern.search(text)
-        if m is not None:
-            yield name, m.group(0)
+    data = text.encode("utf-8")
+    size = len(data)
+    for name, match, bounded in _SIGNALS:
+        start = 0
+        while start < size:
+            (begin, end), *_ = match(_UNANCHORED, data, start, size)
+            if begin < 0:
+                break
+            term = data[begin:end].decode("utf-8")
+            edges = bounded.get(term)
+            if edges is None or (
+                not (edges[0] and _in_word(data[max(0, begin - 4) : begin].decode("utf-8", "ignore")[-1:]))
+                and not (edges[1] and _in_word(data[end : end + 4].decode("utf-8", "ignore")[:1]))
+            ):
+                yield name, term
+                break
+            start = begin + len(term[0].encode("utf-8"))  # "cole" in "colegas": look further on
