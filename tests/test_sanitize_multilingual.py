@@ -8,6 +8,7 @@ password"), which is what localized tools say all the time.
 
 from __future__ import annotations
 
+import re
 from random import Random
 
 import pytest
@@ -20,6 +21,7 @@ from mcp_guard.sanitize.lexicon import (
     _HARM_VERBS,
     _IMPERATIVE,
     _LABELS,
+    _ML_LEXICONS,
     _ML_NAMES,
     _MODEL_NOUNS,
     _PRIVATE_DATA,
@@ -27,7 +29,16 @@ from mcp_guard.sanitize.lexicon import (
     _SEND_VERBS,
     _WEIGHTS,
 )
-from mcp_guard.sanitize.lexicon_intl import _LANGUAGES, fold, signals, strip_reported_intl
+from mcp_guard.sanitize.lexicon_intl import (
+    _LANGUAGES,
+    _WORD_END,
+    _WORD_START,
+    _normal,
+    _unaccented,
+    fold,
+    signals,
+    strip_reported_intl,
+)
 
 ZWJ, ZWNJ, TATWEEL = "\u200d", "\u200c", "\u0640"
 
@@ -252,3 +263,39 @@ def test_decoration_inserted_anywhere_keeps_the_finding(attack: str, marks: list
         at = rnd.choice(letters)
         chars[at] += mark
     assert "injection.technique" in _rules("".join(chars)), "".join(chars)
+
+
+def _reference() -> dict[str, re.Pattern[str]]:
+    """The tables as plain ``re`` patterns, word edges as look-arounds: slow, and obviously right."""
+    branches: dict[str, dict[str, str]] = {}
+    for name, lexicon in _ML_LEXICONS:
+        branches.setdefault(name, {}).update((_normal(t), re.escape(_normal(t))) for t in lexicon)
+    for language, table in _LANGUAGES.items():
+        start = "(?<!\\w)" if language in _WORD_START else ""
+        end = "(?!\\w)" if language in _WORD_END else ""
+        for name, text in table.items():
+            for term in map(_normal, text.split("|")):
+                for form in {term, _unaccented(term)} if language in _WORD_END else {term}:
+                    branches.setdefault(name, {}).setdefault(form, start + re.escape(form) + end)
+    return {name: re.compile("|".join(found.values())) for name, found in branches.items()}
+
+
+_REFERENCE = _reference()
+_TERMS = sorted({t for table in _LANGUAGES.values() for text in table.values() for t in text.split("|")})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_TERMS).map(lambda t: _normal(t)),
+            st.sampled_from(["", " ", "s", "a", "é", "и", "ا", "の", ",", "_", "1", "\n"]),
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_the_automaton_finds_what_the_plain_patterns_find(text: str) -> None:
+    """Terms glued to letters ("colegas") or standing alone, in every script: RE2 plus the edge
+    check raises exactly the signals the look-around patterns raise."""
+    expected = {name for name, pattern in _REFERENCE.items() if pattern.search(text)}
+    assert {name for name, _ in signals(text)} == expected

@@ -23,15 +23,16 @@ from re2 import Options, _re2
 from .lexicon import _ML_LEXICONS
 
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+_ANCHORED = _re2.RE2.Anchor.ANCHOR_START
 _OPTIONS = Options()
 _OPTIONS.never_capture = True  # only the whole match is read
 _OPTIONS.log_errors = False
 
 # ---- normalisation -----------------------------------------------------------------------------
 #: Marks that change no word for a reader: Arabic tatweel, harakat and the superscript alef,
-#: the Devanagari nukta (NFKC splits "फ़" into "फ" + nukta); and alef forms folded to bare alef,
-#: so "أرسل", "ارسل" and "أرسِل" read alike. Zero-width joiners are removed before this runs
-#: (:func:`.unicode.visible_text`).
+#: the Devanagari nukta (NFKC splits "फ़" into "फ" + nukta); alef forms folded to bare alef, so
+#: "أرسل", "ارسل" and "أرسِل" read alike, and chandrabindu to anusvara ("बताएँ", "बताएं"). Zero-width
+#: joiners are removed before this runs (:func:`.unicode.visible_text`).
 _MARKS = re.compile("[\u0640\u064b-\u065f\u0670\u06d6-\u06ed\u093c]")
 _ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ँ": "ं"})
 _FOLDABLE = re.compile("[\u0600-\u06ff\u0900-\u097f]")
@@ -241,17 +242,25 @@ def _normal(term: str) -> str:
     return fold(unicodedata.normalize("NFKC", term)).lower()
 
 
-def _edges(term: str, language: str) -> tuple[bool, bool]:
-    """Must the term start a word, end one?"""
-    return language in _WORD_START, language in _WORD_END
+_Match = Callable[..., list[tuple[int, int]]]
+#: signal -> an automaton for its terms that match anywhere, one for the terms that must start or
+#: end a word (None when it has none), and those terms' edges.
+_Compiled = tuple[tuple[str, _Match | None, _Match | None, dict[str, tuple[bool, bool]]], ...]
 
 
-#: signal -> its terms' alternation (RE2, over UTF-8) and the terms that must start or end a word.
-_Compiled = tuple[tuple[str, Callable[..., list[tuple[int, int]]], dict[str, tuple[bool, bool]]], ...]
+def _automaton(terms: list[str]) -> _Match | None:
+    if not terms:
+        return None
+    source = "|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
+    pattern = _re2.RE2(source.encode("utf-8"), _OPTIONS)
+    if not pattern.ok():  # pragma: no cover - the tables are fixed; a bad one fails at import
+        raise ValueError(pattern.error())
+    match: _Match = pattern.Match
+    return match
 
 
 def _compile() -> _Compiled:
-    """One RE2 alternation per signal, over every language plus :mod:`.lexicon`'s older lists.
+    """Two RE2 alternations per signal, over every language plus :mod:`.lexicon`'s older lists.
 
     RE2 runs an alternation of a hundred terms as one automaton over the UTF-8 bytes, so a
     sentence costs the same whatever the size of the tables (``re`` would try every term at
@@ -265,16 +274,14 @@ def _compile() -> _Compiled:
         for name, text in table.items():
             for term in map(_normal, text.split("|")):
                 forms = {term, _unaccented(term)} if language in _WORD_END else {term}
+                edges = (language in _WORD_START, language in _WORD_END)
                 for form in forms:
-                    terms.setdefault(name, {}).setdefault(form, _edges(form, language))
+                    terms.setdefault(name, {}).setdefault(form, edges)
     compiled = []
     for name, found in terms.items():
-        source = "|".join(re.escape(t) for t in sorted(found, key=lambda t: (-len(t), t)))
-        pattern = _re2.RE2(source.encode("utf-8"), _OPTIONS)
-        if not pattern.ok():  # pragma: no cover - the tables are fixed; a bad one fails at import
-            raise ValueError(f"{name}: {pattern.error()}")
         bounded = {t: edges for t, edges in found.items() if edges != (False, False)}
-        compiled.append((name, pattern.Match, bounded))
+        free = [t for t in found if t not in bounded]
+        compiled.append((name, _automaton(free), _automaton(list(bounded)), bounded))
     return tuple(compiled)
 
 
@@ -317,22 +324,37 @@ def _in_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
+def _bounded_term(data: bytes, match: _Match, bounded: dict[str, tuple[bool, bool]]) -> str | None:
+    """The first term that starts (and, if it must, ends) a word, trying shorter terms at a place
+    before moving on: "перед использованием" glued to a letter may still hold "перед"."""
+    start, size = 0, len(data)
+    while start < size:
+        (begin, end), *_ = match(_UNANCHORED, data, start, size)
+        if begin < 0:
+            return None
+        before = data[max(0, begin - 4) : begin].decode("utf-8", "ignore")[-1:]
+        while end > begin:
+            term = data[begin:end].decode("utf-8")
+            starts, ends = bounded[term]
+            after = data[end : end + 4].decode("utf-8", "ignore")[:1]
+            if not (starts and _in_word(before)) and not (ends and _in_word(after)):
+                return term
+            (_, end), *_ = match(_ANCHORED, data, begin, end - 1)  # a shorter term at the same place
+        start = begin + len(data[begin : begin + 4].decode("utf-8", "ignore")[:1].encode("utf-8"))
+    return None
+
+
 def signals(text: str) -> Iterator[tuple[str, str]]:
     """``(signal, matched term)`` for every signal a normalised, lower-cased sentence raises."""
     data = text.encode("utf-8")
     size = len(data)
-    for name, match, bounded in _SIGNALS:
-        start = 0
-        while start < size:
-            (begin, end), *_ = match(_UNANCHORED, data, start, size)
-            if begin < 0:
-                break
-            term = data[begin:end].decode("utf-8")
-            edges = bounded.get(term)
-            if edges is None or (
-                not (edges[0] and _in_word(data[max(0, begin - 4) : begin].decode("utf-8", "ignore")[-1:]))
-                and not (edges[1] and _in_word(data[end : end + 4].decode("utf-8", "ignore")[:1]))
-            ):
+    for name, free, bounded_match, bounded in _SIGNALS:
+        if free is not None:
+            (begin, end), *_ = free(_UNANCHORED, data, 0, size)
+            if begin >= 0:
+                yield name, data[begin:end].decode("utf-8")
+                continue
+        if bounded_match is not None:
+            term = _bounded_term(data, bounded_match, bounded)
+            if term is not None:
                 yield name, term
-                break
-            start = begin + len(term[0].encode("utf-8"))  # "cole" in "colegas": look further on
