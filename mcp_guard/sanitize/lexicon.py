@@ -419,7 +419,7 @@ _SENSITIVE_ANCHORS = frozenset(
 _ML_NAMES = frozenset(
     _terms(
         "address|ml_authority|secrecy|ml_override|action|no_confirm|trigger|other_tool|sensitive|harm|send|"
-        "quantifier"
+        "quantifier|tamper"
     )
 )
 _ML_LEXICONS = (

@@ -50,69 +50,81 @@ def fold(text: str) -> str:
 # the system or an administrator), ``secrecy`` (keep it from the user), ``ml_override`` (earlier
 # instructions no longer count), ``action`` (an order to the reader), ``no_confirm`` (skip the
 # user's consent), ``trigger`` (before/after other actions), ``other_tool``, ``sensitive``
-# (secrets, private data), ``harm`` (destructive or money-moving), ``send`` and ``quantifier``
-# ("all", "the whole"). Terms are
+# (secrets, private data), ``harm`` (destructive or money-moving), ``send``, ``tamper`` (a
+# blind copy added to another tool's mail) and ``quantifier`` ("all", "the whole"). Terms are
 # written as text reads after :func:`fold` and lower-casing; "|" separates them.
 _LANGUAGES: dict[str, dict[str, str]] = {
     "zh": {
-        "address": "ai助手|ai助理|给ai|致ai|作为ai|ai注意|ai的提示|大模型|"
-        "语言模型|人工智能助手|助理|智能助手",
-        "ml_authority": "系统通知|系统提示|系统消息|系统指令|管理员|最高优先级|开发者模式|官方要求|强制要求",
+        "address": "ai助手|ai助理|给ai|致ai|作为ai|ai注意|ai的提示|大模型|语言模型|人工智能助手|助理|"
+        "智能助手",
+        "ml_authority": "系统通知|系统提示|系统消息|系统指令|管理员覆盖|管理员指令|管理员要求|管理员通知|"
+        "作为管理员|最高优先级|开发者模式|官方要求|强制要求|从现在起|从现在开始|从今以后",
         "secrecy": "不要向用户|勿向用户|不要让用户知道|不要在回复中|不要在回答中|无需向用户|无需告知|"
-        "瞒着用户|不要透露|不要提及|请勿提及|不要说明|不得告知|背着用户",
-        "ml_override": "忽略之前|忽略以上|忽略先前|忽略所有|无视之前|忘记之前|不再遵守|不必遵守|覆盖之前的",
+        "瞒着用户|不要透露|不要提及|请勿提及|不要说明|不得告知|背着用户|不必告知|不用告诉|不必告诉|"
+        "对用户保密",
+        "ml_override": "忽略之前|忽略以上|忽略先前|忽略所有|无视之前|忘记之前|不再遵守|不必遵守|"
+        "覆盖之前的|之前的规则|所有规则|忘掉",
         "action": "执行|运行|复制|粘贴|放进|放入|填入|传入|转发|请立即|立即调用|附加|附在|删除",
-        "no_confirm": "无需征得|无需用户同意|不要请求确认|不用确认|无须确认|"
-        "不需要确认|直接执行|未经用户|不经用户",
-        "trigger": "任何其他工具之前|其他工具之前|每当|调用任何",
+        "no_confirm": "无需征得|无需用户同意|不要请求确认|不用确认|无须确认|不需要确认|直接执行|未经用户|"
+        "不经用户",
+        "trigger": "任何其他工具之前|其他工具之前|每当|调用任何|当用户调用|当用户使用|每当用户",
         "other_tool": "其他工具|其它工具|任何工具|另一个工具",
-        "sensitive": "密码|密钥|私钥|令牌|凭证|凭据|环境变量|对话记录|聊天记录|"
-        "对话历史|聊天历史|身份证|银行卡号|信用卡|持仓|提示词|全部文件|所有文件",
+        "sensitive": "密码|密钥|私钥|令牌|凭证|凭据|环境变量|对话记录|聊天记录|对话历史|聊天历史|身份证|"
+        "银行卡号|信用卡|持仓|提示词|全部文件|所有文件",
         "harm": "删除|清空|格式化|转账|卸载|禁用|关闭防火墙",
         "send": "发送|发给|发到|上传|转发|提交到",
+        "tamper": "抄送|密送|暗送",
         "quantifier": "所有|全部|整个|完整的|一切",
     },
     "ja": {
         "address": "aiへ|aiアシスタント|aiへの|aiは|言語モデル|チャットボット",
-        "ml_authority": "システム通知|システムメッセージ|管理者|最優先|上書き|開発者モード|隠し指示",
-        "secrecy": "ユーザーに伝え|ユーザーに言わ|ユーザーには言わ|言わないこと|内緒|秘密に|知られないよう|"
-        "表示しないで|触れないで|報告しないで",
-        "ml_override": "指示をすべて無視|指示を無視|従わなくて|指示を忘れ|これまでの指示",
+        "ml_authority": "システム通知|システムメッセージ|管理者による|管理者として|管理者権限で|"
+        "管理者からの指示|管理者の指示|最優先|上書き|開発者モード|隠し指示|これからは|今後は常に",
+        "secrecy": "ユーザーに伝え|ユーザーに言わ|ユーザーには言わ|言わないこと|内緒|秘密に|"
+        "知られないよう|表示しないで|触れないで|報告しないで|秘密にして",
+        "ml_override": "指示をすべて無視|指示を無視|従わなくて|指示を忘れ|これまでの指示|"
+        "ルールはすべて忘れ|ルールを忘れ|以前のルール",
         "action": "実行し|添付し|入れてください|渡して|貼り付け|コピーし|転送し|送ってください|削除し",
         "no_confirm": "確認は不要|確認不要|承認なしで|許可なく|確認を求めず|尋ねずに|聞かずに|同意なしに",
-        "trigger": "どのツールよりも先|他のツールより先|他のツールを使う前|呼び出す前|たびに",
+        "trigger": "どのツールよりも先|他のツールより先|他のツールを使う前|呼び出す前|たびに|を使うとき|"
+        "を使う時|を呼び出すとき|を実行するとき|を使うたび",
         "other_tool": "他のツール|他のどのツール|別のツール|すべてのツール",
-        "sensitive": "パスワード|秘密鍵|認証情報|トークン|apiキー|環境変数|会話履歴|チャット履歴|会話の全文|"
-        "クレジットカード|暗証番号|システムプロンプト|すべてのファイル",
+        "sensitive": "パスワード|秘密鍵|認証情報|トークン|apiキー|環境変数|会話履歴|チャット履歴|"
+        "会話の全文|クレジットカード|暗証番号|システムプロンプト|すべてのファイル",
         "harm": "削除|消去|送金|無効化|アンインストール|初期化",
         "send": "送信|送って|転送|アップロード",
+        "tamper": "bccに|ccに|bccで",
         "quantifier": "すべて|全て|全部|全文",
     },
     "ko": {
         "address": "ai에게|ai 어시스턴트|ai 에이전트|챗봇|언어 모델",
-        "ml_authority": "관리자|시스템 공지|시스템 알림|재정의|최우선|개발자 모드",
+        "ml_authority": "관리자 재정의|관리자 권한으로|관리자 지시|관리자 공지|관리자로서|시스템 공지|"
+        "시스템 알림|재정의|최우선|개발자 모드|이제부터|앞으로는",
         "secrecy": "사용자에게 알리지|사용자에게 말하지|사용자에게 말하지 마|비밀로|들키지|표시하지 마",
-        "ml_override": "지시를 무시|지시를 잊|지시는 무시|따르지 마",
+        "ml_override": "지시를 무시|지시를 잊|지시는 무시|따르지 마|규칙은 모두 잊|규칙을 잊|이전 규칙",
         "action": "실행하|넣으세요|첨부|전달하세요|복사하|삭제하|보내십시오|보내세요",
         "no_confirm": "확인하지 말고|동의 없이|승인 없이|허락 없이|확인 요청 없이|확인 없이",
-        "trigger": "도구보다 먼저|사용하기 전에|호출하기 전에|할 때마다",
+        "trigger": "도구보다 먼저|사용하기 전에|호출하기 전에|할 때마다|사용할 때|호출할 때",
         "other_tool": "다른 도구|다른 어떤 도구|모든 도구",
         "sensitive": "비밀번호|암호|개인 키|비밀 키|자격 증명|토큰|api 키|환경 변수|대화 기록|채팅 기록|"
         "신용카드|시스템 프롬프트|모든 파일",
         "harm": "삭제|송금|비활성화|초기화",
         "send": "보내|전송|업로드|전달",
+        "tamper": "숨은 참조|참조로 추가",
         "quantifier": "모든|전체|전부",
     },
     "ru": {
         "address": "ии-ассистент|ии-помощник|внимание, ии|нейросеть|языковая модель|к ии",
-        "ml_authority": "администратор|переопределение|"
-        "наивысший приоритет|режим разработчика|служебное указание",
-        "secrecy": "не рассказывай|скрой от пользователя|тихо|втайне|не показывай|пользователю не",
-        "ml_override": "забудь предыдущие|не следуй|"
-        "отмени предыдущие|вопреки инструкциям|предыдущие инструкции",
+        "ml_authority": "переопределение администратора|от имени администратора|указание администратора|"
+        "как администратор|переопределение|наивысший приоритет|режим разработчика|служебное указание|"
+        "с этого момента|отныне|впредь",
+        "secrecy": "не рассказывай|скрой от пользователя|тихо|втайне|не показывай|пользователю не|"
+        "в секрете от пользователя|держать это в секрете",
+        "ml_override": "забудь предыдущие|не следуй|отмени предыдущие|вопреки инструкциям|"
+        "предыдущие инструкции|забудь все|забудь правила|предыдущие правила",
         "action": "выполни|вставь|удали|скопируй|приложи|перешли|запусти|отправляй|передавай|вызывай",
         "no_confirm": "без согласия|без разрешения|без запроса|не запрашивая",
-        "trigger": "перед любым другим|прежде чем|перед использованием",
+        "trigger": "перед любым другим|прежде чем|перед использованием|когда пользователь",
         "other_tool": "другим инструментом|другой инструмент|другого инструмента|любым инструментом|"
         "любой инструмент|других инструментов|любым другим",
         "sensitive": "пароль|пароли|паролей|токен|ключ api|api-ключ|секрет|учётные данные|учетные данные|"
@@ -120,104 +132,126 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "системный промпт|номер карты",
         "harm": "удали|удалить|сотри|отключи",
         "send": "отправь|отправля|перешли|передавай|загрузи",
+        "tamper": "скрытую копию|скрытой копии|в копию",
         "quantifier": "все|всю|всё|весь|всех|полную|целиком",
     },
     "ar": {
         "address": "ايها المساعد|مساعد الذكاء|الى الذكاء|للذكاء الاصطناعي|نموذج اللغة",
-        "ml_authority": "اشعار النظام|المسؤول|اولوية قصوى|وضع المطور|تعليمات مخفية",
-        "secrecy": "لا تعلم المستخدم|دون علم المستخدم|سرا|خفية|لا تطلع|ولا تذكر",
-        "ml_override": "انس التعليمات|التعليمات السابقة|لا تلتزم",
+        "ml_authority": "اشعار النظام|تجاوز المسؤول|بصفتي المسؤول|تعليمات المسؤول|المسؤول يطلب|"
+        "اولوية قصوى|وضع المطور|تعليمات مخفية|من الان فصاعدا|ومن الان|من الان",
+        "secrecy": "لا تعلم المستخدم|دون علم المستخدم|سرا|خفية|لا تطلع|ولا تذكر|ولا تقل|لا تقل شيئا",
+        "ml_override": "انس التعليمات|التعليمات السابقة|لا تلتزم|انس كل|انس القواعد|القواعد السابقة",
         "action": "نفذ|استدع|مرر|انسخ|ارفق|احذف|ارسل|ترسل",
         "no_confirm": "دون طلب تاكيد|دون اذن|بدون اذن|دون موافقة|بدون موافقة|دون سؤال",
-        "trigger": "قبل اي اداة|قبل استخدام",
+        "trigger": "قبل اي اداة|قبل استخدام|عندما يستخدم|عندما يستدعي",
         "other_tool": "اداة اخرى|اي اداة|الادوات الاخرى",
         "sensitive": "كلمة المرور|كلمات المرور|كلمة السر|المفتاح الخاص|متغيرات البيئة|سجل المحادثة|"
         "المحادثة الكاملة|الملفات المفتوحة|بيانات الاعتماد|رمز الوصول|جميع الملفات",
         "harm": "احذف|امسح|حذف",
         "send": "ارسل|ترسل|مرر",
+        "tamper": "نسخة مخفية|نسخة كربونية",
         "quantifier": "جميع|كامل|الكامل",
     },
     "hi": {
         "address": "एआई सहायक|एआई के लिए|असिस्टेंट|चैटबॉट|भाषा मॉडल",
-        "ml_authority": "व्यवस्थापक|ओवरराइड|सिस्टम सूचना|प्रशासक|डेवलपर मोड|सर्वोच्च प्राथमिकता",
-        "secrecy": "मत बताना|न बताना|मत बताओ|न बताएं|गुप्त रूप से|चुपचाप|छिपाकर|उल्लेख न करें|जिक्र न करें",
-        "ml_override": "नजरअंदाज|भूल जाएं|निर्देशों को अनदेखा|पिछले सभी निर्देश",
+        "ml_authority": "व्यवस्थापक ओवरराइड|व्यवस्थापक के रूप में|व्यवस्थापक निर्देश|ओवरराइड|सिस्टम सूचना|"
+        "प्रशासक के रूप में|प्रशासक निर्देश|डेवलपर मोड|सर्वोच्च प्राथमिकता|अब से",
+        "secrecy": "मत बताना|न बताना|मत बताओ|न बताएं|गुप्त रूप से|चुपचाप|छिपाकर|उल्लेख न करें|"
+        "जिक्र न करें|मत कहो|मत कहना|गुप्त रखना|गुप्त रखें",
+        "ml_override": "नजरअंदाज|भूल जाएं|निर्देशों को अनदेखा|पिछले सभी निर्देश|नियम भूल|पिछले नियम|सब भूल जाओ",
         "action": "चलाएं|डालें|कॉल करें|हटा दो|हटा दें|जोडें|कॉपी करें|भेजें|भेजो",
         "no_confirm": "पुष्टि पूछे बिना|अनुमति के बिना|बिना अनुमति|पुष्टि के बिना|सहमति के बिना",
-        "trigger": "अन्य टूल से पहले|किसी भी टूल से पहले",
+        "trigger": "अन्य टूल से पहले|किसी भी टूल से पहले|जब उपयोगकर्ता",
         "other_tool": "अन्य टूल|दूसरे टूल|किसी भी टूल|सभी टूल",
         "sensitive": "पासवर्ड|टोकन|कुंजी|क्रेडेंशियल|एनवायरनमेंट वेरिएबल|पर्यावरण चर|बातचीत का इतिहास|"
         "चैट इतिहास|खुली फाइलों|सिस्टम प्रॉम्प्ट|कार्ड नंबर|सभी फाइलों",
         "harm": "हटा दो|हटा दें|हटाएं|डिलीट|मिटा",
         "send": "भेजें|भेजो|अपलोड|भेज",
+        "tamper": "गुप्त प्रतिलिपि|प्रतिलिपि में",
         "quantifier": "सभी|सारे|पूरी|पूरा|संपूर्ण",
     },
     "es": {
         "address": "asistente de ia|para la ia|a la ia|nota para la ia|modelo de lenguaje|para el asistente",
-        "ml_authority": "aviso del sistema|administrador|anulo tus|modo desarrollador|prioridad máxima",
-        "secrecy": "no se lo digas|no lo menciones|no lo digas|sin que el usuario|en secreto|discretamente|"
-        "no lo indiques|oculta al usuario|no se lo cuentes",
-        "ml_override": "olvida las instrucciones|instrucciones anteriores|"
-        "haz caso omiso|no sigas|anulo tus reglas",
+        "ml_authority": "aviso del sistema|como administrador|orden del administrador|"
+        "aviso del administrador|anulo tus|modo desarrollador|prioridad máxima|a partir de ahora|"
+        "de ahora en adelante|desde ahora",
+        "secrecy": "no se lo digas|no lo menciones|no lo digas|sin que el usuario|en secreto|"
+        "discretamente|no lo indiques|oculta al usuario|no se lo cuentes|no le comentes|no comentes nada|"
+        "mantenerlo en secreto|mantenlo en secreto",
+        "ml_override": "olvida las instrucciones|instrucciones anteriores|haz caso omiso|no sigas|"
+        "anulo tus reglas|olvida todas|olvida las reglas|reglas anteriores",
         "action": "ejecuta|incluye|copia|pega|adjunta|reenvía|pásale|borra|sube|añade",
         "no_confirm": "sin preguntar|sin consentimiento|sin permiso|sin autorización",
-        "trigger": "antes que cualquier otra|antes de cualquier otra|antes de usar",
+        "trigger": "antes que cualquier otra|antes de cualquier otra|antes de usar|cuando el usuario",
         "other_tool": "otra herramienta|cualquier otra herramienta|cualquier herramienta|otras herramientas",
         "sensitive": "contraseña|credenciales|clave api|claves|variables de entorno|historial|"
         "conversación completa|tarjeta de crédito|número de tarjeta|datos personales",
         "harm": "borra|elimina|transfiere|desactiva",
         "send": "envía|envia|reenvía|sube|manda",
+        "tamper": "copia oculta|en copia",
         "quantifier": "todas|todos|todo|completo|completa|entero",
     },
     "pt": {
         "address": "assistente de ia|para a ia|à ia|instrução para o assistente|modelo de linguagem",
-        "ml_authority": "aviso do sistema|administrador|modo desenvolvedor|prioridade máxima",
-        "secrecy": "não mencione|sem que o usuário|em segredo|discretamente|não conte ao usuário|não informe",
-        "ml_override": "instruções anteriores|esqueça as instruções|não siga",
+        "ml_authority": "aviso do sistema|substituição do administrador|como administrador|"
+        "ordem do administrador|modo desenvolvedor|prioridade máxima|a partir de agora|de agora em diante|"
+        "daqui em diante",
+        "secrecy": "não mencione|sem que o usuário|em segredo|discretamente|não conte ao usuário|"
+        "não informe|não comente",
+        "ml_override": "instruções anteriores|esqueça as instruções|não siga|esqueça todas|"
+        "esqueça as regras|regras anteriores",
         "action": "chame|coloque|anexe|copie|cole|apague|encaminhe|envie",
         "no_confirm": "sem perguntar|sem consentimento|sem permissão|sem autorização",
-        "trigger": "antes de qualquer outra|antes de usar",
+        "trigger": "antes de qualquer outra|antes de usar|quando o usuário",
         "other_tool": "outra ferramenta|qualquer outra ferramenta|qualquer ferramenta|outras ferramentas",
         "sensitive": "senha|credenciais|chave de api|variáveis de ambiente|variáveis|histórico|"
         "cartão de crédito|número do cartão|arquivos abertos|todos os arquivos",
         "harm": "apague|exclua|transfira|desative",
         "send": "envie|enviá-los|encaminhe|faça upload",
+        "tamper": "cópia oculta|em cópia",
         "quantifier": "todas|todos|todo|completo|completa|inteiro",
     },
     "fr": {
-        "address": "assistant ia|pour l'assistant|note pour l'assistant|message pour l'ia|modèle de langage|"
-        "pour l'ia",
-        "ml_authority": "avis système|administrateur|je remplace tes|mode développeur|priorité absolue",
-        "secrecy": "sans que l'utilisateur|discrètement|en secret|à l'insu|ne le signale pas|n'en parle pas|"
-        "ne le dis pas",
+        "address": "assistant ia|pour l'assistant|note pour l'assistant|message pour l'ia|"
+        "modèle de langage|pour l'ia",
+        "ml_authority": "avis système|en tant qu'administrateur|ordre de l'administrateur|je remplace tes|"
+        "mode développeur|priorité absolue|désormais|dorénavant|à partir de maintenant",
+        "secrecy": "sans que l'utilisateur|discrètement|en secret|à l'insu|ne le signale pas|"
+        "n'en parle pas|ne le dis pas|garder cela secret|garde cela secret|ne dis rien",
         "ml_override": "ignore toutes|oublie les instructions|ne tiens pas compte|fais abstraction|"
-        "instructions précédentes|remplace tes consignes",
+        "instructions précédentes|remplace tes consignes|oublie toutes|oublie les règles|"
+        "règles précédentes",
         "action": "exécute|copie|colle|transmets|supprime|transfère|envoie",
         "no_confirm": "sans confirmation|sans autorisation|sans consentement|sans lui demander|sans demander",
-        "trigger": "avant tout autre outil|avant d'utiliser",
+        "trigger": "avant tout autre outil|avant d'utiliser|quand l'utilisateur|lorsque l'utilisateur",
         "other_tool": "autre outil|tout autre outil|n'importe quel outil|autres outils",
-        "sensitive": "mot de passe|mots de passe|identifiants|jeton|clé api|clés|variables d'environnement|"
-        "historique|carte bancaire|numéro de carte|fichiers ouverts|sauvegardes",
+        "sensitive": "mot de passe|mots de passe|identifiants|jeton|clé api|clés|"
+        "variables d'environnement|historique|carte bancaire|numéro de carte|fichiers ouverts|sauvegardes",
         "harm": "supprime|transfère|désactive",
         "send": "envoie|transmets|téléverse|transfère",
+        "tamper": "copie cachée|en copie",
         "quantifier": "tout|toute|toutes|tous|complet|complète|entier",
     },
     "de": {
-        "address": "an die ki|hinweis an die ki|als ki|"
-        "ki-assistent|für die ki|sprachmodell|an den assistenten",
-        "ml_authority": "systemhinweis|systemnachricht|admin-override|wartungsmodus|"
-        "entwicklermodus|höchste priorität",
+        "address": "an die ki|hinweis an die ki|als ki|ki-assistent|für die ki|sprachmodell|"
+        "an den assistenten",
+        "ml_authority": "systemhinweis|systemnachricht|admin-override|als administrator|"
+        "anweisung des administrators|wartungsmodus|entwicklermodus|höchste priorität|ab sofort|ab jetzt|"
+        "von nun an|fortan",
         "secrecy": "sag dem benutzer nichts|sag dem nutzer nichts|nichts davon|erwähne es nicht|heimlich|"
-        "unbemerkt|verschweige|gegenüber dem nutzer nicht",
-        "ml_override": "vergiss alle|vorherigen anweisungen|missachte|außer kraft",
+        "unbemerkt|verschweige|gegenüber dem nutzer nicht|geheim halten|geheim",
+        "ml_override": "vergiss alle|vorherigen anweisungen|missachte|außer kraft|vergiss die regeln|"
+        "vorherigen regeln",
         "action": "füge|hänge|schicke|übermittle|lösche|kopiere|führe|übergib",
         "no_confirm": "ohne zustimmung|ohne erlaubnis|ohne zu fragen",
-        "trigger": "vor jedem anderen|vor allen anderen|bevor du",
+        "trigger": "vor jedem anderen|vor allen anderen|bevor du|wenn der nutzer|wenn der benutzer|"
+        "sobald der nutzer",
         "other_tool": "anderen tool|anderes tool|alle tools|andere werkzeuge",
         "sensitive": "passwort|kennwort|zugangsdaten|api-schlüssel|schlüssel|umgebungsvariablen|"
         "gesprächsverlauf|chatverlauf|kreditkarte|geöffneten dateien|alle dateien",
         "harm": "lösche|entferne|überweise|deaktiviere",
         "send": "sende|schicke|übermittle",
+        "tamper": "blindkopie|in kopie",
         "quantifier": "alle|alles|gesamte|gesamten|vollständig|komplett",
     },
 }
