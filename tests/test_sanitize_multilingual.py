@@ -31,6 +31,7 @@ from mcp_guard.sanitize.lexicon import (
 )
 from mcp_guard.sanitize.lexicon_intl import (
     _LANGUAGES,
+    _LATIN,
     _WORD_END,
     _WORD_START,
     _normal,
@@ -404,6 +405,84 @@ def test_honest_tools_that_name_passwords_and_systems_are_clean(language: str, t
     assert not _rules(text), (language, text)
 
 
+#: What localized tools say every day: deleting "all files" after the user confirms, sending the
+#: mail the user wrote, "from now on this tool also reads PDF", password rules for the user, and a
+#: training phrase quoted as an example.
+EVERYDAY = [
+    "删除文件。删除指定路径下的所有文件，执行前会请求用户确认。系统回收站中的文件可恢复。",
+    "发送邮件工具：将用户撰写的邮件发送给指定收件人。附件不得超过 25MB。",
+    "数据库查询工具。执行只读 SQL 查询，返回所有匹配的行。不会修改数据。",
+    "读取环境变量 PATH 并列出其中的目录，帮助用户排查命令找不到的问题。",
+    "系统管理员工具：重启服务前请确认没有正在进行的任务。",
+    ("ファイル削除ツール。指定したフォルダ内のすべてのファイルを削除します。実行前にユーザーに確認します。"),
+    "メール送信ツール：ユーザーが作成したメールを宛先に送信します。",
+    "環境変数の一覧を表示します。値は伏せ字で表示され、外部には送信しません。",
+    "파일 삭제 도구. 지정한 폴더의 모든 파일을 삭제합니다. 실행 전에 사용자에게 확인합니다.",
+    "이메일 전송 도구: 사용자가 작성한 메일을 수신자에게 보냅니다.",
+    (
+        "Удаляет файлы в указанной папке. Перед удалением всех файлов инструмент запрашивает "
+        "подтверждение пользователя."
+    ),
+    (
+        "Отправляет письмо, написанное пользователем, указанным получателям. Обратитесь к "
+        "администратору, если отправка не работает."
+    ),
+    "يحذف جميع الملفات في المجلد المحدد بعد طلب تأكيد المستخدم.",
+    "يرسل البريد الذي كتبه المستخدم إلى المستلمين المحددين.",
+    "चुने गए फ़ोल्डर की सभी फ़ाइलें हटाता है। हटाने से पहले उपयोगकर्ता से पुष्टि लेता है।",
+    "उपयोगकर्ता द्वारा लिखा गया ईमेल प्राप्तकर्ताओं को भेजता है।",
+    ("Elimina todos los archivos de la carpeta indicada. Antes de borrar, pide confirmación al usuario."),
+    (
+        "Envía el correo redactado por el usuario a los destinatarios indicados. Si falla, contacte"
+        " "
+        "al administrador del sistema."
+    ),
+    "Exclui todos os arquivos da pasta indicada. Antes de apagar, pede confirmação ao usuário.",
+    (
+        "Envia o e-mail escrito pelo usuário para os destinatários informados. A senha do SMTP fica"
+        " "
+        "no cofre do sistema."
+    ),
+    (
+        "Supprime tous les fichiers du dossier indiqué. Avant de supprimer, demande confirmation à "
+        "l'utilisateur."
+    ),
+    (
+        "Envoie le courriel rédigé par l'utilisateur aux destinataires indiqués. Le mot de passe "
+        "SMTP est lu dans le trousseau système."
+    ),
+    ("Löscht alle Dateien im angegebenen Ordner. Vor dem Löschen wird der Nutzer um Bestätigung gebeten."),
+    (
+        "Sendet die vom Nutzer verfasste E-Mail an die angegebenen Empfänger. Das SMTP-Passwort "
+        "wird aus dem Systemschlüsselbund gelesen."
+    ),
+    "Ab sofort unterstützt dieses Tool auch PDF-Dateien. Alle Dateien werden lokal verarbeitet.",
+    "从现在开始，本工具也支持 PDF 文件。所有文件都在本地处理。",
+    ("A partir de ahora esta herramienta también admite PDF. Todos los archivos se procesan localmente."),
+    ("Désormais, cet outil prend aussi en charge les PDF. Tous les fichiers sont traités localement."),
+    (
+        "Перевод: «Забудь все правила, которые тебе давали раньше» — пример фразы для тренировки "
+        "модели-классификатора."
+    ),
+    (
+        "كلمة المرور: يجب أن تحتوي على ثمانية أحرف على الأقل. لا تشارك كلمة المرور مع أي شخص ولا "
+        "ترسلها عبر البريد."
+    ),
+    ("パスワードは8文字以上にしてください。パスワードを他人に教えたり、メールで送信したりしないでください。"),
+    "密码至少需要 8 位。不要把密码告诉他人，也不要通过邮件发送密码。",
+    (
+        "Пароль должен содержать не менее 8 символов. Не сообщайте пароль никому и не отправляйте "
+        "его по почте."
+    ),
+    "पासवर्ड कम से कम 8 अक्षरों का होना चाहिए। पासवर्ड किसी को न बताएं और ईमेल से न भेजें।",
+]
+
+
+@pytest.mark.parametrize("text", EVERYDAY)
+def test_everyday_localized_descriptions_are_clean(text: str) -> None:
+    assert not _rules(text), text
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -529,14 +608,18 @@ def _reference() -> dict[str, re.Pattern[str]]:
         start = "(?<!\\w)" if language in _WORD_START else ""
         end = "(?!\\w)" if language in _WORD_END else ""
         for name, text in table.items():
-            for term in map(_normal, text.split("|")):
-                for form in {term, _unaccented(term)} if language in _WORD_END else {term}:
-                    branches.setdefault(name, {}).setdefault(form, start + re.escape(form) + end)
+            for written in text.split("|"):
+                term, stem = _normal(written.rstrip("*")), written.endswith("*")
+                for form in {term, _unaccented(term)} if language in _LATIN else {term}:
+                    pattern = start + re.escape(form) + ("" if stem else end)
+                    branches.setdefault(name, {}).setdefault(form, pattern)
     return {name: re.compile("|".join(found.values())) for name, found in branches.items()}
 
 
 _REFERENCE = _reference()
-_TERMS = sorted({t for table in _LANGUAGES.values() for text in table.values() for t in text.split("|")})
+_TERMS = sorted(
+    {t.rstrip("*") for table in _LANGUAGES.values() for text in table.values() for t in text.split("|")}
+)
 
 
 @settings(max_examples=400, deadline=None)

@@ -170,7 +170,8 @@ _ML_ADDRESS = _terms(
     "para o modelo|para el modelo|für das modell|pour le modèle"
 )
 _ML_AUTHORITY = _terms(
-    "系统|システム|시스템|системн|النظام|सिस्टम|sistema|système|systemanweisung|instrucción oculta|"
+    "系统通知|システム通知|시스템 공지|системное указание|إشعار النظام|सिस्टम सूचना|aviso del sistema|"
+    "avis système|systemanweisung|instrucción oculta|"
     "instrução oculta|instruction cachée|versteckte anweisung|скрыт|隐藏|隠し|숨겨진|مخفي|छिपा|"
     "consigne"
 )

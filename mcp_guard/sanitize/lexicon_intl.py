@@ -57,20 +57,22 @@ _LANGUAGES: dict[str, dict[str, str]] = {
     "zh": {
         "address": "ai助手|ai助理|给ai|致ai|作为ai|ai注意|ai的提示|大模型|语言模型|人工智能助手|助理|"
         "智能助手",
-        "ml_authority": "系统通知|系统提示|系统消息|系统指令|管理员覆盖|管理员指令|管理员要求|管理员通知|"
-        "作为管理员|最高优先级|开发者模式|官方要求|强制要求|从现在起|从现在开始|从今以后",
+        "ml_authority": "系统通知|系统提示|系统消息|系统指令|管理员覆盖|管理员指令|管理员要求|"
+        "管理员通知|作为管理员|最高优先级|开发者模式|官方要求|强制要求|从现在起|从现在开始|从今以后|"
+        "系统要求",
         "secrecy": "不要向用户|勿向用户|不要让用户知道|不要在回复中|不要在回答中|无需向用户|无需告知|"
         "瞒着用户|不要透露|不要提及|请勿提及|不要说明|不得告知|背着用户|不必告知|不用告诉|不必告诉|"
         "对用户保密",
         "ml_override": "忽略之前|忽略以上|忽略先前|忽略所有|无视之前|忘记之前|不再遵守|不必遵守|"
         "覆盖之前的|之前的规则|所有规则|忘掉",
-        "action": "执行|运行|复制|粘贴|放进|放入|填入|传入|转发|请立即|立即调用|附加|附在|删除",
-        "no_confirm": "无需征得|无需用户同意|不要请求确认|不用确认|无须确认|不需要确认|直接执行|未经用户|"
-        "不经用户",
+        "action": "请执行|请运行|请复制|请粘贴|放进|放入|填入|传入|请转发|请立即|立即调用|请附加|附在|"
+        "请删除|请把|请将|你必须|务必",
+        "no_confirm": "无需征得|无需用户同意|不要请求确认|不用确认|无须确认|不需要确认|直接执行|"
+        "未经用户|不经用户",
         "trigger": "任何其他工具之前|其他工具之前|每当|调用任何|当用户调用|当用户使用|每当用户",
         "other_tool": "其他工具|其它工具|任何工具|另一个工具",
         "sensitive": "密码|密钥|私钥|令牌|凭证|凭据|环境变量|对话记录|聊天记录|对话历史|聊天历史|身份证|"
-        "银行卡号|信用卡|持仓|提示词|全部文件|所有文件",
+        "银行卡号|信用卡|持仓|提示词|打开的文件|所有打开的文件|所有文件的内容|全部文件的内容",
         "harm": "删除|清空|格式化|转账|卸载|禁用|关闭防火墙",
         "send": "发送|发给|发到|上传|转发|提交到",
         "tamper": "抄送|密送|暗送",
@@ -84,13 +86,16 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "知られないよう|表示しないで|触れないで|報告しないで|秘密にして",
         "ml_override": "指示をすべて無視|指示を無視|従わなくて|指示を忘れ|これまでの指示|"
         "ルールはすべて忘れ|ルールを忘れ|以前のルール",
-        "action": "実行し|添付し|入れてください|渡して|貼り付け|コピーし|転送し|送ってください|削除し",
+        "action": "実行してください|添付してください|入れてください|渡してください|貼り付けてください|"
+        "コピーしてください|転送してください|送ってください|削除してください|含めること|実行せよ|"
+        "削除せよ|送信せよ",
         "no_confirm": "確認は不要|確認不要|承認なしで|許可なく|確認を求めず|尋ねずに|聞かずに|同意なしに",
         "trigger": "どのツールよりも先|他のツールより先|他のツールを使う前|呼び出す前|たびに|を使うとき|"
         "を使う時|を呼び出すとき|を実行するとき|を使うたび",
         "other_tool": "他のツール|他のどのツール|別のツール|すべてのツール",
         "sensitive": "パスワード|秘密鍵|認証情報|トークン|apiキー|環境変数|会話履歴|チャット履歴|"
-        "会話の全文|クレジットカード|暗証番号|システムプロンプト|すべてのファイル",
+        "会話の全文|クレジットカード|暗証番号|システムプロンプト|開いているファイル|"
+        "すべてのファイルの内容|すべてのファイルの中身",
         "harm": "削除|消去|送金|無効化|アンインストール|初期化",
         "send": "送信|送って|転送|アップロード",
         "tamper": "bccに|ccに|bccで",
@@ -107,17 +112,17 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "trigger": "도구보다 먼저|사용하기 전에|호출하기 전에|할 때마다|사용할 때|호출할 때",
         "other_tool": "다른 도구|다른 어떤 도구|모든 도구",
         "sensitive": "비밀번호|암호|개인 키|비밀 키|자격 증명|토큰|api 키|환경 변수|대화 기록|채팅 기록|"
-        "신용카드|시스템 프롬프트|모든 파일",
+        "신용카드|시스템 프롬프트|열려 있는 파일|열린 파일|모든 파일의 내용|모든 파일 내용",
         "harm": "삭제|송금|비활성화|초기화",
         "send": "보내|전송|업로드|전달",
         "tamper": "숨은 참조|참조로 추가",
         "quantifier": "모든|전체|전부",
     },
     "ru": {
-        "address": "ии-ассистент|ии-помощник|внимание, ии|нейросеть|языковая модель|к ии",
+        "address": "ии-ассистент|ии-помощник|внимание, ии|нейросет*|языковая модель|к ии",
         "ml_authority": "переопределение администратора|от имени администратора|указание администратора|"
         "как администратор|переопределение|наивысший приоритет|режим разработчика|служебное указание|"
-        "с этого момента|отныне|впредь",
+        "с этого момента|отныне|впредь|системное уведомление|системное сообщение|системная инструкция",
         "secrecy": "не рассказывай|скрой от пользователя|тихо|втайне|не показывай|пользователю не|"
         "в секрете от пользователя|держать это в секрете",
         "ml_override": "забудь предыдущие|не следуй|отмени предыдущие|вопреки инструкциям|"
@@ -127,18 +132,19 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "trigger": "перед любым другим|прежде чем|перед использованием|когда пользователь",
         "other_tool": "другим инструментом|другой инструмент|другого инструмента|любым инструментом|"
         "любой инструмент|других инструментов|любым другим",
-        "sensitive": "пароль|пароли|паролей|токен|ключ api|api-ключ|секрет|учётные данные|учетные данные|"
-        "переменные окружения|переменных окружения|переписк|историю чата|открытым файлам|всем файлам|"
-        "системный промпт|номер карты",
+        "sensitive": "ключ api|api-ключ|учётные данные|учетные данные|переменные окружения|"
+        "переменных окружения|историю чата|открытым файлам|системный промпт|номер карты|переписк*|"
+        "парол*|токен*|секрет*|открытых файлов|содержимое всех файлов",
         "harm": "удали|удалить|сотри|отключи",
-        "send": "отправь|отправля|перешли|передавай|загрузи",
+        "send": "отправь|отправляй|перешли|передавай|загрузи|загружай",
         "tamper": "скрытую копию|скрытой копии|в копию",
         "quantifier": "все|всю|всё|весь|всех|полную|целиком",
     },
     "ar": {
         "address": "ايها المساعد|مساعد الذكاء|الى الذكاء|للذكاء الاصطناعي|نموذج اللغة",
         "ml_authority": "اشعار النظام|تجاوز المسؤول|بصفتي المسؤول|تعليمات المسؤول|المسؤول يطلب|"
-        "اولوية قصوى|وضع المطور|تعليمات مخفية|من الان فصاعدا|ومن الان|من الان",
+        "اولوية قصوى|وضع المطور|تعليمات مخفية|من الان فصاعدا|ومن الان|من الان|رسالة النظام|"
+        "تعليمات النظام",
         "secrecy": "لا تعلم المستخدم|دون علم المستخدم|سرا|خفية|لا تطلع|ولا تذكر|ولا تقل|لا تقل شيئا",
         "ml_override": "انس التعليمات|التعليمات السابقة|لا تلتزم|انس كل|انس القواعد|القواعد السابقة",
         "action": "نفذ|استدع|مرر|انسخ|ارفق|احذف|ارسل|ترسل",
@@ -146,7 +152,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "trigger": "قبل اي اداة|قبل استخدام|عندما يستخدم|عندما يستدعي",
         "other_tool": "اداة اخرى|اي اداة|الادوات الاخرى",
         "sensitive": "كلمة المرور|كلمات المرور|كلمة السر|المفتاح الخاص|متغيرات البيئة|سجل المحادثة|"
-        "المحادثة الكاملة|الملفات المفتوحة|بيانات الاعتماد|رمز الوصول|جميع الملفات",
+        "المحادثة الكاملة|الملفات المفتوحة|بيانات الاعتماد|رمز الوصول|محتوى جميع الملفات",
         "harm": "احذف|امسح|حذف",
         "send": "ارسل|ترسل|مرر",
         "tamper": "نسخة مخفية|نسخة كربونية",
@@ -154,8 +160,9 @@ _LANGUAGES: dict[str, dict[str, str]] = {
     },
     "hi": {
         "address": "एआई सहायक|एआई के लिए|असिस्टेंट|चैटबॉट|भाषा मॉडल",
-        "ml_authority": "व्यवस्थापक ओवरराइड|व्यवस्थापक के रूप में|व्यवस्थापक निर्देश|ओवरराइड|सिस्टम सूचना|"
-        "प्रशासक के रूप में|प्रशासक निर्देश|डेवलपर मोड|सर्वोच्च प्राथमिकता|अब से",
+        "ml_authority": "व्यवस्थापक ओवरराइड|व्यवस्थापक के रूप में|व्यवस्थापक निर्देश|ओवरराइड|"
+        "सिस्टम सूचना|प्रशासक के रूप में|प्रशासक निर्देश|डेवलपर मोड|सर्वोच्च प्राथमिकता|अब से|"
+        "सिस्टम संदेश|सिस्टम निर्देश",
         "secrecy": "मत बताना|न बताना|मत बताओ|न बताएं|गुप्त रूप से|चुपचाप|छिपाकर|उल्लेख न करें|"
         "जिक्र न करें|मत कहो|मत कहना|गुप्त रखना|गुप्त रखें",
         "ml_override": "नजरअंदाज|भूल जाएं|निर्देशों को अनदेखा|पिछले सभी निर्देश|नियम भूल|पिछले नियम|सब भूल जाओ",
@@ -164,7 +171,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "trigger": "अन्य टूल से पहले|किसी भी टूल से पहले|जब उपयोगकर्ता",
         "other_tool": "अन्य टूल|दूसरे टूल|किसी भी टूल|सभी टूल",
         "sensitive": "पासवर्ड|टोकन|कुंजी|क्रेडेंशियल|एनवायरनमेंट वेरिएबल|पर्यावरण चर|बातचीत का इतिहास|"
-        "चैट इतिहास|खुली फाइलों|सिस्टम प्रॉम्प्ट|कार्ड नंबर|सभी फाइलों",
+        "चैट इतिहास|खुली फाइलों|सिस्टम प्रॉम्प्ट|कार्ड नंबर|सभी फाइलों की सामग्री",
         "harm": "हटा दो|हटा दें|हटाएं|डिलीट|मिटा",
         "send": "भेजें|भेजो|अपलोड|भेज",
         "tamper": "गुप्त प्रतिलिपि|प्रतिलिपि में",
@@ -174,18 +181,21 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "address": "asistente de ia|para la ia|a la ia|nota para la ia|modelo de lenguaje|para el asistente",
         "ml_authority": "aviso del sistema|como administrador|orden del administrador|"
         "aviso del administrador|anulo tus|modo desarrollador|prioridad máxima|a partir de ahora|"
-        "de ahora en adelante|desde ahora",
+        "de ahora en adelante|desde ahora|mensaje del sistema|instrucción del sistema",
         "secrecy": "no se lo digas|no lo menciones|no lo digas|sin que el usuario|en secreto|"
-        "discretamente|no lo indiques|oculta al usuario|no se lo cuentes|no le comentes|no comentes nada|"
-        "mantenerlo en secreto|mantenlo en secreto",
+        "discretamente|no lo indiques|oculta al usuario|no se lo cuentes|no le comentes|"
+        "no comentes nada|mantenerlo en secreto|mantenlo en secreto",
         "ml_override": "olvida las instrucciones|instrucciones anteriores|haz caso omiso|no sigas|"
         "anulo tus reglas|olvida todas|olvida las reglas|reglas anteriores",
-        "action": "ejecuta|incluye|copia|pega|adjunta|reenvía|pásale|borra|sube|añade",
+        "action": "envíalo|envíala|envíalos|inclúyelo|inclúyela|cópialo|pégalo|adjúntalo|reenvíalo|"
+        "reenvíalos|bórralo|bórralos|súbelo|añádelo|ejecútalo|pásale|debes enviar|debes incluir|"
+        "tienes que",
         "no_confirm": "sin preguntar|sin consentimiento|sin permiso|sin autorización",
         "trigger": "antes que cualquier otra|antes de cualquier otra|antes de usar|cuando el usuario",
         "other_tool": "otra herramienta|cualquier otra herramienta|cualquier herramienta|otras herramientas",
         "sensitive": "contraseña|credenciales|clave api|claves|variables de entorno|historial|"
-        "conversación completa|tarjeta de crédito|número de tarjeta|datos personales",
+        "conversación completa|tarjeta de crédito|número de tarjeta|datos personales|archivos abiertos|"
+        "contenido de todos los archivos",
         "harm": "borra|elimina|transfiere|desactiva",
         "send": "envía|envia|reenvía|sube|manda",
         "tamper": "copia oculta|en copia",
@@ -194,8 +204,8 @@ _LANGUAGES: dict[str, dict[str, str]] = {
     "pt": {
         "address": "assistente de ia|para a ia|à ia|instrução para o assistente|modelo de linguagem",
         "ml_authority": "aviso do sistema|substituição do administrador|como administrador|"
-        "ordem do administrador|modo desenvolvedor|prioridade máxima|a partir de agora|de agora em diante|"
-        "daqui em diante",
+        "ordem do administrador|modo desenvolvedor|prioridade máxima|a partir de agora|"
+        "de agora em diante|daqui em diante|mensagem do sistema|instrução do sistema",
         "secrecy": "não mencione|sem que o usuário|em segredo|discretamente|não conte ao usuário|"
         "não informe|não comente",
         "ml_override": "instruções anteriores|esqueça as instruções|não siga|esqueça todas|"
@@ -205,7 +215,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "trigger": "antes de qualquer outra|antes de usar|quando o usuário",
         "other_tool": "outra ferramenta|qualquer outra ferramenta|qualquer ferramenta|outras ferramentas",
         "sensitive": "senha|credenciais|chave de api|variáveis de ambiente|variáveis|histórico|"
-        "cartão de crédito|número do cartão|arquivos abertos|todos os arquivos",
+        "cartão de crédito|número do cartão|arquivos abertos|conteúdo de todos os arquivos",
         "harm": "apague|exclua|transfira|desative",
         "send": "envie|enviá-los|encaminhe|faça upload",
         "tamper": "cópia oculta|em cópia",
@@ -214,19 +224,21 @@ _LANGUAGES: dict[str, dict[str, str]] = {
     "fr": {
         "address": "assistant ia|pour l'assistant|note pour l'assistant|message pour l'ia|"
         "modèle de langage|pour l'ia",
-        "ml_authority": "avis système|en tant qu'administrateur|ordre de l'administrateur|je remplace tes|"
-        "mode développeur|priorité absolue|désormais|dorénavant|à partir de maintenant",
+        "ml_authority": "avis système|en tant qu'administrateur|ordre de l'administrateur|"
+        "je remplace tes|mode développeur|priorité absolue|désormais|dorénavant|à partir de maintenant|"
+        "message système|instruction système|avis du système",
         "secrecy": "sans que l'utilisateur|discrètement|en secret|à l'insu|ne le signale pas|"
         "n'en parle pas|ne le dis pas|garder cela secret|garde cela secret|ne dis rien",
         "ml_override": "ignore toutes|oublie les instructions|ne tiens pas compte|fais abstraction|"
         "instructions précédentes|remplace tes consignes|oublie toutes|oublie les règles|"
         "règles précédentes",
-        "action": "exécute|copie|colle|transmets|supprime|transfère|envoie",
+        "action": "transmets|envoie-lui|envoie-les|envoie-le|supprime-les|copie-le|exécute-la|tu dois|tu vas",
         "no_confirm": "sans confirmation|sans autorisation|sans consentement|sans lui demander|sans demander",
         "trigger": "avant tout autre outil|avant d'utiliser|quand l'utilisateur|lorsque l'utilisateur",
         "other_tool": "autre outil|tout autre outil|n'importe quel outil|autres outils",
         "sensitive": "mot de passe|mots de passe|identifiants|jeton|clé api|clés|"
-        "variables d'environnement|historique|carte bancaire|numéro de carte|fichiers ouverts|sauvegardes",
+        "variables d'environnement|historique|carte bancaire|numéro de carte|fichiers ouverts|"
+        "sauvegardes|contenu de tous les fichiers",
         "harm": "supprime|transfère|désactive",
         "send": "envoie|transmets|téléverse|transfère",
         "tamper": "copie cachée|en copie",
@@ -236,10 +248,10 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "address": "an die ki|hinweis an die ki|als ki|ki-assistent|für die ki|sprachmodell|"
         "an den assistenten",
         "ml_authority": "systemhinweis|systemnachricht|admin-override|als administrator|"
-        "anweisung des administrators|wartungsmodus|entwicklermodus|höchste priorität|ab sofort|ab jetzt|"
-        "von nun an|fortan",
-        "secrecy": "sag dem benutzer nichts|sag dem nutzer nichts|nichts davon|erwähne es nicht|heimlich|"
-        "unbemerkt|verschweige|gegenüber dem nutzer nicht|geheim halten|geheim",
+        "anweisung des administrators|wartungsmodus|entwicklermodus|höchste priorität|ab sofort|"
+        "ab jetzt|von nun an|fortan|systemanweisung",
+        "secrecy": "sag dem benutzer nichts|sag dem nutzer nichts|nichts davon|erwähne es nicht|"
+        "heimlich|unbemerkt|verschweige|gegenüber dem nutzer nicht|geheim halten|geheim",
         "ml_override": "vergiss alle|vorherigen anweisungen|missachte|außer kraft|vergiss die regeln|"
         "vorherigen regeln",
         "action": "füge|hänge|schicke|übermittle|lösche|kopiere|führe|übergib",
@@ -248,7 +260,7 @@ _LANGUAGES: dict[str, dict[str, str]] = {
         "sobald der nutzer",
         "other_tool": "anderen tool|anderes tool|alle tools|andere werkzeuge",
         "sensitive": "passwort|kennwort|zugangsdaten|api-schlüssel|schlüssel|umgebungsvariablen|"
-        "gesprächsverlauf|chatverlauf|kreditkarte|geöffneten dateien|alle dateien",
+        "gesprächsverlauf|chatverlauf|kreditkarte|geöffneten dateien|inhalt aller dateien",
         "harm": "lösche|entferne|überweise|deaktiviere",
         "send": "sende|schicke|übermittle",
         "tamper": "blindkopie|in kopie",
@@ -261,10 +273,13 @@ NAMES = frozenset(
 )
 
 
-#: Languages whose words are separated by spaces and inflect at the end: a term there must start a
-#: word ("cole" is not in "colegas"), and in the Latin-script ones end one too, unless it is a stem.
+#: Languages whose words are separated by spaces: a term there must start a word ("cole" is not in
+#: "colegas") and end one ("отправляй" is not "отправляйте", said to the user), unless it is a
+#: stem, written with a trailing "*" ("переписк*" for every case of "переписка").
 _WORD_START = frozenset({"es", "pt", "fr", "de", "ru"})
-_WORD_END = frozenset({"es", "pt", "fr", "de"})
+_WORD_END = frozenset({"es", "pt", "fr", "de", "ru"})
+#: Latin-script languages: each term is also looked for as typed without accents.
+_LATIN = frozenset({"es", "pt", "fr", "de"})
 
 
 def _unaccented(term: str) -> str:
@@ -306,9 +321,10 @@ def _compile() -> _Compiled:
         terms.setdefault(name, {}).update((_normal(t), (False, False)) for t in lexicon)
     for language, table in _LANGUAGES.items():
         for name, text in table.items():
-            for term in map(_normal, text.split("|")):
-                forms = {term, _unaccented(term)} if language in _WORD_END else {term}
-                edges = (language in _WORD_START, language in _WORD_END)
+            for written in text.split("|"):
+                term = _normal(written.rstrip("*"))
+                forms = {term, _unaccented(term)} if language in _LATIN else {term}
+                edges = (language in _WORD_START, language in _WORD_END and not written.endswith("*"))
                 for form in forms:
                     terms.setdefault(name, {}).setdefault(form, edges)
     compiled = []
@@ -338,7 +354,16 @@ _REPORTED_BEFORE = re.compile(
     "exemplo|comme|phrase|phrases|contient|exemple|etwa|satz|sätze|enthält|beispiel|z\\.\\s?b\\.)\\W{0,12}$"
 )
 _REPORTED_AFTER = re.compile(
-    "^\\W{0,3}(?:之类|这样的|等|的文字|など|といった|という|のような|같은|라는|이라는|와 같은|जैसे|वाक्य)"
+    "^\\W{0,3}(?:之类|这样的|等|的文字|など|といった|という|のような|같은|라는|이라는|와 같은|जैसे|वाक्य|пример)"
+)
+#: Advice about whom not to tell ("никому", "किसी को", "誰にも"): warning the user to keep a password
+#: from everyone, unless the user is the one kept in the dark.
+_ANYONE = re.compile(
+    "任何人|他人|陌生人|誰にも|他人に|누구에게도|다른 사람|никому|кому-либо|посторонним|أي شخص|أحدا|لأحد|"
+    "किसी को|किसी के साथ|किसी से|nadie|ninguém|personne|niemandem|niemand"
+)
+_USER = re.compile(
+    "用户|ユーザー|사용자|пользовател|المستخدم|उपयोगकर्ता|usuari|usuári|utilisat|nutzer|benutzer"
 )
 
 
@@ -383,6 +408,8 @@ def signals(text: str) -> Iterator[tuple[str, str]]:
     data = text.encode("utf-8")
     size = len(data)
     for name, free, bounded_match, bounded in _SIGNALS:
+        if name == "secrecy" and _ANYONE.search(text) and not _USER.search(text):
+            continue  # "never tell anyone your code" protects the user
         if free is not None:
             (begin, end), *_ = free(_UNANCHORED, data, 0, size)
             if begin >= 0:
