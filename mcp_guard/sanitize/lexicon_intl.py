@@ -297,15 +297,18 @@ _Match = Callable[..., list[tuple[int, int]]]
 _Compiled = tuple[tuple[str, _Match | None, _Match | None, dict[str, tuple[bool, bool]]], ...]
 
 
-def _automaton(terms: list[str]) -> _Match | None:
+def _automaton(terms: list[str], options: Options = _OPTIONS) -> _Match | None:
     if not terms:
         return None
-    source = "|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
-    pattern = _re2.RE2(source.encode("utf-8"), _OPTIONS)
+    source = "|".join(re.escape(t) for t in sorted(set(terms), key=lambda t: (-len(t), t)))
+    pattern = _re2.RE2(source.encode("utf-8"), options)
     if not pattern.ok():  # pragma: no cover - the tables are fixed; a bad one fails at import
         raise ValueError(pattern.error())
     match: _Match = pattern.Match
     return match
+
+
+_ALL_TERMS: list[str] = []
 
 
 def _compile() -> _Compiled:
@@ -328,6 +331,7 @@ def _compile() -> _Compiled:
                 for form in forms:
                     terms.setdefault(name, {}).setdefault(form, edges)
     compiled = []
+    _ALL_TERMS.extend(term for found in terms.values() for term in found)
     for name, found in terms.items():
         bounded = {t: edges for t, edges in found.items() if edges != (False, False)}
         free = [t for t in found if t not in bounded]
@@ -336,6 +340,14 @@ def _compile() -> _Compiled:
 
 
 _SIGNALS = _compile()
+#: Every term of every signal in one automaton: most sentences outside ASCII hold none (an English
+#: one with a curly quote or a dash), and one pass over them tells. A thousand terms in four
+#: scripts need a larger state cache than the default, or RE2 keeps rebuilding it.
+_WIDE = Options()
+_WIDE.never_capture = True
+_WIDE.log_errors = False
+_WIDE.max_mem = 32 << 20
+_ANY = _automaton(_ALL_TERMS, _WIDE)
 
 
 #: Letters with accents: Latin-script text in another language, read in full like other scripts.
@@ -407,6 +419,8 @@ def signals(text: str) -> Iterator[tuple[str, str]]:
     """``(signal, matched term)`` for every signal a normalised, lower-cased sentence raises."""
     data = text.encode("utf-8")
     size = len(data)
+    if _ANY is None or _ANY(_UNANCHORED, data, 0, size)[0][0] < 0:
+        return
     for name, free, bounded_match, bounded in _SIGNALS:
         if name == "secrecy" and _ANYONE.search(text) and not _USER.search(text):
             continue  # "never tell anyone your code" protects the user
