@@ -478,6 +478,13 @@ EVERYDAY = [
 ]
 
 
+EVERYDAY += [
+    # Chat logs: "助手:" and "アシスタント:" label a speaker, they do not address the model.
+    "用户: 帮我删除所有草稿\n助手: 好的，我已经删除了所有草稿。\n用户: 谢谢",
+    "ユーザー: 下書きをすべて削除して\nアシスタント: はい、すべての下書きを削除しました。",
+]
+
+
 @pytest.mark.parametrize("text", EVERYDAY)
 def test_everyday_localized_descriptions_are_clean(text: str) -> None:
     assert not _rules(text), text

@@ -433,7 +433,10 @@ _ML_LEXICONS = (
     ("trigger", _ML_TRIGGER),
 )
 #: A dialogue log: lines labelled by speaker.
-_TRANSCRIPT = re.compile(r"(?:^|\n)\s*(?:user|human|customer|client)\s*:")
+_TRANSCRIPT = re.compile(
+    r"(?:^|\n)\s*(?:user|human|customer|client|用户|使用者|ユーザー|사용자|пользователь|المستخدم|उपयोगकर्ता|"
+    r"usuario|usuário|utilisateur|nutzer|benutzer)\s*:"
+)
 #: Name words of tools whose purpose is to send somewhere: a destination is their job.
 _SENDS_BY_DESIGN = frozenset({"email", "mail", "send", "sms", "post", "webhook", "http", "fetch", "url"})
 #: Signals that make a text speak to its reader rather than describe something.

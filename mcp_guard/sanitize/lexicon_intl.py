@@ -427,9 +427,12 @@ def signals(text: str) -> Iterator[tuple[str, str]]:
         if free is not None:
             (begin, end), *_ = free(_UNANCHORED, data, 0, size)
             if begin >= 0:
-                yield name, data[begin:end].decode("utf-8")
+                term = data[begin:end].decode("utf-8")
+                if name == "address" and not data[:begin].strip() and data[end : end + 1] == b":":
+                    term += ":"  # "助手: ..." opening a line: a speaker label in a chat log, or an address
+                yield name, term
                 continue
         if bounded_match is not None:
-            term = _bounded_term(data, bounded_match, bounded)
-            if term is not None:
-                yield name, term
+            edged = _bounded_term(data, bounded_match, bounded)
+            if edged is not None:
+                yield name, edged
