@@ -105,7 +105,9 @@ def _prohibited(text: str, start: int) -> bool:
     return _PROHIBITION.search(window[cut + 1 :]) is not None
 
 
-_QUOTABLE = frozenset({"override", "access"})
+_QUOTABLE = frozenset({"override", "access", "secrecy"})
+#: Quotation marks of other languages (guillemets, CJK corner brackets, German low-high quotes).
+_OTHER_QUOTES = (("«", "»"), ("「", "」"), ("『", "』"), ("„", "“"))
 _OPEN_SINGLE = re.compile(r"(?:^|(?<=[\s(\[:]))['‘]")
 _CLOSE_SINGLE = re.compile(r"['’](?=[\s.,;:)\]!?]|$)")
 
@@ -114,6 +116,8 @@ def _quoted(text: str, start: int) -> bool:
     """The match sits inside a quotation opened earlier in the unit and not yet closed."""
     before = text[:start]
     if before.count('"') % 2 == 1 or before.count("“") > before.count("”"):
+        return True
+    if not before.isascii() and any(before.count(a) > before.count(b) for a, b in _OTHER_QUOTES):
         return True
     opened = None
     for m in _OPEN_SINGLE.finditer(before):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[a-z0-9_]+(?:['.-][a-z0-9_]+)*")
-_SENTENCE = re.compile(r"(?<=[.!?;。！？；])\s+|\n+|(?<=[。！？；])|\s(?:[—–]|--)\s")
+_SENTENCE = re.compile(r"(?<=[.!?;。！？；।؟])\s+|\n+|(?<=[。！？；])|\s(?:[—–]|--)\s")
 
 
 def _terms(text: str) -> tuple[str, ...]:
@@ -170,7 +170,8 @@ _ML_ADDRESS = _terms(
     "para o modelo|para el modelo|für das modell|pour le modèle"
 )
 _ML_AUTHORITY = _terms(
-    "系统|システム|시스템|системн|النظام|सिस्टम|sistema|système|systemanweisung|instrucción oculta|"
+    "系统通知|システム通知|시스템 공지|системное указание|إشعار النظام|सिस्टम सूचना|aviso del sistema|"
+    "avis système|systemanweisung|instrucción oculta|"
     "instrução oculta|instruction cachée|versteckte anweisung|скрыт|隐藏|隠し|숨겨진|مخفي|छिपा|"
     "consigne"
 )
@@ -416,7 +417,12 @@ _SENSITIVE_ANCHORS = frozenset(
         "deploy|session|printenv"
     )
 )
-_ML_NAMES = frozenset(_terms("address|ml_authority|secrecy|ml_override|action|no_confirm|trigger"))
+_ML_NAMES = frozenset(
+    _terms(
+        "address|ml_authority|secrecy|ml_override|action|no_confirm|trigger|other_tool|sensitive|harm|send|"
+        "quantifier|tamper"
+    )
+)
 _ML_LEXICONS = (
     ("address", _ML_ADDRESS),
     ("ml_authority", _ML_AUTHORITY),
@@ -427,7 +433,10 @@ _ML_LEXICONS = (
     ("trigger", _ML_TRIGGER),
 )
 #: A dialogue log: lines labelled by speaker.
-_TRANSCRIPT = re.compile(r"(?:^|\n)\s*(?:user|human|customer|client)\s*:")
+_TRANSCRIPT = re.compile(
+    r"(?:^|\n)\s*(?:user|human|customer|client|用户|使用者|ユーザー|사용자|пользователь|المستخدم|उपयोगकर्ता|"
+    r"usuario|usuário|utilisateur|nutzer|benutzer)\s*:"
+)
 #: Name words of tools whose purpose is to send somewhere: a destination is their job.
 _SENDS_BY_DESIGN = frozenset({"email", "mail", "send", "sms", "post", "webhook", "http", "fetch", "url"})
 #: Signals that make a text speak to its reader rather than describe something.

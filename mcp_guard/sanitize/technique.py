@@ -41,7 +41,6 @@ from .lexicon import (
     _IMPERATIVE,
     _LABELS,
     _LEADS,
-    _ML_LEXICONS,
     _ML_NAMES,
     _NEGATED_PAYLOAD,
     _NEGATIONS,
@@ -81,6 +80,8 @@ from .lexicon import (
     _WIDE_WORDS,
     _WORD,
 )
+from .lexicon_intl import ACCENTED, strip_reported_intl
+from .lexicon_intl import signals as intl_signals
 
 #: Signals whose patterns run faster on RE2 (long alternations without a literal to start from);
 #: the rest are quicker in ``re``, whose call costs less. Same answers either way.
@@ -172,8 +173,10 @@ def _sentences(text: str) -> list[str]:
 
 def _strip_reported(text: str) -> str:
     """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
+    if not text.isascii():
+        text = strip_reported_intl(text)
     # Each quotation ``_QUOTED`` knows has two quote marks: an apostrophe alone ("don't") is none.
-    if text.count('"') < 2 and text.count("'") < 2 and "”" not in text:
+    if text.count('"') < 2 and text.count("'") < 2 and "”" not in text and "“" not in text:
         return text
 
     def blank(m: re.Match[str]) -> str:
@@ -299,12 +302,8 @@ class _Sentence:
             if hit is not None:
                 found["tamper"] = hit
         if not text.isascii():
-            for name, lexicon in _ML_LEXICONS:
-                if name not in found:
-                    for term in lexicon:
-                        if term in text:
-                            found[name] = term
-                            break
+            for name, term in intl_signals(text):
+                found.setdefault(name, term)
         if own and "other_tool" in found and found["other_tool"].split()[-1] in own:
             del found["other_tool"]  # naming itself or its own parameter is not reaching out
         if "destination" in found and own & _SENDS_BY_DESIGN and "sensitive" not in found:
@@ -332,7 +331,7 @@ def _signals(sentence: str, own: frozenset[str]) -> dict[str, str]:
 
 def _payload_keys(low: str, tokens: list[str]) -> list[str] | None:
     """The payload words and marks in a field (None: another script, read it all), in one pass."""
-    if not low.isascii() and _OTHER_SCRIPT.search(low):
+    if not low.isascii() and (_OTHER_SCRIPT.search(low) or ACCENTED.search(low)):
         return None
     words = set(tokens)
     if "_" in low:
