@@ -232,9 +232,14 @@ class Guard(Screening):
                 decision = await self.flows.check(
                     principal, request, plan, decision, enforce=self.mode == "enforce"
                 )
-            await self._step_up(principal, decision, exchange)
-            await self._admit_rate(principal, request)
-            await self.budgets.precheck(self.policy, principal, request, decision)
+            # Stages with nothing to do are not entered: most calls carry no obligation and many
+            # guards have no rate limiter, and each skipped stage is one coroutine less per call.
+            if decision.obligations:
+                await self._step_up(principal, decision, exchange)
+            if self.rate_limiter is not None:
+                await self._admit_rate(principal, request)
+            if decision.obligations:
+                await self.budgets.precheck(self.policy, principal, request, decision)
             for obligation in decision.obligations:
                 if obligation.kind == "confirm":
                     caller = exchange.caller if exchange is not None else None
@@ -270,7 +275,8 @@ class Guard(Screening):
     async def _decide(self, principal: Principal, request: AccessRequest) -> Decision:
         try:
             result = self.policy.decide(principal, request)
-            decision = await result if inspect.isawaitable(result) else result
+            # A Decision first: ``isawaitable`` is an ABC check, the slow part of a memoised decision.
+            decision = result if type(result) is Decision or not inspect.isawaitable(result) else await result
         except GuardError:
             raise
         except Exception as exc:
