@@ -409,8 +409,10 @@ class Screening:
         is_error = bool(result.get("isError", False))
         out = dict(result)
         findings: tuple[Finding, ...] = ()
+        if not ((self.inspect_results if enabled is None else enabled) and self.sanitizers):
+            return out, ResultSummary(size, is_error)
         policy = self.sanitize_policy(server or self.server or "")
-        if (self.inspect_results if enabled is None else enabled) and self.sanitizers and policy.scan_results:
+        if policy.scan_results:
             scanned = self._scan(kind, result)
             findings = scanned.findings
             action = verdict_action(policy, scanned)

@@ -136,3 +136,82 @@ def test_decisions_compare_as_before() -> None:
     assert Decision(True, "r", ("why",)) == Decision.allow("r", "why")
     assert hash(Obligation("redact", {"fields": ("a",)}).kind) == hash("redact")
     assert Decision(False).effect == "deny"
+
+
+def test_guard_event_puts_every_field_in_its_place() -> None:
+    """``Guard.event`` passes the event's fields by position: each must land in its own field."""
+    from datetime import datetime, timezone
+
+    from mcp_guard.guard import Guard
+
+    ctx = RequestContext(
+        datetime.now(timezone.utc), "http", "sess", 7, "2025-11-25", "cli", "1.2", "10.0.0.9"
+    )
+    request = AccessRequest("tools/call", "call", "srv", "tool", "echo", {"a": 1}, ctx)
+    verdict = Decision(
+        True,
+        "rule-1",
+        ("because",),
+        (Obligation("redact", {"fields": ("a",)}),),
+        shadow=True,
+        approval={"id": "ap"},
+        confirmation={"by": "bob"},
+        flow={"id": "fl"},
+    )
+    summary = ResultSummary(size=3)
+    principal = Principal("alice", roles=frozenset({"r"}), ip="10.9.9.9")
+    event = Guard.event(
+        "tools/call",
+        "allow",
+        principal=principal,
+        request=request,
+        verdict=verdict,
+        error_code=-1,
+        result=summary,
+        started=0.0,
+        kind="notification",
+        direction="outbound",
+        status="ok",
+        event_id="ev-1",
+    )
+    expected = {
+        "method": "tools/call",
+        "decision": "allow",
+        "event": "notification",
+        "id": "ev-1",
+        "session_id": "sess",
+        "request_id": 7,
+        "principal": principal.summary(),
+        "source_ip": "10.0.0.9",
+        "transport": "http",
+        "client_name": "cli",
+        "client_version": "1.2",
+        "server": "srv",
+        "kind": "tool",
+        "target": "echo",
+        "rule": "rule-1",
+        "reasons": ("because",),
+        "shadow": True,
+        "arguments": {"a": 1},
+        "redact_fields": ("a",),
+        "result": summary,
+        "error_code": -1,
+        "direction": "outbound",
+        "outcome": "ok",
+        "approval": {"id": "ap"},
+        "confirmation": {"by": "bob"},
+        "flow": {"id": "fl"},
+    }
+    assert set(expected) | {"time", "latency_ms"} == {f.name for f in dataclasses.fields(AuditEvent)}
+    for name, value in expected.items():
+        assert getattr(event, name) == value, name
+    assert isinstance(event.time, float) and isinstance(event.latency_ms, float)
+    bare = Guard.event("authenticate", "deny", principal=principal, server="other", reasons=("r",))
+    assert (bare.server, bare.source_ip, bare.kind, bare.arguments, bare.rule) == (
+        "other",
+        "10.9.9.9",
+        None,
+        None,
+        None,
+    )
+    assert bare.reasons == ("r",) and bare.event == "request" and bare.latency_ms is None
