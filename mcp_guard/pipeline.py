@@ -348,7 +348,7 @@ def _result_type(result: Any) -> Any:
 def _same_type(original: Any, data: Mapping[str, Any], out: Mapping[str, Any]) -> Any:
     """Hand back the adapter's own type; re-validate a model only when inspection changed it."""
     if isinstance(original, BaseModel):
-        return original if out == data else type(original).model_validate(out)
+        return original if out is data or out == data else type(original).model_validate(out)
     return out
 
 
