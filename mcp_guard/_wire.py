@@ -8,7 +8,7 @@ from typing import Any
 
 def to_wire(value: Any) -> dict[str, Any]:
     """A pydantic MCP model as its wire dict; a mapping already in wire form is copied."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return dict(value)
     data: dict[str, Any] = value.model_dump(by_alias=True, mode="json", exclude_none=True)
     return data

@@ -156,7 +156,7 @@ def _arguments(params: Mapping[str, Any], method: str) -> Mapping[str, Any]:
     args = params.get("arguments")
     if args is None:
         return {}
-    if not isinstance(args, Mapping):
+    if type(args) is not dict and not isinstance(args, Mapping):  # dict first: the ABC check is slow
         raise AccessDenied(f"{method}: params.arguments must be an object")
     return args
 
@@ -170,7 +170,7 @@ def classify(
     notification: bool = False,
 ) -> tuple[AccessRequest, MethodInfo]:
     """Classify one inbound message; raise :class:`MethodNotAllowed` for anything unknown."""
-    p: Mapping[str, Any] = params if isinstance(params, Mapping) else {}
+    p: Mapping[str, Any] = params if type(params) is dict or isinstance(params, Mapping) else {}
     if notification:
         if method not in NOTIFICATIONS:
             raise MethodNotAllowed(f"unknown notification {method!r}")

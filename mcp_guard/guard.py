@@ -16,7 +16,6 @@ import importlib
 import inspect
 import logging
 import sys
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
@@ -34,19 +33,15 @@ from .classify import MethodInfo
 from .config import GuardConfig, load_config
 from .confirm import Confirmations
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
+from .events import audit_event
 from .flowstate import FlowTracker, plan_for
 from .limits import SizeLimits, check_size, json_size
 from .model import (
     AccessRequest,
     AuditEvent,
     Decision,
-    Outcome,
     Principal,
-    RequestContext,
-    ResultSummary,
     ScanResult,
-    Status,
-    new_event_id,
 )
 from .protocols import (
     Auditor,
@@ -232,9 +227,14 @@ class Guard(Screening):
                 decision = await self.flows.check(
                     principal, request, plan, decision, enforce=self.mode == "enforce"
                 )
-            await self._step_up(principal, decision, exchange)
-            await self._admit_rate(principal, request)
-            await self.budgets.precheck(self.policy, principal, request, decision)
+            # Stages with nothing to do are not entered: most calls carry no obligation and many
+            # guards have no rate limiter, and each skipped stage is one coroutine less per call.
+            if decision.obligations:
+                await self._step_up(principal, decision, exchange)
+            if self.rate_limiter is not None:
+                await self._admit_rate(principal, request)
+            if decision.obligations:
+                await self.budgets.precheck(self.policy, principal, request, decision)
             for obligation in decision.obligations:
                 if obligation.kind == "confirm":
                     caller = exchange.caller if exchange is not None else None
@@ -270,7 +270,8 @@ class Guard(Screening):
     async def _decide(self, principal: Principal, request: AccessRequest) -> Decision:
         try:
             result = self.policy.decide(principal, request)
-            decision = await result if inspect.isawaitable(result) else result
+            # A Decision first: ``isawaitable`` is an ABC check, the slow part of a memoised decision.
+            decision = result if type(result) is Decision or not inspect.isawaitable(result) else await result
         except GuardError:
             raise
         except Exception as exc:
@@ -394,61 +395,8 @@ class Guard(Screening):
                 event.decision,
             )
 
-    @staticmethod
-    def event(
-        method: str,
-        decision: Outcome,
-        *,
-        principal: Principal | None,
-        request: AccessRequest | None = None,
-        context: RequestContext | None = None,
-        verdict: Decision | None = None,
-        reasons: Sequence[str] = (),
-        error_code: int | None = None,
-        result: ResultSummary | None = None,
-        started: float | None = None,
-        kind: str = "request",
-        direction: Literal["inbound", "outbound"] = "inbound",
-        server: str | None = None,
-        status: Status | None = None,
-        event_id: str | None = None,
-    ) -> AuditEvent:
-        ctx = context or (request.context if request is not None else None)
-        ident = event_id if event_id is not None else new_event_id()
-        redact: tuple[str, ...] = ()
-        if verdict is not None:
-            for ob in verdict.obligations:
-                if ob.kind == "redact":
-                    redact += tuple(str(f) for f in ob.params.get("fields", ()))
-        return AuditEvent(
-            method=method,
-            decision=decision,
-            event=kind,
-            id=ident,
-            session_id=ctx.session_id if ctx else None,
-            request_id=ctx.request_id if ctx else None,
-            principal=principal.summary() if principal is not None else None,
-            source_ip=(ctx.source_ip if ctx else None) or (principal.ip if principal else None),
-            transport=ctx.transport if ctx else None,
-            client_name=ctx.client_name if ctx else None,
-            client_version=ctx.client_version if ctx else None,
-            server=request.server if request is not None else server,
-            kind=request.kind if request is not None else None,
-            target=request.target if request is not None else None,
-            rule=verdict.rule if verdict is not None else None,
-            reasons=tuple(reasons) or (verdict.reasons if verdict is not None else ()),
-            shadow=verdict.shadow if verdict is not None else False,
-            arguments=request.arguments if request is not None and request.arguments else None,
-            redact_fields=redact,
-            result=result,
-            error_code=error_code,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
-            direction=direction,
-            outcome=status,
-            approval=verdict.approval if verdict is not None else None,
-            confirmation=verdict.confirmation if verdict is not None else None,
-            flow=verdict.flow if verdict is not None else None,
-        )
+    #: The audit event of one exchange (:func:`mcp_guard.events.audit_event`).
+    event = staticmethod(audit_event)
 
     # ------------------------------------------------------------------ the pipeline
     async def run(self, exchange: pipeline.Exchange, call: pipeline.Call, *, delegate: bool = False) -> Any:

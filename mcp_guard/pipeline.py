@@ -46,6 +46,7 @@ from .model import (
     ResultSummary,
     Status,
     new_event_id,
+    quick_init,
 )
 from .protocols import Credential
 from .telemetry import Ending
@@ -109,6 +110,7 @@ class Exchange:
     event_id: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """What the call stage receives: who asks, what they ask, and the decision that let it through."""
@@ -321,7 +323,7 @@ async def _check_screened(guard: Guard, ex: Exchange, request: AccessRequest) ->
 async def _inspect(guard: Guard, trail: _Trail, admitted: Admitted, result: Any) -> Any:
     """Filter lists and screen results before the caller (the model) sees them."""
     ex, info = trail.exchange, admitted.info
-    if result is None or not (isinstance(result, (Mapping, BaseModel))):
+    if result is None or not (type(result) is dict or isinstance(result, (Mapping, BaseModel))):
         return result
     if info.list_key is not None:
         data = to_wire(result)
@@ -338,7 +340,7 @@ async def _inspect(guard: Guard, trail: _Trail, admitted: Admitted, result: Any)
 
 
 def _result_type(result: Any) -> Any:
-    if isinstance(result, Mapping):
+    if type(result) is dict or isinstance(result, Mapping):
         return result.get("resultType", "complete")
     return getattr(result, "result_type", "complete")
 
@@ -346,7 +348,7 @@ def _result_type(result: Any) -> Any:
 def _same_type(original: Any, data: Mapping[str, Any], out: Mapping[str, Any]) -> Any:
     """Hand back the adapter's own type; re-validate a model only when inspection changed it."""
     if isinstance(original, BaseModel):
-        return original if out == data else type(original).model_validate(out)
+        return original if out is data or out == data else type(original).model_validate(out)
     return out
 
 

@@ -404,13 +404,18 @@ class Screening:
         A blocked result is refused (``AccessDenied``) unless the policy is
         report-only; a rewritten one (secrets masked, invisible text
         stripped) replaces the original where the policy redacts or strips.
+        A result that nothing rewrote comes back as the very dict it was (a
+        copy if it was another mapping): the caller can tell "unchanged" by
+        identity instead of comparing the two.
         """
         size = check_size(result, self.size_limits.max_result_bytes, "result")
         is_error = bool(result.get("isError", False))
-        out = dict(result)
+        out = result if type(result) is dict else dict(result)
         findings: tuple[Finding, ...] = ()
+        if not ((self.inspect_results if enabled is None else enabled) and self.sanitizers):
+            return out, ResultSummary(size, is_error)
         policy = self.sanitize_policy(server or self.server or "")
-        if (self.inspect_results if enabled is None else enabled) and self.sanitizers and policy.scan_results:
+        if policy.scan_results:
             scanned = self._scan(kind, result)
             findings = scanned.findings
             action = verdict_action(policy, scanned)

@@ -26,6 +26,7 @@ LAYERS = {
     "_wire": 0,
     "errors": 0,
     "model": 0,
+    "events": 0,
     "protocols": 0,
     "limits": 0,
     "data": 0,

@@ -54,6 +54,11 @@ class AllowListPolicy:
         )
         self.version = self.policy.version
 
+    @property
+    def reads_target_attributes(self) -> bool:
+        """Whether the compiled rule reads target tags or annotations (an allow-list never does)."""
+        return self.policy.reads_target_attributes
+
     def decide(self, principal: Principal, request: AccessRequest) -> Decision:
         return self.policy.decide(principal, request)
 
