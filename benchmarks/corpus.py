@@ -40,7 +40,9 @@ def part(row: dict[str, Any]) -> str:
 
 def split_tables(rows: list[dict[str, Any]]) -> dict[str, Table]:
     """The dev rows scored once, counted per part."""
-    return {name: evaluate([r for r in rows if part(r) == name], scan_pairs) for name in ("train", "validation")}
+    return {
+        name: evaluate([r for r in rows if part(r) == name], scan_pairs) for name in ("train", "validation")
+    }
 
 
 def render_split(tables: dict[str, Table]) -> str:

@@ -381,7 +381,8 @@ _LEADS = frozenset(_terms("also|then|first|additionally|next|finally|always|neve
 #: Words before a quotation that make it a report of someone else's words, not an order.
 _REPORTING = re.compile(
     r"(?:such\s+as|e\.g\.|for\s+example|example|phrase|string|payload|reading|quote[sd]?|titled|called|"
-    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding)\W{0,12}$|"
+    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding|decoded\s+to)\W{0,12}$|"
+    r"such\s+as\s+[\w\s-]{0,20}\W{0,3}$|"
     r"(?:^|\n)\s*(?:\d+[.)]|[-*•])?\s*$"
 )
 
@@ -489,3 +490,18 @@ _NEGATED_PAYLOAD = frozenset(
 _WIDE_WORDS = _MODEL_NOUNS | frozenset(
     _terms("system|sys|admin|root|developer|role|hidden|authorized|internal")
 )
+
+# ---- more techniques (persona, deception, overruling the user, steering tools by name, ...) ------
+from . import tactics as _tactics  # noqa: E402
+
+_REGEXES = _REGEXES + _tactics.REGEXES
+_WEIGHTS.update(_tactics.WEIGHTS)
+_LABELS.update(_tactics.LABELS)
+_ACTORS = _ACTORS | _tactics.ACTORS
+_STRONG_ACTORS = _STRONG_ACTORS | _tactics.STRONG_ACTORS
+_WEAK_ACTORS = _ACTORS - _STRONG_ACTORS
+_PAYLOADS = _PAYLOADS | _tactics.PAYLOADS
+_FIELD_WIDE = _FIELD_WIDE | _tactics.FIELD_WIDE
+_SEVERE = _SEVERE | _tactics.SEVERE
+_PAYLOAD_WORDS = _PAYLOAD_WORDS | _tactics.PAYLOAD_WORDS
+_PAYLOAD_MARKS = _PAYLOAD_MARKS + _tactics.PAYLOAD_MARKS

@@ -81,6 +81,7 @@ from .lexicon import (
     _WIDE_WORDS,
     _WORD,
 )
+from .tactics import CONCEALED_HINT, IN_RESULT, RESULT_CALLS, RESULT_SPEAKS, steers_itself
 
 #: Signals whose patterns run faster on RE2 (long alternations without a literal to start from);
 #: the rest are quicker in ``re``, whose call costs less. Same answers either way.
@@ -203,6 +204,8 @@ class _Sentence:
             possible.add("tamper")
         if "sensitive" not in found and "sensitive" not in possible:
             possible.discard("sink")  # a parameter counts only as the sink of something sensitive
+        if CONCEALED_HINT.search(text):
+            possible.add("concealed")
         if not text.isascii():
             possible |= _ML_NAMES | {"authority"}
         self.found = found
@@ -221,6 +224,8 @@ class _Sentence:
                 hit = search(text)
                 if hit is not None:
                     found[name] = hit.strip()
+        if "steer" in found and steers_itself(found["steer"], own):
+            del found["steer"]  # obligations on its own name or parameters are its own usage notes
         if "destination" in possible:
             at = _DESTINATION_SEARCH(text)
             if at and not _PLACEHOLDER_HOST.search(at[2] + text[at[1] : at[1] + 30]):
@@ -359,9 +364,11 @@ def scan_units(
         threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
         tokens = _WORD.findall(low)
         keys = _payload_keys(low, tokens)
-        if keys is not None and not keys:
+        # Text that arrives as data and still speaks to the model: that alone is half an attack.
+        in_result = {"in_result"} if IN_RESULT.match(pointer) else set()
+        if keys is not None and not keys and not in_result:
             continue
-        if keys is not None and _bound(_field_reach(low, own_words, tokens)) < threshold:
+        if keys is not None and _bound(_field_reach(low, own_words, tokens) | in_result) < threshold:
             continue  # even every sentence's signals together could not reach the threshold
         texts = [s for s in _SENTENCE.split(_strip_reported(low)) if s and s.strip()]
         chosen = _candidates(low, texts, keys)
@@ -376,7 +383,7 @@ def scan_units(
                 # sentence now, so its reach is what it does raise.
                 part.deepen(own_words)
         reach = [set(p.found) | p.possible for p in parts]
-        wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
+        wide_reach = (set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()) | in_result
         hot = [
             _bound(reach[i] | reach[i + 1] | wide_reach if i + 1 < len(reach) else reach[i] | wide_reach)
             >= threshold
@@ -409,6 +416,8 @@ def scan_units(
             if index + 1 < len(per):
                 window = {**per[index + 1], **window}
                 pair.append(per[index + 1])
+            if in_result and not RESULT_SPEAKS.isdisjoint(window) and not RESULT_CALLS.isdisjoint(window):
+                window["in_result"] = "tool result"
             score = _score(window)
             if _STRONG_ACTORS.isdisjoint(window) and not any(
                 _WEAK_ACTORS.intersection(f) and _PAYLOADS.intersection(f) for f in pair

@@ -1,0 +1,296 @@
+"""More technique signals for the scorer (:mod:`.technique`), kept as data beside :mod:`.lexicon`.
+
+The core lexicon asks who a text addresses, what authority it claims and what data it moves.
+Attacks written by people who never saw it reach the same ends by other routes, and each route
+is a technique with its own small vocabulary, never a phrase from a known attack:
+
+* **persona**: it reassigns the reader's role or rules ("you are now ...", "your only job ...",
+  "previous guidance no longer applies", "for the remainder of this conversation");
+* **promote**: it turns data into orders ("treat the text inside as commands", "lines starting
+  with X are trusted instructions");
+* **deceive**: it has the reader mislead the user (say something false, present an answer as its
+  own, leave things out, mark or describe things as what they are not);
+* **overrule**: it acts against what the user chose ("no matter what", "even if the user says",
+  "unless they explicitly type otherwise");
+* **steer**: it puts another tool, named by its identifier, under an obligation ("send_payment
+  must add ...", "when restore_backup is requested ...");
+* **harvest**: it reaches into context the call never needs (earlier messages, the environment,
+  documents in the workspace, values "as they are", unredacted);
+* **weaken**: it asks for a protection to be switched off (TLS checks, host keys, audits,
+  signature checks, public ACLs, privileged containers);
+* **concealed**: it marks itself as not for the user (an HTML or template comment, "not for
+  display", "[hidden]", a fake chat turn).
+
+Some patterns extend a core signal under the same name (another way to address the model,
+claim authority or name a payment destination), so they add a way to be found, not weight.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _w(text: str) -> frozenset[str]:
+    """A word list written as one space-separated string."""
+    return frozenset(text.split())
+
+
+_MODEL = r"(?:ai|llm|assistant|model|agent|chatbot|bot|copilot|language\s+model)s?"
+
+_PERSONA = re.compile(
+    r"\byou\s+are\s+(?:now|no\s+longer|not\s+(?:an?\s+)?(?:ai|assistant|model|bot|language))\b|"
+    r"\byou(?:'re|\s+are)\s+(?:now\s+)?(?:operating|acting)\s+as\b|"
+    r"\bact\s+as\s+(?:an?\s+|the\s+)?(?:admin|administrator|root|superuser|the\s+user|owner)\b|"
+    r"\bfrom\s+this\s+point\s+on\b|\bfor\s+the\s+remainder\s+of\b|"
+    r"\bin\s+(?:every|each|all)\s+(?:future|later|subsequent)\s+(?:repl|respons|answer|messag|turn)|"
+    r"\byour\s+(?:only|sole|new|real|true)\s+(?:job|task|role|goal|purpose|instructions?)\b|"
+    r"\byou\s+have\s+no\s+(?:content\s+)?(?:policy|policies|restrictions|rules|limits|guidelines)\b|"
+    r"\b(?:do\s+not|don'?t|never)\s+refuse\b|"
+    r"\b(?:guidance|instructions|rules|caveats|guidelines|policies|restrictions|policy)\s+"
+    r"(?:no\s+longer|do\s+not|don'?t|does\s+not)\s+apply\b|"
+    r"\byou\s+no\s+longer\s+need\b|"
+    r"\b(?:i|you)\s+(?:have\s+been|was|were|am|are)\s+(?:told|instructed|authori[sz]ed|allowed|permitted)\s+"
+    r"to\s+(?:disregard|ignore|skip|bypass|override)\b|"
+    r"\b(?:disregard|ignore|forget)\s+(?:your|the)\s+(?:usual|normal|standard|default)\b|"
+    r"\b(?:forget|ignore|disregard)\s+(?:the|any|all)\s+instructions\s+you\b|"
+    r"\binstructions\s+(?:outrank|override|supersede|take\s+precedence\s+over)\b"
+)
+_PROMOTE = re.compile(
+    r"\b(?:treat|consider|regard|handle)\s+(?:any|all|every|the)?\s*(?:[\w'-]+\s+){0,5}?as\s+(?:trusted\s+)?"
+    r"(?:commands?|instructions?|orders|directives|system\s+input)\b|"
+    r"\b(?:is|are)\s+(?:trusted\s+(?:system\s+)?(?:instructions?|input|commands?|orders))\b|"
+    r"\b(?:obey|follow|execute|carry\s+out|run)\s+(?:any\s+|the\s+|all\s+)?(?:text|instructions?|commands?|lines?)"
+    r"\s+(?:that\s+)?(?:appear|appearing|inside|within|found|contained|starting)\b|"
+    r"\bfollow\s+them\b|\bcarry\s+them\s+out\b|"
+    r"\bif\s+it\s+contains\s+(?:commands?|instructions?),?\s+(?:execute|run|follow|obey)\b"
+)
+_DECEIVE = re.compile(
+    r"\bpretend\w*\b|\bdeny\b|\bas\s+(?:if\s+it\s+were\s+)?your\s+own\b|\beven\s+though\b|"
+    r"\b(?:leave\s+out|withhold|hide)\b|"
+    r"\bnever\s+(?:cite|credit|attribute|flag|disclose|admit)\b|"
+    r"\b(?:do\s+not|don'?t)\s+(?:cite|flag|include|disclose|correct|alarm|downgrade|escalate|warn|admit)\b|"
+    r"\b(?:say|reply|respond|claim|write\s+to\s+the\s+user)\s+(?:that\s+)?(?:it|they|the\s+\w+|this|there|"
+    r"refunds?|none|nothing|all)\b[^.;]{0,40}?\b(?:not|no|none|unavailable|unreliable|empty|impossible|in\s+range|fine)\b|"
+    r"\btell\s+(?:the\s+)?(?:user|customer|clinician|patient|others|them|caller)\s+(?:that\s+)?[^.;]{0,60}?"
+    r"\b(?:not|no|none|unavailable|unreliable|escalated|empty|impossible)\b|"
+    r"\b(?:describe|present|phrase|frame|report|mark|state|label|record)\s+(?:[\w'%-]+\s+){0,6}?as\s+"
+    r"(?:['\"]|your\s+own|empty|matched|paid|resolved|delivered|guaranteed|safe|informational|no\s+changes|\d)|"
+    r"\bmark\s+(?:them|it)\s+(?:delivered|paid|resolved|matched|done|complete)\b|"
+    r"\bnone\s+(?:are|is)\s+available\b|\((?:it|they)\s+(?:does|do|is|are)\)|\bshows?\s+otherwise\b|"
+    r"\birrespective\s+of\s+the\s+actual\b|\bregardless\s+of\s+the\s+(?:numbers|facts|results|data|outcome)\b"
+)
+_OVERRULE = re.compile(
+    r"\bno\s+matter\s+(?:what|the|how|which)\b|\birrespective\s+of\b|"
+    r"\bwhatever\s+(?:is\s+|was\s+)?(?:requested|asked|chosen|entered|typed|given|schedule|value)\b|"
+    r"\beven\s+(?:if|when)\s+(?:the\s+)?(?:user|they|customer|clinician|patient|requester|he|she)\s+(?:says|asks\s+for|"
+    r"provides|names|types|requests|prefers|wants|picks\s+another)\b|"
+    r"\bunless\s+(?:the\s+user\s+|they\s+)?(?:explicitly\s+|specifically\s+)?(?:types?|says?|writes?|objects?)\b|"
+    r"\bunless\s+told\b|\bregardless\s+of\s+(?:the\s+)?(?:findings|numbers|name|request|choice|selection|answer|"
+    r"outcome|results|facts|user'?s\s+(?:request|choice|instruction|locale|selection|answer))\b|"
+    r"\binstead\s+of\s+the\s+(?:user'?s?|chosen|requested|selected|customer'?s?|one\s+the\s+user)\b|"
+    r"\bif\s+the\s+user\s+objects\b|\bcontinue\s+anyway\b|\bon\s+(?:the\s+user'?s|their|his|her)\s+behalf\b|"
+    r"\bon\s+behalf\s+of\s+the\s+user\b|\bas\s+the\s+user\b"
+)
+#: Another tool, by its identifier, under an obligation or a condition this text sets.
+_STEER = re.compile(
+    r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\s+(?:tool|function|endpoint|calls?|invocations?))?"
+    r"(?:\s+(?:from|on|of|in)\s+(?:the\s+|this\s+|any\s+)?[\w-]+\s+(?:server|deployment|mcp))?"
+    r"(?:\s*\([^)]{0,30}\))?\s+(?:must|should|shall|is\s+to|are\s+to|needs?\s+to|has\s+to|expects?|works\s+best)\b|"
+    r"\b(?:passed|sent|given)\s+to\s+[a-z][a-z0-9]*(?:_[a-z0-9]+)+\s+(?:are|is|must|should)\b|"
+    r"\bwhen(?:ever)?\s+(?:you\s+(?:later\s+)?(?:call|use)\s+)?(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+    r"(?:\s+tool)?\s+(?:is\s+|are\s+)?(?:used|called|requested|invoked|from|runs?)\b|"
+    r"\b(?:text|data|content|values?)\s+you\s+(?:later\s+)?(?:pass|send|give)\s+to\b|"
+    r"\b(?:governs|applies\s+to|overrides?)\s+(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+)
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+_HARVEST = re.compile(
+    r"\b(?:taken|pulled|copied|extracted|read|gathered|collected|scraped|copy|read\s+it)\s+(?:it\s+|them\s+)?"
+    r"from\s+(?:the\s+|any\s+|all\s+|earlier\s+|previous\s+|prior\s+|other\s+)?(?:[\w'-]+\s+){0,3}?"
+    r"(?:messages?|conversation|chat|context|session|workspace|documents?|emails?|inbox|environment|memory|"
+    r"signature|history|turns?|http_request)\b|"
+    r"\bfrom\s+the\s+environment\b|\b(?:every|each|all)\s+(?:\w+\s+)?messages?\s+so\s+far\b|"
+    r"\b(?:visible|shared|mentioned|seen|pasted)\s+in\s+(?:the\s+|this\s+)?(?:conversation|chat|session|context)\b|"
+    r"\bfrom\s+the\s+user'?s\s+(?:most\s+recent|last|previous|earlier|other)\b|\bfrom\s+earlier\s+messages\b|"
+    r"\byou\s+were\s+given\b|\bsystem\s+prompt\b|"
+    r"\b(?:unredacted|unmasked|verbatim)\b|\bactual\s+values?\b|\bmasked\s+values?\b|\bas\s+they\s+are\b|"
+    r"\bsummaries\s+are\s+not\s+accepted\b|\b(?:raw|full)\s+(?:export|dump)\b|"
+    r"\b(?:the\s+user'?s|their|the\s+candidate'?s|the\s+patient'?s|the\s+customer'?s|each\s+person'?s)\s+"
+    r"(?:full\s+|entire\s+|private\s+)?(?:email\s+signature|home\s+address|national\s+id|ssn|salary|payment\s+methods?|"
+    r"saved\s+payment|private\s+\w+|previous\s+documents|recovery\s+codes|bank\s+login|full\s+calendar|contacts|"
+    r"email\s+address|phone\s+number)"
+)
+_WEAKEN = re.compile(
+    r"\b(?:stricthostkeychecking|verify_?tls|verify_?ssl|ssl_?verify|tls_?verify|audit-level|signature_?check|"
+    r"knownhostsfile)\w*\s*[=:]\s*['\"]?(?:no|false|off|none|0|/dev/null)\b|"
+    r"\bprivileged\s*:\s*true|\bclusteradmin\b|\bhostpid\b|0\.0\.0\.0/0|\banyone[_\s-]with[_\s-]link\b|"
+    r"\bpublic[-_]read(?:[-_]write)?\b|--(?:no-verify|insecure|bypass[\w-]*|admin-override)\b|\bchmod\s+777\b|"
+    r"\b(?:disable|skip|turn\s+off|switch\s+off|remove|silence)\s+(?:the\s+)?(?:[\w'-]+\s+){0,3}?(?:checks?|verification|"
+    r"protection|cutoff|signing|scan|audit|firewall|2fa|mfa|alerts?|failures?)\b|"
+    r"\bpush\s+directly\s+to\s+protected\b|\breviews?\s+(?:are|is)\s+not\s+(?:needed|required)\b|"
+    r"\bno\s+dry\s+run\b|\bneeds\s+no\s+confirmation\b|\bstate\s*=\s*['\"]?(?:off|unlocked)\b"
+)
+_CONCEALED = re.compile(
+    r"<!--|\{\{!--|(?:^|\s)/\*\s|\[hidden\]|<span\s+hidden|«\s*system\s*»|"
+    r"\bnot\s+(?:for|shown|visible|displayed)\s+(?:in\s+|to\s+)?(?:the\s+)?(?:display|ui|users?|humans?|customers?)\b|"
+    r"\b(?:model|agent|ai|assistant)[-\s]only\b|"
+    r"\b(?:secret|hidden|private)\s+(?:directive|instruction|note|rule|guidance|context)s?\b|"
+    r"\bbegin\s+(?:agent|model|ai|assistant|trusted|system)\s+(?:context|instructions?)\b|"
+    r"[\"']?role[\"']?\s*:\s*[\"']system\b|<(?:system|agent|assistant|model)[-_]\w+>|"
+    r"\[\[\s*(?:assistant|agent|model|ai|system)[-_]\w+\s*\]\]|\bx-agent\b|\bmcp\.agent/|\bagent[-_]config\b|"
+    r"\b(?:assistant|agent|model|ai)[-_]instructions?\b|\bsystem>\s|\bassistant>\s"
+)
+#: More ways to address the model (merged into the core ``address`` signal).
+_ADDRESS_MORE = re.compile(
+    rf"\b(?:whatever|whichever|whoever)\s+(?:\(?[\w\s]{{0,20}}\)?\s+)?{_MODEL}\b|"
+    rf"\b(?:tips?|hints?|rules?|notes?|guidance|messages?|instructions?|ps|p\.s\.)\s+(?:for|to)\s+(?:the\s+|any\s+|all\s+)?"
+    rf"(?:[\w/-]+\s+){{0,2}}?(?:{_MODEL}|pair\s+programmers)\b|"
+    rf"\b(?:ai|assistants?|agents?|models?|llms?|copilot)\s+(?:reading|summari[sz]ing|processing|parsing|handling|"
+    rf"managing|transcribing|auto-remediating)\b|[→>]\s*(?:ai|assistant|agent|model)\s*:|\(\s*ai\s*\)\s*:|"
+    rf"\b(?:ai|assistant|agent|model|language\s+model)\s*[\u2014\u2013]\s|\b(?:attention|hey|dear)\s+(?:ai|assistant|agent|model|bot)\b|"
+    rf"\bhuman\s+or\s+ai\b|\busing\s+an\s+ai\b|\byour\s+(?:ai\s+)?assistant\s+(?:should|must)\b|"
+    rf"\b{_MODEL}\s+(?:guidance|directive|rule|context)\b|\bside\s+rule\b|\bto\s+(?:the\s+)?(?:\w+\s+)?{_MODEL}\s*:|"
+    rf"\b(?:copilot|assistant|agent)/(?:assistant|agent|copilot)\b|\bfor_llm\w*|\bto\s*\"?\s*:\s*\"?(?:assistant|agent|model)\b"
+)
+#: Claims of authority or of consent nobody gave (merged into the core ``authority`` signal).
+_AUTHORITY_MORE = re.compile(
+    r"\[\s*(?:system|admin|root|developer|operator)\s+(?:note|notice|message|override|instruction)s?\s*\]|"
+    r"\(\s*(?:system|admin)\s*:|#+\s*system\s*(?:\n|$)|\boverride\s*:|"
+    r"\b(?:per|by|under)\s+(?:[\w.-]+\s+){0,3}?(?:directive|regulation|mandate|notice)\b|"
+    r"\bas\s+per\s+(?:the\s+)?(?:updated|new|latest)\s+[\w-]+\s+(?:guidance|policy|rules?)\b|"
+    r"\bcorporate\s+(?:notice|directive|policy)\b|\b(?:has|have)\s+(?:been\s+)?delegated\b|"
+    r"\bthis\s+(?:was|is|has\s+been)\s+(?:agreed|pre-?approved|an?\s+(?:executive|management)\s+decision|standard)\b|"
+    r"\b(?:the\s+)?(?:user|rider|customer|tenant|owner|doctor|controller|patient)\s+(?:already\s+)?"
+    r"(?:knows|said\s+so|agreed|requested|approved\s+this|prefers\s+it|moved)\s*(?:[.;)]|$)|"
+    r"\bthey\s+told\s+us\b|\belevated\s+session\b|\bstanding\s+exception\b|\bowner\s+of\s+this\s+\w+\s+requests\b|"
+    r"\bthis\s+is\s+an\s+instruction\b"
+)
+#: Payment destinations written with separators ("account 88-4410-2291", "card ending 4421").
+_DESTINATION_MORE = re.compile(
+    r"\b(?:account|acct|card|iban|swift|bic|routing|wallet|payee)\s+(?:no\.?\s+|number\s+|ending(?:\s+in)?\s+|"
+    r"code\s+)?#?[a-z]{0,6}\d[\d-]{3,}|\bswift\s+[a-z]{6}[a-z0-9]{2,5}\b"
+)
+
+#: (signal, regex, anchor words), appended to the core lexicon's table.
+REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
+    (
+        "persona",
+        _PERSONA,
+        _w(
+            "you your act point remainder future later subsequent refuse apply i instructions usual "
+            "normal standard default"
+        ),
+    ),
+    ("promote", _PROMOTE, _w("treat consider regard handle trusted follow obey carry contains")),
+    (
+        "deceive",
+        _DECEIVE,
+        _w(
+            "pretend pretending deny own though leave conceal withhold suppress hide never don't dont "
+            "not say reply respond claim write tell describe present phrase frame report mark state "
+            "label record none does do is are otherwise shows show irrespective regardless"
+        ),
+    ),
+    (
+        "overrule",
+        _OVERRULE,
+        _w("matter irrespective whatever even unless regardless instead objects anyway behalf as"),
+    ),
+    (
+        "steer",
+        _STEER,
+        _w(
+            "must should shall is are needs need has expects expect works passed sent given when "
+            "whenever pass send governs applies override overrides"
+        ),
+    ),
+    (
+        "harvest",
+        _HARVEST,
+        _w(
+            "taken pulled copied extracted read gathered collected scraped copy from environment "
+            "every each all visible shared mentioned seen pasted given system unredacted unmasked "
+            "verbatim actual masked they summaries raw full user's their candidate's patient's "
+            "customer's person's"
+        ),
+    ),
+    (
+        "weaken",
+        _WEAKEN,
+        _w(
+            "stricthostkeychecking verify_tls verifytls verify_ssl ssl_verify tls_verify audit-level "
+            "signature_check knownhostsfile privileged clusteradmin hostpid anyone_with_link anyone "
+            "public-read public_read no-verify insecure admin-override chmod disable skip turn switch "
+            "remove silence push reviews review dry needs state 0.0.0.0"
+        ),
+    ),
+    ("concealed", _CONCEALED, frozenset()),  # marks as much as words: see ``CONCEALED_HINT``
+    ("address", _ADDRESS_MORE, frozenset()),  # reuses the core signal's anchors
+    (
+        "authority",
+        _AUTHORITY_MORE,
+        _w(
+            "system admin override per by under as corporate delegated agreed standard knows said "
+            "requested prefers moved told elevated standing owner instruction"
+        ),
+    ),
+    (
+        "destination",
+        _DESTINATION_MORE,
+        _w("account acct card iban swift bic routing wallet payee"),
+    ),
+)
+#: What makes ``concealed`` possible in a sentence (it opens with marks as often as with words).
+CONCEALED_HINT = re.compile(
+    r"<!--|/\*|\{\{!--|«|\[\[|<\w+[-_]|\w>\s|hidden|display|only|secret|private|begin|role|instruction|"
+    r"x-agent|mcp\.agent|config"
+)
+
+WEIGHTS = {
+    "persona": 2.5,
+    "promote": 2.5,
+    "deceive": 2.0,
+    "overrule": 1.5,
+    "steer": 2.0,
+    "harvest": 2.0,
+    "weaken": 1.5,
+    "concealed": 2.0,
+    "in_result": 1.0,
+}
+LABELS = {
+    "persona": "reassigns the model's role",
+    "promote": "turns data into orders",
+    "deceive": "misleads the user",
+    "overrule": "overrules the user",
+    "steer": "steers another tool",
+    "harvest": "reaches for context",
+    "weaken": "weakens a protection",
+    "concealed": "hides from the user",
+    "in_result": "inside a tool result",
+}
+#: Which sets of the core lexicon each new signal joins.
+ACTORS = frozenset({"persona", "promote", "concealed", "harvest", "steer"})
+STRONG_ACTORS = frozenset({"persona", "promote", "concealed"})
+PAYLOADS = frozenset({"persona", "promote", "deceive", "overrule", "steer", "harvest", "weaken", "in_result"})
+FIELD_WIDE = frozenset({"persona"})
+SEVERE = frozenset({"promote", "persona"})
+#: Words that let a field hold a payload of the new signals (the scorer skips fields without any).
+PAYLOAD_WORDS = _w(
+    "pretend deny conceal withhold suppress hide matter irrespective unless behalf objects "
+    "anyway refuse remainder treat trusted obey follow unredacted unmasked verbatim actual "
+    "masked environment privileged clusteradmin hostpid insecure skip silence otherwise "
+    "though own"
+)
+PAYLOAD_MARKS = ("<!--", "{{!--", "/*", "[hidden]", "_", "0.0.0.0", "=", "«", "[[", "system>", "role")
+
+#: In a result, a window that speaks to the model and asks for an action or a call is half an attack
+#: already: data has no business giving orders.
+RESULT_SPEAKS = frozenset({"address", "authority", "persona", "promote", "concealed"})
+RESULT_CALLS = frozenset({"harm", "other_tool", "steer", "weaken", "send", "action"})
+#: Pointers inside a result (tool, prompt or resource content): text that arrives as data.
+IN_RESULT = re.compile(r"^/(?:content|structuredContent|contents|messages)(?:/|$)")
+
+
+def steers_itself(hit: str, own: frozenset[str]) -> bool:
+    """Whether the tool a ``steer`` match names is the item itself or one of its parameters."""
+    names = _IDENTIFIER.findall(hit)
+    return bool(names) and all(set(name.split("_")) <= own for name in names)
