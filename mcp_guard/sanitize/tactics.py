@@ -38,7 +38,9 @@ def _w(text: str) -> frozenset[str]:
 _MODEL = r"(?:ai|llm|assistant|model|agent|chatbot|bot|copilot|language\s+model)s?"
 
 _PERSONA = re.compile(
-    r"\byou\s+are\s+(?:now|no\s+longer|not\s+(?:an?\s+)?(?:ai|assistant|model|bot|language))\b|"
+    r"\byou\s+are\s+now\s+(?!logged|connected|subscribed|signed|registered|following|viewing|using|in\b|on\b|ready|"
+    r"able|unsubscribed|enrolled|a\s+member|part\s+of)|\byou\s+are\s+(?:no\s+longer|not\s+(?:an?\s+)?(?:ai|assistant|"
+    r"model|bot|language))\b|"
     r"\byou(?:'re|\s+are)\s+(?:now\s+)?(?:operating|acting)\s+as\b|"
     r"\bact\s+as\s+(?:an?\s+|the\s+)?(?:admin|administrator|root|superuser|the\s+user|owner)\b|"
     r"\bfrom\s+this\s+point\s+on\b|\bfor\s+the\s+remainder\s+of\b|"
@@ -97,7 +99,10 @@ _STEER = re.compile(
     r"(?:\s+(?:from|on|of|in)\s+(?:the\s+|this\s+|any\s+)?[\w-]+\s+(?:server|deployment|mcp))?"
     r"(?:\s*\([^)]{0,30}\))?\s+(?:must|should|shall|is\s+to|are\s+to|needs?\s+to|has\s+to|expects?|works\s+best)\b|"
     r"\b(?:passed|sent|given)\s+to\s+[a-z][a-z0-9]*(?:_[a-z0-9]+)+\s+(?:are|is|must|should)\b|"
-    r"\bwhen(?:ever)?\s+(?:you\s+(?:later\s+)?(?:call|use)\s+)?(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+    r"\b(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\s+tool)?\)?\s+(?:has\s+a\s+(?:known\s+)?bug|is\s+(?:broken|buggy|"
+    r"deprecated|unsafe|unreliable|stale)|returns\s+(?:stale|unsafe|wrong|outdated))\b|"
+    r"\bwhen(?:ever)?\s+you\s+(?:later\s+|next\s+)?(?:call|use|invoke|run)\s+(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+|"
+    r"\bwhen(?:ever)?\s+(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
     r"(?:\s+tool)?\s+(?:is\s+|are\s+)?(?:used|called|requested|invoked|from|runs?)\b|"
     r"\b(?:text|data|content|values?)\s+you\s+(?:later\s+)?(?:pass|send|give)\s+to\b|"
     r"\b(?:governs|applies\s+to|overrides?)\s+(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
@@ -111,17 +116,17 @@ _HARVEST = re.compile(
     r"\bfrom\s+the\s+environment\b|\b(?:every|each|all)\s+(?:\w+\s+)?messages?\s+so\s+far\b|"
     r"\b(?:visible|shared|mentioned|seen|pasted)\s+in\s+(?:the\s+|this\s+)?(?:conversation|chat|session|context)\b|"
     r"\bfrom\s+the\s+user'?s\s+(?:most\s+recent|last|previous|earlier|other)\b|\bfrom\s+earlier\s+messages\b|"
-    r"\byou\s+were\s+given\b|\bsystem\s+prompt\b|"
+    r"\byou\s+were\s+given\b|\b(?:complete|full|entire|whole)\s+(?:text|content|contents)\s+of\b|"
+    r"\bthe\s+user'?s\s+(?:last|previous|latest|most\s+recent|earlier)\s+(?:messages?|prompts?|requests?|documents?)\b|"
+    r"\bread\s+so\s+far\b|\bselect\s+\*\s+from\b|"
+    r"\{\{\s*(?:system_prompt|conversation|chat_history|history|all_\w+|previous_\w+|user_messages|secrets?|env|"
+    r"api_key)\w*\s*\}\}|"
     r"\b(?:unredacted|unmasked|verbatim)\b|\bactual\s+values?\b|\bmasked\s+values?\b|\bas\s+they\s+are\b|"
-    r"\bsummaries\s+are\s+not\s+accepted\b|\b(?:raw|full)\s+(?:export|dump)\b|"
-    r"\b(?:the\s+user'?s|their|the\s+candidate'?s|the\s+patient'?s|the\s+customer'?s|each\s+person'?s)\s+"
-    r"(?:full\s+|entire\s+|private\s+)?(?:email\s+signature|home\s+address|national\s+id|ssn|salary|payment\s+methods?|"
-    r"saved\s+payment|private\s+\w+|previous\s+documents|recovery\s+codes|bank\s+login|full\s+calendar|contacts|"
-    r"email\s+address|phone\s+number)"
+    r"\bsummaries\s+are\s+not\s+accepted\b|\b(?:raw|full)\s+(?:export|dump)\b|\bin\s+the\s+workspace\b"
 )
 _WEAKEN = re.compile(
     r"\b(?:stricthostkeychecking|verify_?tls|verify_?ssl|ssl_?verify|tls_?verify|audit-level|signature_?check|"
-    r"knownhostsfile)\w*\s*[=:]\s*['\"]?(?:no|false|off|none|0|/dev/null)\b|"
+    r"knownhostsfile|confirm\w*|approval\w*|notify)['\"]?\s*[=:]\s*['\"]?(?:no|false|off|none|0|/dev/null)\b|"
     r"\bprivileged\s*:\s*true|\bclusteradmin\b|\bhostpid\b|0\.0\.0\.0/0|\banyone[_\s-]with[_\s-]link\b|"
     r"\bpublic[-_]read(?:[-_]write)?\b|--(?:no-verify|insecure|bypass[\w-]*|admin-override)\b|\bchmod\s+777\b|"
     r"\b(?:disable|skip|turn\s+off|switch\s+off|remove|silence)\s+(?:the\s+)?(?:[\w'-]+\s+){0,3}?(?:checks?|verification|"
@@ -130,9 +135,9 @@ _WEAKEN = re.compile(
     r"\bno\s+dry\s+run\b|\bneeds\s+no\s+confirmation\b|\bstate\s*=\s*['\"]?(?:off|unlocked)\b"
 )
 _CONCEALED = re.compile(
-    r"<!--|\{\{!--|(?:^|\s)/\*\s|\[hidden\]|<span\s+hidden|«\s*system\s*»|"
+    r"<!--|\{\{!--|/\*\s+\w+(?:[^*]+?\s){3,}[^*]*\*/|\[hidden\]|<span\s+hidden|«\s*system\s*»|"
     r"\bnot\s+(?:for|shown|visible|displayed)\s+(?:in\s+|to\s+)?(?:the\s+)?(?:display|ui|users?|humans?|customers?)\b|"
-    r"\b(?:model|agent|ai|assistant)[-\s]only\b|"
+    r"\b(?:model|ai|assistant|llm)[-\s]only\b|"
     r"\b(?:secret|hidden|private)\s+(?:directive|instruction|note|rule|guidance|context)s?\b|"
     r"\bbegin\s+(?:agent|model|ai|assistant|trusted|system)\s+(?:context|instructions?)\b|"
     r"[\"']?role[\"']?\s*:\s*[\"']system\b|<(?:system|agent|assistant|model)[-_]\w+>|"
@@ -149,7 +154,8 @@ _ADDRESS_MORE = re.compile(
     rf"\b(?:ai|assistant|agent|model|language\s+model)\s*[\u2014\u2013]\s|\b(?:attention|hey|dear)\s+(?:ai|assistant|agent|model|bot)\b|"
     rf"\bhuman\s+or\s+ai\b|\busing\s+an\s+ai\b|\byour\s+(?:ai\s+)?assistant\s+(?:should|must)\b|"
     rf"\b{_MODEL}\s+(?:guidance|directive|rule|context)\b|\bside\s+rule\b|\bto\s+(?:the\s+)?(?:\w+\s+)?{_MODEL}\s*:|"
-    rf"\b(?:copilot|assistant|agent)/(?:assistant|agent|copilot)\b|\bfor_llm\w*|\bto\s*\"?\s*:\s*\"?(?:assistant|agent|model)\b"
+    rf"\b(?:copilot|assistant|agent)/(?:assistant|agent|copilot)\b|\bfor_llm\w*|\bto\s*\"?\s*:\s*\"?(?:assistant|agent|model)\b|"
+    rf"\b(?:agent|assistant|llm|model|ai)_(?:overrides?|config|rules?|instructions?|policy|mode|directives?)\b"
 )
 #: Claims of authority or of consent nobody gave (merged into the core ``authority`` signal).
 _AUTHORITY_MORE = re.compile(
@@ -162,7 +168,19 @@ _AUTHORITY_MORE = re.compile(
     r"\b(?:the\s+)?(?:user|rider|customer|tenant|owner|doctor|controller|patient)\s+(?:already\s+)?"
     r"(?:knows|said\s+so|agreed|requested|approved\s+this|prefers\s+it|moved)\s*(?:[.;)]|$)|"
     r"\bthey\s+told\s+us\b|\belevated\s+session\b|\bstanding\s+exception\b|\bowner\s+of\s+this\s+\w+\s+requests\b|"
-    r"\bthis\s+is\s+an\s+instruction\b"
+    r"\bthis\s+is\s+an\s+instruction\b|\bpolicy_override\b"
+)
+#: Passive orders to move data ("must be transmitted to ...", merged into the core ``flow`` signal).
+_FLOW_MORE = re.compile(
+    r"\b(?:must|should|shall|is\s+to|are\s+to|needs?\s+to)\s+(?:also\s+)?be\s+(?:posted|sent|uploaded|forwarded|shared|"
+    r"copied|mirrored|synced|submitted|transmitted|reported|streamed)\s+(?:to|with)\b|"
+    r"\b(?:stream|mirror|echo|forward)\s+(?:it|them|each\s+\w+|every\s+\w+|all\s+\w+)(?:\s+\w+){0,4}?\s+to\s+"
+    r"(?:https?://|[\w-]+\.[\w.-]+|the\s+[\w_]+\s+tool)"
+)
+#: Rerouting a request to this tool or away from the one the user named.
+_REDIRECT_MORE = re.compile(
+    r"\broute\s+(?:\w+\s+){0,3}(?:here|to\s+this\s+tool|to\s+me)\b|"
+    r"\b(?:do\s+not|don'?t|never)\s+(?:call|use)\s+(?:it|that|them|the\s+other)\b"
 )
 #: Payment destinations written with separators ("account 88-4410-2291", "card ending 4421").
 _DESTINATION_MORE = re.compile(
@@ -233,6 +251,8 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
             "requested prefers moved told elevated standing owner instruction"
         ),
     ),
+    ("flow", _FLOW_MORE, _w("must should shall is are need needs stream mirror echo forward")),
+    ("redirect", _REDIRECT_MORE, _w("route not don't dont never")),
     (
         "destination",
         _DESTINATION_MORE,
@@ -246,11 +266,11 @@ CONCEALED_HINT = re.compile(
 )
 
 WEIGHTS = {
-    "persona": 2.5,
+    "persona": 3.0,
     "promote": 2.5,
-    "deceive": 2.0,
+    "deceive": 2.5,
     "overrule": 1.5,
-    "steer": 2.0,
+    "steer": 3.0,
     "harvest": 2.0,
     "weaken": 1.5,
     "concealed": 2.0,
@@ -267,6 +287,24 @@ LABELS = {
     "concealed": "hides from the user",
     "in_result": "inside a tool result",
 }
+#: Pairs that make each other stronger: the technique is whole only with both halves (context reached
+#: for and a secret in it; an order and a lie to tell or a choice of the user's to overrule).
+BONUSES: tuple[tuple[frozenset[str], float], ...] = (
+    (frozenset({"harvest", "sensitive"}), 1.0),
+    (frozenset({"deceive", "imperative"}), 1.0),
+    (frozenset({"overrule", "imperative"}), 1.0),
+)
+#: Words the core lexicon's lists lack: orders ("pretend", "mirror", "accept"), secrets ("pin"),
+#: private data ("contact"), openers before an order ("please").
+IMPERATIVE = _w(
+    "pretend leave accept sign mirror echo buy purchase subscribe apply tip rate unlock "
+    "switch turn stream rewrite drop keep answer reply respond describe present inflate rank "
+    "recommend suggest state omit provide retry select create choose substitute convert raise "
+    "silence hide deny update"
+)
+SECRET_WORDS = _w("login logins otp")
+PRIVATE_DATA = _w("contact signature")
+LEADS = _w("please kindly")
 #: Which sets of the core lexicon each new signal joins.
 ACTORS = frozenset({"persona", "promote", "concealed", "harvest", "steer"})
 STRONG_ACTORS = frozenset({"persona", "promote", "concealed"})

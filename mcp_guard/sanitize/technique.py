@@ -29,6 +29,7 @@ from ..model import Finding, Severity
 from .fastre import FastPattern
 from .lexicon import (
     _ACTORS,
+    _BONUSES,
     _CALL_WORDS,
     _CLAUSE,
     _CONDITIONS,
@@ -326,6 +327,7 @@ def _bound(names: Iterable[str]) -> float:
     if _ACTORS.isdisjoint(names) or _PAYLOADS.isdisjoint(names):
         return 0.0
     bonus = 1.0 if {"sensitive", "send", "destination"} <= names else 0.0
+    bonus += sum(extra for pair, extra in _BONUSES if pair <= names)
     return sum(_WEIGHTS[name] for name in names) + bonus
 
 
@@ -336,6 +338,7 @@ def _score(found: dict[str, str]) -> float:
         found = {k: v for k, v in found.items() if k != "sink"}
     if "sensitive" in found and "send" in found and "destination" in found:
         score += 1.0  # the whole flow: something secret, a verb that moves it, somewhere outside
+    score += sum(extra for pair, extra in _BONUSES if pair <= found.keys())
     # A data signal alone, or an order alone, is ordinary documentation: both halves are needed.
     if _ACTORS.isdisjoint(found) or _PAYLOADS.isdisjoint(found):
         score = 0.0
