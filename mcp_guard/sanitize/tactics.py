@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """More technique signals for the scorer (:mod:`.technique`), kept as data beside :mod:`.lexicon`.
 
 The core lexicon asks who a text addresses, what authority it claims and what data it moves.
@@ -38,8 +39,8 @@ def _w(text: str) -> frozenset[str]:
 _MODEL = r"(?:ai|llm|assistant|model|agent|chatbot|bot|copilot|language\s+model)s?"
 
 _PERSONA = re.compile(
-    r"\byou\s+are\s+now\s+(?!logged|connected|subscribed|signed|registered|following|viewing|using|in\b|on\b|ready|"
-    r"able|unsubscribed|enrolled|a\s+member|part\s+of)|\byou\s+are\s+(?:no\s+longer|not\s+(?:an?\s+)?(?:ai|assistant|"
+    r"\byou\s+are\s+now\s+(?:an?\s+|the\s+|operating|acting|unrestricted|free\s+to|allowed|authori[sz]ed|permitted|"
+    r"root\b|admin|\w+bot\b|in\s+\w+\s+mode)|\byou\s+are\s+(?:no\s+longer|not\s+(?:an?\s+)?(?:ai|assistant|"
     r"model|bot|language))\b|"
     r"\byou(?:'re|\s+are)\s+(?:now\s+)?(?:operating|acting)\s+as\b|"
     r"\bact\s+as\s+(?:an?\s+|the\s+)?(?:admin|administrator|root|superuser|the\s+user|owner)\b|"
@@ -78,7 +79,7 @@ _DECEIVE = re.compile(
     r"\b(?:describe|present|phrase|frame|report|mark|state|label|record)\s+(?:[\w'%-]+\s+){0,6}?as\s+"
     r"(?:['\"]|your\s+own|empty|matched|paid|resolved|delivered|guaranteed|safe|informational|no\s+changes|\d)|"
     r"\bmark\s+(?:them|it)\s+(?:delivered|paid|resolved|matched|done|complete)\b|"
-    r"\bnone\s+(?:are|is)\s+available\b|\((?:it|they)\s+(?:does|do|is|are)\)|\bshows?\s+otherwise\b|"
+    r"\bnone\s+(?:are|is)\s+available\b|\bshows?\s+otherwise\b|"
     r"\birrespective\s+of\s+the\s+actual\b|\bregardless\s+of\s+the\s+(?:numbers|facts|results|data|outcome)\b"
 )
 _OVERRULE = re.compile(
@@ -97,7 +98,7 @@ _OVERRULE = re.compile(
 _STEER = re.compile(
     r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\s+(?:tool|function|endpoint|calls?|invocations?))?"
     r"(?:\s+(?:from|on|of|in)\s+(?:the\s+|this\s+|any\s+)?[\w-]+\s+(?:server|deployment|mcp))?"
-    r"(?:\s*\([^)]{0,30}\))?\s+(?:must|should|shall|is\s+to|are\s+to|needs?\s+to|has\s+to|expects?|works\s+best)\b|"
+    r"(?:\s*\([^)]{0,30}\))?\s+(?:must|should|shall|needs\s+to|expects?|works\s+best)\b|"
     r"\b(?:passed|sent|given)\s+to\s+[a-z][a-z0-9]*(?:_[a-z0-9]+)+\s+(?:are|is|must|should)\b|"
     r"\b(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\s+tool)?\)?\s+(?:has\s+a\s+(?:known\s+)?bug|is\s+(?:broken|buggy|"
     r"deprecated|unsafe|unreliable|stale)|returns\s+(?:stale|unsafe|wrong|outdated))\b|"
@@ -151,7 +152,7 @@ _ADDRESS_MORE = re.compile(
     rf"(?:[\w/-]+\s+){{0,2}}?(?:{_MODEL}|pair\s+programmers)\b|"
     rf"\b(?:ai|assistants?|agents?|models?|llms?|copilot)\s+(?:reading|summari[sz]ing|processing|parsing|handling|"
     rf"managing|transcribing|auto-remediating)\b|[→>]\s*(?:ai|assistant|agent|model)\s*:|\(\s*ai\s*\)\s*:|"
-    rf"\b(?:ai|assistant|agent|model|language\s+model)\s*[\u2014\u2013]\s|\b(?:attention|hey|dear)\s+(?:ai|assistant|agent|model|bot)\b|"
+    rf"\b(?:ai|assistant|agent|model|language\s+model)\s*[—–]\s|\b(?:attention|hey|dear)\s+(?:ai|assistant|agent|model|bot)\b|"
     rf"\bhuman\s+or\s+ai\b|\busing\s+an\s+ai\b|\byour\s+(?:ai\s+)?assistant\s+(?:should|must)\b|"
     rf"\b{_MODEL}\s+(?:guidance|directive|rule|context)\b|\bside\s+rule\b|\bto\s+(?:the\s+)?(?:\w+\s+)?{_MODEL}\s*:|"
     rf"\b(?:copilot|assistant|agent)/(?:assistant|agent|copilot)\b|\bfor_llm\w*|\bto\s*\"?\s*:\s*\"?(?:assistant|agent|model)\b|"
@@ -160,13 +161,13 @@ _ADDRESS_MORE = re.compile(
 #: Claims of authority or of consent nobody gave (merged into the core ``authority`` signal).
 _AUTHORITY_MORE = re.compile(
     r"\[\s*(?:system|admin|root|developer|operator)\s+(?:note|notice|message|override|instruction)s?\s*\]|"
-    r"\(\s*(?:system|admin)\s*:|#+\s*system\s*(?:\n|$)|\boverride\s*:|"
+    r"\(\s*(?:system|admin)\s*:|\boverride\s*:|"
     r"\b(?:per|by|under)\s+(?:[\w.-]+\s+){0,3}?(?:directive|regulation|mandate|notice)\b|"
     r"\bas\s+per\s+(?:the\s+)?(?:updated|new|latest)\s+[\w-]+\s+(?:guidance|policy|rules?)\b|"
     r"\bcorporate\s+(?:notice|directive|policy)\b|\b(?:has|have)\s+(?:been\s+)?delegated\b|"
-    r"\bthis\s+(?:was|is|has\s+been)\s+(?:agreed|pre-?approved|an?\s+(?:executive|management)\s+decision|standard)\b|"
+    r"\bthis\s+(?:was|is|has\s+been)\s+(?:agreed|pre-?approved|an?\s+(?:executive|management)\s+decision)\b|"
     r"\b(?:the\s+)?(?:user|rider|customer|tenant|owner|doctor|controller|patient)\s+(?:already\s+)?"
-    r"(?:knows|said\s+so|agreed|requested|approved\s+this|prefers\s+it|moved)\s*(?:[.;)]|$)|"
+    r"(?:knows|said\s+so|agreed|requested|approved\s+this|prefers\s+it|moved)\s*[.;)]|"
     r"\bthey\s+told\s+us\b|\belevated\s+session\b|\bstanding\s+exception\b|\bowner\s+of\s+this\s+\w+\s+requests\b|"
     r"\bthis\s+is\s+an\s+instruction\b|\bpolicy_override\b"
 )
@@ -178,10 +179,7 @@ _FLOW_MORE = re.compile(
     r"(?:https?://|[\w-]+\.[\w.-]+|the\s+[\w_]+\s+tool)"
 )
 #: Rerouting a request to this tool or away from the one the user named.
-_REDIRECT_MORE = re.compile(
-    r"\broute\s+(?:\w+\s+){0,3}(?:here|to\s+this\s+tool|to\s+me)\b|"
-    r"\b(?:do\s+not|don'?t|never)\s+(?:call|use)\s+(?:it|that|them|the\s+other)\b"
-)
+_REDIRECT_MORE = re.compile(r"\broute\s+(?:\w+\s+){0,3}(?:here|to\s+this\s+tool|to\s+me)\b")
 #: Payment destinations written with separators ("account 88-4410-2291", "card ending 4421").
 _DESTINATION_MORE = re.compile(
     r"\b(?:account|acct|card|iban|swift|bic|routing|wallet|payee)\s+(?:no\.?\s+|number\s+|ending(?:\s+in)?\s+|"
@@ -194,8 +192,8 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "persona",
         _PERSONA,
         _w(
-            "you your act point remainder future later subsequent refuse apply i instructions usual "
-            "normal standard default"
+            "you point remainder future subsequent refuse apply disregard ignore forget outrank "
+            "override supersede precedence told instructed"
         ),
     ),
     ("promote", _PROMOTE, _w("treat consider regard handle trusted follow obey carry contains")),
@@ -203,9 +201,10 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "deceive",
         _DECEIVE,
         _w(
-            "pretend pretending deny own though leave conceal withhold suppress hide never don't dont "
-            "not say reply respond claim write tell describe present phrase frame report mark state "
-            "label record none does do is are otherwise shows show irrespective regardless"
+            "pretend pretending deny own though leave withhold hide never cite flag include disclose "
+            "correct alarm downgrade escalate warn admit say reply respond claim write tell describe "
+            "present phrase frame report mark state label record none otherwise shows irrespective "
+            "regardless"
         ),
     ),
     (
@@ -217,18 +216,19 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "steer",
         _STEER,
         _w(
-            "must should shall is are needs need has expects expect works passed sent given when "
-            "whenever pass send governs applies override overrides"
+            "must should shall needs expects expect works passed sent given when whenever pass send "
+            "governs applies override overrides bug broken buggy deprecated unsafe unreliable stale "
+            "returns"
         ),
     ),
     (
         "harvest",
         _HARVEST,
         _w(
-            "taken pulled copied extracted read gathered collected scraped copy from environment "
-            "every each all visible shared mentioned seen pasted given system unredacted unmasked "
-            "verbatim actual masked they summaries raw full user's their candidate's patient's "
-            "customer's person's"
+            "messages message conversation chat context session workspace documents document emails "
+            "inbox environment memory signature history turns http_request far given unredacted "
+            "unmasked verbatim actual masked summaries raw complete entire whole select prompt "
+            "secrets env api_key previous"
         ),
     ),
     (
@@ -238,32 +238,47 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
             "stricthostkeychecking verify_tls verifytls verify_ssl ssl_verify tls_verify audit-level "
             "signature_check knownhostsfile privileged clusteradmin hostpid anyone_with_link anyone "
             "public-read public_read no-verify insecure admin-override chmod disable skip turn switch "
-            "remove silence push reviews review dry needs state 0.0.0.0"
+            "remove silence push reviews review dry needs state 0.0.0.0 confirm notify approval"
         ),
     ),
-    ("concealed", _CONCEALED, frozenset()),  # marks as much as words: see ``CONCEALED_HINT``
+    (
+        "concealed",
+        _CONCEALED,
+        _w(
+            "hidden display not model-only ai-only assistant-only llm-only secret private begin role "
+            "instruction instructions x-agent mcp.agent agent-config agent_config system assistant"
+        ),
+    ),
     ("address", _ADDRESS_MORE, frozenset()),  # reuses the core signal's anchors
     (
         "authority",
         _AUTHORITY_MORE,
         _w(
-            "system admin override per by under as corporate delegated agreed standard knows said "
-            "requested prefers moved told elevated standing owner instruction"
+            "regulation directive mandate corporate delegated agreed knows prefers told elevated "
+            "standing policy_override decision"
         ),
     ),
-    ("flow", _FLOW_MORE, _w("must should shall is are need needs stream mirror echo forward")),
-    ("redirect", _REDIRECT_MORE, _w("route not don't dont never")),
+    (
+        "flow",
+        _FLOW_MORE,
+        _w(
+            "posted sent uploaded forwarded shared copied mirrored synced submitted transmitted "
+            "reported streamed stream mirror echo forward"
+        ),
+    ),
+    ("redirect", _REDIRECT_MORE, _w("route")),
     (
         "destination",
         _DESTINATION_MORE,
         _w("account acct card iban swift bic routing wallet payee"),
     ),
 )
-#: What makes ``concealed`` possible in a sentence (it opens with marks as often as with words).
-CONCEALED_HINT = re.compile(
-    r"<!--|/\*|\{\{!--|«|\[\[|<\w+[-_]|\w>\s|hidden|display|only|secret|private|begin|role|instruction|"
-    r"x-agent|mcp\.agent|config"
-)
+#: Marks that make ``concealed`` possible whatever the words (comment openers, tags, guillemets).
+CONCEALED_MARKS = ("<", "/*", "{{", "«", "[[")
+#: Signals whose pattern cannot match without this substring (checked before the regex runs).
+NEEDS = {"steer": "_"}
+#: Signals that run on RE2 (long alternations, no look-around): linear time on any sentence.
+ON_RE2 = frozenset({"persona", "promote", "deceive", "steer", "harvest", "weaken", "concealed"})
 
 WEIGHTS = {
     "persona": 3.0,
@@ -302,8 +317,8 @@ IMPERATIVE = _w(
     "recommend suggest state omit provide retry select create choose substitute convert raise "
     "silence hide deny update"
 )
-SECRET_WORDS = _w("login logins otp")
-PRIVATE_DATA = _w("contact signature")
+SECRET_WORDS = _w("otp")
+PRIVATE_DATA = _w("contact")
 LEADS = _w("please kindly")
 #: Which sets of the core lexicon each new signal joins.
 ACTORS = frozenset({"persona", "promote", "concealed", "harvest", "steer"})
@@ -313,12 +328,11 @@ FIELD_WIDE = frozenset({"persona"})
 SEVERE = frozenset({"promote", "persona"})
 #: Words that let a field hold a payload of the new signals (the scorer skips fields without any).
 PAYLOAD_WORDS = _w(
-    "pretend deny conceal withhold suppress hide matter irrespective unless behalf objects "
-    "anyway refuse remainder treat trusted obey follow unredacted unmasked verbatim actual "
-    "masked environment privileged clusteradmin hostpid insecure skip silence otherwise "
-    "though own"
+    "pretend deny withhold hide irrespective behalf objects anyway refuse remainder obey "
+    "unredacted unmasked verbatim masked privileged clusteradmin hostpid insecure silence "
+    "otherwise must shall should expects governs"
 )
-PAYLOAD_MARKS = ("<!--", "{{!--", "/*", "[hidden]", "_", "0.0.0.0", "=", "«", "[[", "system>", "role")
+PAYLOAD_MARKS = ("<!--", "{{!--", "[hidden]", "0.0.0.0", "«", "[[", "system>")
 
 #: In a result, a window that speaks to the model and asks for an action or a call is half an attack
 #: already: data has no business giving orders.

@@ -82,11 +82,11 @@ from .lexicon import (
     _WIDE_WORDS,
     _WORD,
 )
-from .tactics import CONCEALED_HINT, IN_RESULT, RESULT_CALLS, RESULT_SPEAKS, steers_itself
+from .tactics import CONCEALED_MARKS, IN_RESULT, NEEDS, ON_RE2, RESULT_CALLS, RESULT_SPEAKS, steers_itself
 
 #: Signals whose patterns run faster on RE2 (long alternations without a literal to start from);
 #: the rest are quicker in ``re``, whose call costs less. Same answers either way.
-_ON_RE2 = frozenset({"address", "authority", "other_tool"})
+_ON_RE2 = frozenset({"address", "authority", "other_tool"}) | ON_RE2
 
 
 def _searcher(pattern: re.Pattern[str], fast: bool) -> Callable[[str], str | None]:
@@ -205,8 +205,11 @@ class _Sentence:
             possible.add("tamper")
         if "sensitive" not in found and "sensitive" not in possible:
             possible.discard("sink")  # a parameter counts only as the sink of something sensitive
-        if CONCEALED_HINT.search(text):
+        if any(mark in text for mark in CONCEALED_MARKS):
             possible.add("concealed")
+        for name, mark in NEEDS.items():
+            if name in possible and mark not in text:
+                possible.discard(name)
         if not text.isascii():
             possible |= _ML_NAMES | {"authority"}
         self.found = found
