@@ -43,7 +43,7 @@ _PERSONA = re.compile(
     r"root\b|admin|\w+bot\b|in\s+\w+\s+mode)|\byou\s+are\s+(?:no\s+longer|not\s+(?:an?\s+)?(?:ai|assistant|"
     r"model|bot|language))\b|"
     r"\byou(?:'re|\s+are)\s+(?:now\s+)?(?:operating|acting)\s+as\b|"
-    r"\bact\s+as\s+(?:an?\s+|the\s+)?(?:admin|administrator|root|superuser|the\s+user|owner)\b|"
+    r"\bact\s+as\s+(?:an?\s+|the\s+)?(?:[\w-]+\s+)?(?:admin|administrator|root|superuser|the\s+user|owner)\b|"
     r"\bfrom\s+this\s+point\s+on\b|\bfor\s+the\s+remainder\s+of\b|"
     r"\bin\s+(?:every|each|all)\s+(?:future|later|subsequent)\s+(?:repl|respons|answer|messag|turn)|"
     r"\byour\s+(?:only|sole|new|real|true)\s+(?:job|task|role|goal|purpose|instructions?)\b|"
@@ -59,7 +59,7 @@ _PERSONA = re.compile(
     r"\binstructions\s+(?:outrank|override|supersede|take\s+precedence\s+over)\b"
 )
 _PROMOTE = re.compile(
-    r"\b(?:treat|consider|regard|handle)\s+(?:any|all|every|the)?\s*(?:[\w'-]+\s+){0,5}?as\s+(?:trusted\s+)?"
+    r"\b(?:treat|consider|regard|handle)\s+[^.;]{0,80}?\bas\s+(?:trusted\s+)?"
     r"(?:commands?|instructions?|orders|directives|system\s+input)\b|"
     r"\b(?:is|are)\s+(?:trusted\s+(?:system\s+)?(?:instructions?|input|commands?|orders))\b|"
     r"\b(?:obey|follow|execute|carry\s+out|run)\s+(?:any\s+|the\s+|all\s+)?(?:text|instructions?|commands?|lines?)"
@@ -84,7 +84,8 @@ _DECEIVE = re.compile(
 )
 _OVERRULE = re.compile(
     r"\bno\s+matter\s+(?:what|the|how|which)\b|\birrespective\s+of\b|"
-    r"\bwhatever\s+(?:is\s+|was\s+)?(?:requested|asked|chosen|entered|typed|given|schedule|value)\b|"
+    r"\bwhatever\s+(?:[\w-]+\s+)?(?:is\s+|was\s+|the\s+user\s+|they\s+)?(?:requested|asked|chosen|entered|typed|given|"
+    r"picks|asks|wants|schedule|value)\b|"
     r"\beven\s+(?:if|when)\s+(?:the\s+)?(?:user|they|customer|clinician|patient|requester|he|she)\s+(?:says|asks\s+for|"
     r"provides|names|types|requests|prefers|wants|picks\s+another)\b|"
     r"\bunless\s+(?:the\s+user\s+|they\s+)?(?:explicitly\s+|specifically\s+)?(?:types?|says?|writes?|objects?)\b|"
@@ -281,8 +282,8 @@ NEEDS = {"steer": "_"}
 ON_RE2 = frozenset({"persona", "promote", "deceive", "steer", "harvest", "weaken", "concealed"})
 
 WEIGHTS = {
-    "persona": 3.0,
-    "promote": 2.5,
+    "persona": 3.5,
+    "promote": 3.5,
     "deceive": 2.5,
     "overrule": 1.5,
     "steer": 3.0,
@@ -320,6 +321,8 @@ IMPERATIVE = _w(
 SECRET_WORDS = _w("otp")
 PRIVATE_DATA = _w("contact")
 LEADS = _w("please kindly")
+#: Words that open a condition before an order ("whatever they pick, select ...").
+CONDITIONS = _w("whatever unless irrespective")
 #: Which sets of the core lexicon each new signal joins.
 ACTORS = frozenset({"persona", "promote", "concealed", "harvest", "steer"})
 STRONG_ACTORS = frozenset({"persona", "promote", "concealed"})
@@ -330,7 +333,7 @@ SEVERE = frozenset({"promote", "persona"})
 PAYLOAD_WORDS = _w(
     "pretend deny withhold hide irrespective behalf objects anyway refuse remainder obey "
     "unredacted unmasked verbatim masked privileged clusteradmin hostpid insecure silence "
-    "otherwise must shall should expects governs"
+    "otherwise must shall should expects governs treat whatever"
 )
 PAYLOAD_MARKS = ("<!--", "{{!--", "[hidden]", "0.0.0.0", "«", "[[", "system>")
 
