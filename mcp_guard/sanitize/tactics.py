@@ -79,6 +79,8 @@ _DECEIVE = re.compile(
     r"\b(?:describe|present|phrase|frame|report|mark|state|label|record)\s+(?:[\w'%-]+\s+){0,6}?as\s+"
     r"(?:['\"]|your\s+own|empty|matched|paid|resolved|delivered|guaranteed|safe|informational|no\s+changes|\d)|"
     r"\bmark\s+(?:them|it)\s+(?:delivered|paid|resolved|matched|done|complete)\b|"
+    r"\b(?:state|claim|say|assert|confirm)\s+(?:that\s+)?(?:it|they|this|he|she)\s+(?:was|were|is|are|has|have)\s+"
+    r"(?:been\s+)?(?:personally\s+|already\s+|fully\s+)?(?:reviewed|approved|checked|verified|signed|tested)\b|"
     r"\bnone\s+(?:are|is)\s+available\b|\bshows?\s+otherwise\b|"
     r"\birrespective\s+of\s+the\s+actual\b|\bregardless\s+of\s+the\s+(?:numbers|facts|results|data|outcome)\b"
 )
@@ -93,7 +95,8 @@ _OVERRULE = re.compile(
     r"outcome|results|facts|user'?s\s+(?:request|choice|instruction|locale|selection|answer))\b|"
     r"\binstead\s+of\s+the\s+(?:user'?s?|chosen|requested|selected|customer'?s?|one\s+the\s+user)\b|"
     r"\bif\s+the\s+user\s+objects\b|\bcontinue\s+anyway\b|\bon\s+(?:the\s+user'?s|their|his|her)\s+behalf\b|"
-    r"\bon\s+behalf\s+of\s+the\s+user\b|\bas\s+the\s+user\b"
+    r"\bon\s+behalf\s+of\s+the\s+user\b|\bas\s+the\s+user\b|"
+    r"\bsign\s+(?:[\w']+\s+){0,3}?(?:with|as|using)\s+(?:the\s+)?(?:[\w']+\s+){0,3}?(?:name|signature)\b"
 )
 #: Another tool, by its identifier, under an obligation or a condition this text sets.
 _STEER = re.compile(
@@ -172,6 +175,22 @@ _AUTHORITY_MORE = re.compile(
     r"\bthey\s+told\s+us\b|\belevated\s+session\b|\bstanding\s+exception\b|\bowner\s+of\s+this\s+\w+\s+requests\b|"
     r"\bthis\s+is\s+an\s+instruction\b|\bpolicy_override\b"
 )
+#: Rules and limits set aside (merged into the core ``override`` signal).
+_OVERRIDE_MORE = re.compile(
+    r"\b(?:ignore|disregard|bypass|skip|override|forget|waive)\s+(?:any\s+|all\s+|the\s+|your\s+)?(?:[\w-]+\s+){0,2}?"
+    r"(?:caps?|limits?|thresholds?|constraints?|quotas?|caveats?|safeguards?|guardrails?|content\s+polic(?:y|ies))\b"
+)
+#: Consent skipped, in more words (merged into the core ``no_confirm`` signal).
+_NO_CONFIRM_MORE = re.compile(
+    r"\bwithout\s+(?:the\s+user'?s?\s+|their\s+|any\s+|prior\s+|explicit\s+)?(?:confirmation|approval|consent|"
+    r"permission|sign-?off)\b"
+)
+#: Personal data and credentials in more words (merged into the core ``sensitive`` signal).
+_SENSITIVE_MORE = re.compile(
+    r"\bprivate\s+(?:events?|calendars?|photos?|documents?|data)\b|\bdial-in\s+pins?\b|\bmaster\s+pin\b|"
+    r"\bpin\s+(?:code|number)s?\b|\bwi-?fi\s+password|\bbank(?:ing)?\s+(?:login|password|credentials?)\b|"
+    r"\bnational\s+id\b|\bpayment\s+methods?\b|\bsalary\s+history\b|\brecovery\s+codes?\b|\brefresh\s+tokens?\b"
+)
 #: Passive orders to move data ("must be transmitted to ...", merged into the core ``flow`` signal).
 _FLOW_MORE = re.compile(
     r"\b(?:must|should|shall|is\s+to|are\s+to|needs?\s+to)\s+(?:also\s+)?be\s+(?:posted|sent|uploaded|forwarded|shared|"
@@ -211,7 +230,7 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     (
         "overrule",
         _OVERRULE,
-        _w("matter irrespective whatever even unless regardless instead objects anyway behalf as"),
+        _w("matter irrespective whatever even unless regardless instead objects anyway behalf as sign"),
     ),
     (
         "steer",
@@ -268,6 +287,13 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         ),
     ),
     ("redirect", _REDIRECT_MORE, _w("route")),
+    ("override", _OVERRIDE_MORE, _w("ignore disregard bypass skip override forget waive")),
+    ("no_confirm", _NO_CONFIRM_MORE, _w("without")),
+    (
+        "sensitive",
+        _SENSITIVE_MORE,
+        _w("private dial-in master pin wi-fi wifi bank banking national payment salary recovery refresh"),
+    ),
     (
         "destination",
         _DESTINATION_MORE,
@@ -309,6 +335,8 @@ BONUSES: tuple[tuple[frozenset[str], float], ...] = (
     (frozenset({"harvest", "sensitive"}), 1.0),
     (frozenset({"deceive", "imperative"}), 1.0),
     (frozenset({"overrule", "imperative"}), 1.0),
+    (frozenset({"deceive", "you_modal"}), 1.0),
+    (frozenset({"overrule", "you_modal"}), 1.0),
 )
 #: Words the core lexicon's lists lack: orders ("pretend", "mirror", "accept"), secrets ("pin"),
 #: private data ("contact"), openers before an order ("please").
@@ -319,6 +347,10 @@ IMPERATIVE = _w(
     "silence hide deny update"
 )
 SECRET_WORDS = _w("otp")
+#: Acts that bind or expose the user ("sign", "accept", "purchase", a door "unlocked").
+HARM_VERBS = _w("sign accept buy purchase subscribe unlocked disarmed")
+#: Words of authority claims that colour a whole field ("they told us", "delegated", "regulation").
+WIDE_WORDS = _w("told delegated agreed decision regulation directive mandate")
 PRIVATE_DATA = _w("contact")
 LEADS = _w("please kindly")
 #: Words that open a condition before an order ("whatever they pick, select ...").
@@ -333,7 +365,9 @@ SEVERE = frozenset({"promote", "persona"})
 PAYLOAD_WORDS = _w(
     "pretend deny withhold hide irrespective behalf objects anyway refuse remainder obey "
     "unredacted unmasked verbatim masked privileged clusteradmin hostpid insecure silence "
-    "otherwise must shall should expects governs treat whatever"
+    "otherwise must shall should expects governs treat whatever trusted operating acting "
+    "unrestricted outrank outranks precedence unlocked behalf mark describe confirmation caps "
+    "workspace environment"
 )
 PAYLOAD_MARKS = ("<!--", "{{!--", "[hidden]", "0.0.0.0", "«", "[[", "system>")
 
