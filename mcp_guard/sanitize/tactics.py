@@ -221,16 +221,16 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "deceive",
         _DECEIVE,
         _w(
-            "pretend pretending deny own though leave withhold hide never cite flag include disclose "
-            "correct alarm downgrade escalate warn admit say reply respond claim write tell describe "
-            "present phrase frame report mark state label record none otherwise shows irrespective "
-            "regardless"
+            "pretend pretending deny own though leave withhold hide never cite flag disclose correct "
+            "alarm downgrade escalate warn admit say reply respond claim write tell describe present "
+            "phrase frame mark label none otherwise irrespective regardless reviewed approved checked "
+            "verified signed tested"
         ),
     ),
     (
         "overrule",
         _OVERRULE,
-        _w("matter irrespective whatever even unless regardless instead objects anyway behalf as sign"),
+        _w("matter irrespective whatever even unless regardless instead objects anyway behalf sign"),
     ),
     (
         "steer",
@@ -245,10 +245,10 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "harvest",
         _HARVEST,
         _w(
-            "messages message conversation chat context session workspace documents document emails "
-            "inbox environment memory signature history turns http_request far given unredacted "
-            "unmasked verbatim actual masked summaries raw complete entire whole select prompt "
-            "secrets env api_key previous"
+            "taken pulled copied extracted gathered collected scraped workspace environment inbox "
+            "signature far given unredacted unmasked verbatim actual masked summaries raw complete "
+            "entire whole recent earlier system_prompt chat_history all_previous_messages "
+            "previous_messages secrets api_key"
         ),
     ),
     (
@@ -265,8 +265,9 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "concealed",
         _CONCEALED,
         _w(
-            "hidden display not model-only ai-only assistant-only llm-only secret private begin role "
-            "instruction instructions x-agent mcp.agent agent-config agent_config system assistant"
+            "hidden display shown visible displayed model-only ai-only assistant-only llm-only begin "
+            "role directive x-agent mcp.agent agent-config agent_config assistant-instructions agent- "
+            "instructions ai-instructions model-instructions"
         ),
     ),
     ("address", _ADDRESS_MORE, frozenset()),  # reuses the core signal's anchors
@@ -301,7 +302,10 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     ),
 )
 #: Marks that make ``concealed`` possible whatever the words (comment openers, tags, guillemets).
-CONCEALED_MARKS = ("<", "/*", "{{", "«", "[[")
+CONCEALED_MARKS = (
+    "<!--", "/*", "{{", "«", "[[", "<span", "<system", "<agent", "<assistant", "<model", "system>",
+    "assistant>",
+)  # fmt: skip
 #: Signals whose pattern cannot match without this substring (checked before the regex runs).
 NEEDS = {"steer": "_"}
 #: Signals that run on RE2 (long alternations, no look-around): linear time on any sentence.
