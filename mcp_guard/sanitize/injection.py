@@ -58,6 +58,7 @@ from .gate import _families_of as _families_of
 from .gate import _index_anchors as _index_anchors
 from .gate import _sentence_ends as _sentence_ends
 from .gate import _substring_hits as _substring_hits
+from .lexicon import _REPORTED_BY_WORD
 from .names import skeleton
 from .patterns import ACCESS_VERB as ACCESS_VERB
 from .patterns import ANCHORS as ANCHORS
@@ -78,6 +79,7 @@ from .scoring import _WEIGHTS as _WEIGHTS
 from .scoring import _describes_itself as _describes_itself
 from .scoring import _hidden_with_content as _hidden_with_content
 from .scoring import _score, _worth_running
+from .technique import _strip_reported
 from .technique import scan_units as _technique_units
 from .unicode import has_suspect_chars, visible_text
 
@@ -152,8 +154,12 @@ def scan_fields(
         (_IDENT_SPLIT.sub(" ", t) if ident else t) if plain else _normalize(t, ident)
         for _, t, ident in fields
     ]
+    # A quotation that a reporting word introduces (a scanner's finding, a moderation verdict, "the
+    # phrase '...'") is reported speech, not an order: it is blanked before any family runs.
     units = [
-        (p, n.lower(), ident, n.count(" ") + 1) for (p, _, ident), n in zip(fields, norms, strict=True) if n
+        (p, n.lower() if ident else _strip_reported(n.lower(), _REPORTED_BY_WORD), ident, n.count(" ") + 1)
+        for (p, _, ident), n in zip(fields, norms, strict=True)
+        if n
     ]
     findings = _scan_units(units, gate) if units else []
     if units:

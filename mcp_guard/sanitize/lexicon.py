@@ -379,12 +379,15 @@ _NO_CONFIRM_PAIRS = (
 _CALL_WORDS = frozenset(_terms("via|through|using|with|call|calling|from"))
 _LEADS = frozenset(_terms("also|then|first|additionally|next|finally|always|never|and"))
 #: Words before a quotation that make it a report of someone else's words, not an order.
-_REPORTING = re.compile(
-    r"(?:such\s+as|e\.g\.|for\s+example|example|phrase|string|payload|reading|quote[sd]?|titled|called|"
-    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding|decoded\s+to)\W{0,12}$|"
-    r"such\s+as\s+[\w\s-]{0,20}\W{0,3}$|"
-    r"(?:^|\n)\s*(?:\d+[.)]|[-*•])?\s*$"
+_REPORTING_WORDS = (
+    r"(?:such\s+as|e\.g\.|for\s+example|(?<![.\w-])example|phrase|string|payload|reading|quote[sd]?|titled|called|"
+    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding|decoded\s+to|"
+    r"followed|flagged|detected|blocked|matched|verdict)\W{0,12}$|"
+    r"such\s+as\s+[\w\s-]{0,20}\W{0,3}$"
 )
+_REPORTING = re.compile(_REPORTING_WORDS + r"|(?:^|\n)\s*(?:\d+[.)]|[-*•])?\s*$")
+#: Only a reporting word, not a quotation opening a line (the phrase families read quoted lines).
+_REPORTED_BY_WORD = re.compile(_REPORTING_WORDS)
 
 
 #: Documentation hosts (RFC 2606): "user@example.com" is a format, not a destination.

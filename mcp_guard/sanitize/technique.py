@@ -121,14 +121,14 @@ for _name, _, _anchors in _REGEXES:
 _ANCHOR_WORDS = frozenset(_ANCHOR_SIGNALS)
 
 
-def _strip_reported(text: str) -> str:
+def _strip_reported(text: str, reporting: re.Pattern[str] = _REPORTING) -> str:
     """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
     if '"' not in text and "'" not in text and "“" not in text:
         return text
 
     def blank(m: re.Match[str]) -> str:
         before = text[max(0, m.start() - 40) : m.start()]
-        return " " if _REPORTING.search(before) else m.group(0)
+        return " " if reporting.search(before) else m.group(0)
 
     return _QUOTED.sub(blank, text)
 
