@@ -110,7 +110,8 @@ def _scan_units(units: list[tuple[str, str, bool, int]], gate: bool) -> list[Fin
     for start, end, fams in sentences:
         pointer, _, identifier, words = units[bisect.bisect_right(offsets, start) - 1]
         if _worth_running(fams, identifier):
-            findings.extend(_score(_collect(joined[start:end], fams), pointer, identifier, words))
+            text = _unquoted(joined, start, end, identifier)
+            findings.extend(_score(_collect(text, fams), pointer, identifier, words))
     if not gate or any("container" in fams for _, _, fams in sentences):
         for m in _COMPILED["container"].finditer(joined):
             index = bisect.bisect_right(offsets, m.start()) - 1
@@ -120,8 +121,21 @@ def _scan_units(units: list[tuple[str, str, bool, int]], gate: bool) -> list[Fin
             region = joined[m.start() : close.end() if close else limit]
             region_fams = _possible(region) if gate and region.isascii() else _ALL
             if _worth_running(region_fams, identifier):
-                findings.extend(_score(_collect(region, region_fams), pointer, identifier, words))
+                text = _unquoted(joined, m.start(), m.start() + len(region), identifier)
+                findings.extend(_score(_collect(text, region_fams), pointer, identifier, words))
     return findings
+
+
+def _unquoted(joined: str, start: int, end: int, identifier: bool) -> str:
+    """``joined[start:end]`` with quotations that a reporting word introduces blanked (a scanner's
+    finding, a moderation verdict, "the phrase '...'"): reported speech, not an order. Run only on
+    the sentences the families read; the reporting word may sit just before the sentence, and a
+    hidden comment may sit inside a quotation that closes after it."""
+    if identifier:
+        return joined[start:end]
+    before = max(0, start - 40)
+    around = _strip_reported(joined[before : end + 40], _REPORTED_BY_WORD)
+    return around[start - before : end - before]
 
 
 def _normalize(text: str, identifier: bool) -> str:
@@ -154,12 +168,8 @@ def scan_fields(
         (_IDENT_SPLIT.sub(" ", t) if ident else t) if plain else _normalize(t, ident)
         for _, t, ident in fields
     ]
-    # A quotation that a reporting word introduces (a scanner's finding, a moderation verdict, "the
-    # phrase '...'") is reported speech, not an order: it is blanked before any family runs.
     units = [
-        (p, n.lower() if ident else _strip_reported(n.lower(), _REPORTED_BY_WORD), ident, n.count(" ") + 1)
-        for (p, _, ident), n in zip(fields, norms, strict=True)
-        if n
+        (p, n.lower(), ident, n.count(" ") + 1) for (p, _, ident), n in zip(fields, norms, strict=True) if n
     ]
     findings = _scan_units(units, gate) if units else []
     if units:

@@ -128,7 +128,7 @@ def _strip_reported(text: str, reporting: re.Pattern[str] = _REPORTING) -> str:
 
     def blank(m: re.Match[str]) -> str:
         before = text[max(0, m.start() - 40) : m.start()]
-        return " " if reporting.search(before) else m.group(0)
+        return " " * (m.end() - m.start()) if reporting.search(before) else m.group(0)  # offsets kept
 
     return _QUOTED.sub(blank, text)
 
