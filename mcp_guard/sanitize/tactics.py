@@ -221,10 +221,10 @@ REGEXES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
         "deceive",
         _DECEIVE,
         _w(
-            "pretend pretending deny own though leave withhold hide never cite flag disclose correct "
-            "alarm downgrade escalate warn admit say reply respond claim write tell describe present "
-            "phrase frame mark label none otherwise irrespective regardless reviewed approved checked "
-            "verified signed tested"
+            "pretend pretending deny own though leave withhold hide never cite flag include disclose "
+            "correct alarm downgrade escalate warn admit say reply respond claim write tell describe "
+            "present phrase frame mark label none otherwise irrespective regardless reviewed approved "
+            "checked verified signed tested"
         ),
     ),
     (
@@ -362,7 +362,9 @@ CONDITIONS = _w("whatever unless irrespective")
 #: Which sets of the core lexicon each new signal joins.
 ACTORS = frozenset({"persona", "promote", "concealed", "harvest", "steer"})
 STRONG_ACTORS = frozenset({"persona", "promote", "concealed"})
-PAYLOADS = frozenset({"persona", "promote", "deceive", "overrule", "steer", "harvest", "weaken", "in_result"})
+PAYLOADS = frozenset(
+    {"persona", "promote", "deceive", "overrule", "steer", "harvest", "weaken", "concealed", "in_result"}
+)
 FIELD_WIDE = frozenset({"persona"})
 SEVERE = frozenset({"promote", "persona"})
 #: Words that let a field hold a payload of the new signals (the scorer skips fields without any).
@@ -370,14 +372,15 @@ PAYLOAD_WORDS = _w(
     "pretend deny withhold hide irrespective behalf objects anyway refuse remainder obey "
     "unredacted unmasked verbatim masked privileged clusteradmin hostpid insecure silence "
     "otherwise must shall should expects governs treat whatever trusted operating acting "
-    "unrestricted outrank outranks precedence unlocked behalf mark describe confirmation caps "
-    "workspace environment"
+    "unrestricted outrank outranks precedence unlocked mark describe confirmation caps "
+    "workspace environment far earlier recent entire public-read public_read anyone_with_link "
+    "stricthostkeychecking verify_tls verify_ssl"
 )
 PAYLOAD_MARKS = ("<!--", "{{!--", "[hidden]", "0.0.0.0", "«", "[[", "system>")
 
 #: In a result, a window that speaks to the model and asks for an action or a call is half an attack
 #: already: data has no business giving orders.
-RESULT_SPEAKS = frozenset({"address", "authority", "persona", "promote", "concealed"})
+RESULT_SPEAKS = frozenset({"address", "authority", "persona", "promote", "concealed", "harvest"})
 RESULT_CALLS = frozenset({"harm", "other_tool", "steer", "weaken", "send", "action"})
 #: Pointers inside a result (tool, prompt or resource content): text that arrives as data.
 IN_RESULT = re.compile(r"^/(?:content|structuredContent|contents|messages)(?:/|$)")
