@@ -58,6 +58,7 @@ from .gate import _families_of as _families_of
 from .gate import _index_anchors as _index_anchors
 from .gate import _sentence_ends as _sentence_ends
 from .gate import _substring_hits as _substring_hits
+from .lexicon import _REPORTED_BY_WORD
 from .lexicon_intl import fold
 from .names import skeleton
 from .patterns import ACCESS_VERB as ACCESS_VERB
@@ -79,6 +80,7 @@ from .scoring import _WEIGHTS as _WEIGHTS
 from .scoring import _describes_itself as _describes_itself
 from .scoring import _hidden_with_content as _hidden_with_content
 from .scoring import _score, _worth_running
+from .technique import _strip_reported
 from .technique import scan_units as _technique_units
 from .unicode import has_suspect_chars, visible_text
 
@@ -110,7 +112,8 @@ def _scan_units(units: list[tuple[str, str, bool, int]], gate: bool) -> list[Fin
     for start, end, fams in sentences:
         pointer, _, identifier, words = units[bisect.bisect_right(offsets, start) - 1]
         if _worth_running(fams, identifier):
-            findings.extend(_score(_collect(joined[start:end], fams), pointer, identifier, words))
+            text = _unquoted(joined, start, end, identifier)
+            findings.extend(_score(_collect(text, fams), pointer, identifier, words))
     if not gate or any("container" in fams for _, _, fams in sentences):
         for m in _COMPILED["container"].finditer(joined):
             index = bisect.bisect_right(offsets, m.start()) - 1
@@ -120,8 +123,21 @@ def _scan_units(units: list[tuple[str, str, bool, int]], gate: bool) -> list[Fin
             region = joined[m.start() : close.end() if close else limit]
             region_fams = _possible(region) if gate and region.isascii() else _ALL
             if _worth_running(region_fams, identifier):
-                findings.extend(_score(_collect(region, region_fams), pointer, identifier, words))
+                text = _unquoted(joined, m.start(), m.start() + len(region), identifier)
+                findings.extend(_score(_collect(text, region_fams), pointer, identifier, words))
     return findings
+
+
+def _unquoted(joined: str, start: int, end: int, identifier: bool) -> str:
+    """``joined[start:end]`` with quotations that a reporting word introduces blanked (a scanner's
+    finding, a moderation verdict, "the phrase '...'"): reported speech, not an order. Run only on
+    the sentences the families read; the reporting word may sit just before the sentence, and a
+    hidden comment may sit inside a quotation that closes after it."""
+    if identifier:
+        return joined[start:end]
+    before = max(0, start - 40)
+    around = _strip_reported(joined[before : end + 40], _REPORTED_BY_WORD)
+    return around[start - before : end - before]
 
 
 def _normalize(text: str, identifier: bool) -> str:

@@ -380,11 +380,15 @@ _NO_CONFIRM_PAIRS = (
 _CALL_WORDS = frozenset(_terms("via|through|using|with|call|calling|from"))
 _LEADS = frozenset(_terms("also|then|first|additionally|next|finally|always|never|and"))
 #: Words before a quotation that make it a report of someone else's words, not an order.
-_REPORTING = re.compile(
-    r"(?:such\s+as|e\.g\.|for\s+example|example|phrase|string|payload|reading|quote[sd]?|titled|called|"
-    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding)\W{0,12}$|"
-    r"(?:^|\n)\s*(?:\d+[.)]|[-*•])?\s*$"
+_REPORTING_WORDS = (
+    r"(?:such\s+as|e\.g\.|for\s+example|(?<![.\w-])example|phrase|string|payload|reading|quote[sd]?|titled|called|"
+    r"says?|said|like|patterns?|headline|wrote|contains?|text|instructions?|comment|finding|decoded\s+to|"
+    r"followed|flagged|detected|blocked|matched|verdict)\W{0,12}$|"
+    r"such\s+as\s+[\w\s-]{0,20}\W{0,3}$"
 )
+_REPORTING = re.compile(_REPORTING_WORDS + r"|(?:^|\n)\s*(?:\d+[.)]|[-*•])?\s*$")
+#: Only a reporting word, not a quotation opening a line (the phrase families read quoted lines).
+_REPORTED_BY_WORD = re.compile(_REPORTING_WORDS)
 
 
 #: Documentation hosts (RFC 2606): "user@example.com" is a format, not a destination.
@@ -498,3 +502,26 @@ _NEGATED_PAYLOAD = frozenset(
 _WIDE_WORDS = _MODEL_NOUNS | frozenset(
     _terms("system|sys|admin|root|developer|role|hidden|authorized|internal")
 )
+
+# ---- more techniques (persona, deception, overruling the user, steering tools by name, ...) ------
+from . import tactics as _tactics  # noqa: E402
+
+_REGEXES = _REGEXES + _tactics.REGEXES
+_WEIGHTS.update(_tactics.WEIGHTS)
+_LABELS.update(_tactics.LABELS)
+_ACTORS = _ACTORS | _tactics.ACTORS
+_STRONG_ACTORS = _STRONG_ACTORS | _tactics.STRONG_ACTORS
+_WEAK_ACTORS = _ACTORS - _STRONG_ACTORS
+_PAYLOADS = _PAYLOADS | _tactics.PAYLOADS
+_FIELD_WIDE = _FIELD_WIDE | _tactics.FIELD_WIDE
+_SEVERE = _SEVERE | _tactics.SEVERE
+_IMPERATIVE = _IMPERATIVE | _tactics.IMPERATIVE
+_SECRET_WORDS = _SECRET_WORDS | _tactics.SECRET_WORDS
+_PRIVATE_DATA = _PRIVATE_DATA | _tactics.PRIVATE_DATA
+_LEADS = _LEADS | _tactics.LEADS
+_CONDITIONS = _CONDITIONS | _tactics.CONDITIONS
+_HARM_VERBS = _HARM_VERBS | _tactics.HARM_VERBS
+_WIDE_WORDS = _WIDE_WORDS | _tactics.WIDE_WORDS
+_PAYLOAD_WORDS = _PAYLOAD_WORDS | _tactics.PAYLOAD_WORDS | _tactics.SECRET_WORDS | _tactics.HARM_VERBS
+_BONUSES = _tactics.BONUSES
+_PAYLOAD_MARKS = _PAYLOAD_MARKS + _tactics.PAYLOAD_MARKS

@@ -29,6 +29,7 @@ from ..model import Finding, Severity
 from .fastre import FastPattern, Literals
 from .lexicon import (
     _ACTORS,
+    _BONUSES,
     _CALL_WORDS,
     _CLAUSE,
     _CONDITIONS,
@@ -82,10 +83,11 @@ from .lexicon import (
 )
 from .lexicon_intl import ACCENTED, strip_reported_intl
 from .lexicon_intl import signals as intl_signals
+from .tactics import CONCEALED_MARKS, IN_RESULT, NEEDS, ON_RE2, RESULT_CALLS, RESULT_SPEAKS, steers_itself
 
 #: Signals whose patterns run faster on RE2 (long alternations without a literal to start from);
 #: the rest are quicker in ``re``, whose call costs less. Same answers either way.
-_ON_RE2 = frozenset({"address", "authority", "other_tool"})
+_ON_RE2 = frozenset({"address", "authority", "other_tool"}) | ON_RE2
 
 
 def _searcher(pattern: re.Pattern[str], fast: bool) -> Callable[[str], str | None]:
@@ -171,7 +173,7 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
-def _strip_reported(text: str) -> str:
+def _strip_reported(text: str, reporting: re.Pattern[str] = _REPORTING) -> str:
     """Blank quotations that a reporting word introduces ("the phrase 'ignore ...'")."""
     if not text.isascii():
         text = strip_reported_intl(text)
@@ -181,7 +183,7 @@ def _strip_reported(text: str) -> str:
 
     def blank(m: re.Match[str]) -> str:
         before = text[max(0, m.start() - 40) : m.start()]
-        return " " if _REPORTING.search(before) else m.group(0)
+        return " " * (m.end() - m.start()) if reporting.search(before) else m.group(0)  # offsets kept
 
     return _QUOTED.sub(blank, text)
 
@@ -256,6 +258,11 @@ class _Sentence:
             possible.add("tamper")
         if "sensitive" not in found and "sensitive" not in possible:
             possible.discard("sink")  # a parameter counts only as the sink of something sensitive
+        if any(mark in text for mark in CONCEALED_MARKS):
+            possible.add("concealed")
+        for name, mark in NEEDS.items():
+            if name in possible and mark not in text:
+                possible.discard(name)
         if not text.isascii():
             possible |= _ML_NAMES | {"authority"}
         self.found = found
@@ -285,6 +292,8 @@ class _Sentence:
                 hit = search(text)
                 if hit is not None:
                     found[name] = hit.strip()
+        if "steer" in found and steers_itself(found["steer"], own):
+            del found["steer"]  # obligations on its own name or parameters are its own usage notes
         if "destination" in possible:
             at = _DESTINATION_SEARCH(text)
             if at and not _PLACEHOLDER_HOST.search(at[2] + text[at[1] : at[1] + 30]):
@@ -373,6 +382,7 @@ def _bound(names: Iterable[str]) -> float:
     if _ACTORS.isdisjoint(names) or _PAYLOADS.isdisjoint(names):
         return 0.0
     bonus = 1.0 if {"sensitive", "send", "destination"} <= names else 0.0
+    bonus += sum(extra for pair, extra in _BONUSES if pair <= names)
     return sum(_WEIGHTS[name] for name in names) + bonus
 
 
@@ -383,6 +393,7 @@ def _score(found: dict[str, str]) -> float:
         found = {k: v for k, v in found.items() if k != "sink"}
     if "sensitive" in found and "send" in found and "destination" in found:
         score += 1.0  # the whole flow: something secret, a verb that moves it, somewhere outside
+    score += sum(extra for pair, extra in _BONUSES if pair <= found.keys())
     # A data signal alone, or an order alone, is ordinary documentation: both halves are needed.
     if _ACTORS.isdisjoint(found) or _PAYLOADS.isdisjoint(found):
         score = 0.0
@@ -413,9 +424,11 @@ def scan_units(
         threshold = _THRESHOLD - _HIDDEN_BONUS if pointer in disguised else base
         tokens = _WORD.findall(low)
         keys = _payload_keys(low, tokens)
-        if keys is not None and not keys:
+        # Text that arrives as data and still speaks to the model: that alone is half an attack.
+        in_result = {"in_result"} if IN_RESULT.match(pointer) else set()
+        if keys is not None and not keys and not in_result:
             continue
-        if keys is not None and _bound(_field_reach(low, own_words, tokens)) < threshold:
+        if keys is not None and _bound(_field_reach(low, own_words, tokens) | in_result) < threshold:
             continue  # even every sentence's signals together could not reach the threshold
         texts = _sentences(_strip_reported(low))
         chosen = _candidates(low, texts, keys)
@@ -430,7 +443,7 @@ def scan_units(
                 # sentence now, so its reach is what it does raise.
                 part.deepen(own_words)
         reach = [set(p.found) | p.possible for p in parts]
-        wide_reach = set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()
+        wide_reach = (set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()) | in_result
         hot = [
             _bound(reach[i] | reach[i + 1] | wide_reach if i + 1 < len(reach) else reach[i] | wide_reach)
             >= threshold
@@ -463,6 +476,8 @@ def scan_units(
             if index + 1 < len(per):
                 window = {**per[index + 1], **window}
                 pair.append(per[index + 1])
+            if in_result and not RESULT_SPEAKS.isdisjoint(window) and not RESULT_CALLS.isdisjoint(window):
+                window["in_result"] = "tool result"
             score = _score(window)
             if _STRONG_ACTORS.isdisjoint(window) and not any(
                 _WEAK_ACTORS.intersection(f) and _PAYLOADS.intersection(f) for f in pair
