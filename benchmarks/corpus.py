@@ -49,7 +49,8 @@ def _score(label: str, rows: list[dict[str, Any]], misses: bool) -> None:
             wrong = (result.verdict == "clean") == (row["expect"] == "flag")
             if wrong:
                 rules = ", ".join(f"{f.rule}@{f.field}" for f in result.findings) or "-"
-                print(f"  {row['expect']:>5} {row['id']} ({row['category']}): {row.get('note', '')} [{rules}]")
+                label = f"{row['id']} ({row['category']}): {row.get('note', '')}"
+                print(f"  {row['expect']:>5} {label} [{rules}]")
     print()
 
 

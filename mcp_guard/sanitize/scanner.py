@@ -17,7 +17,7 @@ from typing import Any
 
 from ..model import Finding, ScanResult, Severity
 from .annotations import annotation_findings
-from .injection import scan_fields
+from .injection import HIDDEN_TEXT, scan_fields
 from .names import check_collisions, check_name
 from .redact import find_secrets, might_contain_secret, redact_text
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
@@ -164,7 +164,10 @@ class DefaultSanitizer:
                 for hit in scan_invisible(field.text, terminal_output=is_result):
                     findings.append(Finding(hit.rule, hit.severity, field.pointer or "/", hit.message))
                     rewrite = True
-        findings.extend(self._text_findings(fields))
+        text_findings = self._text_findings(fields)
+        if is_result:  # a sentence in base64 is ordinary data in a result (file contents from an API)
+            text_findings = [f for f in text_findings if f.rule != HIDDEN_TEXT]
+        findings.extend(text_findings)
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
