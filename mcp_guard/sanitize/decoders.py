@@ -32,6 +32,7 @@ MAX_RUN = 16384
 _SPACED_HEX = re.compile(r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{2}[ :]){11,}[0-9a-fA-F]{2}(?![0-9A-Za-z])")
 #: Short base64 tokens in a row, each padded or a multiple of four long: ``dGhl aW52b2ljZQ==``.
 _WORD_B64 = re.compile(r"(?<!\S)(?:[A-Za-z0-9+/]{2,}={0,2}[ \t]+){3,}[A-Za-z0-9+/]{2,}={0,2}(?!\S)")
+_LONG_WORD = re.compile(r"\S{24,}")
 _PARTS = re.compile(r"://|[=?&]")
 _PADDED_WORD = re.compile(r"[A-Za-z0-9+/]{2,}={1,2}(?=\s|$)")
 #: Characters of the base85 alphabets (RFC 1924 / Python ``b85``; Ascii85 is ``!``..``u``).
@@ -112,11 +113,11 @@ def _b85(word: str) -> list[str]:
     return out
 
 
-def base85_words(text: str) -> bool:
-    """A long word in a base85 alphabet (or Ascii85 between ``<~`` and ``~>``)."""
+def base85_words(text: str, words: list[str]) -> bool:
+    """A long word (of ``words``, ``text`` split) in a base85 alphabet, or Ascii85 in ``<~ ~>``."""
     if "<~" in text and "~>" in text:
         return True
-    return any(len(w) >= 24 and set(w) <= _B85_CHARS for w in text.split())
+    return any(len(w) >= 24 and set(w) <= _B85_CHARS for w in words)
 
 
 def spaced_hex(text: str) -> bool:
@@ -145,8 +146,9 @@ def extra_candidates(text: str, longest: int) -> list[tuple[str, str]]:
     """(encoding, decoded text) pairs beyond what :mod:`.encoded` finds; ``longest`` is the longest word."""
     out: list[tuple[str, str]] = []
     if longest >= 24:
-        for word in text.split():
-            if len(word) < 24 or len(word) > MAX_RUN:
+        for match in _LONG_WORD.finditer(text):
+            word = match.group(0)
+            if len(word) > MAX_RUN:
                 continue
             chars = set(word)
             if "://" in word or "=" in word.rstrip("="):  # ``key=base64``, ``data://base64``: the value

@@ -59,6 +59,7 @@ from .gate import _families_of as _families_of
 from .gate import _index_anchors as _index_anchors
 from .gate import _sentence_ends as _sentence_ends
 from .gate import _substring_hits as _substring_hits
+from .lookalike import fold
 from .names import skeleton
 from .patterns import ACCESS_VERB as ACCESS_VERB
 from .patterns import ANCHORS as ANCHORS
@@ -133,7 +134,7 @@ def _normalize(text: str, identifier: bool) -> str:
     if has_suspect_chars(text):
         text = visible_text(text)
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+        text = fold(text)  # NFKC, and look-alike letters NFKC leaves alone
         if _GREEK_CYRILLIC.search(text):
             text = " ".join(
                 skeleton(w) if any(a.isascii() and a.isalpha() for a in w) else w for w in text.split(" ")

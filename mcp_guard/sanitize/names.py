@@ -113,6 +113,8 @@ _LOOKALIKES = {
     "–": "-",
     "＿": "_",
 }
+#: Public for the styled-text check, which counts these letters inside Latin words.
+LOOKALIKES = _LOOKALIKES
 _TABLE = str.maketrans(_LOOKALIKES)
 _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
 

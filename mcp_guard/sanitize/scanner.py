@@ -18,6 +18,7 @@ from typing import Any
 from ..model import Finding, ScanResult, Severity
 from .annotations import annotation_findings
 from .injection import HIDDEN_TEXT, scan_fields
+from .lookalike import may_be_styled, styled_findings
 from .names import check_collisions, check_name
 from .redact import find_secrets, might_contain_secret, redact_text
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
@@ -159,6 +160,10 @@ class DefaultSanitizer:
             findings.extend(_title_findings(item["title"]))
         fields = [f for f in text_fields(item) if f.text]
         joined = "\n".join(f.text for f in fields)
+        if not joined.isascii() and may_be_styled(joined):
+            for field in fields:
+                if not field.text.isascii():
+                    findings.extend(styled_findings(field.text, field.pointer or "/", result=is_result))
         if has_suspect_chars(joined):
             for field in fields:
                 for hit in scan_invisible(field.text, terminal_output=is_result):
