@@ -20,6 +20,7 @@ from .annotations import annotation_findings
 from .injection import HIDDEN_TEXT, scan_fields
 from .lookalike import may_be_styled, styled_findings
 from .names import check_collisions, check_name
+from .padding import may_be_padded, padding_findings
 from .redact import find_secrets, might_contain_secret, redact_text
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
 from .walk import TextField, text_fields
@@ -164,6 +165,9 @@ class DefaultSanitizer:
             for field in fields:
                 if not field.text.isascii():
                     findings.extend(styled_findings(field.text, field.pointer or "/", result=is_result))
+        if may_be_padded(joined):
+            for field in fields:
+                findings.extend(padding_findings(field.text, field.pointer or "/", result=is_result))
         if has_suspect_chars(joined):
             for field in fields:
                 for hit in scan_invisible(field.text, terminal_output=is_result):
