@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..model import Severity
+from .terminal import cosmetic, same_colours
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -347,7 +348,7 @@ def _ansi_severity(text: str) -> tuple[Severity, str]:
             return "high", "ANSI conceal attribute hides text from a human reader"
         fg = {p[-1] for p in params if len(p) == 2 and p[0] == "3" and p[1] != "8"}
         bg = {p[-1] for p in params if len(p) == 2 and p[0] == "4" and p[1] != "8"}
-        if fg & bg or ({"7"} <= fg and bg) or ("7" in fg and "47" in params):
+        if fg & bg or ({"7"} <= fg and bg) or ("7" in fg and "47" in params) or same_colours(params):
             return "high", "ANSI foreground equals background: text hidden from a human reader"
     return "medium", "ANSI colour codes in text sent to the model"
 
@@ -437,6 +438,8 @@ def scan_invisible(text: str, *, terminal_output: bool = False) -> list[Hit]:
     """
     if not has_suspect_chars(text):
         return []
+    if terminal_output:  # links, titles, status redraws and overstrike hide nothing
+        text = cosmetic(text)
     hits: list[Hit] = []
     if "\x1b" in text or "\x9b" in text:
         severity, message = _ansi_severity(text)
