@@ -145,6 +145,11 @@ def _table() -> tuple[dict[int, str], dict[str, str]]:
     return fold, style
 
 
+def letter_table() -> dict[int, str]:
+    """The ``str.translate`` table from look-alike letters to ASCII (for name skeletons too)."""
+    return _table()[0]
+
+
 def fold(text: str) -> str:
     """``text`` with look-alike letters as ASCII, NFKC-normalised, marks stacked on ASCII letters removed."""
     out = unicodedata.normalize("NFKC", text.translate(_table()[0]))

@@ -10,6 +10,7 @@ mixes scripts, or whose skeleton equals a different name's, is reported.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -123,7 +124,9 @@ def skeleton(name: str) -> str:
     """A comparison key under which look-alike names collide."""
     if name.isascii():
         return name
-    folded = unicodedata.normalize("NFKC", name).translate(_TABLE)
+    from .lookalike import letter_table  # the styled-letter table, derived once from Unicode names
+
+    folded = unicodedata.normalize("NFKC", name.translate(letter_table())).translate(_TABLE)
     return "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Mn"))
 
 
@@ -143,7 +146,7 @@ def check_name(name: str, field: str = "/name") -> list[Finding]:
     findings: list[Finding] = []
     scripts = _scripts(name)
     skel = skeleton(name)
-    if "LATIN" in scripts and len(scripts & set(_SCRIPTS)) > 1:
+    if "LATIN" in scripts and len(scripts & set(_SCRIPTS)) > 1 and not _localised(name):
         findings.append(
             Finding(
                 "name.mixed-script",
@@ -155,6 +158,20 @@ def check_name(name: str, field: str = "/name") -> list[Finding]:
     elif skel.isascii() and skel != name and any(c.isalpha() for c in skel):
         findings.append(Finding("name.confusable", "medium", field, f"name is a look-alike of {skel!r}"))
     return findings
+
+
+def _localised(name: str) -> bool:
+    """A namespaced name whose parts are each in one script (``crm.поиск_клиента``), none of them
+    a word of look-alike letters that reads as Latin: a localised name, not a disguised one."""
+    parts = [p for p in re.split(r"[._\-/:]+", name) if p]
+    if len(parts) < 2:
+        return False
+    for part in parts:
+        if len(_scripts(part) & set(_SCRIPTS)) > 1:
+            return False
+        if not part.isascii() and skeleton(part).isascii():
+            return False
+    return True
 
 
 _ASCII_LOOKALIKES = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("|", "l"), ("i", "l"), ("-", "_"))
