@@ -1,7 +1,8 @@
 """Every text field of an MCP object, with its JSON Pointer.
 
 Definitions and results are walked the same way: every string value is text
-the model may read, every key under ``properties`` is a name the model reads.
+the model may read, every key under ``properties`` is a name the model reads, and
+so is any key outside ASCII (a ``structuredContent`` field named with tag characters).
 Only fields that are structure, not prose (``type``, ``$ref``, binary
 ``data``/``blob``) are skipped.
 """
@@ -52,6 +53,10 @@ def _walk(value: Any, pointer: str, key: str | None, out: list[TextField]) -> No
             if not isinstance(k, str):
                 continue
             child = f"{pointer}/{escape(k)}"
+            if not k.isascii() and key not in _NAME_MAPS:
+                # Any other key the model reads (``structuredContent`` fields, extension keys) can
+                # carry tag characters or look-alike letters too; ASCII keys are plain names.
+                out.append(TextField(child, k, True))
             if k in _NAME_MAPS and isinstance(v, Mapping):
                 for name in v:
                     if isinstance(name, str):
