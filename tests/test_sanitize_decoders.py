@@ -132,3 +132,18 @@ def test_decoding_arbitrary_bytes_never_raises(data: bytes, how: str) -> None:
     for _, decoded in _decoded_candidates(text):
         assert len(decoded) <= MAX_DECODED
     assert DefaultSanitizer().scan("tool", tool(text)).verdict in ("clean", "flag", "block")
+
+
+def test_the_documentation_sample_jwt_is_not_a_secret_but_a_real_looking_one_is() -> None:
+    sample = (
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0"
+        "IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+    )
+    claims = b64(json.dumps({"sub": "u_83jd92", "org": "acme-payments", "exp": 1893456000}), urlsafe=True)
+    real = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + claims + ".k3Jd9s0PqLm2Xv8Rt5Yb1Nc4Hw7Zf6Ga"
+
+    def result(text: str) -> dict[str, Any]:
+        return {"content": [{"type": "text", "text": text}]}
+
+    assert verdict(result(f"Paste a token such as {sample} into the debugger."), "tool_result") == "clean"
+    assert verdict(result(f"session: {real}"), "tool_result") != "clean"
