@@ -147,3 +147,7 @@ def test_the_documentation_sample_jwt_is_not_a_secret_but_a_real_looking_one_is(
 
     assert verdict(result(f"Paste a token such as {sample} into the debugger."), "tool_result") == "clean"
     assert verdict(result(f"session: {real}"), "tool_result") != "clean"
+    # A test tenant's address is not a documentation sample: the token is still a secret.
+    tenant = b64(json.dumps({"uid": 4471, "email": "ops@example.com", "exp": 1767225600}), urlsafe=True)
+    cookie = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + tenant + ".wsNAwiEEyemmfwpU7naOZirfIfIkUuhu"
+    assert verdict(result(f"Set-Cookie: session={cookie}; HttpOnly"), "tool_result") != "clean"

@@ -165,9 +165,13 @@ def _plausible(kind: str, value: str) -> bool:
     return True
 
 
+_SAMPLE_CLAIMS = re.compile(r'"(?:John|Jane) Doe"|\bsample\b|\bdummy\b|placeholder', re.IGNORECASE)
+
+
 def _sample_jwt(token: str) -> bool:
-    """A token whose claims are documentation placeholders: jwt.io's and RFC 7519's "John Doe"
-    samples, or claims that say example/sample/dummy. Printed in every tutorial, never a secret."""
+    """A token whose claims are documentation placeholders: jwt.io's "John Doe" sample, or claims
+    that say sample, dummy or placeholder. Printed in every tutorial, never a secret. (An
+    ``example.com`` address is not enough: fakes and real tokens of test tenants use it too.)"""
     parts = token.split(".")
     if len(parts) < 2:
         return False
@@ -175,7 +179,7 @@ def _sample_jwt(token: str) -> bool:
         claims = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return False
-    return "John Doe" in claims or "Jane Doe" in claims or _PLACEHOLDER.search(claims) is not None
+    return _SAMPLE_CLAIMS.search(claims) is not None
 
 
 def find_secrets(text: str, key: str | None = None) -> list[SecretMatch]:
