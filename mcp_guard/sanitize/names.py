@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from ..model import Finding
+from .letters import letter_table
 
 _LOOKALIKES = {
     # Cyrillic
@@ -124,8 +125,6 @@ def skeleton(name: str) -> str:
     """A comparison key under which look-alike names collide."""
     if name.isascii():
         return name
-    from .lookalike import letter_table  # the styled-letter table, derived once from Unicode names
-
     folded = unicodedata.normalize("NFKC", name.translate(letter_table())).translate(_TABLE)
     return "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Mn"))
 
