@@ -32,7 +32,9 @@ MAX_RUN = 16384
 _SPACED_HEX = re.compile(r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{2}[ :]){11,}[0-9a-fA-F]{2}(?![0-9A-Za-z])")
 #: Short base64 tokens in a row, each padded or a multiple of four long: ``dGhl aW52b2ljZQ==``.
 _WORD_B64 = re.compile(r"(?<!\S)(?:[A-Za-z0-9+/]{2,}={0,2}[ \t]+){3,}[A-Za-z0-9+/]{2,}={0,2}(?!\S)")
-_LONG_WORD = re.compile(r"\S{24,}")
+_LONG_WORD = re.compile(r"(?<!\S)\S{24,}")
+#: A whole word of 24 or more base85 characters.
+_B85_WORD = re.compile(r"(?<!\S)[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{24,}(?!\S)")
 _PARTS = re.compile(r"://|[=?&]")
 _PADDED_WORD = re.compile(r"[A-Za-z0-9+/]{2,}={1,2}(?=\s|$)")
 #: Characters of the base85 alphabets (RFC 1924 / Python ``b85``; Ascii85 is ``!``..``u``).
@@ -113,11 +115,11 @@ def _b85(word: str) -> list[str]:
     return out
 
 
-def base85_words(text: str, words: list[str]) -> bool:
-    """A long word (of ``words``, ``text`` split) in a base85 alphabet, or Ascii85 in ``<~ ~>``."""
+def base85_words(text: str) -> bool:
+    """A word of 24 or more base85 characters, or Ascii85 between ``<~`` and ``~>``."""
     if "<~" in text and "~>" in text:
         return True
-    return any(len(w) >= 24 and set(w) <= _B85_CHARS for w in words)
+    return _B85_WORD.search(text) is not None
 
 
 def spaced_hex(text: str) -> bool:

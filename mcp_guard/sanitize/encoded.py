@@ -73,7 +73,6 @@ def rev_hint(text: str) -> bool:
     return _REV_HINT.search(text) is not None
 
 
-_LATER_HINTS = re.compile(r"20[ :]|=(?:\s|$)| (?:gur|gb|naq|nyy) ")
 #: Escape sequences written out as text: ``\x49\x67``, ``\u0041``, ``&#73;&#x67;`` (six or more in a row).
 _ESCAPES = re.compile(
     r"(?:\\x[0-9a-fA-F]{2}){6,}|(?:\\u[0-9a-fA-F]{4}){6,}|(?:&#(?:[xX][0-9a-fA-F]{1,6}|\d{1,7});\s?){6,}"
@@ -155,15 +154,13 @@ def _may_be_encoded(text: str) -> bool:
     A run has no whitespace, so texts whose longest word is short skip the regex (most prose).
     """
     words = text.split()
-    if max(map(len, words), default=0) >= 24 and (
-        _RUNS.search(text) is not None or base85_words(text, words)
-    ):
+    if max(map(len, words), default=0) >= 24 and (_RUNS.search(text) is not None or base85_words(text)):
         return True
     low = text.lower()
     if any(hint in low for hint in _DECODE_HINTS):
         return True
     # Hex bytes with spaces (" 20 " is the space), one base64 token per word, rot13 without a hint:
     # one pass for all three first, since most text has none of them.
-    if _LATER_HINTS.search(low) is None:
+    if not ("20" in low or "=" in low or " gur " in low or " gb " in low or " naq " in low or " nyy " in low):
         return False
     return spaced_hex(text) or padded_words(text) or rot13_likely(low)

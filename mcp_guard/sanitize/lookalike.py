@@ -50,7 +50,9 @@ _GATE = re.compile(
 
 def fold(text: str) -> str:
     """``text`` with look-alike letters as ASCII, NFKC-normalised, marks stacked on ASCII letters removed."""
-    out = unicodedata.normalize("NFKC", text.translate(_table()[0]))
+    if _GATE.search(text) is not None:
+        text = text.translate(_table()[0])
+    out = unicodedata.normalize("NFKC", text)
     return _MARKED.sub("", out) if _MARKS.search(out) else out
 
 
