@@ -33,14 +33,13 @@ _SPACED_HEX = re.compile(r"(?<![0-9A-Za-z])(?:[0-9a-fA-F]{2}[ :]){11,}[0-9a-fA-F
 #: Short base64 tokens in a row, each padded or a multiple of four long: ``dGhl aW52b2ljZQ==``.
 _WORD_B64 = re.compile(r"(?<!\S)(?:[A-Za-z0-9+/]{2,}={0,2}[ \t]+){3,}[A-Za-z0-9+/]{2,}={0,2}(?!\S)")
 _LONG_WORD = re.compile(r"(?<!\S)\S{24,}")
+#: Words wholly in the base85 alphabet (RFC 1924 / Python ``b85``) or in base64's.
+_B85_ONLY = re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
+_B64_ONLY = re.compile(r"[0-9A-Za-z+/=_-]+")
 #: A whole word of 24 or more base85 characters.
 _B85_WORD = re.compile(r"(?<!\S)[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{24,}(?!\S)")
 _PARTS = re.compile(r"://|[=?&]")
 _PADDED_WORD = re.compile(r"[A-Za-z0-9+/]{2,}={1,2}(?=\s|$)")
-#: Characters of the base85 alphabets (RFC 1924 / Python ``b85``; Ascii85 is ``!``..``u``).
-_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_B85_CHARS = frozenset(_ALNUM + "!#$%&()*+-;<=>?@^_`{|}~")
-_B64_CHARS = frozenset(_ALNUM + "+/=-_")
 #: Common English words after rot13 ("the", "and", "to", "of", "with", "your", "all", "into", "for", ...).
 _ROT_WORDS = tuple(
     f" {w} "
@@ -144,24 +143,25 @@ def rot13_likely(low: str) -> bool:
     return sum(1 for word in _ROT_WORDS if word in low) >= 2
 
 
-def extra_candidates(text: str, longest: int) -> list[tuple[str, str]]:
-    """(encoding, decoded text) pairs beyond what :mod:`.encoded` finds; ``longest`` is the longest word."""
+def extra_candidates(text: str) -> list[tuple[str, str]]:
+    """(encoding, decoded text) pairs beyond what :mod:`.encoded` finds."""
     out: list[tuple[str, str]] = []
-    if longest >= 24:
-        for match in _LONG_WORD.finditer(text):
-            word = match.group(0)
-            if len(word) > MAX_RUN:
-                continue
-            chars = set(word)
-            if "://" in word or "=" in word.rstrip("="):  # ``key=base64``, ``data://base64``: the value
-                for value in _PARTS.split(word.rstrip("=")):
-                    data = b64_bytes(value) if len(value) >= 24 else None
-                    if data is not None:
-                        out.append(("base64", text_of(data)))
-            if chars <= _B64_CHARS:
-                continue
-            if chars <= _B85_CHARS or (word.startswith("<~") and word.endswith("~>")):
-                out.extend(("base85", decoded) for decoded in _b85(word))
+    for match in _LONG_WORD.finditer(text):
+        word = match.group(0)
+        if len(word) > MAX_RUN:
+            continue
+        # ``key=base64`` and ``data://base64``: the value (a URL whose part after "://" has a dot
+        # is a host and a path, not a payload).
+        url = "://" in word and "." not in word.split("://", 1)[1]
+        if url or "=" in word.rstrip("="):
+            for value in _PARTS.split(word.rstrip("=")):
+                data = b64_bytes(value) if len(value) >= 24 else None
+                if data is not None:
+                    out.append(("base64", text_of(data)))
+        if (word.startswith("<~") and word.endswith("~>")) or (
+            _B85_ONLY.fullmatch(word) is not None and _B64_ONLY.fullmatch(word) is None
+        ):
+            out.extend(("base85", decoded) for decoded in _b85(word))
     if spaced_hex(text):
         for m in _SPACED_HEX.finditer(text):
             digits = m.group(0).replace(" ", "").replace(":", "")

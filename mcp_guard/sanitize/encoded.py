@@ -127,7 +127,7 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
             if "+" in plain and " " not in plain:  # form encoding writes spaces as "+"
                 plain = plain.replace("+", " ")
             out.append(("percent-encoding", plain))
-    out.extend(extra_candidates(text, max(map(len, text.split()), default=0)))
+    out.extend(extra_candidates(text))
     if len(out) > 1:  # half base64, half hex: the pieces read together
         out.append(("mixed encodings", " ".join(dec for _, dec in out)))
     if rot_hint(text) or (text.isascii() and rot13_likely(text.lower())):
