@@ -146,7 +146,10 @@ def rot13_likely(low: str) -> bool:
 def extra_candidates(text: str) -> list[tuple[str, str]]:
     """(encoding, decoded text) pairs beyond what :mod:`.encoded` finds."""
     out: list[tuple[str, str]] = []
-    for match in _LONG_WORD.finditer(text):
+    # Long words matter here only as ``key=value``, ``scheme://payload`` or base85: the rest
+    # (identifiers, paths, plain base64) is decoded by :mod:`.encoded` already.
+    valued = "=" in text or "://" in text or "<~" in text or base85_words(text)
+    for match in _LONG_WORD.finditer(text) if valued else ():
         word = match.group(0)
         if len(word) > MAX_RUN:
             continue

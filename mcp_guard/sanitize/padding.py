@@ -22,11 +22,11 @@ _RUN = re.compile(r"\s{16,}(?=\S)")
 _BREAKS = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
-def may_be_padded(text: str) -> bool:
-    """Cheap gate: a whitespace run long enough to matter somewhere in ``text`` (all fields joined)."""
+def may_be_padded(text: str, *, result: bool = False) -> bool:
+    """Cheap gate over all fields joined: a whitespace run somewhere that is too tall or too wide."""
     if text.isascii() and "        " not in text and "\n\n\n\n" not in text and "\t\t" not in text:
         return False  # no run of 16 can hide without eight spaces, four newlines or two tabs in a row
-    return _RUN.search(text) is not None
+    return bool(padding_findings(text, "/", result=result))
 
 
 def padding_findings(text: str, pointer: str, *, result: bool) -> list[Finding]:

@@ -163,7 +163,7 @@ class DefaultSanitizer:
             for field in fields:
                 if not field.text.isascii():
                     findings.extend(styled_findings(field.text, field.pointer or "/", result=is_result))
-        if may_be_padded(joined):
+        if may_be_padded(joined, result=is_result):
             for field in fields:
                 findings.extend(padding_findings(field.text, field.pointer or "/", result=is_result))
         if has_suspect_chars(joined):
