@@ -6,11 +6,11 @@ Run: ``.venv/bin/python benchmarks/corpus.py [DIR ...]``. Without arguments it s
 each DIR is a folder of JSON Lines files in the ``mcp-guard scan`` input format with
 ``category`` and ``expect`` labels, e.g. a set someone else wrote.
 
-``--split`` divides the dev rows into a training part (75%) and a validation part (25%) by a
-hash of each row's id (a rug-pull pair by its pair id, so both versions land together) and
-prints both tables side by side: detectors are tuned on training misses only (``--misses``
-lists them), and validation says whether a change generalises. The split never changes with
-the data around a row, so a figure measured today compares with one measured after tuning.
+``--split`` scores each DIR twice, as a train part (75%) and a validation part (25%) chosen
+by a hash of each row's id (rug-pull pairs by their pair id, so both versions land on the
+same side). Tuning a detector on the train misses and reading the validation figures only
+before and after keeps an estimate of how the change generalises to wording not looked at.
+``--misses`` lists the train misses and false flags with their findings.
 """
 
 from __future__ import annotations
@@ -25,56 +25,39 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mcp_guard.cli.scan import scan_pairs  # noqa: E402
-from tests.corpus_eval import Table, evaluate, load_split  # noqa: E402
+from tests.corpus_eval import evaluate, load_split  # noqa: E402
 
-#: One row in ``_VALIDATION_IN`` goes to validation.
-_VALIDATION_IN = 4
+#: One row in this many goes to validation.
+VALIDATION_EVERY = 4
 
 
-def part(row: dict[str, Any]) -> str:
-    """``"train"`` or ``"validation"``, fixed by the row's id (or its rug-pull pair id)."""
+def is_validation(row: dict[str, Any]) -> bool:
+    """Deterministic 25% side of a row: a hash of its pair id (or its own id), not file order."""
     key = str(row.get("pair") or row["id"]).encode("utf-8")
-    bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % _VALIDATION_IN
-    return "validation" if bucket == 0 else "train"
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % VALIDATION_EVERY == 0
 
 
-def split_tables(rows: list[dict[str, Any]]) -> dict[str, Table]:
-    """The dev rows scored once, counted per part."""
-    return {
-        name: evaluate([r for r in rows if part(r) == name], scan_pairs) for name in ("train", "validation")
-    }
-
-
-def render_split(tables: dict[str, Table]) -> str:
-    train, valid = tables["train"], tables["validation"]
-    lines = [f"{'category':<30} {'train':>12} {'recall':>7} {'validation':>12} {'recall':>7}"]
-    for category in sorted(set(train.recall) | set(valid.recall)):
-        cells = []
-        for table in (train, valid):
-            hit, total = table.recall.get(category, (0, 0))
-            cells.append(f"{hit:>5}/{total:<6} {hit / total if total else 0:>7.1%}")
-        lines.append(f"{category:<30} {cells[0]} {cells[1]}")
-    cells = []
-    for table in (train, valid):
-        flagged, clean = table.negatives
-        cells.append(f"{flagged:>5}/{clean:<6} {flagged / clean if clean else 0:>7.1%}")
-    lines.append(f"{'clean items flagged':<30} {cells[0]} {cells[1]}")
-    return "\n".join(lines)
+def _score(label: str, rows: list[dict[str, Any]], misses: bool) -> None:
+    start = time.process_time()
+    table = evaluate(rows, scan_pairs)
+    spent = time.process_time() - start
+    print(f"== {label} ({len(rows)} items, scanned in {spent:.2f} s CPU)")
+    print(table.render())
+    if misses:
+        results = scan_pairs([(r["kind"], r["item"]) for r in rows])
+        for row, result in zip(rows, results, strict=True):
+            wrong = (result.verdict == "clean") == (row["expect"] == "flag")
+            if wrong:
+                rules = ", ".join(f"{f.rule}@{f.field}" for f in result.findings) or "-"
+                label = f"{row['id']} ({row['category']}): {row.get('note', '')}"
+                print(f"  {row['expect']:>5} {label} [{rules}]")
+    print()
 
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if "--split" in sys.argv:
-        rows = load_split(ROOT / "tests" / "corpus" / "dev")
-        tables = split_tables(rows)
-        print(f"== dev, split by id hash ({len(rows)} items)")
-        print(render_split(tables))
-        if "--misses" in sys.argv:
-            print("\ntrain misses:")
-            print("\n".join(tables["train"].misses))
-            print("\ntrain false flags:")
-            print("\n".join(tables["train"].false_flags))
-        return
+    split = "--split" in sys.argv
+    misses = "--misses" in sys.argv
     dirs = [Path(a) for a in args] or [
         ROOT / "tests" / "corpus" / "dev",
         ROOT / "tests" / "corpus" / "holdout",
@@ -86,12 +69,13 @@ def main() -> None:
         dirs.append(shared)
     for directory in dirs:
         rows = load_split(directory)
-        start = time.process_time()
-        table = evaluate(rows, scan_pairs)
-        spent = time.process_time() - start
-        print(f"== {directory} ({len(rows)} items, scanned in {spent:.2f} s CPU)")
-        print(table.render())
-        print()
+        if not split:
+            _score(str(directory), rows, misses)
+            continue
+        train = [r for r in rows if not is_validation(r)]
+        validation = [r for r in rows if is_validation(r)]
+        _score(f"{directory} train", train, misses)
+        _score(f"{directory} validation", validation, False)
 
 
 if __name__ == "__main__":

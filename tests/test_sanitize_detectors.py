@@ -540,7 +540,9 @@ def test_zero_width_and_bidi() -> None:
     assert {h.rule for h in scan_invisible("Ig\u200bnore pre\u200bvious")} == {"unicode.zero-width-split"}
     assert scan_invisible("a" + "\u200c\u200d" * 8)[0].rule == "unicode.zero-width-run"
     assert scan_invisible("x \u202eevil\u202c")[0].severity == "high"
-    assert scan_invisible("שלום \u2067עולם\u2069")[0].severity == "low"  # isolates in RTL text are normal
+    assert scan_invisible("שלום \u2067עולם\u2069") == []  # balanced isolates in RTL text are normal
+    assert scan_invisible("שלום \u2067עולם")[0].severity == "low"  # one left open reorders what follows
+    assert scan_invisible("שלום \u202bעולם\u202c \u202eevil\u202c")[0].severity == "high"  # an override
     assert scan_invisible("👩\u200d💻 and 🏳\ufe0f\u200d🌈") == []
 
 

@@ -135,7 +135,33 @@ def scan_pairs(pairs: list[tuple[str, Any]]) -> list[ScanResult]:
             indices, sanitizer.scan_items(kind, [pairs[i][1] for i in indices]), strict=True
         ):
             results[index] = result
+    _add_change_findings(pairs, results)
     return [r if r is not None else ScanResult() for r in results]
+
+
+def _add_change_findings(pairs: list[tuple[str, Any]], results: list[ScanResult | None]) -> None:
+    """A definition whose kind and name appeared earlier in the input is a changed version of it
+    (approved first, changed after): what the change adds is judged too."""
+    from ..model import Finding, ScanResult
+    from ..sanitize.changes import change_findings
+
+    first: dict[tuple[str, str], Any] = {}
+    for index, (kind, item) in enumerate(pairs):
+        name = item_name(item) if isinstance(item, Mapping) and kind in _DEFINITIONS else None
+        if name is None:
+            continue
+        approved = first.setdefault((kind, name), item)
+        result = results[index]
+        if approved is not item and result is not None and approved != item:
+            try:
+                extra = change_findings(approved, item)
+            except Exception as exc:  # a failed comparison is a finding, never a pass
+                extra = [Finding("sanitizer.error", "high", "/", f"change check failed: {exc}")]
+            if extra:
+                results[index] = ScanResult((*result.findings, *extra), result.item)
+
+
+_DEFINITIONS = frozenset({"tool", "prompt", "resource", "resource_template"})
 
 
 def item_name(item: Mapping[str, Any]) -> str | None:

@@ -14,6 +14,15 @@ import html
 import re
 from urllib.parse import unquote
 
+from .decoders import (
+    base85_words,
+    extra_candidates,
+    looks_encoded,
+    padded_words,
+    rot13_likely,
+    spaced_hex,
+    text_of,
+)
 from .fastre import FastPattern
 
 #: Runs start where the alphabet starts: without the look-behind every position inside a short run
@@ -116,22 +125,29 @@ def _decoded_candidates(text: str) -> list[tuple[str, str]]:
             data = base64.b64decode(padded + "=" * (-len(padded) % 4), validate=True)
         except (binascii.Error, ValueError):
             continue
-        out.append(("base64", data.decode("utf-8", "replace")))
+        out.append(("base64", text_of(data)))
     if "\\x" in text or "\\u" in text or "&#" in text:
         for m in _ESCAPES.finditer(text):
             with contextlib.suppress(ValueError, OverflowError):
                 out.append(("escape sequences", _unescape(m.group(0))))
     if "%" in text:
         for m in _PCT.finditer(text):
-            out.append(("percent-encoding", unquote(m.group(0))))
-    if rot_hint(text):
+            plain = unquote(m.group(0))
+            if "+" in plain and " " not in plain:  # form encoding writes spaces as "+"
+                plain = plain.replace("+", " ")
+            out.append(("percent-encoding", plain))
+    out.extend(extra_candidates(text))
+    if len(out) > 1:  # half base64, half hex: the pieces read together
+        out.append(("mixed encodings", " ".join(dec for _, dec in out)))
+    if rot_hint(text) or (text.isascii() and rot13_likely(text.lower())):
         out.append(("rot13", codecs.decode(text, "rot13")))
     if rev_hint(text):
         out.append(("reversed", text[::-1]))
     if "\u202e" in text:
         for m in _RLO.finditer(text):
             out.append(("bidi-reversed", m.group(1)[::-1]))
-    return [(enc, dec[:MAX_DECODED]) for enc, dec in out if _readable(dec)]
+    # A layer that is itself encoded (base64 inside percent encoding) goes on to the next round.
+    return [(enc, dec[:MAX_DECODED]) for enc, dec in out[:32] if _readable(dec) or looks_encoded(dec)]
 
 
 def _runs(text: str) -> list[str]:
@@ -160,8 +176,21 @@ def _may_be_encoded(text: str) -> bool:
     ASCII text (nearly all) is answered by one RE2 pass for the run and every hint together.
     """
     if text.isascii():
-        return _ASCII_SIGNS.search(text.lower()) is not None
-    if max(map(len, text.split()), default=0) >= 24 and _RUNS.search(text) is not None:
-        return True
-    low = text.lower()
-    return any(hint in low for hint in _DECODE_HINTS)
+        low = text.lower()
+        if _ASCII_SIGNS.search(low) is not None:
+            return True
+        if max(map(len, text.split()), default=0) >= 24 and base85_words(text):
+            return True
+    else:
+        if max(map(len, text.split()), default=0) >= 24 and (
+            _RUNS.search(text) is not None or base85_words(text)
+        ):
+            return True
+        low = text.lower()
+        if any(hint in low for hint in _DECODE_HINTS):
+            return True
+    # Hex bytes with spaces (" 20 " is the space), one base64 token per word, rot13 without a hint:
+    # one pass for all three first, since most text has none of them.
+    if not ("20" in low or "=" in low or " gur " in low or " gb " in low or " naq " in low or " nyy " in low):
+        return False
+    return spaced_hex(text) or padded_words(text) or rot13_likely(low)

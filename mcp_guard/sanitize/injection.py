@@ -25,6 +25,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from ..model import Finding, Severity
+from .decoders import english_prose
 from .encoded import _B32_RUN as _B32_RUN
 from .encoded import _DECODE_HINTS as _DECODE_HINTS
 from .encoded import _HEX_RUN as _HEX_RUN
@@ -59,7 +60,8 @@ from .gate import _index_anchors as _index_anchors
 from .gate import _sentence_ends as _sentence_ends
 from .gate import _substring_hits as _substring_hits
 from .lexicon import _REPORTED_BY_WORD
-from .lexicon_intl import fold
+from .lexicon_intl import fold as fold_marks
+from .lookalike import fold
 from .names import skeleton
 from .patterns import ACCESS_VERB as ACCESS_VERB
 from .patterns import ANCHORS as ANCHORS
@@ -91,6 +93,10 @@ _CONTAINER_END = re.compile(r"-->|\)\s*$|</[a-z]+>|\n---|\}|</div>", re.MULTILIN
 _IDENT_SPLIT = re.compile(r"[_\-.]+|(?<=[a-z])(?=[A-Z])")
 _ORDER = {"low": 0, "medium": 1, "high": 2}
 _NOT_ASCII_LETTER = re.compile("[^A-Za-z]+")
+#: A sentence hidden in an encoding, reported for definitions only (see :func:`_decoded_findings`).
+HIDDEN_TEXT = "encoded.hidden-text"
+#: Decodings that undo themselves when applied twice.
+_INVOLUTIONS = frozenset({"rot13", "reversed", "bidi-reversed"})
 _SCHEMA_VALUE = re.compile(r"/(?:examples|default|enum|const|pattern)(?:/|$)")
 
 
@@ -146,7 +152,9 @@ def _normalize(text: str, identifier: bool) -> str:
     if has_suspect_chars(text):
         text = visible_text(text)
     if not text.isascii():
-        text = fold(unicodedata.normalize("NFKC", text))
+        # NFKC and look-alike letters NFKC leaves alone, then the marks that only decorate
+        # (Arabic tatweel and harakat, the Devanagari nukta).
+        text = fold_marks(fold(text))
         if _GREEK_CYRILLIC.search(text):
             text = " ".join(
                 skeleton(w) if any(a.isascii() and a.isalpha() for a in w) else w for w in text.split(" ")
@@ -155,7 +163,7 @@ def _normalize(text: str, identifier: bool) -> str:
 
 
 def scan_fields(
-    fields: Sequence[tuple[str, str, bool]], *, gate: bool = True, _depth: int = 0
+    fields: Sequence[tuple[str, str, bool]], *, gate: bool = True, _depth: int = 0, _via: str = ""
 ) -> list[Finding]:
     """Findings for the text fields of one item: ``(pointer, text, identifier)`` triples.
 
@@ -185,11 +193,11 @@ def scan_fields(
         for (pointer, text, _), norm in zip(fields, norms, strict=True):
             if "://" in text:
                 findings.extend(_urls(norm, pointer))
-    if _depth < 2 and _may_be_encoded(raw):
+    if _depth < 3 and _may_be_encoded(raw):  # three layers: base64 of hex of rot13
         for (pointer, text, ident), norm in zip(fields, norms, strict=True):
             if len(text) >= 24 and _may_be_encoded(text):
                 # An identifier's norm is split at "_" and "-": decode the text as written.
-                findings.extend(_decoded_findings(pointer, text, text if ident else norm, gate, _depth))
+                findings.extend(_decoded_findings(pointer, text, text if ident else norm, gate, _depth, _via))
     return _dedupe(findings)
 
 
@@ -216,7 +224,9 @@ def scan_text(text: str, field: str, *, identifier: bool = False, gate: bool = T
     return scan_fields([(field, text, identifier)], gate=gate)
 
 
-def _decoded_findings(pointer: str, text: str, norm: str, gate: bool, depth: int = 0) -> list[Finding]:
+def _decoded_findings(
+    pointer: str, text: str, norm: str, gate: bool, depth: int = 0, via: str = ""
+) -> list[Finding]:
     if len(norm) < 24 and "\u202e" not in text:
         return []
     out: list[Finding] = []
@@ -226,7 +236,16 @@ def _decoded_findings(pointer: str, text: str, norm: str, gate: bool, depth: int
             (enc + "+rot13", codecs.decode(dec, "rot13")) for enc, dec in candidates if enc != "rot13"
         ]
     for encoding, decoded in candidates:
-        inner = scan_fields([(pointer, decoded, False)], gate=gate, _depth=depth + 1)
+        if via and encoding in _INVOLUTIONS and via.endswith(encoding):
+            continue  # rot13 of a rot13 layer is the text it came from, not a deeper layer
+        inner = scan_fields([(pointer, decoded, False)], gate=gate, _depth=depth + 1, _via=encoding)
+        hidden = [f for f in inner if f.rule == HIDDEN_TEXT]
+        inner = [f for f in inner if f.rule != HIDDEN_TEXT]
+        if not inner and (hidden or (english_prose(decoded) and decoded not in text)):
+            # No detector needed: definitions have no reason to hide a sentence (the scanner drops
+            # this finding for results, where encoded prose is ordinary data).
+            message = f"{encoding} text decodes to a sentence: {decoded[:60]!r}"
+            out.append(hidden[0] if hidden else Finding(HIDDEN_TEXT, "medium", pointer, message))
         if inner:
             worst = max(inner, key=lambda f: _ORDER[f.severity])
             severity: Severity = worst.severity if worst.severity != "low" else "medium"

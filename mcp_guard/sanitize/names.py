@@ -10,10 +10,12 @@ mixes scripts, or whose skeleton equals a different name's, is reported.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
 from ..model import Finding
+from .letters import letter_table
 
 _LOOKALIKES = {
     # Cyrillic
@@ -113,6 +115,8 @@ _LOOKALIKES = {
     "–": "-",
     "＿": "_",
 }
+#: Public for the styled-text check, which counts these letters inside Latin words.
+LOOKALIKES = _LOOKALIKES
 _TABLE = str.maketrans(_LOOKALIKES)
 _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
 
@@ -121,7 +125,7 @@ def skeleton(name: str) -> str:
     """A comparison key under which look-alike names collide."""
     if name.isascii():
         return name
-    folded = unicodedata.normalize("NFKC", name).translate(_TABLE)
+    folded = unicodedata.normalize("NFKC", name.translate(letter_table())).translate(_TABLE)
     return "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Mn"))
 
 
@@ -141,7 +145,7 @@ def check_name(name: str, field: str = "/name") -> list[Finding]:
     findings: list[Finding] = []
     scripts = _scripts(name)
     skel = skeleton(name)
-    if "LATIN" in scripts and len(scripts & set(_SCRIPTS)) > 1:
+    if "LATIN" in scripts and len(scripts & set(_SCRIPTS)) > 1 and not _localised(name):
         findings.append(
             Finding(
                 "name.mixed-script",
@@ -153,6 +157,20 @@ def check_name(name: str, field: str = "/name") -> list[Finding]:
     elif skel.isascii() and skel != name and any(c.isalpha() for c in skel):
         findings.append(Finding("name.confusable", "medium", field, f"name is a look-alike of {skel!r}"))
     return findings
+
+
+def _localised(name: str) -> bool:
+    """A namespaced name whose parts are each in one script (``crm.поиск_клиента``), none of them
+    a word of look-alike letters that reads as Latin: a localised name, not a disguised one."""
+    parts = [p for p in re.split(r"[._\-/:]+", name) if p]
+    if len(parts) < 2:
+        return False
+    for part in parts:
+        if len(_scripts(part) & set(_SCRIPTS)) > 1:
+            return False
+        if not part.isascii() and skeleton(part).isascii():
+            return False
+    return True
 
 
 _ASCII_LOOKALIKES = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("|", "l"), ("i", "l"), ("-", "_"))

@@ -9,6 +9,7 @@ placeholders (``EXAMPLE``, ``XXXX``, ``<token>``) are left alone.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections import Counter
@@ -159,7 +160,26 @@ def _plausible(kind: str, value: str) -> bool:
         return not value.startswith(("$", "%", "{", "<"))
     if kind in ("url-credential", "bearer-token", "signed-url"):
         return _entropy(value) >= 3.5
+    if kind == "jwt":
+        return not _sample_jwt(value)
     return True
+
+
+_SAMPLE_CLAIMS = re.compile(r'"(?:John|Jane) Doe"|\bsample\b|\bdummy\b|placeholder', re.IGNORECASE)
+
+
+def _sample_jwt(token: str) -> bool:
+    """A token whose claims are documentation placeholders: jwt.io's "John Doe" sample, or claims
+    that say sample, dummy or placeholder. Printed in every tutorial, never a secret. (An
+    ``example.com`` address is not enough: fakes and real tokens of test tenants use it too.)"""
+    parts = token.split(".")
+    if len(parts) < 2:
+        return False
+    try:
+        claims = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return _SAMPLE_CLAIMS.search(claims) is not None
 
 
 def find_secrets(text: str, key: str | None = None) -> list[SecretMatch]:

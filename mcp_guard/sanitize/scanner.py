@@ -17,9 +17,12 @@ from typing import Any
 
 from ..model import Finding, ScanResult, Severity
 from .annotations import annotation_findings
-from .injection import scan_fields
-from .names import check_collisions, check_name
+from .injection import HIDDEN_TEXT, scan_fields
+from .lookalike import may_be_styled, styled_findings
+from .names import check_collisions
+from .padding import may_be_padded, padding_findings
 from .redact import find_secrets, might_contain_secret, redact_text
+from .spoofing import name_findings
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
 from .walk import TextField, text_fields
 
@@ -157,18 +160,25 @@ class DefaultSanitizer:
         findings: list[Finding] = []
         rewrite = False
         is_result = kind in RESULT_KINDS  # secrets are looked for in results and arguments, not definitions
-        if kind in _NAMED_KINDS and isinstance(item.get("name"), str) and " " not in item["name"]:
-            findings.extend(check_name(item["name"]))
-        if kind in _NAMED_KINDS and isinstance(item.get("title"), str) and not item["title"].isascii():
-            findings.extend(_title_findings(item["title"]))
+        findings.extend(name_findings(kind, item))
         fields = [f for f in text_fields(item) if f.text]
         joined = "\n".join(f.text for f in fields)
+        if not joined.isascii() and may_be_styled(joined):
+            for field in fields:
+                if not field.text.isascii():
+                    findings.extend(styled_findings(field.text, field.pointer or "/", result=is_result))
+        if may_be_padded(joined, result=is_result):
+            for field in fields:
+                findings.extend(padding_findings(field.text, field.pointer or "/", result=is_result))
         if has_suspect_chars(joined):
             for field in fields:
                 for hit in scan_invisible(field.text, terminal_output=is_result):
                     findings.append(Finding(hit.rule, hit.severity, field.pointer or "/", hit.message))
                     rewrite = True
-        findings.extend(self._text_findings(fields))
+        text_findings = self._text_findings(fields)
+        if is_result:  # a sentence in base64 is ordinary data in a result (file contents from an API)
+            text_findings = [f for f in text_findings if f.rule != HIDDEN_TEXT]
+        findings.extend(text_findings)
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
@@ -239,18 +249,6 @@ def _typed_scalars(items: Sequence[Any]) -> list[Any]:
         else:
             out.append(None)
     return out
-
-
-def _title_findings(title: str) -> list[Finding]:
-    """A title word that mixes scripts (look-alike letters inside a Latin word): a spoofed name.
-
-    Judged word by word, since a title may honestly mix scripts across words ("Поиск в GitHub").
-    """
-    for word in title.split():
-        for finding in check_name(word):
-            if finding.rule == "name.mixed-script":
-                return [Finding(finding.rule, finding.severity, "/title", f"title: {finding.message}")]
-    return []
 
 
 def _keyed(pointer: str) -> bool:

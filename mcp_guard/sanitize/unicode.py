@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..model import Severity
+from .terminal import cosmetic, same_colours
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -321,6 +322,29 @@ def _legit(text: str, i: int, flags: set[int], rtl: bool) -> bool:
     return False
 
 
+def _typographic(text: str, i: int) -> bool:
+    """A byte-order mark opening the text (a CSV export for Excel), or a word joiner that keeps a
+    number, a version or a hyphenated code on one line (next to a digit or punctuation, never
+    between two letters, where it would split a word for a filter and not for a model)."""
+    ch = text[i]
+    if ch == "\ufeff":
+        return i == 0
+    if ch == "\u2060":
+        sides = (text[i - 1] if i else "", text[i + 1] if i + 1 < len(text) else "")
+        return any(c.isdigit() or (c and unicodedata.category(c)[0] in "PS") for c in sides)
+    return False
+
+
+def _balanced_bidi(text: str) -> bool:
+    """Every isolate (LRI/RLI/FSI) closed by a PDI and every embedding (LRE/RLE) by a PDF, and no
+    override: how RTL text keeps numbers and Latin names in order, not how it reorders them."""
+    if "\u202d" in text or "\u202e" in text:
+        return False
+    opened = sum(text.count(c) for c in "\u2066\u2067\u2068")
+    embedded = text.count("\u202a") + text.count("\u202b")
+    return opened == text.count("\u2069") and embedded == text.count("\u202c")
+
+
 def _misused(text: str) -> list[int]:
     """Indexes of the invisible characters in ``text`` that are not in a legitimate use."""
     found = [m.start() for m in _tables().pattern.finditer(text)]
@@ -330,7 +354,11 @@ def _misused(text: str) -> list[int]:
     if "\U0001f3f4" in text:
         flags = {i for m in _FLAG.finditer(text) for i in range(m.start(1), m.end())}
     rtl = _RTL_LETTER.search(text) is not None
-    bad = [i for i in found if not _legit(text, i, flags, rtl)]
+    bad = [i for i in found if not _legit(text, i, flags, rtl) and not _typographic(text, i)]
+    if bad and rtl and _balanced_bidi(text):
+        bad = [
+            i for i in bad if not 0x202A <= ord(text[i]) <= 0x202C and not 0x2066 <= ord(text[i]) <= 0x2069
+        ]
     if bad and "\u00ad" in text:
         # A text that already hides something gets no benefit of the doubt for soft hyphens,
         # the one legitimate use that sits inside Latin words ("De<SHY>lete the au<WJ>dit logs").
@@ -349,7 +377,7 @@ def _ansi_severity(text: str) -> tuple[Severity, str]:
             return "high", "ANSI conceal attribute hides text from a human reader"
         fg = {p[-1] for p in params if len(p) == 2 and p[0] == "3" and p[1] != "8"}
         bg = {p[-1] for p in params if len(p) == 2 and p[0] == "4" and p[1] != "8"}
-        if fg & bg or ({"7"} <= fg and bg) or ("7" in fg and "47" in params):
+        if fg & bg or ({"7"} <= fg and bg) or ("7" in fg and "47" in params) or same_colours(params):
             return "high", "ANSI foreground equals background: text hidden from a human reader"
     return "medium", "ANSI colour codes in text sent to the model"
 
@@ -439,6 +467,8 @@ def scan_invisible(text: str, *, terminal_output: bool = False) -> list[Hit]:
     """
     if not has_suspect_chars(text):
         return []
+    if terminal_output:  # links, titles, status redraws and overstrike hide nothing
+        text = cosmetic(text)
     hits: list[Hit] = []
     if "\x1b" in text or "\x9b" in text:
         severity, message = _ansi_severity(text)

@@ -1,7 +1,8 @@
 """Every text field of an MCP object, with its JSON Pointer.
 
 Definitions and results are walked the same way: every string value is text
-the model may read, every key under ``properties`` is a name the model reads.
+the model may read, every key under ``properties`` is a name the model reads, and
+so is any key outside ASCII (a ``structuredContent`` field named with tag characters).
 Only fields that are structure, not prose (``type``, ``$ref``, binary
 ``data``/``blob``) are skipped.
 """
@@ -51,16 +52,21 @@ def _walk(value: Any, pointer: str, key: str | None, out: list[TextField]) -> No
         _text(value, pointer, key, out)
     elif type(value) is dict or (type(value) is not list and isinstance(value, Mapping)):
         for k, v in value.items():
-            vt = type(v)
-            if vt in _SCALARS or not isinstance(k, str):
-                continue  # a number, flag or null holds no text: no pointer is built for it
-            if vt is str:
-                if k not in _SKIP_VALUES or " " in v:
-                    child = f"{pointer}/{escape(k)}" if "~" in k or "/" in k else f"{pointer}/{k}"
-                    out.append(TextField(child, v, k in _IDENTIFIER_KEYS and " " not in v))
+            if not isinstance(k, str):
                 continue
+            if not k.isascii() and key not in _NAME_MAPS:
+                # Any other key the model reads (``structuredContent`` fields, extension keys) can
+                # carry tag characters or look-alike letters too; ASCII keys are plain names.
+                out.append(TextField(f"{pointer}/{escape(k)}", k, True))
+            vt = type(v)
+            if vt in _SCALARS:
+                continue  # a number, flag or null holds no text: no pointer is built for it
             # ``escape`` inlined: most keys hold neither "~" nor "/", and a call per key adds up.
             child = f"{pointer}/{escape(k)}" if "~" in k or "/" in k else f"{pointer}/{k}"
+            if vt is str:
+                if k not in _SKIP_VALUES or " " in v:
+                    out.append(TextField(child, v, k in _IDENTIFIER_KEYS and " " not in v))
+                continue
             if k in _NAME_MAPS and isinstance(v, Mapping):
                 for name in v:
                     if isinstance(name, str):
