@@ -14,10 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
+import httpx2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcp_guard.limits import SizeLimits
+from mcp_guard.portal.bounded import BoundedStream, message_cap
 
 from .http_util import MCP_HEADERS
-from .test_portal_fastlane import call, make_portal, open_session, portal_url, running_lab
+from .test_portal_fastlane import call, make_portal, messages, open_session, portal_url, running_lab
 
 
 def _headers(session: str, token: str = "tok-alice") -> dict[str, str]:
@@ -75,3 +83,109 @@ def test_a_call_whose_session_ends_before_its_body_arrives_runs_nothing(tmp_path
     assert answers[True].startswith(b"HTTP/1.1 404"), answers[True]
     assert b"after the end" not in answers[True]
     assert ran == {False: [], True: []}
+
+
+# ---------------------------------------------------------------------- a flooding upstream
+_MIB = 1 << 20
+
+
+def _flooding_upstream(chunks: int, sent: list[int]) -> Any:
+    """An MCP upstream whose ``tools/call`` answer is a ``chunks`` MiB JSON body; ``sent`` counts MiBs out."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response, StreamingResponse
+    from starlette.routing import Route
+
+    def answer(rid: Any, result: dict[str, Any]) -> Response:
+        body = json.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
+        return Response(body, media_type="application/json", headers={"mcp-session-id": "flood"})
+
+    async def mcp(request: Request) -> Response:
+        if request.method != "POST":
+            return Response(status_code=405 if request.method == "GET" else 200)
+        message = await request.json()
+        method, rid = message.get("method"), message.get("id")
+        if rid is None:
+            return Response(status_code=202)
+        if method == "initialize":
+            info = {"name": "flood", "version": "0"}
+            caps = {"tools": {}}
+            return answer(rid, {"protocolVersion": "2025-11-25", "capabilities": caps, "serverInfo": info})
+        if method == "tools/list":
+            return answer(rid, {"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]})
+        if method != "tools/call":
+            return answer(rid, {})
+
+        async def body() -> Any:
+            yield (
+                b'{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"'
+                % json.dumps(rid).encode()
+            )
+            for _ in range(chunks):
+                if await request.is_disconnected():
+                    return  # the portal stopped reading
+                yield b"A" * _MIB
+                sent.append(1)
+            yield b'"}]}}'
+
+        return StreamingResponse(body(), media_type="application/json", headers={"mcp-session-id": "flood"})
+
+    return Starlette(routes=[Route("/mcp", mcp, methods=["GET", "POST", "DELETE"])])
+
+
+@pytest.mark.parametrize("forward", [True, False], ids=["forwarded", "sdk-session"])
+def test_an_upstream_answer_far_past_the_result_limit_is_not_read_to_its_end(
+    tmp_path: Path, forward: bool
+) -> None:
+    """A result the guard refuses for its size anyway is not buffered whole first (memory per call)."""
+    from .http_util import free_port, serve
+
+    sent: list[int] = []
+    with serve(_flooding_upstream(64, sent), free_port()) as upstream:
+        portal, auditor = make_portal(tmp_path, upstream + "/mcp", lane=True, forward=forward)
+        portal.guard.size_limits = SizeLimits(max_result_bytes=_MIB)  # [guard] max_result_bytes
+        with portal_url(portal) as url, httpx.Client(timeout=60) as http:
+            session = open_session(http, url, "tok-alice")
+            answer = http.post(url, json=call("lab__echo", {"text": "x"}), headers=_headers(session))
+            time.sleep(0.3)
+    (reply,) = messages(answer)
+    assert "error" in reply  # refused, never passed on
+    assert len(sent) < 32, f"{len(sent)} MiB of a 64 MiB answer were read"
+    events = [e for e in auditor.events if e.method == "tools/call"]
+    assert len(events) == 1 and any("Upstream server unavailable" in r for r in events[0].reasons)
+
+
+async def _read(stream: Any) -> int:
+    return sum([len(chunk) async for chunk in stream])
+
+
+class _Chunks(httpx2.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+
+
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=40), st.sampled_from([b"\n\n", b"\r\n\r\n"]))
+@settings(max_examples=100, deadline=None)
+def test_an_event_stream_is_bounded_per_event_not_in_total(sizes: list[int], end: bytes) -> None:
+    """Events under the bound pass however many there are, in any chunking; one past it stops the read."""
+    cap = 1000
+    events = b"".join(b"data: " + b"x" * n + end for n in sizes)
+    pieces = [events[i : i + 97] for i in range(0, len(events), 97)]
+    assert anyio.run(_read, BoundedStream(_Chunks(pieces), cap, events=True)) == len(events)
+    big = events + b"data: " + b"y" * cap + end
+    with pytest.raises(httpx2.RemoteProtocolError):
+        anyio.run(
+            _read, BoundedStream(_Chunks([big[i : i + 97] for i in range(0, len(big), 97)]), cap, events=True)
+        )
+    with pytest.raises(httpx2.RemoteProtocolError):  # a JSON body counts as a whole
+        anyio.run(_read, BoundedStream(_Chunks([b"{" + b" " * cap + b"}"]), cap, events=False))
+
+
+def test_the_bound_follows_the_result_limit() -> None:
+    assert message_cap(None) is None
+    assert message_cap(16 << 20) == 64 << 20
+    assert message_cap(10) == 1 << 20
