@@ -32,6 +32,12 @@ MIN_CAP = 1 << 20
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
+class MessageTooLarge(httpx2.RemoteProtocolError, httpx2.StreamError):
+    """An upstream message past the bound: a broken response to the forwarder (a transport error),
+    and to the SDK's client a body it cannot read (a stream error), which fails that one request
+    instead of the whole client session."""
+
+
 def message_cap(max_result_bytes: int | None) -> int | None:
     """The most bytes one upstream message may take on the wire; None: no bound (no result limit)."""
     if max_result_bytes is None:
@@ -67,7 +73,7 @@ class BoundedStream(httpx2.AsyncByteStream):
     def _check(self, size: int) -> None:
         if size > self._cap:
             message = f"upstream message larger than {self._cap} bytes: not read further"
-            raise httpx2.RemoteProtocolError(message)
+            raise MessageTooLarge(message)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -82,4 +88,4 @@ def bounded(response: httpx2.Response, cap: int | None) -> Any:
     return BoundedStream(stream, cap, events=kind == "text/event-stream")
 
 
-__all__ = ["BoundedStream", "bounded", "message_cap"]
+__all__ = ["BoundedStream", "MessageTooLarge", "bounded", "message_cap"]
