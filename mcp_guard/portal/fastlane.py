@@ -233,6 +233,10 @@ class FastLane:
         message = _lane_request(body) if body is not None else None
         if message is None:
             return None
+        if getattr(manager, "_server_instances", {}).get(session_id) is not transport or not _open(transport):
+            # The session ended (DELETE, eviction, idle timeout) while the body was on its way: the
+            # SDK's endpoint answers what it answers for an ended session, and nothing runs.
+            return None
         return request, transport, connection, message, json_mode
 
     async def _serve(

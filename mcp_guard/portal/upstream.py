@@ -31,6 +31,7 @@ from ..config import UpstreamSection
 from ..errors import ConfigError, GuardUnavailable
 from ..guard import Guard
 from .attribution import CURRENT_CALL, SharedCalls
+from .bounded import bounded, message_cap
 from .catalog import LIST_KEYS
 from .credentials import UpstreamCredentials
 from .forwarding import HttpForwarder, Progress
@@ -100,13 +101,16 @@ class _DrainedStream(httpx2.AsyncByteStream):
 
 
 class _KeepAliveTransport(httpx2.AsyncBaseTransport):
-    """The default transport, with POST event streams drained on close (see :class:`_DrainedStream`)."""
+    """The default transport, with POST event streams drained on close (see :class:`_DrainedStream`)
+    and each message read only up to ``max_message`` bytes (see :mod:`.bounded`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_message: int | None = None) -> None:
         self._inner = httpx2.AsyncHTTPTransport()
+        self._max_message = max_message
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
+        response.stream = bounded(response, self._max_message)
         if request.method == "POST" and isinstance(response.stream, httpx2.AsyncByteStream):
             response.stream = _DrainedStream(response.stream)
         return response
@@ -133,13 +137,16 @@ class ForwardingSession(ClientSession):
         return None
 
 
-def upstream_http_client(headers: dict[str, str], auth: httpx2.Auth | None = None) -> httpx2.AsyncClient:
-    """The HTTP client of one upstream session: the SDK's defaults, connections kept alive."""
+def upstream_http_client(
+    headers: dict[str, str], auth: httpx2.Auth | None = None, max_message: int | None = None
+) -> httpx2.AsyncClient:
+    """The HTTP client of one upstream session: the SDK's defaults, connections kept alive,
+    messages past ``max_message`` bytes not read (:func:`.bounded.message_cap`)."""
     return httpx2.AsyncClient(
         headers=headers,
         auth=auth,
         timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
-        transport=_KeepAliveTransport(),
+        transport=_KeepAliveTransport(max_message),
     )
 
 
@@ -217,6 +224,10 @@ class Upstream:
         #: Sends forwarded requests without an SDK client session (``[portal] forward``), when up.
         self.forwarder: HttpForwarder | None = None
 
+    def _max_message(self) -> int | None:
+        limits = getattr(self._guard, "size_limits", None)
+        return message_cap(limits.max_result_bytes if limits is not None else None)
+
     # ------------------------------------------------------------------ supervision
     async def run(self) -> None:
         """Keep the upstream connected until cancelled."""
@@ -274,7 +285,9 @@ class Upstream:
         """The direct forwarding session, or None (then every request keeps the SDK session)."""
         assert self.spec.url is not None
         auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
-        http = await stack.enter_async_context(upstream_http_client(dict(self.spec.headers), auth))
+        http = await stack.enter_async_context(
+            upstream_http_client(dict(self.spec.headers), auth, self._max_message())
+        )
         unattributed = SharedCalls(self._guard, self.name, by_stream=True)._record_unattributed
         forwarder = HttpForwarder(self.name, self.spec.url, http, self._forwarded_note, unattributed)
         try:
@@ -339,7 +352,7 @@ class Upstream:
             if credentials is not None:
                 headers.update(credentials.headers)
             auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
-            http = upstream_http_client(headers, auth)
+            http = upstream_http_client(headers, auth, self._max_message())
             await stack.enter_async_context(http)
             streams = await stack.enter_async_context(streamable_http_client(self.spec.url, http_client=http))
         shared = None
