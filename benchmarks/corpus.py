@@ -1,7 +1,8 @@
 """Detection quality per category on labelled corpora: the project's dev and held-out splits.
 
 Run: ``.venv/bin/python benchmarks/corpus.py [DIR ...]``. Without arguments it scores
-``tests/corpus/dev`` and the held-out ``tests/corpus/holdout``, ``holdout2`` and ``holdout3``
+``tests/corpus/dev`` and the held-out ``tests/corpus/holdout``, ``holdout2``, ``holdout3``
+and ``holdout4``
 (and ``../shared/corpus`` when present);
 each DIR is a folder of JSON Lines files in the ``mcp-guard scan`` input format with
 ``category`` and ``expect`` labels, e.g. a set someone else wrote.
@@ -63,6 +64,7 @@ def main() -> None:
         ROOT / "tests" / "corpus" / "holdout",
         ROOT / "tests" / "corpus" / "holdout2",
         ROOT / "tests" / "corpus" / "holdout3",
+        ROOT / "tests" / "corpus" / "holdout4",
     ]
     shared = ROOT.parent / "shared" / "corpus"
     if not args and shared.is_dir():
