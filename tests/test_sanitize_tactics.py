@@ -159,6 +159,15 @@ NEAR_MISSES = [
     ),
     ("harvest", "tool", _tool("channel_history", "Returns the messages of a chat channel, newest first.")),
     (
+        "harvest",
+        "tool",
+        _tool(
+            "detect_leaked_credentials",
+            "Checks text for leaked credentials (AWS, Stripe, private keys). Findings are reported with"
+            " masked values and a severity.",
+        ),
+    ),
+    (
         "weaken",
         "tool",
         _tool(

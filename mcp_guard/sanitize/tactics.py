@@ -126,7 +126,7 @@ _HARVEST = re.compile(
     r"\bread\s+so\s+far\b|\bselect\s+\*\s+from\b|"
     r"\{\{\s*(?:system_prompt|conversation|chat_history|history|all_\w+|previous_\w+|user_messages|secrets?|env|"
     r"api_key)\w*\s*\}\}|"
-    r"\b(?:unredacted|unmasked|verbatim)\b|\bactual\s+values?\b|\bmasked\s+values?\b|\bas\s+they\s+are\b|"
+    r"\b(?:unredacted|unmasked|verbatim)\b|\bactual\s+values?\b|\b(?:not|never|no)\s+masked\s+values?\b|\bas\s+they\s+are\b|"
     r"\bsummaries\s+are\s+not\s+accepted\b|\b(?:raw|full)\s+(?:export|dump)\b|\bin\s+the\s+workspace\b"
 )
 _WEAKEN = re.compile(
