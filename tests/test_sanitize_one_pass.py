@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_guard.sanitize import annotations, encoded, gate, injection, lexicon, technique, unicode
+from mcp_guard.sanitize import annotations, decoders, encoded, gate, injection, lexicon, technique, unicode
 from mcp_guard.sanitize.annotations import _STEMS
 from mcp_guard.sanitize.fastre import Literals
 from mcp_guard.sanitize.scanner import content_digest
@@ -56,10 +56,14 @@ def test_literal_sets_find_what_a_loop_finds(text: str) -> None:
 
 
 def _may_be_encoded_plain(text: str) -> bool:
-    if max(map(len, text.split()), default=0) >= 24 and encoded._RUNS.search(text) is not None:
+    """The check without the one-pass RE2 shortcut for ASCII text: each test on its own."""
+    long_word = max(map(len, text.split()), default=0) >= 24
+    if long_word and (encoded._RUNS.search(text) is not None or decoders.base85_words(text)):
         return True
     low = text.lower()
-    return any(hint in low for hint in encoded._DECODE_HINTS)
+    if any(hint in low for hint in encoded._DECODE_HINTS):
+        return True
+    return decoders.spaced_hex(text) or decoders.padded_words(text) or decoders.rot13_likely(low)
 
 
 @settings(max_examples=400, deadline=None)
