@@ -17,11 +17,13 @@ from typing import Any
 
 from ..model import Finding, ScanResult, Severity
 from .annotations import annotation_findings
+from .cues import cue_findings
 from .injection import HIDDEN_TEXT, scan_fields
 from .lookalike import may_be_styled, styled_findings
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
 from .redact import find_secrets, might_contain_secret, redact_text
+from .schemafit import may_need_fit, schema_findings
 from .spoofing import name_findings
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
 from .walk import TextField, text_fields
@@ -179,6 +181,10 @@ class DefaultSanitizer:
         if is_result:  # a sentence in base64 is ordinary data in a result (file contents from an API)
             text_findings = [f for f in text_findings if f.rule != HIDDEN_TEXT]
         findings.extend(text_findings)
+        sentences = ((f.pointer or "/", f.text) for f in fields if not f.identifier)
+        findings.extend(cue_findings(sentences, joined))
+        if kind == "tool" and may_need_fit(joined):
+            findings.extend(schema_findings(item))
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
