@@ -184,7 +184,11 @@ class DefaultSanitizer:
         sentences = ((f.pointer or "/", f.text) for f in fields if not f.identifier)
         findings.extend(cue_findings(sentences, joined))
         if kind == "tool" and may_need_fit(joined):
-            findings.extend(schema_findings(item))
+            # A property whose text already made a finding needs no second one for its values.
+            flagged = [f.field for f in findings]
+            for fit in schema_findings(item):
+                if not any(field.startswith(fit.field) for field in flagged):
+                    findings.append(fit)
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
