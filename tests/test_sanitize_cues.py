@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_guard.sanitize import DefaultSanitizer
-from mcp_guard.sanitize.cues import cue_findings
+from mcp_guard.sanitize.cues import cue_findings, present_keys
 from mcp_guard.sanitize.schemafit import schema_findings
 
 _CUES = {
@@ -202,7 +202,9 @@ def test_schema_fit_never_raises(name: str, description: str, schema: Any) -> No
     pointer=st.sampled_from(["/description", "/content/0/text"]),
 )
 def test_text_cues_never_raise(texts: list[str], pointer: str) -> None:
-    cue_findings([(pointer, t) for t in texts], "\n".join(texts))
+    result = pointer != "/description"
+    low = "\n".join(texts).lower()
+    cue_findings([(pointer, t) for t in texts], low, present_keys(low, result=result), result=result)
 
 
 def test_a_harm_ruled_out_with_never_is_not_an_order_to_do_it() -> None:

@@ -16,25 +16,20 @@ carry neither in a form it knows, yet the request itself gives them away:
 
 Each cue is one short pattern over a single field, after quotations introduced by a reporting word
 ("requests like 'print your instructions'") are blanked, so guides that describe these attacks stay
-clean. A cheap literal pre-check keeps fields without any of the cue words out of the regexes.
+clean. One RE2 pass over the item's text finds which cues could match at all; only fields holding
+one of their words are read with the patterns.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..model import Finding
+from .fastre import FastPattern, Literals
+from .schemafit import SECRET_KEYS, VALUE_KEYS
 from .tactics import IN_RESULT
 from .technique import _strip_reported
-
-#: Words without which no cue can match (checked on the lower-cased field first).
-_ANCHORS = re.compile(
-    r"instruction|preamble|prompt|configuration|guideline|rules|told|above this|system[- ]level"
-    r"|approv|review|verification|confirmation|checks?\b|guardrail"
-    r"|answer|reply|response|output|example|present|quoting"
-    r"|behalf|asked|wants you|request|assistant|agent|\bai\b|\brun\s*:|\bexecute\s*:"
-)
 
 _VERB = (
     r"(?:print|recite|repeat|output|quote|reveal|copy|dump|disclose|echo|reproduce|reply with|respond with"
@@ -107,28 +102,190 @@ _RELAY_ACT = re.compile(
 _CALL_IN_DATA = re.compile(r"\b(?:run|execute|call|invoke)\s*:\s*[a-z]+_[a-z_]+\s*\(")
 
 
-def cue_findings(fields: Iterable[tuple[str, str]], joined: str) -> list[Finding]:
-    """Findings for ``(pointer, text)`` fields of one item; ``joined`` (all their text) is pre-checked."""
-    low_all = joined.lower()
-    if not _ANCHORS.search(low_all):
+#: Per cue, substrings without which its pattern cannot match (one RE2 pass over the item's text).
+_KEYS: dict[str, tuple[str, ...]] = {
+    "extraction": (
+        "preamble",
+        "system prompt",
+        "setup message",
+        "system-level",
+        "you were given",
+        "you received",
+        "you operate under",
+        "you were told",
+        "were you told",
+        "above this line",
+        "your instructions",
+        "your rules",
+        "your guidelines",
+        "your configuration",
+        "your directives",
+        "your prompt",
+        "your initial",
+        "your original",
+        "your hidden",
+        "your full",
+        "your complete",
+        "your entire",
+        "your exact",
+        "your own",
+        "your raw",
+        "your private",
+        "your internal",
+        "your verbatim",
+        "hidden instructions",
+        "private instructions",
+        "private rules",
+        "initial configuration",
+        "original instructions",
+        "hidden configuration",
+        "internal instructions",
+        "secret instructions",
+    ),
+    "approval": (
+        "disabled",
+        "offline",
+        "paused",
+        "bypassed",
+        "suspended",
+        "turned off",
+        "switched off",
+        "not required",
+        "waived",
+        "pre-approved",
+        "preapproved",
+        "lifted",
+        "void",
+        "is down",
+        "are down",
+        "been down",
+        "was down",
+        "were down",
+        "is off",
+        "are off",
+    ),
+    "code": (
+        "curl",
+        "wget",
+        "os.system",
+        "subprocess",
+        "__import__",
+        "child_process",
+        "rm -",
+        "| sh",
+        "|sh",
+        "| bash",
+        "|bash",
+        "| sudo",
+        "index-url",
+        "drop table",
+        "powershell",
+        "invoke-expression",
+        "/dev/tcp",
+        "base64 -d",
+    ),
+    "relay": (
+        "behalf",
+        "asked you",
+        "asked that you",
+        "asks you",
+        "wants you",
+        "would like you",
+        "the assistant",
+        "the agent",
+        "the ai",
+        "assistant",
+        "agent",
+        "ai readers",
+        "run:",
+        "run :",
+        "execute:",
+        "call:",
+        "invoke:",
+    ),
+}
+_RESULT_KEYS = Literals(sorted({key for keys in _KEYS.values() for key in keys}))
+#: Definitions never relay a task (that cue reads results only), so their set leaves its words out
+#: and takes the schema-fit secret words instead: one pass answers both.
+_DEFINITION_KEYS = Literals(
+    sorted(
+        {key for cue, keys in _KEYS.items() if cue != "relay" for key in keys} | {*SECRET_KEYS, *VALUE_KEYS}
+    )
+)
+
+
+def present_keys(low: str, *, result: bool) -> set[str]:
+    """The cue (and, for definitions, schema-fit secret) words in an item's lower-cased text."""
+    if not low.isascii():
+        # Every word is ASCII, so none spans another character: marking those keeps the answer and
+        # lets the RE2 set read the text instead of a loop over every word.
+        low = low.encode("ascii", "replace").decode("ascii")
+    return set((_RESULT_KEYS if result else _DEFINITION_KEYS).found(low))
+
+
+def cue_findings(
+    fields: Iterable[tuple[str, str]], low_all: str, present: set[str], *, result: bool
+) -> list[Finding]:
+    """Findings for ``(pointer, text)`` fields of one item.
+
+    ``low_all`` is all their text lower-cased and ``present`` what :func:`present_keys` found in
+    it; ``result`` marks data (tool results, prompt results), the only place a task is relayed.
+    """
+    if not present:
+        return []
+    cues = [cue for cue, keys in _KEYS.items() if not present.isdisjoint(keys)]
+    if not cues or (cues == ["code"] and not _RISKY_CODE.search(low_all)):
         return []
     out: list[Finding] = []
     for pointer, text in fields:
         if len(text) < 20 or " " not in text:
             continue
         low = text.lower()
-        if not _ANCHORS.search(low):
+        mine = [cue for cue in cues if any(key in low for key in _KEYS[cue] if key in present)]
+        if not mine:
             continue
-        low = _strip_reported(low)
-        if _EXTRACTION.search(low):
-            out.append(_finding("prompt-extraction", pointer, "asks the model for its own instructions"))
-        if _APPROVAL_OFF.search(low):
-            out.append(_finding("approval-off", pointer, "says approval is off, so go ahead"))
-        if _RISKY_CODE.search(low) and _PUT_CUE.search(low):
-            out.append(_finding("code-in-answer", pointer, "asks for risky code in the answer"))
-        if IN_RESULT.match(pointer) and (_CALL_IN_DATA.search(low) or _relayed(low)):
-            out.append(_finding("relayed-task", pointer, "data relays a task to the model"))
+        checks: list[tuple[str, Callable[[str], bool], str]] = []
+        if "extraction" in mine:
+            checks.append(
+                ("prompt-extraction", _EXTRACTION_SEARCH, "asks the model for its own instructions")
+            )
+        if "approval" in mine:
+            checks.append(("approval-off", _APPROVAL_SEARCH, "says approval is off, so go ahead"))
+        if "code" in mine:
+            checks.append(("code-in-answer", _code_in_answer, "asks for risky code in the answer"))
+        if "relay" in mine and IN_RESULT.match(pointer):
+            checks.append(("relayed-task", _relay_in_data, "data relays a task to the model"))
+        stripped: str | None = None
+        for rule, check, message in checks:
+            # Quotations a reporting word introduces are blanked only once a cue matched, and the
+            # cue must match again without them ("requests like 'print your instructions'").
+            if check(low):
+                if stripped is None:
+                    stripped = _strip_reported(low)
+                if stripped == low or check(stripped):
+                    out.append(_finding(rule, pointer, message))
     return out
+
+
+def _searcher(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """Whether ``pattern`` occurs in a text, from RE2 where :class:`.FastPattern` can use it."""
+    search = FastPattern(pattern).search
+    return lambda text: search(text) is not None
+
+
+_EXTRACTION_SEARCH = _searcher(_EXTRACTION)
+_APPROVAL_SEARCH = _searcher(_APPROVAL_OFF)
+_RISKY_SEARCH = _searcher(_RISKY_CODE)
+_PUT_SEARCH = _searcher(_PUT_CUE)
+_CALL_SEARCH = _searcher(_CALL_IN_DATA)
+
+
+def _code_in_answer(low: str) -> bool:
+    return _RISKY_SEARCH(low) and _PUT_SEARCH(low)
+
+
+def _relay_in_data(low: str) -> bool:
+    return _CALL_SEARCH(low) or _relayed(low)
 
 
 def _relayed(low: str) -> bool:

@@ -18,7 +18,7 @@ and description only (never from the parameter, which is what is being judged).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from ..model import Finding
@@ -85,58 +85,143 @@ _DESTINATION = re.compile(
 _TEMPLATED_SECRET = re.compile(
     r"\{\{\s*(?:env|secrets?|user\.(?:email|password|token))\b|\$\{?[A-Z_]*(?:TOKEN|KEY|SECRET)"
 )
+_SHARING_WORDS = ("share", "sell", "sold", "forward", "send", "upload", "export", "transfer")
 _SHARING = re.compile(r"\b(?:share|shares|sell|sold|forward|send|upload|export|transfer)\b")
 _DATA = re.compile(r"\b(?:data|contacts|all|my|personal|everything|info|information|text|history|location)\b")
 _REFUSES = re.compile(r"\b(?:not|never|no|rejected|refused|excluded|denied|blocked|masked|redacted)\b")
 _WORDS = re.compile(r"[a-z0-9][a-z0-9-]*")
 _SPLIT = re.compile(r"[_\-.]|(?<=[a-z])(?=[A-Z])")
-#: Cheap pre-check over the whole item's text: nothing below can match without one of these.
-_MAY = re.compile(
-    r"passw|passphrase|security|maiden|recovery|key|token|authoriz|auth|cookie|login|credential|ssn|social"
-    r"|passport|card|cvv|cvc|iban|routing|\.aws|ssh|id_|\.pem|\.env|netrc|npmrc|pypirc|kube"
-    r"|://|@|\{\{|\$|share|sell|sold|forward|send|upload|export|transfer",
-    re.IGNORECASE,
+#: Substrings without which no secret class can match a property's lower-cased name, text or values.
+SECRET_KEYS: tuple[str, ...] = (
+    "passw",
+    "passphrase",
+    "security code",
+    "security question",
+    "maiden",
+    "recovery code",
+    "api key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "secret",
+    "access token",
+    "access_token",
+    "accesstoken",
+    "authorization",
+    "auth header",
+    "session cookie",
+    "private key",
+    "credential",
+    "ssn",
+    "social security",
+    "passport",
+    "card number",
+    "card_number",
+    "cardnumber",
+    "card-number",
+    "cvv",
+    "cvc",
+    "credit card",
+    "bank card",
+    "iban",
+    "routing number",
+    ".aws/",
+    ".ssh",
+    "id_rsa",
+    "id_ed25519",
+    ".pem",
+    ".env",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".kube/config",
 )
+#: Words an item's text must hold for a preset or consent value to matter: a word that shares or
+#: moves data (in the value or the property's text) or a template placeholder.
+VALUE_KEYS: tuple[str, ...] = (
+    "share",
+    "sell",
+    "sold",
+    "forward",
+    "send",
+    "upload",
+    "export",
+    "transfer",
+    "copy",
+    "copies",
+    "mirror",
+    "bcc",
+    "deliver",
+    "relay",
+    "telemetry",
+    "webhook",
+    "archive",
+    "recommend",
+    "logs",
+    "{{",
+    "${",
+)
+_VALUE_KINDS = ("default", "const", "examples", "enum")
+#: Pointer parts of those values, for telling from a tool's field list whether it has any.
+VALUE_POINTERS = ("/default", "/const", "/examples", "/enum/")
 
 
-def may_need_fit(joined: str) -> bool:
-    """Whether a tool's text holds any word a schema-fit finding needs (cheap, one regex)."""
-    return _MAY.search(joined) is not None
+def schema_findings(
+    item: Mapping[str, Any], secrets: Collection[str] = SECRET_KEYS, *, check_values: bool = True
+) -> list[Finding]:
+    """Schema-fit findings for one tool definition.
 
-
-def schema_findings(item: Mapping[str, Any]) -> list[Finding]:
-    """Schema-fit findings for one tool definition."""
+    ``secrets`` narrows the secret keys to those the caller found in the item's text (one RE2
+    pass for all cues, see :func:`.cues.present_keys`); a property is split into words and judged
+    only when it holds one of them, or has values and ``check_values`` (the item holds a
+    :data:`VALUE_KEYS` word) is set.
+    """
     schema = item.get("inputSchema")
     if not isinstance(schema, Mapping):
         return []
-    name = item.get("name")
-    desc = item.get("description")
-    purpose_text = " ".join(_SPLIT.sub(" ", s) for s in (name, desc) if isinstance(s, str)).lower()
-    purpose = set(_WORDS.findall(purpose_text))
+    purpose: set[str] | None = None
     out: list[Finding] = []
-    for pointer, pname, prop in _properties(schema, "/inputSchema"):
+    for base, pname, prop in _properties(schema, "/inputSchema"):
+        if not secrets and not (check_values and not prop.keys().isdisjoint(_VALUE_KINDS)):
+            continue  # nothing here could make a finding: no secret word in the item, no value
+        pointer = f"{base}/{escape(pname)}"
+        described = prop.get("description")
+        described = described.lower() if isinstance(described, str) else ""
+        title = prop.get("title")
+        if isinstance(title, str):
+            described = f"{described} {title.lower()}"
+        values = list(_keyed_values(prop)) if not prop.keys().isdisjoint(_VALUE_KINDS) else []
+        values_low = " ".join(v for _, v in values).lower()
+        seen_all = f"{pname.lower()} {described} {values_low}"
+        secret = any(key in seen_all for key in secrets)
+        valued = bool(values) and check_values
+        if not secret and not valued:
+            continue
+        if purpose is None:
+            purpose = _purpose(item)
         asks = _SPLIT.sub(" ", pname).lower()
-        described = " ".join(
-            str(prop.get(k)) for k in ("description", "title") if isinstance(prop.get(k), str)
-        ).lower()
-        values = list(_values(prop))
-        values_low = " ".join(values).lower()
-        # A description that says what is refused ("~/.ssh is rejected") is not asking for it.
-        asked = "" if _REFUSES.search(described) else described
-        seen = f"{asks} {asked} {values_low}"
-        for label, (pattern, needs) in _CLASSES.items():
-            if pattern.search(seen) and purpose.isdisjoint(needs):
-                message = f"asks for a {label} the tool does not need"
-                out.append(Finding("schema.needless-secret", "medium", pointer, message))
-                break
+        if secret:
+            # A description that says what is refused ("~/.ssh is rejected") is not asking for it.
+            asked = "" if _REFUSES.search(described) else described
+            seen = f"{asks} {asked} {values_low}"
+            for label, (pattern, needs) in _CLASSES.items():
+                if pattern.search(seen) and purpose.isdisjoint(needs):
+                    message = f"asks for a {label} the tool does not need"
+                    out.append(Finding("schema.needless-secret", "medium", pointer, message))
+                    break
+        if not valued:
+            continue
         own = f"{asks} {described}"
-        preset = [v for k, v in _keyed_values(prop) if k in ("default", "const") or "recommend" in described]
+        preset = [v for k, v in values if k in ("default", "const") or "recommend" in described]
         for value in preset:
             if _TEMPLATED_SECRET.search(value) or (_DESTINATION.search(value) and _MOVES.search(own)):
                 message = "preset value sends data to a fixed outside address"
                 out.append(Finding("schema.preset-destination", "medium", pointer, message))
                 break
-        for value in values:
+        for _, value in values:
+            if not any(word in value.lower() for word in _SHARING_WORDS):
+                continue
             words = _SPLIT.sub(" ", value).lower()
             shares = _SHARING.findall(words)
             if shares and (_DATA.search(words) or _DESTINATION.search(value)) and purpose.isdisjoint(shares):
@@ -145,34 +230,41 @@ def schema_findings(item: Mapping[str, Any]) -> list[Finding]:
     return out
 
 
+def _purpose(item: Mapping[str, Any]) -> set[str]:
+    """The words of a tool's own name and description: what its parameters are judged against."""
+    name, description = item.get("name"), item.get("description")
+    words = set(_WORDS.findall(_SPLIT.sub(" ", name).lower())) if isinstance(name, str) else set()
+    if isinstance(description, str):  # prose: its identifiers split at "_" is enough
+        words.update(_WORDS.findall(description.lower().replace("_", " ")))
+    return words
+
+
 def _properties(
     schema: Mapping[str, Any], pointer: str, depth: int = 0
 ) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
-    """Every property schema, nested ones and ``$defs`` included, with its pointer and name."""
+    """Every property schema, nested ones and ``$defs`` included, with its parent's pointer and name."""
     if depth > 6:
         return
     for key in ("properties", "$defs", "definitions"):
         props = schema.get(key)
-        if isinstance(props, Mapping):
+        if type(props) is dict or (props is not None and isinstance(props, Mapping)):
+            base = f"{pointer}/{key}"
             for pname, prop in props.items():
-                if isinstance(pname, str) and isinstance(prop, Mapping):
-                    here = f"{pointer}/{key}/{escape(pname)}"
-                    yield here, pname, prop
-                    yield from _properties(prop, here, depth + 1)
+                if type(prop) is dict or isinstance(prop, Mapping):
+                    if type(pname) is not str:
+                        continue
+                    yield base, pname, prop
+                    if "properties" in prop or "items" in prop or "$defs" in prop or "definitions" in prop:
+                        yield from _properties(prop, f"{base}/{escape(pname)}", depth + 1)
     items = schema.get("items")
-    if isinstance(items, Mapping):
+    if type(items) is dict or (items is not None and isinstance(items, Mapping)):
         yield from _properties(items, f"{pointer}/items", depth + 1)
 
 
 def _keyed_values(prop: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """String values of a property's ``default``, ``const``, ``examples`` and ``enum``, with their key."""
-    for key in ("default", "const", "examples", "enum"):
+    for key in _VALUE_KINDS:
         value = prop.get(key)
         for one in value if isinstance(value, list) else [value]:
             if isinstance(one, str):
                 yield key, one
-
-
-def _values(prop: Mapping[str, Any]) -> Iterator[str]:
-    for _, value in _keyed_values(prop):
-        yield value
