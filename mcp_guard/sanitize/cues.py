@@ -45,6 +45,7 @@ _EXTRACTION = re.compile(
     rf"\b{_VERB}\b[^.\n]{{0,60}}?\b(?:your\s+{_ADJ}{_WHAT}"
     rf"|(?:the\s+)?(?:hidden|private|secret|initial|original|internal|system[- ]level)\s+{_ADJ}{_WHAT})\b"
     rf"|\b{_WHAT}\s+(?:that\s+)?you\s+(?:were\s+given|received|operate\s+under|were\s+told|got)\b"
+    rf"|\byour\s+{_ADJ}{_WHAT}\b[^\n]{{0,80}}?\b(?:word for word|verbatim|unabridged)\b"
     r"|\beverything above this line\b|\bwhat were you told\b"
     r"|\b(?:preamble|system prompt|setup message)\b[^.\n]{0,40}"
     r"\b(?:before|above|preceding)\s+this\s+conversation\b"
@@ -67,6 +68,11 @@ _APPROVAL_OFF = re.compile(
     rf"\b{_GATE}\b[^.\n]{{0,40}}?\b{_OFF}\b[\s\S]{{0,240}}?\b{_GO}"
     r"|\b(?:previous|prior|your|safety|usual)\s+(?:guidelines|rules|restrictions|policies|guidance)\s+"
     r"(?:are|is)\s+(?:now\s+)?(?:suspended|lifted|disabled|void|waived)\b"
+    # rules replaced: a persona without restrictions, text promoted over the model's own guidance
+    r"|\b(?:no|without)\s+(?:content\s+)?(?:restrictions|filters)\b[^\n]{0,80}?\bnever\s+(?:declines|refuses)\b"
+    r"|\b(?:takes?|has|have|given)\s+priority over\s+(?:your|all|any)\s+(?:other\s+)?"
+    r"(?:guidance|instructions|rules|guidelines|policies)\b"
+    r"|\b(?:is|are|as)\s+(?:a\s+)?(?:directives?|commands?)\s+from\s+(?:the\s+)?(?:operator|admin|developer|system)\b"
     r"|\b(?:is|are|has been|have been)\s+(?:already\s+)?pre-?approved\b[^\n]{0,120}?"
     r"\b(?:regardless of|without (?:asking|prompting|confirm\w*|review\w*|check\w*)|proceed with)"
 )
@@ -76,6 +82,7 @@ _PUT = (
     r"\b(?:(?:your|every|each)\s+(?:\w+\s+){0,2}?(?:answer|reply|response|example|output)"
     r"|you output\s+must)"
     r"|\b(?:in|to)\s+(?:every|each|your)\s+(?:answer|reply|response|example)\w*'?s?\s+(?:code\s+)?include\b"
+    r"|\byou (?:output|write|generate|produce)\s+must\s+(?:include|contain|start with|end with)\b"
     r"|\bwhen (?:quoting|presenting|showing|summari[sz]ing) this\b[^\n]{0,40}?\b(?:add|include|append)\b"
     r"|\bpresent (?:this|it) as (?:the )?(?:official|safe|required|recommended)\b"
 )
@@ -99,7 +106,13 @@ _RELAY_ACT = re.compile(
     r"|place (?:an )?order|charge|publish|approve|reset|disable)\b"
 )
 #: A tool call written as an order inside data: ``run: delete_repository('infra-prod')``.
-_CALL_IN_DATA = re.compile(r"\b(?:run|execute|call|invoke)\s*:\s*[a-z]+_[a-z_]+\s*\(")
+_CALL_IN_DATA = re.compile(
+    r"\b(?:run|execute|call|invoke)\s*:\s*[a-z]+_[a-z_]+\s*\("
+    # data telling its reader to run something of its own, now: "the agent ... must also run X once"
+    r"|\b(?:agent|assistant|ai|model)\b[^.\n]{0,40}\b(?:must|should|needs to)\s+(?:also\s+)?"
+    r"(?:run|execute)\s+(?:the\s+)?[\w`'\"-]+(?:\s+(?:column|hook|script|command|step))?\s+"
+    r"(?:once|now|immediately|on each|for each)\b"
+)
 
 
 #: Per cue, substrings without which its pattern cannot match (one RE2 pass over the item's text).
@@ -153,6 +166,17 @@ _KEYS: dict[str, tuple[str, ...]] = {
         "not required",
         "waived",
         "pre-approved",
+        "priority over",
+        "directive from",
+        "directives from",
+        "commands from",
+        "no content",
+        "no restrictions",
+        "without restrictions",
+        "no filters",
+        "without filters",
+        "never refuses",
+        "never declines",
         "preapproved",
         "lifted",
         "void",
