@@ -39,19 +39,19 @@ _CLASSES: dict[str, tuple[re.Pattern[str], frozenset[str]]] = {
             r"|auth header|session cookie|private key|\bcredentials?\b"
         ),
         _words(
-            "password passwords login log sign signin auth authenticate authentication credential",
+            "password passwords login logon sign signin auth authenticate authentication credential",
             "credentials connect connects connector configure configures vault secret secrets keychain",
             "mailbox imap smtp wifi wi-fi network join joins unlock reset strength key keys token tokens",
             "ssh certificate register signup database account accounts aws gcp azure proxy",
         ),
     ),
     "identity": (
-        re.compile(r"\bssn\b|social security|passport"),
+        re.compile(r"\bssn\b|social security|passport|national id|driver'?s licen[cs]e"),
         _words(
             "tax taxes taxpayer 1040 w-2 w2 irs payroll employee employees kyc identity verify verifies",
             "verification credit loan mortgage bank passport flight flights airline travel visa insurance",
             "patient medical clinic intake health hr background onboarding benefits hire applicant",
-            "application customs immigration",
+            "application customs immigration rental rent car vehicle driving",
         ),
     ),
     "payment": (
@@ -115,6 +115,8 @@ SECRET_KEYS: tuple[str, ...] = (
     "ssn",
     "social security",
     "passport",
+    "national id",
+    "driver",
     "card number",
     "card_number",
     "cardnumber",
