@@ -271,14 +271,14 @@ def cue_findings(
         checks: list[tuple[str, Callable[[str], bool], str]] = []
         if "extraction" in mine:
             checks.append(
-                ("prompt-extraction", _EXTRACTION_SEARCH, "asks the model for its own instructions")
+                ("injection.prompt-extraction", _EXTRACTION_SEARCH, "asks the model for its own instructions")
             )
         if "approval" in mine:
-            checks.append(("approval-off", _APPROVAL_SEARCH, "says approval is off, so go ahead"))
+            checks.append(("injection.approval-off", _APPROVAL_SEARCH, "says approval is off, so go ahead"))
         if "code" in mine:
-            checks.append(("code-in-answer", _code_in_answer, "asks for risky code in the answer"))
+            checks.append(("injection.code-in-answer", _code_in_answer, "asks for risky code in the answer"))
         if "relay" in mine and IN_RESULT.match(pointer):
-            checks.append(("relayed-task", _relay_in_data, "data relays a task to the model"))
+            checks.append(("injection.relayed-task", _relay_in_data, "data relays a task to the model"))
         stripped: str | None = None
         for rule, check, message in checks:
             # Quotations a reporting word introduces are blanked only once a cue matched, and the
@@ -321,4 +321,4 @@ def _relayed(low: str) -> bool:
 
 
 def _finding(rule: str, pointer: str, message: str) -> Finding:
-    return Finding("injection." + rule, "medium", pointer, message)
+    return Finding(rule, "medium", pointer, message)
