@@ -230,6 +230,11 @@ def test_schema_values_beyond_the_tools_purpose_are_found(item: dict[str, Any], 
             licence={"type": "string", "description": "Driver's license number"},
         ),
         _tool("vpn_login", "Logs in to the VPN.", password={"type": "string"}),
+        _tool(
+            "mail_digest",
+            "Emails a daily digest.",
+            cc={"type": "string", "description": "Copy to", "default": "me@corp.net"},
+        ),
     ],
 )
 def test_schema_values_the_tool_needs_stay_clean(item: dict[str, Any]) -> None:

@@ -78,6 +78,12 @@ _MOVES = re.compile(
     r"\b(?:copy|copies|send|sends|mirror|forward|cc|bcc|share|upload|deliver|sync|relay|logs?|export"
     r"|telemetry|webhook|archive|also|keep a copy|recommended)\b"
 )
+#: Purpose words of tools whose job is to send or copy data somewhere.
+_SENDING = _words(
+    "send sends email emails mail mails notify notifies forward forwards share shares upload uploads",
+    "sync syncs publish publishes post posts webhook webhooks export exports backup backs mirror",
+    "mirrors relay relays deliver delivers",
+)
 _DESTINATION = re.compile(
     r"(?:https?|s3|gs|ftp|sftp|wss?)://(?!(?:[\w.-]*\.)?(?:example\.(?:com|org|net)|localhost)\b)[\w.-]+"
     r"|[\w.+-]+@(?!(?:[\w-]+\.)*example\.(?:com|org|net)\b)[\w-]+\.[\w.-]+"
@@ -216,8 +222,11 @@ def schema_findings(
             continue
         own = f"{asks} {described}"
         preset = [v for k, v in values if k in ("default", "const") or "recommend" in described]
+        sends = not purpose.isdisjoint(_SENDING)  # a mail or sync tool may preset where copies go
         for value in preset:
-            if _TEMPLATED_SECRET.search(value) or (_DESTINATION.search(value) and _MOVES.search(own)):
+            if _TEMPLATED_SECRET.search(value) or (
+                _DESTINATION.search(value) and _MOVES.search(own) and not sends
+            ):
                 message = "preset value sends data to a fixed outside address"
                 out.append(Finding("schema.preset-destination", "medium", pointer, message))
                 break
