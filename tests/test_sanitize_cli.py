@@ -105,7 +105,7 @@ def test_custom_sanitizer_example_runs() -> None:
 def test_docs_list_every_rule() -> None:
     docs = (ROOT / "docs" / "sanitizers.md").read_text(encoding="utf-8")
     source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "mcp_guard" / "sanitize").glob("*.py"))
-    rules = set(re.findall(r'"((?:unicode|injection|exfil|encoded|name|sanitizer)\.[a-z-]+)"', source))
+    rules = set(re.findall(r'"((?:unicode|injection|exfil|encoded|name|sanitizer|schema)\.[a-z-]+)"', source))
     assert len(rules) > 20
     missing = sorted(rule for rule in rules if f"`{rule}`" not in docs)
     assert not missing, f"rules missing from docs/sanitizers.md: {missing}"

@@ -17,11 +17,13 @@ from typing import Any
 
 from ..model import Finding, ScanResult, Severity
 from .annotations import annotation_findings
+from .cues import cue_findings, present_keys
 from .injection import HIDDEN_TEXT, scan_fields
 from .lookalike import may_be_styled, styled_findings
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
 from .redact import find_secrets, might_contain_secret, redact_text
+from .schemafit import SECRET_KEYS, VALUE_KEYS, VALUE_POINTERS, schema_findings
 from .spoofing import name_findings
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
 from .walk import TextField, text_fields
@@ -179,6 +181,21 @@ class DefaultSanitizer:
         if is_result:  # a sentence in base64 is ordinary data in a result (file contents from an API)
             text_findings = [f for f in text_findings if f.rule != HIDDEN_TEXT]
         findings.extend(text_findings)
+        # Requests no user makes, and schema values beyond the tool's purpose: one pass finds
+        # which of their words the item holds at all.
+        low = joined.lower()
+        present = present_keys(low, result=is_result)
+        if present:
+            sentences = ((f.pointer or "/", f.text) for f in fields if not f.identifier)
+            findings.extend(cue_findings(sentences, low, present, result=is_result))
+        asked = [key for key in SECRET_KEYS if key in present] if present else []
+        valued = bool(present) and not present.isdisjoint(VALUE_KEYS) and _has_values(fields)
+        if kind == "tool" and (asked or valued):
+            # A property whose text already made a finding needs no second one for its values.
+            flagged = [f.field for f in findings]
+            for fit in schema_findings(item, asked, check_values=valued):
+                if not any(field.startswith(fit.field) for field in flagged):
+                    findings.append(fit)
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
@@ -249,6 +266,12 @@ def _typed_scalars(items: Sequence[Any]) -> list[Any]:
         else:
             out.append(None)
     return out
+
+
+def _has_values(fields: list[TextField]) -> bool:
+    """Whether a definition has a string ``default``, ``const``, example or enum value anywhere."""
+    pointers = "\n".join([f.pointer for f in fields])
+    return any(part in pointers for part in VALUE_POINTERS)
 
 
 def _keyed(pointer: str) -> bool:

@@ -200,6 +200,7 @@ class _Sentence:
             words = _WORD.findall(text)
         wordset = set(words)
         # An order: an imperative verb opening the sentence or a clause ("before answering, run ...").
+        forbidden = ""
         clauses = _CLAUSE.split(text, maxsplit=3)
         opening = words[:1] if clauses[0] is text else _WORD.findall(clauses[0][:20])
         if not (opening and opening[0] in _CONDITIONS):
@@ -207,6 +208,8 @@ class _Sentence:
         for clause in clauses[:3]:
             head = words[:2] if clause is text else _WORD.findall(clause[:40])
             if head and head[0] in _LEADS and len(head) > 1 and head[1] in _IMPERATIVE:
+                if head[0] == "never":
+                    forbidden = head[1]  # "never reset ...": the harm named is the one ruled out
                 head = head[1:]
             if head and (head[0] in _IMPERATIVE or (head[0] in ("also", "then") and len(head) > 1)):
                 found["imperative"] = head[0]
@@ -228,7 +231,7 @@ class _Sentence:
         send = (wordset & _SEND_VERBS) - own
         if send:
             found["send"] = min(send)
-        harm = (wordset & _HARM_VERBS) - own
+        harm = (wordset & _HARM_VERBS) - own - {forbidden}
         if harm or "--force" in text or "rm -" in text or "--recursive" in text:
             found["harm"] = min(harm) if harm else "--force"
         if not wordset.isdisjoint(_QUANTIFIERS):
