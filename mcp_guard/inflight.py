@@ -30,7 +30,8 @@ class TooManyInFlight(RateLimited):
     """The caller already has as many calls running on this server as the cap allows."""
 
     def __init__(self, in_flight: int, cap: int, server: str) -> None:
-        message = f"{in_flight} calls already in flight for you on server {server!r}; retry when one ends"
+        calls = "1 call" if in_flight == 1 else f"{in_flight} calls"
+        message = f"{calls} already in flight for you on server {server!r}; retry when one ends"
         super().__init__(f"concurrency cap: {message}")
         # Nothing here is secret: the caller learns about its own calls and the server it named.
         self.public_message = f"Rate limit exceeded: {message}"

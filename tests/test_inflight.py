@@ -11,17 +11,20 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.config import load_config
 from mcp_guard.errors import RATE_LIMITED, ConfigError
 from mcp_guard.guard import Guard
 from mcp_guard.inflight import InFlight, TooManyInFlight
+from mcp_guard.integrations.client import guarded_client
 from mcp_guard.model import Principal, RequestContext
 from mcp_guard.pipeline import Admitted, Exchange
 from mcp_guard.store.memory import MemoryStore
 
 from .helpers import ListAuditor, RolePolicy
+from .test_pipeline_outcomes import Probe
 
 ALICE = Principal("alice", roles=frozenset({"analyst"}), auth_method="api_key")
 BOB = Principal("bob", roles=frozenset({"analyst"}), auth_method="api_key")
@@ -130,6 +133,37 @@ async def test_notifications_take_no_slot() -> None:
         note.principal, note.notification = ALICE, True
         await guard.run(note, answer)
         gate.set()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.parametrize("adapter", ["server middleware", "client wrapper"])
+async def test_the_sdk_adapters_hold_the_cap_and_give_a_cancelled_calls_slot_back(
+    adapter: str, mode: str
+) -> None:
+    probe, auditor = Probe(), ListAuditor()
+    guard = make_guard(1, auditor)
+    server = probe.server()
+    if adapter == "server middleware":
+        guard = Guard(
+            policy=guard.policy, auditor=auditor, anonymous=ALICE, server="probe", max_in_flight_per_caller=1
+        )
+        guard.protect(server, read_env=False)
+        opened: Any = Client(server, mode=mode)
+    else:
+        opened = guarded_client(guard, server, server="probe", principal=ALICE, mode=mode)
+    async with opened as session:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.call_tool, "slow", {})
+            await wait_for(probe.started.is_set)
+            with pytest.raises(MCPError) as refused:
+                await session.call_tool("ok", {})
+            tg.cancel_scope.cancel()
+        assert refused.value.error.code == RATE_LIMITED
+        assert "1 call already in flight for you on server 'probe'" in refused.value.error.message
+        await wait_for(lambda: guard.in_flight.total() == 0)
+        assert not (await session.call_tool("ok", {})).is_error
+    assert not probe.finished
+    assert [e.error_code for e in auditor.events if e.decision == "deny"] == [RATE_LIMITED]
 
 
 # ---------------------------------------------------------------------- release, however the call ends
