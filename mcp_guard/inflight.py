@@ -19,11 +19,14 @@ import threading
 
 from .errors import RateLimited
 from .model import Principal
-from .ratelimit import key_part, subject_key
 
 #: Calls one caller may have running on one server unless configured otherwise: far above what an
 #: interactive client or agent runs at once, and well below the HTTP client's 100 connections.
 DEFAULT_MAX_IN_FLIGHT = 32
+
+#: A counter's key: subject, issuer, source address (anonymous callers only), server. Kept in
+#: memory only, so plain values in a tuple; nothing needs encoding as for a store key.
+Key = tuple[str, str | None, str | None, str]
 
 
 class TooManyInFlight(RateLimited):
@@ -43,7 +46,7 @@ class Slot:
 
     __slots__ = ("_key", "_owner")
 
-    def __init__(self, owner: InFlight, key: tuple[str, str]) -> None:
+    def __init__(self, owner: InFlight, key: Key) -> None:
         self._owner: InFlight | None = owner
         self._key = key
 
@@ -65,20 +68,20 @@ class InFlight:
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
             raise ValueError(f"max_in_flight_per_caller must be a non-negative integer, not {cap!r}")
         self.cap = cap
-        self._counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[Key, int] = {}
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(principal: Principal, server: str) -> tuple[str, str]:
-        """Whose calls count together: one person (per issuer); anonymous callers per address.
+    def key(principal: Principal, server: str) -> Key:
+        """Whose calls count together: one person (a subject per issuer); anonymous callers per address.
 
-        Every anonymous caller carries the same subject; without the address
-        they would all share one cap and any one of them could use it up.
+        A subject name is unique only within its issuer, so two issuers' ``alice`` are two
+        people. Every anonymous caller carries the same subject; without the address they
+        would all share one cap and any one of them could use it up. The tenant is left out:
+        a person who may pick a tenant per token must not get a fresh cap with each.
         """
-        who = subject_key(principal)
-        if principal.auth_method == "anonymous" and principal.ip is not None:
-            who = f"{who}@{key_part(principal.ip)}"
-        return who, server
+        address = principal.ip if principal.auth_method == "anonymous" else None
+        return principal.subject, principal.issuer, address, server
 
     def acquire(self, principal: Principal, server: str) -> Slot | None:
         """Take a slot for a call, or raise :class:`TooManyInFlight` when the caller has none left."""
@@ -92,7 +95,7 @@ class InFlight:
             self._counts[key] = running + 1
         return Slot(self, key)
 
-    def _release(self, key: tuple[str, str]) -> None:
+    def _release(self, key: Key) -> None:
         with self._lock:
             running = self._counts.get(key, 0) - 1
             if running > 0:

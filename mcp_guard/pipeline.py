@@ -182,43 +182,40 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
 
 async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
     try:
-        return await _stages(guard, trail, call, delegate)
+        try:
+            admitted = await _admit(guard, trail, delegate)
+        except AskCaller as asked:
+            # The answer is a question for the caller (2026-07-28): recorded, then returned as the result.
+            await _finish(guard, trail, asked)
+            return asked.result
+        except BaseException as exc:
+            raise await _finish(guard, trail, exc) from None
+        token = _SLOT.set(trail) if delegate else None
+        try:
+            result = await call(admitted)
+        except BaseException as exc:
+            raise await _finish(guard, trail, exc) from None
+        finally:
+            if token is not None:
+                _SLOT.reset(token)
+        if not delegate:
+            try:
+                result = await _inspect(guard, trail, admitted, result)
+            except Exception as exc:
+                # A plugin failing on the result is the guard failing, never the handler: fail closed.
+                why = f"inspection failed: {exc!r}"
+                stage = exc if isinstance(exc, GuardError) else GuardUnavailable(why)
+                raise await _finish(guard, trail, stage) from None
+            except BaseException as exc:
+                raise await _finish(guard, trail, exc) from None
+        unrecorded = await _finish(guard, trail, None)
+        if unrecorded is not _NO_ERROR:
+            raise unrecorded  # the event could not be recorded: no audit, no access
+        return result
     finally:
         # However the exchange ended (refused, failed, cancelled, timed out): its slot goes back once.
         if trail.slot is not None:
             trail.slot.release()
-
-
-async def _stages(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
-    try:
-        admitted = await _admit(guard, trail, delegate)
-    except AskCaller as asked:
-        # The answer is a question for the caller (2026-07-28): recorded, then returned as the result.
-        await _finish(guard, trail, asked)
-        return asked.result
-    except BaseException as exc:
-        raise await _finish(guard, trail, exc) from None
-    token = _SLOT.set(trail) if delegate else None
-    try:
-        result = await call(admitted)
-    except BaseException as exc:
-        raise await _finish(guard, trail, exc) from None
-    finally:
-        if token is not None:
-            _SLOT.reset(token)
-    if not delegate:
-        try:
-            result = await _inspect(guard, trail, admitted, result)
-        except Exception as exc:
-            # A plugin failing on the result is the guard failing, never the handler: fail closed.
-            stage = exc if isinstance(exc, GuardError) else GuardUnavailable(f"inspection failed: {exc!r}")
-            raise await _finish(guard, trail, stage) from None
-        except BaseException as exc:
-            raise await _finish(guard, trail, exc) from None
-    unrecorded = await _finish(guard, trail, None)
-    if unrecorded is not _NO_ERROR:
-        raise unrecorded  # the event could not be recorded: no audit, no access
-    return result
 
 
 # ---------------------------------------------------------------------- for delegating handlers
