@@ -80,7 +80,7 @@ def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(upstream_module._KeepAliveTransport, "__init__", init)
 
 
-def portal(url: str, cap: int, lane: bool, auditor: ListAuditor) -> Portal:
+def portal(url: str, cap: int, lane: bool, auditor: ListAuditor, timeout: float = 30.0) -> Portal:
     guard = Guard(
         policy=ServerPolicy({"staff": {("slow", "*")}}),
         authenticators=[People()],
@@ -88,7 +88,7 @@ def portal(url: str, cap: int, lane: bool, auditor: ListAuditor) -> Portal:
         server="portal",
         max_in_flight_per_caller=cap,
     )
-    return Portal(guard, [UpstreamSection(name="slow", url=url)], fast_lane=lane)
+    return Portal(guard, [UpstreamSection(name="slow", url=url, timeout=timeout)], fast_lane=lane)
 
 
 async def flood_then_ask(url: str, slow: Slow, calls: int, admitted: int) -> tuple[list[int], str]:
@@ -167,3 +167,19 @@ async def test_calls_of_a_client_that_disconnects_give_their_slots_back_when_the
                         await anyio.sleep(0.01)
                 assert (await alice.call_tool("slow__quick", {})).content[0].text == "quick"  # type: ignore[union-attr]
     assert served.guard.in_flight.total() == 0
+
+
+@pytest.mark.parametrize("lane", [True, False], ids=["fast lane", "sdk path"])
+async def test_a_call_the_upstream_timeout_ends_gives_its_slot_back(lane: bool) -> None:
+    slow, auditor = Slow(), ListAuditor()
+    with slow.running_at() as up:
+        served = portal(up, 1, lane, auditor, timeout=0.5)
+        with portal_http(served) as url:
+            async with client(url, "tok-alice") as alice:
+                with pytest.raises(MCPError) as late:
+                    await alice.call_tool("slow__hang", {})
+                assert late.value.error.code != RATE_LIMITED
+                assert served.guard.in_flight.total() == 0
+                assert (await alice.call_tool("slow__quick", {})).content[0].text == "quick"  # type: ignore[union-attr]
+    [event] = [e for e in auditor.events if e.target == "hang"]
+    assert event.outcome == "timeout"
