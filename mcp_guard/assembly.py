@@ -92,6 +92,7 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
         "inspect_results": bool(g.inspect_results),
         "sanitize": config.sanitize.to_config(),
         "pins": PinStore(store) if config.sanitize.pin or config.sanitize.servers else None,
+        "max_in_flight_per_caller": config.portal.max_in_flight_per_caller,
     }
     if g.opentelemetry and "telemetry" not in overrides:
         kwargs["telemetry"] = _opentelemetry()

@@ -167,6 +167,9 @@ class PortalSection(_Strict):
     #: Answer eligible requests on known 2025-11-25 sessions in the HTTP request's own task, outside
     #: the SDK's session transport (the "fast lane", docs/portal.md); everything else is unchanged.
     fast_lane: bool = True
+    #: Calls one caller may have running on one upstream at once, in this process; past it a call
+    #: is refused as rate-limited, so one caller cannot fill an upstream's connection pool. 0: off.
+    max_in_flight_per_caller: int = Field(32, ge=0)
 
 
 class ConsoleSection(_Strict):

@@ -35,6 +35,7 @@ from .confirm import Confirmations
 from .errors import AccessDenied, AuditUnavailable, GuardError, GuardUnavailable
 from .events import audit_event
 from .flowstate import FlowTracker, plan_for
+from .inflight import DEFAULT_MAX_IN_FLIGHT, InFlight
 from .limits import SizeLimits, check_size, json_size
 from .model import (
     AccessRequest,
@@ -121,6 +122,7 @@ class Guard(Screening):
         telemetry: Telemetry | None = None,
         approvals: ApprovalBook | None = None,
         step_ups: StepUps | None = None,
+        max_in_flight_per_caller: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.policy: PolicyEngine = policy if policy is not None else DenyAllPolicy()
         if resolver is None:
@@ -155,6 +157,8 @@ class Guard(Screening):
         self.budgets = Budgets(backing)
         #: ``[[flows]]``: what each caller did earlier, as marks in the state store.
         self.flows = FlowTracker(backing)
+        #: Calls each caller has running per server, capped (``[portal] max_in_flight_per_caller``).
+        self.in_flight = InFlight(max_in_flight_per_caller)
         #: Items a list screening withheld, per server: refused at call time on every path.
         self.withheld = WithheldItems()
         #: Metrics and traces of every exchange (``docs/observability.md``); None: none at all.

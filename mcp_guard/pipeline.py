@@ -36,6 +36,7 @@ from ._wire import to_wire
 from .classify import MethodInfo, classify
 from .confirm import AskCaller, Caller
 from .errors import AccessDenied, GuardError, GuardUnavailable
+from .inflight import Slot
 from .model import (
     AccessRequest,
     AuditEvent,
@@ -142,6 +143,8 @@ class _Trail:
     error_type: str | None = None
     labels: tuple[str, str, str | None] | None = None
     event_id: str = field(default_factory=new_event_id)
+    #: The call's place under the concurrency cap, taken at admission and given back by :func:`_run`.
+    slot: Slot | None = None
 
 
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
@@ -179,34 +182,40 @@ async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = 
 
 async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
     try:
-        admitted = await _admit(guard, trail, delegate)
-    except AskCaller as asked:
-        # The answer is a question for the caller (2026-07-28): recorded, then returned as the result.
-        await _finish(guard, trail, asked)
-        return asked.result
-    except BaseException as exc:
-        raise await _finish(guard, trail, exc) from None
-    token = _SLOT.set(trail) if delegate else None
-    try:
-        result = await call(admitted)
-    except BaseException as exc:
-        raise await _finish(guard, trail, exc) from None
-    finally:
-        if token is not None:
-            _SLOT.reset(token)
-    if not delegate:
         try:
-            result = await _inspect(guard, trail, admitted, result)
-        except Exception as exc:
-            # A plugin failing on the result is the guard failing, never the handler: fail closed.
-            stage = exc if isinstance(exc, GuardError) else GuardUnavailable(f"inspection failed: {exc!r}")
-            raise await _finish(guard, trail, stage) from None
+            admitted = await _admit(guard, trail, delegate)
+        except AskCaller as asked:
+            # The answer is a question for the caller (2026-07-28): recorded, then returned as the result.
+            await _finish(guard, trail, asked)
+            return asked.result
         except BaseException as exc:
             raise await _finish(guard, trail, exc) from None
-    unrecorded = await _finish(guard, trail, None)
-    if unrecorded is not _NO_ERROR:
-        raise unrecorded  # the event could not be recorded: no audit, no access
-    return result
+        token = _SLOT.set(trail) if delegate else None
+        try:
+            result = await call(admitted)
+        except BaseException as exc:
+            raise await _finish(guard, trail, exc) from None
+        finally:
+            if token is not None:
+                _SLOT.reset(token)
+        if not delegate:
+            try:
+                result = await _inspect(guard, trail, admitted, result)
+            except Exception as exc:
+                # A plugin failing on the result is the guard failing, never the handler: fail closed.
+                why = f"inspection failed: {exc!r}"
+                stage = exc if isinstance(exc, GuardError) else GuardUnavailable(why)
+                raise await _finish(guard, trail, stage) from None
+            except BaseException as exc:
+                raise await _finish(guard, trail, exc) from None
+        unrecorded = await _finish(guard, trail, None)
+        if unrecorded is not _NO_ERROR:
+            raise unrecorded  # the event could not be recorded: no audit, no access
+        return result
+    finally:
+        # However the exchange ended (refused, failed, cancelled, timed out): its slot goes back once.
+        if trail.slot is not None:
+            trail.slot.release()
 
 
 # ---------------------------------------------------------------------- for delegating handlers
@@ -261,6 +270,10 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     guard.check_params(ex.params, request)
     if not delegate:  # a delegating handler's nested runs screen under the upstream's own names
         await _check_screened(guard, ex, request)
+    if not delegate and not ex.notification and not info.housekeeping and request.action != "listen":
+        # Before the decision, so a call past the cap spends no rate limit, budget or approval.
+        # A delegating run takes none: its nested runs each take one on their own upstream.
+        trail.slot = guard.in_flight.acquire(principal, ex.server)
     if delegate and not info.housekeeping:
         decision = _DELEGATED
     else:

@@ -40,6 +40,7 @@ LAYERS = {
     "store": 1,
     "approvals": 1,
     "ratelimit": 1,
+    "inflight": 1,
     "budgets": 1,
     "telemetry": 1,
     "config": 2,
