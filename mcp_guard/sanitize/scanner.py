@@ -19,6 +19,7 @@ from ..model import Finding, ScanResult, Severity
 from .annotations import annotation_findings
 from .injection import HIDDEN_TEXT, scan_fields
 from .lookalike import may_be_styled, styled_findings
+from .markup import markup_findings, may_have_markup
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
 from .redact import find_secrets, might_contain_secret, redact_text
@@ -179,6 +180,12 @@ class DefaultSanitizer:
         if is_result:  # a sentence in base64 is ordinary data in a result (file contents from an API)
             text_findings = [f for f in text_findings if f.rule != HIDDEN_TEXT]
         findings.extend(text_findings)
+        if may_have_markup(joined):
+            seen = {(f.rule, f.field) for f in text_findings}
+            for field in fields:
+                for mark in markup_findings(field.text, field.pointer or "/", definition=not is_result):
+                    if (mark.rule, mark.field) not in seen:
+                        findings.append(mark)
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
