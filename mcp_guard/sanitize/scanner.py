@@ -261,7 +261,7 @@ def _typed_scalars(items: Sequence[Any]) -> list[Any]:
 def _keyed(pointer: str) -> bool:
     """The field is the value of a secret-sounding JSON key (``.../secret``, ``.../api_key``)."""
     tail = pointer.rsplit("/", 1)[-1].lower()
-    return any(word in tail for word in ("secret", "token", "passw", "key", "credential"))
+    return tail == "auth" or any(word in tail for word in ("secret", "token", "passw", "key", "credential"))
 
 
 def _error(exc: Exception) -> ScanResult:
