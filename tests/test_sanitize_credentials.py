@@ -98,3 +98,13 @@ def test_spans_are_inside_the_text_and_never_raise(text: str) -> None:
 @given(st.binary(max_size=60))
 def test_any_auth_value_decodes_without_raising(raw: bytes) -> None:
     credential_spans(base64.b64encode(raw).decode(), "auth")
+
+
+def test_the_jwt_io_sample_under_a_token_label_is_still_the_sample() -> None:
+    sample = (
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0"
+        "IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+    )
+    assert kinds("token: " + sample) == set()
+    claims = base64.urlsafe_b64encode(b'{"sub":"42","name":"Ana Lima","iat":1716239022}').decode().rstrip("=")
+    assert kinds("token: " + sample.replace(sample.split(".")[1], claims)) != set()
