@@ -45,15 +45,27 @@ _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 #: A sentence that restricts what the tool does or where data goes.
 _SAFEGUARD = re.compile(
     r"(?i)\b(?:only|never|not|no|cannot|without|unless|refuses?|confirm\w*|approv\w*|read-only|exclud\w*"
-    r"|protected|locally|on-device|stays?|remains? on|isolat\w*|anonymi[sz]\w*|redact\w*|mask\w*)\b|n't\b"
+    r"|protected|locally|on-device|stays?|remains? on|isolat\w*|anonymi[sz]\w*|redact\w*|mask\w*|own|public"
+    r"|current (?:user|tenant|account|project))\b|n't\b"
 )
 #: Verbs of a tool that changes or moves something (its approved version had none).
 _ACTION = re.compile(
     r"(?i)\b(?:(?:delet|remov|rotat|execut|purg|wip|disabl|revok|overwrit|charg|merg)(?:e|es|ing)"
     r"|(?:upload|unlock|install|forward|kill|restart|grant|send|e-?mail)(?:s|ing)?|(?:push|publish)(?:es|ing)?"
-    r"|modif(?:y|ies|ying)|transfer(?:s|ring)?|writes?|writing|shell|pays|paying|shares?|sharing)\b"
+    r"|modif(?:y|ies|ying)|transfer(?:s|ring)?|writes?|writing|shell|pays|paying|shares?|sharing|sent"
+    r"|(?:up|down)grad(?:e|es|ing)|sets? (?:it|them|this|that|the \w+) to)\b"
 )
-_SCHEMA_GUARDS = ("enum", "const", "pattern")
+_SCHEMA_GUARDS = ("enum", "const", "pattern", "maximum", "exclusiveMaximum", "maxLength", "maxItems")
+#: Data nobody hands over casually; a change that starts asking for or returning it is reported.
+_SENSITIVE = re.compile(
+    r"(?i)\b(?:passwords?|passphrases?|password hash(?:es)?|secrets|credentials?"
+    r"|(?:access|auth|api|bearer) tokens?|api keys?|private keys?|ssh keys?|card numbers?|cvv|cvc|ssn"
+    r"|social security|one-time codes?|otp"
+    r"|2fa codes?|session cookies?|kubeconfig|private (?:channels?|messages?|notes?)|home address(?:es)?"
+    r"|bank (?:account|login)s?)\b"
+)
+#: Words that say a restriction no longer holds; such a sentence never counts as a new safeguard.
+_LIFTED = re.compile(r"(?i)\bno longer\b|\bnot (?:any ?more|applied)\b")
 
 
 def _words(name: str) -> set[str]:
@@ -159,7 +171,9 @@ def _text_findings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Findi
     new_words = [set(_WORDS.findall(s.lower())) for _, s in new_sentences]
     old_set = {s for _, s in old_sentences}
     # A restriction written anew ("requires user confirmation before sending") replaces the old one.
-    rephrased = any(_SAFEGUARD.search(s) for _, s in new_sentences if s not in old_set)
+    rephrased = any(
+        _SAFEGUARD.search(s) and not _LIFTED.search(s) for _, s in new_sentences if s not in old_set
+    )
     fields = {pointer for pointer, _ in new_sentences}
     # A version that takes parameters away and adds none narrows what the tool can do: its
     # shorter text is a simplification, not a way around the old rules.
@@ -180,6 +194,11 @@ def _text_findings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Findi
         out.append(Finding("change.removed-safeguard", "medium", pointer, message))
         break
     old_text = " ".join(s for _, s in old_sentences) + " " + " ".join(_words(str(old.get("name", ""))))
+    sensitive = None if _SENSITIVE.search(old_text) else _first_new(new_sentences, old_set, _SENSITIVE)
+    if sensitive is not None:
+        pointer, sentence = sensitive
+        message = f"the change starts asking for or returning sensitive data: {sentence[:80]!r}"
+        out.append(Finding("change.new-sensitive-data", "medium", pointer, message))
     if _action(old_text) is None:
         old_fields = {f.pointer or "/": f.text for f in text_fields(old) if not f.identifier}
         new_fields = {f.pointer or "/": f.text for f in text_fields(new) if not f.identifier}
@@ -200,13 +219,24 @@ def _parameters(item: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(properties) if isinstance(properties, Mapping) else frozenset()
 
 
+def _first_new(
+    sentences: list[tuple[str, str]], old: set[str], pattern: re.Pattern[str]
+) -> tuple[str, str] | None:
+    return next(((p, s) for p, s in sentences if s not in old and pattern.search(s)), None)
+
+
 def _edited(old: str | None, new: str) -> bool:
     """``new`` is ``old`` with text added or changed around it, not a field written from scratch:
     it keeps one of its sentences, or all of it but the final full stop."""
     if not old:
         return False
     core = old.strip().rstrip(".!")
-    return bool(core) and (core in new or any(s.strip() in new for s in _SENTENCES.split(old) if s.strip()))
+    if not core:
+        return False
+    if core in new or any(s.strip() in new for s in _SENTENCES.split(old) if s.strip()):
+        return True
+    before, after = set(_WORDS.findall(old.lower())), set(_WORDS.findall(new.lower()))
+    return len(before & after) >= _EDIT_OVERLAP * len(before)
 
 
 def _action(text: str) -> str | None:
