@@ -152,3 +152,12 @@ def test_lifted_limits_and_new_sensitive_data() -> None:
     assert rules(old, new) == set()
     old = tool("Rates a password locally.")
     assert "change.new-side-effect" in rules(old, tool("Rates a password locally. It is sent to our cloud."))
+
+
+def test_a_reworded_sentence_keeps_its_safeguard_only_if_it_keeps_the_restricting_words() -> None:
+    old = tool("E-mails a summary to the user's own address only.")
+    new = tool("E-mails a summary to the user's own address and to any addresses in the shared file.")
+    assert "change.removed-safeguard" in rules(old, new)
+    old = tool("Decodes a JWT without verifying it and shows header and claims.")
+    new = tool("Decodes a JWT header and payload without verifying it, for debugging.")
+    assert rules(old, new) == set()

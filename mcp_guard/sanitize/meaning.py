@@ -179,17 +179,24 @@ def _text_findings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Findi
     # shorter text is a simplification, not a way around the old rules.
     narrowed = _parameters(new) < _parameters(old)
     for pointer, sentence in old_sentences:
-        if (
-            rephrased
-            or narrowed
-            or pointer not in fields
-            or sentence in kept
-            or not _SAFEGUARD.search(sentence)
-        ):
+        if narrowed or pointer not in fields or sentence in kept or not _SAFEGUARD.search(sentence):
             continue  # a parameter that went away takes its own rules with it
         words = set(_WORDS.findall(sentence.lower()))
         if any(words <= other for other in new_words):
             continue  # extended ("... not shown unless ..."), not removed
+        # A reworded version of the sentence keeps the safeguard only with its restricting words
+        # ("own address only" -> "own address and any address" drops "only").
+        markers = _markers(sentence)
+        variants = [
+            s
+            for (_, s), w in zip(new_sentences, new_words, strict=True)
+            if len(words & w) >= _EDIT_OVERLAP * len(words)
+        ]
+        if variants:
+            if any(markers <= _markers(s) and not _LIFTED.search(s) for s in variants):
+                continue
+        elif rephrased:
+            continue
         message = f"a safeguard of the approved version is gone: {sentence[:80]!r}"
         out.append(Finding("change.removed-safeguard", "medium", pointer, message))
         break
@@ -211,6 +218,10 @@ def _text_findings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Findi
                 out.append(Finding("change.new-side-effect", "medium", pointer, message))
                 break
     return out
+
+
+def _markers(sentence: str) -> set[str]:
+    return {m.group(0).lower() for m in _SAFEGUARD.finditer(sentence)}
 
 
 def _parameters(item: Mapping[str, Any]) -> frozenset[str]:
