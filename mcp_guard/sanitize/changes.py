@@ -6,7 +6,8 @@ change adds. Only new text counts: the sentences the approved version did not ha
 their own, so the approved paragraphs around them cannot dilute them, and a new ``default``,
 ``const``, ``enum`` or ``examples`` value that is a destination (an address, a URL, an IBAN) the
 approved version never named is reported, since defaults are filled in without anyone reading
-them.
+them. What a change takes away or turns around (a widened ``enum``, a deleted safeguard, a
+weakened default) is judged by :mod:`.meaning`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..model import Finding
 from .injection import scan_fields
+from .meaning import meaning_findings
 from .walk import text_fields
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -57,4 +59,5 @@ def change_findings(approved: Mapping[str, Any], changed: Mapping[str, Any]) -> 
             if finding.rule != "encoded.hidden-text":
                 message = f"added by the change: {finding.message}"
                 out.append(Finding("change.added-instruction", finding.severity, finding.field, message))
+    out.extend(meaning_findings(approved, changed))
     return out

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .credentials import credential_spans
+
 _PATTERNS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     (
         "private-key",
@@ -102,19 +104,28 @@ _CASED_HINTS = (
     "hooks.slack", "_live_", "AIza", "sk-", "npm_", "eyJ", "whsec_", "discord",
     "hf_", "pypi-", "SG.", "shp", "dop_v1_", "hvs.", "sq0", "PMAK-", "lin_api_", "dapi", ":AA", "AGE-SECRET",
     "AC", "SK", "key-", "ya29.", "glc_", "xapp-", "AccountKey", "SharedAccessKey", "ig=", "Signature=",
+    "\tTRUE\t", "\tFALSE\t",
 )  # fmt: skip
 _LOWER_HINTS = (
     "secret",
     "token",
     "passw",
     "pwd",
-    "pass=",
+    "pass",
     "key",
     "credential",
     "://",
     "login",
     "bearer",
     "basic ",
+    "auth",
+    "dockerconfigjson",
+    "contrase",
+    "mot de passe",
+    "senha",
+    "парол",
+    "admin",
+    "root",
 )
 
 
@@ -145,6 +156,8 @@ def _plausible(kind: str, value: str) -> bool:
     if _PLACEHOLDER.search(value):
         return False
     if kind == "generic-secret":
+        if value.startswith("eyJ") and _sample_jwt(value):
+            return False  # the jwt.io sample under a "token:" label is still the sample
         classes = sum(
             (
                 any(c.islower() for c in value),
@@ -195,10 +208,14 @@ def find_secrets(text: str, key: str | None = None) -> list[SecretMatch]:
         if _plausible("generic-secret", value):
             start = text.index(value)
             return [SecretMatch("generic-secret", start, start + len(value))]
-    if not might_contain_secret(text):
-        return []
     found: list[SecretMatch] = []
     taken: list[tuple[int, int]] = []
+    if key is not None and (key.lower() == "auth" or "dockerconfigjson" in key.lower()):
+        found = [SecretMatch(kind, start, end) for kind, start, end in credential_spans(text, key)]
+        if found:
+            return found
+    if not might_contain_secret(text):
+        return []
     for kind, pattern, group in _PATTERNS:
         for m in pattern.finditer(text):
             start, end = m.span(group)
@@ -207,6 +224,12 @@ def find_secrets(text: str, key: str | None = None) -> list[SecretMatch]:
                 continue
             if any(s < end and start < e for s, e in taken):
                 continue
+            taken.append((start, end))
+            found.append(SecretMatch(kind, start, end))
+    for kind, start, end in credential_spans(text, None):
+        if text.startswith("eyJ", start) and _sample_jwt(text[start:end]):
+            continue
+        if not any(s < end and start < e for s, e in taken):
             taken.append((start, end))
             found.append(SecretMatch(kind, start, end))
     found.sort(key=lambda s: s.start)

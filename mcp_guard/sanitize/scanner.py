@@ -20,6 +20,7 @@ from .annotations import annotation_findings
 from .cues import cue_findings, present_keys
 from .injection import HIDDEN_TEXT, scan_fields
 from .lookalike import may_be_styled, styled_findings
+from .markup import markup_findings, may_have_markup
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
 from .redact import find_secrets, might_contain_secret, redact_text
@@ -196,6 +197,12 @@ class DefaultSanitizer:
             for fit in schema_findings(item, asked, check_values=valued):
                 if not any(field.startswith(fit.field) for field in flagged):
                     findings.append(fit)
+        if may_have_markup(joined):
+            seen = {(f.rule, f.field) for f in text_findings}
+            for field in fields:
+                for mark in markup_findings(field.text, field.pointer or "/", definition=not is_result):
+                    if (mark.rule, mark.field) not in seen:
+                        findings.append(mark)
         if kind == "tool" and "annotations" in item:
             prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier and " " in f.text]
             findings.extend(annotation_findings(item, prose))
@@ -277,7 +284,7 @@ def _has_values(fields: list[TextField]) -> bool:
 def _keyed(pointer: str) -> bool:
     """The field is the value of a secret-sounding JSON key (``.../secret``, ``.../api_key``)."""
     tail = pointer.rsplit("/", 1)[-1].lower()
-    return any(word in tail for word in ("secret", "token", "passw", "key", "credential"))
+    return tail == "auth" or any(word in tail for word in ("secret", "token", "passw", "key", "credential"))
 
 
 def _error(exc: Exception) -> ScanResult:
