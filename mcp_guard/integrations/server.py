@@ -226,6 +226,7 @@ class GuardMiddleware:
         rc = self._context(ctx)
         known = self._principal is not None and ctx.request is None and get_access_token() is None
         params = ctx.params if isinstance(ctx.params, Mapping) else None
+        notification = ctx.request_id is None
 
         async def lookup(method: str) -> dict[str, Any]:
             # The server's own list handler, reached through the rest of the chain under the
@@ -253,11 +254,11 @@ class GuardMiddleware:
             rc,
             credential=None if known else self._credential_for(ctx, rc),
             principal=self._principal if known else None,
-            notification=ctx.request_id is None,
-            lookup=lookup if ctx.request_id is not None else None,
+            notification=notification,
+            lookup=None if notification else lookup,
             mismatch=self._mismatch(ctx),
             describe=self._describe,
-            caller=SessionCaller(ctx) if ctx.request_id is not None else None,
+            caller=None if notification else SessionCaller(ctx),
         )
 
     # ------------------------------------------------------------------ the adapter
@@ -270,7 +271,10 @@ class GuardMiddleware:
         async def call(admitted: Admitted) -> HandlerResult:
             own = ctx if exchange.forward is None else replace(ctx, params=exchange.forward)
             if not self.delegate:
-                return await confirmed_rounds(self.guard, admitted, await call_next(own))
+                result = await call_next(own)
+                if admitted.decision.confirmation is None:
+                    return result  # nothing confirmed, nothing to carry into a next round
+                return await confirmed_rounds(self.guard, admitted, result)
             token = CURRENT_CALLER.set((admitted.principal, exchange.context))
             asking = CURRENT_ASKER.set(exchange.caller)
             try:
