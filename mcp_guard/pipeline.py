@@ -22,7 +22,7 @@ observed (span, counters, latency), under the labels of its audit event.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,7 +50,7 @@ from .model import (
     quick_init,
 )
 from .protocols import Credential
-from .telemetry import Ending
+from .telemetry import Ending, Telemetry
 
 if TYPE_CHECKING:
     from .guard import Guard
@@ -150,21 +150,35 @@ class _Trail:
 _SLOT: ContextVar[_Trail | None] = ContextVar("mcp_guard_pipeline_slot", default=None)
 
 
-async def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = False) -> Any:
+def run(guard: Guard, exchange: Exchange, call: Call, *, delegate: bool = False) -> Coroutine[Any, Any, Any]:
     """Run ``exchange`` through every stage of ``guard``; ``call`` is the transport's own step.
 
     Refusals raise :class:`~mcp.shared.exceptions.MCPError` with the stage's
     public code and message; an ``MCPError`` from ``call`` passes through
     unchanged. With ``delegate`` the decision, the inspection and the
     event's details are left to nested runs inside ``call``.
+
+    Returns the coroutine to await (no coroutine of its own wraps it: every
+    request passes here, and each frame is work on the request path).
     """
+    telemetry = guard.telemetry
+    if telemetry is None:
+        return _run(guard, _begin(exchange), call, delegate)
+    return _observed(guard, telemetry, exchange, call, delegate)
+
+
+def _begin(exchange: Exchange) -> _Trail:
     trail = _Trail(exchange, time.perf_counter())
     outer = _SLOT.get()
     exchange.event_id = outer.event_id if outer is not None and outer.open else trail.event_id
-    telemetry = guard.telemetry
-    if telemetry is None:
-        return await _run(guard, trail, call, delegate)
-    # The one place every exchange is observed, refusals and failures included.
+    return trail
+
+
+async def _observed(
+    guard: Guard, telemetry: Telemetry, exchange: Exchange, call: Call, delegate: bool
+) -> Any:
+    """:func:`run` with telemetry: the one place every exchange is observed, refusals included."""
+    trail = _begin(exchange)
     handle = telemetry.begin(
         exchange.method, exchange.params, exchange.direction, exchange.server, exchange.context
     )

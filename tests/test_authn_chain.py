@@ -228,3 +228,27 @@ async def test_background_maintenance_refreshes_keys() -> None:
     stopped = auth.rounds
     await anyio.sleep(0.05)
     assert auth.rounds == stopped  # cancelled with the context
+
+
+async def test_tokens_alternating_each_resolve_to_their_own_principal() -> None:
+    # The chain remembers the hash of the token string it saw last: a different token, an equal
+    # token in another string object, and a revoked one must each still be looked up as such.
+    a = Counting("a", Principal(subject="from-a", credential_id="ka"))
+    b = Counting("b", Principal(subject="from-b", credential_id="kb"))
+    revocations = RevocationList(None)
+    chain = AuthenticatorChain([a, b], revocations=revocations)
+    token_a = "a-" + "x" * 20
+    for _ in range(3):
+        assert (await chain.resolve(Credential(token_a))).subject == "from-a"
+        assert (await chain.resolve(Credential("b-token"))).subject == "from-b"
+    equal = "".join(["a-", "x" * 20])
+    assert equal == token_a and equal is not token_a
+    assert (await chain.resolve(Credential(equal))).subject == "from-a"
+    assert (a.calls, b.calls) == (2, 1)  # each verified once (a also declined b-token once)
+    assert (await chain.resolve(Credential(token_a))).subject == "from-a"
+    await revocations.revoke("ka")
+    with pytest.raises(AuthenticationError):
+        await chain.resolve(Credential(token_a))  # the very string hashed last: still refused
+    assert (await chain.resolve(Credential("b-token"))).subject == "from-b"
+    with pytest.raises(AuthenticationError):
+        await chain.resolve(Credential("c-unknown"))

@@ -247,3 +247,30 @@ tools = ["search_notes"]
     assert "step-up required" in step_up.reasons[0]
     assert step_up.redact_fields == ("a",)
     assert denied.decision == "deny" and denied.rule == "nobody-searches"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_each_connection_keeps_its_own_session_id_and_client(mode: str) -> None:
+    # The middleware looks the connection's facts up once per connection: two clients of one
+    # server, alternating, must never be recorded under each other's session or name.
+    server, _, auditor, _ = make()
+    first, second = (
+        types.Implementation(name="first", version="1"),
+        types.Implementation(name="second", version="2"),
+    )
+    async with (
+        Client(server, mode=mode, client_info=first) as a,
+        Client(server, mode=mode, client_info=second) as b,
+    ):
+        for _ in range(2):
+            await a.call_tool("add", {"a": 1, "b": 1})
+            await b.call_tool("add", {"a": 2, "b": 2})
+    calls = [e for e in auditor.events if e.method == "tools/call"]
+    seen = {(e.client_name, e.client_version, e.arguments["a"] if e.arguments else None) for e in calls}
+    assert seen == {("first", "1", 1), ("second", "2", 2)}
+    if mode == "legacy":  # a 2026-07-28 connection has no session to group by
+        by_client: dict[str | None, set[str | None]] = {}
+        for event in calls:
+            by_client.setdefault(event.client_name, set()).add(event.session_id)
+        assert all(len(ids) == 1 and None not in ids for ids in by_client.values())
+        assert by_client["first"] != by_client["second"]

@@ -59,6 +59,8 @@ class AuthenticatorChain:
         self.max_credential_bytes = max_credential_bytes
         self._clock = clock
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        #: The last token hashed and its hash, replaced in one assignment (threads may share a chain).
+        self._last_key: tuple[str | None, bytes] = (None, b"")
         #: Subjects and source addresses held by :meth:`Lockout.hold <.lockout.Lockout.hold>` (the
         #: anomaly monitor's ``lock`` action) are refused; None, the default, costs nothing.
         self.holds: Lockout | None = None
@@ -87,10 +89,18 @@ class AuthenticatorChain:
             if self.anonymous is not None:
                 return self.anonymous
             raise self._refuse(credential, "no credential presented")
-        try:
-            key = hashlib.sha256(token.encode("utf-8")).digest()
-        except UnicodeError:
-            raise self._refuse(credential, "credential is not valid text") from None
+        last = self._last_key
+        if last[0] is token:
+            # The very string object hashed last time (a stdio or in-memory connection presents
+            # its one credential on every request): its hash is known. Identity, never equality:
+            # comparing a presented token with a remembered one would time its common prefix.
+            key = last[1]
+        else:
+            try:
+                key = hashlib.sha256(token.encode("utf-8")).digest()
+            except UnicodeError:
+                raise self._refuse(credential, "credential is not valid text") from None
+            self._last_key = (token, key)
         entry = self._cache.get(key)
         if entry is not None:
             principal, until = entry

@@ -102,7 +102,11 @@ class GuardMiddleware:
             credential = os.environ.get(TOKEN_ENV) or None
         self._credential = credential
         self._transport = transport
-        self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        #: What stays the same for every request of a connection without HTTP headers (stdio,
+        #: memory): its id for audit grouping, and the client's name and version once known.
+        self._sessions: weakref.WeakKeyDictionary[Any, _Connection] = weakref.WeakKeyDictionary()
+        #: The credential of such a connection: one object, built once (see ``_credential_for``).
+        self._fixed = Credential(credential, "stdio" if credential else "none", None)
         #: The last refusal of the fixed (stdio) credential for authentication: the same
         #: answer is given to the client's fallback ``initialize`` (see ``handshake``).
         self.authentication_refusal: MCPError | None = None
@@ -111,36 +115,48 @@ class GuardMiddleware:
     def _context(self, ctx: ServerRequestContext[Any, Any]) -> RequestContext:
         request = ctx.request
         headers = getattr(request, "headers", None)
-        client = getattr(request, "client", None)
-        client_name = client_version = None
         params = ctx.params if isinstance(ctx.params, Mapping) else None
         meta = params.get("_meta") if params else None
         info: Any = meta.get(CLIENT_INFO_META_KEY) if isinstance(meta, Mapping) else None
         if info is None and ctx.method == "initialize" and params:
             info = params.get("clientInfo")
+        if headers is None:
+            # stdio or memory: the connection's facts are looked up once, not rebuilt per request.
+            conn = self._connection(ctx)
+            if isinstance(info, Mapping):
+                client_name, client_version = info.get("name"), info.get("version")
+            elif conn is not None:
+                client_name, client_version = conn.client(ctx)
+            else:
+                client_name, client_version = _client_params(ctx)
+            # Positional, in RequestContext's field order: built for every request.
+            return RequestContext(
+                datetime.now(timezone.utc),
+                self._transport or ("stdio" if self._credential else "memory"),
+                conn.id if conn is not None else None,
+                ctx.request_id,
+                ctx.protocol_version,
+                client_name,
+                client_version,
+                getattr(getattr(request, "client", None), "host", None),
+            )
         if isinstance(info, Mapping):
             client_name, client_version = info.get("name"), info.get("version")
         else:
-            try:
-                cp = ctx.session.client_params
-            except Exception:
-                cp = None
-            if cp is not None:
-                client_name, client_version = cp.client_info.name, cp.client_info.version
+            client_name, client_version = _client_params(ctx)
         return RequestContext(
-            time=datetime.now(timezone.utc),
-            transport=self._transport
-            or ("http" if headers is not None else "stdio" if self._credential else "memory"),
-            session_id=headers.get("mcp-session-id") if headers is not None else self._session_id(ctx),
-            request_id=ctx.request_id,
-            protocol_version=ctx.protocol_version,
-            client_name=client_name,
-            client_version=client_version,
-            source_ip=getattr(client, "host", None),
+            datetime.now(timezone.utc),
+            self._transport or "http",
+            headers.get("mcp-session-id"),
+            ctx.request_id,
+            ctx.protocol_version,
+            client_name,
+            client_version,
+            getattr(getattr(request, "client", None), "host", None),
         )
 
-    def _session_id(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
-        """A stable id per connection where the transport has none (stdio, memory), for audit grouping."""
+    def _connection(self, ctx: ServerRequestContext[Any, Any]) -> _Connection | None:
+        """The connection behind a request without HTTP headers (stdio, memory), for audit grouping."""
         # The SDK's session object is per request; the connection behind it lives as long as the
         # client stays (2025-11-25). It is only reachable as a private attribute: one line to adapt.
         session = getattr(getattr(ctx, "session", None), "_connection", None)
@@ -149,7 +165,7 @@ class GuardMiddleware:
         try:
             known = self._sessions.get(session)
             if known is None:
-                known = self._sessions[session] = uuid.uuid4().hex
+                known = self._sessions[session] = _Connection(uuid.uuid4().hex)
         except TypeError:  # not weak-referenceable: no grouping rather than a wrong one
             return None
         return known
@@ -161,6 +177,8 @@ class GuardMiddleware:
         headers = getattr(ctx.request, "headers", None)
         if headers is not None:
             return Credential(bearer(headers), "http", rc.source_ip)
+        if rc.source_ip is None:
+            return self._fixed  # the same for every request of the connection: built once
         return Credential(self._credential, "stdio" if self._credential else "none", rc.source_ip)
 
     def known(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Principal | None, RequestContext]:
@@ -208,6 +226,7 @@ class GuardMiddleware:
         rc = self._context(ctx)
         known = self._principal is not None and ctx.request is None and get_access_token() is None
         params = ctx.params if isinstance(ctx.params, Mapping) else None
+        notification = ctx.request_id is None
 
         async def lookup(method: str) -> dict[str, Any]:
             # The server's own list handler, reached through the rest of the chain under the
@@ -235,11 +254,11 @@ class GuardMiddleware:
             rc,
             credential=None if known else self._credential_for(ctx, rc),
             principal=self._principal if known else None,
-            notification=ctx.request_id is None,
-            lookup=lookup if ctx.request_id is not None else None,
+            notification=notification,
+            lookup=None if notification else lookup,
             mismatch=self._mismatch(ctx),
             describe=self._describe,
-            caller=SessionCaller(ctx) if ctx.request_id is not None else None,
+            caller=None if notification else SessionCaller(ctx),
         )
 
     # ------------------------------------------------------------------ the adapter
@@ -252,7 +271,10 @@ class GuardMiddleware:
         async def call(admitted: Admitted) -> HandlerResult:
             own = ctx if exchange.forward is None else replace(ctx, params=exchange.forward)
             if not self.delegate:
-                return await confirmed_rounds(self.guard, admitted, await call_next(own))
+                result = await call_next(own)
+                if admitted.decision.confirmation is None:
+                    return result  # nothing confirmed, nothing to carry into a next round
+                return await confirmed_rounds(self.guard, admitted, result)
             token = CURRENT_CALLER.set((admitted.principal, exchange.context))
             asking = CURRENT_ASKER.set(exchange.caller)
             try:
@@ -297,6 +319,36 @@ async def _tell_caller(ctx: ServerRequestContext[Any, Any], notice: str) -> None
             )
     except Exception:
         logger.debug("could not pass a pin notice to the caller", exc_info=True)
+
+
+class _Connection:
+    """The facts of one stdio or in-memory connection that every request of it shares."""
+
+    __slots__ = ("_client", "id")
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+        self._client: tuple[Any, Any] | None = None
+
+    def client(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Any, Any]:
+        """The client's name and version from its ``initialize``, kept once the handshake gave them."""
+        if self._client is not None:
+            return self._client
+        found = _client_params(ctx)
+        if found != (None, None):
+            self._client = found
+        return found
+
+
+def _client_params(ctx: ServerRequestContext[Any, Any]) -> tuple[Any, Any]:
+    """The client's name and version from the session's ``initialize`` params, if it sent them."""
+    try:
+        cp = ctx.session.client_params
+    except Exception:
+        cp = None
+    if cp is None:
+        return None, None
+    return cp.client_info.name, cp.client_info.version
 
 
 def _all(headers: Any, name: str) -> list[str]:
