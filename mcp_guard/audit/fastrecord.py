@@ -137,6 +137,31 @@ def _mask_keys(value: Any) -> Any:
     return value
 
 
+def _head(event: AuditEvent, principal: Any) -> dict[str, Any]:
+    """The record's fixed fields, in the stored order (both encoders start with them)."""
+    return {
+        "id": event.id,
+        "time": event.time,
+        "event": event.event,
+        "session_id": event.session_id,
+        "request_id": event.request_id,
+        "principal": principal,
+        "source_ip": event.source_ip,
+        "transport": event.transport,
+        "client_name": event.client_name,
+        "client_version": event.client_version,
+        "method": event.method,
+        "direction": event.direction,
+        "server": event.server,
+        "kind": event.kind,
+        "target": event.target,
+        "decision": event.decision,
+        "rule": event.rule,
+        "reasons": list(event.reasons),
+        "shadow": event.shadow,
+    }
+
+
 def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:
     """``(record, canonical text)`` equal to ``redact_record(event.as_dict(), fields)`` and its
     encoding, when the cheap tests show no detector can fire; None when the full path must run.
@@ -179,27 +204,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         done = _one_pass(event, args, principal, res)
         if done is not _GENERAL:
             return done
-    record: dict[str, Any] = {
-        "id": event.id,
-        "time": event.time,
-        "event": event.event,
-        "session_id": event.session_id,
-        "request_id": event.request_id,
-        "principal": principal,
-        "source_ip": event.source_ip,
-        "transport": event.transport,
-        "client_name": event.client_name,
-        "client_version": event.client_version,
-        "method": event.method,
-        "direction": event.direction,
-        "server": event.server,
-        "kind": event.kind,
-        "target": event.target,
-        "decision": event.decision,
-        "rule": event.rule,
-        "reasons": list(event.reasons),
-        "shadow": event.shadow,
-    }
+    record = _head(event, principal)
     tail: dict[str, Any] = {
         "result": None
         if res is None
@@ -267,27 +272,9 @@ def _one_pass(
         return _GENERAL  # type: ignore[no-any-return]
     if encoded.count(b"{") + encoded.count(b"[") > _MAX_DEPTH:
         return None  # nesting the walk would cut
-    record: dict[str, Any] = {
-        "id": event.id,
-        "time": event.time,
-        "event": event.event,
-        "session_id": event.session_id,
-        "request_id": event.request_id,
-        "principal": principal,
-        "source_ip": event.source_ip,
-        "transport": event.transport,
-        "client_name": event.client_name,
-        "client_version": event.client_version,
-        "method": event.method,
-        "direction": event.direction,
-        "server": event.server,
-        "kind": event.kind,
-        "target": event.target,
-        "decision": event.decision,
-        "rule": event.rule,
-        "reasons": list(event.reasons),
-        "shadow": event.shadow,
-        "arguments": _orjson.Fragment(encoded),
+    record = _head(event, principal)
+    record["arguments"] = _orjson.Fragment(encoded)
+    record |= {
         "result": None
         if res is None
         else {
