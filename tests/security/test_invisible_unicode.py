@@ -179,7 +179,12 @@ def test_any_invisible_character_in_ascii_text_is_found(text: str, ch: str, data
     if ch == SHY:  # the one legitimate use possible in ASCII text: between two letters
         assume(not (0 < pos < len(text) and text[pos - 1].isalpha() and text[pos].isalpha()))
     out = text[:pos] + ch + text[pos:]
-    assert scan_invisible(out), _label(ch)
+    sides = (out[pos - 1] if pos else "", out[pos + 1] if pos + 1 < len(out) else "")
+    typographic = (ch == "\ufeff" and pos == 0) or (  # a BOM opening the text
+        ch == "\u2060" and any(c and not c.isalpha() and not c.isspace() for c in sides)
+    )  # a word joiner keeping a number or code together: documented as typography, not reported
+    if not typographic:
+        assert scan_invisible(out), _label(ch)
     assert ch not in strip_invisible(out)
     assert ch not in visible_text(out)
 
