@@ -42,7 +42,9 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    # A portal starts its upstreams (processes) in its lifespan: on a loaded machine that takes
+    # more than a few seconds.
+    deadline = time.monotonic() + 30
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
