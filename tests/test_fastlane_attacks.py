@@ -199,3 +199,26 @@ def test_the_bound_follows_the_result_limit() -> None:
     assert message_cap(None) is None
     assert message_cap(16 << 20) == 64 << 20
     assert message_cap(10) == 1 << 20
+
+
+async def test_a_cancelled_request_is_answered_as_an_event_stream_as_on_the_sdk_path() -> None:
+    """An SDK client that cancels a call and closes must not fail on the lane's late answer."""
+    from types import SimpleNamespace
+
+    from mcp.server.streamable_http import REQUEST_CANCELLED
+    from mcp_types import ErrorData, JSONRPCError
+
+    from mcp_guard.portal.fastlane import _answer
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    cancelled = JSONRPCError(
+        jsonrpc="2.0", id=7, error=ErrorData(code=REQUEST_CANCELLED, message="Request cancelled")
+    )
+    await _answer(send, SimpleNamespace(mcp_session_id="s1"), cancelled, [])
+    headers = dict(sent[0]["headers"])
+    assert headers[b"content-type"] == b"text/event-stream"
+    assert b'"Request cancelled"' in sent[1]["body"] and sent[1]["body"].startswith(b"event: message")

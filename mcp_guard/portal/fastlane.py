@@ -403,10 +403,16 @@ def _error_of(exc: Exception, method: str) -> ErrorData:
 async def _answer(
     send: Send, transport: Any, reply: JSONRPCResponse | JSONRPCError, notes: list[dict[str, Any]]
 ) -> None:
-    """The reply as JSON; after the call's notifications as an event stream when there are some."""
+    """The reply as JSON; after the call's notifications as an event stream when there are some.
+
+    A request the client cancelled is answered as an event stream too, as the SDK path answers it:
+    the client has stopped waiting, and SDK clients drop a late event-stream answer quietly where a
+    late JSON body to a session already closing fails their exit.
+    """
     text = reply.model_dump_json(by_alias=True, exclude_unset=True)
     headers = [(b"mcp-session-id", str(transport.mcp_session_id).encode("latin-1"))]
-    if notes:
+    cancelled = isinstance(reply, JSONRPCError) and reply.error.code == REQUEST_CANCELLED
+    if notes or cancelled:
         events = [f"event: message\r\ndata: {json.dumps(n, separators=(',', ':'))}\r\n\r\n" for n in notes]
         events.append(f"event: message\r\ndata: {text}\r\n\r\n")
         body = "".join(events).encode()
