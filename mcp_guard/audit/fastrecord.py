@@ -162,6 +162,25 @@ def _head(event: AuditEvent, principal: Any) -> dict[str, Any]:
     }
 
 
+def _tail(event: AuditEvent, res: Any, findings: list[Any]) -> dict[str, Any]:
+    """The record's fields after the arguments, in the stored order (both encoders end with them)."""
+    return {
+        "result": None
+        if res is None
+        else {
+            "size": res.size,
+            "is_error": res.is_error,
+            "items": res.items,
+            "withheld": res.withheld,
+            "hidden": res.hidden,
+            "findings": findings,
+        },
+        "error_code": event.error_code,
+        "latency_ms": event.latency_ms,
+        "outcome": event.outcome,
+    }
+
+
 def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:
     """``(record, canonical text)`` equal to ``redact_record(event.as_dict(), fields)`` and its
     encoding, when the cheap tests show no detector can fire; None when the full path must run.
@@ -205,21 +224,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
         if done is not _GENERAL:
             return done
     record = _head(event, principal)
-    tail: dict[str, Any] = {
-        "result": None
-        if res is None
-        else {
-            "size": res.size,
-            "is_error": res.is_error,
-            "items": res.items,
-            "withheld": res.withheld,
-            "hidden": res.hidden,
-            "findings": [f.as_dict() for f in res.findings],
-        },
-        "error_code": event.error_code,
-        "latency_ms": event.latency_ms,
-        "outcome": event.outcome,
-    }
+    tail = _tail(event, res, [f.as_dict() for f in res.findings] if res is not None else [])
     try:
         head_text, tail_text = encode_fast(record, plain)[:-1], encode_fast(tail, plain)[1:]
         args_text = encode_fast(args)
@@ -274,21 +279,7 @@ def _one_pass(
         return None  # nesting the walk would cut
     record = _head(event, principal)
     record["arguments"] = _orjson.Fragment(encoded)
-    record |= {
-        "result": None
-        if res is None
-        else {
-            "size": res.size,
-            "is_error": res.is_error,
-            "items": res.items,
-            "withheld": res.withheld,
-            "hidden": res.hidden,
-            "findings": [],
-        },
-        "error_code": event.error_code,
-        "latency_ms": event.latency_ms,
-        "outcome": event.outcome,
-    }
+    record |= _tail(event, res, [])
     try:
         data = _ascii(dumps(record, None, options))
     except (TypeError, ValueError):  # pragma: no cover - plain fields always encode
