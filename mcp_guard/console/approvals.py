@@ -129,6 +129,7 @@ async def decide(console: Console, request: Request) -> Response:
             rule=decided.rule,
             reasons=(note,) if note else (),
             approval=decided.audit(),
-        )
+        ),
+        session=session,  # a decision already reached a waiting call: it stands (the call is audited)
     )
     return RedirectResponse("/admin/approvals", status_code=303)

@@ -240,7 +240,7 @@ async def export(console: Console, request: Request) -> Response:
         request,
         reasons=(f"filters {json.dumps(shown, sort_keys=True)}",),
     )
-    await console.record_action(started)
+    await console.record_action(started, _nothing_sent, session=session)  # not on record: not sent
 
     async def lines() -> AsyncIterator[bytes]:
         batch, sent = first, 0
@@ -277,3 +277,7 @@ async def export(console: Console, request: Request) -> Response:
         media_type="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="audit.jsonl"'},
     )
+
+
+async def _nothing_sent() -> None:
+    """An export whose start cannot be audited is not started: there is nothing to take back."""

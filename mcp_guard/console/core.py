@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,12 +276,48 @@ class Console:
                 message("Unavailable", f"the audit trail is unavailable ({exc.reason})", 503)
             ) from None
 
-    async def record_action(self, event: AuditEvent) -> None:
-        """Audit a done admin action (:meth:`ready` allowed it); a failure is logged, the action stands."""
+    async def record_action(
+        self,
+        event: AuditEvent,
+        undo: Callable[[], Awaitable[object]] | None = None,
+        *,
+        session: ConsoleSession | None = None,
+    ) -> None:
+        """Audit a done admin action (:meth:`ready` allowed it), or raise :class:`Refused` (503).
+
+        The trail can still fail between :meth:`ready` and this write (a sink that fails on the
+        commit itself, a shutdown). An action that can be taken back is then taken back with
+        ``undo``, so no change stands unaudited. One that cannot (a decision already announced to
+        a waiting call, a revocation, which only ever takes access away) stands, and the
+        administrator is told so instead of being shown success; either way the server log says it.
+        """
         try:
             await self.guard.record(event)
-        except GuardError:
-            logger.exception("console action %s by %s could not be audited", event.method, event.principal)
+        except GuardError as exc:
+            logger.error(
+                "console action %s by %s could not be audited (%s)%s",
+                event.method,
+                (event.principal or {}).get("subject"),
+                exc.reason,
+                "; it is undone" if undo is not None else "; it stands",
+            )
+            if undo is not None:
+                try:
+                    await undo()
+                except Exception:
+                    logger.exception("console action %s could not be undone", event.method)
+                    raise Refused(
+                        message(
+                            "Unavailable",
+                            "the audit trail failed and the action could not be undone: see the server log",
+                            503,
+                            session,
+                        )
+                    ) from None
+                text = "the audit trail could not take the event, so nothing was changed: try again later"
+            else:
+                text = "the action was done, but the audit trail could not take its event: see the server log"
+            raise Refused(message("Unavailable", text, 503, session)) from None
 
 
 def foreign(request: Request) -> bool:

@@ -163,5 +163,7 @@ async def decide(console: Console, request: Request) -> Response:
         return message(
             "Conflict", "the definition changed since the page was shown: review it again", 409, session
         )
-    await console.record_action(console.event(method, "allow", session.principal, request, **what))
+    await console.record_action(
+        console.event(method, "allow", session.principal, request, **what), session=session
+    )
     return RedirectResponse("/admin/pins", status_code=303)

@@ -164,6 +164,7 @@ async def change(console: Console, request: Request) -> Response:
             409,
             session,
         )
+    before = await registry.get(name)
     done = await set_server_status(
         registry,
         name,
@@ -175,6 +176,8 @@ async def change(console: Console, request: Request) -> Response:
         console.record(method, "deny", session.principal, request, reasons=("no such server",), target=name)
         return message("Not found", f"no server named {name!r}", 404, session)
     await console.record_action(
-        console.event(method, "allow", session.principal, request, server=name, target=name, kind="server")
+        console.event(method, "allow", session.principal, request, server=name, target=name, kind="server"),
+        lambda: registry.restore(name, before),
+        session=session,
     )
     return RedirectResponse("/admin/servers", status_code=303)

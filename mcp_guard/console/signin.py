@@ -121,7 +121,10 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         via=principal.auth_method if bound else VIA_PASSWORD,
     )
     await lockout.success(key_account(source), source)
-    await console.record_action(console.event("console/login", "allow", summary, request))
+    await console.record_action(
+        console.event("console/login", "allow", summary, request),
+        lambda: console.sessions.end(session_id),  # a sign-in not on record does not stand
+    )
     cap = console.sessions.max_sessions
     for opened in dropped:  # the cap ended an older session: as much on record as a sign-out
         reason = f"at most {cap} sessions per administrator: the oldest, signed in at {when(opened)}, ended"

@@ -15,7 +15,6 @@ administrator of no tenant, who also approves servers and pins, may grant any).
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -26,13 +25,11 @@ from starlette.responses import RedirectResponse, Response
 from ..authn._util import parse_duration
 from ..authn.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
 from ..authn.revocation import RevocationList
-from ..errors import ConfigError, GuardError
+from ..errors import ConfigError
 from .core import Console
 from .html import attr, csrf_field, esc, message, page, table, when
 from .servers import tenant_of
 from .sessions import ConsoleSession, new_token
-
-logger = logging.getLogger("mcp_guard.console")
 
 #: Longest subject, role list, tenant and description a form may set.
 MAX_FIELD = 200
@@ -238,14 +235,10 @@ async def create_key(console: Console, request: Request) -> Response:
     event = console.event(
         "console/keys.create", "allow", session.principal, request, target=record.id, reasons=reasons
     )
-    try:
-        await console.guard.record(event)
-    except GuardError as exc:  # a key nobody can trace is never handed out: revoke it, show nothing
-        logger.error("key %s created by %s could not be audited: revoked", record.id, session.subject)
-        await revoke_api_key(store, record.id, _revocations(console))
-        return message(
-            "Unavailable", f"no key was created: the audit trail failed ({exc.reason})", 503, session
-        )
+    # A key nobody can trace is never handed out: revoked at once and not shown.
+    await console.record_action(
+        event, lambda: revoke_api_key(store, record.id, _revocations(console)), session=session
+    )
     body = (
         f"<p>Key <code>{esc(record.id)}</code> for {esc(record.subject)} created. Copy it now: it is shown "
         "this once, and only its hash is kept.</p>"
@@ -274,8 +267,9 @@ async def revoke_key(console: Console, request: Request) -> Response:
         return message("Conflict", f"API key {key_id!r} is already revoked", 409, session)
     console.ready()
     await revoke_api_key(store, key_id, _revocations(console))
-    await console.record_action(
-        console.event("console/keys.revoke", "allow", session.principal, request, target=key_id)
+    await console.record_action(  # a revocation only takes access away: it stands
+        console.event("console/keys.revoke", "allow", session.principal, request, target=key_id),
+        session=session,
     )
     return RedirectResponse("/admin/users", status_code=303)
 
@@ -295,6 +289,7 @@ async def unlock_user(console: Console, request: Request) -> Response:
     await console.record_action(
         console.event(
             "console/users.unlock", "allow", session.principal, request, target=name, reasons=reasons
-        )
+        ),
+        session=session,
     )
     return RedirectResponse("/admin/users", status_code=303)

@@ -102,6 +102,18 @@ class Registry:
         await self._put(entry)
         return entry
 
+    async def restore(self, name: str, entry: Entry | None) -> None:
+        """Put back an entry as it was read before a change (``None``: there was none).
+
+        For a change that must not stand, such as an approval the audit trail could not record.
+        """
+        if entry is not None:
+            await self._put(entry)
+            return
+        await self.store.delete(ENTRY_KEY + name)
+        await self.store.srem(NAMES_KEY, name)
+        await self.store.publish(CHANNEL, name)
+
     async def remove(self, name: str, *, configured: bool = False) -> bool:
         """Delete a server registered with :meth:`add`; False when there is no entry of that name.
 
