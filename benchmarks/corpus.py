@@ -1,8 +1,8 @@
 """Detection quality per category on labelled corpora: the project's dev and held-out splits.
 
 Run: ``.venv/bin/python benchmarks/corpus.py [DIR ...]``. Without arguments it scores
-``tests/corpus/dev`` and the held-out ``tests/corpus/holdout``, ``holdout2``, ``holdout3``
-and ``holdout4``
+``tests/corpus/dev`` and the held-out ``tests/corpus/holdout``, ``holdout2``, ``holdout3``,
+``holdout4`` and ``holdout5``
 (and ``../shared/corpus`` when present);
 each DIR is a folder of JSON Lines files in the ``mcp-guard scan`` input format with
 ``category`` and ``expect`` labels, e.g. a set someone else wrote.
@@ -65,6 +65,7 @@ def main() -> None:
         ROOT / "tests" / "corpus" / "holdout2",
         ROOT / "tests" / "corpus" / "holdout3",
         ROOT / "tests" / "corpus" / "holdout4",
+        ROOT / "tests" / "corpus" / "holdout5",
     ]
     shared = ROOT.parent / "shared" / "corpus"
     if not args and shared.is_dir():
