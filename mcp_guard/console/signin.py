@@ -110,7 +110,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         console.record("console/login", "deny", summary, request, reasons=("not an admin",))
         return message("Forbidden", "the console is for administrators only", 403)
     console.ready()
-    session_id, opened, _ = await console.sessions.create(
+    session_id, made, _ = await console.sessions.create(
         principal.subject,
         tuple(sorted(roles)),
         summary,
@@ -126,7 +126,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         lambda: console.sessions.end(session_id),  # a sign-in not on record does not stand
     )
     await lockout.success(key_account(source), source)  # a sign-in taken back clears no counter
-    dropped = await console.sessions.cap(session_id, opened)
+    dropped = await console.sessions.cap(session_id, made)
     cap = console.sessions.max_sessions
     for opened in dropped:  # the cap ended an older session: as much on record as a sign-out
         reason = f"at most {cap} sessions per administrator: the oldest, signed in at {when(opened)}, ended"
