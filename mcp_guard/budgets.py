@@ -105,13 +105,13 @@ def _iso(epoch: float) -> str:
 
 
 def _owner(spec: BudgetSpec, principal: Principal) -> str | None:
-    return principal.tenant if spec.per == "tenant" else principal.subject
+    return (principal.tenant or None) if spec.per == "tenant" else principal.subject
 
 
 def _owner_key(spec: BudgetSpec, principal: Principal) -> str:
     """The owner's part of a counter key: the tenant, or the subject (see :func:`subject_key`)."""
     if spec.per == "tenant":
-        return key_part(principal.tenant)
+        return key_part(principal.tenant or None)  # an empty claim names no tenant either
     return subject_key(principal)
 
 

@@ -94,11 +94,13 @@ def scope_keys(flow: FlowSpec, principal: Principal, request: AccessRequest) -> 
         session = None  # what a transport calls a session there is one connection per request
     if scope == "tenant" and not tenant:
         scope = "subject"  # nobody to share it with (an empty claim names no tenant either)
-    if scope == "tenant":
-        key = _key(flow, ["tenant", tenant])
-        return ScopeKeys(scope, (key,), (key,))
     person = subject_key(principal)  # one person across tenants, two across issuers
     subject = _key(flow, ["subject", person])
+    if scope == "tenant":
+        # The tenant's members share its marks, and the person's own follow them to any other
+        # tenant a token may name (or none): a tenant flow widens a mark, it never narrows it.
+        key = _key(flow, ["tenant", tenant])
+        return ScopeKeys(scope, (key, subject), (key, subject))
     if scope == "subject":
         return ScopeKeys(scope, (subject,), (subject,))
     sessionless = _key(flow, ["sessionless", person])

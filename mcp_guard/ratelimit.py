@@ -29,7 +29,7 @@ from .protocols import RateDecision, StateStore
 #: Dimensions a limit can be keyed by, and how each is read from a call.
 DIMENSIONS: dict[str, Callable[[Principal, AccessRequest], str | None]] = {
     "subject": lambda p, r: p.subject,
-    "tenant": lambda p, r: p.tenant,
+    "tenant": lambda p, r: p.tenant or None,  # an empty claim names no tenant either
     "server": lambda p, r: r.server,
     "target": lambda p, r: f"{r.kind}/{r.target}" if r.target is not None else None,
 }

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import anyio
 
-from ..errors import AuthenticationError, GuardError
+from ..errors import AuditUnavailable, AuthenticationError, GuardError
 from ..model import AuditEvent
 from ..protocols import Auditor, StateStore
 from . import totp
@@ -133,7 +133,37 @@ class LoginService:
         assert user is not None
         await self.lockout.success(username, source)
         amr = ["pwd", "otp", "mfa"] if user.totp_secret else ["pwd"]
-        return self.issuer.issue(user.principal(), amr=amr, auth_time=self._clock())
+        token = self.issuer.issue(user.principal(), amr=amr, auth_time=self._clock())
+        await self._record_issued(user, token, source)
+        return token
+
+    async def _record_issued(self, user: User, token: IssuedToken, source: str | None) -> None:
+        """Put the issued token on record before it is handed out, or hand out nothing.
+
+        A bearer token is access: the trail must name its holder, source and ``jti`` (the handle
+        ``keys revoke --jti`` takes). The token is not returned when the event cannot be written,
+        so nobody holds a credential the trail does not know of.
+        """
+        if self.auditor is None:
+            return
+        summary = {**user.principal().summary(), "mfa": bool(user.totp_secret)}
+        event = AuditEvent(
+            method="login",
+            decision="allow",
+            event="authn",
+            principal=summary,
+            target=token.jti,
+            reasons=(f"token issued, valid {token.expires_in} s",),
+            source_ip=source,
+            transport="http",
+        )
+        try:
+            if self.auditor.synchronous:
+                await self.auditor.record_sync(event)
+            else:
+                self.auditor.record(event)
+        except Exception as exc:
+            raise AuditUnavailable(f"login of {user.name!r} could not be audited: {exc!r}") from None
 
     async def _check(self, username: str, password: str, code: str | None) -> tuple[User | None, str | None]:
         """The user and None when the credentials are right, else the reason they are not."""

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import AuthenticationError, RateLimited
+from ..errors import AuditUnavailable, AuthenticationError, RateLimited
 from .login import INVALID, LoginService
 
 MAX_BODY = 8 * 1024
@@ -69,6 +69,8 @@ def login_routes(
             )
         except AuthenticationError:
             return _error(401, "invalid_grant", INVALID)
+        except AuditUnavailable:  # the login could not be put on record: no token was handed out
+            return _error(503, "temporarily_unavailable", "login unavailable: try again later")
         except Exception:  # a server fault (store, key issuance), audited by the service: fail closed
             return _error(500, "server_error", "login unavailable")
         return JSONResponse(token.as_dict(), headers=_NO_STORE)

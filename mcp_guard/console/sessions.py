@@ -104,9 +104,14 @@ class ConsoleSessions:
         credential_id: str | None = None,
         expires_at: float | None = None,
         via: str | None = None,
+        capped: bool = True,
     ) -> tuple[str, ConsoleSession, list[float]]:
         """A new session id (for the cookie), its session, and when the sessions it ended (the
-        subject's oldest beyond :attr:`max_sessions`) were opened: the caller puts those on record."""
+        subject's oldest beyond :attr:`max_sessions`) were opened: the caller puts those on record.
+
+        With ``capped=False`` no older session is ended yet: the caller applies the cap with
+        :meth:`cap` once the sign-in stands (a sign-in taken back must not have ended any).
+        """
         now = self.clock()
         session = ConsoleSession(
             subject,
@@ -121,8 +126,12 @@ class ConsoleSessions:
         )
         session_id = new_token()
         await self._save(session_id, session)
-        dropped = await self._cap(subject, self._key(session_id), now)
+        dropped = await self._cap(subject, self._key(session_id), now) if capped else []
         return session_id, session, dropped
+
+    async def cap(self, session_id: str, session: ConsoleSession) -> list[float]:
+        """Count a session :meth:`create` opened with ``capped=False`` and end the subject's oldest."""
+        return await self._cap(session.subject, self._key(session_id), session.created)
 
     async def _cap(self, subject: str, key: str, now: float) -> list[float]:
         """Add ``key`` to the subject's sessions and end the oldest beyond :attr:`max_sessions`.

@@ -110,7 +110,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         console.record("console/login", "deny", summary, request, reasons=("not an admin",))
         return message("Forbidden", "the console is for administrators only", 403)
     console.ready()
-    session_id, _, dropped = await console.sessions.create(
+    session_id, made, _ = await console.sessions.create(
         principal.subject,
         tuple(sorted(roles)),
         summary,
@@ -119,12 +119,14 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         credential_id=principal.credential_id if bound else None,
         expires_at=principal.expires_at if bound else None,
         via=principal.auth_method if bound else VIA_PASSWORD,
+        capped=False,  # older sessions end only once this sign-in is on record and stands
     )
-    await lockout.success(key_account(source), source)
     await console.record_action(
         console.event("console/login", "allow", summary, request),
         lambda: console.sessions.end(session_id),  # a sign-in not on record does not stand
     )
+    await lockout.success(key_account(source), source)  # a sign-in taken back clears no counter
+    dropped = await console.sessions.cap(session_id, made)
     cap = console.sessions.max_sessions
     for opened in dropped:  # the cap ended an older session: as much on record as a sign-out
         reason = f"at most {cap} sessions per administrator: the oldest, signed in at {when(opened)}, ended"

@@ -235,10 +235,15 @@ async def create_key(console: Console, request: Request) -> Response:
     event = console.event(
         "console/keys.create", "allow", session.principal, request, target=record.id, reasons=reasons
     )
-    # A key nobody can trace is never handed out: revoked at once and not shown.
-    await console.record_action(
-        event, lambda: revoke_api_key(store, record.id, _revocations(console)), session=session
-    )
+
+    async def undo() -> None:
+        # A key nobody can trace is never handed out: revoked at once and not shown. Its form
+        # may then be posted again: no key came of it, so "created once" would be untrue.
+        await revoke_api_key(store, record.id, _revocations(console))
+        if once:
+            await store.delete(_ONCE + once[:64])
+
+    await console.record_action(event, undo, session=session)
     body = (
         f"<p>Key <code>{esc(record.id)}</code> for {esc(record.subject)} created. Copy it now: it is shown "
         "this once, and only its hash is kept.</p>"

@@ -192,6 +192,9 @@ class SessionGate:
         status = await _forward(self.app, scope, receive, send)
         if status == 404 or (scope.get("method") == "DELETE" and status is not None and status < 400):
             self._forget(session)
+            if status != 404:  # ended by its owner: as much on record as a session the cap closes
+                ended = "session ended by its client"
+                self._audit(scope, session, principal, ended, None, decision="allow", refusal=False)
 
     # ------------------------------------------------------------------ the request that opens a session
     async def _open(self, scope: Any, receive: Any, send: Any, headers: _Headers) -> None:
@@ -332,16 +335,17 @@ class SessionGate:
         session: str | None,
         principal: Principal | None,
         reason: str,
-        code: int,
+        code: int | None,
         *,
         method: str = "http/session",
         kind: str = "session",
         decision: str = "deny",
         detail: str | None = None,
+        refusal: bool = True,
     ) -> None:
         scope[AUDITED] = True
         where = f"{scope.get('method', '?')} {scope.get('path', '?')}" + (f": {detail}" if detail else "")
-        if self.guard.telemetry is not None:
+        if self.guard.telemetry is not None and refusal:
             self.guard.telemetry.refused(method, decision)
         self.guard.record_nowait(
             self.guard.event(

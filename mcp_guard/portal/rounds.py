@@ -37,6 +37,7 @@ from .. import pipeline
 from ..errors import AccessDenied
 from ..guard import Guard
 from ..model import Principal
+from ..ratelimit import subject_key
 from .callbacks import CallerLink
 
 logger = logging.getLogger("mcp_guard.portal")
@@ -150,13 +151,16 @@ class Rounds:
         upstream: str,
     ) -> tuple[Parked, RoundLink]:
         self.reap()
-        parked = Parked(principal.subject, binding, timeout, self._prefix)
+        # The person, as budgets and flows count one: another issuer's same name is someone else.
+        parked = Parked(subject_key(principal), binding, timeout, self._prefix)
         self._parked[parked.id] = parked
         return parked, RoundLink(guard, upstream, principal, parked)
 
     def resume(
         self, state: str, subject: str, binding: tuple[str, str], responses: Mapping[str, Any]
     ) -> Parked:
+        """The parked call ``state`` names, given the caller's answers; ``subject`` is the caller's
+        :func:`~mcp_guard.ratelimit.subject_key` (the subject qualified by its issuer)."""
         parked = self._parked.get(state)
         if parked is None or parked.owner != subject or parked.binding != binding:
             # Unknown, expired, someone else's or for another request: same answer for all.

@@ -35,6 +35,7 @@ from ..confirm import carried_state
 from ..errors import GUARD_UNAVAILABLE, AccessDenied, GuardUnavailable, RateLimited
 from ..integrations.server import CURRENT_CALLER
 from ..model import Principal, RequestContext
+from ..ratelimit import subject_key
 from .attribution import CURRENT_CALL, Call, declared
 from .callbacks import CallerLink, PrivateSession, client_callbacks
 from .catalog import PREFIXED
@@ -241,7 +242,7 @@ class SessionsMixin(PortalState):
             if self._relay is not None and owner is not None and owner != self.replica:
                 pipeline.hand_off()
                 return await self._relayed_round(owner, state, principal, binding, responses, upstream_name)
-            parked = self._rounds.resume(state, principal.subject, binding, responses)
+            parked = self._rounds.resume(state, subject_key(principal), binding, responses)
             pipeline.hand_off()  # the parked call records itself, once, when it ends
             return await self._rounds.step(parked, (ctx.session, ctx.request_id))
         # Answers that come without a requestState we issued answer nothing: they are ignored.
@@ -292,7 +293,8 @@ class SessionsMixin(PortalState):
         assert self._relay is not None
         upstream = self.upstreams.get(upstream_name)
         timeout = upstream.spec.timeout if upstream is not None else 30.0
-        return await self._relay.forward(owner, state, principal.subject, binding, responses, timeout + 1.0)
+        person = subject_key(principal)  # checked by the owner as a round that reached it directly
+        return await self._relay.forward(owner, state, person, binding, responses, timeout + 1.0)
 
     async def _credentials_for(
         self, name: str, principal: Principal, rc: RequestContext

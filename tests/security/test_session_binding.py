@@ -105,7 +105,8 @@ async def intruders_are_refused(
 
 
 def refusals(auditor: ListAuditor, session: str) -> list[AuditEvent]:
-    return [e for e in auditor.events if e.method == "http/session" and e.session_id == session]
+    events = [e for e in auditor.events if e.method == "http/session" and e.session_id == session]
+    return [e for e in events if e.decision != "allow"]  # the owner's own DELETE is on record too
 
 
 def check_audit(auditor: ListAuditor, session: str, intruders: int, subjects: set[str | None]) -> None:
@@ -249,4 +250,4 @@ async def test_sdk_clients_still_work_through_the_gate(mode: str) -> None:
             assert sorted(t.name for t in (await c.list_tools()).tools) == ["add", "search_notes"]
         async with client(url, None, mode) as c:
             assert [t.name for t in (await c.list_tools()).tools] == ["search_notes"]
-    assert not [e for e in auditor.events if e.method == "http/session"]
+    assert not [e for e in auditor.events if e.method == "http/session" and e.decision != "allow"]
