@@ -59,6 +59,11 @@ _NOTE: Any = TypeAdapter(types.ServerNotification)
 #: Pages fetched from one upstream list at most (a server that never ends its cursor chain).
 MAX_PAGES = 100
 
+#: At least this long for a process upstream to start: its handshake and first lists. A short
+#: ``timeout`` is a hang detector for requests; a process that imports its SDK on a busy machine
+#: (or an ``npx`` package still downloading) would otherwise never come up.
+START_SECONDS = 30.0
+
 #: How long, and how many bytes, the end of a POST's event stream is awaited once its response arrived.
 DRAIN_SECONDS = 0.25
 DRAIN_BYTES = 64 * 1024
@@ -251,7 +256,8 @@ class Upstream:
     async def _connect_and_serve(self) -> None:
         async with AsyncExitStack() as stack:
             sessions = [await self._open(stack)]
-            with anyio.fail_after(self.spec.timeout):
+            start = self.spec.timeout if self.spec.url is not None else max(self.spec.timeout, START_SECONDS)
+            with anyio.fail_after(start):
                 init = await sessions[0].initialize()
                 self.capabilities = init.capabilities
                 self.session = sessions[0]
