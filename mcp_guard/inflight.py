@@ -19,6 +19,7 @@ import threading
 
 from .errors import RateLimited
 from .model import Principal
+from .ratelimit import vouched_by
 
 #: Calls one caller may have running on one server unless configured otherwise: far above what an
 #: interactive client or agent runs at once, and well below the HTTP client's 100 connections.
@@ -75,13 +76,14 @@ class InFlight:
     def key(principal: Principal, server: str) -> Key:
         """Whose calls count together: one person (a subject per issuer); anonymous callers per address.
 
-        A subject name is unique only within its issuer, so two issuers' ``alice`` are two
-        people. Every anonymous caller carries the same subject; without the address they
+        A subject name is unique only within whoever vouches for it (its issuer, or a tenant's
+        keys: :func:`~mcp_guard.ratelimit.vouched_by`), so two issuers' ``alice`` are two people.
+        Every anonymous caller carries the same subject; without the address they
         would all share one cap and any one of them could use it up. The tenant is left out:
         a person who may pick a tenant per token must not get a fresh cap with each.
         """
         address = principal.ip if principal.auth_method == "anonymous" else None
-        return principal.subject, principal.issuer, address, server
+        return principal.subject, vouched_by(principal), address, server
 
     def acquire(self, principal: Principal, server: str) -> Slot | None:
         """Take a slot for a call, or raise :class:`TooManyInFlight` when the caller has none left."""

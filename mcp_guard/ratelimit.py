@@ -57,18 +57,35 @@ def key_part(value: str | None) -> str:
     return "#" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
+def vouched_by(principal: Principal) -> str | None:
+    """Who vouches for the principal's subject name: its issuer, or the key book of its tenant.
+
+    An identity provider names its own users. A stored API key names whatever subject the admin
+    who created it typed, and an admin bound to one tenant may create keys only for that tenant:
+    such a key's ``gary`` is that tenant's ``gary``, not another tenant's person of the same name.
+    A key without a tenant is vouched for by the key book alone (only an admin of no tenant
+    creates those).
+    """
+    if principal.issuer is not None:
+        return principal.issuer
+    if principal.auth_method == "api_key" and principal.tenant:
+        return "api-keys/" + principal.tenant
+    return None
+
+
 def subject_key(principal: Principal) -> str:
     """The caller as one person, for state kept per subject (budgets, flow marks).
 
-    A subject name is only unique within the identity provider that issued it
-    (``sub`` in OIDC), so two issuers' ``alice`` are two people. The tenant is
-    left out on purpose: a person who may pick a tenant per token must not get
-    fresh counters or a clean flow history with each. ``key_part`` never yields
-    ``:``, so the issuer-qualified form cannot collide with an unqualified one.
+    A subject name is only unique within whoever vouches for it (:func:`vouched_by`: the
+    identity provider that issued it, ``sub`` in OIDC, or a tenant's keys), so two issuers'
+    ``alice`` are two people. The tenant is otherwise left out on purpose: a person who may pick
+    a tenant per token must not get fresh counters or a clean flow history with each. ``key_part``
+    never yields ``:``, so the qualified form cannot collide with an unqualified one.
     """
-    if principal.issuer is None:
+    issuer = vouched_by(principal)
+    if issuer is None:
         return key_part(principal.subject)
-    return f"{key_part(principal.subject)}:{key_part(principal.issuer)}"
+    return f"{key_part(principal.subject)}:{key_part(issuer)}"
 
 
 class _Prepared:

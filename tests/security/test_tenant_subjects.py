@@ -2,18 +2,15 @@
 
 Budgets, flow marks and the cap on calls in flight are owned by the subject per issuer, and the
 tenant is left out of that key on purpose (a person who may pick a tenant per token must not get
-fresh counters with each). Stored API keys carry no issuer, so a key is "its subject" everywhere.
-An admin bound to tenant ``acme`` may create keys for any subject name: a key for ``gary`` of
-``globex`` is then gary as far as budgets, flows and the cap go - it spends gary's budget, arms
-flows that refuse gary's calls, and fills gary's slots - and policy rules naming ``gary`` match
-it. Only roles are limited to the admin's own; the subject name is not.
+fresh counters with each). Stored API keys carry no issuer, and an admin bound to tenant ``acme``
+may create keys for any subject name: a key for ``gary`` must not then spend ``globex``'s gary's
+budget, arm flows that refuse his calls or fill his slots. A key of a tenant is vouched for by
+that tenant's key book, so its subject is that tenant's person.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from mcp_guard.authn.api_keys import create_api_key, list_api_keys
 from mcp_guard.inflight import InFlight
@@ -22,11 +19,6 @@ from mcp_guard.ratelimit import subject_key
 from ..test_console import console_client, csrf, sign_in
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a tenant admin's key for another tenant's subject shares that person's budgets, flow "
-    "marks and in-flight slots: stored keys carry no issuer and the owner key leaves the tenant out",
-)
 async def test_a_tenant_admins_key_cannot_become_another_tenants_person(tmp_path: Path) -> None:
     async with console_client(tmp_path) as (portal, http):
         store = portal.guard.store
