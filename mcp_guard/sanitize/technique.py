@@ -85,6 +85,10 @@ from .lexicon_intl import ACCENTED, strip_reported_intl
 from .lexicon_intl import signals as intl_signals
 from .tactics import CONCEALED_MARKS, IN_RESULT, NEEDS, ON_RE2, RESULT_CALLS, RESULT_SPEAKS, steers_itself
 
+#: The order labels are named in a finding: fixed, so a finding's text does not depend on the
+#: order a set happened to hold its signals in (which changes from one process to the next).
+_RANK = {name: rank for rank, name in enumerate(_LABELS)}
+
 #: Signals whose patterns run faster on RE2 (long alternations without a literal to start from);
 #: the rest are quicker in ``re``, whose call costs less. Same answers either way.
 _ON_RE2 = frozenset({"address", "authority", "other_tool"}) | ON_RE2
@@ -489,7 +493,9 @@ def scan_units(
             if score > best_score:
                 best, best_score = window, score
         if best_score >= threshold:
-            described = ", ".join(dict.fromkeys(_LABELS[name] for name in best))
+            described = ", ".join(
+                dict.fromkeys(_LABELS[name] for name in sorted(best, key=_RANK.__getitem__))
+            )
             severe = best_score >= _HIGH or not _SEVERE.isdisjoint(best)
             severity: Severity = "high" if severe else "medium"
             findings.append(
