@@ -14,7 +14,7 @@ import logging
 import socket
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from mcp.server.auth.provider import AccessToken
@@ -304,17 +304,21 @@ def header_timeout_protocol(seconds: float) -> type[Any]:
     Counted from the connection and from the end of each response. uvicorn has no
     such timeout of its own: a peer that connects and sends nothing, or part of a
     request line, is otherwise held for ever. (:class:`BodyReadTimeout` covers the
-    body.) Pass the result as ``uvicorn.Config(http=...)``; it forces h11.
+    body.) Pass the result as ``uvicorn.Config(http=...)``; it forces h11. Its writes go through
+    :class:`.coalesce.CoalescingTransport`.
     """
     import asyncio
 
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    from .coalesce import CoalescingTransport
+
     class HeaderTimeoutProtocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+            # A response's head and body written in one step go out in one system call.
+            super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
             self._arm_header_timer()
 
         def on_response_complete(self) -> None:
