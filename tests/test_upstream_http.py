@@ -138,6 +138,46 @@ async def test_a_server_that_closes_between_requests_gets_new_connections() -> N
     assert len(server.requests) == 3  # each request sent once
 
 
+async def test_cookies_the_upstream_sets_are_sent_back() -> None:
+    seen: list[str | None] = []
+
+    async def affinity(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        head = [("content-type", "application/json"), ("content-length", str(len(ANSWER)))]
+        if served == 0:
+            head += [("set-cookie", "replica=b7; Path=/; HttpOnly"), ("set-cookie", "other=1")]
+        elif served == 1:
+            head.append(("set-cookie", "other=; Max-Age=0"))
+        write(conn, w, h11.Response(status_code=200, headers=head), h11.Data(data=ANSWER), h11.EndOfMessage())
+
+    original = Server.handle
+
+    async def handle(self: Server, reader: Any, writer: Any) -> None:
+        await original(self, _Peek(reader, seen), writer)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Server, "handle", handle)
+        async with running(affinity) as (_server, url), LeanClient(url) as client:
+            for _ in range(3):
+                await post(client, url)
+    assert seen == [None, "replica=b7; other=1", "replica=b7"]
+
+
+class _Peek:
+    """A stream reader that notes each request's Cookie header on its way to the server."""
+
+    def __init__(self, reader: asyncio.StreamReader, seen: list[str | None]) -> None:
+        self.reader = reader
+        self.seen = seen
+
+    async def read(self, n: int) -> bytes:
+        data = await self.reader.read(n)
+        if data.startswith(b"POST"):
+            head = data.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+            cookies = [line.split(":", 1)[1].strip() for line in head if line.lower().startswith("cookie:")]
+            self.seen.append(cookies[0] if cookies else None)
+        return data
+
+
 async def test_a_chunked_answer_is_read_and_its_connection_reused() -> None:
     async def chunked(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
         head = [("content-type", "application/json"), ("transfer-encoding", "chunked")]

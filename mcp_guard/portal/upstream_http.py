@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import http.cookies
 import ssl
 import time
 import urllib.request
@@ -342,6 +343,7 @@ class LeanClient:
         self._waiters: list[asyncio.Future[None]] = []
         self._count = 0
         self._closed = False
+        self._cookies: dict[str, str] = {}
         #: Connections opened so far (for tests and the benchmark).
         self.opened = 0
 
@@ -412,6 +414,9 @@ class LeanClient:
     ) -> tuple[_Connection, LeanResponse]:
         head = [(b"host", self._host_header), (b"user-agent", _USER_AGENT), *self._headers]
         head += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if self._cookies:
+            cookies = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
+            head.append((b"cookie", cookies.encode("latin-1")))
         if body or method in ("POST", "PUT", "PATCH"):
             head.append((b"content-length", str(len(body)).encode()))
         while True:
@@ -439,6 +444,8 @@ class LeanClient:
                     raise httpx2.RemoteProtocolError("the server closed the connection without an answer")
                 found: dict[str, str] = {}
                 for name, value in event.headers:
+                    if name == b"set-cookie":
+                        self._keep_cookie(value.decode("latin-1"))
                     found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
                 if found.get("content-encoding", "identity").lower() != "identity":
                     raise httpx2.DecodingError("a content-encoding that was not asked for")
@@ -446,6 +453,20 @@ class LeanClient:
                 self._drop(connection)
                 raise
             return connection, LeanResponse(connection, event.status_code, found, self._cap)
+
+    def _keep_cookie(self, header: str) -> None:
+        """Cookies the upstream sets are sent back, as httpx2's client does (a balancer's affinity
+        cookie keeps the session on one replica); one origin and path, so only names and values."""
+        jar = http.cookies.SimpleCookie()
+        try:
+            jar.load(header)
+        except http.cookies.CookieError:
+            return
+        for name, morsel in jar.items():
+            if morsel["max-age"] in ("0", "-1") or not morsel.value:
+                self._cookies.pop(name, None)
+            else:
+                self._cookies[name] = morsel.coded_value
 
     # ------------------------------------------------------------------ pool
     async def _acquire(self) -> _Connection:
