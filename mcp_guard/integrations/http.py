@@ -298,6 +298,12 @@ class BodyReadTimeout:
                 raise
 
 
+#: Key in a request's ``scope["state"]``: a callable run when the client's connection is lost before
+#: the response is complete (uvicorn does not cancel the request's task; an app that can stop its
+#: work - the portal's fast lane cancelling a forwarded call - registers it here).
+ON_DISCONNECT = "mcp_guard.on_disconnect"
+
+
 def header_timeout_protocol(seconds: float) -> type[Any]:
     """uvicorn's h11 protocol, closing a connection whose next request's headers take over ``seconds``.
 
@@ -329,6 +335,14 @@ def header_timeout_protocol(seconds: float) -> type[Any]:
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                on_gone = cycle.scope.get("state", {}).get(ON_DISCONNECT)
+                if callable(on_gone):
+                    try:
+                        on_gone()
+                    except Exception:
+                        logger.exception("disconnect callback failed")
             super().connection_lost(exc)
 
         def _arm_header_timer(self) -> None:
