@@ -178,6 +178,26 @@ class _Peek:
         return data
 
 
+async def test_a_server_that_closes_every_new_connection_fails_the_request_without_looping() -> None:
+    accepted = [0]
+
+    async def slam(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted[0] += 1
+        writer.close()
+
+    listener = await asyncio.start_server(slam, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    try:
+        async with LeanClient(url) as client:
+            with anyio.fail_after(5), pytest.raises(httpx2.TransportError):
+                for _ in range(3):
+                    await post(client, url)
+                    await anyio.sleep(0.05)
+    finally:
+        listener.close()
+    assert accepted[0] <= 3
+
+
 async def test_a_chunked_answer_is_read_and_its_connection_reused() -> None:
     async def chunked(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
         head = [("content-type", "application/json"), ("transfer-encoding", "chunked")]

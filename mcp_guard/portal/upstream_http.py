@@ -137,6 +137,7 @@ class _Connection:
         self.write_timeout = write_timeout
         self.since = time.monotonic()
         self.dropped = False
+        self.used = False
         self.left = 0
         self._fed_eof = False
 
@@ -429,6 +430,8 @@ class LeanClient:
                 await connection.send(data)
             except _NotSent:
                 self._drop(connection)
+                if not connection.used:  # a new connection the server closed at once: no retry loop
+                    raise httpx2.ConnectError("the upstream closed the connection at once") from None
                 continue  # closed before anything was written: the request cannot have been sent
             except h11.LocalProtocolError as exc:
                 self._drop(connection)
@@ -436,6 +439,7 @@ class LeanClient:
             except BaseException:
                 self._drop(connection)
                 raise
+            connection.used = True
             try:
                 event = await connection.next_event()
                 while isinstance(event, h11.InformationalResponse):
