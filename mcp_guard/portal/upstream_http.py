@@ -1,29 +1,19 @@
 """A lean HTTP/1.1 client for the forwarding path: h11 over asyncio protocols, connections kept alive.
 
-A forwarded call is one POST and one answer on a kept-alive connection. Sent
-through httpx2, that costs more CPU than the upstream spends answering it: the
-client's request and response models, its auth and redirect machinery, the
-connection pool's per-request bookkeeping and several socket writes per
-request. :class:`LeanClient` does only what the forwarder needs:
+A forwarded call is one POST and one answer on a kept-alive connection. Through
+httpx2 that costs more CPU than the upstream spends answering it (request and
+response models, auth and redirect machinery, the pool's per-request
+bookkeeping, several socket writes). :class:`LeanClient` does only what the
+forwarder needs:
 
-* the protocol is h11's (a well-kept HTTP/1.1 state machine), so no HTTP is
-  parsed or framed here;
-* one socket write per request (headers and body together), no task per
-  request: the response is read in the caller's task, incrementally, with the
-  socket paused while the reader is behind (memory stays bounded);
-* keep-alive connections, LIFO, idle at most :data:`KEEPALIVE_SECONDS`; a
-  connection is reused only once its previous response was read to the end;
-  an idle connection the server closed is noticed before it is used (the
-  event loop reports the close), and a request is retried on a new connection
-  only when it was certainly not sent;
-* the timeouts of the httpx2 client it replaces: connect, write and pool wait
-  ``MCP_DEFAULT_TIMEOUT``, each read ``MCP_DEFAULT_SSE_READ_TIMEOUT``;
-* a JSON (non event-stream) body read past ``cap`` bytes fails with
-  :class:`~.bounded.MessageTooLarge` and the connection is dropped, as on the
-  httpx2 path; event streams are read one bounded event at a time by httpx2's
-  event parser, as before;
-* TLS through the ssl module with httpx2's own default context (system trust,
-  ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``).
+* HTTP is h11's (a well-kept HTTP/1.1 state machine): nothing parsed by hand;
+* one socket write per request, no task per request: the response is read in
+  the caller's task as it arrives, the socket paused while the reader is behind;
+* keep-alive connections, reused only once their previous response was read to
+  the end; an idle connection the server closed is noticed before use, and a
+  request is retried on a new connection only when it was certainly not sent;
+* httpx2's timeouts, its cap on JSON bodies (:mod:`.bounded`), its event parser
+  (one bounded event at a time), and its default TLS context.
 
 Errors are httpx2's transport errors, so the forwarder handles both clients
 alike. What this client cannot do - proxies, HTTP/2, an auth flow such as the
