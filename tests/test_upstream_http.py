@@ -198,6 +198,16 @@ async def test_a_server_that_closes_every_new_connection_fails_the_request_witho
     assert accepted[0] <= 3
 
 
+async def test_an_answer_compressed_without_being_asked_fails_as_a_broken_answer() -> None:
+    async def gzipped(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        head = [("content-encoding", "gzip"), ("content-length", "0")]
+        write(conn, w, h11.Response(status_code=200, headers=head), h11.EndOfMessage())
+
+    async with running(gzipped) as (_server, url), LeanClient(url) as client:
+        with pytest.raises(httpx2.TransportError):  # the forwarder's "upstream unavailable"
+            await post(client, url)
+
+
 async def test_a_chunked_answer_is_read_and_its_connection_reused() -> None:
     async def chunked(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
         head = [("content-type", "application/json"), ("transfer-encoding", "chunked")]

@@ -442,7 +442,7 @@ class LeanClient:
                         self._keep_cookie(value.decode("latin-1"))
                     found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
                 if found.get("content-encoding", "identity").lower() != "identity":
-                    raise httpx2.DecodingError("a content-encoding that was not asked for")
+                    raise httpx2.RemoteProtocolError("a content-encoding that was not asked for")
             except BaseException:
                 self._drop(connection)
                 raise
