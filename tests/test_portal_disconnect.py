@@ -57,14 +57,18 @@ def served(portal: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _post_and_hang_up(url: str, headers: dict[str, str], body: bytes) -> None:
-    """POST over a raw socket and close it without reading the answer (a client that went away)."""
+def _post_and_hang_up(url: str, headers: dict[str, str], body: bytes, when: Any) -> None:
+    """POST over a raw socket and close it, once ``when()`` is true, without reading the answer."""
     host, _, rest = url.partition("//")[2].partition("/")
     name, _, port = host.partition(":")
     head = f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     with socket.create_connection((name, int(port)), timeout=30) as s:
         s.sendall(head.encode() + body)
+        deadline = time.monotonic() + 15
+        while not when():
+            assert time.monotonic() < deadline, "the call did not reach the upstream"
+            time.sleep(0.02)
 
 
 async def test_a_client_that_disconnects_cancels_its_forwarded_call() -> None:
@@ -81,7 +85,8 @@ async def test_a_client_that_disconnects_cancels_its_forwarded_call() -> None:
             before = portal.lane.served if portal.lane is not None else 0
             with anyio.fail_after(15):
                 body = json.dumps(call("lab__slow", {}, rid=9)).encode()
-                _post_and_hang_up(url, headers, body)
+                # The client hangs up while the upstream runs the call.
+                _post_and_hang_up(url, headers, body, lab.started.is_set)
                 while not lab.cancelled.is_set():  # set in the upstream's thread: polled
                     await anyio.sleep(0.05)  # the upstream call was cancelled, long before its 30 s
             assert portal.lane is not None and portal.lane.served == before + 1  # it took the lane

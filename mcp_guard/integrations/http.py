@@ -302,6 +302,8 @@ class BodyReadTimeout:
 #: the response is complete (uvicorn does not cancel the request's task; an app that can stop its
 #: work - the portal's fast lane cancelling a forwarded call - registers it here).
 ON_DISCONNECT = "mcp_guard.on_disconnect"
+#: What that key holds once the client is gone (it may hang up before the app got to register).
+CLIENT_GONE = "gone"
 
 
 def header_timeout_protocol(seconds: float) -> type[Any]:
@@ -336,8 +338,10 @@ def header_timeout_protocol(seconds: float) -> type[Any]:
                 self._header_timer.cancel()
                 self._header_timer = None
             cycle = self.cycle
-            if cycle is not None and not cycle.response_complete:
-                on_gone = cycle.scope.get("state", {}).get(ON_DISCONNECT)
+            state = cycle.scope.get("state") if cycle is not None and not cycle.response_complete else None
+            if isinstance(state, dict):
+                on_gone = state.get(ON_DISCONNECT)
+                state[ON_DISCONNECT] = CLIENT_GONE  # for an app that registers only later
                 if callable(on_gone):
                     try:
                         on_gone()

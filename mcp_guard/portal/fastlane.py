@@ -62,7 +62,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from ..integrations.http import ON_DISCONNECT
+from ..integrations.http import CLIENT_GONE, ON_DISCONNECT
 from .attribution import declared
 
 logger = logging.getLogger("mcp_guard.portal")
@@ -263,6 +263,8 @@ class FastLane:
         # A client that hangs up cancels the call, as a notifications/cancelled does.
         state = request.scope.get("state")
         if isinstance(state, dict):
+            if state.get(ON_DISCONNECT) == CLIENT_GONE:
+                entry.scope.cancel()
             state[ON_DISCONNECT] = entry.scope.cancel
         with _in_flight(transport), entry.scope:
             try:
