@@ -6,12 +6,14 @@ with ``--portal``: real API-key authentication, the compiled policy of
 examples/portal/policy.toml, the audit pipeline writing to SQLite, or JSON
 Lines with ``BENCH_AUDIT=jsonl``) - ``session``: SDK client sessions to the
 upstream and the fast lane off; ``forward``: ``forward`` on, the lane off;
-``lane``: both on (the default config) - and this client. All servers run with
+``lane``: both on (the default config); ``lane-httpx2``: the default config with
+the forwarder's upstream client forced back to httpx2 - and this client
+(``BENCH_PORTALS=lane,lane-httpx2`` runs only those). All servers run with
 the SDK's defaults and logging at WARNING, so the paths differ only by the
 portal. Each client holds one 2025-11-25 session, warms up, and calls ``echo``
 in a loop; ``BENCH_ROUNDS`` alternating rounds (3) run every path once per
 client count, each round starting with another path. ``BENCH_PROFILE=FILE``
-writes each portal's cProfile stats to ``FILE.session`` / ``FILE.forward`` / ``FILE.lane``.
+writes each portal's cProfile stats to ``FILE.<path>`` (``FILE.lane``, ...).
 Run: ``.venv/bin/python benchmarks/portal.py``.
 """
 
@@ -64,6 +66,10 @@ _SUFFIX = {"sqlite": "db"}
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 #: The portals' audit sink: ``sqlite`` (what the default config writes) or ``jsonl``.
 AUDIT = os.environ.get("BENCH_AUDIT", "sqlite")
+#: The portals run (``BENCH_PORTALS``, comma-separated): ``lane-httpx2`` is the default config with
+#: the forwarder's upstream client forced back to httpx2; a ``-split`` suffix (``lane-split``,
+#: ``lane-httpx2-split``) turns the served side's write coalescing off.
+MODES = os.environ.get("BENCH_PORTALS", "session,forward,lane,lane-httpx2").split(",")
 
 
 def quiet_logging() -> None:
@@ -107,13 +113,24 @@ def run_portal(port: int, upstream: str, audit_dir: str, mode: str) -> None:
         auditor=auditor,
         server="portal",
     )
+    if mode.endswith("-split"):
+        # The served side without write coalescing: uvicorn's two writes per answer, as before.
+        from mcp_guard.integrations.coalesce import CoalescingTransport
+
+        CoalescingTransport.write = lambda self, data: self._inner.write(data)  # type: ignore[method-assign]
+    if mode.startswith("lane-httpx2"):
+        # The default config with the forwarder's previous upstream client, httpx2 (what the
+        # lean client falls back to), for a before/after comparison in one run.
+        import mcp_guard.portal.upstream as upstream_module
+
+        upstream_module.lean_client_for = lambda url, auth: "benchmark: httpx2 forced"  # type: ignore[assignment]
     portal = Portal(
         guard,
         [UpstreamSection(name="notes", url=upstream)],
         ping_interval=30,
         pool=int(os.environ.get("BENCH_POOL", "4")),
         forward=mode != "session",
-        fast_lane=mode == "lane",
+        fast_lane=mode.startswith("lane"),
     )
 
     async def main() -> None:
@@ -224,7 +241,7 @@ def main() -> None:
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/mcp"
     # The portal with SDK client sessions behind it, forwarding directly, and with the fast lane too.
-    portals = {"session": free_port(), "forward": free_port(), "lane": free_port()}
+    portals = {mode: free_port() for mode in MODES}
     procs: list[subprocess.Popen[Any]] = []
     runs: dict[tuple[int, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as audit_dir:
@@ -268,7 +285,7 @@ def main() -> None:
         f"\ntools/call over streamable HTTP, {ROUNDS} alternating rounds of {DURATION:.0f} s per path "
         f"(2025-11-25 sessions, {AUDIT} audit); median (range) over the rounds\n"
     )
-    print(f"{'clients':>7} | {'path':<8} | {'p50 ms':<24} | {'calls/s':<16} | server CPU ms/call")
+    print(f"{'clients':>7} | {'path':<11} | {'p50 ms':<24} | {'calls/s':<16} | server CPU ms/call")
     print("-" * 90)
     for clients in (1, 16):
         for name in ("direct", *portals):
@@ -276,7 +293,7 @@ def main() -> None:
             p50 = spread([x["p50_ms"] for x in r], ".2f")
             rate = spread([x["calls_s"] for x in r], ".0f")
             cpu = spread([x["cpu_ms"] for x in r], ".2f")
-            print(f"{clients:>7} | {name:<8} | {p50:<24} | {rate:<16} | {cpu}")
+            print(f"{clients:>7} | {name:<11} | {p50:<24} | {rate:<16} | {cpu}")
     print()
     for clients in (1, 16):
         direct = runs[(clients, "direct")]
@@ -285,10 +302,17 @@ def main() -> None:
             added = [v["p50_ms"] - d["p50_ms"] for d, v in zip(direct, via, strict=True)]
             ratio = [v["calls_s"] / d["calls_s"] for d, v in zip(direct, via, strict=True)]
             print(
-                f"{clients:>2} client(s), {mode:<8}: added p50 {spread(added, '+.2f')} ms "
+                f"{clients:>2} client(s), {mode:<11}: added p50 {spread(added, '+.2f')} ms "
                 f"(goal <= {GOAL_ADDED_P50_MS} ms), throughput {spread(ratio, '.2f')}x "
                 f"(goal >= {GOAL_RATIO}x)"
             )
+    print()
+    for clients in (1, 16):
+        direct = runs[(clients, "direct")]
+        for mode in portals:
+            via = runs[(clients, mode)]
+            ratio = spread([v["cpu_ms"] / d["cpu_ms"] for d, v in zip(direct, via, strict=True)], ".2f")
+            print(f"{clients:>2} client(s), {mode:<11}: server CPU per call {ratio}x the direct upstream's")
     print(f"\nload average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 

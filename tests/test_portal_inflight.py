@@ -78,6 +78,12 @@ def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
         self._inner = httpx2.AsyncHTTPTransport(limits=httpx2.Limits(max_connections=POOL))
 
     monkeypatch.setattr(upstream_module._KeepAliveTransport, "__init__", init)
+    lean = upstream_module.LeanClient.__init__
+
+    def lean_init(self: Any, *args: Any, **kw: Any) -> None:  # the forwarder's own client
+        lean(self, *args, **{**kw, "max_connections": POOL})
+
+    monkeypatch.setattr(upstream_module.LeanClient, "__init__", lean_init)
 
 
 def portal(url: str, cap: int, lane: bool, auditor: ListAuditor, timeout: float = 30.0) -> Portal:

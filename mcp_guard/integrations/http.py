@@ -14,7 +14,7 @@ import logging
 import socket
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from mcp.server.auth.provider import AccessToken
@@ -298,23 +298,35 @@ class BodyReadTimeout:
                 raise
 
 
+#: Key in a request's ``scope["state"]``: a callable run when the client's connection is lost before
+#: the response is complete (uvicorn does not cancel the request's task; an app that can stop its
+#: work - the portal's fast lane cancelling a forwarded call - registers it here).
+ON_DISCONNECT = "mcp_guard.on_disconnect"
+#: What that key holds once the client is gone (it may hang up before the app got to register).
+CLIENT_GONE = "gone"
+
+
 def header_timeout_protocol(seconds: float) -> type[Any]:
     """uvicorn's h11 protocol, closing a connection whose next request's headers take over ``seconds``.
 
     Counted from the connection and from the end of each response. uvicorn has no
     such timeout of its own: a peer that connects and sends nothing, or part of a
     request line, is otherwise held for ever. (:class:`BodyReadTimeout` covers the
-    body.) Pass the result as ``uvicorn.Config(http=...)``; it forces h11.
+    body.) Pass the result as ``uvicorn.Config(http=...)``; it forces h11. Its writes go through
+    :class:`.coalesce.CoalescingTransport`.
     """
     import asyncio
 
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    from .coalesce import CoalescingTransport
+
     class HeaderTimeoutProtocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+            # A response's head and body written in one step go out in one system call.
+            super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
             self._arm_header_timer()
 
         def on_response_complete(self) -> None:
@@ -325,6 +337,16 @@ def header_timeout_protocol(seconds: float) -> type[Any]:
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
+            cycle = self.cycle
+            state = cycle.scope.get("state") if cycle is not None and not cycle.response_complete else None
+            if isinstance(state, dict):
+                on_gone = state.get(ON_DISCONNECT)
+                state[ON_DISCONNECT] = CLIENT_GONE  # for an app that registers only later
+                if callable(on_gone):
+                    try:
+                        on_gone()
+                    except Exception:
+                        logger.exception("disconnect callback failed")
             super().connection_lost(exc)
 
         def _arm_header_timer(self) -> None:

@@ -62,6 +62,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from ..integrations.http import CLIENT_GONE, ON_DISCONNECT
 from .attribution import declared
 
 logger = logging.getLogger("mcp_guard.portal")
@@ -259,6 +260,12 @@ class FastLane:
         entry = table[key] = _InFlight(scope=anyio.CancelScope(), dctx=outbound)  # type: ignore[arg-type]
         running = self.connections.running(connection)
         running.add(entry.scope)
+        # A client that hangs up cancels the call, as a notifications/cancelled does.
+        state = request.scope.get("state")
+        if isinstance(state, dict):
+            if state.get(ON_DISCONNECT) == CLIENT_GONE:
+                entry.scope.cancel()
+            state[ON_DISCONNECT] = entry.scope.cancel
         with _in_flight(transport), entry.scope:
             try:
                 result = await runner._on_request(outbound, message.method, message.params)
@@ -270,6 +277,8 @@ class FastLane:
             finally:
                 outbound.close()
                 running.discard(entry.scope)
+                if isinstance(state, dict):
+                    state.pop(ON_DISCONNECT, None)
                 if table.get(key) is entry:
                     del table[key]
         if reply is None or outbound.cancel_requested.is_set():

@@ -26,7 +26,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
@@ -37,6 +37,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 
 from ..errors import GuardUnavailable
 from .attribution import Call
+from .upstream_http import LeanClient
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -64,9 +65,10 @@ class _SessionExpired(Exception):
 
 
 class HttpForwarder:
-    """One upstream MCP session over streamable HTTP, driven directly with JSON-RPC over httpx.
+    """One upstream MCP session over streamable HTTP, driven directly with JSON-RPC over HTTP.
 
-    ``client`` carries the upstream's own headers (and the lockdown signer);
+    ``client`` carries the upstream's own headers (and the lockdown signer): the
+    lean client of :mod:`.upstream_http`, or httpx2's where that one cannot serve;
     ``on_note`` receives notifications that concern the upstream, not a call
     (``list_changed``, resource updates); ``unattributed`` records a request
     of the upstream that names no call (refused).
@@ -76,7 +78,7 @@ class HttpForwarder:
         self,
         name: str,
         url: str,
-        client: httpx2.AsyncClient,
+        client: httpx2.AsyncClient | LeanClient,
         on_note: Note | None = None,
         unattributed: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -121,7 +123,7 @@ class HttpForwarder:
                     if response.status_code == 405:
                         return
                     if response.status_code < 400:
-                        async for event in EventSource(response):
+                        async for event in _events(response):
                             message = json.loads(event.data) if event.data else None
                             if isinstance(message, dict):
                                 await self._aside(message, -1, None, None)
@@ -196,7 +198,7 @@ class HttpForwarder:
                     return _final(json.loads(await response.aread()), rid)
                 if kind != "text/event-stream":
                     raise UpstreamGone()
-                async for event in EventSource(response):
+                async for event in _events(response):
                     if not event.data:
                         continue
                     message = json.loads(event.data)
@@ -274,6 +276,12 @@ class HttpForwarder:
         if self.session_id is not None:
             headers["mcp-session-id"] = self.session_id
         return headers
+
+
+def _events(response: Any) -> EventSource:
+    """httpx2's event-stream parser (each event bounded) over either client's response: it reads
+    only ``headers``, ``request`` and ``aiter_text()``."""
+    return EventSource(cast(httpx2.Response, response))
 
 
 def _body(rid: int, method: str, params: Mapping[str, Any]) -> bytes:

@@ -36,6 +36,7 @@ from .catalog import LIST_KEYS
 from .credentials import UpstreamCredentials
 from .forwarding import HttpForwarder, Progress
 from .lockdown import PortalSigner
+from .upstream_http import LeanClient, lean_client_for
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -291,9 +292,21 @@ class Upstream:
         """The direct forwarding session, or None (then every request keeps the SDK session)."""
         assert self.spec.url is not None
         auth = self._lockdown.auth(self.name) if self._lockdown is not None else None
-        http = await stack.enter_async_context(
-            upstream_http_client(dict(self.spec.headers), auth, self._max_message())
-        )
+        http: httpx2.AsyncClient | LeanClient
+        fallback = lean_client_for(self.spec.url, auth=auth)
+        if fallback is None:
+            # The timeouts of the httpx2 client it stands in for (connect, write, pool; each read).
+            http = LeanClient(
+                self.spec.url,
+                dict(self.spec.headers),
+                cap=self._max_message(),
+                timeout=MCP_DEFAULT_TIMEOUT,
+                read_timeout=MCP_DEFAULT_SSE_READ_TIMEOUT,
+            )
+        else:
+            logger.info("upstream %r: forwarding through httpx2 (%s)", self.name, fallback)
+            http = upstream_http_client(dict(self.spec.headers), auth, self._max_message())
+        await stack.enter_async_context(http)
         unattributed = SharedCalls(self._guard, self.name, by_stream=True)._record_unattributed
         forwarder = HttpForwarder(self.name, self.spec.url, http, self._forwarded_note, unattributed)
         try:

@@ -1,0 +1,97 @@
+"""A fast-lane call whose downstream client goes away is cancelled, upstream too, and recorded."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+
+from mcp_guard.integrations.http import header_timeout_protocol
+
+from .helpers import ListAuditor
+from .http_util import free_port
+from .test_fastlane_attacks import _headers
+from .test_portal_direct import Lab, direct_portal
+from .test_portal_fastlane import call, messages, open_session
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@contextmanager
+def served(portal: Any) -> Iterator[str]:
+    """The portal served as ``mcp-guard serve`` serves it (its own HTTP protocol), in a thread."""
+    port = free_port()
+    config = uvicorn.Config(
+        portal.streamable_http_app(port=port),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        http=header_timeout_protocol(30),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the portal did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _post_and_hang_up(url: str, headers: dict[str, str], body: bytes, when: Any) -> None:
+    """POST over a raw socket and close it, once ``when()`` is true, without reading the answer."""
+    host, _, rest = url.partition("//")[2].partition("/")
+    name, _, port = host.partition(":")
+    head = f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection((name, int(port)), timeout=30) as s:
+        s.sendall(head.encode() + body)
+        deadline = time.monotonic() + 15
+        while not when():
+            assert time.monotonic() < deadline, "the call did not reach the upstream"
+            time.sleep(0.02)
+
+
+async def test_a_client_that_disconnects_cancels_its_forwarded_call() -> None:
+    lab, auditor = Lab(), ListAuditor()
+    with lab.running() as up:
+        portal = direct_portal(up, auditor)
+        with served(portal) as base, httpx.Client(timeout=30) as http:
+            url = base + "/mcp"
+            session = open_session(http, url, "tok-alice")
+            headers = _headers(session)
+            for _ in range(2):  # the first call after the handshake may still take the SDK path
+                warm = http.post(url, json=call("lab__echo", {"text": "warm"}), headers=headers)
+                assert "result" in messages(warm)[-1]
+            before = portal.lane.served if portal.lane is not None else 0
+            with anyio.fail_after(15):
+                body = json.dumps(call("lab__slow", {}, rid=9)).encode()
+                # The client hangs up while the upstream runs the call.
+                _post_and_hang_up(url, headers, body, lab.started.is_set)
+                while not lab.cancelled.is_set():  # set in the upstream's thread: polled
+                    await anyio.sleep(0.05)  # the upstream call was cancelled, long before its 30 s
+            assert portal.lane is not None and portal.lane.served == before + 1  # it took the lane
+            # The session goes on: the next call is answered.
+            again = http.post(url, json=call("lab__echo", {"text": "still here"}), headers=headers)
+            assert messages(again)[-1]["result"]["structuredContent"] == {"result": "still here"}
+    [slow] = [e for e in auditor.events if e.method == "tools/call" and str(e.target).endswith("slow")]
+    assert slow.outcome == "cancelled", slow
