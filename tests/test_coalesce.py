@@ -62,6 +62,29 @@ async def test_closing_writes_what_is_held_first() -> None:
     assert inner.writes == [b"last words"]
 
 
+async def test_the_end_of_writing_follows_what_is_held_and_an_abort_drops_it() -> None:
+    class Ending(Recording):
+        def write_eof(self) -> None:
+            self.writes.append(b"<eof>")
+
+        def abort(self) -> None:
+            self.writes.append(b"<abort>")
+
+        def get_write_buffer_size(self) -> int:
+            return 7
+
+    inner = Ending()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"tail")
+    assert transport.get_write_buffer_size() == 4 + 7  # held bytes count as buffered (flow control)
+    transport.write_eof()
+    assert inner.writes == [b"tail", b"<eof>"]
+    transport.write(b"never sent")
+    transport.abort()
+    await asyncio.sleep(0)
+    assert inner.writes == [b"tail", b"<eof>", b"<abort>"]
+
+
 @pytest.mark.parametrize("bodies", [1, 3])
 def test_a_served_answer_arrives_whole_from_one_send(bodies: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through uvicorn with the served protocol: the head and every body part leave in one write."""

@@ -50,6 +50,17 @@ class CoalescingTransport:
         self.flush()
         self._inner.close()
 
+    def write_eof(self) -> None:
+        self.flush()  # what was written before the end goes out before it
+        self._inner.write_eof()
+
+    def abort(self) -> None:
+        self._held.clear()
+        self._inner.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self._held)) + self._inner.get_write_buffer_size()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
