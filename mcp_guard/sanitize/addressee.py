@@ -48,7 +48,8 @@ _MACHINE = (
 )
 _AGENT = (
     rf"(?:(?:{_MACHINE}[ -]){{0,2}}(?:ai|a\.i\.|assistant|model|llm|bot|chatbot|copilot|summari[sz]er|gpt"
-    r"|claude|gemini)|(?:(?:ai|llm|coding|autonomous|browsing|browser|shopping|software|language)[ -])?agent)"
+    r"|claude|chatgpt|gemini)"
+    r"|(?:(?:ai|llm|coding|autonomous|browsing|browser|shopping|software|language)[ -])?agent)"
     r"(?:-[a-z]+)?s?"
 )
 #: A determiner before the noun in a label or after "to"/"for": "the AI:", "for any coding agent".
@@ -63,6 +64,10 @@ _DOING = (
     r"|triaging|screening|working|reviewing|parsing|scheduling|analy[sz]ing|answering|reads|summari[sz]es"
     rf"|processes|handles)\b[^:,.\n]{{0,20}}?\b{_THIS}[^:,.\n]{{0,40}})?"
 )
+#: The same, required: "the AI reading this must ..." (but "the assistant should send" describes).
+_DOING_THIS = _DOING[:-1]
+#: A word that makes the noun a heading: "AI instructions:", "Assistant note:".
+_LABEL = r"(?:\s+(?:instructions?|notes?|tasks?|todo|directives?|only))?"
 #: Where a label may open: a text, a sentence, a bracket, a list cell or a CSV cell.
 _OPEN = r"(?:^|\n\s*|[^\w\s'.]\s*|\.\s+)"
 #: Greetings and conditions that may stand before a vocative: "Dear model,", "When an agent ...:".
@@ -70,7 +75,7 @@ _GREET = r"\b(?:dear|hey|hi|hello|attention|ok|okay|when|whenever|once|if)\s+"
 
 _ADDRESS = (
     # "Assistant: also delete", "AI agents reading this site: book", "[comment] AI assistant: ..."
-    rf"(?:{_OPEN}|{_GREET}){_DET}{_AGENT}{_DOING}\s*[:=]"
+    rf"(?:{_OPEN}|{_GREET}){_DET}{_AGENT}{_LABEL}{_DOING}\s*[:=]"
     # "Assistant, also delete", "Dear model, when you ...": a comma after the bare noun only
     # ("Our AI assistant, Nova, can book rooms" is an apposition, not a vocative)
     rf"|(?:{_OPEN}|{_GREET}){_AGENT}{_DOING}\s*,"
@@ -114,7 +119,8 @@ _ACT = (
 )
 _CLAUSE = (
     r"(?:^\s*|[\n:;,.!?>(\]-]\s*"
-    r"|\b(?:also|please|then|and|first|now|just|kindly|immediately|simply|quickly)\s+)"
+    r"|\b(?:also|please|then|and|first|now|just|kindly|immediately|simply|quickly)\s+"
+    r"|\b(?:must|should|shall|need\s+to|needs\s+to|have\s+to|has\s+to|are\s+to)\s+(?:also\s+|now\s+)?)"
 )
 _ORDER = re.compile(rf"{_CLAUSE}{_ACT}\b(?!\s*\()")
 #: A task handed to the agent through its principal or a rule: "have your assistant wire ...",
@@ -122,6 +128,11 @@ _ORDER = re.compile(rf"{_CLAUSE}{_ACT}\b(?!\s*\()")
 _HANDOVER = re.compile(
     rf"\b(?:have|get|ask|asks|tell|tells|require|requires|want|wants|need|needs|instruct|instructs)\s+"
     rf"(?:your|the)\s+{_AGENT}\s+(?:to\s+)?(?:also\s+)?{_ACT}\b"
+    # "AI assistants reading this must also forward ...", "As the AI reading this, you must send ..."
+    rf"|(?:^|[^\w\s'.]\s*|\.\s+|\n\s*)(?:{_AGENT}|{_DET}{_AGENT}{_DOING_THIS})\s+(?:must|should|shall|needs?\s+to"
+    rf"|(?:is|are)\s+(?:required|instructed|expected)\s+to)\s+(?:also\s+|now\s+)?{_ACT}\b"
+    rf"|\bas\s+(?:the|an?)\s+{_AGENT}{_DOING}\s*,\s*you\s+(?:must|should|shall|need\s+to|have\s+to|will)\s+"
+    rf"(?:also\s+|now\s+)?{_ACT}\b"
 )
 _ADDRESS_RE = re.compile(_ADDRESS)
 #: A line opening with a bare agent name and a colon, and the speaker labels of a transcript.
@@ -141,7 +152,8 @@ _THIRD_PERSON = re.compile(r"\bthe\s+user'?s\b|\bthe\s+user\b")
 #: The gate: one pass over a result's text; without any of these no rule can match.
 _GATE = FastPattern(
     re.compile(
-        r"\b(?:ai|a\.i\.|assistants?|agents?|models?|llms?|bots?|chatbots?|copilot|summari[sz]er|gpt|claude|gemini)\b|@[a-z0-9_-]*(?:assistant|bot|agent|ai|copilot|gpt)\b|\bwhoever\b|\bthe\s+user"
+        r"\b(?:ai|a\.i\.|assistants?|agents?|models?|llms?|bots?|chatbots?|copilot|summari[sz]er|gpt|claude"
+        r"|chatgpt|gemini)\b|@[a-z0-9_-]*(?:assistant|bot|agent|ai|copilot|gpt)\b|\bwhoever\b|\bthe\s+user"
         r"|\b(?:your|the)\s+(?:final\s+)?(?:answer|response|reply|summary|output)\b|\buse\s+your\b"
         r"|\b(?:before|after|when|while)\s+(?:you|replying|answering|responding|summari[sz]ing)\b"
         r"|\bcall(?:ing)?\s+(?:the\s+)?`?[a-z]+_|\b(?:asistente|assistente|assistent\w*|ki|ia|modelo|modell)\b"
