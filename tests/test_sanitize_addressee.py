@@ -122,6 +122,15 @@ def test_benign_result_without_cue_words_skips_the_patterns() -> None:
     assert addressee_findings(fields, fields[0][1].lower()) == []
 
 
+def test_text_in_other_scripts_without_an_address_is_not_read_further() -> None:
+    """A Chinese or Russian order to a colleague names no assistant: the multilingual gate stops it."""
+    for text in (
+        "[14:03] 李娜: 好的 我把文档发给你 请转发给产品经理。",
+        "Заметки: отправить отчёт начальнику до пятницы.",
+    ):
+        assert addressee_findings([("/content/0/text", text)], text.lower()) == []
+
+
 _PEOPLE = st.sampled_from(["Sam", "team", "colleagues", "tenant", "Dr. Ruiz", "everyone", "Mum"])
 _VERBS = st.sampled_from(["send", "forward", "transfer", "book", "delete", "share", "upload", "pay"])
 _OBJECTS = st.sampled_from(

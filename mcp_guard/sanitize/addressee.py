@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 from ..model import Finding
 from .fastre import FastPattern
-from .lexicon_intl import fold, signals
+from .lexicon_intl import _LANGUAGES, fold, signals
 from .technique import _strip_reported
 
 RULE = "injection.addressed-task"
@@ -199,6 +199,15 @@ _INTL_ORDER = re.compile(
     r"|cancele|publique|copie"
     r"|переведи|отправь|перешли|удали|оплати|купи|поделись|загрузи|добавь|скажи|закажи)(?!\w)"
 )
+#: The multilingual tables' words for the model or assistant, in one alternation: the gate before
+#: the tables are read in full.
+_INTL_NAMES = re.compile(
+    "|".join(
+        re.escape(fold(unicodedata.normalize("NFKC", term.rstrip("*"))).lower())
+        for table in _LANGUAGES.values()
+        for term in table["address"].split("|")
+    )
+)
 #: Words of those languages in plain ASCII text ("Asistente, transfiere ..."): without one, ASCII
 #: text is English to this check and the multilingual tables are not read.
 _INTL_ASCII = re.compile(
@@ -221,8 +230,10 @@ def addressee_findings(fields: Iterable[tuple[str, str]], joined_low: str) -> li
     ``joined_low`` is all their text lower-cased: when the gate finds none of the cue words in
     it (most results), nothing else runs.
     """
-    ascii_only = joined_low.isascii()
-    if ascii_only and _GATE.search(joined_low) is None:
+    if joined_low.isascii():
+        if _GATE.search(joined_low) is None:
+            return []
+    elif _GATE.search(_as_ascii(joined_low)) is None and not _addressed_intl(_normal(joined_low)):
         return []
     out: list[Finding] = []
     for pointer, text in fields:
@@ -246,8 +257,21 @@ def addressed_task(low: str) -> bool:
         return _english(stripped) or (_INTL_ASCII.search(stripped) is not None and _other_languages(stripped))
     # The English patterns read ASCII words only: every other character becomes "?" (one for one,
     # so positions hold) and RE2 reads the copy instead of ``re`` reading the original.
-    english = stripped.replace("\u00a0", " ").encode("ascii", "replace").decode("ascii")
+    english = _as_ascii(stripped)
     return (_GATE.search(english) is not None and _english(english)) or _other_languages(stripped)
+
+
+def _as_ascii(text: str) -> str:
+    return text.replace("\u00a0", " ").encode("ascii", "replace").decode("ascii")
+
+
+def _normal(text: str) -> str:
+    return fold(unicodedata.normalize("NFKC", text))
+
+
+def _addressed_intl(text: str) -> bool:
+    """Whether normalised text calls its reader an assistant, AI or model in any language."""
+    return _INTL_NAMES.search(text) is not None or _INTL_ADDRESS.search(text) is not None
 
 
 def _english(low: str) -> bool:
@@ -313,7 +337,9 @@ def _out_of_context(low: str) -> bool:
 
 def _other_languages(low: str) -> bool:
     """An address and an order in the same field, in a language the English patterns cannot read."""
-    text = fold(unicodedata.normalize("NFKC", low))
+    text = _normal(low)
+    if not _addressed_intl(text):
+        return False  # the tables' address terms are checked first: most text holds none
     found = {name for name, _ in signals(text)}
     addressed = "address" in found or _INTL_ADDRESS.search(text) is not None
     if not addressed:
