@@ -100,6 +100,20 @@ def main() -> int:
     cpu, _ = measure(lambda: [apply_to_list(sanitizer, policy, "tool", result) for _ in range(200)], 3)
     rows.append(("apply_to_list on the cached 500-tool list", f"{cpu / 200 * 1e6:.1f} us", ""))
 
+    # 4. Cold scans of benign tool results: the text of each real definition returned as a result
+    #    (what a docs or search tool hands back), and short plain results with no cue word at all.
+    echoed = [_as_result(tool) for tool in tools]
+    plain = [
+        _as_result({"description": f"Order #{i} shipped. Track it at https://parcel.example/{i}."})
+        for i in range(400)
+    ]
+    for label, results in (
+        ("cold scan, per definition echoed as a result", echoed),
+        ("cold scan, per plain result", plain),
+    ):
+        cpu, _ = measure(lambda results=results: _scan_results(results), 5)
+        rows.append((label, f"{cpu / len(results) * 1e6:.1f} us", ""))
+
     width = max(len(r[0]) for r in rows)
     print(
         f"sanitize benchmark - {source}, mean {size:,.0f} bytes of JSON each, Python {sys.version.split()[0]}"
@@ -108,6 +122,17 @@ def main() -> int:
     for name, cost, rate in rows:
         print(f"{name:<{width}}  {cost:>12}  {rate:>16}")
     return 0
+
+
+def _as_result(tool: dict[str, Any]) -> dict[str, Any]:
+    text = "\n".join(str(tool.get(key, "")) for key in ("name", "description"))
+    return {"content": [{"type": "text", "text": text}], "isError": False}
+
+
+def _scan_results(results: list[dict[str, Any]]) -> None:
+    sanitizer = DefaultSanitizer()
+    for result in results:
+        sanitizer.scan("tool_result", result)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model import Finding, ScanResult, Severity
+from .addressee import addressee_findings
 from .annotations import annotation_findings
 from .cues import cue_findings, present_keys
 from .injection import HIDDEN_TEXT, scan_fields
@@ -31,6 +32,8 @@ from .walk import TextField, text_fields
 
 #: Kinds whose content is data from the outside world, where secrets get redacted.
 RESULT_KINDS = frozenset({"tool_result", "prompt_result", "resource_result", "arguments"})
+#: Results that carry data from the outside world to the agent (a prompt result is the user's own turn).
+_DATA_KINDS = frozenset({"tool_result", "resource_result"})
 #: Kinds a sanitizer is asked about.
 KINDS = frozenset({"tool", "prompt", "resource", "resource_template"}) | RESULT_KINDS
 #: Kinds whose ``name`` is an identifier the model calls by.
@@ -189,6 +192,10 @@ class DefaultSanitizer:
         if present:
             sentences = ((f.pointer or "/", f.text) for f in fields if not f.identifier)
             findings.extend(cue_findings(sentences, low, present, result=is_result))
+        if kind in _DATA_KINDS:  # data that speaks to the agent reading it, or orders a tool action
+            findings.extend(
+                addressee_findings(((f.pointer or "/", f.text) for f in fields if not f.identifier), low)
+            )
         asked = [key for key in SECRET_KEYS if key in present] if present else []
         valued = bool(present) and not present.isdisjoint(VALUE_KEYS) and _has_values(fields)
         if kind == "tool" and (asked or valued):
