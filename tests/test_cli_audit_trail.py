@@ -162,6 +162,16 @@ def test_servers_group_is_audited_and_an_unrecorded_approval_is_put_back(
     code, out, _ = cli(capsys, "servers", "list", "--json", "--config", str(config))
     assert [r["status"] for r in json.loads(out) if r["name"] == "files"] == ["pending"]
 
+    # A server added while the trail fails is taken out again.
+    _failing_writes(monkeypatch)
+    code, _, err = cli(
+        capsys, "servers", "add", "wiki", "--url", "https://wiki.example", "--config", str(config)
+    )
+    assert code == 1 and "nothing was changed" in err
+    monkeypatch.undo()
+    code, out, _ = cli(capsys, "servers", "list", "--json", "--config", str(config))
+    assert "wiki" not in [r["name"] for r in json.loads(out)]
+
     secret = "s3cr3t-token-value"
     code, _, err = cli(
         capsys,
@@ -216,6 +226,14 @@ def test_approvals_and_pins_refusals_are_audited(config: Path, capsys: pytest.Ca
     assert code == 1
     pin = only(config, "cli/pins.approve")
     assert (pin["decision"], pin["server"]) == ("deny", "files")
+
+
+def test_policy_reload_is_audited(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "policy", "reload", "--config", str(config))
+    assert code == 0, err
+    event = only(config, "cli/policy.reload")
+    assert_operator(event)
+    assert (event["decision"], event["kind"]) == ("allow", "policy")
 
 
 def test_cli_events_and_a_guards_share_a_chain_that_verifies(

@@ -174,6 +174,8 @@ def _add(args: argparse.Namespace) -> int:
     if args.header:
         definition["headers"] = _pairs(args.header, "--header")
 
+    before: list[Any] = []
+
     async def body(registry: Registry, config: GuardConfig | None) -> Any:
         if config is not None and any(s.name == args.name for s in config.servers):
             raise ConfigError(f"server {args.name!r} is already in the config file", field="NAME")
@@ -181,12 +183,13 @@ def _add(args: argparse.Namespace) -> int:
             from ..portal.upstream import check_upstream_url
 
             check_upstream_url(args.url, field="--url")
+        before.append(await registry.get(args.name))  # a status kept for the name is put back
         return await registry.add(definition, by=_who())
 
     entry = _run(args, body)
 
     async def take_back(registry: Registry, config: GuardConfig | None) -> None:
-        await registry.restore(entry.name, None)
+        await registry.restore(entry.name, before[0])
 
     trail_of(args).done(
         kind="server", server=entry.name, target=entry.name, undo=lambda: _run(args, take_back)
