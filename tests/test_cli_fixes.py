@@ -58,7 +58,7 @@ def umask_022() -> Iterator[None]:
 def _portal_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "guard.toml"
     cfg.write_text(
-        '[guard]\nstate = "sqlite:///state.db"\naudit = []\n\n'
+        '[guard]\nstate = "sqlite:///state.db"\naudit = ["sqlite:///audit.db"]\n\n'
         f'[[servers]]\nname = "notes"\ncommand = "{sys.executable}"\nargs = ["notes_server.py"]\n'
     )
     return cfg

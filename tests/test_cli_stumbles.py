@@ -33,8 +33,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 @pytest.mark.parametrize("value", [["3 parsecs"], ["3", "parsecs"]])
 def test_expires_not_a_duration_names_the_flag(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: list[str]
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the default audit trail is opened in the current directory
     code, out, err = _run(
         capsys,
         "keys",
@@ -52,7 +53,10 @@ def test_expires_not_a_duration_names_the_flag(
     assert out == ""
 
 
-def test_expires_valid_duration_still_works(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_expires_valid_duration_still_works(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default audit trail is written in the current directory
     code, out, err = _run(
         capsys,
         "keys",

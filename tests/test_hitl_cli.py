@@ -115,9 +115,11 @@ async def test_list_approve_deny_and_query(tmp_path: Path, capsys: pytest.Captur
     events = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [(e["decision"], e["approval"]["status"]) for e in events] == [
         ("deny", "pending"),
+        ("allow", "approved"),  # the decision itself, audited by the command that made it
         ("allow", "used"),
     ]
-    assert events[1]["approval"]["decided_by"] == "lena" and events[1]["approval"]["requested_by"] == "olga"
+    assert (events[1]["event"], events[1]["method"]) == ("admin", "cli/approvals.approve")
+    assert events[2]["approval"]["decided_by"] == "lena" and events[2]["approval"]["requested_by"] == "olga"
 
     # A denial, decided by a member of the policy's [roles.admin] subjects.
     other = (await refused(config, {"amount": 9, "to": "eve"})).error.data["approvalId"]

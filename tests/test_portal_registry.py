@@ -94,7 +94,7 @@ def _write_config(tmp_path: Path) -> Path:
         f"""
 [guard]
 state = "sqlite:///state.db"
-audit = []
+audit = ["sqlite:///audit.db"]
 
 [[servers]]
 name = "notes"

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._options import add_config_options
+from ._trail import audited, trail_of
 
 if TYPE_CHECKING:  # the commands import what they run when they run (``--help`` stays instant)
     from ..approvals import ApprovalBook, ApprovalRequest, Approver
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--note", help="a reason, shown to the caller and kept in the audit trail")
         p.add_argument("--json", action="store_true", help="print the decided request as JSON")
         add_config_options(p)
-        p.set_defaults(func=_decide, approve=name == "approve")
+        p.set_defaults(func=audited(f"approvals.{name}", _decide), approve=name == "approve")
 
 
 def _with_book(
@@ -181,8 +182,18 @@ def _decide(args: argparse.Namespace) -> int:
     try:
         decided = _with_book(args, body)
     except ApprovalError as exc:
+        trail_of(args).refused(str(exc), kind="approval", target=args.id)
         print(f"mcp-guard: {exc}", file=sys.stderr)
         return 1
+    # The decision already reached the waiting call: it stands even if its event cannot be written.
+    trail_of(args).done(
+        kind="approval",
+        target=decided.id,
+        server=decided.server,
+        rule=decided.rule,
+        reasons=(decided.status, *((args.note,) if args.note else ())),
+        approval=decided.audit(),
+    )
     if args.json:
         sys.stdout.write(json.dumps(decided.record(), ensure_ascii=True) + "\n")
     else:

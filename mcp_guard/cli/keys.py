@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import ConfigError
+from ._trail import audited, trail_of
 
 
 def _when(epoch: float | None) -> str | None:
@@ -54,6 +55,17 @@ def _create(args: argparse.Namespace) -> int:
         return key, record.id, record.expires_at
 
     key, key_id, expires_at = run_with_store(ctx, body)
+
+    def undo() -> None:
+        from ..authn.api_keys import revoke_api_key
+
+        async def take_back(store: StateStore) -> None:
+            await revoke_api_key(store, key_id)
+
+        run_with_store(ctx, take_back)
+
+    # Recorded before the key is shown: a key whose event fails is revoked and never printed.
+    trail_of(args).done(kind="api_key", target=key_id, undo=undo, reasons=(f"for subject {args.subject}",))
     if args.json:
         print(
             json.dumps({"key": key, "id": key_id, "subject": args.subject, "expires_at": _when(expires_at)})
@@ -82,9 +94,12 @@ def _revoke(args: argparse.Namespace) -> int:
             return True
         return await revoke_api_key(store, args.id)
 
+    kind = "token" if args.jti else "api_key"
     if not run_with_store(ctx, body):
+        trail_of(args).refused("no API key with that id", kind=kind, target=args.id)
         print(f"mcp-guard: no API key with id {args.id}", file=sys.stderr)
         return 1
+    trail_of(args).done(kind=kind, target=args.id)
     print(f"revoked {'token' if args.jti else 'key'} {args.id}")
     return 0
 
@@ -136,11 +151,14 @@ def _rotate(args: argparse.Namespace) -> int:
     issuer = build_issuer(ctx.settings.issuer or IssuerConfig(), ctx.base_dir)
     if args.retire:
         if not issuer.retire(args.retire):
+            trail_of(args).refused("unknown key, or the active key", kind="signing_key", target=args.retire)
             print(f"mcp-guard: cannot retire {args.retire} (unknown, or the active key)", file=sys.stderr)
             return 1
+        trail_of(args).done(kind="signing_key", target=args.retire, reasons=("retired",))
         print(f"retired {args.retire}")
         return 0
     kid = issuer.rotate()
+    trail_of(args).done(kind="signing_key", target=kid, reasons=("rotated",))
     print(f"new signing key {kid}; verifying keys: {', '.join(issuer.kids)}")
     return 0
 
@@ -164,13 +182,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--description", default="")
     create.add_argument("--json", action="store_true")
     add_config_options(create)
-    create.set_defaults(func=_create)
+    create.set_defaults(func=audited("keys.create", _create))
 
     revoke = sub.add_parser("revoke", help="revoke an API key by id (or a token by jti with --jti)")
     revoke.add_argument("id")
     revoke.add_argument("--jti", action="store_true", help="ID is a token's jti")
     add_config_options(revoke)
-    revoke.set_defaults(func=_revoke)
+    revoke.set_defaults(func=audited("keys.revoke", _revoke))
 
     listing = sub.add_parser("list", help="list stored API keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true")
@@ -183,4 +201,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rotate = sub.add_parser("rotate-signing", help="new signing key for issued tokens (or --retire KID)")
     rotate.add_argument("--retire", metavar="KID")
     add_config_options(rotate, state=False)
-    rotate.set_defaults(func=_rotate)
+    rotate.set_defaults(func=audited("keys.rotate-signing", _rotate))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ConfigError
+from ._trail import audited, trail_of
 
 T = TypeVar("T")
 DEFAULT_STATE = "sqlite:///.mcp-guard/state.db"
@@ -53,7 +54,7 @@ def register(subparsers: Any) -> None:
     p_approve.add_argument("--kind", choices=_KINDS, help="item kind (default: any)")
     p_approve.add_argument("--all", action="store_true", help="approve every pending item of the server")
     common(p_approve)
-    p_approve.set_defaults(func=_approve)
+    p_approve.set_defaults(func=audited("pins.approve", _approve))
 
 
 def _state_url(args: argparse.Namespace) -> tuple[str, Path]:
@@ -155,9 +156,13 @@ def _approve(args: argparse.Namespace) -> int:
             "name an item to approve, or pass --all to approve every pending item", field="name"
         )
     done = _run(args, lambda pins: pins.approve(args.server, args.kind, args.name))
+    what = {"server": args.server, "kind": args.kind or "pin", "target": args.name or "*"}
     if not done:
+        trail_of(args).refused("nothing pending", **what)
         print(f"nothing pending to approve for server {args.server!r}", file=sys.stderr)
         return 1
+    # Guards may already serve the approved versions: the approval stands even if unrecorded.
+    trail_of(args).done(reasons=tuple(f"approved {kind} {name}" for kind, name in done), **what)
     for kind, name in done:
         if args.json:
             sys.stdout.write(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PolicyError
+from ._trail import audited, trail_of
 
 # The policy package (pydantic models, the cel extension) is imported inside the commands:
 # every other ``mcp-guard`` command registers this group too and should not pay for it.
@@ -170,8 +171,11 @@ def _reload(args: argparse.Namespace) -> int:
     try:
         anyio.run(main)
     except GuardUnavailable as exc:
+        trail_of(args).refused(f"reload not published: {exc}", kind="policy", target=str(args.config))
         print(f"mcp-guard: reload not published: {exc}", file=sys.stderr)
         return 1
+    # Guards may already have reloaded: the signal cannot be taken back.
+    trail_of(args).done(kind="policy", target=str(args.config), reasons=tuple(str(p) for p in paths))
     checked = f"{len(paths)} policy file(s) valid; " if paths and not args.no_check else ""
     print(f"{checked}reload published on the state store of {args.config}")
     return 0
@@ -233,7 +237,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="publish without first validating the policy files named by the config",
     )
-    reload.set_defaults(func=_reload)
+    reload.set_defaults(func=audited("policy.reload", _reload))
 
     from .impact import add_commands
 

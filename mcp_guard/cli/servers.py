@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..portal.registry import Registry
 
 from ..errors import ConfigError
+from ._trail import audited, trail_of
 
 T = TypeVar("T")
 
@@ -88,6 +89,8 @@ def _cred_set(args: argparse.Namespace) -> int:
         await _broker(args, registry, config).set(args.name, scope, owner, env=env, headers=headers)
 
     _run(args, body)
+    # The owner is recorded, never the secret; replacing a secret cannot be taken back.
+    trail_of(args).done(kind="credentials", server=args.name, target=f"{scope}:{owner}")
     print(f"{args.name}: credentials stored for {scope} {owner!r} ({len(env)} env, {len(headers)} headers)")
     return 0
 
@@ -117,9 +120,12 @@ def _cred_delete(args: argparse.Namespace) -> int:
         return await _broker(args, registry, config).delete(args.name, owner)
 
     removed = _run(args, body)
+    target = f"{'subject' if args.subject else 'tenant'}:{owner}" if owner else None
     if not removed:
+        trail_of(args).refused("no such credentials", kind="credentials", server=args.name, target=target)
         print(f"mcp-guard: no credentials of {owner or 'anyone'!r} for {args.name!r}", file=sys.stderr)
         return 1
+    trail_of(args).done(kind="credentials", server=args.name, target=target or "*")
     print(f"{args.name}: {removed} credential set(s) deleted")
     return 0
 
@@ -168,6 +174,8 @@ def _add(args: argparse.Namespace) -> int:
     if args.header:
         definition["headers"] = _pairs(args.header, "--header")
 
+    before: list[Any] = []
+
     async def body(registry: Registry, config: GuardConfig | None) -> Any:
         if config is not None and any(s.name == args.name for s in config.servers):
             raise ConfigError(f"server {args.name!r} is already in the config file", field="NAME")
@@ -175,9 +183,17 @@ def _add(args: argparse.Namespace) -> int:
             from ..portal.upstream import check_upstream_url
 
             check_upstream_url(args.url, field="--url")
+        before.append(await registry.get(args.name))  # a status kept for the name is put back
         return await registry.add(definition, by=_who())
 
     entry = _run(args, body)
+
+    async def take_back(registry: Registry, config: GuardConfig | None) -> None:
+        await registry.restore(entry.name, before[0])
+
+    trail_of(args).done(
+        kind="server", server=entry.name, target=entry.name, undo=lambda: _run(args, take_back)
+    )
     print(f"{entry.name}: pending (run `mcp-guard servers approve {entry.name}` to serve it)")
     return 0
 
@@ -186,8 +202,11 @@ def _status(status: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         from ..portal.admin import set_server_status
 
+        before: list[Any] = []
+
         async def body(registry: Registry, config: GuardConfig | None) -> bool:
             configured = [s.name for s in config.servers] if config is not None else []
+            before.append(await registry.get(args.name))
             return await set_server_status(
                 registry,
                 args.name,
@@ -196,9 +215,18 @@ def _status(status: str) -> Callable[[argparse.Namespace], int]:
                 configured=configured,
             )
 
+        trail = trail_of(args)
         if not _run(args, body):
+            trail.refused("no server of that name", kind="server", server=args.name, target=args.name)
             print(f"mcp-guard: no server named {args.name!r}", file=sys.stderr)
             return 1
+
+        async def take_back(registry: Registry, config: GuardConfig | None) -> None:
+            await registry.restore(args.name, before[0])
+
+        # An approval that cannot be recorded is put back; a revocation only takes access away.
+        undo = (lambda: _run(args, take_back)) if status == "approved" else None
+        trail.done(kind="server", server=args.name, target=args.name, reasons=(status,), undo=undo)
         print(f"{args.name}: {status}")
         return 0
 
@@ -211,8 +239,12 @@ def _remove(args: argparse.Namespace) -> int:
         return await registry.remove(args.name, configured=configured)
 
     if not _run(args, body):
+        trail_of(args).refused(
+            "no registered server of that name", kind="server", server=args.name, target=args.name
+        )
         print(f"mcp-guard: no registered server named {args.name!r}", file=sys.stderr)
         return 1
+    trail_of(args).done(kind="server", server=args.name, target=args.name)
     print(f"{args.name}: removed")
     return 0
 
@@ -243,7 +275,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment for --command")
     p.add_argument("--header", action="append", metavar="KEY=VALUE", help="HTTP header for --url")
     p.add_argument("--prefix", help="name prefix (default NAME__)")
-    p.set_defaults(func=_add)
+    p.set_defaults(func=audited("servers.add", _add))
 
     for action, status, text in (
         ("approve", "approved", "serve a registered server (or re-enable a revoked one)"),
@@ -252,14 +284,14 @@ def register(subparsers: Any) -> None:
         p = sub.add_parser(action, help=text)
         common(p)
         p.add_argument("name")
-        p.set_defaults(func=_status(status))
+        p.set_defaults(func=audited(f"servers.{action}", _status(status)))
 
     p = sub.add_parser(
         "remove", help="delete a server registered with `servers add` (configured ones can only be revoked)"
     )
     common(p)
     p.add_argument("name")
-    p.set_defaults(func=_remove)
+    p.set_defaults(func=audited("servers.remove", _remove))
 
     creds = sub.add_parser("credentials", help="per-user upstream secrets (sealed with AES-GCM)")
     csub = creds.add_subparsers(dest="credentials_command", metavar="ACTION")
@@ -284,7 +316,7 @@ def register(subparsers: Any) -> None:
         "--env", action="append", metavar="KEY=VALUE", help="stdio upstream env (VALUE @FILE reads a file)"
     )
     p.add_argument("--header", action="append", metavar="KEY=VALUE", help="URL upstream header (@FILE too)")
-    p.set_defaults(func=_cred_set)
+    p.set_defaults(func=audited("servers.credentials.set", _cred_set))
 
     p = csub.add_parser("list", help="who has credentials for a server (names only, never values)")
     ccommon(p, False)
@@ -293,4 +325,4 @@ def register(subparsers: Any) -> None:
 
     p = csub.add_parser("delete", help="delete one owner's credentials, or all of a server's")
     ccommon(p, False)
-    p.set_defaults(func=_cred_delete)
+    p.set_defaults(func=audited("servers.credentials.delete", _cred_delete))

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..authn.config import PasswordsConfig
     from ..authn.users import UsersFile
 from ..errors import ConfigError
+from ._trail import audited, trail_of
 
 
 def _passwords(ctx: CliContext) -> PasswordsConfig:
@@ -82,6 +83,7 @@ def _add(args: argparse.Namespace) -> int:
             tenant=args.tenant,
         )
     )
+    trail_of(args).done(kind="user", target=args.name, undo=lambda: users.remove(args.name))
     print(f"added {args.name} to {users.path}", file=sys.stderr)
     return 0
 
@@ -93,10 +95,14 @@ def _passwd(args: argparse.Namespace) -> int:
     ctx = context(args)
     _require_passwords(ctx)
     users = _users_file(args, ctx)
-    if users.get(args.name) is None:
+    old = users.get(args.name)
+    if old is None:
         raise ConfigError(f"no user {args.name!r}", file=str(users.path))
     password = _new_password(args, ctx, args.name)
     users.update(args.name, password_hash=hash_password(password, _passwords(ctx).hash))
+    trail_of(args).done(
+        kind="user", target=args.name, undo=lambda: users.update(args.name, password_hash=old.password_hash)
+    )
     print(f"password of {args.name} changed", file=sys.stderr)
     return 0
 
@@ -107,9 +113,13 @@ def _totp(args: argparse.Namespace) -> int:
     ctx = context(args)
     _require_passwords(ctx)
     users = _users_file(args, ctx)
-    if users.get(args.name) is None:
+    old = users.get(args.name)
+    if old is None:
         raise ConfigError(f"no user {args.name!r}", file=str(users.path))
     users.update(args.name, totp_secret=_enrol(args.name, args.issuer))
+    trail_of(args).done(
+        kind="user", target=args.name, undo=lambda: users.update(args.name, totp_secret=old.totp_secret)
+    )
     return 0
 
 
@@ -119,8 +129,10 @@ def _remove(args: argparse.Namespace) -> int:
     ctx = context(args)
     users = _users_file(args, ctx)
     if not users.remove(args.name):
+        trail_of(args).refused("no user of that name", kind="user", target=args.name)
         print(f"mcp-guard: no user {args.name!r}", file=sys.stderr)
         return 1
+    trail_of(args).done(kind="user", target=args.name)
     print(f"removed {args.name}")
     return 0
 
@@ -158,6 +170,7 @@ def _unlock(args: argparse.Namespace) -> int:
         return await Lockout(store, LockoutPolicy(**policy.model_dump())).unlock(args.name, args.source)
 
     cleared = run_with_store(ctx, body)
+    trail_of(args).done(kind="user", target=args.name, reasons=tuple(f"cleared {c}" for c in cleared))
     print(f"unlocked {args.name}" + (f" (cleared: {', '.join(cleared)})" if cleared else ""))
     return 0
 
@@ -187,24 +200,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--issuer", default="mcp-guard", help="label shown in authenticator apps")
     common(add)
-    add.set_defaults(func=_add)
+    add.set_defaults(func=audited("users.add", _add))
 
     passwd = sub.add_parser("passwd", help="set a new password")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true")
     common(passwd)
-    passwd.set_defaults(func=_passwd)
+    passwd.set_defaults(func=audited("users.passwd", _passwd))
 
     reset = sub.add_parser("totp", help="enrol a new TOTP secret (the old one stops working)")
     reset.add_argument("name")
     reset.add_argument("--issuer", default="mcp-guard")
     common(reset)
-    reset.set_defaults(func=_totp)
+    reset.set_defaults(func=audited("users.totp", _totp))
 
     remove = sub.add_parser("remove", help="delete a user")
     remove.add_argument("name")
     common(remove)
-    remove.set_defaults(func=_remove)
+    remove.set_defaults(func=audited("users.remove", _remove))
 
     listing = sub.add_parser("list", help="list users (no secrets)")
     common(listing)
@@ -214,4 +227,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unlock.add_argument("name")
     unlock.add_argument("--source", metavar="IP")
     add_config_options(unlock)
-    unlock.set_defaults(func=_unlock)
+    unlock.set_defaults(func=audited("users.unlock", _unlock))
