@@ -200,6 +200,24 @@ class Guard(Screening):
             principal = principal.with_network(credential.ip)
         return principal
 
+    def identified(self, credential: Credential) -> Principal | None:
+        """What :meth:`identify` returns when it needs no await (a cached principal), else None.
+
+        The built-in chain answers a cache hit synchronously; every other case (a miss, a
+        hold to check, a plugin resolver, any failure) returns None and goes through
+        :meth:`identify`, so refusals and their audit stay in one place.
+        """
+        resolver = self.resolver
+        if type(resolver) is not AuthenticatorChain:
+            return None
+        try:
+            principal = resolver.hit(credential)
+        except Exception:
+            return None
+        if principal is not None and credential.ip is not None and principal.ip != credential.ip:
+            principal = principal.with_network(credential.ip)
+        return principal
+
     # ------------------------------------------------------------------ decide
     async def authorize(
         self,
@@ -222,7 +240,12 @@ class Guard(Screening):
             return _LIST
         if request.action == "listen":
             return await self._authorize_listen(principal, request, exchange)
-        decision = await self._decide(principal, request)
+        # The policy's answer without a coroutine of its own when it is a Decision (most are).
+        result = self._policy_decide(principal, request)
+        if type(result) is Decision and self.mode == "enforce":
+            decision = result
+        else:
+            decision = await self._settle(result)
         if not decision.allowed:
             raise AccessDenied("; ".join(decision.reasons) or "denied by policy", decision=decision)
         try:
@@ -272,8 +295,20 @@ class Guard(Screening):
         return await self._decide(principal, request)
 
     async def _decide(self, principal: Principal, request: AccessRequest) -> Decision:
+        return await self._settle(self._policy_decide(principal, request))
+
+    def _policy_decide(self, principal: Principal, request: AccessRequest) -> Any:
+        """The policy's answer (a Decision or an awaitable of one); a failing plugin fails closed."""
         try:
-            result = self.policy.decide(principal, request)
+            return self.policy.decide(principal, request)
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise GuardUnavailable(f"policy evaluation failed: {exc!r}") from exc
+
+    async def _settle(self, result: Any) -> Decision:
+        """The policy's answer awaited if need be, checked, with the guard's shadow mode applied."""
+        try:
             # A Decision first: ``isawaitable`` is an ABC check, the slow part of a memoised decision.
             decision = result if type(result) is Decision or not inspect.isawaitable(result) else await result
         except GuardError:
@@ -383,6 +418,25 @@ class Guard(Screening):
             raise
         except Exception as exc:
             raise AuditUnavailable(f"audit failed: {exc!r}") from exc
+
+    def enqueue(self, event: AuditEvent) -> bool:
+        """:meth:`record` without a coroutine, for an auditor that only enqueues.
+
+        Returns False, having done nothing, when the auditor is synchronous: then await
+        :meth:`record`. Every request passes here, so the usual case costs no coroutine.
+        """
+        auditor = self.auditor
+        if auditor is None:
+            return True
+        try:
+            if auditor.synchronous:
+                return False
+            auditor.record(event)
+        except GuardError:
+            raise
+        except Exception as exc:
+            raise AuditUnavailable(f"audit failed: {exc!r}") from exc
+        return True
 
     def record_nowait(self, event: AuditEvent) -> None:
         """Best effort for events about refusals: the refusal stands whatever happens here."""

@@ -214,7 +214,10 @@ async def _run(guard: Guard, trail: _Trail, call: Call, delegate: bool) -> Any:
                 _SLOT.reset(token)
         if not delegate:
             try:
-                result = await _inspect(guard, trail, admitted, result)
+                if admitted.info.list_key is None:  # a result, not a list: no await needed
+                    result = _inspect_result(guard, trail, admitted, result)
+                else:
+                    result = await _inspect_list(guard, trail, admitted, result)
             except Exception as exc:
                 # A plugin failing on the result is the guard failing, never the handler: fail closed.
                 why = f"inspection failed: {exc!r}"
@@ -273,7 +276,13 @@ async def settle(guard: Guard, *reasons: str) -> None:
 # ---------------------------------------------------------------------- stages before the call
 async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     ex = trail.exchange
-    principal = ex.principal if ex.principal is not None else await guard.identify(ex.credential or _NONE)
+    principal = ex.principal
+    if principal is None:
+        credential = ex.credential or _NONE
+        # A cached principal is taken without the resolver's coroutines; anything else verifies.
+        principal = guard.identified(credential)
+        if principal is None:
+            principal = await guard.identify(credential)
     trail.principal = principal
     request, info = classify(ex.method, ex.params, ex.server, ex.context, notification=ex.notification)
     trail.request = request
@@ -282,7 +291,9 @@ async def _admit(guard: Guard, trail: _Trail, delegate: bool) -> Admitted:
     if ex.mismatch is not None:
         raise AccessDenied(ex.mismatch)
     guard.check_params(ex.params, request)
-    if not delegate:  # a delegating handler's nested runs screen under the upstream's own names
+    # A delegating handler's nested runs screen under the upstream's own names; nothing
+    # screened, nothing to check (and no coroutine to run).
+    if not delegate and guard.screens(ex.server, ex.direction):
         await _check_screened(guard, ex, request)
     if not delegate and not ex.notification and not info.housekeeping and request.action != "listen":
         # Before the decision, so a call past the cap spends no rate limit, budget or approval.
@@ -322,8 +333,6 @@ _DELEGATED = Decision(True, None, ("decided by the handler",))
 
 async def _check_screened(guard: Guard, ex: Exchange, request: AccessRequest) -> None:
     """Refuse an item a list screening withheld; screen a never-listed one first when possible."""
-    if not guard.screens(ex.server, ex.direction):
-        return
     if request.action == "listen":
         targets = [("resource", str(uri)) for uri in request.arguments.get("uris") or ()]
     elif request.kind is not None and request.target is not None:
@@ -347,15 +356,21 @@ async def _check_screened(guard: Guard, ex: Exchange, request: AccessRequest) ->
 
 
 # ---------------------------------------------------------------------- stages after the call
-async def _inspect(guard: Guard, trail: _Trail, admitted: Admitted, result: Any) -> Any:
-    """Filter lists and screen results before the caller (the model) sees them."""
+async def _inspect_list(guard: Guard, trail: _Trail, admitted: Admitted, result: Any) -> Any:
+    """Filter a list and screen its items before the caller (the model) sees them."""
     ex, info = trail.exchange, admitted.info
     if result is None or not (type(result) is dict or isinstance(result, (Mapping, BaseModel))):
         return result
-    if info.list_key is not None:
-        data = to_wire(result)
-        out, trail.summary = await guard.screen_list(admitted.principal, ex.server, info, data, ex.direction)
-        return _same_type(result, data, out)
+    data = to_wire(result)
+    out, trail.summary = await guard.screen_list(admitted.principal, ex.server, info, data, ex.direction)
+    return _same_type(result, data, out)
+
+
+def _inspect_result(guard: Guard, trail: _Trail, admitted: Admitted, result: Any) -> Any:
+    """Size-check and scan a call, get or read result (synchronous: it does no I/O)."""
+    ex = trail.exchange
+    if result is None or not (type(result) is dict or isinstance(result, (Mapping, BaseModel))):
+        return result
     kind = _RESULT_KIND.get(ex.method)
     if kind is None or _result_type(result) == "input_required":
         # A question back to the caller: its requests are screened when they are put to the caller.
@@ -404,7 +419,8 @@ async def _finish(guard: Guard, trail: _Trail, exc: BaseException | None) -> Bas
         return raised
     if exc is None or status in ("ok", "handler_error", "upstream_error"):
         try:
-            await guard.record(event)
+            if not guard.enqueue(event):  # the usual case: an enqueue, without a coroutine around it
+                await guard.record(event)
         except GuardError as failure:
             # No audit, no access: the result is withheld rather than delivered unrecorded.
             guard.record_nowait(

@@ -60,7 +60,7 @@ class Upkeep:
 
     def start_lazily(self) -> None:
         """Start the jobs from inside a request, where no task group is at hand (asyncio only)."""
-        if self._jobs:
+        if self._jobs and self._tg is None and self._lazy is None:  # checked on every request
             self._spawn()
 
     def _spawn(self) -> None:

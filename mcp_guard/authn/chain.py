@@ -83,6 +83,37 @@ class AuthenticatorChain:
         one goes through :meth:`resolve` and its hold check (the cache knows no source address)."""
         self._held_until = max(self._held_until, until)
 
+    def hit(self, credential: Credential) -> Principal | None:
+        """What :meth:`resolve` returns when that takes no verifying and no await, else None.
+
+        A cached, unexpired, unrevoked principal (or the anonymous one for no credential) while
+        no hold needs checking; anything else, including a failure, is left to :meth:`resolve`,
+        which verifies, refuses and audits as usual. Lets the request path skip three coroutine
+        layers on the common cache hit.
+        """
+        if self.holds is not None:
+            return None
+        token = credential.token
+        if not token:
+            return self.anonymous
+        last = self._last_key
+        if last[0] is token:
+            key = last[1]
+        else:
+            try:
+                key = hashlib.sha256(token.encode("utf-8")).digest()
+            except UnicodeError:
+                return None  # refused (and audited) by resolve
+            self._last_key = (token, key)  # a miss goes on to resolve, which then hashes nothing
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        principal, until = entry
+        cid = principal.credential_id
+        if self._clock() < until and (cid is None or cid not in self.revocations.ids):
+            return principal
+        return None
+
     async def _resolve(self, credential: Credential) -> Principal:
         token = credential.token
         if not token:

@@ -70,10 +70,15 @@ class _FallbackAnswering:
         await self._write.send(SessionMessage(error))
         return True
 
+    @property
+    def _settled(self) -> bool:
+        """The first request opened a legacy connection: no later message is ever answered here."""
+        return self._first_seen and not self._modern
+
     async def receive(self) -> Any:
         while True:
             item = await self._inner.receive()
-            if not await self._answered(item):
+            if self._settled or not await self._answered(item):
                 return item
 
     def __aiter__(self) -> _FallbackAnswering:
@@ -82,7 +87,8 @@ class _FallbackAnswering:
     async def __anext__(self) -> Any:
         while True:
             item = await self._inner.__anext__()
-            if not await self._answered(item):
+            # Checked inline: every message of the connection passes here.
+            if (self._first_seen and not self._modern) or not await self._answered(item):
                 return item
 
     async def aclose(self) -> None:

@@ -115,15 +115,19 @@ class GuardMiddleware:
     def _context(self, ctx: ServerRequestContext[Any, Any]) -> RequestContext:
         request = ctx.request
         headers = getattr(request, "headers", None)
-        params = ctx.params if isinstance(ctx.params, Mapping) else None
+        raw = ctx.params
+        # A plain dict is recognised before the ``Mapping`` ABC check: this runs for every request.
+        params = raw if type(raw) is dict or isinstance(raw, Mapping) else None
         meta = params.get("_meta") if params else None
-        info: Any = meta.get(CLIENT_INFO_META_KEY) if isinstance(meta, Mapping) else None
+        info: Any = (
+            meta.get(CLIENT_INFO_META_KEY) if type(meta) is dict or isinstance(meta, Mapping) else None
+        )
         if info is None and ctx.method == "initialize" and params:
             info = params.get("clientInfo")
         if headers is None:
             # stdio or memory: the connection's facts are looked up once, not rebuilt per request.
             conn = self._connection(ctx)
-            if isinstance(info, Mapping):
+            if info is not None and isinstance(info, Mapping):
                 client_name, client_version = info.get("name"), info.get("version")
             elif conn is not None:
                 client_name, client_version = conn.client(ctx)
@@ -140,7 +144,7 @@ class GuardMiddleware:
                 client_version,
                 getattr(getattr(request, "client", None), "host", None),
             )
-        if isinstance(info, Mapping):
+        if info is not None and isinstance(info, Mapping):
             client_name, client_version = info.get("name"), info.get("version")
         else:
             client_name, client_version = _client_params(ctx)
@@ -170,8 +174,10 @@ class GuardMiddleware:
             return None
         return known
 
-    def _credential_for(self, ctx: ServerRequestContext[Any, Any], rc: RequestContext) -> Credential:
-        token = get_access_token()
+    def _credential_for(
+        self, ctx: ServerRequestContext[Any, Any], rc: RequestContext, token: Any = None
+    ) -> Credential:
+        """The request's credential; ``token`` is the SDK's verified access token, if any."""
         if token is not None:
             return Credential(token.token, "http", rc.source_ip)
         headers = getattr(ctx.request, "headers", None)
@@ -184,14 +190,16 @@ class GuardMiddleware:
     def known(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Principal | None, RequestContext]:
         """The request's context and its principal if already known (cached), verifying nothing."""
         rc = self._context(ctx)
-        if self._principal is not None and ctx.request is None and get_access_token() is None:
+        token = get_access_token()
+        if self._principal is not None and ctx.request is None and token is None:
             return self._principal, rc
-        return self.guard.resolver.peek(self._credential_for(ctx, rc).token), rc
+        return self.guard.resolver.peek(self._credential_for(ctx, rc, token).token), rc
 
     async def _identify(self, ctx: ServerRequestContext[Any, Any], rc: RequestContext) -> Principal:
-        if self._principal is not None and ctx.request is None and get_access_token() is None:
+        token = get_access_token()
+        if self._principal is not None and ctx.request is None and token is None:
             return self._principal
-        return await self.guard.identify(self._credential_for(ctx, rc))
+        return await self.guard.identify(self._credential_for(ctx, rc, token))
 
     def _mismatch(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
         """Routing headers that disagree with the body (SEP-2243): the body decides, a mismatch is refused.
@@ -224,8 +232,10 @@ class GuardMiddleware:
 
     def _exchange(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> Exchange:
         rc = self._context(ctx)
-        known = self._principal is not None and ctx.request is None and get_access_token() is None
-        params = ctx.params if isinstance(ctx.params, Mapping) else None
+        token = get_access_token()  # once per request: a context variable read
+        known = self._principal is not None and ctx.request is None and token is None
+        raw = ctx.params
+        params = raw if type(raw) is dict or isinstance(raw, Mapping) else None
         notification = ctx.request_id is None
 
         async def lookup(method: str) -> dict[str, Any]:
@@ -252,7 +262,7 @@ class GuardMiddleware:
             params,
             self.server,
             rc,
-            credential=None if known else self._credential_for(ctx, rc),
+            credential=None if known else self._credential_for(ctx, rc, token),
             principal=self._principal if known else None,
             notification=notification,
             lookup=None if notification else lookup,
@@ -290,8 +300,9 @@ class GuardMiddleware:
                 # A notification has no response to carry an error: it is dropped (and audited).
                 logger.debug("notification %s dropped: %s", ctx.method, exc)
             return None
-        notices: list[str] = []
-        collecting = PIN_NOTICES.set(notices)
+        # Pin notices come only from pins: without a pin store there is nothing to collect.
+        notices: list[str] | None = [] if self.guard.pins is not None else None
+        collecting = PIN_NOTICES.set(notices) if notices is not None else None
         try:
             result: HandlerResult = await self.guard.run(exchange, call, delegate=self.delegate)
         except MCPError as exc:
@@ -299,8 +310,9 @@ class GuardMiddleware:
                 self.authentication_refusal = exc
             raise
         finally:
-            PIN_NOTICES.reset(collecting)
-        for notice in notices:
+            if collecting is not None:
+                PIN_NOTICES.reset(collecting)
+        for notice in notices or ():
             await _tell_caller(ctx, notice)
         if ctx.request is None:
             self.authentication_refusal = None
