@@ -8,6 +8,8 @@ the full path. ``tests/test_audit_fastpath.py`` checks that both paths store the
 Most events hold only plain values in their fixed fields (checked by type, in C loops); with
 ``orjson`` installed those are encoded in one call, the arguments embedded as a pre-checked
 ``orjson.Fragment``, and the prefilter and sensitive-key tests run over the bytes as they come.
+Before any of that, ``lane.lane_record`` serves the typical event from per-value caches of its
+repeated fields; ``_one_pass`` and the general path below decide what it declines.
 """
 
 from __future__ import annotations
