@@ -182,14 +182,14 @@ def test_one_call_encoding_stores_what_the_full_redactor_stores(event: AuditEven
 
 def test_plain_events_take_the_one_call_path(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    original = fr._one_pass
+    original = fr.lane_record
 
     def spy(*args: Any) -> Any:
         out = original(*args)
         calls.append(out)
         return out
 
-    monkeypatch.setattr(fr, "_one_pass", spy)
+    monkeypatch.setattr(fr, "lane_record", spy)
     event = AuditEvent(
         method="tools/call",
         decision="allow",
@@ -201,7 +201,7 @@ def test_plain_events_take_the_one_call_path(monkeypatch: pytest.MonkeyPatch) ->
         latency_ms=1.25,
     )
     fast = fr.fast_record(event, event.redact_fields)
-    assert fast is not None and len(calls) == 1 and calls[0] is not fr._GENERAL
+    assert fast is not None and len(calls) == 1 and calls[0] is not fr.GENERAL
     record, text = fast
     assert record["arguments"] == {
         "q": "SELECT 1 -- é",

@@ -8,6 +8,8 @@ the full path. ``tests/test_audit_fastpath.py`` checks that both paths store the
 Most events hold only plain values in their fixed fields (checked by type, in C loops); with
 ``orjson`` installed those are encoded in one call, the arguments embedded as a pre-checked
 ``orjson.Fragment``, and the prefilter and sensitive-key tests run over the bytes as they come.
+Before any of that, ``lane.lane_record`` serves the typical event from per-value caches of its
+repeated fields; ``_one_pass`` and the general path below decide what it declines.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ..errors import ConfigError
 from . import canonical
 from .canonical import encode_fast
 from .chain import ChainedRecord
-from .detectors import MASK, sensitive_key
+from .detectors import MASK
+from .lane import GENERAL, lane_record, mask_keys
 from .redact import (
     _MAX_DEPTH,
     Step,
@@ -121,22 +124,6 @@ def masked_copy(arguments: Mapping[str, Any], paths: tuple[str, ...]) -> dict[st
     return out  # type: ignore[no-any-return]
 
 
-def _mask_keys(value: Any) -> Any:
-    """Copy with the sensitive-key rule of ``jsonable`` applied (nothing else converted)."""
-    t = type(value)
-    if t is str or t is int or t is bool or t is float or value is None:
-        return value  # exact types first: ABC checks cost more than the rest of the walk
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            key = k if type(k) is str else str(k)
-            out[key] = MASK if v is not None and sensitive_key(key) else _mask_keys(v)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_mask_keys(v) for v in value]
-    return value
-
-
 def _head(event: AuditEvent, principal: Any) -> dict[str, Any]:
     """The record's fixed fields, in the stored order (both encoders start with them)."""
     return {
@@ -197,6 +184,10 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
             args = masked_copy(args, fields)
         elif type(args) is not dict:
             args = dict(args.items())
+    if canonical.FAST and _orjson is not None:
+        laned = lane_record(event, args)
+        if laned is not GENERAL:
+            return laned
     res = event.result
     principal = event.principal
     if principal is not None:
@@ -219,6 +210,13 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
             *((res.size, res.is_error, res.items, res.withheld, res.hidden) if res is not None else ()),
         )))
     )  # fmt: skip
+    if not plain and not _PLAIN_OR_FLOAT.issuperset(map(type, (
+        event.id, event.event, event.session_id, event.request_id, event.source_ip, event.transport,
+        event.client_name, event.client_version, event.method, event.direction, event.server,
+        event.kind, event.target, event.decision, event.rule, event.shadow, event.error_code,
+        event.outcome, event.time, event.latency_ms, *event.reasons,
+    ))):  # fmt: skip
+        return None  # a subclass (a ``str`` enum): the walk spells it with ``str()``, encoders by value
     if plain and canonical.FAST and _orjson is not None:
         done = _one_pass(event, args, principal, res)
         if done is not _GENERAL:
@@ -239,7 +237,7 @@ def fast_record(event: AuditEvent, fields: tuple[str, ...]) -> tuple[dict[str, A
             return None  # perhaps a bool or None key, which the walk spells "True" / "None"
         # Masking only removes strings (and adds the mask, which no detector matches), so the
         # test above still holds for the result.
-        args = _mask_keys(args)
+        args = mask_keys(args)
         text = f'{head_text},"arguments":{encode_fast(args)},{tail_text}'
     record["arguments"] = args
     record.update(tail)
@@ -291,7 +289,7 @@ def _one_pass(
             return None  # perhaps a bool or None key, which the walk spells "True" / "None"
         # Masking only removes strings (and adds the mask, which no detector matches), so the
         # prefilter's answer still holds for the result.
-        args = _mask_keys(args)
+        args = mask_keys(args)
         record["arguments"] = _orjson.Fragment(dumps(args, None, options))
         data = _ascii(dumps(record, None, options))
     record["arguments"] = args

@@ -348,32 +348,30 @@ def _keyword_before(low: str, pattern: re.Pattern[str]) -> bool:
 _ANY_OPTIONS = re2.Options()
 _ANY_OPTIONS.case_sensitive = False
 _ANY_OPTIONS.never_capture = True
-_ANY = re2._re2.RE2(
-    "|".join(
-        (
-            "-----BEGIN",
-            "gl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|agent)-",
-            "sk-",
-            "xox",
-            "gh[pousr]_",
-            "github_pat_",
-            "k_live_",
-            "npm_",
-            "A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|Iza)",
-            "eyJ",
-            "://",
-            r"\\u(?:013[01]|017f|212a)",
-            "(?:bearer|basic)" + _WS,
-            "whsec_|discord|hf_|pypi-age|sg\\.|shp|dop_v1_|hvs\\.|sq0|pmak-|lin_api_|dapi|:aa|age-secret-key-1",
-            "ya29\\.|glc_|xapp-|(?:ac|sk|key-)[a-f0-9]{32}|(?:sig|signature)=|accountkey=|sharedaccesskey=",
-            "login(?s:.*)password",
-            "(?:pass(?:word|wd|phrase)?|pwd|secret|token|credential|(?:api|access|secret|private|auth)[_-]?key|session[_-]?id)"
-            r"""s?(?:\\"|')?""" + _WS + "*[:=]",
-            _WS + "{10}",
-        )
-    ).encode(),
-    _ANY_OPTIONS,
+_ANY_SOURCE = "|".join(
+    (
+        "-----BEGIN",
+        "gl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|agent)-",
+        "sk-",
+        "xox",
+        "gh[pousr]_",
+        "github_pat_",
+        "k_live_",
+        "npm_",
+        "A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|Iza)",
+        "eyJ",
+        "://",
+        r"\\u(?:013[01]|017f|212a)",
+        "(?:bearer|basic)" + _WS,
+        "whsec_|discord|hf_|pypi-age|sg\\.|shp|dop_v1_|hvs\\.|sq0|pmak-|lin_api_|dapi|:aa|age-secret-key-1",
+        "ya29\\.|glc_|xapp-|(?:ac|sk|key-)[a-f0-9]{32}|(?:sig|signature)=|accountkey=|sharedaccesskey=",
+        "login(?s:.*)password",
+        "(?:pass(?:word|wd|phrase)?|pwd|secret|token|credential|(?:api|access|secret|private|auth)[_-]?key|session[_-]?id)"
+        r"""s?(?:\\"|')?""" + _WS + "*[:=]",
+        _WS + "{10}",
+    )
 )
+_ANY = re2._re2.RE2(_ANY_SOURCE.encode(), _ANY_OPTIONS)
 _any_match = _ANY.Match  # RE2 itself: the ``re2`` module's Python wrapper costs more than the scan
 _UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
 
@@ -440,17 +438,19 @@ def _not_starting(literal: str) -> str:
 #: ``ensure_ascii`` or as raw UTF-8: a multi-byte character never holds ``"``, ``:`` or a letter).
 #: A key ends at ``":`` whose quote is not escaped, so the suffix letters right before it are the
 #: key's own; its value is neither ``null`` (the only JSON value starting with ``n``) nor the mask.
-_ARG_KEYS_FORWARD = re2._re2.RE2(
-    (
-        r'(?-i:"(?:true|false|null)":)|(?:'
-        + "|".join("[_-]*".join(re.escape(c) for c in s) for s in detectors._SENSITIVE_SUFFIXES)
-        + r')[_-]*":(?:[^n"]|"'
-        + _not_starting(MASK + '"')
-        + ")"
-    ).encode(),
-    _ANY_OPTIONS,
+_ARG_KEYS_SOURCE = (
+    r'(?-i:"(?:true|false|null)":)|(?:'
+    + "|".join("[_-]*".join(re.escape(c) for c in s) for s in detectors._SENSITIVE_SUFFIXES)
+    + r')[_-]*":(?:[^n"]|"'
+    + _not_starting(MASK + '"')
+    + ")"
 )
+_ARG_KEYS_FORWARD = re2._re2.RE2(_ARG_KEYS_SOURCE.encode(), _ANY_OPTIONS)
 _keys_match = _ARG_KEYS_FORWARD.Match
+#: Both of the above in one pass, over the arguments and what follows them: most events match
+#: neither, and only a match needs the two scans apart.
+_EITHER = re2._re2.RE2(f"(?:{_ANY_SOURCE})|(?:{_ARG_KEYS_SOURCE})".encode(), _ANY_OPTIONS)
+_either_match = _EITHER.Match
 
 
 def has_sensitive_key_bytes(args: bytes) -> bool:
