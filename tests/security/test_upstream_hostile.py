@@ -1,0 +1,181 @@
+"""The portal's lean upstream client against an upstream that lies on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import h11
+import httpx2
+import pytest
+
+from mcp_guard.portal.forwarding import _events
+from mcp_guard.portal.upstream_http import LeanClient
+
+from ..test_upstream_http import ANSWER, json_answer, post, running, write
+
+pytestmark = pytest.mark.anyio
+
+FORGED = b'{"jsonrpc":"2.0","id":2,"result":{"forged":true}}'
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _raw(status: int, body: bytes) -> bytes:
+    return b"HTTP/1.1 %d OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+        status,
+        len(body),
+        body,
+    )
+
+
+async def test_bytes_after_an_answer_are_never_read_as_a_later_callers_answer() -> None:
+    async def smuggle(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        head = [("content-type", "application/json"), ("content-length", str(len(ANSWER)))]
+        data = conn.send(h11.Response(status_code=200, headers=head)) or b""
+        data += (conn.send(h11.Data(data=ANSWER)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
+        w.write(data + _raw(200, FORGED))  # one write: the forged answer arrives with the real one
+
+    async with running(smuggle) as (_server, url), LeanClient(url) as client:
+        assert await post(client, url) == ANSWER
+        assert await post(client, url) == ANSWER  # never the forged answer
+
+
+async def test_bytes_sent_on_an_idle_connection_drop_it() -> None:
+    async def later(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        await json_answer(number, served, body, conn, w)
+        await w.drain()
+        await asyncio.sleep(0.05)
+        w.write(_raw(200, FORGED))  # an answer to no request, on the idle connection
+
+    async with running(later) as (server, url), LeanClient(url) as client:
+        assert await post(client, url) == ANSWER
+        await anyio.sleep(0.2)
+        assert await post(client, url) == ANSWER
+    assert server.connections == 2
+
+
+async def test_the_cookie_jar_stays_bounded_however_many_cookies_the_upstream_sets() -> None:
+    async def flood(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        head = [("content-type", "application/json"), ("content-length", str(len(ANSWER)))]
+        head += [("set-cookie", f"c{served}x{i}={'v' * 200}") for i in range(100)]
+        write(conn, w, h11.Response(status_code=200, headers=head), h11.Data(data=ANSWER), h11.EndOfMessage())
+
+    async with running(flood) as (_server, url), LeanClient(url) as client:
+        for _ in range(20):
+            assert await post(client, url) == ANSWER
+        assert len(client._cookies.cookies) <= 50
+        assert sum(len(k) + len(v) for k, v in client._cookies.cookies.items()) <= 8192
+
+
+async def test_endless_informational_answers_fail_instead_of_holding_the_caller() -> None:
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        try:
+            while True:  # each 1xx comes well within the read timeout
+                writer.write(b"HTTP/1.1 102 Processing\r\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.02)
+        except ConnectionError:
+            pass
+
+    listener = await asyncio.start_server(stall, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    try:
+        async with LeanClient(url, read_timeout=0.5) as client:
+            with anyio.fail_after(5), pytest.raises(httpx2.RemoteProtocolError):
+                await post(client, url)
+            assert client._count == 0
+    finally:
+        listener.close()
+
+
+async def _raw_server(answer: bytes) -> tuple[asyncio.Server, str]:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.read(65536):
+                writer.write(answer)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(reply, "127.0.0.1", 0)
+    return listener, f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+
+
+async def test_an_answer_framed_both_by_length_and_by_chunks_is_refused() -> None:
+    forged = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(ANSWER)
+    forged += b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(ANSWER), ANSWER)
+    listener, url = await _raw_server(forged)
+    try:
+        async with LeanClient(url) as client:
+            with pytest.raises(httpx2.RemoteProtocolError):
+                await post(client, url)
+            assert client._idle == [] and client._count == 0
+    finally:
+        listener.close()
+
+
+async def test_an_endless_head_fails_at_its_cap() -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * (200 * 1024) + b"\r\n\r\n"
+    listener, url = await _raw_server(head)
+    try:
+        async with LeanClient(url) as client:
+            with pytest.raises(httpx2.RemoteProtocolError):
+                await post(client, url)
+            assert client._count == 0
+    finally:
+        listener.close()
+
+
+async def test_an_http_1_0_answer_is_read_and_its_connection_not_reused() -> None:
+    answer = b"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n" + ANSWER
+    accepted = [0]
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted[0] += 1
+        await reader.read(65536)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(once, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    try:
+        async with LeanClient(url) as client:
+            for _ in range(2):
+                assert await post(client, url) == ANSWER
+            assert client._idle == [] and client._count == 0
+    finally:
+        listener.close()
+    assert accepted[0] == 2
+
+
+async def test_connections_left_at_an_endless_event_stream_free_their_slot_for_waiting_callers() -> None:
+    async def endless(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        write(conn, w, h11.Response(status_code=200, headers=[("content-type", "text/event-stream")]))
+        write(conn, w, h11.Data(data=b"event: message\r\ndata: " + ANSWER + b"\r\n\r\n"))
+        try:
+            while True:  # the stream never ends: a comment now and then
+                await asyncio.sleep(0.05)
+                write(conn, w, h11.Data(data=b": ping\r\n\r\n"))
+                await w.drain()
+        except ConnectionError:
+            pass
+
+    async def answer_and_leave(client: LeanClient, url: str) -> None:
+        async with client.stream("POST", url, content=b"{}") as response:
+            async for event in _events(response):
+                assert event.data.encode() == ANSWER
+                break  # as the forwarder does at its answer
+
+    async with running(endless) as (_server, url), LeanClient(url, timeout=5.0, max_connections=1) as client:
+        await answer_and_leave(client, url)
+        with anyio.fail_after(2):  # well under the 5 s pool timeout
+            await answer_and_leave(client, url)
