@@ -124,7 +124,7 @@ class HttpForwarder:
                         return
                     if response.status_code < 400:
                         async for event in _events(response):
-                            message = json.loads(event.data) if event.data else None
+                            message = _loads(event.data) if event.data else None
                             if isinstance(message, dict):
                                 await self._aside(message, -1, None, None)
             except (httpx2.TransportError, ValueError) as exc:
@@ -195,13 +195,13 @@ class HttpForwarder:
                     self.session_id = response.headers.get("mcp-session-id")
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
                 if kind == "application/json":
-                    return _final(json.loads(await response.aread()), rid)
+                    return _final(_loads(await response.aread()), rid)
                 if kind != "text/event-stream":
                     raise UpstreamGone()
                 async for event in _events(response):
                     if not event.data:
                         continue
-                    message = json.loads(event.data)
+                    message = _loads(event.data)
                     if not isinstance(message, dict):
                         continue
                     if message.get("id") == rid and ("result" in message or "error" in message):
@@ -291,7 +291,7 @@ def _body(rid: int, method: str, params: Mapping[str, Any]) -> bytes:
 def _error_body(raw: bytes) -> dict[str, Any]:
     """An HTTP error's body as a JSON-RPC error response when it is one; else "unavailable"."""
     try:
-        message = json.loads(raw)
+        message = _loads(raw)
     except ValueError:
         message = None
     if isinstance(message, dict) and isinstance(message.get("error"), dict):
@@ -299,11 +299,25 @@ def _error_body(raw: bytes) -> dict[str, Any]:
     raise UpstreamGone()
 
 
+def _loads(raw: str | bytes) -> Any:
+    """JSON from the upstream; nesting past the parser's depth is malformed JSON too (a ValueError)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _final(message: Any, rid: int) -> dict[str, Any]:
-    """The ``result`` of a JSON-RPC response, or its error as MCPError."""
+    """The ``result`` of a JSON-RPC response to request ``rid``, or its error as MCPError.
+
+    An answer naming another request is no answer to this one (an error may name none: the
+    upstream could not read the request's id)."""
     if not isinstance(message, dict):
         raise UpstreamGone()
     error = message.get("error")
+    answered = message.get("id")
+    if not (type(answered) is int and answered == rid) and not (isinstance(error, dict) and answered is None):
+        raise UpstreamGone()
     if isinstance(error, dict):
         try:
             code = int(error.get("code", types.INTERNAL_ERROR))

@@ -1,0 +1,105 @@
+"""Hostile answers to forwarded calls, through the portal: each fails closed, with one audit record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from mcp_guard.errors import GuardUnavailable
+from mcp_guard.portal.upstream_http import LeanClient
+
+from ..helpers import ListAuditor
+from ..test_portal_direct import Lab, direct_portal
+from ..test_portal_support import client, portal_http
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _http(
+    body: bytes, kind: bytes = b"application/json", status: bytes = b"200 OK", extra: bytes = b""
+) -> bytes:
+    head = b"HTTP/1.1 %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n" % (status, kind, len(body))
+    return head + extra + b"\r\n" + body
+
+
+@asynccontextmanager
+async def answering(answer: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server answering every request with ``answer`` (whatever it asked); notes what it got."""
+    got: list[bytes] = []
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                got.append(data)
+                writer.write(answer)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(reply, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp", got
+    finally:
+        listener.close()
+
+
+async def _forwarded_call_against(answer: bytes) -> tuple[MCPError | None, ListAuditor, list[bytes]]:
+    """One tools/call forwarded to a server answering ``answer``; the error it failed with, if any."""
+    lab, auditor = Lab(), ListAuditor()
+    failed: MCPError | None = None
+    async with answering(answer) as (hostile, got):
+        with lab.running() as up:
+            portal = direct_portal(up, auditor)
+            with portal_http(portal) as url:
+                async with client(url, "tok-alice") as c:
+                    forwarder = portal.upstreams["lab"].forwarder
+                    assert forwarder is not None and isinstance(forwarder.client, LeanClient)
+                    forwarder.url = hostile
+                    forwarder.client = LeanClient(hostile, read_timeout=2.0)
+                    try:
+                        await c.call_tool("lab__echo", {"text": "hi"})
+                    except MCPError as exc:
+                        failed = exc
+    return failed, auditor, got
+
+
+def _closed(failed: MCPError | None, auditor: ListAuditor) -> None:
+    assert failed is not None and failed.error.code == GuardUnavailable.code
+    calls = [e for e in auditor.events if e.method == "tools/call"]
+    assert len(calls) == 1 and calls[0].outcome == "upstream_error"
+
+
+async def test_an_answer_to_another_request_id_is_not_taken_as_the_calls_answer() -> None:
+    forged = b'{"jsonrpc":"2.0","id":987654,"result":{"content":[{"type":"text","text":"forged"}]}}'
+    failed, auditor, _ = await _forwarded_call_against(_http(forged))
+    _closed(failed, auditor)
+
+
+async def test_an_answer_nested_past_the_parsers_depth_fails_closed() -> None:
+    failed, auditor, _ = await _forwarded_call_against(_http(b"[" * 200_000))
+    _closed(failed, auditor)
+
+
+async def test_an_event_too_deeply_nested_fails_closed() -> None:
+    event = b"event: message\r\ndata: " + b"[" * 200_000 + b"\r\n\r\n"
+    failed, auditor, _ = await _forwarded_call_against(_http(event, b"text/event-stream"))
+    _closed(failed, auditor)
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    async with answering(_http(b'{"jsonrpc":"2.0","id":1,"result":{}}')) as (elsewhere, seen):
+        moved = _http(b"", status=b"307 Temporary Redirect", extra=b"location: %s\r\n" % elsewhere.encode())
+        failed, auditor, _ = await _forwarded_call_against(moved)
+    _closed(failed, auditor)
+    assert seen == []
