@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,6 +17,7 @@ from mcp_guard.portal.forwarding import _events
 from mcp_guard.portal.upstream_http import LeanClient
 
 from ..test_upstream_http import ANSWER, json_answer, post, running, write
+from .test_ssrf import _certificate
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +183,44 @@ async def test_connections_left_at_an_endless_event_stream_free_their_slot_for_w
         await answer_and_leave(client, url)
         with anyio.fail_after(2):  # well under the 5 s pool timeout
             await answer_and_leave(client, url)
+
+
+async def _tls_server(tmp: Path) -> tuple[asyncio.Server, Path]:
+    ca, chain, key = _certificate(tmp)  # a leaf for idp.example from a CA no one trusts
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context), ca
+
+
+async def test_an_upstream_certificate_from_an_unknown_authority_is_refused(tmp_path: Path) -> None:
+    listener, _ca = await _tls_server(tmp_path)
+    url = f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    try:
+        async with LeanClient(url) as client:
+            with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await post(client, url)
+            assert client._count == 0
+    finally:
+        listener.close()
+
+
+async def test_an_upstream_certificate_for_another_name_is_refused_even_from_a_trusted_authority(
+    tmp_path: Path,
+) -> None:
+    listener, ca = await _tls_server(tmp_path)
+    url = f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    trusting = ssl.create_default_context(cafile=str(ca))
+    try:
+        async with LeanClient(url, ssl_context=trusting) as client:
+            with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await post(client, url)
+    finally:
+        listener.close()
