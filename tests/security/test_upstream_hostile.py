@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,64 @@ async def test_an_upstream_certificate_for_another_name_is_refused_even_from_a_t
                 await post(client, url)
     finally:
         listener.close()
+
+
+async def test_callers_past_the_pool_wait_the_pool_timeout_then_fail_and_leave_no_slot_taken() -> None:
+    release = asyncio.Event()
+
+    async def held(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        await release.wait()
+        await json_answer(number, served, body, conn, w)
+
+    async with running(held) as (server, url), LeanClient(url, timeout=0.5, max_connections=2) as client:
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(post, client, url)
+            await anyio.sleep(0.1)
+            with anyio.fail_after(3), pytest.raises(httpx2.PoolTimeout):
+                await post(client, url)
+            release.set()
+        assert client._count == 2 and len(client._idle) == 2
+        assert await post(client, url) == ANSWER  # a kept connection, no third one
+    assert server.connections == 2
+
+
+async def test_an_answer_with_connection_close_is_read_and_its_connection_not_reused() -> None:
+    async def closing(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        head = [("content-length", str(len(ANSWER))), ("connection", "close")]
+        write(conn, w, h11.Response(status_code=200, headers=head), h11.Data(data=ANSWER), h11.EndOfMessage())
+
+    async with running(closing) as (server, url), LeanClient(url) as client:
+        for _ in range(2):
+            assert await post(client, url) == ANSWER
+        assert client._idle == [] and client._count == 0
+    assert server.connections == 2
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
+async def test_an_ipv6_upstream_is_reached_with_a_bracketed_host() -> None:
+    heads: list[bytes] = []
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.read(65536))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(reply, "::1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with LeanClient(f"http://[::1]:{port}/mcp") as client:
+            assert await post(client, f"http://[::1]:{port}/mcp") == ANSWER
+    finally:
+        listener.close()
+    assert b"\r\nhost: [::1]:%d\r\n" % port in heads[0].lower()

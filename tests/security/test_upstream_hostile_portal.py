@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -103,3 +105,43 @@ async def test_a_redirect_is_not_followed() -> None:
         failed, auditor, _ = await _forwarded_call_against(moved)
     _closed(failed, auditor)
     assert seen == []
+
+
+async def test_an_event_past_the_event_cap_fails_closed() -> None:
+    event = b"event: message\r\ndata: " + b"x" * (3 << 20)  # never ends its line
+    failed, auditor, _ = await _forwarded_call_against(_http(event, b"text/event-stream"))
+    _closed(failed, auditor)
+
+
+async def test_an_event_stream_that_never_answers_ends_at_the_upstream_timeout() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    ping = b": ping\r\n\r\n"
+    lab, auditor = Lab(), ListAuditor()
+
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read(65536)
+            writer.write(head)
+            while True:  # well within each read's timeout, never an answer
+                writer.write(b"%x\r\n%s\r\n" % (len(ping), ping))
+                await writer.drain()
+                await asyncio.sleep(0.1)
+
+    listener = await asyncio.start_server(drip, "127.0.0.1", 0)
+    hostile = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    try:
+        with lab.running() as up:
+            portal = direct_portal(up, auditor, timeout=2.0)
+            with portal_http(portal) as url:
+                async with client(url, "tok-alice") as c:
+                    forwarder = portal.upstreams["lab"].forwarder
+                    assert forwarder is not None
+                    forwarder.url = hostile
+                    forwarder.client = LeanClient(hostile, read_timeout=1.0)
+                    with anyio.fail_after(15), pytest.raises(MCPError):
+                        await c.call_tool("lab__echo", {"text": "hi"})
+                    assert forwarder.client._count == 0  # the dripping connection was closed
+    finally:
+        listener.close()
+    calls = [e for e in auditor.events if e.method == "tools/call"]
+    assert len(calls) == 1 and calls[0].outcome in ("timeout", "upstream_error"), calls
