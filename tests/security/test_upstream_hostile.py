@@ -286,3 +286,35 @@ async def test_an_ipv6_upstream_is_reached_with_a_bracketed_host() -> None:
     finally:
         listener.close()
     assert b"\r\nhost: [::1]:%d\r\n" % port in heads[0].lower()
+
+
+async def test_a_cookie_one_upstream_sets_is_never_sent_to_another() -> None:
+    heads: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    def server(name: str, extra: bytes) -> Any:
+        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await reader.read(65536):
+                    heads[name].append(data.lower())
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\n%scontent-length: %d\r\n\r\n%s" % (extra, len(ANSWER), ANSWER)
+                    )
+                    await writer.drain()
+            writer.close()
+
+        return reply
+
+    a = await asyncio.start_server(server("a", b"set-cookie: session=secret-of-a\r\n"), "127.0.0.1", 0)
+    b = await asyncio.start_server(server("b", b""), "127.0.0.1", 0)
+    url_a = f"http://127.0.0.1:{a.sockets[0].getsockname()[1]}/mcp"
+    url_b = f"http://127.0.0.1:{b.sockets[0].getsockname()[1]}/mcp"
+    try:
+        async with LeanClient(url_a) as client_a, LeanClient(url_b) as client_b:
+            for _ in range(2):
+                await post(client_a, url_a)
+                await post(client_b, url_b)
+    finally:
+        a.close()
+        b.close()
+    assert b"secret-of-a" in heads["a"][1]  # sent back to the upstream that set it
+    assert not any(b"cookie" in head for head in heads["b"])

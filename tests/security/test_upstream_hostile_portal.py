@@ -12,6 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.errors import GuardUnavailable
+from mcp_guard.portal.upstream import upstream_http_client
 from mcp_guard.portal.upstream_http import LeanClient
 
 from ..helpers import ListAuditor
@@ -56,7 +57,9 @@ async def answering(answer: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
         listener.close()
 
 
-async def _forwarded_call_against(answer: bytes) -> tuple[MCPError | None, ListAuditor, list[bytes]]:
+async def _forwarded_call_against(
+    answer: bytes, kind: str = "lean"
+) -> tuple[MCPError | None, ListAuditor, list[bytes]]:
     """One tools/call forwarded to a server answering ``answer``; the error it failed with, if any."""
     lab, auditor = Lab(), ListAuditor()
     failed: MCPError | None = None
@@ -68,7 +71,10 @@ async def _forwarded_call_against(answer: bytes) -> tuple[MCPError | None, ListA
                     forwarder = portal.upstreams["lab"].forwarder
                     assert forwarder is not None and isinstance(forwarder.client, LeanClient)
                     forwarder.url = hostile
-                    forwarder.client = LeanClient(hostile, read_timeout=2.0)
+                    if kind == "lean":
+                        forwarder.client = LeanClient(hostile, read_timeout=2.0)
+                    else:  # the client kept where the lean one cannot serve
+                        forwarder.client = upstream_http_client({})
                     try:
                         await c.call_tool("lab__echo", {"text": "hi"})
                     except MCPError as exc:
@@ -82,9 +88,10 @@ def _closed(failed: MCPError | None, auditor: ListAuditor) -> None:
     assert len(calls) == 1 and calls[0].outcome == "upstream_error"
 
 
-async def test_an_answer_to_another_request_id_is_not_taken_as_the_calls_answer() -> None:
+@pytest.mark.parametrize("kind", ["lean", "httpx2"])
+async def test_an_answer_to_another_request_id_is_not_taken_as_the_calls_answer(kind: str) -> None:
     forged = b'{"jsonrpc":"2.0","id":987654,"result":{"content":[{"type":"text","text":"forged"}]}}'
-    failed, auditor, _ = await _forwarded_call_against(_http(forged))
+    failed, auditor, _ = await _forwarded_call_against(_http(forged), kind)
     _closed(failed, auditor)
 
 
@@ -99,10 +106,11 @@ async def test_an_event_too_deeply_nested_fails_closed() -> None:
     _closed(failed, auditor)
 
 
-async def test_a_redirect_is_not_followed() -> None:
+@pytest.mark.parametrize("kind", ["lean", "httpx2"])
+async def test_a_redirect_is_not_followed(kind: str) -> None:
     async with answering(_http(b'{"jsonrpc":"2.0","id":1,"result":{}}')) as (elsewhere, seen):
         moved = _http(b"", status=b"307 Temporary Redirect", extra=b"location: %s\r\n" % elsewhere.encode())
-        failed, auditor, _ = await _forwarded_call_against(moved)
+        failed, auditor, _ = await _forwarded_call_against(moved, kind)
     _closed(failed, auditor)
     assert seen == []
 
