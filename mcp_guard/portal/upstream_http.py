@@ -55,8 +55,7 @@ MAX_HEAD = 64 * 1024
 #: (the server ends it right after the answer); otherwise its connection is closed.
 DRAIN_BYTES = 64 * 1024
 DRAIN_SECONDS = 0.25
-#: Informational (1xx) answers accepted before the final one: an upstream sending them without end
-#: would otherwise hold the caller past every read timeout.
+#: Informational (1xx) answers accepted before the final one (endless ones would outlast any read timeout).
 MAX_INFORMATIONAL = 8
 _USER_AGENT = b"mcp-guard-portal"
 
@@ -135,10 +134,8 @@ class _Connection:
         self._fed_eof = False
 
     def reusable(self, now: float) -> bool:
-        """Idle, not closed by the server meanwhile, nothing unexpected received, not too old.
-
-        Bytes past the end of the last answer (already in h11's buffer) are something
-        unexpected too: read as the next answer, they would go to a later caller."""
+        """Idle, not closed by the server meanwhile, nothing unexpected received (nor left in h11's
+        buffer past the last answer: read next, it would be a later caller's answer), not too old."""
         p = self.protocol
         return (
             not p.eof
@@ -464,11 +461,8 @@ class LeanClient:
 
     # ------------------------------------------------------------------ pool
     async def _acquire(self) -> _Connection:
-        """An idle connection, or a new one once the pool has room (waiting up to the pool timeout).
-
-        While connections are left draining, the wait wakes every :data:`DRAIN_SECONDS` to settle
-        them: nothing else frees their slots, and an event stream that never ends would otherwise
-        hold them until the pool timeout."""
+        """An idle connection, or a new one once the pool has room (waiting up to the pool timeout;
+        every :data:`DRAIN_SECONDS` while connections drain, as nothing else frees their slots)."""
         deadline = time.monotonic() + self._timeout
         while True:
             if self._closed:
@@ -566,8 +560,12 @@ class LeanClient:
 
 
 async def _discard(response: LeanResponse) -> None:
-    async for _ in response.aiter_bytes():
-        pass
+    """Read an unneeded answer (a notification's 202) to its end, failing past :data:`DRAIN_BYTES`."""
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > DRAIN_BYTES:
+            raise httpx2.RemoteProtocolError(f"an unneeded answer larger than {DRAIN_BYTES} bytes")
 
 
 def _target(url: str) -> bytes:

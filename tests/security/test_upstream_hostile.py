@@ -318,3 +318,21 @@ async def test_a_cookie_one_upstream_sets_is_never_sent_to_another() -> None:
         b.close()
     assert b"secret-of-a" in heads["a"][1]  # sent back to the upstream that set it
     assert not any(b"cookie" in head for head in heads["b"])
+
+
+async def test_an_endless_answer_to_a_notification_is_not_read_without_end() -> None:
+    sent = [0]
+
+    async def endless(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        write(conn, w, h11.Response(status_code=202, headers=[("transfer-encoding", "chunked")]))
+        with contextlib.suppress(ConnectionError):
+            while sent[0] < 64 << 20:
+                write(conn, w, h11.Data(data=b" " * 65536))
+                await w.drain()
+                sent[0] += 65536
+
+    async with running(endless) as (_server, url), LeanClient(url) as client:
+        with anyio.fail_after(10), pytest.raises(httpx2.RemoteProtocolError):
+            await client.post(url, content=b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        assert client._count == 0
+    assert sent[0] < 16 << 20
