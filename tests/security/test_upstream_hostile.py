@@ -336,3 +336,36 @@ async def test_an_endless_answer_to_a_notification_is_not_read_without_end() -> 
             await client.post(url, content=b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
         assert client._count == 0
     assert sent[0] < 16 << 20
+
+
+MALFORMED = [
+    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+    b"HTTP/1.1 2000 OK\r\n\r\n",
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}",  # closed short of its length
+]
+
+
+@pytest.mark.parametrize("answer", MALFORMED)
+async def test_a_malformed_answer_fails_as_a_transport_error_and_frees_its_connection(answer: bytes) -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read(65536)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(reply, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+    try:
+        async with LeanClient(url, read_timeout=2.0) as client:
+            with anyio.fail_after(5), pytest.raises(httpx2.TransportError):
+                await post(client, url)
+            assert client._count == 0
+    finally:
+        listener.close()
