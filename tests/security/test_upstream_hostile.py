@@ -13,6 +13,8 @@ import anyio
 import h11
 import httpx2
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from mcp_guard.portal.forwarding import _events
 from mcp_guard.portal.upstream_http import LeanClient
@@ -369,3 +371,66 @@ async def test_a_malformed_answer_fails_as_a_transport_error_and_frees_its_conne
             assert client._count == 0
     finally:
         listener.close()
+
+
+_PIECES = st.sampled_from(
+    [
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.0 200 OK\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"content-length: 2\r\n",
+        b"content-length: 0\r\n",
+        b"transfer-encoding: chunked\r\n",
+        b"connection: close\r\n",
+        b"content-type: text/event-stream\r\n",
+        b"set-cookie: a=b\r\n",
+        b"\r\n",
+        b"{}",
+        b"2\r\n{}\r\n0\r\n\r\n",
+        b'data: {"id":1}\r\n\r\n',
+        ANSWER,
+    ]
+)
+_FUZZ = st.lists(st.one_of(_PIECES, st.binary(max_size=12)), max_size=12).map(b"".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=_FUZZ)
+@example(first=_raw(200, ANSWER) + _raw(200, FORGED))
+def test_whatever_an_upstream_answers_first_a_later_call_gets_its_own_answer_or_an_error(
+    first: bytes,
+) -> None:
+    """The first answer is fuzzed; each later one is right. The client may fail (a transport error),
+    but a later call never receives bytes of the first answer."""
+
+    async def scenario() -> None:
+        connections = [0]
+
+        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            served = 0 if connections[0] == 0 else 1
+            connections[0] += 1
+            with contextlib.suppress(ConnectionError):
+                while await reader.read(65536):
+                    right = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+                    writer.write(first if served == 0 else right)
+                    served += 1
+                    await writer.drain()
+            writer.close()
+
+        listener = await asyncio.start_server(reply, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
+        try:
+            async with LeanClient(url, read_timeout=0.3, timeout=1.0) as client:
+                with contextlib.suppress(httpx2.TransportError):
+                    async with client.stream("POST", url, content=b"{}") as response:
+                        await response.aread()
+                for _ in range(3):  # later calls, on whatever connection the pool holds
+                    with contextlib.suppress(httpx2.TransportError):
+                        async with client.stream("POST", url, content=b"{}") as response:
+                            body = await response.aread()
+                            assert body == ANSWER, (first, body)
+                assert client._count == len(client._idle) + len(client._draining)
+        finally:
+            listener.close()
+
+    asyncio.run(scenario())
