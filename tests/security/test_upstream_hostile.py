@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mcp_guard.portal.forwarding import _events
-from mcp_guard.portal.upstream_http import LeanClient
+from mcp_guard.portal.upstream_http import HIGH_WATER, LeanClient
 
 from ..test_upstream_http import ANSWER, json_answer, post, running, write
 from .test_ssrf import _certificate
@@ -434,3 +434,30 @@ def test_whatever_an_upstream_answers_first_a_later_call_gets_its_own_answer_or_
             listener.close()
 
     asyncio.run(scenario())
+
+
+async def test_an_event_stream_that_floods_after_its_answer_is_buffered_only_to_the_high_water_mark() -> None:
+    sent = [0]
+
+    async def flood(number: int, served: int, body: bytes, conn: h11.Connection, w: Any) -> None:
+        if number > 0:
+            return await json_answer(number, served, body, conn, w)
+        write(conn, w, h11.Response(status_code=200, headers=[("content-type", "text/event-stream")]))
+        write(conn, w, h11.Data(data=b"event: message\r\ndata: " + ANSWER + b"\r\n\r\n"))
+        with contextlib.suppress(ConnectionError):
+            while sent[0] < 256 << 20:
+                write(conn, w, h11.Data(data=b": " + b"x" * 65536 + b"\r\n\r\n"))
+                await w.drain()
+                sent[0] += 65536
+
+    async with running(flood) as (_server, url), LeanClient(url) as client:
+        async with client.stream("POST", url, content=b"{}") as response:
+            async for event in _events(response):
+                assert event.data.encode() == ANSWER
+                break
+        await anyio.sleep(1.0)  # no other request comes to settle the connection
+        [left] = client._draining
+        assert left.protocol.size <= HIGH_WATER + (1 << 20)
+        assert await post(client, url) == ANSWER  # the next call closes it and opens another
+        assert left.dropped and client._draining == []
+    assert sent[0] < 32 << 20
