@@ -53,6 +53,11 @@ Note = Callable[[Mapping[str, Any]], Awaitable[None]]
 _ASKS = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 
 
+#: Requests an upstream may send on one forwarded call's stream (each refused and recorded) before
+#: the call fails as upstream unavailable: one that keeps asking would flood the audit trail.
+MAX_ASKS = 8
+
+
 class UpstreamGone(MCPError):
     """The upstream's HTTP endpoint could not be reached or ended a response early."""
 
@@ -198,6 +203,7 @@ class HttpForwarder:
                     return _final(_loads(await response.aread()), rid)
                 if kind != "text/event-stream":
                     raise UpstreamGone()
+                asked = 0
                 async for event in _events(response):
                     if not event.data:
                         continue
@@ -206,6 +212,10 @@ class HttpForwarder:
                         continue
                     if message.get("id") == rid and ("result" in message or "error" in message):
                         return _final(message, rid)
+                    if "id" in message and "method" in message:
+                        asked += 1
+                        if asked > MAX_ASKS:  # each is refused, and recorded: not without end
+                            raise UpstreamGone()
                     await self._aside(message, rid, progress, call)
         except (httpx2.TransportError, ValueError):
             raise UpstreamGone() from None

@@ -12,6 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.errors import GuardUnavailable
+from mcp_guard.portal.forwarding import MAX_ASKS
 from mcp_guard.portal.upstream import upstream_http_client
 from mcp_guard.portal.upstream_http import LeanClient
 
@@ -153,3 +154,13 @@ async def test_an_event_stream_that_never_answers_ends_at_the_upstream_timeout()
         listener.close()
     calls = [e for e in auditor.events if e.method == "tools/call"]
     assert len(calls) == 1 and calls[0].outcome in ("timeout", "upstream_error"), calls
+
+
+async def test_an_upstream_asking_without_end_on_a_call_fails_it_after_a_few_refusals() -> None:
+    ask = b"event: message\r\ndata: "
+    ask += b'{"jsonrpc":"2.0","id":%d,"method":"sampling/createMessage","params":{}}\r\n\r\n'
+    stream = b"".join(ask % n for n in range(500))  # then no answer: the stream just ends
+    failed, auditor, _ = await _forwarded_call_against(_http(stream, b"text/event-stream"))
+    _closed(failed, auditor)
+    refused = [e for e in auditor.events if e.method == "sampling/createMessage"]
+    assert len(refused) == MAX_ASKS  # not one audit record and one refusal per request asked
