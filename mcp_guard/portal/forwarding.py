@@ -119,7 +119,8 @@ class HttpForwarder:
         The upstream sends there what belongs to no call (``list_changed``,
         resource updates, requests naming no call): notifications go to
         ``on_note``, requests are refused. An upstream without the stream
-        (405) is left alone; a dropped stream is opened again.
+        (405) is left alone; a dropped stream is opened again (a second later: also once the
+        upstream sent more than :data:`MAX_ASKS` requests on it).
         """
         while True:
             try:
@@ -127,10 +128,14 @@ class HttpForwarder:
                 async with self.client.stream("GET", self.url, headers=headers) as response:
                     if response.status_code == 405:
                         return
+                    asked = 0
                     if response.status_code < 400:
                         async for event in _events(response):
                             message = _loads(event.data) if event.data else None
                             if isinstance(message, dict):
+                                asked += "id" in message and "method" in message
+                                if asked > MAX_ASKS:  # refused and recorded at most so often
+                                    break
                                 await self._aside(message, -1, None, None)
             except (httpx2.TransportError, ValueError) as exc:
                 logger.debug("upstream %r: standalone stream ended (%r)", self.name, exc)

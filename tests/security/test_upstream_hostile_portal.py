@@ -12,7 +12,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.errors import GuardUnavailable
-from mcp_guard.portal.forwarding import MAX_ASKS
+from mcp_guard.portal.forwarding import MAX_ASKS, HttpForwarder
 from mcp_guard.portal.upstream import upstream_http_client
 from mcp_guard.portal.upstream_http import LeanClient
 
@@ -164,3 +164,15 @@ async def test_an_upstream_asking_without_end_on_a_call_fails_it_after_a_few_ref
     _closed(failed, auditor)
     refused = [e for e in auditor.events if e.method == "sampling/createMessage"]
     assert len(refused) == MAX_ASKS  # not one audit record and one refusal per request asked
+
+
+async def test_requests_flooding_the_standalone_stream_are_refused_at_a_bounded_rate() -> None:
+    ask = b"event: message\r\ndata: "
+    ask += b'{"jsonrpc":"2.0","id":%d,"method":"roots/list"}\r\n\r\n'
+    flood = _http(b"".join(ask % n for n in range(500)), b"text/event-stream")
+    recorded: list[str] = []
+    async with answering(flood) as (hostile, _got), LeanClient(hostile, read_timeout=2.0) as http:
+        forwarder = HttpForwarder("lab", hostile, http, None, lambda method, reason: recorded.append(method))
+        with anyio.move_on_after(1.5):  # the stream is opened again a second after it is dropped
+            await forwarder.listen()
+    assert 1 <= len(recorded) <= 2 * MAX_ASKS
