@@ -176,3 +176,12 @@ async def test_requests_flooding_the_standalone_stream_are_refused_at_a_bounded_
         with anyio.move_on_after(1.5):  # the stream is opened again a second after it is dropped
             await forwarder.listen()
     assert 1 <= len(recorded) <= 2 * MAX_ASKS
+
+
+async def test_a_standalone_stream_nested_past_the_parsers_depth_is_dropped_not_crashed_on() -> None:
+    deep = _http(b"event: message\r\ndata: " + b"[" * 200_000 + b"\r\n\r\n", b"text/event-stream")
+    async with answering(deep) as (hostile, got), LeanClient(hostile, read_timeout=2.0) as http:
+        forwarder = HttpForwarder("lab", hostile, http)
+        with anyio.move_on_after(1.5):
+            await forwarder.listen()  # before: a RecursionError ended the task (and the upstream's)
+    assert len(got) == 2  # opened again a second after the bad event
