@@ -385,6 +385,8 @@ class LeanClient:
             connection.left = DRAIN_BYTES
             connection.since = time.monotonic()
             self._draining.append(connection)
+            # Settled then even if no request comes (an endless stream would hold its socket).
+            asyncio.get_running_loop().call_later(DRAIN_SECONDS * 1.2, self._settle)
         elif connection._next_cycle():
             self._park(connection)
         else:
