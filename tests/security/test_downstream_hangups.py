@@ -66,7 +66,7 @@ async def test_callers_hanging_up_together_are_each_cancelled_recorded_and_leave
                         url,
                         headers,
                         json.dumps(call("lab__slow", {}, rid=100 + n)).encode(),
-                        0.5 + n * 0.01,
+                        1.0 + n * 0.01,
                     ),
                 )
                 for n in range(CALLERS)

@@ -140,7 +140,7 @@ async def test_an_event_stream_that_never_answers_ends_at_the_upstream_timeout()
     hostile = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/mcp"
     try:
         with lab.running() as up:
-            portal = direct_portal(up, auditor, timeout=2.0)
+            portal = direct_portal(up, auditor, timeout=3.0)
             with portal_http(portal) as url:
                 async with client(url, "tok-alice") as c:
                     forwarder = portal.upstreams["lab"].forwarder
