@@ -53,6 +53,11 @@ Note = Callable[[Mapping[str, Any]], Awaitable[None]]
 _ASKS = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
 
 
+#: Requests an upstream may send on one forwarded call's stream (each refused and recorded) before
+#: the call fails as upstream unavailable: one that keeps asking would flood the audit trail.
+MAX_ASKS = 8
+
+
 class UpstreamGone(MCPError):
     """The upstream's HTTP endpoint could not be reached or ended a response early."""
 
@@ -114,7 +119,8 @@ class HttpForwarder:
         The upstream sends there what belongs to no call (``list_changed``,
         resource updates, requests naming no call): notifications go to
         ``on_note``, requests are refused. An upstream without the stream
-        (405) is left alone; a dropped stream is opened again.
+        (405) is left alone; a dropped stream is opened again (a second later: also once the
+        upstream sent more than :data:`MAX_ASKS` requests on it).
         """
         while True:
             try:
@@ -122,10 +128,14 @@ class HttpForwarder:
                 async with self.client.stream("GET", self.url, headers=headers) as response:
                     if response.status_code == 405:
                         return
+                    asked = 0
                     if response.status_code < 400:
                         async for event in _events(response):
-                            message = json.loads(event.data) if event.data else None
+                            message = _loads(event.data) if event.data else None
                             if isinstance(message, dict):
+                                asked += "id" in message and "method" in message
+                                if asked > MAX_ASKS:  # refused and recorded at most so often
+                                    break
                                 await self._aside(message, -1, None, None)
             except (httpx2.TransportError, ValueError) as exc:
                 logger.debug("upstream %r: standalone stream ended (%r)", self.name, exc)
@@ -195,17 +205,22 @@ class HttpForwarder:
                     self.session_id = response.headers.get("mcp-session-id")
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
                 if kind == "application/json":
-                    return _final(json.loads(await response.aread()), rid)
+                    return _final(_loads(await response.aread()), rid)
                 if kind != "text/event-stream":
                     raise UpstreamGone()
+                asked = 0
                 async for event in _events(response):
                     if not event.data:
                         continue
-                    message = json.loads(event.data)
+                    message = _loads(event.data)
                     if not isinstance(message, dict):
                         continue
                     if message.get("id") == rid and ("result" in message or "error" in message):
                         return _final(message, rid)
+                    if "id" in message and "method" in message:
+                        asked += 1
+                        if asked > MAX_ASKS:  # each is refused, and recorded: not without end
+                            raise UpstreamGone()
                     await self._aside(message, rid, progress, call)
         except (httpx2.TransportError, ValueError):
             raise UpstreamGone() from None
@@ -291,7 +306,7 @@ def _body(rid: int, method: str, params: Mapping[str, Any]) -> bytes:
 def _error_body(raw: bytes) -> dict[str, Any]:
     """An HTTP error's body as a JSON-RPC error response when it is one; else "unavailable"."""
     try:
-        message = json.loads(raw)
+        message = _loads(raw)
     except ValueError:
         message = None
     if isinstance(message, dict) and isinstance(message.get("error"), dict):
@@ -299,11 +314,25 @@ def _error_body(raw: bytes) -> dict[str, Any]:
     raise UpstreamGone()
 
 
+def _loads(raw: str | bytes) -> Any:
+    """JSON from the upstream; nesting past the parser's depth is malformed JSON too (a ValueError)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _final(message: Any, rid: int) -> dict[str, Any]:
-    """The ``result`` of a JSON-RPC response, or its error as MCPError."""
+    """The ``result`` of a JSON-RPC response to request ``rid``, or its error as MCPError.
+
+    An answer naming another request is no answer to this one (an error may name none: the
+    upstream could not read the request's id)."""
     if not isinstance(message, dict):
         raise UpstreamGone()
     error = message.get("error")
+    answered = message.get("id")
+    if not (type(answered) is int and answered == rid) and not (isinstance(error, dict) and answered is None):
+        raise UpstreamGone()
     if isinstance(error, dict):
         try:
             code = int(error.get("code", types.INTERNAL_ERROR))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import http.cookies
 import ssl
 import time
 import urllib.request
@@ -40,6 +39,7 @@ import httpx2
 import sniffio
 
 from .bounded import MessageTooLarge
+from .upstream_cookies import CookieJar
 
 #: Seconds an idle connection is kept (httpx2's default; uvicorn closes idle connections after 5 s).
 KEEPALIVE_SECONDS = 4.0
@@ -55,6 +55,8 @@ MAX_HEAD = 64 * 1024
 #: (the server ends it right after the answer); otherwise its connection is closed.
 DRAIN_BYTES = 64 * 1024
 DRAIN_SECONDS = 0.25
+#: Informational (1xx) answers accepted before the final one (endless ones would outlast any read timeout).
+MAX_INFORMATIONAL = 8
 _USER_AGENT = b"mcp-guard-portal"
 
 
@@ -132,11 +134,13 @@ class _Connection:
         self._fed_eof = False
 
     def reusable(self, now: float) -> bool:
-        """Idle, not closed by the server meanwhile, nothing unexpected received, not too old."""
+        """Idle, not closed by the server meanwhile, nothing unexpected received (nor left in h11's
+        buffer past the last answer: read next, it would be a later caller's answer), not too old."""
         p = self.protocol
         return (
             not p.eof
             and not p.chunks
+            and not self.h11.trailing_data[0]
             and self.h11.our_state is h11.IDLE
             and now - self.since < KEEPALIVE_SECONDS
         )
@@ -334,7 +338,7 @@ class LeanClient:
         self._waiters: list[asyncio.Future[None]] = []
         self._count = 0
         self._closed = False
-        self._cookies: dict[str, str] = {}
+        self._cookies = CookieJar()
         #: Connections opened so far (for tests and the benchmark).
         self.opened = 0
 
@@ -381,6 +385,8 @@ class LeanClient:
             connection.left = DRAIN_BYTES
             connection.since = time.monotonic()
             self._draining.append(connection)
+            # Settled then even if no request comes (an endless stream would hold its socket).
+            asyncio.get_running_loop().call_later(DRAIN_SECONDS * 1.2, self._settle)
         elif connection._next_cycle():
             self._park(connection)
         else:
@@ -405,9 +411,9 @@ class LeanClient:
     ) -> tuple[_Connection, LeanResponse]:
         head = [(b"host", self._host_header), (b"user-agent", _USER_AGENT), *self._headers]
         head += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        if self._cookies:
-            cookies = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
-            head.append((b"cookie", cookies.encode("latin-1")))
+        cookies = self._cookies.header()
+        if cookies is not None:
+            head.append((b"cookie", cookies))
         if body or method in ("POST", "PUT", "PATCH"):
             head.append((b"content-length", str(len(body)).encode()))
         while True:
@@ -432,52 +438,50 @@ class LeanClient:
             connection.used = True
             try:
                 event = await connection.next_event()
-                while isinstance(event, h11.InformationalResponse):
+                for _ in range(MAX_INFORMATIONAL):
+                    if not isinstance(event, h11.InformationalResponse):
+                        break
                     event = await connection.next_event()
+                if isinstance(event, h11.InformationalResponse):
+                    raise httpx2.RemoteProtocolError("too many informational answers")
                 if not isinstance(event, h11.Response):
                     raise httpx2.RemoteProtocolError("the server closed the connection without an answer")
                 found: dict[str, str] = {}
                 for name, value in event.headers:
                     if name == b"set-cookie":
-                        self._keep_cookie(value.decode("latin-1"))
+                        self._cookies.keep(value.decode("latin-1"))
                     found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
                 if found.get("content-encoding", "identity").lower() != "identity":
                     raise httpx2.RemoteProtocolError("a content-encoding that was not asked for")
+                if "transfer-encoding" in found and "content-length" in found:
+                    # Framed two ways: how long the answer is depends on who reads it (smuggling).
+                    raise httpx2.RemoteProtocolError("an answer with both a length and chunks")
             except BaseException:
                 self._drop(connection)
                 raise
             return connection, LeanResponse(connection, event.status_code, found, self._cap)
 
-    def _keep_cookie(self, header: str) -> None:
-        """Cookies the upstream sets are sent back, as httpx2's client does (a balancer's affinity
-        cookie keeps the session on one replica); one origin and path, so only names and values."""
-        jar = http.cookies.SimpleCookie()
-        try:
-            jar.load(header)
-        except http.cookies.CookieError:
-            return
-        for name, morsel in jar.items():
-            if morsel["max-age"] in ("0", "-1") or not morsel.value:
-                self._cookies.pop(name, None)
-            else:
-                self._cookies[name] = morsel.coded_value
-
     # ------------------------------------------------------------------ pool
     async def _acquire(self) -> _Connection:
-        """An idle connection, or a new one once the pool has room (waiting up to the pool timeout)."""
-        if self._closed:
-            raise httpx2.PoolTimeout("the client is closed")
-        if self._draining:
-            self._settle()
-        now = time.monotonic()
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.reusable(now):
-                return connection
-            self._drop(connection)
-        if self._count >= self._max:
-            await self._wait_slot()
-            return await self._acquire()
+        """An idle connection, or a new one once the pool has room (waiting up to the pool timeout;
+        every :data:`DRAIN_SECONDS` while connections drain, as nothing else frees their slots)."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            if self._closed:
+                raise httpx2.PoolTimeout("the client is closed")
+            if self._draining:
+                self._settle()
+            now = time.monotonic()
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.reusable(now):
+                    return connection
+                self._drop(connection)
+            if self._count < self._max:
+                break
+            if now >= deadline:
+                raise httpx2.PoolTimeout("timed out")
+            await self._wait_slot(min(deadline - now, DRAIN_SECONDS) if self._draining else deadline - now)
         self._count += 1
         try:
             return await self._connect()
@@ -501,11 +505,14 @@ class LeanClient:
                 self._drop(connection)
         self._draining = waiting
 
-    async def _wait_slot(self) -> None:
+    async def _wait_slot(self, seconds: float) -> None:
+        """Until a slot may be free, or ``seconds`` passed (the caller looks again either way)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await _wait(waiter, self._timeout, httpx2.PoolTimeout)
+            await _wait(waiter, seconds, httpx2.PoolTimeout)
+        except httpx2.PoolTimeout:
+            pass
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -555,8 +562,12 @@ class LeanClient:
 
 
 async def _discard(response: LeanResponse) -> None:
-    async for _ in response.aiter_bytes():
-        pass
+    """Read an unneeded answer (a notification's 202) to its end, failing past :data:`DRAIN_BYTES`."""
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > DRAIN_BYTES:
+            raise httpx2.RemoteProtocolError(f"an unneeded answer larger than {DRAIN_BYTES} bytes")
 
 
 def _target(url: str) -> bytes:
