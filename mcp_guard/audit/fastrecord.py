@@ -23,7 +23,7 @@ from . import canonical
 from .canonical import encode_fast
 from .chain import ChainedRecord
 from .detectors import MASK
-from .lane import GENERAL, lane_record, mask_keys
+from .lane import GENERAL, lane_record, mask_keys, middle_fields
 from .redact import (
     _MAX_DEPTH,
     Step,
@@ -126,27 +126,15 @@ def masked_copy(arguments: Mapping[str, Any], paths: tuple[str, ...]) -> dict[st
 
 def _head(event: AuditEvent, principal: Any) -> dict[str, Any]:
     """The record's fixed fields, in the stored order (both encoders start with them)."""
-    return {
+    head = {
         "id": event.id,
         "time": event.time,
         "event": event.event,
         "session_id": event.session_id,
         "request_id": event.request_id,
-        "principal": principal,
-        "source_ip": event.source_ip,
-        "transport": event.transport,
-        "client_name": event.client_name,
-        "client_version": event.client_version,
-        "method": event.method,
-        "direction": event.direction,
-        "server": event.server,
-        "kind": event.kind,
-        "target": event.target,
-        "decision": event.decision,
-        "rule": event.rule,
-        "reasons": list(event.reasons),
-        "shadow": event.shadow,
     }
+    head.update(middle_fields(event, principal))
+    return head
 
 
 def _tail(event: AuditEvent, res: Any, findings: list[Any]) -> dict[str, Any]:

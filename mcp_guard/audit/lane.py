@@ -111,13 +111,14 @@ def _ascii(out: bytes) -> bytes:
     return canonical._NOT_ASCII.sub(canonical._escape, out.decode()).encode()
 
 
-def _build(event: AuditEvent, principal: dict[str, Any] | None, key: tuple[Any, ...]) -> Any:
-    """The cache entry for ``key`` (None: the members could hold a secret; ``GENERAL``: they are
-    not plain, and nothing is cached)."""
-    if principal is not None and not _plain_principal(principal):
-        return GENERAL
-    fields = {
-        "principal": None if principal is None else dict(principal),
+def middle_fields(event: AuditEvent, principal: Any) -> dict[str, Any]:
+    """The record's fields from the principal to ``shadow``, in the stored order.
+
+    The fields that repeat across events; every encoder of a record builds them here, so the
+    stored order cannot drift between them.
+    """
+    return {
+        "principal": principal,
         "source_ip": event.source_ip,
         "transport": event.transport,
         "client_name": event.client_name,
@@ -132,6 +133,14 @@ def _build(event: AuditEvent, principal: dict[str, Any] | None, key: tuple[Any, 
         "reasons": list(event.reasons),
         "shadow": event.shadow,
     }
+
+
+def _build(event: AuditEvent, principal: dict[str, Any] | None, key: tuple[Any, ...]) -> Any:
+    """The cache entry for ``key`` (None: the members could hold a secret; ``GENERAL``: they are
+    not plain, and nothing is cached)."""
+    if principal is not None and not _plain_principal(principal):
+        return GENERAL
+    fields = middle_fields(event, None if principal is None else dict(principal))
     # The members as they appear inside the record: its encoding without the braces.
     data = _ascii(_orjson.dumps(fields, None, _OPTIONS))
     entry = None if might_need_redaction_ascii(data) else _Mid(fields, data[len(b'{"principal":') : -1])

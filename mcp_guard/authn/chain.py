@@ -83,6 +83,23 @@ class AuthenticatorChain:
         one goes through :meth:`resolve` and its hold check (the cache knows no source address)."""
         self._held_until = max(self._held_until, until)
 
+    def _key(self, token: str) -> bytes | None:
+        """The cache key of ``token`` (its SHA-256), or None when it is not valid text.
+
+        The very string object hashed last time (a stdio or in-memory connection presents its
+        one credential on every request) is not hashed again. Identity, never equality:
+        comparing a presented token with a remembered one would time their common prefix.
+        """
+        last = self._last_key
+        if last[0] is token:
+            return last[1]
+        try:
+            key = hashlib.sha256(token.encode("utf-8")).digest()
+        except UnicodeError:
+            return None
+        self._last_key = (token, key)
+        return key
+
     def hit(self, credential: Credential) -> Principal | None:
         """What :meth:`resolve` returns when that takes no verifying and no await, else None.
 
@@ -96,15 +113,9 @@ class AuthenticatorChain:
         token = credential.token
         if not token:
             return self.anonymous
-        last = self._last_key
-        if last[0] is token:
-            key = last[1]
-        else:
-            try:
-                key = hashlib.sha256(token.encode("utf-8")).digest()
-            except UnicodeError:
-                return None  # refused (and audited) by resolve
-            self._last_key = (token, key)  # a miss goes on to resolve, which then hashes nothing
+        key = self._key(token)  # a miss goes on to resolve, which then hashes nothing
+        if key is None:
+            return None  # refused (and audited) by resolve
         entry = self._cache.get(key)
         if entry is None:
             return None
@@ -120,18 +131,9 @@ class AuthenticatorChain:
             if self.anonymous is not None:
                 return self.anonymous
             raise self._refuse(credential, "no credential presented")
-        last = self._last_key
-        if last[0] is token:
-            # The very string object hashed last time (a stdio or in-memory connection presents
-            # its one credential on every request): its hash is known. Identity, never equality:
-            # comparing a presented token with a remembered one would time its common prefix.
-            key = last[1]
-        else:
-            try:
-                key = hashlib.sha256(token.encode("utf-8")).digest()
-            except UnicodeError:
-                raise self._refuse(credential, "credential is not valid text") from None
-            self._last_key = (token, key)
+        key = self._key(token)
+        if key is None:
+            raise self._refuse(credential, "credential is not valid text")
         entry = self._cache.get(key)
         if entry is not None:
             principal, until = entry
