@@ -33,6 +33,20 @@ ASKER = Path(__file__).parent / "servers" / "asker.py"
 TRANSPORTS = ["stdio", "http"]
 
 
+async def answer_parked(c: Any, first: Any, key: str, text: str) -> Any:
+    """Answer ``first``'s parked sampling question ``key`` with ``text`` as client ``c``."""
+    reply = types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=text), model="m"
+    )
+    return await c.session.call_tool(
+        "asker__ask",
+        {"question": "q"},
+        input_responses={key: reply},
+        request_state=first.request_state,
+        allow_input_required=True,
+    )
+
+
 @contextmanager
 def asker(transport: str) -> Iterator[UpstreamSection]:
     """The asking upstream over ``transport``, with the default settings (no ``callbacks``)."""
@@ -250,29 +264,11 @@ async def test_on_2026_questions_on_a_shared_session_travel_in_input_required_ro
             assert isinstance(request, types.CreateMessageRequest)
             # Bob cannot answer alice's parked question.
             [key] = list(first.input_requests or {})
-            forged = types.CreateMessageResult(
-                role="assistant", content=types.TextContent(type="text", text="forged"), model="m"
-            )
             with pytest.raises(MCPError):
-                await b.session.call_tool(
-                    "asker__ask",
-                    {"question": "q"},
-                    input_responses={key: forged},
-                    request_state=first.request_state,
-                    allow_input_required=True,
-                )
+                await answer_parked(b, first, key, "forged")
 
             # and alice finishes it by hand.
-            reply = types.CreateMessageResult(
-                role="assistant", content=types.TextContent(type="text", text="by hand"), model="m"
-            )
-            done = await a.session.call_tool(
-                "asker__ask",
-                {"question": "q"},
-                input_responses={key: reply},
-                request_state=first.request_state,
-                allow_input_required=True,
-            )
+            done = await answer_parked(a, first, key, "by hand")
             assert isinstance(done, types.CallToolResult) and done.structured_content == {"result": "by hand"}
 
             async def run(name: str, c: Any, delay: float) -> None:

@@ -19,7 +19,7 @@ from mcp_guard.protocols import Credential
 
 from ..helpers import ListAuditor
 from ..test_portal_support import ServerPolicy, client, portal_http
-from ..test_portal_transparency import asker
+from ..test_portal_transparency import answer_parked, asker
 
 TOKENS = {
     "tok-alice-a": Principal("alice", roles=frozenset({"analyst"}), issuer="https://idp-a.example"),
@@ -46,25 +46,7 @@ async def test_alice_of_another_issuer_cannot_answer_a_parked_question() -> None
             first = await a.session.call_tool("asker__ask", {"question": "q"}, allow_input_required=True)
             assert isinstance(first, types.InputRequiredResult) and first.request_state
             [key] = list(first.input_requests or {})
-            forged = types.CreateMessageResult(
-                role="assistant", content=types.TextContent(type="text", text="forged"), model="m"
-            )
             with pytest.raises(MCPError):
-                await b.session.call_tool(
-                    "asker__ask",
-                    {"question": "q"},
-                    input_responses={key: forged},
-                    request_state=first.request_state,
-                    allow_input_required=True,
-                )
-            reply = types.CreateMessageResult(
-                role="assistant", content=types.TextContent(type="text", text="mine"), model="m"
-            )
-            done = await a.session.call_tool(
-                "asker__ask",
-                {"question": "q"},
-                input_responses={key: reply},
-                request_state=first.request_state,
-                allow_input_required=True,
-            )
+                await answer_parked(b, first, key, "forged")
+            done = await answer_parked(a, first, key, "mine")
             assert isinstance(done, types.CallToolResult) and done.structured_content == {"result": "mine"}
