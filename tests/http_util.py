@@ -34,11 +34,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` and yield its base URL; stops the server on exit."""
+def serve(app: Any, port: int | None = None, **config: Any) -> Iterator[str]:
+    """Serve ``app`` and yield its base URL; stops the server on exit.
+
+    ``config`` adds ``uvicorn.Config`` settings (e.g. ``http=`` for the protocol ``serve`` uses).
+    """
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -54,3 +57,12 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def raw_post_head(url: str, headers: dict[str, str], length: int) -> tuple[tuple[str, int], bytes]:
+    """The address to connect to and the head of a POST to ``url``, for tests that write raw bytes."""
+    host, _, rest = url.partition("//")[2].partition("/")
+    name, _, port = host.partition(":")
+    head = f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    return (name, int(port)), head.encode()

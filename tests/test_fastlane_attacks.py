@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from mcp_guard.limits import SizeLimits
 from mcp_guard.portal.bounded import BoundedStream, MessageTooLarge, message_cap
 
-from .http_util import MCP_HEADERS
+from .http_util import MCP_HEADERS, raw_post_head
 from .test_portal_fastlane import call, make_portal, messages, open_session, portal_url, running_lab
 
 
@@ -39,12 +39,9 @@ def _headers(session: str, token: str = "tok-alice") -> dict[str, str]:
 
 def _post_in_two_parts(url: str, headers: dict[str, str], body: bytes, between: Any) -> bytes:
     """POST ``body`` over a raw socket: the head first, then ``between()``, then the body; the answer."""
-    host, _, rest = url.partition("//")[2].partition("/")
-    name, _, port = host.partition(":")
-    head = f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    with socket.create_connection((name, int(port)), timeout=30) as s:
-        s.sendall(head.encode())
+    address, head = raw_post_head(url, headers, len(body))
+    with socket.create_connection(address, timeout=30) as s:
+        s.sendall(head)
         time.sleep(0.3)  # the portal has read the head and waits for the body
         between()
         s.sendall(body)

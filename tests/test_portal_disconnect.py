@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,12 +12,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 
 from mcp_guard.integrations.http import header_timeout_protocol
 
 from .helpers import ListAuditor
-from .http_util import free_port
+from .http_util import free_port, raw_post_head, serve
 from .test_fastlane_attacks import _headers
 from .test_portal_direct import Lab, direct_portal
 from .test_portal_fastlane import call, messages, open_session
@@ -35,36 +33,15 @@ def anyio_backend() -> str:
 def served(portal: Any) -> Iterator[str]:
     """The portal served as ``mcp-guard serve`` serves it (its own HTTP protocol), in a thread."""
     port = free_port()
-    config = uvicorn.Config(
-        portal.streamable_http_app(port=port),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        http=header_timeout_protocol(30),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the portal did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve(portal.streamable_http_app(port=port), port, http=header_timeout_protocol(30)) as url:
+        yield url
 
 
 def _post_and_hang_up(url: str, headers: dict[str, str], body: bytes, when: Any) -> None:
     """POST over a raw socket and close it, once ``when()`` is true, without reading the answer."""
-    host, _, rest = url.partition("//")[2].partition("/")
-    name, _, port = host.partition(":")
-    head = f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    with socket.create_connection((name, int(port)), timeout=30) as s:
-        s.sendall(head.encode() + body)
+    address, head = raw_post_head(url, headers, len(body))
+    with socket.create_connection(address, timeout=30) as s:
+        s.sendall(head + body)
         deadline = time.monotonic() + 15
         while not when():
             assert time.monotonic() < deadline, "the call did not reach the upstream"

@@ -15,6 +15,7 @@ import pytest
 from mcp_guard.portal.upstream_http import LeanClient
 
 from ..helpers import ListAuditor
+from ..http_util import raw_post_head
 from ..test_fastlane_attacks import _headers
 from ..test_portal_direct import Lab, direct_portal
 from ..test_portal_disconnect import served
@@ -31,12 +32,9 @@ def anyio_backend() -> str:
 
 
 def _hang_up_after(url: str, headers: dict[str, str], body: bytes, seconds: float) -> None:
-    host, _, rest = url.partition("//")[2].partition("/")
-    name, _, port = host.partition(":")
-    head = f"POST /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    with socket.create_connection((name, int(port)), timeout=30) as s:
-        s.sendall(head.encode() + body)
+    address, head = raw_post_head(url, headers, len(body))
+    with socket.create_connection(address, timeout=30) as s:
+        s.sendall(head + body)
         time.sleep(seconds)
 
 
