@@ -22,6 +22,8 @@ from mcp_guard.audit import canonical, lane, redact_record
 from mcp_guard.audit import fastrecord as fr
 from mcp_guard.model import AuditEvent, ResultSummary
 
+from .test_audit_onepass import _lists
+
 pytestmark = pytest.mark.skipif(not canonical.FAST, reason="orjson is not installed")
 
 
@@ -38,14 +40,6 @@ def _fresh_cache() -> Iterator[None]:
     lane._mids.clear()
     yield
     lane._mids.clear()
-
-
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    return value
 
 
 def _check(event: AuditEvent) -> tuple[dict[str, Any], str] | None:
