@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/corpus.py [DIR ...]``. Without arguments it scores
 ``tests/corpus/dev`` and the held-out ``tests/corpus/holdout``, ``holdout2``, ``holdout3``,
-``holdout4`` and ``holdout5``
+``holdout4``, ``holdout5`` and ``holdout6``
 (and ``../shared/corpus`` when present);
 each DIR is a folder of JSON Lines files in the ``mcp-guard scan`` input format with
 ``category`` and ``expect`` labels, e.g. a set someone else wrote.
@@ -66,6 +66,7 @@ def main() -> None:
         ROOT / "tests" / "corpus" / "holdout3",
         ROOT / "tests" / "corpus" / "holdout4",
         ROOT / "tests" / "corpus" / "holdout5",
+        ROOT / "tests" / "corpus" / "holdout6",
     ]
     shared = ROOT.parent / "shared" / "corpus"
     if not args and shared.is_dir():

@@ -27,7 +27,9 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 FLOORS: dict[str, Any] = json.loads((CORPUS / "floors.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module", params=["dev", "holdout", "holdout2", "holdout3", "holdout4", "holdout5"])
+@pytest.fixture(
+    scope="module", params=["dev", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6"]
+)
 def table(request: pytest.FixtureRequest) -> tuple[str, Table]:
     split = str(request.param)
     rows = load_split(CORPUS / split)
