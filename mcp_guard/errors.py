@@ -53,6 +53,11 @@ class AuthenticationError(GuardError):
     code = AUTHENTICATION_REQUIRED
     public_message = "Authentication required"
 
+    #: Whose genuine credential was refused (a :class:`~mcp_guard.model.Principal`: a revoked or
+    #: expired key whose secret matched): the refusal's event names that person, so
+    #: ``audit query --subject`` finds it. ``None`` when the presenter proved nothing.
+    owner: Any = None
+
 
 class AccessDenied(GuardError):
     """The policy or a sanitizer verdict refused the request."""

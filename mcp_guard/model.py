@@ -329,14 +329,19 @@ class ResultSummary:
     hidden_why: tuple[str, ...] = ()
 
 
+#: The record kinds the trail holds: ``request`` (an MCP message), ``notification``, ``authn``
+#: (a credential refused before any MCP method ran), ``lifecycle`` (sessions), ``console`` and
+#: ``admin`` (actions in the admin console and by admin commands), ``anomaly`` (a detector's finding).
+EVENT_KINDS = ("request", "notification", "authn", "lifecycle", "console", "admin", "anomaly")
+
+
 @quick_init
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One record per decision. Serialization, redaction and chaining happen in the audit pipeline.
 
     ``decision`` is ``allow``, ``deny`` or ``error`` (the guard failed and
-    denied); ``event`` names the kind of record: ``request``, ``notification``,
-    ``authn`` (refused before any MCP method ran), ``lifecycle``.
+    denied); ``event`` names the kind of record (one of :data:`EVENT_KINDS`).
     """
 
     method: str

@@ -67,6 +67,7 @@ class Filters:
     server: str | None = None
     tool: str | None = None
     decision: str | None = None
+    #: An MCP method, or a prefix ending in ``*`` (``cli/*``: the admin commands).
     method: str | None = None
     session: str | None = None
     #: Events of the calls that one approval request was about (``approval.id`` of the record).
@@ -75,6 +76,8 @@ class Filters:
     flow: str | None = None
     #: One event, by its ``id``.
     event_id: str | None = None
+    #: The record's ``event`` kind: ``request``, ``authn``, ``lifecycle``, ``console``, ``admin``, ...
+    kind: str | None = None
     #: Events whose principal belongs to this tenant (``principal.tenant``): what an administrator
     #: bound to a tenant may read. Filtered in the query, so pages stay full and exports stream.
     tenant: str | None = None
@@ -82,15 +85,27 @@ class Filters:
     until: float | None = None
 
 
+def _method_pattern(method: str | None) -> tuple[str | None, str | None]:
+    """(exact method, prefix): a trailing ``*`` matches every method that starts with the rest.
+
+    ``cli/*`` picks out the admin commands, ``tools/*`` every tool request; any other ``*`` is
+    part of the name.
+    """
+    if method is not None and method.endswith("*"):
+        return None, method[:-1]
+    return method, None
+
+
 def _sql(f: Filters) -> tuple[str, list[Any]]:
     where: list[str] = []
     args: list[Any] = []
+    method, prefix = _method_pattern(f.method)
     for column, value in (
         ("subject", f.subject),
         ("server", f.server),
         ("target", f.tool),
         ("decision", f.decision),
-        ("method", f.method),
+        ("method", method),
         ("session_id", f.session),
         ("id", f.event_id),
         ("tenant", f.tenant),
@@ -98,12 +113,18 @@ def _sql(f: Filters) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
+    if prefix is not None:
+        where.append("substr(method, 1, ?) = ?")
+        args.extend((len(prefix), prefix))
     if f.approval is not None:
         where.append("json_extract(record, '$.approval.id') = ?")
         args.append(f.approval)
     if f.flow is not None:
         where.append("json_extract(record, '$.flow.id') = ?")
         args.append(f.flow)
+    if f.kind is not None:
+        where.append("json_extract(record, '$.event') = ?")
+        args.append(f.kind)
     if f.since is not None:
         where.append("time >= ?")
         args.append(f.since)
@@ -115,12 +136,15 @@ def _sql(f: Filters) -> tuple[str, list[Any]]:
 
 def _matches(record: dict[str, Any], f: Filters) -> bool:
     event_id, t, subject, tenant, server, target, method, decision, session = column_values(record)
+    exact, prefix = _method_pattern(f.method)
+    if prefix is not None and not (isinstance(method, str) and method.startswith(prefix)):
+        return False
     checks = (
         (f.subject, subject),
         (f.server, server),
         (f.tool, target),
         (f.decision, decision),
-        (f.method, method),
+        (exact, method),
         (f.session, session),
         (f.event_id, event_id),
         (f.tenant, tenant),
@@ -135,6 +159,8 @@ def _matches(record: dict[str, Any], f: Filters) -> bool:
         flow = record.get("flow")
         if not isinstance(flow, dict) or flow.get("id") != f.flow:
             return False
+    if f.kind is not None and record.get("event", "request") != f.kind:
+        return False
     if f.since is not None and (not isinstance(t, (int, float)) or t < f.since):
         return False
     return not (f.until is not None and (not isinstance(t, (int, float)) or t >= f.until))

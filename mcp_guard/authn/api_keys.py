@@ -235,10 +235,14 @@ class ApiKeyAuthenticator:
         if not hmac.compare_digest(bytes.fromhex(record.sha256), digest):
             raise AuthenticationError(f"API key {key_id} does not match")
         now = self._clock()
+        refusal = None
         if record.revoked_at is not None:
-            raise AuthenticationError(f"API key {key_id} is revoked")
-        if record.expires_at is not None and record.expires_at <= now:
-            raise AuthenticationError(f"API key {key_id} expired")
+            refusal = AuthenticationError(f"API key {key_id} is revoked")
+        elif record.expires_at is not None and record.expires_at <= now:
+            refusal = AuthenticationError(f"API key {key_id} expired")
+        if refusal is not None:  # the secret matched: the key's owner presented it, or it leaked
+            refusal.owner = record.principal()
+            raise refusal
         if now - self._last_used.get(key_id, 0.0) >= LAST_USED_EVERY:
             self._last_used[key_id] = now
             await self._store.set(USED_KEY + key_id, repr(now).encode())

@@ -150,7 +150,7 @@ class AuthenticatorChain:
             try:
                 principal = await authenticator.authenticate(credential)
             except AuthenticationError as exc:
-                raise self._refuse(credential, exc.reason) from None
+                raise self._refuse(credential, exc.reason, owner=exc.owner) from None
             except GuardError as exc:  # lockout and the like: refused, audited, passed on as is
                 self._audit(credential, exc.reason)
                 raise
@@ -168,10 +168,9 @@ class AuthenticatorChain:
                 revoked = cid is not None and await self.revocations.is_revoked(cid)
             except Exception as exc:
                 raise self._refuse(credential, f"revocation check failed: {exc}") from None
-            if revoked:
-                raise self._refuse(credential, f"credential {cid} is revoked")
-            if principal.expires_at is not None and principal.expires_at <= now:
-                raise self._refuse(credential, "credential expired")
+            if revoked or (principal.expires_at is not None and principal.expires_at <= now):
+                reason = f"credential {cid} is revoked" if revoked else "credential expired"
+                raise self._refuse(credential, reason, owner=principal)
             self._remember(key, principal, authenticator, now)
             return principal
         raise self._refuse(credential, "credential not recognised by any authenticator")
@@ -222,17 +221,23 @@ class AuthenticatorChain:
         credential: Credential,
         reason: str,
         error: GuardError | type[GuardError] = AuthenticationError,
+        owner: Principal | None = None,
     ) -> GuardError:
-        self._audit(credential, reason)
-        return error(reason) if isinstance(error, type) else error
+        """Audit a refusal; ``owner`` is whose genuine credential (revoked, expired) it was."""
+        self._audit(credential, reason, owner)
+        refusal = error(reason) if isinstance(error, type) else error
+        if isinstance(refusal, AuthenticationError):
+            refusal.owner = owner  # the transport's own refusal event names the person too
+        return refusal
 
-    def _audit(self, credential: Credential, reason: str) -> None:
+    def _audit(self, credential: Credential, reason: str, owner: Principal | None = None) -> None:
         if self.auditor is None:
             return
         event = AuditEvent(
             method="authenticate",
             decision="deny",
             event="authn",
+            principal=owner.summary() if owner is not None else None,
             reasons=(reason,),
             source_ip=credential.ip,
             transport=credential.source,

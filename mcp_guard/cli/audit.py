@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..audit.spill import Spill
     from ..audit.verify import VerifyResult
 from ..errors import ConfigError
+from ..model import EVENT_KINDS
 
 
 def _count(text: str) -> int:
@@ -87,7 +88,14 @@ def register(subparsers: Any) -> None:
     q.add_argument("--server")
     q.add_argument("--tool", help="target name: tool, prompt or resource URI")
     q.add_argument("--decision", choices=("allow", "deny", "error"))
-    q.add_argument("--method", help="MCP method, e.g. tools/call")
+    q.add_argument(
+        "--method", help="MCP method, e.g. tools/call; a trailing * matches a prefix (cli/*: admin commands)"
+    )
+    q.add_argument(
+        "--event",
+        choices=EVENT_KINDS,
+        help="record kind: calls (request), sign-ins (authn), console and admin-command actions, ...",
+    )
     q.add_argument("--session")
     q.add_argument("--approval", metavar="ID", help="events of the calls an approval request was about")
     q.add_argument("--flow", metavar="ID", help="events of the calls a [[flows]] rule refused or held")
@@ -349,6 +357,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         approval=args.approval,
         flow=args.flow,
         event_id=args.id,
+        kind=args.event,
         since=_time(args.since, "--since"),
         until=_time(args.until, "--until"),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -160,6 +161,16 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
+def _again(args: argparse.Namespace, command: str, name: str) -> str:
+    """The command line of a follow-up ``servers`` command on the same store, ready to paste anywhere."""
+    words = ["mcp-guard", "servers", command, name]
+    if args.config is not None:
+        words += ["--config", str(args.config.resolve())]
+    if args.state:
+        words += ["--state", args.state]
+    return shlex.join(words)
+
+
 def _add(args: argparse.Namespace) -> int:
     definition: dict[str, Any] = {"name": args.name}
     if args.command:
@@ -194,7 +205,7 @@ def _add(args: argparse.Namespace) -> int:
     trail_of(args).done(
         kind="server", server=entry.name, target=entry.name, undo=lambda: _run(args, take_back)
     )
-    print(f"{entry.name}: pending (run `mcp-guard servers approve {entry.name}` to serve it)")
+    print(f"{entry.name}: pending (run `{_again(args, 'approve', entry.name)}` to serve it)")
     return 0
 
 
@@ -269,9 +280,15 @@ def register(subparsers: Any) -> None:
     common(p)
     p.add_argument("name")
     transport = p.add_mutually_exclusive_group(required=True)
-    transport.add_argument("--command", help="stdio upstream: program to start")
+    transport.add_argument(
+        "--command", help="stdio upstream: program to start (python: the portal's own interpreter)"
+    )
     transport.add_argument("--url", help="streamable HTTP upstream URL")
-    p.add_argument("--arg", action="append", help="argument for --command (repeat)")
+    p.add_argument(
+        "--arg",
+        action="append",
+        help="argument for --command (repeat; one starting with '-' is written --arg=-m)",
+    )
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment for --command")
     p.add_argument("--header", action="append", metavar="KEY=VALUE", help="HTTP header for --url")
     p.add_argument("--prefix", help="name prefix (default NAME__)")

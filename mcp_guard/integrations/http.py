@@ -49,7 +49,7 @@ class GuardTokenVerifier:
                 self.guard.event(
                     "http/authenticate",
                     "deny" if exc.code != -32050 else "error",
-                    principal=None,
+                    principal=getattr(exc, "owner", None),  # whose revoked or expired key it was
                     reasons=(exc.reason,),
                     error_code=exc.code,
                     kind="authn",

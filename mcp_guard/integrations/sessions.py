@@ -204,7 +204,7 @@ class SessionGate:
             self._audit(
                 scope,
                 None,
-                None,
+                getattr(exc, "owner", None),  # whose revoked or expired key it was, if genuine
                 exc.reason,
                 exc.code,
                 method="http/authenticate",

@@ -11,7 +11,6 @@ wiring.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,6 +35,7 @@ from .health import health_routes
 from .lockdown import PortalSigner
 from .registry import Registry
 from .state import PortalState
+from .upstream import own_interpreter
 
 
 class ServingMixin(PortalState):
@@ -191,8 +191,7 @@ def resolve_spec(config: GuardConfig, spec: UpstreamSection) -> UpstreamSection:
     update: dict[str, Any] = {}
     if spec.cwd is not None:
         update["cwd"] = str(config.resolve(spec.cwd))
-    if spec.command in ("python", "python3"):
-        update["command"] = sys.executable
+    spec = own_interpreter(spec)
     return spec.model_copy(update=update) if update else spec
 
 

@@ -24,7 +24,7 @@ from ..model import Finding, ResultSummary
 from .catalog import LIST_KEYS, build_catalog, item_key
 from .routing import ServedLists
 from .state import PortalState
-from .upstream import Upstream, check_upstream_url
+from .upstream import Upstream, check_upstream_url, own_interpreter
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -85,7 +85,7 @@ class SupervisorMixin(PortalState):
             if entry.status != "approved" or entry.name in self._configured:
                 continue
             try:
-                spec = entry.spec()
+                spec = own_interpreter(entry.spec())
                 if spec.url is not None:
                     check_upstream_url(
                         spec.url, self.allowed_upstream_hosts, field=f"servers.{entry.name}.url"

@@ -166,6 +166,36 @@ class UpstreamUnavailable(GuardUnavailable):
     public_message = "Upstream server unavailable"
 
 
+def describe_failure(exc: BaseException) -> str:
+    """``Type: message`` of what went wrong, looking inside exception groups.
+
+    A task group wraps the real cause (a refused connection, a missing module) in an
+    ``ExceptionGroup`` whose own text says only how many it holds; an operator needs the causes.
+    """
+    leaves: list[BaseException] = []
+    pending = [exc]
+    while pending and len(leaves) < 3:
+        current = pending.pop(0)
+        inner = getattr(current, "exceptions", None)
+        if isinstance(inner, tuple) and inner:
+            pending[:0] = list(inner)
+        else:
+            leaves.append(current)
+    return "; ".join(f"{type(e).__name__}: {e}" for e in leaves) or f"{type(exc).__name__}: {exc}"
+
+
+def own_interpreter(spec: UpstreamSection) -> UpstreamSection:
+    """``command = "python"`` means the portal's own interpreter, in a config file or registered later.
+
+    It lets an upstream written in Python run with the packages the portal was installed with,
+    wherever its virtualenv lives; a server registered with ``servers add --command python``
+    must mean the same as one listed in the config file.
+    """
+    if spec.command in ("python", "python3"):
+        return spec.model_copy(update={"command": sys.executable})
+    return spec
+
+
 def check_upstream_url(url: str, allowed_hosts: frozenset[str] | None = None, *, field: str = "url") -> None:
     """Refuse URL upstreams that are not plain http(s), or whose host is not explicitly allowed.
 
@@ -247,7 +277,7 @@ class Upstream:
             except anyio.get_cancelled_exc_class():
                 raise
             except BaseException as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = describe_failure(exc)
                 logger.warning("upstream %r failed: %s", self.name, self.last_error)
             await self._mark_down()
             self.restarts += 1
