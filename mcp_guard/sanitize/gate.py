@@ -121,6 +121,10 @@ def _families_of(hits: frozenset[str] | set[str]) -> tuple[frozenset[str], bool]
     return frozenset(fams), bool(m & 1)
 
 
+#: ``_families_of`` of each single anchor word: a third of the sentences that hold an anchor word
+#: hold just one, and a lookup answers them.
+_ONE_WORD = {word: _families_of(frozenset((word,))) for word in _WORD_SET}
+
 _SUBSTRINGS_BY_FIRST: dict[str, list[tuple[str, set[str]]]] = {}
 for _sub, _fams in _SUBSTRINGS.items():
     _SUBSTRINGS_BY_FIRST.setdefault(_sub[0], []).append((_sub, _fams))
@@ -151,7 +155,7 @@ def _candidate_sentences(low: str, split: bool = True) -> list[tuple[int, int, s
         start = end
         if not hits:
             continue
-        completed, marker = _families_of(hits)
+        completed, marker = _ONE_WORD[next(iter(hits))] if len(hits) == 1 else _families_of(hits)
         if completed:
             fams_by_sentence[sid] = set(completed)
         if marker:

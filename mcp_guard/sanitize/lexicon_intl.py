@@ -358,7 +358,7 @@ ACCENTED = re.compile("[\u00c0-\u024f]")
 #: words, as a translator or a mail filter quotes an attack without giving it.
 _QUOTED = re.compile(
     "«[^»\n]{4,}»|「[^」\n]{4,}」|『[^』\n]{4,}』|“[^”\n]{4,}”|„[^“”\n]{4,}[“”]|"
-    "(?<!\\w)'[^'\n]{4,}'(?!\\w)|\"[^\"\n]{4,}\""
+    "'(?<!\\w')[^'\n]{4,}'(?!\\w)|\"[^\"\n]{4,}\""
 )
 _REPORTED_BEFORE = re.compile(
     "(?:例如|比如|诸如|像是|含有|包含|写着|字样|例えば|본문에|예를 들어|вроде|например|такие как|фраза|фразы|"

@@ -29,6 +29,7 @@ from .schemafit import SECRET_KEYS, VALUE_KEYS, VALUE_POINTERS, schema_findings
 from .spoofing import name_findings
 from .unicode import has_suspect_chars, scan_invisible, strip_invisible
 from .walk import TextField, text_fields
+from .warmup import warm as warm_up
 
 #: Kinds whose content is data from the outside world, where secrets get redacted.
 RESULT_KINDS = frozenset({"tool_result", "prompt_result", "resource_result", "arguments"})
@@ -62,9 +63,13 @@ class DefaultSanitizer:
     ``ScanResult.item`` when something was stripped or masked; the caller's
     policy decides whether to use it. Any internal error yields a high
     finding (``sanitizer.error``): a scan that failed is never a clean scan.
+    ``warm`` does the first-use work of the process (character tables, RE2
+    automata; see :mod:`.warmup`) while the sanitizer is built.
     """
 
-    def __init__(self, *, redact: bool = True, cache_size: int = 8192) -> None:
+    def __init__(self, *, redact: bool = True, cache_size: int = 8192, warm: bool = True) -> None:
+        if warm:  # first-use work (tables, automata) now, not on the first list screened
+            warm_up(lambda: DefaultSanitizer(warm=False))
         self.redact = redact
         self._cache: OrderedDict[tuple[str, bytes], ScanResult] = OrderedDict()
         self._cache_size = cache_size

@@ -451,11 +451,15 @@ def scan_units(
                 part.deepen(own_words)
         reach = [set(p.found) | p.possible for p in parts]
         wide_reach = (set().union(*reach) & _FIELD_WIDE if len(low) < 1200 else set()) | in_result
+        # Most sentences of a long field are not read (empty reach): their window's bound is the
+        # field-wide one, computed once.
+        reach.append(set())
+        unread = _bound(wide_reach) >= threshold
         hot = [
-            _bound(reach[i] | reach[i + 1] | wide_reach if i + 1 < len(reach) else reach[i] | wide_reach)
-            >= threshold
-            for i in range(len(reach))
+            _bound(reach[i] | reach[i + 1] | wide_reach) >= threshold if reach[i] or reach[i + 1] else unread
+            for i in range(len(parts))
         ]
+        reach.pop()
         if not any(hot):
             continue
         deep = {i for i, h in enumerate(hot) if h} | {
