@@ -35,6 +35,7 @@ action key, or a verb of Chinese or Japanese); only then are sentences scored.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -52,8 +53,8 @@ _VERB_EN = (
     r"|buy|purchase|order|reorder|book|rebook|cancel|decline|accept|approve|merge|change|update|set|reset"
     r"|revoke|refund|issue|schedule|increase|raise|move|rename|ban|kick|promote|mark|reply|subscribe"
     r"|unsubscribe|disable|enable|turn\s+off|export|copy|push|sync|mirror|dump|download|create|add|archive"
-    r"|close|empty|block|leave|upgrade|checkout|run|execute|collect|attach|mail|e-?mail|paste|dm|pull"
-    r"|retrieve|read|make|give|sign|submit|open|reimburse|deposit|withdraw|sell|install|flag|replace"
+    r"|close|empty|block|leave|upgrade|checkout|run|execute|collect|attach|mail|e-?mail|paste|dm"
+    r"|give|submit|reimburse|deposit|withdraw|sell|install|flag|replace"
 )
 _VERB_INTL = (
     r"transfiere|transfiera|reenv[ií]a|env[ií]a|elimina|borra|cambia|compra|crea|comparte|sube|a[ñn]ade"
@@ -62,6 +63,8 @@ _VERB_INTL = (
     r"|sage|storniere|kaufe|bestelle|[äa]ndere|erstelle|exportiere|markiere"
     r"|envoie|transf[èe]re|vire|r[ée]serve|supprime|paie|ach[èe]te|commande|partage|ajoute|donne|publie"
     r"|copie|t[ée]l[ée]charge|annule|change|marque|exporte|cr[ée]e|modifie"
+    r"|transfira|encaminhe|apague|exclua|pague|compre|compartilhe|adicione|altere|cancele|publique"
+    r"|trasferisci|invia|inoltra|cancella|condividi|aggiungi|bonifica"
 )
 #: Where a clause opens: the text's or a line's start, after punctuation, a quote, a list marker,
 #: a label ("TODO:", "Note:"), or a connective ("also", "then", "and").
@@ -78,12 +81,15 @@ _NOUN_AFTER = re.compile(
 )
 #: An object must follow the verb: a word, a number, a quote, a path or an address ("Order #5521",
 #: "Update:" and "Post-mortem" are headings).
-_OBJECT = r"[ \t]+[a-z0-9'\"\x24~/@`<?]"
+_OBJECT = r"[ \t]+[a-z0-9'\"\x24~/@`<\x1a]"
 _ORDER = FastPattern(re.compile(rf"(?:{_CLAUSE})(?:{_VERB_EN}|{_VERB_INTL}){_OBJECT}"))
-#: Acting verbs of Chinese and Japanese: these scripts have no clause-start marking of an imperative.
-_VERB_CJK = re.compile(
+#: Acting verbs of scripts the ASCII copy cannot read (Chinese, Japanese, Korean, Russian), found
+#: anywhere in a sentence: Chinese and Japanese mark no clause start, and these are rare enough.
+_VERB_SCRIPT = re.compile(
     r"转发|删除|发送|购买|取消|导出|共享|分享|改成|修改|上传|转账|汇款|授予|邀请"
     r"|転送|削除|送信|購入|振り込|振込|付与|変更|エクスポート|アップロード|共有|招待|キャンセル"
+    r"|송금|이체|전송|삭제|구매|공유|초대|변경|보내"
+    r"|переведи|отправь|перешли|удали|оплати|купи|поделись|загрузи|добавь|измени|отмени|предоставь"
 )
 #: A JSON key that hands over an action, with a snake_case tool name as its value.
 _JSON_ACTION = re.compile(
@@ -137,9 +143,13 @@ _VALUE = (
     r"\b\d{1,5}\s+[a-z]+(?:\s+[a-z]+)?\s+(?:street|st|lane|road|rd|avenue|ave|blvd|boulevard|way|drive|dr)\b"
     r"|\b(?:calle|rue|avenida|stra(?:ß|ss?)e)\s+[a-z]+\s+\d"
     r"|~/|(?:^|[^\w.])/(?:var|etc|home|users|finance|root)/|\.ssh\b|\.aws\b|\.env\b|id_rsa"
-    r"|\b(?:buy|purchase|order|ach[èe]te|compra|kaufe|bestelle|购买)\s+(?:\d+|two|three|five|ten|dos|cinq)\b"
+    # a quantity to buy ("buy 10 units"; not an offer's "buy 2 get 1 free")
+    r"|\b(?:buy|purchase|order|ach[èe]te|compra|kaufe|bestelle|购买)\s+(?:\d+|two|three|five|ten|dos|cinq)"
+    r"\s+(?:[a-fh-z]|g[a-df-z])"
     r"|\d+\s?(?:個|件|units|pieces|paires|unidades|st[üu]ck)"
-    r"|\b(?:password|passcode|pin|contrase[ñn]a|passwort|mot\s+de\s+passe)\b[^.\n]{0,40}?\b(?:to|as|en|auf|zu)\s+\S"
+    # a new password that is spelled out: a digit in it, or quoted
+    r"|\b(?:password|passcode|pin|contrase[ñn]a|passwort|mot\s+de\s+passe)\b[^.\n]{0,40}?\b(?:to|as|en|auf|zu)\s+"
+    r"(?:['\"]|[a-z!@#%&*_-]*\d)"
     r"|\bas\s+(?:paid|read|spam|complete|completed|done|resolved|fraud|approved)\b|\bcomme\s+pay[ée]es?\b"
     r"|\b(?:titled|named|called|llamado|intitul[ée])\s+['\"]"
     r"|\b(?:to|auf)\s+(?:public|0|zero)\b|\bpublicly\b|\banyone-with-link\b|改成|変更し"
@@ -156,15 +166,16 @@ _HOLDINGS = (
     r"|employees?|subscribers?|followers?|friends?|products?|items?|data|history|drive|calendar|inbox|charges?"
     r"|subscriptions?|posts?|comments?|reviews?|projects?|groups?|deployments?|servers?|hosts?|volumes?|databases?"
     r"|eventos|documentos|correos|facturas|contactos|termine|dokumente|kontakte|rechnungen|factures"
-    r"|fichiers|contacts|e-mails|nachrichten|mensajes|archivos)\b"
+    r"|fichiers|contacts|e-mails|nachrichten|mensajes|archivos|contatos|arquivos|mensagens|faturas|contatti"
+    r"|documenti|fatture|messaggi)\b"
 )
 #: Reach over the user's account: all of something, the user's things, privileges, security
 #: settings, payment details, and things no stranger's data asks to move (confidential papers,
 #: identity documents, credentials).
 _REACH = FastPattern(
     re.compile(
-        rf"\b(?:all|every|each|entire|whole|todos|todas|alle|allen|tous|toutes)\b(?:\s+[\w'-]+){{0,3}}?\s+{_HOLDINGS}"
-        r"|\beveryone\b"
+        rf"\b(?:all|every|each|entire|whole|todos|todas|alle|allen|tous|toutes|tutti|tutte)\b(?:\s+[\w'-]+){{0,3}}?"
+        rf"\s+{_HOLDINGS}"
         r"|\bthe\s+user'?s\b|\bthis\s+account\b|\bthe\s+account'?s\b|\bon\s+the\s+account\b|\buser'?s\s+behalf"
         r"|\b(?:saved|stored|default)\s+(?:card|payment|visa|credit|shipping)|\bone-click\b|\bcompany\s+card"
         r"|\bcard\s+on\s+file|\b(?:shipping|delivery|billing)\s+address|\bdirecci[óo]n\s+de\s+env[ií]o"
@@ -175,7 +186,7 @@ _REACH = FastPattern(
         r"|\bstanding\s+order|\bpayroll\b|\bsalary\b|\bcard\s+limit|\bmot\s+de\s+passe|\bcarte\s+enregistr[ée]e"
         r"|\bdes\s+nutzers\b|\bconfidential\b|\bpassport\b|\bcredentials?\b|\btokens?\b|\bterm\s+sheet"
         r"|\bcustomer\s+(?:list|data|table|database)|\bcontacts?\b|\binbox\b|\bcontracts?\b"
-        r"|所有|全部|すべて|全て|整个|用户|管理者|権限|权限|顧客|客户|联系人"
+        r"|所有|全部|すべて|全て|整个|用户|管理者|権限|权限|顧客|客户|联系人|모든|전체|전부|관리자|все|всех|всё|весь"
     )
 )
 #: Framing data has no use for: priority marks, fake system turns, information blocks.
@@ -207,9 +218,9 @@ _PERSON = tuple(
     FastPattern(pattern)
     for pattern in (
         re.compile(
-            r"\b(?:me|us|our|ours|your|yours|you|we|i|my|nuestra|nuestro|unser\w*|notre|nos|vous|mir)\b|我|私"
+            r"\b(?:me|our|ours|your|yours|you|we|my|nuestra|nuestro|unser\w*|notre|nos|vous|mir)\b|\bus[\s.,!?;:)]|我|私"
         ),
-        re.compile(r"\b(?:please|kindly|bitte|por\s+favor|s'il\s+vous|merci)\b|请"),
+        re.compile(r"\b(?:please|kindly|bitte|por\s+favor|per\s+favore|s'il\s+vous|merci)\b|请|пожалуйста"),
         re.compile(
             r"(?:^|\n)\s*(?:hi|hello|hey|dear)\b|\([a-z]+\)\s*:"
             r"|(?:^|\n)\s*(?!to\b|also\b|then\b|first\b|next\b|now\b|finally\b|afterwards\b)[a-z]+(?:\s+[a-z]+)?,\s"
@@ -221,6 +232,8 @@ _PERSON = tuple(
 #: URLs cut to their scheme and handles to their "@".
 _URL_TAIL = re.compile(r"((?:https?|ftp|s3)://|@)[\w./?&=%~+-]+")
 #: Sentences, lines, and the strings of a JSON text (``", "`` and ``": "`` end one).
+#: A reference for the reader, not a destination: "(see https://wiki.example/iam)".
+_REFERENCE = re.compile(r"\(see\b[^)]*\)|\bsee\s+(?:https?://|www\.)\S+")
 #: Words that make a tool call in data an illustration.
 _EXAMPLE = re.compile(r"\b(?:examples?|e\.g\.|usage|for\s+instance|syntax|signature)\b|```")
 _SENTENCES = re.compile(r"(?<=[.!?。])\s+|\n|\\n|\"\s*[,:}\]][\s,:{}\[\]]*\"?")
@@ -261,7 +274,7 @@ def planted_findings(fields: Iterable[tuple[str, str]], joined_low: str) -> list
     nothing else runs.
     """
     plain = joined_low if joined_low.isascii() else _ascii(joined_low)
-    if _GATE.search(plain) is None and (joined_low.isascii() or _VERB_CJK.search(joined_low) is None):
+    if _GATE.search(plain) is None and (joined_low.isascii() or _VERB_SCRIPT.search(joined_low) is None):
         return []
     out: list[Finding] = []
     for pointer, text in fields:
@@ -283,11 +296,24 @@ def planted_order(low: str) -> bool:
         return True
     if '"' in plain and _JSON_KEY.search(plain) is not None and _json_action(plain):
         return True
-    return not low.isascii() and _VERB_CJK.search(low) is not None and _sentences(low.translate(_FOLD), None)
+    return (
+        not low.isascii() and _VERB_SCRIPT.search(low) is not None and _sentences(low.translate(_FOLD), None)
+    )
 
 
 def _ascii(text: str) -> str:
-    return text.translate(_FOLD).encode("ascii", "replace").decode("ascii")
+    return text.translate(_FOLD).encode("ascii", _OTHER).decode("ascii")
+
+
+def _substitute(error: UnicodeError) -> tuple[str, int]:
+    """Each character ASCII cannot hold becomes one SUB (``\\x1a``): no letter, space or sentence end."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "\x1a" * (error.end - error.start), error.end
+
+
+_OTHER = "mcp-guard-planted-substitute"
+codecs.register_error(_OTHER, _substitute)
 
 
 def _sentences(low: str, marks: list[int] | None) -> bool:
@@ -340,13 +366,15 @@ def sentence_score(sentence: str, before: str, after_end: bool) -> int:
     if not orders:
         if called is not None:
             orders = [called[0]]
-        elif sentence.isascii() or _VERB_CJK.search(sentence) is None:
+        elif sentence.isascii() or _VERB_SCRIPT.search(sentence) is None:
             return 0
         else:
             orders = [0]
     if sentence.rstrip().endswith((";", "{")):
         return 0  # a statement of code (SQL, a shell line): what it does is the file's content
     tail = sentence[orders[0] - 12 if orders[0] >= 12 else 0 :]
+    if "see " in tail:
+        tail = _REFERENCE.sub(" ", tail)
     dest = _DEST_RE.search(tail) is not None
     money = _MONEY_RE.search(tail) is not None
     score = int(dest or money or _VALUE_RE.search(tail) is not None) + int(dest and money)
@@ -363,8 +391,8 @@ def sentence_score(sentence: str, before: str, after_end: bool) -> int:
         score += 1
     if called is not None and _EXAMPLE.search(before + sentence[: called[0]]) is None:
         score += 1
-    if score >= 2:
-        score -= sum(1 for marks in _PERSON if marks.search(sentence) is not None)
+    if score >= 2:  # a person spoken to in the first or second person counts twice
+        score -= sum(2 if kind == 0 else 1 for kind, marks in enumerate(_PERSON) if marks.search(sentence))
     return score
 
 
