@@ -328,15 +328,16 @@ def _sentences(low: str, marks: list[int] | None) -> bool:
     ended = _END.search(low)
     end_at = ended[1] if ended is not None else len(low) + 1
     begin = 0
+    next_mark = 0  # index into ``pending``: the first mark not before this sentence
     for cut, after in [*((m.start(), m.end()) for m in _SENTENCES.finditer(low)), (len(low), len(low))]:
-        while pending and pending[0] < begin:
-            pending.pop(0)
-        if (marks is None or (pending and pending[0] <= cut)) and sentence_score(
+        while next_mark < len(pending) and pending[next_mark] < begin:
+            next_mark += 1
+        if marks is not None and next_mark == len(pending):
+            return False
+        if (marks is None or pending[next_mark] <= cut) and sentence_score(
             low[begin:cut], low[max(0, begin - 80) : begin], end_at <= begin
         ) >= 2:
             return True
-        if marks is not None and not pending:
-            return False
         begin = after
     return False
 
@@ -400,6 +401,10 @@ def sentence_score(sentence: str, before: str, after_end: bool) -> int:
     return score
 
 
+#: How far either side of an action key its object is read.
+_JSON_SPAN = 400
+
+
 def _json_action(low: str) -> bool:
     """A JSON action key naming a tool, with a destination or an amount in the same object.
 
@@ -408,9 +413,15 @@ def _json_action(low: str) -> bool:
     names) or a record of what already ran (``"status": "done"``) is no order.
     """
     for m in _JSON_ACTION.finditer(low):
-        opened = low.rfind("{", 0, m.start())
-        closed = low.find("}", m.end())
-        segment = low[max(opened, 0) : len(low) if closed < 0 else closed + 1]
+        # The object around the key, within a bounded window: a text of many keys and no braces
+        # costs linear time, not quadratic.
+        opened = low.rfind("{", max(0, m.start() - _JSON_SPAN), m.start())
+        closed = low.find("}", m.end(), m.end() + _JSON_SPAN)
+        segment = low[
+            opened if opened >= 0 else max(0, m.start() - _JSON_SPAN) : closed + 1
+            if closed >= 0
+            else m.end() + _JSON_SPAN
+        ]
         if _SCHEMA_OR_RECORD.search(segment) is not None:
             continue
         if _DEST_RE.search(segment) is not None or _MONEY_RE.search(segment) is not None:
