@@ -93,6 +93,7 @@ def test_result_that_addresses_its_agent_reader_is_flagged(text: str) -> None:
         "To the agent handling my claim: please call me back at 555-0100.",
         # a transcript gives each turn a label; the assistant's own turn is no order to the reader
         "User: my router keeps dropping\nAssistant: Open the settings page and reset it.\nUser: thanks",
+        "Customer: My card was declined.\nAgent: I'm sorry! Please open the app, tap 'Unlock'.\nCustomer: ok",
         # forms and CVs sent on by people; a description naming a tool and a link
         "Please download the attached form and email it to hr@company.example by Monday.",
         "Please find my CV attached and forward it to the hiring manager at hm@company.example.",

@@ -304,7 +304,7 @@ def _speaker(low: str, found: str) -> bool:
     A chat log or a support transcript gives each turn a label; the assistant's own turn is no
     order to the agent reading the log. Two or more different labels make a transcript.
     """
-    if not _BARE_LABEL.fullmatch(found):
+    if not _BARE_LABEL.fullmatch(found.lstrip(".!?;,")):  # the previous sentence may end the match
         return False
     return len(set(_LABELS.findall(low))) >= 2
 

@@ -24,6 +24,7 @@ from .lookalike import may_be_styled, styled_findings
 from .markup import markup_findings, may_have_markup
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
+from .planted import planted_findings
 from .redact import find_secrets, might_contain_secret, redact_text
 from .schemafit import SECRET_KEYS, VALUE_KEYS, VALUE_POINTERS, schema_findings
 from .spoofing import name_findings
@@ -198,9 +199,9 @@ class DefaultSanitizer:
             sentences = ((f.pointer or "/", f.text) for f in fields if not f.identifier)
             findings.extend(cue_findings(sentences, low, present, result=is_result))
         if kind in _DATA_KINDS:  # data that speaks to the agent reading it, or orders a tool action
-            findings.extend(
-                addressee_findings(((f.pointer or "/", f.text) for f in fields if not f.identifier), low)
-            )
+            prose = [(f.pointer or "/", f.text) for f in fields if not f.identifier]
+            findings.extend(addressee_findings(prose, low))
+            findings.extend(planted_findings(prose, low))
         asked = [key for key in SECRET_KEYS if key in present] if present else []
         valued = bool(present) and not present.isdisjoint(VALUE_KEYS) and _has_values(fields)
         if kind == "tool" and (asked or valued):
