@@ -70,7 +70,8 @@ AUDIT = os.environ.get("BENCH_AUDIT", "sqlite")
 #: the forwarder's upstream client forced back to httpx2; a ``-split`` suffix (``lane-split``,
 #: ``lane-httpx2-split``) turns the served side's write coalescing off; ``-h11`` serves with the h11
 #: parser instead of httptools; ``lane-before`` is the lane as it was before its kernel was thinned
-#: (h11, httpx2's event-stream parser, the SDK's request kernel).
+#: (h11, httpx2's event-stream parser, the SDK's request kernel); ``-flushN`` (``lane-flush200``) has
+#: the audit flusher wake every N ms instead of every 50.
 MODES = os.environ.get("BENCH_PORTALS", "session,forward,lane,lane-httpx2").split(",")
 #: The client counts measured (``BENCH_CLIENTS``, comma-separated).
 CLIENT_COUNTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1,16").split(",")]
@@ -98,17 +99,21 @@ def run_upstream(port: int) -> None:
 def run_portal(port: int, upstream: str, audit_dir: str, mode: str) -> None:
     quiet_logging()
     from mcp_guard.audit import open_auditor
+    from mcp_guard.audit.config import AuditSettings
     from mcp_guard.authn.api_keys import ApiKeyAuthenticator, ConfiguredKey, sha256_hex
     from mcp_guard.config import ListenSection, UpstreamSection
     from mcp_guard.guard import Guard
     from mcp_guard.policy import load_policy
     from mcp_guard.portal import Portal
 
+    # ``-flushN``: the audit flusher wakes every N ms instead of the default 50.
+    flush = next((int(part[5:]) for part in mode.split("-") if part.startswith("flush")), None)
+    settings = AuditSettings(flush_interval=flush / 1000) if flush else None
     auditor = (
         None
         if os.environ.get("BENCH_NO_AUDIT")
         else open_auditor(
-            [f"{AUDIT}:///{audit_dir}/audit.{_SUFFIX.get(AUDIT, AUDIT)}"], None, Path(audit_dir)
+            [f"{AUDIT}:///{audit_dir}/audit.{_SUFFIX.get(AUDIT, AUDIT)}"], settings, Path(audit_dir)
         )
     )
     guard = Guard(
@@ -132,8 +137,10 @@ def run_portal(port: int, upstream: str, audit_dir: str, mode: str) -> None:
     if mode.endswith("-before"):
         # The lane as it was: h11 front, httpx2's event parser over the lean client's answers.
         import mcp_guard.portal.events_reader as events_reader
+        import mcp_guard.portal.lanekernel as lanekernel
 
         events_reader.LeanResponse = type("NoLeanResponse", (), {})  # type: ignore[misc,assignment]
+        lanekernel.untraced = lambda params: False
     portal = Portal(
         guard,
         [UpstreamSection(name="notes", url=upstream)],
