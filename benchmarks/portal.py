@@ -68,8 +68,13 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 AUDIT = os.environ.get("BENCH_AUDIT", "sqlite")
 #: The portals run (``BENCH_PORTALS``, comma-separated): ``lane-httpx2`` is the default config with
 #: the forwarder's upstream client forced back to httpx2; a ``-split`` suffix (``lane-split``,
-#: ``lane-httpx2-split``) turns the served side's write coalescing off.
+#: ``lane-httpx2-split``) turns the served side's write coalescing off; ``-h11`` serves with the h11
+#: parser instead of httptools; ``lane-before`` is the lane as it was before its kernel was thinned
+#: (h11, httpx2's event-stream parser, the SDK's request kernel); ``-flushN`` (``lane-flush200``) has
+#: the audit flusher wake every N ms instead of every 50.
 MODES = os.environ.get("BENCH_PORTALS", "session,forward,lane,lane-httpx2").split(",")
+#: The client counts measured (``BENCH_CLIENTS``, comma-separated).
+CLIENT_COUNTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1,16").split(",")]
 
 
 def quiet_logging() -> None:
@@ -94,17 +99,21 @@ def run_upstream(port: int) -> None:
 def run_portal(port: int, upstream: str, audit_dir: str, mode: str) -> None:
     quiet_logging()
     from mcp_guard.audit import open_auditor
+    from mcp_guard.audit.config import AuditSettings
     from mcp_guard.authn.api_keys import ApiKeyAuthenticator, ConfiguredKey, sha256_hex
-    from mcp_guard.config import UpstreamSection
+    from mcp_guard.config import ListenSection, UpstreamSection
     from mcp_guard.guard import Guard
     from mcp_guard.policy import load_policy
     from mcp_guard.portal import Portal
 
+    # ``-flushN``: the audit flusher wakes every N ms instead of the default 50.
+    flush = next((int(part[5:]) for part in mode.split("-") if part.startswith("flush")), None)
+    settings = AuditSettings(flush_interval=flush / 1000) if flush else None
     auditor = (
         None
         if os.environ.get("BENCH_NO_AUDIT")
         else open_auditor(
-            [f"{AUDIT}:///{audit_dir}/audit.{_SUFFIX.get(AUDIT, AUDIT)}"], None, Path(audit_dir)
+            [f"{AUDIT}:///{audit_dir}/audit.{_SUFFIX.get(AUDIT, AUDIT)}"], settings, Path(audit_dir)
         )
     )
     guard = Guard(
@@ -124,9 +133,18 @@ def run_portal(port: int, upstream: str, audit_dir: str, mode: str) -> None:
         import mcp_guard.portal.upstream as upstream_module
 
         upstream_module.lean_client_for = lambda url, auth: "benchmark: httpx2 forced"  # type: ignore[assignment]
+    listen = ListenSection(http_parser="h11" if "-h11" in mode or mode.endswith("-before") else "auto")
+    if mode.endswith("-before"):
+        # The lane as it was: h11 front, httpx2's event parser over the lean client's answers.
+        import mcp_guard.portal.events_reader as events_reader
+        import mcp_guard.portal.lanekernel as lanekernel
+
+        events_reader.LeanResponse = type("NoLeanResponse", (), {})  # type: ignore[misc,assignment]
+        lanekernel.untraced = lambda params: False
     portal = Portal(
         guard,
         [UpstreamSection(name="notes", url=upstream)],
+        listen=listen,
         ping_interval=30,
         pool=int(os.environ.get("BENCH_POOL", "4")),
         forward=mode != "session",
@@ -213,9 +231,10 @@ async def load(url: str, tool: str, clients: int) -> dict[str, float]:
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far (Linux ``/proc``); robust to a busy machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """CPU time (user + system) a process - or one of its threads - has used so far (Linux ``/proc``)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -263,14 +282,19 @@ def main() -> None:
             for round_ in range(ROUNDS):
                 # Alternating rounds, each starting with another path: drift hits every path alike.
                 rotated = order[round_ % len(order) :] + order[: round_ % len(order)]
-                for clients in (1, 16):
+                for clients in CLIENT_COUNTS:
                     for name in rotated:
                         url, tool = paths[name]
                         cpu = cpu_seconds(pids[name])
+                        loop_cpu = cpu_seconds(pids[name], pids[name])
                         run = anyio.run(load, url, tool, clients)
                         # The server's CPU per call (warm-up calls included), for the portals the
                         # upstream's part excluded: what the portal itself costs, whatever the load.
-                        run["cpu_ms"] = (cpu_seconds(pids[name]) - cpu) * 1000 / (run["calls"] + 20 * clients)
+                        # The main thread runs the event loop; the rest is other threads (the audit
+                        # writer's).
+                        done = run["calls"] + 20 * clients
+                        run["cpu_ms"] = (cpu_seconds(pids[name]) - cpu) * 1000 / done
+                        run["loop_ms"] = (cpu_seconds(pids[name], pids[name]) - loop_cpu) * 1000 / done
                         runs.setdefault((clients, name), []).append(run)
         finally:
             for p in reversed(procs):
@@ -285,17 +309,21 @@ def main() -> None:
         f"\ntools/call over streamable HTTP, {ROUNDS} alternating rounds of {DURATION:.0f} s per path "
         f"(2025-11-25 sessions, {AUDIT} audit); median (range) over the rounds\n"
     )
-    print(f"{'clients':>7} | {'path':<11} | {'p50 ms':<24} | {'calls/s':<16} | server CPU ms/call")
-    print("-" * 90)
-    for clients in (1, 16):
+    print(
+        f"{'clients':>7} | {'path':<11} | {'p50 ms':<24} | {'calls/s':<16} | {'server CPU ms/call':<22} "
+        "| of which other threads"
+    )
+    print("-" * 116)
+    for clients in CLIENT_COUNTS:
         for name in ("direct", *portals):
             r = runs[(clients, name)]
             p50 = spread([x["p50_ms"] for x in r], ".2f")
             rate = spread([x["calls_s"] for x in r], ".0f")
             cpu = spread([x["cpu_ms"] for x in r], ".2f")
-            print(f"{clients:>7} | {name:<11} | {p50:<24} | {rate:<16} | {cpu}")
+            threads = spread([x["cpu_ms"] - x["loop_ms"] for x in r], ".2f")
+            print(f"{clients:>7} | {name:<11} | {p50:<24} | {rate:<16} | {cpu:<22} | {threads}")
     print()
-    for clients in (1, 16):
+    for clients in CLIENT_COUNTS:
         direct = runs[(clients, "direct")]
         for mode in portals:
             via = runs[(clients, mode)]
@@ -307,12 +335,20 @@ def main() -> None:
                 f"(goal >= {GOAL_RATIO}x)"
             )
     print()
-    for clients in (1, 16):
+    for clients in CLIENT_COUNTS:
         direct = runs[(clients, "direct")]
         for mode in portals:
             via = runs[(clients, mode)]
             ratio = spread([v["cpu_ms"] / d["cpu_ms"] for d, v in zip(direct, via, strict=True)], ".2f")
             print(f"{clients:>2} client(s), {mode:<11}: server CPU per call {ratio}x the direct upstream's")
+    before = next((m for m in portals if m.endswith("-before")), None)
+    for clients in CLIENT_COUNTS:
+        for mode in portals:
+            if before is None or mode == before:
+                continue
+            old, new = runs[(clients, before)], runs[(clients, mode)]
+            ratio = spread([n["cpu_ms"] / o["cpu_ms"] for o, n in zip(old, new, strict=True)], ".2f")
+            print(f"{clients:>2} client(s), {mode:<11}: portal CPU per call {ratio}x {before}'s")
     print(f"\nload average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 

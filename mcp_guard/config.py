@@ -75,6 +75,9 @@ class ListenSection(_Strict):
     max_sessions: int = Field(1000, ge=1)
     #: Open 2025-11-25 sessions per principal (per source address for anonymous callers).
     max_sessions_per_principal: int = Field(32, ge=1)
+    #: The HTTP/1.1 parser that serves requests: ``httptools`` (C, the ``fast`` extra), ``h11``,
+    #: or ``auto`` (httptools when installed). Same timeouts and answers with either.
+    http_parser: Literal["auto", "httptools", "h11"] = "auto"
 
     @field_validator("trusted_proxies")
     @classmethod

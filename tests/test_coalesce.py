@@ -85,8 +85,11 @@ async def test_the_end_of_writing_follows_what_is_held_and_an_abort_drops_it() -
     assert inner.writes == [b"tail", b"<eof>", b"<abort>"]
 
 
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
 @pytest.mark.parametrize("bodies", [1, 3])
-def test_a_served_answer_arrives_whole_from_one_send(bodies: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_served_answer_arrives_whole_from_one_send(
+    bodies: int, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Through uvicorn with the served protocol: the head and every body part leave in one write."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -108,7 +111,7 @@ def test_a_served_answer_arrives_whole_from_one_send(bodies: int, monkeypatch: p
     monkeypatch.setattr(CoalescingTransport, "flush", counted)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=header_timeout_protocol(5)
+        app, host="127.0.0.1", port=port, log_level="warning", http=header_timeout_protocol(5, parser)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import socket
 import time
@@ -30,10 +32,10 @@ def anyio_backend() -> str:
 
 
 @contextmanager
-def served(portal: Any) -> Iterator[str]:
+def served(portal: Any, parser: str = "auto") -> Iterator[str]:
     """The portal served as ``mcp-guard serve`` serves it (its own HTTP protocol), in a thread."""
     port = free_port()
-    with serve(portal.streamable_http_app(port=port), port, http=header_timeout_protocol(30)) as url:
+    with serve(portal.streamable_http_app(port=port), port, http=header_timeout_protocol(30, parser)) as url:
         yield url
 
 
@@ -48,11 +50,12 @@ def _post_and_hang_up(url: str, headers: dict[str, str], body: bytes, when: Any)
             time.sleep(0.02)
 
 
-async def test_a_client_that_disconnects_cancels_its_forwarded_call() -> None:
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+async def test_a_client_that_disconnects_cancels_its_forwarded_call(parser: str) -> None:
     lab, auditor = Lab(), ListAuditor()
     with lab.running() as up:
         portal = direct_portal(up, auditor)
-        with served(portal) as base, httpx.Client(timeout=30) as http:
+        with served(portal, parser) as base, httpx.Client(timeout=30) as http:
             url = base + "/mcp"
             session = open_session(http, url, "tok-alice")
             headers = _headers(session)
@@ -72,3 +75,34 @@ async def test_a_client_that_disconnects_cancels_its_forwarded_call() -> None:
             assert messages(again)[-1]["result"]["structuredContent"] == {"result": "still here"}
     [slow] = [e for e in auditor.events if e.method == "tools/call" and str(e.target).endswith("slow")]
     assert slow.outcome == "cancelled", slow
+
+
+def test_a_lane_call_leaves_no_async_generator_for_the_loop_to_finalize(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each one dropped unfinished costs a wake-up of the loop (a system call) and a task: none per call."""
+    dropped: list[str] = []
+    original = asyncio.BaseEventLoop._asyncgen_finalizer_hook  # type: ignore[attr-defined]
+
+    def counting(self: asyncio.BaseEventLoop, agen: Any) -> None:
+        dropped.append(agen.__qualname__)
+        original(self, agen)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "_asyncgen_finalizer_hook", counting)
+    lab, auditor = Lab(), ListAuditor()
+    with lab.running() as up:
+        portal = direct_portal(up, auditor)
+        with served(portal) as base, httpx.Client(timeout=30) as http:
+            url = base + "/mcp"
+            headers = _headers(open_session(http, url, "tok-alice"))
+            for _ in range(2):  # the first call after the handshake may still take the SDK path
+                http.post(url, json=call("lab__echo", {"text": "warm"}), headers=headers)
+            assert portal.lane is not None
+            before, served_before = len(dropped), portal.lane.served
+            for i in range(5):
+                answer = http.post(url, json=call("lab__echo", {"text": f"n{i}"}), headers=headers)
+                assert messages(answer)[-1]["result"]["structuredContent"] == {"result": f"n{i}"}
+            assert portal.lane.served == served_before + 5
+            gc.collect()
+            ours = [name for name in dropped[before:] if "EventSource" in name or "Lean" in name]
+            assert ours == []

@@ -22,7 +22,9 @@ when it can show the SDK would treat it the same way:
   and ``Origin`` headers the SDK's transport accepts.
 
 It then runs the request through the SDK's own request kernel
-(:class:`mcp.server.runner.ServerRunner`) on the session's connection: the same
+(:class:`mcp.server.runner.ServerRunner`, by way of :mod:`.lanekernel`, which
+leaves out only an OpenTelemetry span that would record nothing) on the
+session's connection: the same
 middleware chain - the guard's, so the same pipeline, decisions, sanitizers,
 limits, budgets, flows, approvals and audit events - the same handlers and the
 same result shaping, and writes the answer as one ``application/json`` body
@@ -46,7 +48,6 @@ import anyio
 import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.runner import ServerRunner
 from mcp.server.streamable_http import REQUEST_CANCELLED, check_accept_headers
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.exceptions import NoBackChannelError
@@ -64,6 +65,7 @@ from starlette.requests import Request
 
 from ..integrations.http import CLIENT_GONE, ON_DISCONNECT
 from .attribution import declared
+from .lanekernel import LaneKernel
 
 logger = logging.getLogger("mcp_guard.portal")
 
@@ -178,6 +180,14 @@ class FastLane:
         #: Requests answered here and requests handed to the SDK (for tests and the benchmark).
         self.served = 0
         self.passed = 0
+        self._kernels: tuple[Any, LaneKernel] | None = None
+
+    def _kernel(self) -> LaneKernel:
+        """The lane's kernel, for the session manager's lifespan state (it is set when serving starts)."""
+        state = getattr(self.gate.manager, "_lifespan_state", None)
+        if self._kernels is None or self._kernels[0] is not state:
+            self._kernels = (state, LaneKernel(self.server, state))
+        return self._kernels[1]
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or scope.get("method") != "POST":
@@ -251,7 +261,7 @@ class FastLane:
     ) -> None:
         metadata = ServerMessageMetadata(request_context=request, can_send_request=False)
         outbound = _Outbound(message.id, metadata, keep=not json_mode)
-        runner = ServerRunner(self.server, connection, getattr(self.gate.manager, "_lifespan_state", None))
+        runner = self._kernel().runner(connection, message.params)
         reply: JSONRPCResponse | JSONRPCError | None = None
         # In the session dispatcher's table of requests in flight, as the SDK path puts it: the
         # client's notifications/cancelled for this id reaches it the same way.

@@ -37,6 +37,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 
 from ..errors import GuardUnavailable
 from .attribution import Call
+from .events_reader import read_events
 from .upstream_http import LeanClient
 
 logger = logging.getLogger("mcp_guard.portal")
@@ -209,7 +210,8 @@ class HttpForwarder:
                 if kind != "text/event-stream":
                     raise UpstreamGone()
                 asked = 0
-                async for event in _events(response):
+                events = read_events(response)  # no async generators left for the loop to finalize
+                while (event := await events.next()) is not None:
                     if not event.data:
                         continue
                     message = _loads(event.data)

@@ -111,7 +111,7 @@ class ServingMixin(PortalState):
             log_level="warning",
             lifespan="on",
             # X-Forwarded-* only from [listen] trusted_proxies; idle and slow peers are closed.
-            http=header_timeout_protocol(listen.read_timeout),
+            http=header_timeout_protocol(listen.read_timeout, listen.http_parser),
             **listen.server_options(),
             **tls,
         )

@@ -262,20 +262,19 @@ class LeanResponse:
         self._cap = cap
         self.complete = False
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        while True:
-            event = await self._connection.next_event()
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                self.complete = True
-                return
-            else:
-                raise httpx2.RemoteProtocolError(f"unexpected {type(event).__name__} in a response body")
+    async def read_chunk(self) -> bytes | None:
+        """The body's next part, None at its end (plain awaits: nothing for asyncio to finalize)."""
+        event = await self._connection.next_event()
+        if isinstance(event, h11.Data):
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            self.complete = True
+            return None
+        raise httpx2.RemoteProtocolError(f"unexpected {type(event).__name__} in a response body")
 
     async def aiter_text(self) -> AsyncIterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        async for chunk in self.aiter_bytes():
+        while (chunk := await self.read_chunk()) is not None:
             text = decoder.decode(chunk)
             if text:
                 yield text
@@ -286,9 +285,8 @@ class LeanResponse:
     async def aread(self) -> bytes:
         """The whole body; a body past the cap fails (see :mod:`.bounded`) and is not read further."""
         parts: list[bytes] = []
-        size = 0
-        cap = self._cap
-        async for chunk in self.aiter_bytes():
+        size, cap = 0, self._cap
+        while (chunk := await self.read_chunk()) is not None:
             size += len(chunk)
             if cap is not None and size > cap:
                 raise MessageTooLarge(f"upstream message larger than {cap} bytes: not read further")
@@ -564,7 +562,7 @@ class LeanClient:
 async def _discard(response: LeanResponse) -> None:
     """Read an unneeded answer (a notification's 202) to its end, failing past :data:`DRAIN_BYTES`."""
     size = 0
-    async for chunk in response.aiter_bytes():
+    while (chunk := await response.read_chunk()) is not None:
         size += len(chunk)
         if size > DRAIN_BYTES:
             raise httpx2.RemoteProtocolError(f"an unneeded answer larger than {DRAIN_BYTES} bytes")

@@ -155,9 +155,10 @@ def _held_for(port: int, payload: bytes) -> tuple[float, bytes]:
         return time.monotonic() - start, got
 
 
-def test_slow_clients_are_closed_within_the_read_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_slow_clients_are_closed_within_the_read_timeout(tmp_path: Path, parser: str) -> None:
     port = free_port()
-    cfg = write_config(tmp_path, port, f"read_timeout = {READ_TIMEOUT}")
+    cfg = write_config(tmp_path, port, f'read_timeout = {READ_TIMEOUT}\nhttp_parser = "{parser}"')
     host = f"Host: 127.0.0.1:{port}\r\n".encode()
     partial_body = (
         b"POST /mcp HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
