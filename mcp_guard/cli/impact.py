@@ -89,9 +89,12 @@ def _who_can(args: argparse.Namespace) -> int:
         print("  the policy names no roles")
     for entry in result["allowed"]:
         how = " if its condition holds" if entry["conditional"] else ""
-        print(f"  allowed  {entry['role']:<20} by {_rule(entry['rule'])}{how}")
+        held = f", with {', '.join(entry['obligations'])}" if entry.get("obligations") else ""
+        print(f"  allowed  {entry['role']:<20} by {_rule(entry['rule'])}{how}{held}")
     for entry in result["denied_by"]:
         print(f"  denied   {entry['role']:<20} by {_rule(entry['rule'])}")
+    for flow in result.get("flows", ()):
+        print(f"  flow {flow['flow']} ({flow['effect']}) {flow['role']} this target")
     return 0
 
 
@@ -118,7 +121,8 @@ def _diff(args: argparse.Namespace) -> int:
             change = (
                 f"{c.change} (conditional)" if c.conditional and not c.change.startswith("now") else c.change
             )
-            print(f"{change:<21} {c.role:<16} {c.item.server}/{c.item.kind}/{c.item.name}  ({rules})")
+            note = f": {c.obligation_note}" if c.obligation_note else ""
+            print(f"{change:<21} {c.role:<16} {c.item.server}/{c.item.kind}/{c.item.name}  ({rules}){note}")
         print(f"{len(changes)} change(s)")
     return 1 if changes else 0
 
