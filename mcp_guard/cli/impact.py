@@ -176,6 +176,15 @@ def _coverage(args: argparse.Namespace) -> int:
         print(f"{row}  {r['last_hit'] or 'never'}{shadow}")
     print("never hit: " + (", ".join(report["never_hit"]) or "none"))
     print(f"denied by the default: {report['default_denials']}")
+    # A refused allow keeps its rule on the audit event: its deny column is not the rule's doing.
+    refused = [r for r in report["rules"] if r["effect"] == "allow" and r["deny"]]
+    if refused:
+        print(
+            "refused after an allow (counted in the allow rule's deny column: a step-up, rate limit,"
+            " budget, confirmation, approval, flow or withheld result refused the call the rule allowed):"
+        )
+        for r in refused:
+            print(f"  {r['id']}: {r['deny']} call(s) it allowed were then refused")
     for rule_id, n in report["unknown_rules"].items():
         print(f"rule {rule_id!r} (not in this policy) decided {n} event(s)")
     return 0
