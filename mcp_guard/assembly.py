@@ -7,6 +7,7 @@ can read this file as the reference wiring.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -32,6 +33,12 @@ class _Assembled(Protocol):
 G = TypeVar("G", bound=_Assembled)
 
 
+def log_policy_warnings(policy: Any) -> None:
+    """Log a loaded policy's warnings (misspelt-looking role names) on ``mcp_guard.policy``."""
+    for warning in getattr(policy, "warnings", ()):
+        logging.getLogger("mcp_guard.policy").warning("policy warning: %s", warning)
+
+
 def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: Any) -> G:
     """Wire store, policy, authentication, sanitizers and audit as the config says.
 
@@ -55,7 +62,8 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     policy = overrides.pop("policy", None)
     if policy is None and g.policy_paths():
         paths = [config.resolve(p) for p in g.policy_paths()]
-        load_policy(*paths)  # validate now: a bad policy must stop start-up with its location
+        # Validate now: a bad policy must stop start-up with its location; likely typos are logged.
+        log_policy_warnings(load_policy(*paths))
         # Polls its files and follows reloads requested on any replica.
         policy = ReloadingPolicy(paths, interval=g.policy_poll, store=store)
     authn = AuthnSettings.model_validate(config.authn) if config.authn else AuthnSettings()

@@ -165,6 +165,8 @@ def _validate(args: argparse.Namespace) -> int:
         "default": policy.default,
     }
     print("ok: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    for warning in policy.warnings:  # likely typos, not errors: the exit stays 0
+        print(f"mcp-guard: warning: {warning}", file=sys.stderr)
     return 0
 
 

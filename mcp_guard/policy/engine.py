@@ -108,6 +108,9 @@ class CompiledPolicy:
     answer).
     """
 
+    #: Load-time warnings (``FILE:LINE: FIELD: message``): likely typos that are not errors.
+    warnings: tuple[str, ...] = ()
+
     def __init__(
         self,
         *,
