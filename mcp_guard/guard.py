@@ -183,7 +183,9 @@ class Guard(Screening):
         """Build a guard from a ``guard.toml`` path or a loaded config (``docs/configuration.md``).
 
         ``overrides`` replace individual constructor arguments (tests pass an
-        in-memory store or auditor this way).
+        in-memory store or auditor this way); ``functions`` adds condition functions
+        for the configured policy and ``extra_sanitizers`` adds sanitizers after the
+        configured ones, where ``sanitizers`` replaces them (see :func:`~.assembly.assemble`).
         """
         loaded = config if isinstance(config, GuardConfig) else load_config(config)
         return assemble(loaded, cls, **overrides)

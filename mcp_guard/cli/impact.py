@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, PolicyError
+from ._options import add_functions_option, load_policies
 
 KINDS = ("tool", "prompt", "resource")
 
@@ -76,10 +77,9 @@ def _pinned(config_path: Path) -> list[Any]:
 
 
 def _who_can(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
     from ..policy.impact import Item, who_can
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     result = who_can(policy, Item(args.server, args.kind, args.name))
     if args.json:
         print(json.dumps(result))
@@ -103,11 +103,10 @@ def _rule(rule: str | None) -> str:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
     from ..policy.impact import diff, render_diff_markdown
 
-    old = load_policy(*args.old)
-    new = load_policy(*args.new)
+    old = load_policies(args, *args.old)
+    new = load_policies(args, *args.new)
     changes = diff(old, new, _inventory(args))
     if args.json:
         print(json.dumps({"changes": [c.as_dict() for c in changes]}))
@@ -132,10 +131,10 @@ def _coverage(args: argparse.Namespace) -> int:
     from ..audit.query import Filters, parse_time, query
     from ..audit.sinks import store_path
     from ..audit.verify import StoreError
-    from ..policy import load_policy
     from ..policy.coverage import coverage
 
     policy_files = args.policy
+    config = None
     if not policy_files:
         from ..config import load_config
 
@@ -143,7 +142,7 @@ def _coverage(args: argparse.Namespace) -> int:
         policy_files = [config.resolve(p) for p in config.guard.policy_paths()]
         if not policy_files:
             raise ConfigError("the config names no policy files; pass --policy", file=str(args.config))
-    policy = load_policy(*policy_files)
+    policy = load_policies(args, *policy_files, config=config)
     since = None
     if args.since:
         try:
@@ -219,6 +218,7 @@ def add_commands(sub: Any, policy_arg: Any) -> None:
     out = d.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help='one object {"changes": [...]}')
     out.add_argument("--markdown", action="store_true", help="a Markdown summary (for a pull request)")
+    add_functions_option(d)
     d.set_defaults(func=_diff)
 
     cov = sub.add_parser("coverage", help="decisions per rule in the audit trail, rules never hit")
@@ -227,4 +227,5 @@ def add_commands(sub: Any, policy_arg: Any) -> None:
     cov.add_argument("--audit", metavar="PATH", help="audit store (default: from --config)")
     cov.add_argument("--since", help="ISO 8601, now, today, yesterday, or a time ago: 15m, 24h, 7d")
     cov.add_argument("--json", action="store_true", help="one JSON object")
+    add_functions_option(cov)
     cov.set_defaults(func=_coverage)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PolicyError
+from ._options import add_functions_option, load_policies
 from ._trail import audited, trail_of
 
 # The policy package (pydantic models, the cel extension) is imported inside the commands:
@@ -36,11 +37,10 @@ def _read_request(path: str) -> tuple[str, str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
     from ..policy.requests import outcome_of, parse_request_with_history
     from .flowcheck import replay
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     principal, request, history = parse_request_with_history(*_read_request(args.request))
     decision, flow, _ = replay(policy, history, principal, request)
     outcome = outcome_of(principal, request, decision)
@@ -61,11 +61,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
     from ..policy.requests import outcome_of, parse_request_with_history
     from .flowcheck import render_state, replay
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     principal, request, history = parse_request_with_history(*_read_request(args.request))
     explanation = policy.explain(principal, request)
     from ._budgets import budget_report, render_budgets
@@ -107,11 +106,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from ..model import Decision
-    from ..policy import load_policy
     from ..policy.loader import FORMATS
     from ..policy.requests import Case, load_cases, run_cases
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     path = Path(args.cases)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -147,9 +145,8 @@ def _validate(args: argparse.Namespace) -> int:
     files = [*args.files, *(args.policy or [])]
     if not files:
         raise PolicyError("name at least one policy file (positional or --policy)")
-    from ..policy import load_policy
 
-    policy = load_policy(*files)
+    policy = load_policies(args, *files)
     shadow = sum(1 for r in policy.rules if r.shadow)
     conditional = sum(1 for r in policy.rules if r.when)
     summary: dict[str, Any] = {
@@ -180,9 +177,7 @@ def _reload(args: argparse.Namespace) -> int:
     url, base = (args.state, Path.cwd()) if args.state else (config.guard.state, config.base_dir)
     paths = [config.resolve(p) for p in config.guard.policy_paths()]
     if paths and not args.no_check:
-        from ..policy import load_policy
-
-        load_policy(*paths)  # an invalid policy stops here, naming file, line and field
+        load_policies(args, *paths, config=config)  # an invalid policy stops here, naming file and line
     from ..policy.reloading import publish_reload
     from ..store import open_store
 
@@ -221,6 +216,7 @@ def register(subparsers: Any) -> None:
             metavar="FILE",
             help="policy file (.toml, .json, .yaml); repeat to merge several",
         )
+        add_functions_option(p)
 
     check = sub.add_parser("check", help="decide one request; prints {decision, rule, reasons}")
     policy_arg(check)
