@@ -206,7 +206,7 @@ def test_explain_says_what_the_caller_meets(ledger: Path) -> None:
     args = ("explain", "--policy", str(ledger / "ledger.toml"), "--request", str(ledger / "req.json"))
     out = cli(*args)
     assert out.returncode == 0, out.stderr
-    assert "outcome: deny: refused without a recent enough MFA (step-up required" in out.stdout
+    assert "outcome: deny: refused without MFA (step-up required" in out.stdout
     data = json.loads(cli(*args, "--json").stdout)
     assert data["outcome"]["effect"] == "deny" and data["outcome"]["obligation"] == "step_up"
 
@@ -230,3 +230,17 @@ def test_step_up_is_met_exactly_by_a_recent_enough_mfa(mfa: bool, age: int | Non
     outcome = effective_outcome(principal, decision, T0)
     assert outcome.runs == (not short)
     assert outcome.effect == ("allow" if not short else "deny")
+
+
+def test_a_misspelt_expectation_says_what_was_meant(ledger: Path) -> None:
+    (ledger / "cases.toml").write_text(CASES.replace('expect = "approval"', 'expect = "aproval"'))
+    out = cli("test", "--policy", str(ledger / "ledger.toml"), "--cases", str(ledger / "cases.toml"))
+    assert out.returncode == 2
+    assert "cases[2].expect" in out.stderr and "(did you mean 'approval'?)" in out.stderr
+
+
+def test_explain_says_which_part_of_the_mfa_is_missing(ledger: Path) -> None:
+    stale = request("pay", 700, mfa=True, auth_time="2026-03-04T08:00:00Z")
+    (ledger / "req.json").write_text(json.dumps(stale))
+    out = cli("explain", "--policy", str(ledger / "ledger.toml"), "--request", str(ledger / "req.json"))
+    assert "outcome: deny: refused because the MFA is older than the rule allows" in out.stdout

@@ -146,7 +146,7 @@ def _validate(src: _Source) -> PolicyDocument:
             elif err["type"] == "missing":
                 message = "required field is missing"
             else:
-                message = err["msg"].removeprefix("Value error, ") + _meant(err)
+                message = err["msg"].removeprefix("Value error, ") + suggest_value(err)
             problems.append(src.error(message, loc))
         if len(problems) == 1:
             raise problems[0] from None
@@ -154,7 +154,7 @@ def _validate(src: _Source) -> PolicyDocument:
         raise PolicyErrors(problems) from None
 
 
-def _meant(err: Any) -> str:
+def suggest_value(err: Any) -> str:
     """`` (did you mean 'session'?)`` for a misspelt value of a field that takes one of a few words."""
     given, expected = err.get("input"), (err.get("ctx") or {}).get("expected")
     if err["type"] != "literal_error" or not isinstance(given, str) or not isinstance(expected, str):

@@ -65,6 +65,8 @@ class Outcome:
     obligation: str | None = None
     reasons: tuple[str, ...] = ()
     then: tuple[str, ...] = ()
+    #: For a refused step-up, what the credential lacks (set by :func:`effective_outcome`).
+    lacking: str = ""
 
     @property
     def runs(self) -> bool:
@@ -75,7 +77,7 @@ class Outcome:
     def summary(self) -> str:
         """One phrase for people: ``refused without MFA``, ``held for approval`` ..."""
         if self.obligation == "step_up":
-            return "refused without a recent enough MFA"
+            return "refused " + (self.lacking or "without a recent enough MFA")
         if self.effect == "confirm":
             return "held until the caller confirms" + (", then for approval" if self.then else "")
         if self.effect == "approval":
@@ -100,7 +102,13 @@ def effective_outcome(principal: Principal, decision: Decision, now: datetime) -
     if not decision.allowed:
         return Outcome("deny", decision, None, decision.reasons)
     for _, _, why in step_up_shortfalls(principal, decision, now):
-        return Outcome("deny", decision, "step_up", (why, *decision.reasons))
+        if not principal.mfa:
+            lacking = "without MFA"
+        elif principal.auth_time is None:
+            lacking = "without a time for the MFA (auth_time)"
+        else:
+            lacking = "because the MFA is older than the rule allows"
+        return Outcome("deny", decision, "step_up", (why, *decision.reasons), lacking=lacking)
     holds: list[tuple[OutcomeEffect, str]] = []
     for obligation in decision.obligations:
         if obligation.kind == "confirm":

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 from ..errors import PolicyError
 from ..model import AccessRequest, Decision, Principal, RequestContext, TargetKind
 from .engine import CompiledPolicy
-from .loader import format_path, parse_source
+from .loader import format_path, parse_source, suggest_value
 from .locate import Locator, json_lines
 from .outcome import Outcome, OutcomeEffect, effective_outcome
 
@@ -286,6 +286,7 @@ def load_cases(text: str, fmt: str, source: str) -> list[Case]:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         msg = f"unknown field {loc[-1]!r}" if first["type"] == "extra_forbidden" else first["msg"]
+        msg += suggest_value(first)
         raise src.error(msg, loc) from None
     cases: list[Case] = []
     for i, c in enumerate(spec.cases):
