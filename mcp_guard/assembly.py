@@ -7,6 +7,7 @@ can read this file as the reference wiring.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -32,11 +33,20 @@ class _Assembled(Protocol):
 G = TypeVar("G", bound=_Assembled)
 
 
+def log_policy_warnings(policy: Any) -> None:
+    """Log a loaded policy's warnings (misspelt-looking role names) on ``mcp_guard.policy``."""
+    for warning in getattr(policy, "warnings", ()):
+        logging.getLogger("mcp_guard.policy").warning("policy warning: %s", warning)
+
+
 def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: Any) -> G:
     """Wire store, policy, authentication, sanitizers and audit as the config says.
 
     ``overrides`` replace individual :class:`Guard` arguments (tests pass an
-    in-memory store or auditor this way).
+    in-memory store or auditor this way). Two more are not Guard arguments:
+    ``functions`` (condition functions for the configured policy files, added to
+    ``[guard] policy_functions``) and ``extra_sanitizers`` (run after the
+    sanitizers, which ``sanitizers=`` replaces and which default to the built-in one).
     """
     from .approvals.notify import LoggingNotifier
     from .audit import open_auditor
@@ -44,6 +54,7 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     from .authn import build_authentication
     from .authn.config import AuthnSettings
     from .policy import audit_reloads, load_policy
+    from .policy.functionrefs import import_functions
     from .policy.reloading import ReloadingPolicy
     from .ratelimit import RateLimiter
     from .sanitize import DefaultSanitizer
@@ -53,11 +64,14 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     g = config.guard
     store = overrides.pop("store", None) or open_store(g.state, base_dir=config.base_dir)
     policy = overrides.pop("policy", None)
+    named = import_functions(g.policy_functions, config.base_dir, "guard.policy_functions")
+    functions = {**named, **(overrides.pop("functions", None) or {})} or None
     if policy is None and g.policy_paths():
         paths = [config.resolve(p) for p in g.policy_paths()]
-        load_policy(*paths)  # validate now: a bad policy must stop start-up with its location
+        # Validate now: a bad policy must stop start-up with its location; likely typos are logged.
+        log_policy_warnings(load_policy(*paths, functions=functions))
         # Polls its files and follows reloads requested on any replica.
-        policy = ReloadingPolicy(paths, interval=g.policy_poll, store=store)
+        policy = ReloadingPolicy(paths, interval=g.policy_poll, store=store, functions=functions)
     authn = AuthnSettings.model_validate(config.authn) if config.authn else AuthnSettings()
     resolver = overrides.pop("resolver", None) or build_authentication(authn, store, config.base_dir)
     auditor = overrides.pop("auditor", None)
@@ -67,6 +81,8 @@ def assemble(config: GuardConfig, guard_class: Callable[..., G], **overrides: An
     sanitizers = overrides.pop("sanitizers", None)
     if sanitizers is None:
         sanitizers = [DefaultSanitizer()]
+    # Adding a sanitizer must not silently drop the built-in one: ``extra_sanitizers`` keeps it.
+    sanitizers = [*sanitizers, *overrides.pop("extra_sanitizers", ())]
     limits = SizeLimits(
         max_params_bytes=g.max_params_bytes,
         max_arguments_bytes=g.max_arguments_bytes,

@@ -35,6 +35,8 @@ class GuardSection(_Strict):
     policy: str | list[str] | None = None
     #: Seconds between checks of the policy files for changes (0 = only explicit reloads).
     policy_poll: float = Field(2.0, ge=0)
+    #: Condition functions the policy calls, as ``module:attr`` (modules found next to guard.toml first).
+    policy_functions: list[str] = Field(default_factory=list)
     state: str = DEFAULT_STATE
     audit: list[str] = Field(default_factory=lambda: [DEFAULT_AUDIT])
     inspect_lists: bool | None = None
@@ -308,8 +310,10 @@ def check_policy_files(config: GuardConfig) -> None:
                 field="guard.policy",
             )
     from .policy import load_policy
+    from .policy.functionrefs import import_functions
 
-    load_policy(*paths)
+    functions = import_functions(config.guard.policy_functions, config.base_dir, "guard.policy_functions")
+    load_policy(*paths, functions=functions or None)
 
 
 def config_from_dict(

@@ -44,6 +44,7 @@ from .model import (
     Principal,
     ScanResult,
 )
+from .policy.outcome import step_up_shortfalls
 from .protocols import (
     Auditor,
     Authenticator,
@@ -182,7 +183,9 @@ class Guard(Screening):
         """Build a guard from a ``guard.toml`` path or a loaded config (``docs/configuration.md``).
 
         ``overrides`` replace individual constructor arguments (tests pass an
-        in-memory store or auditor this way).
+        in-memory store or auditor this way); ``functions`` adds condition functions
+        for the configured policy and ``extra_sanitizers`` adds sanitizers after the
+        configured ones, where ``sanitizers`` replaces them (see :func:`~.assembly.assemble`).
         """
         loaded = config if isinstance(config, GuardConfig) else load_config(config)
         return assemble(loaded, cls, **overrides)
@@ -349,17 +352,12 @@ class Guard(Screening):
     async def _step_up(
         self, principal: Principal, decision: Decision, exchange: pipeline.Exchange | None
     ) -> None:
-        """A ``step_up`` rule needs an MFA within ``max_age``: from the credential, or asked for."""
-        for obligation in decision.obligations:
-            if obligation.kind != "step_up":
-                continue
-            max_age = float(obligation.params.get("max_age", 0))
-            why = f"step-up required: rule {decision.rule} needs MFA"
-            if principal.mfa and principal.auth_time is not None:
-                age = (datetime.now(timezone.utc) - principal.auth_time).total_seconds()
-                if age <= max_age:
-                    continue
-                why = f"step-up required: MFA {age:.0f}s ago, rule {decision.rule} allows {max_age:.0f}s"
+        """A ``step_up`` rule needs an MFA within ``max_age``: from the credential, or asked for.
+
+        Which obligations the credential does not meet is :func:`step_up_shortfalls`, the same
+        reading ``mcp-guard policy check`` and ``test`` make offline.
+        """
+        for _, max_age, why in step_up_shortfalls(principal, decision, datetime.now(timezone.utc)):
             if self.step_ups is None:
                 raise AccessDenied(why)
             await stepping.step_up(self.step_ups, principal, max_age, why, exchange)

@@ -453,5 +453,6 @@ def test_an_allow_with_step_up_is_conditional_on_mfa() -> None:
         '[[rules]]\nid = "mfa"\neffect = "allow"\nroles = ["ops"]\ntools = ["deploy"]\nstep_up = "10m"\n'
         '[[rules]]\nid = "plain"\neffect = "allow"\nroles = ["ops"]\ntools = ["status"]\n'
     )
-    assert access(policy, role_principal("ops"), Item("s", "tool", "deploy")) == Access(True, "mfa", True)
+    deploy = Access(True, "mfa", True, ("step_up 600s",))
+    assert access(policy, role_principal("ops"), Item("s", "tool", "deploy")) == deploy
     assert access(policy, role_principal("ops"), Item("s", "tool", "status")) == Access(True, "plain", False)

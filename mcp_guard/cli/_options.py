@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import GuardConfig
+    from ..policy import CompiledPolicy
 
 #: The state store when neither ``--state`` nor ``[guard] state`` names one.
 DEFAULT_STATE = "sqlite:///.mcp-guard/state.db"
@@ -31,3 +36,29 @@ def add_config_options(
             metavar="URL",
             help=f"state store URL (default: [guard] state of --config, else {DEFAULT_STATE})",
         )
+
+
+def add_functions_option(parser: argparse.ArgumentParser) -> None:
+    """``--functions MODULE:ATTR``: condition functions for a policy, without publishing a package."""
+    parser.add_argument(
+        "--functions",
+        action="append",
+        metavar="MODULE:ATTR",
+        help="condition functions the policy calls: a function or a mapping of them, imported from"
+        " the current directory or the Python path; repeat for several",
+    )
+
+
+def load_policies(
+    args: argparse.Namespace, *paths: str | Path, config: GuardConfig | None = None
+) -> CompiledPolicy:
+    """Load policy files with the functions of ``--functions`` (and of ``config``'s ``[guard]``)."""
+    from ..policy import load_policy
+    from ..policy.functionrefs import import_functions
+
+    functions: dict[str, Any] = {}
+    if config is not None:
+        refs = config.guard.policy_functions
+        functions.update(import_functions(refs, config.base_dir, "guard.policy_functions"))
+    functions.update(import_functions(getattr(args, "functions", None) or (), Path.cwd(), "--functions"))
+    return load_policy(*paths, functions=functions or None)

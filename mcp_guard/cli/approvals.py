@@ -160,11 +160,15 @@ async def approver(subject: str, ctx: CliContext, store: StateStore) -> Approver
     if ctx.config is not None:
         from ..config import load_config
         from ..policy import load_policy
+        from ..policy.functionrefs import import_functions
 
         config = load_config(ctx.config)
         paths = [config.resolve(p) for p in config.guard.policy_paths()]
         if paths:
-            return Approver(subject, tenant, load_policy(*paths).effective_roles(principal))
+            refs = config.guard.policy_functions
+            functions = import_functions(refs, config.base_dir, "guard.policy_functions") or None
+            policy = load_policy(*paths, functions=functions)
+            return Approver(subject, tenant, policy.effective_roles(principal))
     return Approver(subject, tenant, principal.roles)
 
 

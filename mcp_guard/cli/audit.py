@@ -318,6 +318,12 @@ def format_event(r: dict[str, Any]) -> str:
     ]
     if r.get("rule"):
         parts.append(f"rule={r['rule']}")
+    approval = r.get("approval")
+    if isinstance(approval, dict):
+        # Who decided matters more than who ran the command (the line's subject is the OS user).
+        by = f" by {approval['decided_by']}" if approval.get("decided_by") else ""
+        asked = f" (requested by {approval['requested_by']})" if approval.get("requested_by") else ""
+        parts.append(f"approval={approval.get('id')} {approval.get('status')}{by}{asked}")
     if r.get("reasons"):
         parts.append("reasons=" + json.dumps(r["reasons"], ensure_ascii=False))
     if r.get("arguments") is not None:

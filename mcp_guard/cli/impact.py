@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, PolicyError
+from ._options import add_functions_option, load_policies
 
 KINDS = ("tool", "prompt", "resource")
 
@@ -76,10 +77,9 @@ def _pinned(config_path: Path) -> list[Any]:
 
 
 def _who_can(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
     from ..policy.impact import Item, who_can
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     result = who_can(policy, Item(args.server, args.kind, args.name))
     if args.json:
         print(json.dumps(result))
@@ -89,9 +89,12 @@ def _who_can(args: argparse.Namespace) -> int:
         print("  the policy names no roles")
     for entry in result["allowed"]:
         how = " if its condition holds" if entry["conditional"] else ""
-        print(f"  allowed  {entry['role']:<20} by {_rule(entry['rule'])}{how}")
+        held = f", with {', '.join(entry['obligations'])}" if entry.get("obligations") else ""
+        print(f"  allowed  {entry['role']:<20} by {_rule(entry['rule'])}{how}{held}")
     for entry in result["denied_by"]:
         print(f"  denied   {entry['role']:<20} by {_rule(entry['rule'])}")
+    for flow in result.get("flows", ()):
+        print(f"  flow {flow['flow']} ({flow['effect']}) {flow['role']} this target")
     return 0
 
 
@@ -100,11 +103,10 @@ def _rule(rule: str | None) -> str:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
     from ..policy.impact import diff, render_diff_markdown
 
-    old = load_policy(*args.old)
-    new = load_policy(*args.new)
+    old = load_policies(args, *args.old)
+    new = load_policies(args, *args.new)
     changes = diff(old, new, _inventory(args))
     if args.json:
         print(json.dumps({"changes": [c.as_dict() for c in changes]}))
@@ -118,7 +120,8 @@ def _diff(args: argparse.Namespace) -> int:
             change = (
                 f"{c.change} (conditional)" if c.conditional and not c.change.startswith("now") else c.change
             )
-            print(f"{change:<21} {c.role:<16} {c.item.server}/{c.item.kind}/{c.item.name}  ({rules})")
+            note = f": {c.obligation_note}" if c.obligation_note else ""
+            print(f"{change:<21} {c.role:<16} {c.item.server}/{c.item.kind}/{c.item.name}  ({rules}){note}")
         print(f"{len(changes)} change(s)")
     return 1 if changes else 0
 
@@ -128,10 +131,10 @@ def _coverage(args: argparse.Namespace) -> int:
     from ..audit.query import Filters, parse_time, query
     from ..audit.sinks import store_path
     from ..audit.verify import StoreError
-    from ..policy import load_policy
     from ..policy.coverage import coverage
 
     policy_files = args.policy
+    config = None
     if not policy_files:
         from ..config import load_config
 
@@ -139,7 +142,7 @@ def _coverage(args: argparse.Namespace) -> int:
         policy_files = [config.resolve(p) for p in config.guard.policy_paths()]
         if not policy_files:
             raise ConfigError("the config names no policy files; pass --policy", file=str(args.config))
-    policy = load_policy(*policy_files)
+    policy = load_policies(args, *policy_files, config=config)
     since = None
     if args.since:
         try:
@@ -172,6 +175,15 @@ def _coverage(args: argparse.Namespace) -> int:
         print(f"{row}  {r['last_hit'] or 'never'}{shadow}")
     print("never hit: " + (", ".join(report["never_hit"]) or "none"))
     print(f"denied by the default: {report['default_denials']}")
+    # A refused allow keeps its rule on the audit event: its deny column is not the rule's doing.
+    refused = [r for r in report["rules"] if r["effect"] == "allow" and r["deny"]]
+    if refused:
+        print(
+            "refused after an allow (counted in the allow rule's deny column: a step-up, rate limit,"
+            " budget, confirmation, approval, flow or withheld result refused the call the rule allowed):"
+        )
+        for r in refused:
+            print(f"  {r['id']}: {r['deny']} call(s) it allowed were then refused")
     for rule_id, n in report["unknown_rules"].items():
         print(f"rule {rule_id!r} (not in this policy) decided {n} event(s)")
     return 0
@@ -206,6 +218,7 @@ def add_commands(sub: Any, policy_arg: Any) -> None:
     out = d.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help='one object {"changes": [...]}')
     out.add_argument("--markdown", action="store_true", help="a Markdown summary (for a pull request)")
+    add_functions_option(d)
     d.set_defaults(func=_diff)
 
     cov = sub.add_parser("coverage", help="decisions per rule in the audit trail, rules never hit")
@@ -214,4 +227,5 @@ def add_commands(sub: Any, policy_arg: Any) -> None:
     cov.add_argument("--audit", metavar="PATH", help="audit store (default: from --config)")
     cov.add_argument("--since", help="ISO 8601, now, today, yesterday, or a time ago: 15m, 24h, 7d")
     cov.add_argument("--json", action="store_true", help="one JSON object")
+    add_functions_option(cov)
     cov.set_defaults(func=_coverage)

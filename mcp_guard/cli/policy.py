@@ -1,9 +1,12 @@
 """``mcp-guard policy``: check, explain, test, validate and reload policy files; analyse their impact.
 
-``check`` is a contract (DESIGN.md section 3): it prints exactly
+``check`` is a contract (DESIGN.md section 3): it prints
 ``{"decision", "rule", "reasons"}`` and exits 0 for any decision, 2 for an
-invalid policy or request. ``test`` runs expected decisions for a user's CI
-(exit 1 on any mismatch); ``validate`` loads and compiles without deciding.
+invalid policy or request. The decision is the effective one: "allow" only
+when the guard would run the call; an obligation that refuses or holds it
+(``step_up``, ``confirm``, ``approval``) adds ``"obligation"`` and ``"outcome"``.
+``test`` runs expected outcomes for a user's CI (exit 1 on any mismatch);
+``validate`` loads and compiles without deciding.
 ``reload`` asks every running guard that shares the config's state store to
 re-read its policy files now. ``who-can``, ``diff`` and ``coverage`` live in
 :mod:`.impact`.
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PolicyError
+from ._options import add_functions_option, load_policies
 from ._trail import audited, trail_of
 
 # The policy package (pydantic models, the cel extension) is imported inside the commands:
@@ -33,18 +37,23 @@ def _read_request(path: str) -> tuple[str, str]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
-    from ..policy.requests import parse_request_with_history
+    from ..policy.requests import outcome_of, parse_request_with_history
     from .flowcheck import replay
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     principal, request, history = parse_request_with_history(*_read_request(args.request))
     decision, flow, _ = replay(policy, history, principal, request)
+    outcome = outcome_of(principal, request, decision)
     out: dict[str, Any] = {
-        "decision": decision.effect,
+        "decision": "allow" if outcome.runs else "deny",
         "rule": decision.rule,
-        "reasons": list(decision.reasons),
+        "reasons": list(outcome.reasons),
     }
+    if outcome.obligation is not None:
+        out["outcome"] = outcome.effect
+        out["obligation"] = outcome.obligation
+        if outcome.then:
+            out["then"] = list(outcome.then)
     if flow is not None:
         out["flow"] = flow
     print(json.dumps(out))
@@ -52,19 +61,30 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from ..policy import load_policy
-    from ..policy.requests import parse_request_with_history
+    from ..policy.requests import outcome_of, parse_request_with_history
     from .flowcheck import render_state, replay
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     principal, request, history = parse_request_with_history(*_read_request(args.request))
     explanation = policy.explain(principal, request)
     from ._budgets import budget_report, render_budgets
 
     budgets = budget_report(policy, principal, request, args.state)
     decision, flow, state = replay(policy, history, principal, request)
+    # What the caller meets: the decision after the flows, read through its obligations.
+    outcome = outcome_of(principal, request, decision)
     if args.json:
-        data = {**explanation.as_dict(), "budgets": budgets}
+        data = {
+            **explanation.as_dict(),
+            "outcome": {
+                "effect": outcome.effect,
+                "obligation": outcome.obligation,
+                "summary": outcome.summary,
+                "reasons": list(outcome.reasons),
+                "then": list(outcome.then),
+            },
+            "budgets": budgets,
+        }
         if policy.flows:
             data["flows"] = state
             data["flow_decision"] = {
@@ -75,6 +95,8 @@ def _explain(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         print(explanation.render() + ("\n" + render_budgets(budgets) if budgets else ""))
+        why = f" ({outcome.reasons[0]})" if outcome.obligation and outcome.reasons else ""
+        print(f"outcome: {'allow' if outcome.runs else outcome.effect}: {outcome.summary}{why}")
         if policy.flows:
             print(render_state(state))
             if flow is not None:
@@ -84,11 +106,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from ..model import Decision
-    from ..policy import load_policy
     from ..policy.loader import FORMATS
     from ..policy.requests import Case, load_cases, run_cases
 
-    policy = load_policy(*args.policy)
+    policy = load_policies(args, *args.policy)
     path = Path(args.cases)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -101,7 +122,7 @@ def _test(args: argparse.Namespace) -> int:
         raise PolicyError(f"cannot read case file: {exc.strerror or exc}", file=str(path)) from None
     from .flowcheck import replay
 
-    def decide(case: Case) -> Decision:
+    def decide(case: Case) -> Decision:  # the policy's decision; run_cases reads its obligations
         # A case with a ``history`` is decided as ``policy check`` decides it: after the flows replay it.
         if not case.history:
             return policy.decide(case.principal, case.request)
@@ -124,9 +145,8 @@ def _validate(args: argparse.Namespace) -> int:
     files = [*args.files, *(args.policy or [])]
     if not files:
         raise PolicyError("name at least one policy file (positional or --policy)")
-    from ..policy import load_policy
 
-    policy = load_policy(*files)
+    policy = load_policies(args, *files)
     shadow = sum(1 for r in policy.rules if r.shadow)
     conditional = sum(1 for r in policy.rules if r.when)
     summary: dict[str, Any] = {
@@ -142,6 +162,8 @@ def _validate(args: argparse.Namespace) -> int:
         "default": policy.default,
     }
     print("ok: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    for warning in policy.warnings:  # likely typos, not errors: the exit stays 0
+        print(f"mcp-guard: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -155,9 +177,7 @@ def _reload(args: argparse.Namespace) -> int:
     url, base = (args.state, Path.cwd()) if args.state else (config.guard.state, config.base_dir)
     paths = [config.resolve(p) for p in config.guard.policy_paths()]
     if paths and not args.no_check:
-        from ..policy import load_policy
-
-        load_policy(*paths)  # an invalid policy stops here, naming file, line and field
+        load_policies(args, *paths, config=config)  # an invalid policy stops here, naming file and line
     from ..policy.reloading import publish_reload
     from ..store import open_store
 
@@ -196,6 +216,7 @@ def register(subparsers: Any) -> None:
             metavar="FILE",
             help="policy file (.toml, .json, .yaml); repeat to merge several",
         )
+        add_functions_option(p)
 
     check = sub.add_parser("check", help="decide one request; prints {decision, rule, reasons}")
     policy_arg(check)

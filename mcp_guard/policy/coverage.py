@@ -15,11 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .engine import CompiledPolicy
+from .reasons import is_default_denial
 
 __all__ = ["coverage"]
 
-#: The reason the engine gives when no rule matched and the default denied.
-DEFAULT_DENY_REASON = "no rule matched; default deny"
 #: How a decision names a shadow rule that would have decided; a refusal joins reasons with "; ".
 _SHADOW = re.compile(r"shadow rule (\S+) would (?:allow|deny)")
 
@@ -74,7 +73,7 @@ def coverage(policy: CompiledPolicy, records: Iterable[Mapping[str, Any]]) -> di
                 if decision in ("allow", "deny"):
                     entry[decision] += 1
                 hit(rule, t)
-        elif decision == "deny" and any(DEFAULT_DENY_REASON in r for r in reasons):
+        elif decision == "deny" and is_default_denial(reasons):
             default_denials += 1
         for shadow in {m.group(1) for r in reasons for m in _SHADOW.finditer(r)}:
             if shadow in stats:

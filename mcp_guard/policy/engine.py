@@ -38,6 +38,7 @@ from .matchers import _Matcher as _Matcher
 from .matchers import _PrincipalView
 from .matchers import _TenantTag as _TenantTag
 from .obligations import merge_obligations as merge_obligations
+from .reasons import DEFAULT_ALLOW_REASON, DEFAULT_DENY_REASON, unmet_reason
 from .ruleindex import KEY_MAX, PRINCIPAL_WEIGHT_MAX, BoundedCache, _Index, names_weight, principal_weight
 
 __all__ = ["USE_ACTION", "CompiledPolicy", "Explanation", "Rule", "RuleTrace"]
@@ -94,16 +95,8 @@ class _Candidates:
     listing: tuple[_Matcher, ...] = ()  # enforced allows: list an item
 
 
-_DEFAULT_ALLOW = Decision(True, None, ("no rule matched; default allow",))
-_DEFAULT_DENY = Decision(False, None, ("no rule matched; default deny",))
-
-
-def _unmet_reason(ids: Sequence[str], default: str, foreign: bool) -> str:
-    """Why nothing allowed a request that an allow rule was written for: its ``when`` was false."""
-    names = ", ".join(ids)
-    rules = f"rule {names} matched but its" if len(ids) == 1 else f"rules {names} matched but their"
-    fallback = "tenant isolation" if default == "allow" and foreign else f"default {default}"
-    return f"{rules} `when` was false; {fallback}"
+_DEFAULT_ALLOW = Decision(True, None, (DEFAULT_ALLOW_REASON,))
+_DEFAULT_DENY = Decision(False, None, (DEFAULT_DENY_REASON,))
 
 
 class CompiledPolicy:
@@ -114,6 +107,9 @@ class CompiledPolicy:
     computed from immutable data (a race costs a recomputation, never a wrong
     answer).
     """
+
+    #: Load-time warnings (``FILE:LINE: FIELD: message``): likely typos that are not errors.
+    warnings: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -434,7 +430,7 @@ class CompiledPolicy:
         elif self.default == "allow" and not foreign:
             enforced = Decision(True, None, (_DEFAULT_ALLOW.reasons[0], *notes)) if notes else _DEFAULT_ALLOW
         elif unmet:
-            enforced = Decision(False, None, (_unmet_reason(unmet, self.default, foreign), *notes))
+            enforced = Decision(False, None, (unmet_reason(unmet, self.default, foreign), *notes))
         else:
             enforced = Decision(False, None, (_DEFAULT_DENY.reasons[0], *notes)) if notes else _DEFAULT_DENY
 

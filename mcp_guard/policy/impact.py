@@ -11,7 +11,10 @@ access is *conditional* when some combination allows and another denies.
 
 Reviewers read these answers as "what this policy file does", so the result
 is what the engine enforces: a policy in shadow mode enforces nothing and
-allows everything; a rule with ``shadow = true`` decides nothing.
+allows everything; a rule with ``shadow = true`` decides nothing. The
+obligations an allow carries (``approval``, ``confirm``, ``step_up``,
+``redact``) are part of the access: a policy change that adds or removes one
+is a change.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from ..errors import PolicyError
-from ..model import AccessRequest, Principal, TargetKind
+from ..model import AccessRequest, Obligation, Principal, TargetKind
 from .engine import USE_ACTION, CompiledPolicy, Rule
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "Change",
     "Item",
     "access",
+    "describe_obligations",
     "diff",
     "parse_inventory",
     "render_diff_markdown",
@@ -46,8 +50,24 @@ _METHOD = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources
 #: Condition combinations tried for one (role, item) before the analysis gives up (an error, not a guess).
 MAX_COMBINATIONS = 4096
 
-ChangeKind = Literal["granted", "revoked", "now-conditional", "now-unconditional"]
-_CHANGE_ORDER: tuple[ChangeKind, ...] = ("granted", "revoked", "now-conditional", "now-unconditional")
+ChangeKind = Literal[
+    "granted",
+    "revoked",
+    "now-conditional",
+    "now-unconditional",
+    "obligation-removed",
+    "obligation-added",
+    "obligation-changed",
+]
+_CHANGE_ORDER: tuple[ChangeKind, ...] = (
+    "granted",
+    "revoked",
+    "now-conditional",
+    "now-unconditional",
+    "obligation-removed",
+    "obligation-added",
+    "obligation-changed",
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -62,11 +82,13 @@ class Item:
 @dataclass(frozen=True, slots=True)
 class Access:
     """What one role may do with one item: ``rule`` is the allowing rule (or, when denied, the
-    denying one; ``None`` for the default), ``conditional`` whether a condition decides it."""
+    denying one; ``None`` for the default), ``conditional`` whether a condition decides it,
+    ``obligations`` what the allows ask of the call (:func:`describe_obligations`, sorted)."""
 
     allowed: bool
     rule: str | None
     conditional: bool = False
+    obligations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +97,7 @@ class Change:
 
     ``conditional`` says whether the access granted (or, for ``revoked``, the
     access taken away) hung on a condition; the JSON contract leaves it out.
+    ``removed`` / ``added``: obligations the access kept loses or gains.
     """
 
     role: str
@@ -83,9 +106,11 @@ class Change:
     old_rule: str | None
     new_rule: str | None
     conditional: bool = False
+    removed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "role": self.role,
             "server": self.item.server,
             "kind": self.item.kind,
@@ -94,6 +119,38 @@ class Change:
             "old_rule": self.old_rule,
             "new_rule": self.new_rule,
         }
+        if self.removed:
+            out["obligations_removed"] = list(self.removed)
+        if self.added:
+            out["obligations_added"] = list(self.added)
+        return out
+
+    @property
+    def obligation_note(self) -> str:
+        """``loses approval by admin; gains confirm`` (empty when no obligation changed)."""
+        parts = [f"loses {o}" for o in self.removed] + [f"gains {o}" for o in self.added]
+        return "; ".join(parts)
+
+
+def describe_obligations(obligations: Iterable[Obligation]) -> set[str]:
+    """Obligations as comparable phrases: what a reviewer must notice when one goes or comes.
+
+    ``approval by lead and security`` (who must approve), ``confirm``, ``step_up 600s``,
+    one ``redact FIELD`` per field; another kind by its name. An approval's timeouts and
+    a question's wording are not access and are left out.
+    """
+    out: set[str] = set()
+    for o in obligations:
+        if o.kind == "approval":
+            groups = o.params.get("all_of") or (tuple(o.params.get("approvers", ())),)
+            out.add("approval by " + " and ".join("/".join(g) for g in groups))
+        elif o.kind == "step_up":
+            out.add(f"step_up {float(o.params.get('max_age', 0)):.0f}s")
+        elif o.kind == "redact":
+            out.update(f"redact {f}" for f in o.params.get("fields", ()))
+        else:
+            out.add(o.kind)
+    return out
 
 
 def role_principal(role: str) -> Principal:
@@ -112,14 +169,17 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
     Exploration: run with every newly reached condition answering true, then
     for each of those conditions in turn, again with it false (the earlier
     ones true). Each run is one distinct path through the conditions, so the
-    runs are exactly the leaves of the decision tree; it stops as soon as
-    both an allow and a deny have been seen.
+    runs are exactly the leaves of the decision tree. Every run is explored, so
+    the obligations of every allowing run count; past :data:`MAX_COMBINATIONS`
+    runs an answer already conditional is kept (with the obligations seen so
+    far), any other is refused.
     """
     request = _request(item)
     pending: list[dict[str, bool]] = [{}]
     allowed_by: Access | None = None
     denied_by: Access | None = None
     step_up = False
+    obligations: set[str] = set()
     floor: tuple[str | None] | None = None
     runs = 0
     while pending:
@@ -142,10 +202,11 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
             allowed_by = allowed_by or Access(True, decision.rule)
             # step-up: the guard refuses the call unless the principal's MFA is recent enough
             step_up = step_up or any(ob.kind == "step_up" for ob in decision.obligations)
+            obligations |= describe_obligations(decision.obligations)
         else:
             denied_by = denied_by or Access(False, decision.rule)
-        if allowed_by is not None and denied_by is not None:
-            return Access(True, allowed_by.rule, conditional=True)
+        if allowed_by is not None and denied_by is not None and runs >= MAX_COMBINATIONS:
+            break  # conditional either way: only the obligations of unexplored runs stay unknown
         if runs >= MAX_COMBINATIONS and pending + reached:
             # Refuse rather than guess: an untried combination could allow (or deny) after all.
             raise PolicyError(
@@ -159,10 +220,13 @@ def access(policy: CompiledPolicy, principal: Principal, item: Item) -> Access:
             later.append({**branch, key: False})
             branch[key] = True
         pending.extend(reversed(later))
+    if allowed_by is not None and denied_by is not None:
+        return Access(True, allowed_by.rule, True, tuple(sorted(obligations)))
     if allowed_by is not None:
         # Allowed on every path: name the rule that allows with no condition holding (an
         # unconditional grant), not one whose condition happens to be reached first.
-        return Access(True, floor[0] if floor is not None else allowed_by.rule, conditional=step_up)
+        rule = floor[0] if floor is not None else allowed_by.rule
+        return Access(True, rule, step_up, tuple(sorted(obligations)))
     assert denied_by is not None
     return denied_by
 
@@ -179,24 +243,42 @@ def _access_by_class(
 
 
 def who_can(policy: CompiledPolicy, item: Item, roles: Sequence[str] | None = None) -> dict[str, Any]:
-    """``{"allowed": [{role, rule, conditional}], "denied_by": [{role, rule}]}`` over the policy's roles."""
+    """``{"allowed": [{role, rule, conditional}], "denied_by": [{role, rule}]}`` over the policy's roles.
+
+    An allowed entry has ``obligations`` when its allows carry any; the result has ``flows``
+    (``{flow, effect, role}``, role ``refuses`` or ``arms``) when ``[[flows]]`` involve the item.
+    """
     allowed: list[dict[str, Any]] = []
     denied: list[dict[str, Any]] = []
     for role in policy.role_names() if roles is None else roles:
         got = access(policy, role_principal(role), item)
         if got.allowed:
-            allowed.append({"role": role, "rule": got.rule, "conditional": got.conditional})
+            entry: dict[str, Any] = {"role": role, "rule": got.rule, "conditional": got.conditional}
+            if got.obligations:
+                entry["obligations"] = list(got.obligations)
+            allowed.append(entry)
         else:
             denied.append({"role": role, "rule": got.rule})
-    return {"allowed": allowed, "denied_by": denied}
+    result: dict[str, Any] = {"allowed": allowed, "denied_by": denied}
+    plan = policy.flow_plan(_request(item))
+    flows = [{"flow": f.id, "effect": f.effect, "role": "refuses"} for f in plan.checks]
+    flows += [{"flow": f.id, "effect": f.effect, "role": "arms"} for f in plan.arms]
+    if flows:
+        result["flows"] = flows
+    return result
 
 
 def _change(old: Access, new: Access) -> ChangeKind | None:
     if old.allowed != new.allowed:
         return "granted" if new.allowed else "revoked"
-    if not new.allowed or old.conditional == new.conditional:
+    if not new.allowed:
         return None
-    return "now-conditional" if new.conditional else "now-unconditional"
+    if old.conditional != new.conditional:
+        return "now-conditional" if new.conditional else "now-unconditional"
+    removed, added = set(old.obligations) - set(new.obligations), set(new.obligations) - set(old.obligations)
+    if removed and added:
+        return "obligation-changed"
+    return "obligation-removed" if removed else ("obligation-added" if added else None)
 
 
 def diff(old: CompiledPolicy, new: CompiledPolicy, items: Iterable[Item]) -> list[Change]:
@@ -204,7 +286,9 @@ def diff(old: CompiledPolicy, new: CompiledPolicy, items: Iterable[Item]) -> lis
 
     Roles are those either policy names. ``granted`` and ``revoked`` count
     conditional access as access; ``now-conditional`` / ``now-unconditional``
-    mark access kept whose dependence on a condition changed. A change of the
+    mark access kept whose dependence on a condition changed; ``obligation-removed``
+    / ``-added`` / ``-changed`` access kept whose obligations changed (every change
+    of access kept also lists the obligations it loses and gains). A change of the
     deciding rule alone is not a change of access.
     """
     inventory = sorted(set(items), key=lambda i: (i.server, KINDS.index(i.kind), i.name))
@@ -219,7 +303,12 @@ def diff(old: CompiledPolicy, new: CompiledPolicy, items: Iterable[Item]) -> lis
             kind = _change(before, after)
             if kind is not None:
                 cond = before.conditional if kind == "revoked" else after.conditional
-                changes.append(Change(role, item, kind, before.rule, after.rule, cond))
+                removed: tuple[str, ...] = ()
+                added: tuple[str, ...] = ()
+                if before.allowed and after.allowed:
+                    removed = tuple(o for o in before.obligations if o not in after.obligations)
+                    added = tuple(o for o in after.obligations if o not in before.obligations)
+                changes.append(Change(role, item, kind, before.rule, after.rule, cond, removed, added))
     return changes
 
 
@@ -309,6 +398,8 @@ def render_diff_markdown(changes: Sequence[Change], title: str = "Policy impact"
         change = (
             f"{c.change} (conditional)" if c.conditional and c.change in ("granted", "revoked") else c.change
         )
+        if c.obligation_note:
+            change += f": {c.obligation_note}"
         row = (cell(c.role), cell(c.item.server), c.item.kind, cell(c.item.name), change)
         lines.append("| " + " | ".join((*row, cell(c.old_rule), cell(c.new_rule))) + " |")
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from .engine import CompiledPolicy, Rule, _Matcher, _TenantTag
 from .flows import FlowSpec, Labeler, LabelTag, annotation_condition
 from .globs import nfc
 from .locate import Locator, json_lines, toml_lines, yaml_lines
+from .rolecheck import role_warnings
 from .schema import PolicyDocument
 
 if sys.version_info >= (3, 11):
@@ -144,12 +146,21 @@ def _validate(src: _Source) -> PolicyDocument:
             elif err["type"] == "missing":
                 message = "required field is missing"
             else:
-                message = err["msg"].removeprefix("Value error, ")
+                message = err["msg"].removeprefix("Value error, ") + suggest_value(err)
             problems.append(src.error(message, loc))
         if len(problems) == 1:
             raise problems[0] from None
         problems.sort(key=lambda e: e.line if e.line is not None else 1 << 30)  # file order
         raise PolicyErrors(problems) from None
+
+
+def suggest_value(err: Any) -> str:
+    """`` (did you mean 'session'?)`` for a misspelt value of a field that takes one of a few words."""
+    given, expected = err.get("input"), (err.get("ctx") or {}).get("expected")
+    if err["type"] != "literal_error" or not isinstance(given, str) or not isinstance(expected, str):
+        return ""
+    close = difflib.get_close_matches(given, re.findall(r"'([^']*)'", expected), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class PolicyErrors(ConfigErrors, PolicyError):
@@ -348,7 +359,7 @@ def compile_documents(
         tags.insert(0, _TenantTag(tenant, [name], {}))
     labeler = _labeler(docs, label_refs)
     tz_name = settings.get("timezone")
-    return CompiledPolicy(
+    policy = CompiledPolicy(
         rules=rules,
         matchers=matchers,
         limits=limits,
@@ -363,6 +374,8 @@ def compile_documents(
         budgets=budgets,
         labeler=labeler,
     )
+    policy.warnings = role_warnings(docs)
+    return policy
 
 
 def _labeler(

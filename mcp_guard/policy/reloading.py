@@ -133,6 +133,8 @@ class ReloadingPolicy:
             self.current = policy
             self.last_error = None
         log.info("policy reloaded from %s", ", ".join(map(str, self.paths)))
+        for warning in policy.warnings:
+            log.warning("policy warning: %s", warning)
         self._notify(self.on_reload, policy)
         return True
 

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 from ..errors import PolicyError
 from ..model import AccessRequest, Decision, Principal, RequestContext, TargetKind
 from .engine import CompiledPolicy
-from .loader import format_path, parse_source
+from .loader import format_path, parse_source, suggest_value
 from .locate import Locator, json_lines
+from .outcome import Outcome, OutcomeEffect, effective_outcome
 
 __all__ = [
     "METHOD_ACTIONS",
@@ -28,6 +29,7 @@ __all__ = [
     "CaseResult",
     "history_from_data",
     "load_cases",
+    "outcome_of",
     "parse_request",
     "parse_request_with_history",
     "request_from_data",
@@ -243,7 +245,8 @@ class Case:
     name: str
     principal: Principal
     request: AccessRequest
-    expect: Literal["allow", "deny"] | None
+    #: The effective outcome expected (:mod:`.outcome`): allow, deny, confirm or approval.
+    expect: OutcomeEffect | None
     rule: str | bool | None  # False: not checked; None: the default (no rule)
     visible: bool | None
     where: str
@@ -261,7 +264,7 @@ class CaseResult:
 class _CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
-    expect: Literal["allow", "deny"] | None = None
+    expect: OutcomeEffect | None = None
     rule: StrictStr | None = None
     visible: StrictBool | None = None
     request: dict[str, Any]
@@ -283,11 +286,13 @@ def load_cases(text: str, fmt: str, source: str) -> list[Case]:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         msg = f"unknown field {loc[-1]!r}" if first["type"] == "extra_forbidden" else first["msg"]
+        msg += suggest_value(first)
         raise src.error(msg, loc) from None
     cases: list[Case] = []
     for i, c in enumerate(spec.cases):
         if c.expect is None and c.visible is None:
-            raise src.error("a case needs 'expect' (allow/deny) or 'visible' (true/false)", ("cases", i))
+            need = "a case needs 'expect' (allow/deny/confirm/approval) or 'visible' (true/false)"
+            raise src.error(need, ("cases", i))
         prefix = ("cases", i, "request")
         principal, request = request_from_data(c.request, src.name, src.locator, prefix)
         history = tuple(history_from_data(c.request, request, src.name, src.locator, prefix))
@@ -299,16 +304,28 @@ def load_cases(text: str, fmt: str, source: str) -> list[Case]:
     return cases
 
 
+def outcome_of(principal: Principal, request: AccessRequest, decision: Decision) -> Outcome:
+    """What the guard does with ``decision`` for this request, "now" being the request's time."""
+    now = request.context.time if request.context is not None else datetime.now(timezone.utc)
+    return effective_outcome(principal, decision, now)
+
+
 def run_cases(
     policy: CompiledPolicy, cases: Sequence[Case], decide: Callable[[Case], Decision] | None = None
 ) -> list[CaseResult]:
-    """Run each case; ``decide`` (when given) replaces ``policy.decide``, e.g. to replay a case's history."""
+    """Run each case; ``decide`` (when given) replaces ``policy.decide``, e.g. to replay a case's history.
+
+    ``expect`` is compared with the effective outcome (a ``step_up`` the principal does not
+    meet denies, ``confirm`` and ``approval`` hold), as the guard would answer the call.
+    """
     results: list[CaseResult] = []
     for case in cases:
         problems: list[str] = []
         decision = decide(case) if decide is not None else policy.decide(case.principal, case.request)
-        if case.expect is not None and decision.effect != case.expect:
-            problems.append(f"expected {case.expect}, got {decision.effect}")
+        outcome = outcome_of(case.principal, case.request, decision)
+        if case.expect is not None and outcome.effect != case.expect:
+            why = f" ({outcome.reasons[0]})" if outcome.obligation and outcome.reasons else ""
+            problems.append(f"expected {case.expect}, got {outcome.effect}{why}")
         if case.rule is not False and decision.rule != case.rule:
             problems.append(f"expected rule {case.rule or '(default)'}, got {decision.rule or '(default)'}")
         if case.visible is not None and case.request.kind is not None and case.request.target is not None:
@@ -317,7 +334,8 @@ def run_cases(
                 problems.append(
                     f"expected {'listed' if case.visible else 'hidden'}, got {'listed' if seen else 'hidden'}"
                 )
-        got = f"{decision.effect} (rule {decision.rule or 'default'})"
-        detail = "; ".join(problems) + f" [{'; '.join(decision.reasons)}]" if problems else got
+        by = f"; {outcome.obligation}" if outcome.obligation else ""
+        got = f"{outcome.effect} (rule {decision.rule or 'default'}{by})"
+        detail = "; ".join(problems) + f" [{'; '.join(outcome.reasons)}]" if problems else got
         results.append(CaseResult(case, not problems, detail))
     return results
