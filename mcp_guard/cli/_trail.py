@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -37,12 +38,35 @@ class TrailFailed(Exception):
 
 
 def operator() -> dict[str, str]:
-    """Who ran the command: the OS account (``auth_method`` ``local``: nothing was presented)."""
+    """Who ran the command: the OS account (``auth_method`` ``local``: nothing was presented).
+
+    The account of the effective user id, never ``$LOGNAME``/``$USER`` (which ``getpass`` reads
+    first): anyone can set those to put another person's name on their change. Under ``sudo`` the
+    account is root's and ``$SUDO_USER`` is kept beside it as ``sudo_user``, as sudo set it.
+    """
     try:
-        subject = getpass.getuser()
+        import pwd
+
+        uid = os.geteuid()
+        subject = pwd.getpwuid(uid).pw_name
+    except (ImportError, AttributeError):  # no POSIX accounts (Windows): the login name is all there is
+        uid = None
+        subject = _login_name()
+    except KeyError:  # an id with no account (a container's arbitrary uid): the number says who
+        uid = os.geteuid()
+        subject = f"uid:{uid}"
+    found = {"subject": subject, "auth_method": "local"}
+    sudo_user = os.environ.get("SUDO_USER")
+    if uid == 0 and sudo_user:
+        found["sudo_user"] = sudo_user
+    return found
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
     except Exception:  # no login name in a bare container: still record the fact
-        subject = "unknown"
-    return {"subject": subject, "auth_method": "local"}
+        return "unknown"
 
 
 class Trail:
@@ -93,6 +117,12 @@ class Trail:
                     f"the audit trail could not take the event ({exc}) and the change could not be "
                     f"undone ({again}): check it by hand"
                 ) from None
+            # The failed event may still reach the trail (it waits in the spill file when the store
+            # refused it): a second one says the change was taken back, best effort like a refusal.
+            self.refused(
+                f"taken back: the audit trail could not take the event of the change ({exc})",
+                **{k: v for k, v in fields.items() if k != "reasons"},
+            )
             raise TrailFailed(
                 f"the audit trail could not take the event ({exc}), so nothing was changed: try again later"
             ) from None

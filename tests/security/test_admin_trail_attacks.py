@@ -1,0 +1,224 @@
+"""Acting from the shell without a trace: what an admin command leaves in its trail.
+
+Each test is an attempt to change state through ``mcp-guard`` while the trail misses the change,
+names the wrong actor, or keeps a secret: a malformed secret argument, a secrets file that cannot
+be read, an actor name taken from the environment, an event that fails and is replayed later from
+the spill file although its change was taken back, and a process killed while its event waits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_guard.audit.sinks.sqlite import SQLiteSink
+from mcp_guard.cli.main import main
+
+from ..test_cli_audit_trail import CONFIG, cli, events
+
+SECRET = "x9Jq2LmP4vT8wQ-opaque"
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "guard.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+ADD_FILES = ("servers", "add", "files", "--url", "https://files.example")
+
+
+def _add_files(capsys: pytest.CaptureFixture[str], config: Path) -> int:
+    return cli(capsys, *ADD_FILES, "--config", str(config))[0]
+
+
+def _trail_text(config: Path) -> str:
+    return json.dumps(events(config))
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--env", f"NOTES_TOKEN {SECRET}"),  # a space typed for '='
+        ("--env", SECRET),  # the value alone
+        ("--header", f"Cookie: sid={SECRET}"),  # '=' inside the value: parsed, but a bad header name
+        ("--header", f"X-Api-Key: {SECRET}"),  # header written the HTTP way
+        ("--env", f"={SECRET}"),  # no name
+    ],
+)
+def test_a_malformed_secret_argument_is_not_copied_into_the_trail(
+    config: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    assert _add_files(capsys, config) == 0
+    code, _, err = cli(
+        capsys,
+        "servers", "credentials", "set", "files", "--subject", "bob", flag, value, "--config", str(config),
+    )  # fmt: skip
+    assert code == 2
+    assert flag.lstrip("-") in err
+    refused = [e for e in events(config) if e["method"] == "cli/servers.credentials.set"]
+    assert len(refused) == 1 and refused[0]["decision"] == "deny"
+    assert SECRET not in _trail_text(config)
+
+
+def test_a_malformed_server_header_is_not_copied_into_the_trail(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(
+        capsys,
+        "servers", "add", "files", "--url", "https://files.example", "--header", f"Authorization {SECRET}",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 2 and "--header" in err
+    assert [e["decision"] for e in events(config)] == ["deny"]
+    assert SECRET not in _trail_text(config)
+
+
+@pytest.mark.parametrize("where", ["missing", "directory", "binary"])
+def test_a_secrets_file_that_cannot_be_read_is_a_located_error(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    assert _add_files(capsys, config) == 0
+    path = tmp_path / "token"
+    if where == "directory":
+        path.mkdir()
+    elif where == "binary":
+        path.write_bytes(b"\xff\xfe\x00secret")
+    code, out, err = cli(
+        capsys,
+        "servers", "credentials", "set", "files", "--subject", "bob", "--env", f"TOKEN=@{path}",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 2, err
+    assert err.startswith("mcp-guard: ") and "--env" in err and str(path) in err
+    assert "Traceback" not in err
+    refused = [e for e in events(config) if e["method"] == "cli/servers.credentials.set"]
+    assert [e["decision"] for e in refused] == ["deny"]
+    code, out, _ = cli(capsys, "servers", "credentials", "list", "files", "--json", "--config", str(config))
+    assert json.loads(out)["owners"] == {}
+
+
+def test_the_actor_is_the_account_running_the_command_not_a_name_in_the_environment(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME", "SUDO_USER"):
+        monkeypatch.setenv(name, "someone-else")
+    code, _, err = cli(capsys, *ADD_FILES, "--config", str(config))
+    assert code == 0, err
+    (event,) = events(config)
+    assert event["principal"]["subject"] == account
+    assert "someone-else" not in json.dumps(event["principal"]) or account == "root"
+    # The registry's own note of who changed the entry names the same account.
+    with sqlite3.connect(config.parent / "state.db") as conn:
+        stored = " ".join(str(v) for (v,) in conn.execute("SELECT value FROM kv"))
+    assert "someone-else" not in stored
+
+
+def _locked_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trail's store refuses writes as a locked SQLite file does; the spill file still works."""
+
+    def locked(self: SQLiteSink, *args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(SQLiteSink, "write_linked", locked)
+
+
+def test_a_change_taken_back_is_not_left_in_the_trail_as_done(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event that failed still reaches the trail from the spill file: a second event must
+    say that its change was taken back, else the trail shows a server added that never was."""
+    _locked_sink(monkeypatch)
+    code, _, err = cli(
+        capsys, "servers", "add", "wiki", "--url", "https://wiki.example", "--config", str(config)
+    )
+    assert code == 1 and "nothing was changed" in err
+    monkeypatch.undo()
+    code, out, err = cli(capsys, "audit", "spill", "replay", "--config", str(config))
+    assert code == 0, err
+    code, out, _ = cli(capsys, "servers", "list", "--json", "--config", str(config))
+    assert "wiki" not in out
+    about = [(e["decision"], e["reasons"]) for e in events(config) if e["method"] == "cli/servers.add"]
+    assert about[0][0] == "allow"
+    assert len(about) == 2 and about[1][0] == "deny" and "taken back" in " ".join(about[1][1])
+    assert cli(capsys, "audit", "verify", "--config", str(config))[0] == 0
+
+
+def test_credentials_whose_event_fails_are_put_back(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Setting a subject's upstream secret grants that subject a way in: unrecorded, it is undone."""
+    assert _add_files(capsys, config) == 0
+    set_cmd = ("servers", "credentials", "set", "files", "--config", str(config))
+    assert cli(capsys, *set_cmd, "--subject", "bob", "--env", "TOKEN=old-one")[0] == 0
+
+    _locked_sink(monkeypatch)
+    code, _, err = cli(capsys, *set_cmd, "--subject", "bob", "--env", "TOKEN=new-one", "--env", "MORE=x")
+    assert code == 1 and "nothing was changed" in err, err
+    code, _, err = cli(capsys, *set_cmd, "--subject", "carol", "--env", "TOKEN=carols")
+    assert code == 1 and "nothing was changed" in err, err
+    monkeypatch.undo()
+
+    code, out, _ = cli(capsys, "servers", "credentials", "list", "files", "--json", "--config", str(config))
+    assert json.loads(out)["owners"] == {"bob": {"env": ["TOKEN"], "headers": []}}
+
+
+CHILD_USERS_ADD = [sys.executable, "-m", "mcp_guard", "users", "add", "mallory", "--role", "admin"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the change is made before its event is written: while the trail's SQLite file is locked the "
+        "write waits up to 10 s, and a process killed then leaves the change with no event anywhere "
+        "(the remedy is to write the event before the change, and a second one when the change fails)"
+    ),
+)
+def test_a_command_killed_while_its_event_waits_leaves_no_change_unrecorded(config: Path) -> None:
+    root = config.parent
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # One command first, so the trail exists and can be locked.
+    subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "servers", "add", "files", "--url", "https://files.example",
+         "--config", str(config)],
+        cwd=root, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    lock = sqlite3.connect(root / "trail" / "audit.db", isolation_level=None, check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        child = subprocess.Popen(
+            [*CHILD_USERS_ADD, "--no-totp", "--password-stdin", "--config", str(config)],
+            cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert child.stdin is not None
+        child.stdin.write(b"river stone lantern 7\n")
+        child.stdin.close()
+        users = root / "users.json"
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not (users.exists() and "mallory" in users.read_text()):
+            time.sleep(0.05)
+        child.kill()
+        child.wait()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    made = users.exists() and "mallory" in users.read_text()
+    recorded = any(e.get("target") == "mallory" for e in events(config))
+    spill = root / ".mcp-guard" / "audit.spill.jsonl"
+    recorded = recorded or (spill.exists() and "mallory" in spill.read_text())
+    assert made == recorded, f"user added: {made}, event anywhere: {recorded}"
+    assert main(["audit", "verify", "--config", str(config)]) == 0
