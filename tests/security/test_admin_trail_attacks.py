@@ -24,7 +24,7 @@ import pytest
 from mcp_guard.audit.sinks.sqlite import SQLiteSink
 from mcp_guard.cli.main import main
 
-from ..test_cli_audit_trail import CONFIG, cli, events
+from ..test_cli_audit_trail import CONFIG, _Lines, cli, events
 
 SECRET = "x9Jq2LmP4vT8wQ-opaque"
 
@@ -222,3 +222,32 @@ def test_a_command_killed_while_its_event_waits_leaves_no_change_unrecorded(conf
     recorded = recorded or (spill.exists() and "mallory" in spill.read_text())
     assert made == recorded, f"user added: {made}, event anywhere: {recorded}"
     assert main(["audit", "verify", "--config", str(config)]) == 0
+
+
+def test_the_trail_says_what_a_created_key_or_user_may_do(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin key and a viewer key must not leave the same event: roles, tenant and expiry are
+    what was granted (and are no secret)."""
+    code, out, err = cli(
+        capsys,
+        "keys", "create", "--subject", "eve", "--role", "admin", "--role", "ops", "--group", "sre",
+        "--scope", "mcp:write", "--tenant", "acme", "--expires", "30d", "--json", "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, err
+    (created,) = [e for e in events(config) if e["method"] == "cli/keys.create"]
+    said = " ".join(created["reasons"])
+    for granted in ("eve", "admin", "ops", "sre", "mcp:write", "acme", "expires"):
+        assert granted in said, said
+    assert json.loads(out)["key"] not in _trail_text(config)
+
+    monkeypatch.setattr(sys, "stdin", _Lines("river stone lantern 7\n"))
+    code, _, err = cli(
+        capsys,
+        "users", "add", "mallory", "--role", "admin", "--tenant", "acme", "--no-totp", "--password-stdin",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0, err
+    (added,) = [e for e in events(config) if e["method"] == "cli/users.add"]
+    said = " ".join(added["reasons"])
+    assert "admin" in said and "acme" in said and "no one-time code" in said, said
