@@ -147,6 +147,13 @@ def open_trail(args: argparse.Namespace, method: str) -> Trail:
     from ..audit import load_audit_config, open_auditor
 
     cfg = load_audit_config(getattr(args, "config", None))
+    if cfg.urls and all(url.startswith("logging:") for url in cfg.urls):
+        # A command's log lines go to its own stderr at best, never to a running guard's log:
+        # the event would vanish while the change stands. Like an empty list, that is no trail.
+        raise TrailFailed(
+            "the audit trail cannot be opened ([guard] audit only logs (logging://), and a command's "
+            "log reaches no guard's; add a sqlite:// or jsonl:// store), so nothing was changed"
+        )
     try:
         log = open_auditor(cfg.urls, cfg.settings, cfg.base_dir)
     except Exception as exc:  # a store that cannot be created or opened (ConfigError names it)

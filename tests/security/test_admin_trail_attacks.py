@@ -251,3 +251,17 @@ def test_the_trail_says_what_a_created_key_or_user_may_do(
     (added,) = [e for e in events(config) if e["method"] == "cli/users.add"]
     said = " ".join(added["reasons"])
     assert "admin" in said and "acme" in said and "no one-time code" in said, said
+
+
+def test_a_trail_that_only_logs_takes_no_admin_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``logging://`` lines of a command go to a logger nobody handles in the CLI: the event
+    would vanish while the key stands. Such a trail is no trail for a command."""
+    config = tmp_path / "guard.toml"
+    config.write_text('[guard]\nstate = "sqlite:///state.db"\naudit = ["logging://"]\n')
+    code, out, err = cli(capsys, "keys", "create", "--subject", "eve", "--config", str(config))
+    assert code == 1 and out == ""
+    assert "logging://" in err and "nothing was changed" in err
+    code, out, _ = cli(capsys, "keys", "list", "--json", "--config", str(config))
+    assert code == 0 and json.loads(out) == []
