@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -163,7 +164,24 @@ def open_trail(args: argparse.Namespace, method: str) -> Trail:
     except Exception as exc:
         log.close()
         raise TrailFailed(f"the audit trail cannot take events ({exc}), so nothing was changed") from None
+    if getattr(args, "config", None) is None and getattr(args, "state", None):
+        # The store is named, its guard's trail is not: the event goes to the current directory's
+        # default trail, where no guard writes. Say so before acting, so it is not lost unnoticed.
+        where = ", ".join(_place(url, cfg.base_dir) for url in cfg.urls)
+        print(
+            f"mcp-guard: no --config: the audit event of this change goes to {where}, not to the trail "
+            "of the guard using --state; pass that guard's --config to record it there",
+            file=sys.stderr,
+        )
     return Trail(log, method)
+
+
+def _place(url: str, base: Path) -> str:
+    """A trail URL as a path a reader can find (relative sqlite/jsonl paths resolved)."""
+    for scheme in ("sqlite:///", "jsonl:///"):
+        if url.startswith(scheme):
+            return str(base / url[len(scheme) :])
+    return url
 
 
 def trail_of(args: argparse.Namespace) -> Trail:

@@ -265,3 +265,18 @@ def test_a_trail_that_only_logs_takes_no_admin_change(
     assert "logging://" in err and "nothing was changed" in err
     code, out, _ = cli(capsys, "keys", "list", "--json", "--config", str(config))
     assert code == 0 and json.loads(out) == []
+
+
+def test_a_change_to_a_named_store_without_its_config_says_where_its_event_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--state`` names the guard's store, but without ``--config`` the trail is the current
+    directory's: the event lands where no guard writes. The command must say so."""
+    guard_dir, elsewhere = tmp_path / "srv", tmp_path / "home"
+    guard_dir.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    state = f"sqlite:///{guard_dir}/.mcp-guard/state.db"
+    code, _, err = cli(capsys, "keys", "create", "--subject", "eve", "--state", state)
+    assert code == 0, err
+    assert "--config" in err and str(elsewhere / ".mcp-guard" / "audit.db") in err
