@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from mcp_guard.audit.sinks.sqlite import SQLiteSink
+from mcp_guard.authn import totp
 from mcp_guard.cli.main import main
 
 from ..test_cli_audit_trail import CONFIG, _Lines, cli, events
@@ -280,3 +281,46 @@ def test_a_change_to_a_named_store_without_its_config_says_where_its_event_went(
     code, _, err = cli(capsys, "keys", "create", "--subject", "eve", "--state", state)
     assert code == 0, err
     assert "--config" in err and str(elsewhere / ".mcp-guard" / "audit.db") in err
+
+
+def _enrolled_alice(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, ...]:
+    """alice with a password and a one-time code; the login arguments with the current code."""
+    monkeypatch.setattr(sys, "stdin", _Lines("river stone lantern 7\n"))
+    code, out, err = cli(capsys, "users", "add", "alice", "--password-stdin", "--config", str(config))
+    assert code == 0, err
+    secret = out.split("TOTP secret for alice: ")[1].split()[0]
+    now = totp.code_at(secret, totp.current_step())
+    return ("login", "-u", "alice", "--password-stdin", "--totp", now)
+
+
+def test_a_local_login_is_audited_before_its_token_is_printed(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mcp-guard login --config`` issues a token the guard accepts: it goes on record as a login
+    at the endpoint does (its jti), and so does a refused attempt."""
+    password = "river stone lantern 7"
+    login = (*_enrolled_alice(config, capsys, monkeypatch), "--config", str(config))
+
+    monkeypatch.setattr(sys, "stdin", _Lines("not the password at all\n"))
+    code, out, _ = cli(capsys, *login)
+    assert code == 1 and out == ""
+    monkeypatch.setattr(sys, "stdin", _Lines(f"{password}\n"))
+    code, out, err = cli(capsys, *login)
+    assert code == 0, err
+    token = out.strip()
+    logins = [e for e in events(config) if e["method"] == "login"]
+    assert [e["decision"] for e in logins] == ["deny", "allow"], logins
+    assert logins[1]["principal"]["subject"] == "alice" and logins[1]["target"]
+    assert token not in _trail_text(config) and password not in _trail_text(config)
+
+
+def test_a_local_login_whose_event_fails_prints_no_token(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login = (*_enrolled_alice(config, capsys, monkeypatch), "--config", str(config))
+    _locked_sink(monkeypatch)
+    monkeypatch.setattr(sys, "stdin", _Lines("river stone lantern 7\n"))
+    code, out, err = cli(capsys, *login)
+    assert code == 1 and out == "" and "audit" in err
