@@ -326,15 +326,6 @@ def test_a_local_login_whose_event_fails_prints_no_token(
     assert code == 1 and out == "" and "audit" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a JSONL trail has one writer per chain: the sink links from the head it read when it was "
-        "opened and appends without a lock, so an admin command run while a portal writes the same "
-        "file forks the chain and `audit verify` fails (and the documented ChainConflict is never "
-        "raised for JSONL); the sink needs the SQLite sink's write_linked (re-chain under a lock)"
-    ),
-)
 def test_an_admin_command_beside_a_running_guard_on_a_jsonl_trail_keeps_one_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -357,3 +348,42 @@ def test_an_admin_command_beside_a_running_guard_on_a_jsonl_trail_keeps_one_chai
         portal.close()
     code, out, err = cli(capsys, "audit", "verify", "--config", str(config))
     assert code == 0, out + err
+
+
+def _jsonl_writer(config: Path, n: int, start: Any) -> None:
+    import anyio
+
+    from mcp_guard.audit import load_audit_config, open_auditor
+    from mcp_guard.model import AuditEvent
+
+    cfg = load_audit_config(config)
+    log = open_auditor(cfg.urls, cfg.settings, cfg.base_dir)
+    start.wait()
+    try:
+        for i in range(10):
+            event = AuditEvent(method="tools/call", decision="allow", principal={"subject": f"w{n}-{i}"})
+            anyio.run(log.record_sync, event)
+    finally:
+        log.close()
+
+
+def test_writers_in_several_processes_keep_one_jsonl_chain_across_rotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import multiprocessing
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "guard.toml"
+    config.write_text('[guard]\naudit = ["jsonl:///audit.jsonl?max_bytes=4000&keep=0"]\n')
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_jsonl_writer, args=(config, n, start)) for n in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(list(tmp_path.glob("audit.jsonl.*"))) >= 2  # rotated while the writers raced
+    code, out, err = cli(capsys, "audit", "verify", "--config", str(config))
+    assert code == 0 and "40 events" in out, out + err
