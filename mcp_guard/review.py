@@ -19,6 +19,7 @@ from .approvals.model import nesting
 from .audit.redact import MAX_DEPTH, jsonable, mask_fields
 from .errors import AccessDenied, ApprovalPending, GuardError, GuardUnavailable
 from .model import AccessRequest, Decision, Obligation, Principal
+from .ratelimit import subject_key
 
 if TYPE_CHECKING:
     from .approvals import ApprovalBook
@@ -62,6 +63,7 @@ async def approve_call(
             timeout=float(obligation.params["timeout"]),
             truncated=nesting(dict(request.arguments)) > MAX_DEPTH,
             all_of=tuple(obligation.params.get("all_of", ())),
+            person=subject_key(principal),  # two issuers' "gary" are two people
         )
         current: ApprovalRequest | None = pending
         wait = float(obligation.params.get("wait", 0.0))

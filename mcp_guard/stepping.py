@@ -16,6 +16,7 @@ import anyio
 
 from .errors import AccessDenied, StepUpRequired
 from .model import Principal
+from .ratelimit import subject_key
 
 if TYPE_CHECKING:
     from .authn.stepup import StepUps
@@ -32,10 +33,11 @@ async def step_up(
     step_ups: StepUps, principal: Principal, max_age: float, why: str, exchange: Exchange | None
 ) -> None:
     """Return when ``principal`` has an MFA within ``max_age``; else ask for one, or raise."""
-    age = await step_ups.mfa_age(principal.subject)
+    person = subject_key(principal)  # two issuers' "gary" are two people, with two MFAs
+    age = await step_ups.mfa_age(person)
     if age is not None and age <= max_age:
         return
-    step_id = await step_ups.begin(principal.subject)
+    step_id = await step_ups.begin(principal.subject, person)
     url = step_ups.link(step_id)
     message = "This call needs a recent sign-in with your one-time code. Open the link, sign in, and retry."
     caller = exchange.caller if exchange is not None else None
@@ -46,7 +48,7 @@ async def step_up(
             raise AccessDenied(f"{why}; the caller answered {answer!r} to the step-up link")
         with anyio.move_on_after(STEP_UP_WAIT):
             while True:
-                age = await step_ups.mfa_age(principal.subject)
+                age = await step_ups.mfa_age(person)
                 if age is not None and age <= max_age:
                     return
                 await anyio.sleep(POLL)

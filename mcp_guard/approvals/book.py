@@ -108,20 +108,26 @@ class ApprovalBook:
         timeout: float,
         truncated: bool = False,
         all_of: Sequence[Sequence[str]] = (),
+        person: str | None = None,
     ) -> ApprovalRequest:
         """The request bound to this exact call: the open or decided one, else a new pending one.
 
         ``truncated`` says ``shown_arguments`` are not all of ``arguments`` (the approver is told);
-        ``all_of`` lists each asking rule's approver roles when several rules asked.
+        ``all_of`` lists each asking rule's approver roles when several rules asked. ``person``
+        is the caller as one person (:func:`~mcp_guard.ratelimit.subject_key`: the subject per
+        issuer or tenant key book) when ``subject`` alone could name two: the request, and the
+        caller's quota of pending ones, are bound to it, so a namesake vouched for by another
+        issuer neither uses the person's approval nor fills their quota.
         """
+        who = person or subject
         args_hash = arguments_hash(arguments)
-        bind = _PREFIX + "bind:" + binding_hash(subject, tenant, server, kind, target, args_hash)
+        bind = _PREFIX + "bind:" + binding_hash(who, tenant, server, kind, target, args_hash)
         known = await self.store.get(bind)
         if known is not None:
             request = await self.get(known.decode())
             if request is not None and request.status in ("pending", "approved", "denied"):
                 return request
-        await self._admit(subject, tenant)
+        await self._admit(who, tenant, subject)
         now = self.clock()
         request = ApprovalRequest(
             id=_new_id(),
@@ -143,7 +149,7 @@ class ApprovalBook:
         )
         await self._save(request)
         await self.store.set(bind, request.id.encode(), ttl=timeout + RETAIN)
-        await self.store.sadd(self._open_key(subject, tenant), request.id)
+        await self.store.sadd(self._open_key(who, tenant), request.id)
         await self._notify(request)
         return request
 
@@ -151,13 +157,13 @@ class ApprovalBook:
     def _open_key(subject: str, tenant: str | None) -> str:
         return _PREFIX + "open:" + binding_hash(subject, tenant, "", None, None, "")
 
-    async def _admit(self, subject: str, tenant: str | None) -> None:
-        """Refuse a new request when ``subject`` already has :attr:`max_pending` pending ones.
+    async def _admit(self, who: str, tenant: str | None, subject: str) -> None:
+        """Refuse a new request when ``who`` already has :attr:`max_pending` pending ones.
 
         Concurrent first calls of one caller may each pass before the others are
         recorded: the cap bounds the store, it is not an exact quota.
         """
-        key = self._open_key(subject, tenant)
+        key = self._open_key(who, tenant)
         pending = 0
         for request_id in await self.store.smembers(key):
             request = await self.get(request_id)

@@ -365,7 +365,8 @@ class AuditLog:
         written, head = self._sink.write_linked(records, self._relink, replay=replay)  # type: ignore[attr-defined]
         self.written += len(written)
         if head is not None:
-            self._chain.seq, self._chain.prev, self._chain.first = head
+            self._chain.seq, self._chain.prev = head[0], head[1]
+            self._chain.first = head[2] or self._chain.first  # a sink may not know the first link
         self._observe(written)
 
     def _observe(self, records: Sequence[Mapping[str, Any]]) -> None:

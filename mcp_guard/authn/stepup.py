@@ -14,6 +14,7 @@ the rule's ``max_age`` allows. Each id is used once.
 from __future__ import annotations
 
 import html
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -44,26 +45,39 @@ class StepUps:
         self.ttl = ttl
         self.clock = clock
 
-    async def begin(self, subject: str) -> str:
-        """A new step-up id for ``subject``."""
+    async def begin(self, subject: str, person: str | None = None) -> str:
+        """A new step-up id for ``subject``; the MFA it records is ``person``'s.
+
+        ``person`` is the caller as one person (the subject per issuer or tenant key book,
+        :func:`~mcp_guard.ratelimit.subject_key`): a subject name alone may be two people's, and
+        the MFA one of them gives on the page must not let the other's calls through.
+        """
         step_id = secrets.token_urlsafe(16)
-        await self.store.set(_REQ + step_id, subject.encode(), ttl=self.ttl)
+        value = json.dumps([subject, person or subject])
+        await self.store.set(_REQ + step_id, value.encode(), ttl=self.ttl)
         return step_id
 
     def link(self, step_id: str) -> str:
         return self.url + ("&" if "?" in self.url else "?") + "id=" + quote(step_id, safe="")
 
     async def complete(self, step_id: str, subject: str) -> bool:
-        """Record an MFA now for ``subject`` when ``step_id`` was started for them (once)."""
-        started_for = await self.store.take(_REQ + step_id)
-        if started_for is None or started_for.decode() != subject:
+        """Record an MFA now for the person ``step_id`` was started for, when ``subject`` is their
+        name (once)."""
+        started = await self.store.take(_REQ + step_id)
+        if started is None:
             return False
-        await self.store.set(_MFA + quote(subject, safe=""), repr(self.clock()).encode(), ttl=86400.0)
+        try:
+            name, person = json.loads(started)
+        except ValueError:  # written before persons were kept: the name is all there is
+            name = person = started.decode()
+        if name != subject:
+            return False
+        await self.store.set(_MFA + quote(person, safe=""), repr(self.clock()).encode(), ttl=86400.0)
         return True
 
-    async def mfa_age(self, subject: str) -> float | None:
-        """Seconds since ``subject`` last stepped up on the page, or None."""
-        raw = await self.store.get(_MFA + quote(subject, safe=""))
+    async def mfa_age(self, person: str) -> float | None:
+        """Seconds since ``person`` (as given to :meth:`begin`) last stepped up on the page, or None."""
+        raw = await self.store.get(_MFA + quote(person, safe=""))
         return self.clock() - float(raw.decode()) if raw is not None else None
 
 

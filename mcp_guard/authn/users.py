@@ -7,12 +7,19 @@ effect without a restart and a login costs one ``stat``, not a parse.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from ..errors import ConfigError
 from ..model import Principal
@@ -103,24 +110,46 @@ class UsersFile:
         self.refresh()
         return sorted(self._users.values(), key=lambda u: u.name)
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the file's write lock and read it afresh: a change is made to the newest file.
+
+        Every change reads the whole file and writes it back; two commands at once would each
+        write over the other's change (a user added lost, one removed back) while the audit
+        trail records both. The lock (``flock`` on ``.NAME.lock`` beside it, mode 0600) makes
+        them take turns; where there is no ``flock`` (Windows) writers are not serialized.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._stamp = None  # read it again even if size and time look unchanged
+            self.refresh()
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def put(self, user: User) -> None:
-        self.refresh()
-        self._users[user.name] = user
-        self._save()
+        with self._writing():
+            self._users[user.name] = user
+            self._save()
 
     def update(self, name: str, **changes: Any) -> User:
-        user = self.get(name)
-        if user is None:
-            raise KeyError(name)
-        updated = replace(user, **changes)
-        self.put(updated)
+        with self._writing():
+            user = self._users.get(name)
+            if user is None:
+                raise KeyError(name)
+            updated = replace(user, **changes)
+            self._users[name] = updated
+            self._save()
         return updated
 
     def remove(self, name: str) -> bool:
-        self.refresh()
-        if self._users.pop(name, None) is None:
-            return False
-        self._save()
+        with self._writing():
+            if self._users.pop(name, None) is None:
+                return False
+            self._save()
         return True
 
     def _save(self) -> None:

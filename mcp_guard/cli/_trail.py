@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import functools
 import getpass
+import os
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -37,12 +39,35 @@ class TrailFailed(Exception):
 
 
 def operator() -> dict[str, str]:
-    """Who ran the command: the OS account (``auth_method`` ``local``: nothing was presented)."""
+    """Who ran the command: the OS account (``auth_method`` ``local``: nothing was presented).
+
+    The account of the effective user id, never ``$LOGNAME``/``$USER`` (which ``getpass`` reads
+    first): anyone can set those to put another person's name on their change. Under ``sudo`` the
+    account is root's and ``$SUDO_USER`` is kept beside it as ``sudo_user``, as sudo set it.
+    """
     try:
-        subject = getpass.getuser()
+        import pwd
+
+        uid = os.geteuid()
+        subject = pwd.getpwuid(uid).pw_name
+    except (ImportError, AttributeError):  # no POSIX accounts (Windows): the login name is all there is
+        uid = None
+        subject = _login_name()
+    except KeyError:  # an id with no account (a container's arbitrary uid): the number says who
+        uid = os.geteuid()
+        subject = f"uid:{uid}"
+    found = {"subject": subject, "auth_method": "local"}
+    sudo_user = os.environ.get("SUDO_USER")
+    if uid == 0 and sudo_user:
+        found["sudo_user"] = sudo_user
+    return found
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
     except Exception:  # no login name in a bare container: still record the fact
-        subject = "unknown"
-    return {"subject": subject, "auth_method": "local"}
+        return "unknown"
 
 
 class Trail:
@@ -93,6 +118,12 @@ class Trail:
                     f"the audit trail could not take the event ({exc}) and the change could not be "
                     f"undone ({again}): check it by hand"
                 ) from None
+            # The failed event may still reach the trail (it waits in the spill file when the store
+            # refused it): a second one says the change was taken back, best effort like a refusal.
+            self.refused(
+                f"taken back: the audit trail could not take the event of the change ({exc})",
+                **{k: v for k, v in fields.items() if k != "reasons"},
+            )
             raise TrailFailed(
                 f"the audit trail could not take the event ({exc}), so nothing was changed: try again later"
             ) from None
@@ -117,6 +148,13 @@ def open_trail(args: argparse.Namespace, method: str) -> Trail:
     from ..audit import load_audit_config, open_auditor
 
     cfg = load_audit_config(getattr(args, "config", None))
+    if cfg.urls and all(url.startswith("logging:") for url in cfg.urls):
+        # A command's log lines go to its own stderr at best, never to a running guard's log:
+        # the event would vanish while the change stands. Like an empty list, that is no trail.
+        raise TrailFailed(
+            "the audit trail cannot be opened ([guard] audit only logs (logging://), and a command's "
+            "log reaches no guard's; add a sqlite:// or jsonl:// store), so nothing was changed"
+        )
     try:
         log = open_auditor(cfg.urls, cfg.settings, cfg.base_dir)
     except Exception as exc:  # a store that cannot be created or opened (ConfigError names it)
@@ -126,7 +164,24 @@ def open_trail(args: argparse.Namespace, method: str) -> Trail:
     except Exception as exc:
         log.close()
         raise TrailFailed(f"the audit trail cannot take events ({exc}), so nothing was changed") from None
+    if getattr(args, "config", None) is None and getattr(args, "state", None):
+        # The store is named, its guard's trail is not: the event goes to the current directory's
+        # default trail, where no guard writes. Say so before acting, so it is not lost unnoticed.
+        where = ", ".join(_place(url, cfg.base_dir) for url in cfg.urls)
+        print(
+            f"mcp-guard: no --config: the audit event of this change goes to {where}, not to the trail "
+            "of the guard using --state; pass that guard's --config to record it there",
+            file=sys.stderr,
+        )
     return Trail(log, method)
+
+
+def _place(url: str, base: Path) -> str:
+    """A trail URL as a path a reader can find (relative sqlite/jsonl paths resolved)."""
+    for scheme in ("sqlite:///", "jsonl:///"):
+        if url.startswith(scheme):
+            return str(base / url[len(scheme) :])
+    return url
 
 
 def trail_of(args: argparse.Namespace) -> Trail:

@@ -31,6 +31,19 @@ def _expires(words: list[str] | None) -> float | None:
         raise ConfigError(f"{value!r} is not a duration; use e.g. 30d, 12h, 90m", field="--expires") from None
 
 
+def _granted(args: argparse.Namespace, expires_at: float | None) -> tuple[str, ...]:
+    """What a created key may do, for its event: an admin key must not read like a viewer's."""
+
+    def names(values: list[str]) -> str:
+        return ",".join(sorted(set(values))) or "-"
+
+    return (
+        f"for subject {args.subject}",
+        f"roles {names(args.role)}; groups {names(args.group)}; scopes {names(args.scope)}",
+        f"tenant {args.tenant or '-'}; expires {_when(expires_at) or 'never'}",
+    )
+
+
 def _create(args: argparse.Namespace) -> int:
     from ..authn._cli import context, run_with_store
     from ..authn.api_keys import create_api_key
@@ -65,7 +78,7 @@ def _create(args: argparse.Namespace) -> int:
         run_with_store(ctx, take_back)
 
     # Recorded before the key is shown: a key whose event fails is revoked and never printed.
-    trail_of(args).done(kind="api_key", target=key_id, undo=undo, reasons=(f"for subject {args.subject}",))
+    trail_of(args).done(kind="api_key", target=key_id, undo=undo, reasons=_granted(args, expires_at))
     if args.json:
         print(
             json.dumps({"key": key, "id": key_id, "subject": args.subject, "expires_at": _when(expires_at)})

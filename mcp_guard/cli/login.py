@@ -10,8 +10,13 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, GuardError, RateLimited
+
+if TYPE_CHECKING:
+    from ..audit import AuditLog
+    from ..model import AuditEvent
 
 
 def _remote(url: str, username: str, password: str, code: str | None) -> str:
@@ -47,6 +52,45 @@ def _remote(url: str, username: str, password: str, code: str | None) -> str:
     return anyio.run(post)
 
 
+class _Trail:
+    """The config's audit trail as the login service's auditor, committing each event before the
+    service goes on: a token is printed only once its ``login`` event is in the trail, as the
+    login endpoint hands one out only then. Refusals are recorded too (best effort)."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    @property
+    def synchronous(self) -> bool:
+        return True
+
+    def record(self, event: AuditEvent) -> None:
+        self._log.record(event)
+
+    async def record_sync(self, event: AuditEvent) -> None:
+        await self._log.record_sync(event)
+
+    async def aclose(self) -> None:
+        self._log.close()
+
+    def close(self) -> None:
+        self._log.close()
+
+
+def _trail(args: argparse.Namespace) -> _Trail:
+    """The trail of ``--config``; a login that cannot be recorded is refused before it is tried."""
+    from ..audit import load_audit_config, open_auditor
+
+    cfg = load_audit_config(args.config)
+    try:
+        log = open_auditor(cfg.urls, cfg.settings, cfg.base_dir)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise GuardError(f"the audit trail cannot be opened ({exc}), so no login was tried") from None
+    return _Trail(log)
+
+
 def _login(args: argparse.Namespace) -> int:
     from ..authn._cli import context, one_line, read_secret, run_with_store
     from ..authn.config import build_login_service
@@ -65,9 +109,10 @@ def _login(args: argparse.Namespace) -> int:
             if args.config is None:
                 raise ConfigError("give --config (local login) or --url (login endpoint)")
             ctx = context(args)
+            trail = _trail(args)
 
             async def body(store: StateStore) -> IssuedToken:
-                service = build_login_service(ctx.settings, store, ctx.base_dir)
+                service = build_login_service(ctx.settings, store, ctx.base_dir, auditor=trail)
                 if service is None:
                     raise ConfigError(
                         "no [authn.passwords] table", file=str(ctx.config), field="authn.passwords"
@@ -75,7 +120,10 @@ def _login(args: argparse.Namespace) -> int:
                 result: IssuedToken = await service.login(username, password, code, source="local")
                 return result
 
-            token = run_with_store(ctx, body).access_token
+            try:
+                token = run_with_store(ctx, body).access_token
+            finally:
+                trail.close()
     except RateLimited as exc:
         print(f"mcp-guard: login locked, retry in {exc.retry_after or 0:.0f}s", file=sys.stderr)
         return 1

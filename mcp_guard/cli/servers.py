@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -78,7 +77,12 @@ def _secret_pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     out = _pairs(values, flag)
     for key, value in out.items():
         if value.startswith("@"):
-            out[key] = Path(value[1:]).read_text().rstrip("\r\n")
+            path = Path(value[1:])
+            try:
+                out[key] = path.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+                raise ConfigError(f"{key}: cannot read {path}: {why}", field=flag) from None
     return out
 
 
@@ -86,12 +90,22 @@ def _cred_set(args: argparse.Namespace) -> int:
     scope, owner = _owner(args)
     env, headers = _secret_pairs(args.env, "--env"), _secret_pairs(args.header, "--header")
 
-    async def body(registry: Registry, config: GuardConfig | None) -> None:
-        await _broker(args, registry, config).set(args.name, scope, owner, env=env, headers=headers)
+    async def body(registry: Registry, config: GuardConfig | None) -> tuple[bytes | None, bytes | None]:
+        broker = _broker(args, registry, config)
+        before = await broker.sealed(args.name, scope, owner)
+        await broker.set(args.name, scope, owner, env=env, headers=headers)
+        return before
 
-    _run(args, body)
-    # The owner is recorded, never the secret; replacing a secret cannot be taken back.
-    trail_of(args).done(kind="credentials", server=args.name, target=f"{scope}:{owner}")
+    before = _run(args, body)
+
+    async def take_back(registry: Registry, config: GuardConfig | None) -> None:
+        await _broker(args, registry, config).put_back(args.name, scope, owner, before)
+
+    # The owner is recorded, never the secret. A secret that gives its owner a way in is not left
+    # in place unrecorded: the earlier one (still sealed, never opened here) is put back.
+    trail_of(args).done(
+        kind="credentials", server=args.name, target=f"{scope}:{owner}", undo=lambda: _run(args, take_back)
+    )
     print(f"{args.name}: credentials stored for {scope} {owner!r} ({len(env)} env, {len(headers)} headers)")
     return 0
 
@@ -132,7 +146,10 @@ def _cred_delete(args: argparse.Namespace) -> int:
 
 
 def _who() -> str:
-    return os.environ.get("SUDO_USER") or os.environ.get("USER") or "cli"
+    """The account the registry notes beside a change: the trail's actor, not ``$USER``."""
+    from ._trail import operator
+
+    return operator()["subject"]
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -153,10 +170,12 @@ def _list(args: argparse.Namespace) -> int:
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for value in values or []:
+    for n, value in enumerate(values or [], 1):
         key, sep, val = value.partition("=")
         if not sep or not key:
-            raise ConfigError(f"expected KEY=VALUE, got {value!r}", field=flag)
+            # The text is not repeated: it is often the secret itself, typed without its name, and
+            # this message also goes into the audit trail.
+            raise ConfigError(f"value #{n} is not KEY=VALUE (no name, or no '=')", field=flag)
         out[key] = val
     return out
 

@@ -83,7 +83,11 @@ def _add(args: argparse.Namespace) -> int:
             tenant=args.tenant,
         )
     )
-    trail_of(args).done(kind="user", target=args.name, undo=lambda: users.remove(args.name))
+    granted = (
+        f"roles {','.join(sorted(set(args.role))) or '-'}; groups {','.join(sorted(set(args.group))) or '-'}",
+        f"tenant {args.tenant or '-'}; {'one-time code enrolled' if secret else 'no one-time code'}",
+    )
+    trail_of(args).done(kind="user", target=args.name, undo=lambda: users.remove(args.name), reasons=granted)
     print(f"added {args.name} to {users.path}", file=sys.stderr)
     return 0
 

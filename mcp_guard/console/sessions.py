@@ -52,6 +52,9 @@ class ConsoleSession:
     #: How it was opened (``api_key``, ``password``, or the credential's auth method): what
     #: :mod:`.standing` looks up again to see that the key or user is still there.
     via: str | None = None
+    #: The administrator as one person (the subject per issuer or tenant key book,
+    #: :func:`~mcp_guard.ratelimit.subject_key`): whose sessions this one counts against.
+    person: str | None = None
 
     def csrf_ok(self, token: object) -> bool:
         """Whether a submitted form's token is this session's (constant time)."""
@@ -105,12 +108,15 @@ class ConsoleSessions:
         expires_at: float | None = None,
         via: str | None = None,
         capped: bool = True,
+        person: str | None = None,
     ) -> tuple[str, ConsoleSession, list[float]]:
         """A new session id (for the cookie), its session, and when the sessions it ended (the
         subject's oldest beyond :attr:`max_sessions`) were opened: the caller puts those on record.
 
         With ``capped=False`` no older session is ended yet: the caller applies the cap with
         :meth:`cap` once the sign-in stands (a sign-in taken back must not have ended any).
+        ``person`` names whose sessions are capped when ``subject`` alone could be two people's
+        (a key another tenant's admin named after this one must not end their sessions).
         """
         now = self.clock()
         session = ConsoleSession(
@@ -123,18 +129,20 @@ class ConsoleSessions:
             credential_id=credential_id,
             expires_at=expires_at,
             via=via,
+            person=person,
         )
         session_id = new_token()
         await self._save(session_id, session)
-        dropped = await self._cap(subject, self._key(session_id), now) if capped else []
+        dropped = await self._cap(person or subject, self._key(session_id), now) if capped else []
         return session_id, session, dropped
 
     async def cap(self, session_id: str, session: ConsoleSession) -> list[float]:
         """Count a session :meth:`create` opened with ``capped=False`` and end the subject's oldest."""
-        return await self._cap(session.subject, self._key(session_id), session.created)
+        return await self._cap(session.person or session.subject, self._key(session_id), session.created)
 
     async def _cap(self, subject: str, key: str, now: float) -> list[float]:
-        """Add ``key`` to the subject's sessions and end the oldest beyond :attr:`max_sessions`.
+        """Add ``key`` to the sessions of ``subject`` (the person, when known) and end the oldest
+        beyond :attr:`max_sessions`.
 
         The list lives beside the sessions (``console:admin:`` + a hash of the subject); ended or
         expired sessions drop out of it here. Returns when each session it ended was opened.

@@ -19,6 +19,7 @@ from ..authn.lockout import Lockout
 from ..authn.login import INVALID
 from ..errors import AuthenticationError, GuardError, RateLimited
 from ..protocols import Credential
+from ..ratelimit import subject_key
 from .core import Console, Refused, key_account, read_form, source_ip
 from .html import csrf_field, esc, message, page, when
 from .sessions import LOGIN_COOKIE, SESSION_COOKIE, new_token, tokens_match
@@ -120,6 +121,7 @@ async def login(console: Console, request: Request, lockout: Lockout) -> Respons
         expires_at=principal.expires_at if bound else None,
         via=principal.auth_method if bound else VIA_PASSWORD,
         capped=False,  # older sessions end only once this sign-in is on record and stands
+        person=subject_key(principal),  # another tenant's key of the same name is someone else
     )
     await console.record_action(
         console.event("console/login", "allow", summary, request),

@@ -232,6 +232,29 @@ class CredentialBroker:
         await self.store.set(f"{_VALUE_KEY}{server}:{scope}:{owner}", sealed)
         self._forget(server)
 
+    async def sealed(self, server: str, scope: Scope, owner: str) -> tuple[bytes | None, bytes | None]:
+        """What :meth:`set` would replace, still sealed: the server's scope record and the owner's.
+
+        Kept by a caller that may have to take a :meth:`set` back (:meth:`put_back`) without ever
+        opening the secret.
+        """
+        value = await self.store.get(f"{_VALUE_KEY}{server}:{scope}:{owner}")
+        return await self.store.get(_MODE_KEY + server), value
+
+    async def put_back(
+        self, server: str, scope: Scope, owner: str, before: tuple[bytes | None, bytes | None]
+    ) -> None:
+        """Restore what :meth:`sealed` returned: the owner's earlier secret, or none, and the scope."""
+        mode, value = before
+        key = f"{_VALUE_KEY}{server}:{scope}:{owner}"
+        if value is None:
+            await self.store.delete(key)
+        else:
+            await self.store.set(key, value)
+        if mode is None and not await self.store.keys(f"{_VALUE_KEY}{server}:"):
+            await self.store.delete(_MODE_KEY + server)
+        self._forget(server)
+
     async def delete(self, server: str, owner: str | None = None) -> int:
         """Delete one owner's credentials, or all of an upstream's (and its scope) when ``owner`` is None."""
         scope = await self.scope(server)

@@ -117,8 +117,15 @@ class SessionSlots:
 
 
 def _holder_of(private: PrivateSession) -> Holder:
-    """Who a connection's private session counts against (connections are per subject)."""
-    return ("subject", private.link.principal.subject)
+    """Who a connection's private session counts against: the person, as :func:`_holder` names them."""
+    return _holder(private.link.principal)
+
+
+def _holder(principal: Principal) -> Holder:
+    """The person whose cap a session counts against: the subject per issuer or tenant's key book
+    (:func:`~mcp_guard.ratelimit.subject_key`), so another tenant's key named after them can
+    neither use up their sessions nor have their idle one closed to make room."""
+    return ("subject", subject_key(principal))
 
 
 class SessionsMixin(PortalState):
@@ -271,7 +278,7 @@ class SessionsMixin(PortalState):
             async def acquire() -> Any:
                 # Opened only after the guard allowed the call (inside the guarded session).
                 creds = await self._credentials_for(upstream_name, principal, rc) if per_user else None
-                stack.callback(await self._reserve(upstream_name, ("subject", principal.subject)))
+                stack.callback(await self._reserve(upstream_name, _holder(principal)))
                 return await upstream.open_private(stack, callbacks, creds)
 
             return await call(self._session(upstream_name, principal, rc, acquire))
@@ -425,7 +432,7 @@ class SessionsMixin(PortalState):
         async with self._slots.lock(connection, name):  # concurrent first calls open one session
             for ref, upstream_name, private in self._private:
                 if ref() is connection and upstream_name == name and private.session is not None:
-                    if private.link.principal.subject != principal.subject:
+                    if subject_key(private.link.principal) != subject_key(principal):
                         # A connection is one caller; a different principal on it gets nothing of the first's.
                         raise AccessDenied(
                             "another principal already holds this connection's upstream session"
@@ -436,7 +443,7 @@ class SessionsMixin(PortalState):
                     await self._retire(private)
             link = CallerLink(self.guard, name, principal, self._level_of)
             callbacks = client_callbacks(link, ctx.session.client_capabilities)
-            private = await self._hold(name, link, callbacks, creds, ("subject", principal.subject))
+            private = await self._hold(name, link, callbacks, creds, _holder(principal))
             private.fingerprint = fingerprint
             self._private.append((weakref.ref(connection), name, private))
             return private

@@ -9,14 +9,16 @@ skips records at or below it, so replays after a failure do not duplicate.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..chain import line_of
+from ..chain import GENESIS, line_of
 
 
 def rotated(path: Path, index: int) -> Path:
@@ -42,6 +44,31 @@ def _tail_seq(path: Path) -> tuple[int, str] | None:
     return None
 
 
+def _tail(path: Path) -> tuple[int, str, set[str]] | None:
+    """The newest record's seq and mac, and the ids of the newest records (for replays)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 65536))
+            chunk = fh.read()
+    except FileNotFoundError:
+        return None
+    found: tuple[int, str] | None = None
+    ids: set[str] = set()
+    for raw in reversed(chunk.splitlines()):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("seq"), int):
+            if found is None:
+                found = int(record["seq"]), str(record.get("mac"))
+            if isinstance(record.get("id"), str):
+                ids.add(record["id"])
+    return (found[0], found[1], ids) if found is not None else None
+
+
 class JsonlSink:
     """An :class:`~mcp_guard.protocols.AuditSink` appending to a local file."""
 
@@ -58,6 +85,7 @@ class JsonlSink:
         self._last_seq = tail[0] if tail else 0
         self._last_mac = tail[1] if tail else None
         self._fh = self.path.open("ab")
+        self._first: str | None = None
 
     def write(self, records: Sequence[Mapping[str, Any]]) -> None:
         with self._lock:
@@ -73,6 +101,93 @@ class JsonlSink:
             self._last_mac = str(fresh[-1]["mac"])
             if self.max_bytes and self._fh.tell() >= self.max_bytes:
                 self._rotate()
+
+    def write_linked(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        relink: Callable[[int, str, Sequence[Mapping[str, Any]]], Sequence[Mapping[str, Any]]],
+        *,
+        replay: bool = False,
+    ) -> tuple[Sequence[Mapping[str, Any]], tuple[int, str, str | None] | None]:
+        """Append ``records`` after the file's own last record, under an exclusive ``flock``.
+
+        Several processes append to one trail (a guard and the admin commands, which write the
+        guard's trail): each reads the chain head inside the lock and, when another process
+        appended since the batch was chained, re-chains it after that head (``relink``), as the
+        SQLite sink does inside its write transaction. A replayed batch (from the spill file)
+        skips events whose id the file's newest records already hold. Returns what was written
+        and the new head ``(seq, mac, first mac or None)``.
+        """
+        with self._lock:
+            while True:  # the lock of the file now at the path (another writer may rotate it)
+                self._reopen_if_rotated()
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+                if not self._rotated_away():
+                    break
+            try:
+                tail = _tail(self.path) or _tail(rotated(self.path, 1))
+                seq, mac, held = (tail[0], tail[1], tail[2]) if tail else (0, GENESIS, set())
+                todo: Sequence[Mapping[str, Any]] = records
+                if todo and replay:
+                    todo = [r for r in todo if not (isinstance(r.get("id"), str) and r["id"] in held)]
+                    todo = relink(seq, mac, todo) if todo else todo
+                elif todo:
+                    start = int(todo[0]["seq"]) - 1
+                    if start < seq or (start == seq and todo[0]["prev"] != mac):
+                        todo = relink(seq, mac, todo)
+                if todo:
+                    self._fh.write("".join(line_of(r) + "\n" for r in todo).encode("ascii"))
+                    self._fh.flush()
+                    if self.fsync:
+                        os.fsync(self._fh.fileno())
+                    seq, mac = int(todo[-1]["seq"]), str(todo[-1]["mac"])
+                self._last_seq, self._last_mac = seq, mac
+                first = self._first_mac()
+                if self.max_bytes and self._fh.tell() >= self.max_bytes:
+                    self._rotate()
+            finally:
+                with contextlib.suppress(OSError, ValueError):  # closed by a rotation: lock gone with it
+                    fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+        return todo, ((seq, mac, first) if seq else None)
+
+    def _first_mac(self) -> str | None:
+        """The mac of event #1, from the oldest file (None when rotation has dropped it)."""
+        if self._first is not None:
+            return self._first
+        index = 1
+        while rotated(self.path, index).exists():
+            index += 1
+        for path in [rotated(self.path, i) for i in range(index - 1, 0, -1)] + [self.path]:
+            try:
+                with path.open("rb") as fh:
+                    line = fh.readline()
+            except FileNotFoundError:
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                return None
+            if isinstance(record, dict) and record.get("seq") == 1 and isinstance(record.get("mac"), str):
+                self._first = record["mac"]
+            return self._first
+        return None
+
+    def _rotated_away(self) -> bool:
+        """Whether the file we hold is no longer the one at the path (another writer rotated it)."""
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        held = os.fstat(self._fh.fileno())
+        return (current.st_ino, current.st_dev) != (held.st_ino, held.st_dev)
+
+    def _reopen_if_rotated(self) -> None:
+        """Follow the path when another process renamed the file we hold (closing drops its lock)."""
+        if self._rotated_away():
+            self._fh.close()
+            self._fh = self.path.open("ab")
 
     def _rotate(self) -> None:
         self._fh.close()
@@ -91,7 +206,7 @@ class JsonlSink:
         with self._lock:
             if not self._last_seq or self._last_mac is None:
                 return None
-            return self._last_seq, self._last_mac, None
+            return self._last_seq, self._last_mac, self._first_mac()
 
     def close(self) -> None:
         with self._lock:
