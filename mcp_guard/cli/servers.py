@@ -68,7 +68,11 @@ def _broker(args: argparse.Namespace, registry: Registry, config: GuardConfig | 
 
 def _owner(args: argparse.Namespace) -> tuple[Scope, str]:
     if args.subject:
-        return "subject", args.subject
+        from ..portal.credentials import subject_owner
+
+        return "subject", subject_owner(args.subject, args.issuer)
+    if args.issuer:
+        raise ConfigError("--issuer names who vouches for a --subject; give --subject too", field="--issuer")
     return "tenant", args.tenant
 
 
@@ -129,7 +133,7 @@ def _cred_list(args: argparse.Namespace) -> int:
 
 
 def _cred_delete(args: argparse.Namespace) -> int:
-    owner = args.subject or args.tenant
+    owner = _owner(args)[1] if args.subject or args.tenant or args.issuer else None
 
     async def body(registry: Registry, config: GuardConfig | None) -> int:
         return await _broker(args, registry, config).delete(args.name, owner)
@@ -345,6 +349,11 @@ def register(subparsers: Any) -> None:
         who = p.add_mutually_exclusive_group(required=owner_required)
         who.add_argument("--subject", help="the user these credentials belong to")
         who.add_argument("--tenant", help="the tenant these credentials belong to")
+        p.add_argument(
+            "--issuer",
+            help="with --subject: who vouches for the name (an identity provider's iss, or "
+            "api-keys/TENANT for the API keys of a tenant)",
+        )
 
     p = csub.add_parser("set", help="store (replace) one user's or tenant's credentials for a server")
     ccommon(p, True)

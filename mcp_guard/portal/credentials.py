@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import AccessDenied, ConfigError, GuardUnavailable
 from ..model import Principal
 from ..protocols import StateStore
+from ..ratelimit import vouched_by
 
 Scope = Literal["subject", "tenant"]
 SCOPES: tuple[Scope, ...] = ("subject", "tenant")
@@ -145,6 +146,17 @@ def _check_names(values: Mapping[str, str], what: str) -> dict[str, str]:
             raise ConfigError(f"{what} {key!r} holds a line break or NUL", field=what)
         out[key] = value
     return out
+
+
+def subject_owner(subject: str, issuer: str | None = None) -> str:
+    """The owner name under which a person's secrets are stored: the subject, and who vouches for it.
+
+    A subject name is only unique within whoever vouches for it (:func:`~mcp_guard.ratelimit.vouched_by`:
+    an identity provider's ``iss``, or ``api-keys/TENANT`` for the keys of a tenant): an admin of
+    tenant ``acme`` may create a key for any name, and that key's ``gary`` must not be handed
+    another tenant's ``gary``'s upstream secret. Without an issuer the name is the owner, as before.
+    """
+    return subject if issuer is None else f"{subject} (vouched by {issuer})"
 
 
 class CredentialBroker:
@@ -290,10 +302,16 @@ class CredentialBroker:
         scope = await self.scope(server)
         if scope is None:
             return None
-        owner = principal.subject if scope == "subject" else principal.tenant
-        if not owner:
+        if scope == "tenant":
+            return await self._load(server, scope, principal.tenant) if principal.tenant else None
+        if not principal.subject:
             return None
-        return await self._load(server, scope, owner)
+        creds = await self._load(server, scope, subject_owner(principal.subject, vouched_by(principal)))
+        if creds is None and principal.issuer is not None:
+            # An identity provider names its own users: their secrets may be stored by bare name.
+            # A tenant's API key never falls back: its name is whatever that tenant's admin typed.
+            creds = await self._load(server, scope, principal.subject)
+        return creds
 
     async def _load(self, server: str, scope: Scope, owner: str) -> UpstreamCredentials | None:
         key = (server, scope, owner)

@@ -9,12 +9,15 @@ person's least recently used idle session is closed to make room) and per-user u
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from mcp_guard.guard import Guard
 from mcp_guard.model import Principal
 from mcp_guard.portal import Portal
-from mcp_guard.portal.credentials import CredentialBroker, SecretBox
+from mcp_guard.portal.credentials import CredentialBroker, SecretBox, subject_owner
 from mcp_guard.protocols import Credential
 from mcp_guard.store import MemoryStore
 
@@ -53,17 +56,10 @@ async def test_another_tenants_namesake_does_not_close_the_persons_upstream_sess
             assert await pid_of(gary) == mine  # gary's session was not closed to make room
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "per-user upstream credentials are owned by the bare subject name (`servers credentials set "
-        "--subject gary`), so a key an acme admin creates for 'gary' is handed globex gary's upstream "
-        "secret; owners need the issuer or key book that vouches for the name, as budgets and flows have"
-    ),
-)
 async def test_another_tenants_namesake_is_not_handed_the_persons_upstream_secret() -> None:
     broker = CredentialBroker(MemoryStore(), SecretBox(bytes(range(32))))
-    await broker.set("whoami", "subject", "gary", env={"SERVICE_TOKEN": "svc-globex-gary"})
+    for owner in ("gary", subject_owner("gary", "api-keys/globex")):  # by bare name, and qualified
+        await broker.set("whoami", "subject", owner, env={"SERVICE_TOKEN": "svc-globex-gary"})
     portal = Portal(guard(ListAuditor()), [whoami_stdio()], credentials=broker)
     with portal_http(portal) as url:
         async with connections(url, "tok-acme-gary") as (namesake,):
@@ -76,8 +72,41 @@ async def test_another_tenants_namesake_is_not_handed_the_persons_upstream_secre
 
 async def test_the_person_still_gets_their_own_upstream_secret() -> None:
     broker = CredentialBroker(MemoryStore(), SecretBox(bytes(range(32))))
-    await broker.set("whoami", "subject", "gary", env={"SERVICE_TOKEN": "svc-globex-gary"})
+    owner = subject_owner("gary", "api-keys/globex")  # servers credentials set --subject gary --issuer ...
+    await broker.set("whoami", "subject", owner, env={"SERVICE_TOKEN": "svc-globex-gary"})
     portal = Portal(guard(ListAuditor()), [whoami_stdio()], credentials=broker)
     with portal_http(portal) as url:
         async with connections(url, "tok-gary") as (gary,):
             assert await whoami_pid(gary) > 0
+
+
+async def test_owners_by_bare_name_serve_identity_provider_users_and_untenanted_keys_only() -> None:
+    broker = CredentialBroker(MemoryStore(), SecretBox(bytes(range(32))))
+    await broker.set("gh", "subject", "gary", env={"T": "bare"})
+    await broker.set("gh", "subject", subject_owner("gary", "https://idp.example"), env={"T": "idp"})
+    untenanted = Principal("gary", roles=STAFF, auth_method="api_key")
+    from_idp = Principal("gary", roles=STAFF, issuer="https://idp.example", auth_method="oidc")
+    other_idp = Principal("gary", roles=STAFF, issuer="https://other.example", auth_method="oidc")
+    tenant_key = Principal("gary", roles=STAFF, tenant="acme", auth_method="api_key")
+    got = [await broker.for_principal("gh", p) for p in (untenanted, from_idp, other_idp, tenant_key)]
+    assert [c.env["T"] if c else None for c in got] == ["bare", "idp", "bare", None]
+
+
+def test_the_cli_stores_a_subject_with_who_vouches_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mcp_guard.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MCP_GUARD_SECRETS_KEY", bytes(range(32)).hex())
+    state = ["--state", f"sqlite:///{tmp_path / 'state.db'}"]
+    argv = ["servers", "credentials", "set", "gh", "--subject", "gary", "--issuer", "api-keys/acme"]
+    assert main([*argv, "--env", "T=x", *state]) == 0
+    capsys.readouterr()
+    assert main(["servers", "credentials", "list", "gh", "--json", *state]) == 0
+    assert list(json.loads(capsys.readouterr().out)["owners"]) == ["gary (vouched by api-keys/acme)"]
+    # --issuer alone must not widen a delete to every owner
+    assert main(["servers", "credentials", "delete", "gh", "--issuer", "api-keys/acme", *state]) == 2
+    assert main(["servers", "credentials", "delete", "gh", "--subject", "gary", *state]) == 1
+    delete = ["servers", "credentials", "delete", "gh", "--subject", "gary", "--issuer", "api-keys/acme"]
+    assert main([*delete, *state]) == 0
