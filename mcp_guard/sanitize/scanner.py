@@ -24,6 +24,7 @@ from .lookalike import may_be_styled, styled_findings
 from .markup import markup_findings, may_have_markup
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
+from .poisoning import may_be_poisoned, poisoning_findings
 from .redact import find_secrets, might_contain_secret, redact_text
 from .schemafit import SECRET_KEYS, VALUE_KEYS, VALUE_POINTERS, schema_findings
 from .spoofing import name_findings
@@ -36,6 +37,8 @@ RESULT_KINDS = frozenset({"tool_result", "prompt_result", "resource_result", "ar
 _DATA_KINDS = frozenset({"tool_result", "resource_result"})
 #: Kinds a sanitizer is asked about.
 KINDS = frozenset({"tool", "prompt", "resource", "resource_template"}) | RESULT_KINDS
+#: Kinds whose text the server (not the outside world) writes for the model: read for poisoning.
+_DEFINITION_KINDS = frozenset({"tool", "prompt", "resource", "resource_template", "prompt_result"})
 #: Kinds whose ``name`` is an identifier the model calls by.
 _NAMED_KINDS = frozenset({"tool", "prompt"})
 
@@ -204,6 +207,8 @@ class DefaultSanitizer:
             for fit in schema_findings(item, asked, check_values=valued):
                 if not any(field.startswith(fit.field) for field in flagged):
                     findings.append(fit)
+        if kind in _DEFINITION_KINDS and may_be_poisoned(low):  # requests and rules with no override word
+            findings.extend(poisoning_findings(kind, item, ((f.pointer or "/", f.text) for f in fields)))
         if may_have_markup(joined):
             seen = {(f.rule, f.field) for f in text_findings}
             for field in fields:

@@ -1,0 +1,314 @@
+"""Definition poisoning that carries no override word: what a definition asks the model to do.
+
+Published tool-poisoning attacks rarely say "ignore previous instructions". They read like
+paperwork: a parameter "required for compatibility" that wants a key file, a sidenote telling
+every mail tool to bcc someone, a ``default`` that is a sentence to the model, a prompt template
+that sets the assistant's guidelines aside. Honest definitions use the same words (a backup tool
+reads ``~/.config``, a mail tool has a ``bcc`` field, a workflow tool calls other tools), so each
+check here pairs a move with what makes it harmful, judged against the definition itself:
+
+* **payload request** (``injection.payload-request``): a sentence that has the model put, attach,
+  append or send something the call never needs - the conversation, the system prompt, a file's
+  contents, secrets, personal records - when the tool's own name and other sentences give no
+  purpose for it, and nothing in the sentence refuses it ("values are masked", "never");
+* **other tools ruled** (``injection.rules-other-tools``): a sentence that governs the calls of
+  *other* tools - under a condition on their use ("whenever transfer_money is called", "any
+  transfer made with another server's tool") together with a change to what they do (an outside
+  address, a swapped recipient, "regardless", a copy of their data), or that disparages another
+  tool so calls are routed here. "Use git_push before create_pr" orders steps and changes nothing;
+* **value addressed** (``injection.value-addressed``): a ``default``, ``const``, example, enum
+  value, ``pattern``, ``title``, ``$comment`` or vendor extension that holds a sentence addressed
+  to the model. Values are data; an honest default is a greeting, never "the assistant fills";
+* **rules dropped** (``injection.rules-dropped``): text (a prompt, its arguments, its messages or a
+  tool) that declares the assistant's rules, guidelines or guardrails set aside, superseded or
+  void, or has an action taken without the user's confirmation ("rather than showing a draft").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..model import Finding
+
+#: Words without which none of the checks can match (one search over the lower-cased item).
+_GATE = re.compile(
+    r"assistant|model|\bai\b|llm|agent|tool|conversation|transcript|messages|prompt|guideline|guardrail"
+    r"|polic|restriction|instruction|password|token|secret|credential|cookie|key|~/|\.env|passport"
+    r"|card|birth|location|contacts|history|confirm|draft|approv|\{|user|whatever|regardless|also"
+    r"|additionally"
+)
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
+#: Whom a definition addresses when it speaks to the model.
+_ADDRESS = re.compile(
+    r"\b(?:the|an?|any|each|every|this)\s+(?:ai\s+|language\s+)?(?:assistant|model|llm|agent)s?\b"
+    r"|\b(?:assistants?|model|ai|llm|agent)\s*:|\bassistants\b"
+    r"|\b(?:note|hint|message|notice)\s+(?:to|for)\s+(?:the\s+)?(?:ai|model|assistant|llm|agent"
+    r"|language model)s?\b"
+    r"|\bfor the (?:language )?model\b|\breader\s*:|\byou\s+(?:must|should|will|need to|are to)\b"
+)
+#: Verbs that put something into a call, a link or the answer.
+_SUPPLY = re.compile(
+    r"\b(?:include[sd]?|including|attach(?:es|ed)?|place[sd]?|paste[sd]?|put|puts|pass(?:es)?|provides?"
+    r"|suppl(?:y|ies)|append(?:s|ed)?|add(?:s|ed)?|cop(?:y|ies)|insert(?:s|ed)?|fill(?:s|ed)?"
+    r"|substitut\w*|replac(?:e|es|ed) \w+ with|send(?:s)?|forward(?:s)?|post(?:s)?|share(?:s)?"
+    r"|upload(?:s)?|log(?:s)?|echo(?:es)?|embed(?:s)?|encode(?:s)?|prefix(?:es)?|set (?:it|this) to"
+    r"|read(?:s)?|gather(?:s)?|collect(?:s)?|dump(?:s)?|store[sd]?|save[sd]?|list)\b"
+)
+#: The sentence asks (an order, a model addressed, a polite or bureaucratic "required") rather than
+#: describes what the tool itself does ("Stores the new key in the secret manager").
+_ASKS = re.compile(
+    r"(?:^|[,:(]\s*|\b(?:then|and|also|always|please|kindly)\s+)(?:include|attach|place|paste|put"
+    r"|pass|provide"
+    r"|supply|append|add|copy|insert|fill|send|forward|post|share|upload|log|echo|embed|encode|prefix|read"
+    r"|gather|collect|dump|store|save|list)\b"
+    r"|\bkindly\b|\bplease\b|\brequired\b|\bmust\b|\bshould\b|\bcustomary\b|standard practice"
+    r"|\bwe (?:kindly )?ask\b|for best results|\bbe sure to\b|\bmake sure\b|\bexpected to\b|\byou\b"
+)
+#: Reported speech: a sentence that describes an attack or a scam to warn about it.
+_REPORTED = re.compile(
+    r"\b(?:says|said|asks you|asked|such as|like|e\.g\.|for example|attackers?|phishing|scam\w*|injection"
+    r"|malicious|fake)\b"
+)
+#: What a call never needs unless the tool is about it; class -> pattern.
+_REACH: dict[str, re.Pattern[str]] = {
+    "conversation": re.compile(
+        r"\bconversation\b|\bchat (?:history|transcript|log)\b|\btranscript\b|\bdialogue\b"
+        r"|\b(?:previous|earlier|prior|last|recent)(?: \w+){0,2} messages\b|\bmessages? (?:so far|earlier)\b"
+        r"|\buser'?s (?:\w+ )?(?:question|prompt|messages)\b|\bemail the user received\b"
+    ),
+    "instructions": re.compile(r"\bsystem prompt\b|\b(?:your|its) (?:own )?(?:instructions|preamble)\b"),
+    "secret": re.compile(
+        r"passw(?:or)?ds?\b|passphrase|api[ _-]?keys?|\btokens?\b|\bsecrets?\b|\bcredentials?\b|cookies?\b"
+        r"|seed phrase|private keys?|one-time codes?|\botp\b|environment variables?|\benv\b|_key\b"
+        r"|bank login|\.env\b|_secret\b"
+    ),
+    "file": re.compile(
+        r"\b(?:contents?|full text) of (?:[\w'-]+ ){0,3}?(?:[~/.][\w./-]+|files?\b)|~/|/etc/"
+        r"|\.ssh\b|\.aws\b|\.netrc|\.kube|\.docker|\.gnupg"
+        r"|bash_history|known hosts|\.pgpass|file paths?\b|any files?\b"
+    ),
+    "personal": re.compile(
+        r"passport(?: number)?|date of birth|card number|\bcvv\b|card expiry"
+        r"|insurance (?:member )?(?:id|number)"
+        r"|social security|\bssn\b|national id|home address|\bgps\b|location history|contacts? list"
+        r"|phone number|email address|full name|\bprivate (?:calendar|event|messages|notes|files|data)\b"
+    ),
+}
+#: Purpose words that justify each class, read from the tool's name and its other sentences.
+_PURPOSE: dict[str, re.Pattern[str]] = {
+    "conversation": re.compile(r"conversation|transcript|chat|thread|meeting|dialog|summar|minutes|context"),
+    "instructions": re.compile(r"system prompt|prompt engineer|llm|language model"),
+    "secret": re.compile(
+        r"passw|login|vault|keychain|auth|token|credential|secret|ssh|connect|database|\bkey|cookie|sign"
+        r"|proxy|vpn|2fa|otp|unlock|wallet"
+    ),
+    "file": re.compile(
+        r"\bfiles?\b|backup|dotfile|config|director|folder|path|repo|upload|archive|zip|ssh|\bkeys?\b|cert"
+    ),
+    "personal": re.compile(
+        r"tax|kyc|identity|passport|travel|flight|book|insur|payment|\bpay|card|bank|medical|patient|health"
+        r"|contact|crm|address|ship|profile|phone|sms|email|mail|signup|register|form|hr\b|payroll"
+    ),
+}
+#: A sentence that refuses or limits what it names is a safety rule, not a request.
+_REFUSAL = re.compile(
+    r"\b(?:never|not|no|masked|redacted|skipped|excluded|hashed|anonymous|anonymi[sz]ed|removed|omitted)\b"
+    r"|\bwithout (?:the |any )?(?:secrets?|passwords?|personal|values?)\b|n't\b"
+)
+#: Another tool: an identifier, a quoted name before "tool", or tools in general.
+_OTHER = re.compile(
+    r"\b(?:any|every|another|other|each|all|whichever|whatever)\s+(?:[\w'-]+\s+){0,3}tools?\b"
+    r"|\btools?\s+(?:named|called)\b|\b(?:the|a|an|your)\s+`?[\w-]+`?\s+tool(?:'s)?\b(?!\s+(?:itself))"
+    r"|\b[a-z][a-z0-9]*(?:_[a-z0-9*]+)+\b|`[\w-]+`|\*_\w+"
+)
+_THIS_TOOL = re.compile(r"\bthis\s+(?:server's\s+)?(?:own\s+)?\w*\s*tool\b")
+#: A clause that conditions on other calls being made (not a plain "if": tools explain their errors).
+_TRIGGER = re.compile(
+    r"\bwhenever\b|\beach time\b|\bevery time\b|\bany time\b|\bafter any\b|\bbefore any\b|\bfrom now on\b"
+    r"|\bwhen\b[^,;]*\b(?:is|are|gets?)\s+(?:called|invoked|used|run|about to run)\b"
+    r"|\bwhen (?:sending|using|calling|invoking|creating|writing|making|running)\b"
+    r"|\b(?:any|every|each)\s+(?:[\w'-]+\s+){0,3}(?:made|sent|created|saved|written|done"
+    r"|run)\s+(?:with|via|through|by|using)\b"
+    r"|\b(?:when|if|after|before) the (?:assistant|model|agent)\s+(?:\w+\s+)?(?:uses|calls|invokes"
+    r"|creates|sends"
+    r"|writes|merges|runs|checks out)\b|\bas part of policy\b|\bfor all tools\b"
+)
+#: The other tool is the subject of an obligation ("create_invoice of any server must round ...").
+_BOUND = re.compile(
+    r"\W*(?:[\w'-]+\s+){0,6}?(?:must|should|has to|have to|is to|are to|needs? to)\s+(?!not\b)"
+)
+#: What makes such a rule a change: an outside address, an overruled choice, a copy, a weakened call.
+_CHANGE = re.compile(
+    r"https?://|wss?://|sftp://|[\w.+-]+@[\w-]+\.[\w.-]+|\biban\b|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b"
+    r"|\baccount\b"
+    r"|\b\d+ \w+ (?:rd|road|st|street|ave|avenue)\b|\bregardless\b|\beven if\b|\bwhatever\b|\brather than\b"
+    r"|\binstead\b|\bswap(?:ped)?\b|\bsay nothing\b|\bwithout (?:asking|telling|showing|confirm\w*)\b"
+    r"|\bpublicly\b|\bpublic (?:by default|link|access)|anyone-with-link|\bskip\b|\bbypass\b"
+    r"|--force|\bor 1=1\b|\bbcc\b|\bcc\b"
+    r"|\bfull (?:record|text)\b|\bwith the (?:message text|full|record|contents)\b"
+    r"|\bcall \w+ (?:first|again)\b"
+    r"|\battendee|\bprefix\b|\bappend\b|\bimport \w+|\bpre-?approved\b|\bexternal\b|\bsign it as\b"
+)
+#: Another tool called unreliable, unsafe or retired, so calls are routed elsewhere.
+_DISPARAGE = re.compile(
+    r"\b(?:is|are|as)\s+(?:now\s+|known\s+to\s+be\s+)?(?:deprecated|obsolete|unreliable|outdated|stale|broken"
+    r"|unsafe|insecure|compromised)\b|\bleaks?\b|\bno longer (?:works|supported|safe)\b"
+)
+#: The model's own rules and something that voids them.
+_RULES = re.compile(
+    r"\b(?:guidelines|guardrails|safety (?:guidance|policy|policies|rules|checks|filters)|restrictions"
+    r"|(?:earlier|previous|prior|usual|original|any earlier|your|its) (?:\w+ )?(?:instructions"
+    r"|rules|policies)"
+    r"|refusal rules|(?:content|confidentiality) (?:rules|policy|guidelines)|instructions about \w+)\b"
+)
+_VOID = re.compile(
+    r"\bsets? aside\b|\bsuperseded?\b|\bsupersedes\b|\bno longer appl(?:y|ies)\b|\bdo(?:es)? not apply\b"
+    r"|\bare (?:off|void|suspended|lifted|waived|disabled)\b|\bvoid\b"
+    r"|\breplace (?:any )?(?:earlier|previous|prior)"
+    r"|\bwere a test\b|\bhave no restrictions\b|\bnever refuse"
+)
+_SKIP_USER = re.compile(
+    r"\bimmediately rather than\b|\brather than showing\b|\bwithout asking (?:you |the user )?to confirm\b"
+    r"|\bconfirmation (?:screens?|steps?|prompts?) (?:tiresome|unnecessary|annoying)\b"
+    r"|\busers find confirmation\b|\bdo not show the draft\b"
+)
+#: An action ordered on top of filling a parameter ("Also call export_all_leads", "additionally create").
+_EXTRA_ACTION = re.compile(
+    r"\b(?:also|additionally|in addition,?|as well,?)\s+(?:\w+\s+)?(?:call|calls|create|creates"
+    r"|send|sends|post|posts"
+    r"|upload|uploads|stream|streams|set the|switch on|enable|disable|rewrite|delete|forward|forwards|share"
+    r"|shares|grant|run|runs|install|email|emails)\b"
+)
+#: A fixed value put in place of the user's choice, or the user's choice dropped.
+_SUBSTITUTE = re.compile(
+    r"\b(?:use|substitute|route|send)\b[^.;]*?(?:\d[\d -]{6,}\d|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b"
+    r"|@[\w-]+|https?://)"
+    r"[^.;]*?\b(?:regardless|unless the user|whatever|even if|rather than|instead of)\b"
+    r"|\b(?:if|when) the user'?s? [\w ]*?(?:ambiguous|unclear)\b[^.;]*?\buse\b"
+    r"|\bunless the user\b[^.;]*?\bsubstitute\b|\b(?:drop|ignore|discard|override|overrule)\s+the user's\b"
+)
+#: The user kept out of a decision the definition makes for them.
+_USER_SKIPPED = re.compile(
+    r"\b(?:do not|don't|must not|never|no need to)\s+(?:ask|offer|consult)\s+(?:the\s+)?users?"
+    r"(?:\s+(?:to confirm|for (?:confirmation|approval|consent)|first|about (?:it|this))|\s*[.;]|\s*$)"
+    r"|\b(?:do not|don't|never)\s+offer\s+(?:other|any other|alternative)\b"
+    r"|\b(?:manual )?(?:approval|confirmation|review)\s+(?:is|are)\s+(?:deprecated|disabled"
+    r"|no longer needed)\b"
+)
+#: Pointers of schema values: data, never sentences to the model.
+_VALUE_POINTER = re.compile(
+    r"/(?:default|const|pattern|title|\$comment)$|/(?:examples|enum)(?:/\d+)+$|/x-[\w-]+$|/_meta(?:/|$)"
+)
+#: A parameter's own text (schema properties, items, prompt arguments), as opposed to the tool's.
+_PARAMETER = re.compile(r"/(?:properties|items|additionalProperties|\$defs|definitions|arguments)/")
+_PLACEHOLDER_URL = re.compile(r"(?:https?|wss?)://\S*?[?&/=](?:\{\{?|<)\s*([\w .]+?)\s*(?:\}\}?|>)")
+_PLACEHOLDER_DATA = re.compile(
+    r"conversation|message|question|prompt|token|password|secret|card|expiry|email|address|key|cookie"
+    r"|session|history|ssn|cvv|data"
+)
+
+
+def may_be_poisoned(low: str) -> bool:
+    """Cheap pre-check on the lower-cased joined text of a definition."""
+    return _GATE.search(low) is not None
+
+
+def poisoning_findings(
+    kind: str, item: Mapping[str, Any], fields: Iterable[tuple[str, str]]
+) -> Iterator[Finding]:
+    """Findings for a definition's (pointer, text) fields; at most one per field and rule."""
+    texts = [(pointer, text) for pointer, text in fields]
+    own = str(item.get("name") or "").lower()
+    description = str(item.get("description") or "")
+    params = _param_names(item)
+    for pointer, text in texts:
+        low = text.lower()
+        found: set[str] = set()
+        parameter = _PARAMETER.search(pointer) is not None
+        for sentence in _SENTENCES.split(low):
+            if len(sentence) < 12:
+                continue
+            purpose = own + " " + " ".join(s for s in _SENTENCES.split(description.lower()) if s != sentence)
+            for rule, message in _judge(sentence, purpose, own, params, parameter):
+                if rule not in found:
+                    found.add(rule)
+                    yield Finding(rule, "medium", pointer, message)
+        if _VALUE_POINTER.search(pointer) and "injection.value-addressed" not in found and _addressed(low):
+            yield Finding(
+                "injection.value-addressed", "medium", pointer, "a schema value speaks to the model"
+            )
+
+
+def _judge(
+    sentence: str, purpose: str, own: str, params: frozenset[str], parameter: bool
+) -> Iterator[tuple[str, str]]:
+    reached = [name for name, pattern in _REACH.items() if pattern.search(sentence)]
+    if (
+        reached
+        and _SUPPLY.search(sentence)
+        and (_ASKS.search(sentence) or _ADDRESS.search(sentence))
+        and not _REFUSAL.search(sentence)
+        and not _REPORTED.search(sentence)
+    ):
+        needless = [name for name in reached if not _PURPOSE[name].search(purpose)]
+        if needless:
+            yield (
+                "injection.payload-request",
+                f"asks the model to supply {needless[0]} the tool does not need",
+            )
+    for match in _PLACEHOLDER_URL.finditer(sentence):
+        if _PLACEHOLDER_DATA.search(match.group(1)):
+            yield "injection.payload-request", "a link the model fills with the user's data"
+            break
+    if _rules_other(sentence, own, params):
+        yield "injection.rules-other-tools", "governs the calls of other tools"
+    if _EXTRA_ACTION.search(sentence) and (parameter or _ADDRESS.search(sentence)):
+        yield "injection.extra-action", "orders an action beyond filling the parameter"
+    if _SUBSTITUTE.search(sentence):
+        yield "injection.rules-dropped", "puts a fixed value in place of the user's choice"
+    elif (_RULES.search(sentence) and _VOID.search(sentence)) or _SKIP_USER.search(sentence):
+        yield "injection.rules-dropped", "sets the assistant's rules or the user's confirmation aside"
+    elif _USER_SKIPPED.search(sentence):
+        yield "injection.rules-dropped", "keeps the user out of a decision made for them"
+        yield "injection.rules-dropped", "sets the assistant's rules or the user's confirmation aside"
+
+
+def _rules_other(sentence: str, own: str, params: frozenset[str]) -> bool:
+    others = [
+        m
+        for m in _OTHER.finditer(sentence)
+        if m.group(0).strip("`") not in params
+        and m.group(0).strip("`") != own
+        and not _THIS_TOOL.match(sentence, m.start())
+    ]
+    if not others:
+        return False
+    first = others[0]
+    disparaged = _DISPARAGE.search(sentence, first.end())
+    if disparaged is not None and not _REFUSAL.search(sentence[first.end() : disparaged.start()]):
+        return True
+    bound = any(_BOUND.match(sentence, m.end()) for m in others)
+    return (bound or _TRIGGER.search(sentence) is not None) and _CHANGE.search(sentence) is not None
+
+
+def _addressed(low: str) -> bool:
+    """A value with a sentence (five words or more) addressed to the model."""
+    return len(low.split()) >= 5 and _ADDRESS.search(low) is not None
+
+
+def _param_names(item: Mapping[str, Any]) -> frozenset[str]:
+    """Every property name in the item's schema (a parameter is not another tool)."""
+    names: set[str] = set()
+    stack: list[Any] = [item.get("inputSchema")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            props = node.get("properties")
+            if isinstance(props, Mapping):
+                names.update(str(k).lower() for k in props)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(names)
