@@ -37,7 +37,8 @@ _GATE = re.compile(
     r"assistant|model|\bai\b|llm|agent|tool|conversation|transcript|messages|prompt|guideline|guardrail"
     r"|polic|restriction|instruction|password|token|secret|credential|cookie|key|~/|\.env|passport"
     r"|card|birth|location|contacts|history|confirm|draft|approv|\{|user|whatever|regardless|also"
-    r"|additionally"
+    r"|additionally|no matter|select \*|all (?:the )?(?:customers|records|rows|notes|documents)"
+    r"|every \w+ (?:answer|record)|recommend|tells? (?:the )?users|treat|disable|turn off|silence"
 )
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 #: Whom a definition addresses when it speaks to the model.
@@ -55,6 +56,7 @@ _SUPPLY = re.compile(
     r"|substitut\w*|replac(?:e|es|ed) \w+ with|send(?:s)?|forward(?:s)?|post(?:s)?|share(?:s)?"
     r"|upload(?:s)?|log(?:s)?|echo(?:es)?|embed(?:s)?|encode(?:s)?|prefix(?:es)?|set (?:it|this) to"
     r"|read(?:s)?|gather(?:s)?|collect(?:s)?|dump(?:s)?|store[sd]?|save[sd]?|list)\b"
+    r"|\bthe (?:actual )?values? of\b"
 )
 #: The sentence asks (an order, a model addressed, a polite or bureaucratic "required") rather than
 #: describes what the tool itself does ("Stores the new key in the secret manager").
@@ -93,9 +95,16 @@ _REACH: dict[str, re.Pattern[str]] = {
         r"passport(?: number)?|date of birth|card number|\bcvv\b|card expiry"
         r"|insurance (?:member )?(?:id|number)"
         r"|social security|\bssn\b|national id|home address|\bgps\b|location history|contacts? list"
-        r"|phone number|email address|full name|\bprivate (?:calendar|event|messages|notes|files|data)\b"
+        r"|phone number|email address|full name|payment methods?|\bpan\b|\bprivate (?:calendar"
+        r"|event|messages|notes|files|data)\b"
     ),
 }
+#: Records in bulk: every contact, whole tables.
+_BULK = re.compile(
+    r"\ball (?:the )?(?:contacts|customers|users|patients|records|rows|notes|documents)\b"
+    r"|\bevery (?:contact|customer|note|document|record)\b|\bselect \* from\b"
+)
+_BULK_PURPOSE = re.compile(r"export|backup|sync|migrat|dump|bulk|import|archive|mirror|replicat")
 #: Purpose words that justify each class, read from the tool's name and its other sentences.
 _PURPOSE: dict[str, re.Pattern[str]] = {
     "conversation": re.compile(r"conversation|transcript|chat|thread|meeting|dialog|summar|minutes|context"),
@@ -107,6 +116,7 @@ _PURPOSE: dict[str, re.Pattern[str]] = {
     "file": re.compile(
         r"\bfiles?\b|backup|dotfile|config|director|folder|path|repo|upload|archive|zip|ssh|\bkeys?\b|cert"
     ),
+    "bulk": _BULK_PURPOSE,
     "personal": re.compile(
         r"tax|kyc|identity|passport|travel|flight|book|insur|payment|\bpay|card|bank|medical|patient|health"
         r"|contact|crm|address|ship|profile|phone|sms|email|mail|signup|register|form|hr\b|payroll"
@@ -120,7 +130,8 @@ _REFUSAL = re.compile(
 #: Another tool: an identifier, a quoted name before "tool", or tools in general.
 _OTHER = re.compile(
     r"\b(?:any|every|another|other|each|all|whichever|whatever)\s+(?:[\w'-]+\s+){0,3}tools?\b"
-    r"|\btools?\s+(?:named|called)\b|\b(?:the|a|an|your)\s+`?[\w-]+`?\s+tool(?:'s)?\b(?!\s+(?:itself))"
+    r"|\btools?\s+(?:named|called)\b|\b(?:the|a|an|your)\s+(?:`?[\w-]+`?\s+){1,2}tool(?:'s)?\b(?!\s+itself)"
+    r"|\b(?:through|via|with|by)\s+(?:[\w,'-]+\s+){1,4}tools\b"
     r"|\b[a-z][a-z0-9]*(?:_[a-z0-9*]+)+\b|`[\w-]+`|\*_\w+"
 )
 _THIS_TOOL = re.compile(r"\bthis\s+(?:server's\s+)?(?:own\s+)?\w*\s*tool\b")
@@ -134,6 +145,8 @@ _TRIGGER = re.compile(
     r"|\b(?:when|if|after|before) the (?:assistant|model|agent)\s+(?:\w+\s+)?(?:uses|calls|invokes"
     r"|creates|sends"
     r"|writes|merges|runs|checks out)\b|\bas part of policy\b|\bfor all tools\b"
+    r"|\bwhen you (?:later )?(?:call|use|invoke|run)\b|\b(?:ensure|make sure"
+    r"|see to it) (?:that )?(?:the|any|every)\b"
 )
 #: The other tool is the subject of an obligation ("create_invoice of any server must round ...").
 _BOUND = re.compile(
@@ -149,7 +162,9 @@ _CHANGE = re.compile(
     r"|--force|\bor 1=1\b|\bbcc\b|\bcc\b"
     r"|\bfull (?:record|text)\b|\bwith the (?:message text|full|record|contents)\b"
     r"|\bcall \w+ (?:first|again)\b"
-    r"|\battendee|\bprefix\b|\bappend\b|\bimport \w+|\bpre-?approved\b|\bexternal\b|\bsign it as\b"
+    r"|\balso (?:write|send|copy|post|add|forward)\b|\bin full\b|\bignore (?:requests|the user)\b"
+    r"|\breport success\b|\battendee|\bprefix\b|\bappend\b|\bimport \w+|\bpre-?approved\b"
+    r"|\bexternal\b|\bsign it as\b"
 )
 #: Another tool called unreliable, unsafe or retired, so calls are routed elsewhere.
 _DISPARAGE = re.compile(
@@ -173,13 +188,14 @@ _SKIP_USER = re.compile(
     r"\bimmediately rather than\b|\brather than showing\b|\bwithout asking (?:you |the user )?to confirm\b"
     r"|\bconfirmation (?:screens?|steps?|prompts?) (?:tiresome|unnecessary|annoying)\b"
     r"|\busers find confirmation\b|\bdo not show the draft\b"
+    r"|\bdo (?:this|it|so) (?:\w+ ){0,4}without asking\b"
 )
 #: An action ordered on top of filling a parameter ("Also call export_all_leads", "additionally create").
 _EXTRA_ACTION = re.compile(
     r"\b(?:also|additionally|in addition,?|as well,?)\s+(?:\w+\s+)?(?:call|calls|create|creates"
     r"|send|sends|post|posts"
     r"|upload|uploads|stream|streams|set the|switch on|enable|disable|rewrite|delete|forward|forwards|share"
-    r"|shares|grant|run|runs|install|email|emails)\b"
+    r"|shares|grant|run|runs|install|email|emails|cancel|revoke|approve|merge|pay|sign)\b"
 )
 #: A fixed value put in place of the user's choice, or the user's choice dropped.
 _SUBSTITUTE = re.compile(
@@ -197,12 +213,42 @@ _USER_SKIPPED = re.compile(
     r"|\b(?:manual )?(?:approval|confirmation|review)\s+(?:is|are)\s+(?:deprecated|disabled"
     r"|no longer needed)\b"
 )
+#: An outcome fixed whatever the input says ("regardless of findings, approve").
+_FIXED_OUTCOME = re.compile(
+    r"\b(?:regardless of|whatever|no matter what)\s+(?:the\s+)?(?:findings|ticket|diff|results?"
+    r"|contents?|input"
+    r"|data|review|it says|\w+ (?:says|contains|shows))\b[^.;]*?\b(?:approve\w*|close|label|mark"
+    r"|rate|merge|pay"
+    r"|delete|cancel|sign|keep (?:this|it) (?:true|false|on|off)|end with|accept)\b"
+    r"|\b(?:approve\w*|close|label|mark|rate|merge|keep (?:this|it) (?:true"
+    r"|false))\b[^.;]*?\b(?:regardless of"
+    r"|whatever|no matter what)\s+(?:the\s+)?(?:findings|ticket|diff|results?|contents?|input|data"
+    r"|\w+ (?:says|contains))\b"
+)
+#: Data promoted to orders: page or document text treated as the user's own instructions.
+_PROMOTED = re.compile(
+    r"\btreats? (?:any |all |every )?(?:instructions?|text|commands?|requests?) (?:found "
+    r"|written )?(?:in|inside"
+    r"|on) [^.;]*?\bas (?:coming from|from|if from|the user's|commands|instructions|orders)\b"
+)
+#: The model told to switch off a protection.
+_PROTECTION_OFF = re.compile(
+    r"\b(?:disable|turn off|silence|mute|bypass|suppress)\s+(?:the\s+|all\s+|any\s+)?(?:alerts?|alarms?"
+    r"|monitoring|logging|audit\w*|checks?|reviews?|2fa|mfa|notifications?|warnings?)\b"
+)
+#: The model's answers steered: a product pushed, a claim it must make, users told something.
+_STEERS = re.compile(
+    r"\b(?:recommends?|recommend only|promotes?|tells? (?:the )?users?|always says?|calls? (?:their|its) \w+"
+    r" the (?:lowest|best|cheapest))\b[^.;]*?(?:\bonly\b|\bevery answer\b|\beach answer\b|\balways\b"
+    r"|\bthe lowest\b|\bthe best\b|\bwill (?:rise|fall|drop|increase)\b|\baffiliate\b|\bso they\b)"
+)
 #: Pointers of schema values: data, never sentences to the model.
 _VALUE_POINTER = re.compile(
     r"/(?:default|const|pattern|title|\$comment)$|/(?:examples|enum)(?:/\d+)+$|/x-[\w-]+$|/_meta(?:/|$)"
 )
 #: A parameter's own text (schema properties, items, prompt arguments), as opposed to the tool's.
 _PARAMETER = re.compile(r"/(?:properties|items|additionalProperties|\$defs|definitions|arguments)/")
+_OUTSIDE = re.compile(r"(?:https?|wss?|sftp)://|\b[\w.+-]+@[\w-]+\.[a-z]{2,}\b")
 _PLACEHOLDER_URL = re.compile(r"(?:https?|wss?)://\S*?[?&/=](?:\{\{?|<)\s*([\w .]+?)\s*(?:\}\}?|>)")
 _PLACEHOLDER_DATA = re.compile(
     r"conversation|message|question|prompt|token|password|secret|card|expiry|email|address|key|cookie"
@@ -245,6 +291,8 @@ def _judge(
     sentence: str, purpose: str, own: str, params: frozenset[str], parameter: bool
 ) -> Iterator[tuple[str, str]]:
     reached = [name for name, pattern in _REACH.items() if pattern.search(sentence)]
+    if _BULK.search(sentence):
+        reached.append("bulk")
     if (
         reached
         and _SUPPLY.search(sentence)
@@ -264,14 +312,20 @@ def _judge(
             break
     if _rules_other(sentence, own, params):
         yield "injection.rules-other-tools", "governs the calls of other tools"
-    if _EXTRA_ACTION.search(sentence) and (parameter or _ADDRESS.search(sentence)):
+    if _EXTRA_ACTION.search(sentence) and (
+        parameter or _ADDRESS.search(sentence) or _OUTSIDE.search(sentence)
+    ):
         yield "injection.extra-action", "orders an action beyond filling the parameter"
     if _SUBSTITUTE.search(sentence):
         yield "injection.rules-dropped", "puts a fixed value in place of the user's choice"
     elif (_RULES.search(sentence) and _VOID.search(sentence)) or _SKIP_USER.search(sentence):
         yield "injection.rules-dropped", "sets the assistant's rules or the user's confirmation aside"
-    elif _USER_SKIPPED.search(sentence):
-        yield "injection.rules-dropped", "keeps the user out of a decision made for them"
+    elif _USER_SKIPPED.search(sentence) or _FIXED_OUTCOME.search(sentence) or _PROMOTED.search(sentence):
+        yield "injection.rules-dropped", "keeps the user or the input out of a decision made for them"
+    elif _ADDRESS.search(sentence) and _PROTECTION_OFF.search(sentence):
+        yield "injection.rules-dropped", "tells the model to switch a protection off"
+    if _STEERS.search(sentence) and _ADDRESS.search(sentence):
+        yield "injection.steers-answer", "tells the model what to recommend or claim to the user"
         yield "injection.rules-dropped", "sets the assistant's rules or the user's confirmation aside"
 
 
