@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_guard.sanitize import DefaultSanitizer
-from mcp_guard.sanitize.poisoning import may_be_poisoned, poisoning_findings
+from mcp_guard.sanitize.poisoning import poisoning_findings
 
 _MINE = {
     "injection.payload-request",
@@ -288,5 +288,3 @@ def test_any_text_yields_findings_on_its_own_field_only(words: list[str], pointe
     found = list(poisoning_findings("tool", {"name": "t", "description": text}, [(pointer, text)]))
     assert all(f.field == pointer and f.rule in _MINE and f.severity == "medium" for f in found)
     assert len({f.rule for f in found}) == len(found)
-    if found:
-        assert may_be_poisoned(text.lower())

@@ -27,19 +27,13 @@ check here pairs a move with what makes it harmful, judged against the definitio
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..model import Finding
+from .fastre import FastPattern
 
-#: Words without which none of the checks can match (one search over the lower-cased item).
-_GATE = re.compile(
-    r"assistant|model|\bai\b|llm|agent|tool|conversation|transcript|messages|prompt|guideline|guardrail"
-    r"|polic|restriction|instruction|password|token|secret|credential|cookie|key|~/|\.env|passport"
-    r"|card|birth|location|contacts|history|confirm|draft|approv|\{|user|whatever|regardless|also"
-    r"|additionally|no matter|select \*|all (?:the )?(?:customers|records|rows|notes|documents)"
-    r"|every \w+ (?:answer|record)|recommend|tells? (?:the )?users|treat|disable|turn off|silence"
-)
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 #: Whom a definition addresses when it speaks to the model.
 _ADDRESS = re.compile(
@@ -83,8 +77,8 @@ _REACH: dict[str, re.Pattern[str]] = {
     "instructions": re.compile(r"\bsystem prompt\b|\b(?:your|its) (?:own )?(?:instructions|preamble)\b"),
     "secret": re.compile(
         r"passw(?:or)?ds?\b|passphrase|api[ _-]?keys?|\btokens?\b|\bsecrets?\b|\bcredentials?\b|cookies?\b"
-        r"|seed phrase|private keys?|one-time codes?|\botp\b|environment variables?|\benv\b|_key\b"
-        r"|bank login|\.env\b|_secret\b"
+        r"|seed phrase|private keys?|one-time codes?|\botp\b|environment variables?|\benv\b"
+        r"|bank login|\.env\b"
     ),
     "file": re.compile(
         r"\b(?:contents?|full text) of (?:[\w'-]+ ){0,3}?(?:[~/.][\w./-]+|files?\b)|~/|/etc/"
@@ -208,7 +202,7 @@ _SUBSTITUTE = re.compile(
 #: The user kept out of a decision the definition makes for them.
 _USER_SKIPPED = re.compile(
     r"\b(?:do not|don't|must not|never|no need to)\s+(?:ask|offer|consult)\s+(?:the\s+)?users?"
-    r"(?:\s+(?:to confirm|for (?:confirmation|approval|consent)|first|about (?:it|this))|\s*[.;]|\s*$)"
+    r"(?:\s+(?:to confirm|for (?:confirmation|approval|consent)|first|about (?:it|this))|\s*[.;])"
     r"|\b(?:do not|don't|never)\s+offer\s+(?:other|any other|alternative)\b"
     r"|\b(?:manual )?(?:approval|confirmation|review)\s+(?:is|are)\s+(?:deprecated|disabled"
     r"|no longer needed)\b"
@@ -256,77 +250,212 @@ _PLACEHOLDER_DATA = re.compile(
 )
 
 
-def may_be_poisoned(low: str) -> bool:
-    """Cheap pre-check on the lower-cased joined text of a definition."""
-    return _GATE.search(low) is not None
+#: The same patterns on RE2 (linear time on ASCII text; ``re`` otherwise).
+_ASKS_F = FastPattern(_ASKS)
+_REFUSAL_F = FastPattern(_REFUSAL)
+_REPORTED_F = FastPattern(_REPORTED)
+_CHANGE_F = FastPattern(_CHANGE)
+_TRIGGER_F = FastPattern(_TRIGGER)
+_SUBSTITUTE_F = FastPattern(_SUBSTITUTE)
+_EXTRA_ACTION_F = FastPattern(_EXTRA_ACTION)
+_USER_SKIPPED_F = FastPattern(_USER_SKIPPED)
+_FIXED_OUTCOME_F = FastPattern(_FIXED_OUTCOME)
+_PROMOTED_F = FastPattern(_PROMOTED)
+_PROTECTION_OFF_F = FastPattern(_PROTECTION_OFF)
+_STEERS_F = FastPattern(_STEERS)
+_RULES_F = FastPattern(_RULES)
+_VOID_F = FastPattern(_VOID)
+_SKIP_USER_F = FastPattern(_SKIP_USER)
+_SUPPLY_F = FastPattern(_SUPPLY)
+_BULK_F = FastPattern(_BULK)
+_OUTSIDE_F = FastPattern(_OUTSIDE)
+_ADDRESS_F = FastPattern(_ADDRESS)
+_REACH_F = {name: FastPattern(pattern) for name, pattern in _REACH.items()}
+_PURPOSE_F = {name: FastPattern(pattern) for name, pattern in _PURPOSE.items()}
+
+
+#: Necessary conditions of the checks that set rules or the user aside (one RE2 pass decides).
+_DROP_ANY = FastPattern(
+    re.compile(
+        "|".join(
+            f"(?:{p.pattern})"
+            for p in (
+                _SUBSTITUTE,
+                _VOID,
+                _SKIP_USER,
+                _USER_SKIPPED,
+                _FIXED_OUTCOME,
+                _PROMOTED,
+                _PROTECTION_OFF,
+                _STEERS,
+            )
+        )
+    )
+)
+_REACH_ANY = FastPattern(re.compile("|".join(f"(?:{p.pattern})" for p in (*_REACH.values(), _BULK))))
+_DISPARAGE_F = FastPattern(_DISPARAGE)
+#: What a rule over other tools needs besides a change: a trigger, a slur, or another tool bound by
+#: "must"/"should" (an identifier, a quoted name or the word "tool" shortly before the modal).
+_GOVERNS_ANY = FastPattern(
+    re.compile(
+        f"(?:{_TRIGGER.pattern})|(?:{_DISPARAGE.pattern})"
+        r"|(?:tools?|named|called|[a-z0-9]_[a-z0-9*]+|`)(?:'s)?\W*(?:[\w'-]+\s+){0,6}?"
+        r"(?:must|should|has to|have to|is to|are to|needs? to)\b"
+    )
+)
+
+
+def _anchor() -> FastPattern:
+    """One pattern that every finding here needs a match of, run on RE2 before any sentence work.
+
+    Each check requires one of these (a reach word, a trigger on other calls, a voided rule, ...),
+    so a field without any match costs a single pass. (Another tool bound by "must" with no
+    trigger word is left out: "must" is in half the honest schemas, and the union would cost a
+    DFA far larger than the rest together.)
+    """
+    parts = [_REACH_ANY.pattern.pattern, r"://\S*?[{<]", _TRIGGER.pattern, _DISPARAGE.pattern]
+    parts += [_EXTRA_ACTION.pattern, _DROP_ANY.pattern.pattern]
+    return FastPattern(re.compile("|".join(f"(?:{part})" for part in parts)))
+
+
+_ANCHOR = _anchor()
+_ADDRESSED = FastPattern(_ADDRESS)
+
+
+#: Text outside ASCII is read with each other character as "?" (same length; "\u2019" as an
+#: apostrophe), so every pattern runs on RE2: the words matched here are all ASCII.
+def _ascii(text: str) -> str:
+    if text.isascii():
+        return text
+    return text.replace("\u2019", "'").encode("ascii", "replace").decode("ascii")
 
 
 def poisoning_findings(
-    kind: str, item: Mapping[str, Any], fields: Iterable[tuple[str, str]]
+    kind: str, item: Mapping[str, Any], fields: Sequence[tuple[str, str]], low: str | None = None
 ) -> Iterator[Finding]:
-    """Findings for a definition's (pointer, text) fields; at most one per field and rule."""
-    texts = [(pointer, text) for pointer, text in fields]
+    """Findings for a definition's (pointer, text) fields; at most one per field and rule.
+
+    ``low`` is the fields' texts joined by newlines and lower-cased (the scanner has it already).
+    """
+    if low is None:
+        low = "\n".join(text for _, text in fields).lower()
+    low = _ascii(low)
     own = str(item.get("name") or "").lower()
-    description = str(item.get("description") or "")
-    params = _param_names(item)
-    for pointer, text in texts:
-        low = text.lower()
-        found: set[str] = set()
+    cache: dict[str, Any] = {}
+
+    def purpose(sentence: str) -> str:
+        if "described" not in cache:
+            cache["described"] = _SENTENCES.split(_ascii(str(item.get("description") or "").lower()))
+        return own + " " + " ".join(s for s in cache["described"] if s != sentence)
+
+    def params() -> frozenset[str]:
+        if "params" not in cache:
+            cache["params"] = _param_names(item)
+        names: frozenset[str] = cache["params"]
+        return names
+
+    addressed = _ADDRESSED.search(low) is not None
+    for index in _anchored(fields, low):
+        pointer, text = fields[index]
         parameter = _PARAMETER.search(pointer) is not None
-        for sentence in _SENTENCES.split(low):
-            if len(sentence) < 12:
+        found: set[str] = set()
+        for sentence in _SENTENCES.split(_ascii(text.lower())):
+            if len(sentence) < 12 or _ANCHOR.search(sentence) is None:
                 continue
-            purpose = own + " " + " ".join(s for s in _SENTENCES.split(description.lower()) if s != sentence)
+            if sentence[-1] not in ".;!?":
+                sentence += "."
             for rule, message in _judge(sentence, purpose, own, params, parameter):
                 if rule not in found:
                     found.add(rule)
                     yield Finding(rule, "medium", pointer, message)
-        if _VALUE_POINTER.search(pointer) and "injection.value-addressed" not in found and _addressed(low):
-            yield Finding(
-                "injection.value-addressed", "medium", pointer, "a schema value speaks to the model"
-            )
+    if addressed:
+        for pointer, text in fields:
+            if " " in text and _VALUE_POINTER.search(pointer) and _addressed(_ascii(text.lower())):
+                yield Finding(
+                    "injection.value-addressed", "medium", pointer, "a schema value speaks to the model"
+                )
+
+
+def _anchored(fields: Sequence[tuple[str, str]], low: str) -> list[int]:
+    """Indices of the fields holding an anchor match, from passes over the joined text."""
+    if len(low) != sum(len(text) + 1 for _, text in fields) - 1:  # lower() changed a length
+        return [i for i, (_, text) in enumerate(fields) if _ANCHOR.search(_ascii(text.lower())) is not None]
+    ends: list[int] = []
+    total = 0
+    for _, text in fields:
+        total += len(text)
+        ends.append(total)
+        total += 1
+    out: list[int] = []
+    start = 0
+    while (hit := _ANCHOR.search(low, start)) is not None:
+        index = bisect_left(ends, hit[0])
+        out.append(index)
+        start = ends[index] + 1
+    return out
 
 
 def _judge(
-    sentence: str, purpose: str, own: str, params: frozenset[str], parameter: bool
+    sentence: str,
+    purpose: Callable[[str], str],
+    own: str,
+    params: Callable[[], frozenset[str]],
+    parameter: bool,
 ) -> Iterator[tuple[str, str]]:
-    reached = [name for name, pattern in _REACH.items() if pattern.search(sentence)]
-    if _BULK.search(sentence):
+    """The checks on one lower-cased sentence; each tests its rarest condition first."""
+    if _REACH_ANY.search(sentence) is not None:
+        yield from _payload(sentence, purpose(sentence))
+    if "://" in sentence:
+        for match in _PLACEHOLDER_URL.finditer(sentence):
+            if _PLACEHOLDER_DATA.search(match.group(1)):
+                yield "injection.payload-request", "a link the model fills with the user's data"
+                break
+    if (
+        _GOVERNS_ANY.search(sentence)
+        and (_CHANGE_F.search(sentence) or _DISPARAGE_F.search(sentence))
+        and _rules_other(sentence, own, params())
+    ):
+        yield "injection.rules-other-tools", "governs the calls of other tools"
+    if _EXTRA_ACTION_F.search(sentence) and (
+        parameter or _ADDRESS_F.search(sentence) or _OUTSIDE_F.search(sentence)
+    ):
+        yield "injection.extra-action", "orders an action beyond filling the parameter"
+    if _DROP_ANY.search(sentence) is not None:
+        yield from _dropped(sentence)
+
+
+def _payload(sentence: str, purpose: str) -> Iterator[tuple[str, str]]:
+    reached = [name for name, pattern in _REACH_F.items() if pattern.search(sentence)]
+    if _BULK_F.search(sentence):
         reached.append("bulk")
     if (
         reached
-        and _SUPPLY.search(sentence)
-        and (_ASKS.search(sentence) or _ADDRESS.search(sentence))
-        and not _REFUSAL.search(sentence)
-        and not _REPORTED.search(sentence)
+        and _SUPPLY_F.search(sentence)
+        and (_ASKS_F.search(sentence) or _ADDRESS_F.search(sentence))
+        and not _REFUSAL_F.search(sentence)
+        and not _REPORTED_F.search(sentence)
     ):
-        needless = [name for name in reached if not _PURPOSE[name].search(purpose)]
+        needless = [name for name in reached if not _PURPOSE_F[name].search(purpose)]
         if needless:
             yield (
                 "injection.payload-request",
                 f"asks the model to supply {needless[0]} the tool does not need",
             )
-    for match in _PLACEHOLDER_URL.finditer(sentence):
-        if _PLACEHOLDER_DATA.search(match.group(1)):
-            yield "injection.payload-request", "a link the model fills with the user's data"
-            break
-    if _rules_other(sentence, own, params):
-        yield "injection.rules-other-tools", "governs the calls of other tools"
-    if _EXTRA_ACTION.search(sentence) and (
-        parameter or _ADDRESS.search(sentence) or _OUTSIDE.search(sentence)
-    ):
-        yield "injection.extra-action", "orders an action beyond filling the parameter"
-    if _SUBSTITUTE.search(sentence):
+
+
+def _dropped(sentence: str) -> Iterator[tuple[str, str]]:
+    if _SUBSTITUTE_F.search(sentence):
         yield "injection.rules-dropped", "puts a fixed value in place of the user's choice"
-    elif (_RULES.search(sentence) and _VOID.search(sentence)) or _SKIP_USER.search(sentence):
+    elif (_RULES_F.search(sentence) and _VOID_F.search(sentence)) or _SKIP_USER_F.search(sentence):
         yield "injection.rules-dropped", "sets the assistant's rules or the user's confirmation aside"
-    elif _USER_SKIPPED.search(sentence) or _FIXED_OUTCOME.search(sentence) or _PROMOTED.search(sentence):
+    elif (
+        _USER_SKIPPED_F.search(sentence) or _FIXED_OUTCOME_F.search(sentence) or _PROMOTED_F.search(sentence)
+    ):
         yield "injection.rules-dropped", "keeps the user or the input out of a decision made for them"
-    elif _ADDRESS.search(sentence) and _PROTECTION_OFF.search(sentence):
+    elif _ADDRESS_F.search(sentence) and _PROTECTION_OFF_F.search(sentence):
         yield "injection.rules-dropped", "tells the model to switch a protection off"
-    if _STEERS.search(sentence) and _ADDRESS.search(sentence):
+    if _STEERS_F.search(sentence) and _ADDRESS_F.search(sentence):
         yield "injection.steers-answer", "tells the model what to recommend or claim to the user"
-        yield "injection.rules-dropped", "sets the assistant's rules or the user's confirmation aside"
 
 
 def _rules_other(sentence: str, own: str, params: frozenset[str]) -> bool:
@@ -344,7 +473,7 @@ def _rules_other(sentence: str, own: str, params: frozenset[str]) -> bool:
     if disparaged is not None and not _REFUSAL.search(sentence[first.end() : disparaged.start()]):
         return True
     bound = any(_BOUND.match(sentence, m.end()) for m in others)
-    return (bound or _TRIGGER.search(sentence) is not None) and _CHANGE.search(sentence) is not None
+    return (bound or _TRIGGER_F.search(sentence) is not None) and _CHANGE_F.search(sentence) is not None
 
 
 def _addressed(low: str) -> bool:

@@ -24,7 +24,7 @@ from .lookalike import may_be_styled, styled_findings
 from .markup import markup_findings, may_have_markup
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
-from .poisoning import may_be_poisoned, poisoning_findings
+from .poisoning import poisoning_findings
 from .redact import find_secrets, might_contain_secret, redact_text
 from .schemafit import SECRET_KEYS, VALUE_KEYS, VALUE_POINTERS, schema_findings
 from .spoofing import name_findings
@@ -207,8 +207,8 @@ class DefaultSanitizer:
             for fit in schema_findings(item, asked, check_values=valued):
                 if not any(field.startswith(fit.field) for field in flagged):
                     findings.append(fit)
-        if kind in _DEFINITION_KINDS and may_be_poisoned(low):  # requests and rules with no override word
-            findings.extend(poisoning_findings(kind, item, ((f.pointer or "/", f.text) for f in fields)))
+        if kind in _DEFINITION_KINDS:  # requests and rules with no override word (RE2 passes first)
+            findings.extend(poisoning_findings(kind, item, [(f.pointer or "/", f.text) for f in fields], low))
         if may_have_markup(joined):
             seen = {(f.rule, f.field) for f in text_findings}
             for field in fields:
