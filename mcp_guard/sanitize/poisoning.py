@@ -60,12 +60,19 @@ _ASKS = re.compile(
     r"|supply|append|add|copy|insert|fill|send|forward|post|share|upload|log|echo|embed|encode|prefix|read"
     r"|gather|collect|dump|store|save|list)\b"
     r"|\bkindly\b|\bplease\b|\brequired\b|\bmust\b|\bshould\b|\bcustomary\b|standard practice"
-    r"|\bwe (?:kindly )?ask\b|for best results|\bbe sure to\b|\bmake sure\b|\bexpected to\b|\byou\b"
+    r"|\bwe (?:kindly )?ask\b|for best results|\bbe sure to\b|\bmake sure\b|\bexpected to\b"
+    r"|\byou (?:must|should|need|have seen|see)\b"
 )
 #: Reported speech: a sentence that describes an attack or a scam to warn about it.
 _REPORTED = re.compile(
     r"\b(?:says|said|asks you|asked|such as|like|e\.g\.|for example|attackers?|phishing|scam\w*|injection"
     r"|malicious|fake)\b"
+)
+#: A field that talks about attacks (a scanner, a write-up, a training) quotes them: none of the
+#: checks here reads such a field, whose orders are examples, not requests.
+_ABOUT_ATTACKS = re.compile(
+    r"\b(?:attack\w*|injections?|poison\w*|phishing|malicious|exfiltrat\w*|jailbreak\w*|red[- ]team\w*"
+    r"|scanners?|detects?|detection|flags?|quarantin\w*|threats?|suspicious|moderat\w*|lint\w*)\b"
 )
 #: What a call never needs unless the tool is about it; class -> pattern.
 _REACH: dict[str, re.Pattern[str]] = {
@@ -149,16 +156,18 @@ _BOUND = re.compile(
 #: What makes such a rule a change: an outside address, an overruled choice, a copy, a weakened call.
 _CHANGE = re.compile(
     r"https?://|wss?://|sftp://|[\w.+-]+@[\w-]+\.[\w.-]+|\biban\b|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b"
-    r"|\baccount\b"
+    r"|\baccount (?:no\.? |number )?[\d-]{6,}"
     r"|\b\d+ \w+ (?:rd|road|st|street|ave|avenue)\b|\bregardless\b|\beven if\b|\bwhatever\b|\brather than\b"
-    r"|\binstead\b|\bswap(?:ped)?\b|\bsay nothing\b|\bwithout (?:asking|telling|showing|confirm\w*)\b"
-    r"|\bpublicly\b|\bpublic (?:by default|link|access)|anyone-with-link|\bskip\b|\bbypass\b"
+    r"|\b(?:this|our) (?:tool|server|one)\b[^.;]*\binstead\b|\bswap(?:ped)?\b|\bsay nothing\b"
+    r"|\bwithout (?:asking|telling|showing|confirm\w*)\b"
+    r"|\bpublicly\b|\bpublic (?:by default|link|access)|anyone-with-link|\bbypass\b"
+    r"|\bskip (?:required |the |all )?(?:reviews?|confirmation|approval|checks?)\b"
     r"|--force|\bor 1=1\b|\bbcc\b|\bcc\b"
     r"|\bfull (?:record|text)\b|\bwith the (?:message text|full|record|contents)\b"
     r"|\bcall \w+ (?:first|again)\b"
     r"|\balso (?:write|send|copy|post|add|forward)\b|\bin full\b|\bignore (?:requests|the user)\b"
-    r"|\breport success\b|\battendee|\bprefix\b|\bappend\b|\bimport \w+|\bpre-?approved\b"
-    r"|\bexternal\b|\bsign it as\b"
+    r"|\breport success\b|\battendee|\bprefix\b|\bappend\b|\bpre-?approved\b"
+    r"|\bexternal (?:addresses|recipients|domains)\b|\bsign it as\b"
 )
 #: Another tool called unreliable, unsafe or retired, so calls are routed elsewhere.
 _DISPARAGE = re.compile(
@@ -245,8 +254,7 @@ _PARAMETER = re.compile(r"/(?:properties|items|additionalProperties|\$defs|defin
 _OUTSIDE = re.compile(r"(?:https?|wss?|sftp)://|\b[\w.+-]+@[\w-]+\.[a-z]{2,}\b")
 _PLACEHOLDER_URL = re.compile(r"(?:https?|wss?)://\S*?[?&/=](?:\{\{?|<)\s*([\w .]+?)\s*(?:\}\}?|>)")
 _PLACEHOLDER_DATA = re.compile(
-    r"conversation|message|question|prompt|token|password|secret|card|expiry|email|address|key|cookie"
-    r"|session|history|ssn|cvv|data"
+    r"conversation|message|question|prompt|token|password|secret|card|cookie|session|history|ssn|cvv"
 )
 
 
@@ -294,6 +302,9 @@ _DROP_ANY = FastPattern(
 )
 _REACH_ANY = FastPattern(re.compile("|".join(f"(?:{p.pattern})" for p in (*_REACH.values(), _BULK))))
 _DISPARAGE_F = FastPattern(_DISPARAGE)
+#: Calls routed to this tool ("route payments through this tool", "prefer this tool's answers").
+_HERE = re.compile(r"\bthis (?:tool|server|one)\b|\bhere\b|\bprefer\b|\bnever call\b|\binstead\b")
+_ABOUT_ATTACKS_F = FastPattern(_ABOUT_ATTACKS)
 #: What a rule over other tools needs besides a change: a trigger, a slur, or another tool bound by
 #: "must"/"should" (an identifier, a quoted name or the word "tool" shortly before the modal).
 _GOVERNS_ANY = FastPattern(
@@ -355,11 +366,17 @@ def poisoning_findings(
         return names
 
     addressed = _ADDRESSED.search(low) is not None
+    about = _ascii(str(item.get("description") or "").lower())
     for index in _anchored(fields, low):
         pointer, text = fields[index]
+        field_low = _ascii(text.lower())
+        if _ABOUT_ATTACKS_F.search(field_low) or (
+            pointer != "/description" and _ABOUT_ATTACKS_F.search(about)
+        ):
+            continue
         parameter = _PARAMETER.search(pointer) is not None
         found: set[str] = set()
-        for sentence in _SENTENCES.split(_ascii(text.lower())):
+        for sentence in _SENTENCES.split(field_low):
             if len(sentence) < 12 or _ANCHOR.search(sentence) is None:
                 continue
             if sentence[-1] not in ".;!?":
@@ -370,7 +387,12 @@ def poisoning_findings(
                     yield Finding(rule, "medium", pointer, message)
     if addressed:
         for pointer, text in fields:
-            if " " in text and _VALUE_POINTER.search(pointer) and _addressed(_ascii(text.lower())):
+            if (
+                " " in text
+                and _VALUE_POINTER.search(pointer)
+                and _addressed(_ascii(text.lower()))
+                and not _ABOUT_ATTACKS_F.search(about)
+            ):
                 yield Finding(
                     "injection.value-addressed", "medium", pointer, "a schema value speaks to the model"
                 )
@@ -470,7 +492,11 @@ def _rules_other(sentence: str, own: str, params: frozenset[str]) -> bool:
         return False
     first = others[0]
     disparaged = _DISPARAGE.search(sentence, first.end())
-    if disparaged is not None and not _REFUSAL.search(sentence[first.end() : disparaged.start()]):
+    if (
+        disparaged is not None
+        and not _REFUSAL.search(sentence[first.end() : disparaged.start()])
+        and (_HERE.search(sentence) or _CHANGE_F.search(sentence))
+    ):
         return True
     bound = any(_BOUND.match(sentence, m.end()) for m in others)
     return (bound or _TRIGGER_F.search(sentence) is not None) and _CHANGE_F.search(sentence) is not None
