@@ -207,8 +207,12 @@ class DefaultSanitizer:
             for fit in schema_findings(item, asked, check_values=valued):
                 if not any(field.startswith(fit.field) for field in flagged):
                     findings.append(fit)
-        if kind in _DEFINITION_KINDS:  # requests and rules with no override word (RE2 passes first)
-            findings.extend(poisoning_findings(kind, item, [(f.pointer or "/", f.text) for f in fields], low))
+        if kind in _DEFINITION_KINDS:  # requests and rules with no override word, in fields not flagged yet
+            seen_fields = {f.field for f in findings}
+            pairs = [(f.pointer or "/", f.text) for f in fields]
+            findings.extend(
+                p for p in poisoning_findings(kind, item, pairs, low) if p.field not in seen_fields
+            )
         if may_have_markup(joined):
             seen = {(f.rule, f.field) for f in text_findings}
             for field in fields:
