@@ -25,6 +25,7 @@ from .markup import markup_findings, may_have_markup
 from .names import check_collisions
 from .padding import may_be_padded, padding_findings
 from .planted import planted_findings
+from .poisoning import poisoning_findings
 from .redact import find_secrets, might_contain_secret, redact_text
 from .schemafit import SECRET_KEYS, VALUE_KEYS, VALUE_POINTERS, schema_findings
 from .spoofing import name_findings
@@ -38,6 +39,8 @@ RESULT_KINDS = frozenset({"tool_result", "prompt_result", "resource_result", "ar
 _DATA_KINDS = frozenset({"tool_result", "resource_result"})
 #: Kinds a sanitizer is asked about.
 KINDS = frozenset({"tool", "prompt", "resource", "resource_template"}) | RESULT_KINDS
+#: Kinds whose text the server (not the outside world) writes for the model: read for poisoning.
+_DEFINITION_KINDS = frozenset({"tool", "prompt", "resource", "resource_template", "prompt_result"})
 #: Kinds whose ``name`` is an identifier the model calls by.
 _NAMED_KINDS = frozenset({"tool", "prompt"})
 
@@ -210,6 +213,12 @@ class DefaultSanitizer:
             for fit in schema_findings(item, asked, check_values=valued):
                 if not any(field.startswith(fit.field) for field in flagged):
                     findings.append(fit)
+        if kind in _DEFINITION_KINDS:  # requests and rules with no override word, in fields not flagged yet
+            seen_fields = {f.field for f in findings}
+            pairs = [(f.pointer or "/", f.text) for f in fields]
+            findings.extend(
+                p for p in poisoning_findings(kind, item, pairs, low) if p.field not in seen_fields
+            )
         if may_have_markup(joined):
             seen = {(f.rule, f.field) for f in text_findings}
             for field in fields:
