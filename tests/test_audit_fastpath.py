@@ -36,6 +36,8 @@ FRAGMENTS = [
     "\u2028", "\u3000", "\u0130", "\u0131", "\u017f", "\u212a", "\u00e9", "é", "\x00", "\x7f",
     "A1b2C3d4E5f6G7h8", "ABCDEFGHIJKLMNOP", "0123456789abcdef", "Zq9/+=~.xY", "a-b_c", "hunter2",
     "user", "host.example", "/path", "[REDACTED]", "null", "true",
+    " is ", " was ", " ist ", " \u00e9 ", " est ", " \u2192 ", " -> ", "senha", "Passwort", "contrase\u00f1a",
+    "mot de passe", "\u043f\u0430\u0440\u043e\u043b\u044c", "root", "admin", "login", " / ",
     "whsec_", "hf_", "pypi-AgE", "SG.", "shpat_", "dop_v1_", "hvs.", "sq0atp-", "PMAK-", "lin_api_", "dapi",
     "123456789:AA", "AGE-SECRET-KEY-1", "AC", "SK", "key-", "ya29.", "glc_", "xapp-1-", "0123456789abcdef",
     "https://discord.com/api/webhooks/1/", "https://", "Basic ", "basic\t", "AccountKey=", "SharedAccessKey=",
@@ -80,6 +82,15 @@ def test_prefilter_catches_every_string_a_detector_would_change(text: str) -> No
         "TO\u212aEN: abcdefghijklmnop",
         "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9rT2mKEYxx",
         "x=1&password=hunter22",
+        # passwords written in a sentence, in the shared detector's languages
+        "my password is Xy8kd92kdk",
+        "a senha \u00e9 Xy8kd92kdk",
+        "password \u00e9Xy8kd92kdk",
+        "Passwort ist Xy8kd92kdk",
+        "\u041f\u0410\u0420\u041e\u041b\u042c: Xy8kd92kdk",
+        "the mot de passe est Xy8kd92kdk",
+        "root / Xy8kd92kdk",
+        "password \u2192 Xy8kd92kdk",
     ],
 )
 def test_prefilter_fires_on_known_secret_shapes(text: str) -> None:

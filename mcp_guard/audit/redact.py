@@ -317,6 +317,18 @@ _KEYWORD = re.compile(
     r"s?(?:drowssap|dwssap|esarhpssap|ssap|dwp|terces|nekot|laitnederc"
     r"|yek[_-]?(?:ipa|ssecca|terces|etavirp|htua)|di[_-]?noisses)"
 )
+#: The shared detectors' passwords in prose ("my password is ...", "senha é ...", "root / ...",
+#: ``sanitize/credentials.py``): a stem of each password word, and the words before ``/``.
+#: Canonical JSON spells a non-ASCII letter as its escape: "парол" is tested by its first three
+#: letters, either case.
+_PROSE_SOURCE = (
+    # the word, then what may follow it there: a space, an escape (\t, \u2192...), ``:``, ``=``,
+    # ``->`` (a key's closing quote may not: the sensitive-key mask takes those)
+    r"(?:passw|pwd|passcode|kennwort|contrase|mot de passe|senha|wachtwoord)[a-z]*(?: |\\|[:=-])"
+    r"|\\u04(?:1f|3f)\\u04(?:10|30)\\u04(?:20|40)"
+    r"|(?:admin|root|login|user)(?: |\\[tnrf]|\\u[0-9a-f]{4})*/"
+)
+_PROSE = re.compile(_PROSE_SOURCE)
 _WINDOW = 96
 _PAD_MAX = 64
 #: Over the *reversed* arguments text, both starting at a key's ``":``: a key that was a bool or
@@ -366,6 +378,7 @@ _ANY_SOURCE = "|".join(
         "whsec_|discord|hf_|pypi-age|sg\\.|shp|dop_v1_|hvs\\.|sq0|pmak-|lin_api_|dapi|:aa|age-secret-key-1",
         "ya29\\.|glc_|xapp-|(?:ac|sk|key-)[a-f0-9]{32}|(?:sig|signature)=|accountkey=|sharedaccesskey=",
         "login(?s:.*)password",
+        _PROSE_SOURCE,
         "(?:pass(?:word|wd|phrase)?|pwd|secret|token|credential|(?:api|access|secret|private|auth)[_-]?key|session[_-]?id)"
         r"""s?(?:\\"|')?""" + _WS + "*[:=]",
         _WS + "{10}",
@@ -411,6 +424,8 @@ def _detailed(text: str) -> bool:
         return True
     if "accountkey=" in low or "sharedaccesskey=" in low:
         return True
+    if _PROSE.search(low) is not None:
+        return True  # a password in a sentence; the shared detector reads the words around it
     login = low.find("login")
     if login >= 0 and low.find("password", login) >= 0:
         return True  # a .netrc line: "login NAME password VALUE"
