@@ -22,7 +22,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,3 +216,31 @@ def read_anchor(path: Path, ring: KeyRing) -> Anchor | None:
         )
     except (KeyError, TypeError, ValueError):
         raise AnchorError(f"anchor {path} is malformed") from None
+
+
+def fit_after(
+    seq: int,
+    mac: str,
+    records: Sequence[Mapping[str, Any]],
+    relink: Callable[[int, str, Sequence[Mapping[str, Any]]], Sequence[Mapping[str, Any]]],
+    *,
+    replay: bool = False,
+    held: Collection[str] = (),
+) -> Sequence[Mapping[str, Any]]:
+    """What a store whose head is ``(seq, mac)`` should append of a batch, chained after that head.
+
+    Every sink that can be shared by several writers decides the same way: a replayed batch
+    (spilled or held records) drops the events whose id the store already ``held`` and is always
+    re-chained, so replaying twice never duplicates; a fresh batch is re-chained only when another
+    writer appended since it was linked. A fresh batch whose first seq lies beyond the head (the
+    chain continues after an anchor that recorded removed events) is kept as it is, gap visible.
+    """
+    if not records:
+        return records
+    if replay:
+        todo = [r for r in records if not (isinstance(r.get("id"), str) and r["id"] in held)]
+        return relink(seq, mac, todo) if todo else todo
+    start = int(records[0]["seq"]) - 1
+    if start < seq or (start == seq and records[0]["prev"] != mac):
+        return relink(seq, mac, records)
+    return records

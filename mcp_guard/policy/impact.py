@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from ..errors import PolicyError
 from ..model import AccessRequest, Obligation, Principal, TargetKind
@@ -59,15 +59,7 @@ ChangeKind = Literal[
     "obligation-added",
     "obligation-changed",
 ]
-_CHANGE_ORDER: tuple[ChangeKind, ...] = (
-    "granted",
-    "revoked",
-    "now-conditional",
-    "now-unconditional",
-    "obligation-removed",
-    "obligation-added",
-    "obligation-changed",
-)
+_CHANGE_ORDER: tuple[ChangeKind, ...] = get_args(ChangeKind)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -18,30 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..chain import GENESIS, line_of
+from ..chain import GENESIS, fit_after, line_of
 
 
 def rotated(path: Path, index: int) -> Path:
     return path.with_name(f"{path.name}.{index}")
-
-
-def _tail_seq(path: Path) -> tuple[int, str] | None:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 65536))
-            chunk = fh.read()
-    except FileNotFoundError:
-        return None
-    for raw in reversed(chunk.splitlines()):
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("seq"), int):
-            return int(record["seq"]), str(record.get("mac"))
-    return None
 
 
 def _tail(path: Path) -> tuple[int, str, set[str]] | None:
@@ -81,7 +62,7 @@ class JsonlSink:
         self.keep = keep
         self.fsync = fsync
         self._lock = threading.Lock()
-        tail = _tail_seq(self.path) or _tail_seq(rotated(self.path, 1))
+        tail = _tail(self.path) or _tail(rotated(self.path, 1))
         self._last_seq = tail[0] if tail else 0
         self._last_mac = tail[1] if tail else None
         self._fh = self.path.open("ab")
@@ -127,14 +108,7 @@ class JsonlSink:
             try:
                 tail = _tail(self.path) or _tail(rotated(self.path, 1))
                 seq, mac, held = (tail[0], tail[1], tail[2]) if tail else (0, GENESIS, set())
-                todo: Sequence[Mapping[str, Any]] = records
-                if todo and replay:
-                    todo = [r for r in todo if not (isinstance(r.get("id"), str) and r["id"] in held)]
-                    todo = relink(seq, mac, todo) if todo else todo
-                elif todo:
-                    start = int(todo[0]["seq"]) - 1
-                    if start < seq or (start == seq and todo[0]["prev"] != mac):
-                        todo = relink(seq, mac, todo)
+                todo = fit_after(seq, mac, records, relink, replay=replay, held=held)
                 if todo:
                     self._fh.write("".join(line_of(r) + "\n" for r in todo).encode("ascii"))
                     self._fh.flush()

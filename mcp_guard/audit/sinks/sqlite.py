@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..chain import GENESIS, ChainedRecord, line_of
+from ..chain import GENESIS, ChainedRecord, fit_after, line_of
 
 #: ``relink(head seq, head mac, records)``: the records re-chained after that head.
 Relink = Callable[[int, str, Sequence[Mapping[str, Any]]], list[ChainedRecord]]
@@ -162,16 +162,11 @@ class SQLiteSink:
             try:
                 last = conn.execute("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
                 seq, mac = (int(last[0]), str(last[1])) if last is not None else (0, GENESIS)
-                todo = records
-                if todo and replay:
-                    low = min(int(r["seq"]) for r in todo)
+                held: set[str] = set()
+                if records and replay:
+                    low = min(int(r["seq"]) for r in records)
                     held = {r[0] for r in conn.execute("SELECT id FROM audit_events WHERE seq >= ?", (low,))}
-                    todo = [r for r in todo if not (isinstance(r.get("id"), str) and r["id"] in held)]
-                    todo = relink(seq, mac, todo) if todo else todo
-                elif todo:
-                    start = int(todo[0]["seq"]) - 1
-                    if start < seq or (start == seq and todo[0]["prev"] != mac):
-                        todo = relink(seq, mac, todo)
+                todo = fit_after(seq, mac, records, relink, replay=replay, held=held)
                 if todo:
                     rows = [
                         (r["seq"], *column_values(r), r["prev"], r["key_id"], r["mac"], line_of(r))
