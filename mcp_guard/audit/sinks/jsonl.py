@@ -164,7 +164,14 @@ class JsonlSink:
             self._fh = self.path.open("ab")
 
     def _rotate(self) -> None:
-        self._fh.close()
+        """Rename the files while this process still holds the lock of the one it wrote.
+
+        Closing the file drops its ``flock``: a writer waiting for it must then find it renamed
+        (``_rotated_away``) and move on to the new file. Closing first let that writer append to
+        the old file after it was checked but before it was renamed, while another already wrote
+        the new one from the same head: two chains.
+        """
+        old = self._fh
         index = 1
         while rotated(self.path, index).exists():
             index += 1
@@ -175,6 +182,7 @@ class JsonlSink:
             else:
                 os.replace(src, rotated(self.path, i))
         self._fh = self.path.open("ab")
+        old.close()
 
     def head(self) -> tuple[int, str, str | None] | None:
         with self._lock:
