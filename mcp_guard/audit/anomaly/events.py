@@ -113,8 +113,9 @@ _SELECT = (
     "SELECT id, time, json_extract(record, '$.event'), decision, subject,"
     " json_extract(record, '$.source_ip'),"
     " json_extract(record, '$.principal.country'), server, target, method,"
-    " json_extract(record, '$.reasons[0]'), json_extract(record, '$.principal.issuer'),"
-    " json_extract(record, '$.principal.tenant'), json_extract(record, '$.principal.auth_method')"
+    " json_extract(record, '$.reasons[0]'), json_extract(record, '$.principal.issuer'), tenant,"
+    # Only a tenant's key book vouches by the method: other records spare SQLite the extraction.
+    " CASE WHEN tenant <> '' THEN json_extract(record, '$.principal.auth_method') END"
     " FROM audit_events"
 )
 
