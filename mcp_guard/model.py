@@ -160,7 +160,9 @@ class Principal:
 
     def summary(self) -> dict[str, Any]:
         """The fields an audit event keeps about a principal (``country`` only when known: the
-        anomaly detectors compare it with the subject's usual ones)."""
+        anomaly detectors compare it with the subject's usual ones; ``issuer`` only when there
+        is one: a subject name is one person only per issuer, and the detectors and the holds of
+        the anomaly monitor must tell two issuers' namesakes apart)."""
         out = {
             "subject": self.subject,
             "tenant": self.tenant,
@@ -168,6 +170,8 @@ class Principal:
             "auth_method": self.auth_method,
             "mfa": self.mfa,
         }
+        if self.issuer is not None:
+            out["issuer"] = self.issuer
         if self.country is not None:
             out["country"] = self.country
         return out

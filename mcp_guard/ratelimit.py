@@ -66,10 +66,15 @@ def vouched_by(principal: Principal) -> str | None:
     A key without a tenant is vouched for by the key book alone (only an admin of no tenant
     creates those).
     """
-    if principal.issuer is not None:
-        return principal.issuer
-    if principal.auth_method == "api_key" and principal.tenant:
-        return "api-keys/" + principal.tenant
+    return voucher(principal.issuer, principal.tenant, principal.auth_method)
+
+
+def voucher(issuer: str | None, tenant: str | None, auth_method: str | None) -> str | None:
+    """:func:`vouched_by` from the bare fields, as an audit record's principal summary keeps them."""
+    if issuer is not None:
+        return issuer
+    if auth_method == "api_key" and tenant:
+        return "api-keys/" + tenant
     return None
 
 
@@ -82,10 +87,14 @@ def subject_key(principal: Principal) -> str:
     a tenant per token must not get fresh counters or a clean flow history with each. ``key_part``
     never yields ``:``, so the qualified form cannot collide with an unqualified one.
     """
-    issuer = vouched_by(principal)
-    if issuer is None:
-        return key_part(principal.subject)
-    return f"{key_part(principal.subject)}:{key_part(issuer)}"
+    return person_key(principal.subject, vouched_by(principal))
+
+
+def person_key(subject: str, by: str | None) -> str:
+    """:func:`subject_key` of the subject ``subject`` that ``by`` vouches for (None: nobody)."""
+    if by is None:
+        return key_part(subject)
+    return f"{key_part(subject)}:{key_part(by)}"
 
 
 class _Prepared:

@@ -67,7 +67,11 @@ def test_bursts_fire_once_per_window() -> None:
     assert f["events"] == [f"e{i}" for i in range(10)]
     assert f["score"] == 6.67  # ten in 9 s, where the threshold is ten in 60 s
     assert f["window"] == ["1970-01-01T00:16:40.000Z", "1970-01-01T00:16:49.000Z"]
-    assert set(f) == {"kind", "subject", "source_ip", "server", "target", "score", "window", "events", "why"}
+    assert set(f) == {
+        *("kind", "subject", "vouched_by", "source_ip", "server", "target"),
+        *("score", "window", "events", "why"),
+    }
+    assert f["vouched_by"] is None
     # Another window later, another finding.
     assert (
         len(

@@ -133,7 +133,7 @@ def test_one_subject_probing_random_tools_gives_a_few_findings_and_bounded_memor
     hours = 20_000 / 3600 + 1
     assert 1 <= len(found) <= MAX_NOVELTIES * hours
     assert any("more new-target by this subject not reported" in f.why for f in found)
-    assert len(detector._subjects["mallory"].targets) <= MAX_KNOWN + 2
+    assert len(detector._subjects["mallory", None].targets) <= MAX_KNOWN + 2
 
 
 def test_one_subject_rotating_source_addresses_gives_a_few_findings_and_bounded_memory() -> None:
@@ -146,7 +146,7 @@ def test_one_subject_rotating_source_addresses_gives_a_few_findings_and_bounded_
     ]
     found = detector.run(history + rotating)
     assert 1 <= len(found) <= MAX_NOVELTIES * (20_000 / 3600 + 1)
-    assert len(detector._subjects["mallory"].sources) <= MAX_KNOWN + 1
+    assert len(detector._subjects["mallory", None].sources) <= MAX_KNOWN + 1
 
 
 # -- webhook addresses -----------------------------------------------------------------------------

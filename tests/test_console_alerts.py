@@ -10,13 +10,13 @@ from mcp_guard.model import AuditEvent
 from .test_console import XSS, console_client, sign_in
 
 
-def _alert(kind: str, at: float, subject: str, action: str = "none") -> AuditEvent:
+def _alert(kind: str, at: float, subject: str, action: str = "none", by: str | None = None) -> AuditEvent:
     return AuditEvent(
         f"anomaly/{kind}",
         "deny" if action == "lock" else "allow",
         event="anomaly",
         time=at,
-        principal={"subject": subject},
+        principal={"subject": subject} | ({"vouched_by": by} if by else {}),
         source_ip="203.0.113.7",
         reasons=(f"{kind} by {subject}", "score 3.00", f"action {action}", "events e1 e2"),
     )
@@ -27,6 +27,7 @@ async def test_the_overview_lists_the_days_alerts_newest_first_and_escaped(tmp_p
         now = time.time()
         for event in (
             _alert("denial-burst", now - 60, "bob"),
+            _alert("denial-burst", now - 50, "ada", action="lock", by="api-keys/acme"),
             _alert("auth-failures", now - 30, XSS, action="lock"),
             _alert("new-target", now - 30 * 3600, "too-old"),  # outside the day
             AuditEvent("tools/call", "deny", time=now - 10),  # not an alert
@@ -40,6 +41,7 @@ async def test_the_overview_lists_the_days_alerts_newest_first_and_escaped(tmp_p
         assert "too-old" not in section and "tools/call" not in section
         assert XSS not in page  # attacker-chosen subject rendered as text
         assert "lock" in section and "203.0.113.7" in section
+        assert "ada (api-keys/acme)" in section  # the person held, not everyone named ada
         assert 'href="/admin/audit/events/' in section
 
 

@@ -18,6 +18,7 @@ import anyio
 from ..errors import AuthenticationError, GuardError, GuardUnavailable
 from ..model import AuditEvent, Principal
 from ..protocols import Auditor, Authenticator, Credential
+from ..ratelimit import subject_key
 from .lockout import Lockout
 from .revocation import RevocationList
 
@@ -61,8 +62,9 @@ class AuthenticatorChain:
         self._cache: dict[bytes, tuple[Principal, float]] = {}
         #: The last token hashed and its hash, replaced in one assignment (threads may share a chain).
         self._last_key: tuple[str | None, bytes] = (None, b"")
-        #: Subjects and source addresses held by :meth:`Lockout.hold <.lockout.Lockout.hold>` (the
-        #: anomaly monitor's ``lock`` action) are refused; None, the default, costs nothing.
+        #: Persons (:func:`~mcp_guard.ratelimit.subject_key`) and source addresses held by
+        #: :meth:`Lockout.hold <.lockout.Lockout.hold>` (the anomaly monitor's ``lock`` action)
+        #: are refused; None, the default, costs nothing.
         self.holds: Lockout | None = None
         self._held_until = 0.0
         self._tg: anyio.abc.TaskGroup | None = None
@@ -71,7 +73,9 @@ class AuthenticatorChain:
         principal = await self._resolve(credential)
         if self.holds is not None:
             try:
-                await self.holds.check_hold(principal.subject, credential.ip)
+                # The person is held, not the name: a namesake another issuer or tenant's key
+                # book vouches for is someone else (see ``portal.anomalies.hold_targets``).
+                await self.holds.check_hold(subject_key(principal), credential.ip)
             except GuardError as exc:
                 raise self._refuse(credential, exc.reason, exc) from None
             except Exception as exc:  # fail closed: an unreadable hold is no permission

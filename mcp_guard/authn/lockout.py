@@ -19,9 +19,12 @@ Three counters, each over a sliding ``window``:
 
 Checked before the password is verified, so a locked attempt costs no hashing.
 
-Beside these counters, :meth:`Lockout.hold` locks an account or a source address outright for a
+Beside these counters, :meth:`Lockout.hold` locks a person or a source address outright for a
 while (the anomaly monitor's ``lock`` action). A hold applies to logins and, through
-:meth:`Lockout.check_hold`, to every credential the guard resolves; ``unlock`` clears it.
+:meth:`Lockout.check_hold`, to every credential the guard resolves; ``unlock`` clears it. A hold
+names the person, not the user name: the subject per issuer or tenant key book
+(:func:`~mcp_guard.ratelimit.subject_key`), so the counters above stay keyed by the name typed at
+the login while ``person`` says whose hold a login, ``status`` or ``unlock`` concerns.
 """
 
 from __future__ import annotations
@@ -92,9 +95,10 @@ class Lockout:
             if raw is not None and float(raw) > now:
                 raise RateLimited(f"locked ({scope.split(':')[0]})", retry_after=float(raw) - now)
 
-    async def check(self, account: str, source: str | None) -> None:
-        """Raise :class:`RateLimited` (with retry-after) when any scope is locked."""
-        await self.check_hold(account, source)
+    async def check(self, account: str, source: str | None, *, person: str | None = None) -> None:
+        """Raise :class:`RateLimited` (with retry-after) when any scope is locked, or the person a
+        login as ``account`` becomes (``person``, else ``account`` itself) is held."""
+        await self.check_hold(account if person is None else person, source)
         now = self._clock()
         known: bool | None = None
         for scope, _, _ in self._scopes(account, source):
@@ -137,9 +141,14 @@ class Lockout:
             return False
         return await self.store.get(_P + "known:" + f"{account}|{source}") is not None
 
-    async def unlock(self, account: str | None = None, source: str | None = None) -> list[str]:
-        """Admin action: clear locks, counters and back-off of an account and/or a source address."""
+    async def unlock(
+        self, account: str | None = None, source: str | None = None, *, person: str | None = None
+    ) -> list[str]:
+        """Admin action: clear locks, counters and back-off of an account and/or a source address,
+        and the hold of the account's ``person`` too when given."""
         scopes: list[str] = []
+        if person is not None:
+            scopes.append(f"hold:{person}")
         if account is not None:
             scopes.append(f"acct:{account}")
             scopes.append(f"hold:{account}")
@@ -155,11 +164,18 @@ class Lockout:
                 await self.store.delete(_P + kind + scope)
         return list(dict.fromkeys(scopes))
 
-    async def status(self, account: str) -> dict[str, float]:
-        """Remaining lock seconds per locked scope of an account (for ``users list``)."""
+    async def status(self, account: str, *, person: str | None = None) -> dict[str, float]:
+        """Remaining lock seconds per locked scope of an account (for ``users list``), the hold of
+        its ``person`` included when given."""
         now = self._clock()
         out = {}
-        scopes = [f"acct:{account}", f"hold:{account}", *await self.store.smembers(_P + "pairs:" + account)]
+        held = [f"hold:{person}"] if person is not None and person != account else []
+        scopes = [
+            f"acct:{account}",
+            f"hold:{account}",
+            *held,
+            *await self.store.smembers(_P + "pairs:" + account),
+        ]
         for scope in scopes:
             raw = await self.store.get(_P + "until:" + scope)
             if raw is not None and float(raw) > now:

@@ -17,6 +17,7 @@ import anyio
 from ..errors import AuditUnavailable, AuthenticationError, GuardError
 from ..model import AuditEvent
 from ..protocols import Auditor, StateStore
+from ..ratelimit import person_key
 from . import totp
 from .issuer import IssuedToken, TokenIssuer
 from .lockout import Lockout
@@ -121,7 +122,7 @@ class LoginService:
         if malformed is not None:
             await self._count_failure(_printable(username), source)
             raise AuthenticationError(f"malformed login request ({malformed})")
-        await self.lockout.check(username, source)
+        await self.lockout.check(username, source, person=self.person(username))
         try:
             user, reason = await self._check(username, password, code)
         except Exception as exc:  # any crash of a credential check is a refusal, counted like one
@@ -136,6 +137,12 @@ class LoginService:
         token = self.issuer.issue(user.principal(), amr=amr, auth_time=self._clock())
         await self._record_issued(user, token, source)
         return token
+
+    def person(self, username: str) -> str:
+        """Who a login as ``username`` becomes: that subject as our issuer vouches for it
+        (:func:`~mcp_guard.ratelimit.subject_key` of the tokens it gets), the one an anomaly
+        hold of their calls names."""
+        return person_key(username, self.issuer.issuer)
 
     async def _record_issued(self, user: User, token: IssuedToken, source: str | None) -> None:
         """Put the issued token on record before it is handed out, or hand out nothing.

@@ -67,7 +67,7 @@ def format_finding(f: Finding) -> str:
 
     target = f"{f.server or '-'}/{f.target or '-'}" if f.server else "-"
     row = (
-        f"{iso(f.end)[:19]}  {f.kind:<13}  {f.subject or '-':<16}  {f.source_ip or '-':<15}  "
+        f"{iso(f.end)[:19]}  {f.kind:<13}  {f.who:<16}  {f.source_ip or '-':<15}  "
         f"{target:<24}  {f.score:>6.1f}  {f.why}"
     )
     return printable(row)

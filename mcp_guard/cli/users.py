@@ -162,16 +162,23 @@ def _list(args: argparse.Namespace) -> int:
 
 def _unlock(args: argparse.Namespace) -> int:
     from ..authn._cli import context, run_with_store
+    from ..authn.config import issuer_settings
     from ..authn.lockout import Lockout
     from ..protocols import StateStore
+    from ..ratelimit import person_key
 
     ctx = context(args)
     policy = _passwords(ctx).lockout
+    # An anomaly hold names the person: by default the local user, as our issuer vouches for them.
+    issuer = issuer_settings(ctx.settings)
+    by = args.vouched_by if args.vouched_by is not None else issuer.issuer if issuer is not None else None
+    person = person_key(args.name, by) if by else None
 
     async def body(store: StateStore) -> list[str]:
         from ..authn.lockout import LockoutPolicy
 
-        return await Lockout(store, LockoutPolicy(**policy.model_dump())).unlock(args.name, args.source)
+        lockout = Lockout(store, LockoutPolicy(**policy.model_dump()))
+        return await lockout.unlock(args.name, args.source, person=person)
 
     cleared = run_with_store(ctx, body)
     trail_of(args).done(kind="user", target=args.name, reasons=tuple(f"cleared {c}" for c in cleared))
@@ -230,5 +237,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unlock = sub.add_parser("unlock", help="clear lockouts of a user (and optionally one source address)")
     unlock.add_argument("name")
     unlock.add_argument("--source", metavar="IP")
+    unlock.add_argument(
+        "--vouched-by",
+        metavar="VOUCHER",
+        help="end the anomaly hold of NAME as VOUCHER vouches for it: an issuer or api-keys/TENANT, as the "
+        "anomaly alert names it (default: our own issuer, whose tokens local users get)",
+    )
     add_config_options(unlock)
     unlock.set_defaults(func=audited("users.unlock", _unlock))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..audit.anomaly.detect import named
 from ..audit.query import Filters, open_store, query
 from ..audit.verify import StoreError
 from .html import esc, table, when
@@ -70,6 +71,15 @@ def _action(record: dict[str, Any]) -> str:
     return "lock" if record.get("decision") == "deny" else "none"
 
 
+def _who(principal: dict[str, Any]) -> str:
+    """The alert's subject, with who vouches for it when someone does (that person is the one a
+    lock holds; an alert written before alerts named them has the subject alone)."""
+    subject, by = principal.get("subject"), principal.get("vouched_by")
+    if not isinstance(subject, str):
+        return ""
+    return named(subject, by if isinstance(by, str) else None)
+
+
 def render_alerts(records: list[dict[str, Any]]) -> str:
     """The alerts as a table of escaped cells, each linking to its audit event."""
     rows = []
@@ -81,7 +91,7 @@ def render_alerts(records: list[dict[str, Any]]) -> str:
             [
                 esc(when(float(r.get("time") or 0))),
                 f"<code>{esc(str(r.get('method', '')).removeprefix('anomaly/'))}</code>",
-                esc(str((principal or {}).get("subject") or "")),
+                esc(_who(principal or {})),
                 esc(str(r.get("source_ip") or "")),
                 esc(reasons[0] if reasons else ""),
                 esc(_action(r)),

@@ -118,7 +118,7 @@ async def _user_rows(console: Console, session: ConsoleSession) -> str:
     for user in everyone:
         if not _visible(session, user.tenant):
             continue
-        locks = await console.login.lockout.status(user.name)
+        locks = await console.login.lockout.status(user.name, person=console.login.person(user.name))
         locked = ", ".join(f"{scope} ({int(left)}s)" for scope, left in sorted(locks.items()))
         action = ""
         if session.csrf:
@@ -289,7 +289,7 @@ async def unlock_user(console: Console, request: Request) -> Response:
         console.record("console/users.unlock", "deny", session.principal, request, reasons=why, target=name)
         return message("Not found", f"no local user {name!r}", 404, session)
     console.ready()
-    cleared = await console.login.lockout.unlock(name)
+    cleared = await console.login.lockout.unlock(name, person=console.login.person(name))
     reasons = (f"cleared: {', '.join(cleared)}",) if cleared else ()
     await console.record_action(
         console.event(

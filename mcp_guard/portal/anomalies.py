@@ -2,7 +2,7 @@
 
 Only a config with an ``[anomalies]`` table (and ``live = true``, its default) gets a monitor.
 The monitor observes the guard's audit pipeline, sends findings to the log and the configured
-webhooks, and with ``action = "lock"`` holds the subject (or, for refused credentials from one
+webhooks, and with ``action = "lock"`` holds the person (or, for refused credentials from one
 address, that address) in the shared lockout for ``lock_for`` seconds: every replica then
 refuses it at authentication (a notice on the state store's channel makes each stop trusting its
 credential cache meanwhile), and so does the login endpoint.
@@ -30,6 +30,7 @@ from ..authn.lockout import Lockout
 from ..config import GuardConfig
 from ..errors import ConfigError
 from ..protocols import AlertSink, StateStore
+from ..ratelimit import person_key
 
 log = logging.getLogger("mcp_guard.anomalies")
 
@@ -70,12 +71,17 @@ def hold_targets(finding: Finding, proxies: Sequence[str]) -> tuple[str | None, 
     would let a stranger lock out any user, an admin too, at will. So they hold only the one
     source address they all came from (a burst against one account is left to the login
     lockout, whose account-wide lock is short and spares the user's known addresses). Any
-    other finding holds the authenticated subject who caused it. A loopback address, or one of
+    other finding holds the authenticated person who caused it: the subject per issuer or tenant
+    key book (:func:`~mcp_guard.ratelimit.person_key`, as the authenticator chain checks it), so
+    a key an admin of one tenant names after another tenant's person, or after the global
+    administrator, holds only itself when it misbehaves. A loopback address, or one of
     ``proxies`` (``[listen] trusted_proxies``), is never held: behind a reverse proxy every
     caller has that address, and holding it would lock everyone out.
     """
     if finding.kind != "auth-failures":
-        return finding.subject, None
+        if finding.subject is None:
+            return None, None
+        return person_key(finding.subject, finding.vouched_by), None
     source = finding.source_ip
     if finding.subject is not None or source is None or _shared_address(source, proxies):
         return None, None

@@ -17,12 +17,17 @@ Kinds (``docs/audit.md``):
 
 Bursts fire once per key and then stay quiet for one window, so a long attack gives one finding
 per window rather than one per event.
+
+A "subject" here is a person: the subject name together with who vouches for it (the event's
+``vouched_by``, :func:`~mcp_guard.ratelimit.vouched_by`). Another tenant's key or another
+issuer's token of the same name is someone else, with baselines and bursts of its own, so a
+namesake's misdeeds are never found on, nor held against, the person it is named after.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Literal
@@ -89,11 +94,20 @@ class Finding:
     events: tuple[str, ...]
     why: str
     country: str | None = field(default=None, compare=False)
+    #: Who vouches for ``subject`` (an issuer, ``api-keys/TENANT``), None when nobody but the
+    #: name itself: ``subject`` and this together name the person the finding is about.
+    vouched_by: str | None = None
+
+    @property
+    def who(self) -> str:
+        """The subject as people read it: ``ada``, or ``ada (api-keys/acme)`` for a namesake."""
+        return named(self.subject, self.vouched_by) if self.subject is not None else "-"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "subject": self.subject,
+            "vouched_by": self.vouched_by,
             "source_ip": self.source_ip,
             "server": self.server,
             "target": self.target,
@@ -102,6 +116,11 @@ class Finding:
             "events": list(self.events),
             "why": self.why,
         }
+
+
+def named(subject: str, vouched_by: str | None) -> str:
+    """A subject with who vouches for it, when someone does, for findings' text."""
+    return subject if vouched_by is None else f"{subject} ({vouched_by})"
 
 
 def iso(t: float) -> str:
@@ -117,10 +136,10 @@ class _Burst:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self.recent: dict[str, deque[tuple[float, str]]] = {}
-        self.quiet: dict[str, float] = {}
+        self.recent: dict[Hashable, deque[tuple[float, str]]] = {}
+        self.quiet: dict[Hashable, float] = {}
 
-    def add(self, key: str, t: float, event_id: str) -> list[tuple[float, str]] | None:
+    def add(self, key: Hashable, t: float, event_id: str) -> list[tuple[float, str]] | None:
         """The burst this event completes, or None."""
         q = self.recent.get(key)
         if q is None:
@@ -193,7 +212,8 @@ class Detector:
         self._auth_by_source = _Burst(th.auth_failures, th.auth_window)
         self._auth_by_subject = _Burst(th.auth_failures, th.auth_window)
         self._denials = _Burst(th.denials, th.denial_window)
-        self._subjects: dict[str, _Subject] = {}
+        #: Keyed by person: (subject, vouched_by).
+        self._subjects: dict[tuple[str, str | None], _Subject] = {}
         self._hour_cache: dict[int, int] = {}
         self._utc = th.timezone is timezone.utc
         self._on = th.kinds
@@ -217,7 +237,9 @@ class Detector:
             return found if report else []
         subject = e.subject
         if e.decision == "deny" and "denial-burst" in self._on:
-            burst = self._denials.add(subject or f"source {e.source_ip or '-'}", e.time, e.id)
+            # An anonymous caller is counted by address, in keys no person's can equal.
+            key = (subject, e.vouched_by) if subject is not None else (None, e.source_ip or "-")
+            burst = self._denials.add(key, e.time, e.id)
             if burst is not None:
                 found.append(
                     self._burst_finding(
@@ -230,9 +252,10 @@ class Detector:
                     )
                 )
         if subject is not None:
-            s = self._subjects.get(subject)
+            person = (subject, e.vouched_by)
+            s = self._subjects.get(person)
             if s is None:
-                s = self._subjects[subject] = _Subject()
+                s = self._subjects[person] = _Subject()
             self._habits(e, s, found)
         return found if report else []
 
@@ -240,9 +263,15 @@ class Detector:
 
     def _auth(self, e: Event, found: list[Finding]) -> None:
         th = self.t
-        for burst_set, key, what in (
-            (self._auth_by_source, e.source_ip, "from source"),
-            (self._auth_by_subject, e.subject, "against subject"),
+        subject = e.subject
+        for burst_set, key, what, name in (
+            (self._auth_by_source, e.source_ip, "from source", e.source_ip),
+            (
+                self._auth_by_subject,
+                None if subject is None else (subject, e.vouched_by),
+                "against subject",
+                None if subject is None else named(subject, e.vouched_by),
+            ),
         ):
             if key is None:
                 continue
@@ -254,7 +283,7 @@ class Detector:
                         e,
                         burst,
                         th.auth_failures,
-                        f"{len(burst)} refused credentials {what} {key} within {th.auth_window:g}s"
+                        f"{len(burst)} refused credentials {what} {name} within {th.auth_window:g}s"
                         f" (threshold {th.auth_failures}); last: {e.reason or '-'}",
                         subject=e.subject if what == "against subject" else None,
                     )
@@ -272,9 +301,10 @@ class Detector:
         # How many times faster than the threshold's rate the burst came (at least 1).
         window = self.t.auth_window if kind == "auth-failures" else self.t.denial_window
         span = max(burst[-1][0] - burst[0][0], 1.0)
+        subject = subject if kind == "auth-failures" else e.subject
         return Finding(
             kind=kind,
-            subject=subject if kind == "auth-failures" else e.subject,
+            subject=subject,
             source_ip=e.source_ip,
             server=e.server,
             target=e.target,
@@ -283,6 +313,7 @@ class Detector:
             end=burst[-1][0],
             events=tuple(i for _, i in burst[-MAX_IDS:]),
             why=why,
+            vouched_by=e.vouched_by if subject is not None else None,
         )
 
     # -- a subject's habits ----------------------------------------------------------------------
@@ -380,6 +411,7 @@ class Detector:
                     events=tuple(i for _, i in list(q)[-MAX_IDS:]),
                     why=f"{n} calls within {th.rate_window:g}s, usually {s.rate:.1f}"
                     f" (factor {th.rate_factor:g}, minimum {th.rate_min})",
+                    vouched_by=e.vouched_by,
                 )
             )
 
@@ -414,6 +446,7 @@ class Detector:
             events=(e.id,),
             why=why,
             country=e.country,
+            vouched_by=e.vouched_by,
         )
 
     def _hour(self, t: float) -> int:

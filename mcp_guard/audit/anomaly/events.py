@@ -14,6 +14,7 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
+from ...ratelimit import voucher
 from ..query import Filters, open_store, query
 from ..verify import StoreError
 
@@ -36,6 +37,9 @@ class Event:
     target: str | None = None
     method: str | None = None
     reason: str | None = None
+    #: Who vouches for the subject name (:func:`~mcp_guard.ratelimit.vouched_by`): the detectors
+    #: count a person, and another issuer's or tenant's namesake is someone else.
+    vouched_by: str | None = None
 
 
 #: Latest time an event may carry (the end of year 9999, the last one a finding can show).
@@ -61,10 +65,11 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
     if kind not in TRAFFIC or t is None:
         return None
     principal = record.get("principal")
-    subject = country = None
+    subject = country = by = None
     if isinstance(principal, Mapping):
         subject = _text(principal.get("subject"))
         country = _text(principal.get("country"))
+        by = _voucher(principal.get("issuer"), principal.get("tenant"), principal.get("auth_method"))
     reasons = record.get("reasons")
     reason = _text(reasons[0]) if isinstance(reasons, list) and reasons else None
     return Event(
@@ -79,7 +84,14 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
         target=_text(record.get("target")),
         method=_text(record.get("method")),
         reason=reason,
+        vouched_by=by,
     )
+
+
+def _voucher(issuer: Any, tenant: Any, auth_method: Any) -> str | None:
+    """Who vouches for a record's subject; a record written before principals kept their issuer
+    has none, so an identity provider's user is counted by subject alone there."""
+    return voucher(_text(issuer), _text(tenant), auth_method if isinstance(auth_method, str) else None)
 
 
 def read_events(path: Path, until: float | None = None, since: float | None = None) -> Iterator[Event]:
@@ -101,7 +113,10 @@ _SELECT = (
     "SELECT id, time, json_extract(record, '$.event'), decision, subject,"
     " json_extract(record, '$.source_ip'),"
     " json_extract(record, '$.principal.country'), server, target, method,"
-    " json_extract(record, '$.reasons[0]') FROM audit_events"
+    " json_extract(record, '$.reasons[0]'), json_extract(record, '$.principal.issuer'), tenant,"
+    # Only a tenant's key book vouches by the method: other records spare SQLite the extraction.
+    " CASE WHEN tenant <> '' THEN json_extract(record, '$.principal.auth_method') END"
+    " FROM audit_events"
 )
 
 
@@ -123,7 +138,22 @@ def _stream(conn: sqlite3.Connection, sql: str, args: list[float], path: Path) -
         try:
             cursor = conn.execute(sql, args)
             while rows := cursor.fetchmany(5000):
-                for event_id, t, kind, decision, subject, ip, country, server, target, method, reason in rows:
+                for (
+                    event_id,
+                    t,
+                    kind,
+                    decision,
+                    subject,
+                    ip,
+                    country,
+                    server,
+                    target,
+                    method,
+                    reason,
+                    issuer,
+                    tenant,
+                    auth_method,
+                ) in rows:
                     when = _when(t)
                     if kind not in TRAFFIC or when is None:
                         continue
@@ -139,6 +169,7 @@ def _stream(conn: sqlite3.Connection, sql: str, args: list[float], path: Path) -
                         _text(target),
                         _text(method),
                         _text(reason),
+                        _voucher(issuer, tenant, auth_method) if issuer or tenant else None,
                     )
         except sqlite3.Error as exc:
             raise StoreError(f"{path} is not an audit store: {exc}") from None

@@ -188,7 +188,7 @@ class Monitor:
                     method=f"anomaly/{f.kind}",
                     decision="deny" if action == "lock" else "allow",
                     event="anomaly",
-                    principal={"subject": f.subject} if f.subject else None,
+                    principal=_who(f),
                     source_ip=f.source_ip,
                     server=f.server,
                     target=f.target,
@@ -214,6 +214,16 @@ class Monitor:
                     log.error("anomaly alert to %s failed: %s", type(sink).__name__, exc)
                 finally:
                     self._pending[index] -= 1
+
+
+def _who(f: Finding) -> dict[str, Any] | None:
+    """The anomaly event's principal: the finding's subject, and who vouches for it when someone
+    does (that person is the one held, and ``users unlock --vouched-by`` takes it)."""
+    if not f.subject:
+        return None
+    if f.vouched_by is None:
+        return {"subject": f.subject}
+    return {"subject": f.subject, "vouched_by": f.vouched_by}
 
 
 __all__ = ["Lock", "Monitor"]
