@@ -51,6 +51,11 @@ def test_a_password_in_prose_needs_a_secret_looking_token() -> None:
         "The password is: ********",
         "password: ${DB_PASS}",
         "the admin / users page",
+        # a URL or file path's segment after admin/, root/ or user/ is a path, not a password
+        "GET /admin/no-such-page\x1b[31m answered 404",
+        "https://app.example/admin/Reports2024-Q4",
+        "/home/user/Downloads2024-Q4",
+        "C:\\root/Build2024-Q4x",
     ):
         assert kinds(benign) == set(), benign
 

@@ -26,12 +26,12 @@ _PASSWORD_WORDS = (
     r"password|passwd|passcode|passphrase|pwd|contraseña|contrasena|mot de passe|passwort|kennwort|senha"
     r"|wachtwoord|парол[ьея]"
 )
-#: "password [for the box] is|was|set to|: TOKEN" and "admin / TOKEN".
+#: "password [for the box] is|was|set to|: TOKEN" and "admin / TOKEN" (not a path's ``/admin/x``).
 _PROSE = re.compile(
     rf"(?i)\b(?:{_PASSWORD_WORDS})\b(?:[ \t][^\n.:=@/]{{0,40}}?)??"
     r"(?:\s(?:is|was|are|be|to|remains|now|es|est|ist|é|era)\s*:?|[:=]|->|→)"
     r"\s*[`\"'«“]?(?P<tok>[^\s`\"'»”,;()\[\]]{8,64})"
-    r"|(?i:\b(?:admin|administrator|root|login|user(?:name)?))\s*/\s*(?P<slash>[^\s`\"'»”,;()\[\]]{8,64})"
+    r"|(?<![/\\])(?i:\b(?:admin|administrator|root|login|user(?:name)?))\s*/\s*(?P<slash>[^\s`\"'»”,;()\[\]]{8,64})"
 )
 #: ``KEY = value`` at a line start (shell, .env, YAML, PHP, INI), the key ending in a secret word.
 _ASSIGN = re.compile(
