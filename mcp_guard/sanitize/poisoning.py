@@ -354,9 +354,13 @@ def poisoning_findings(
     own = str(item.get("name") or "").lower()
     cache: dict[str, Any] = {}
 
+    about = _ascii(str(item.get("description") or "").lower())
+    # Whether the tool's own description discusses attacks: the same answer for every field.
+    discusses_attacks = _ABOUT_ATTACKS_F.search(about) is not None
+
     def purpose(sentence: str) -> str:
         if "described" not in cache:
-            cache["described"] = _SENTENCES.split(_ascii(str(item.get("description") or "").lower()))
+            cache["described"] = _SENTENCES.split(about)
         return own + " " + " ".join(s for s in cache["described"] if s != sentence)
 
     def params() -> frozenset[str]:
@@ -366,13 +370,10 @@ def poisoning_findings(
         return names
 
     addressed = _ADDRESSED.search(low) is not None
-    about = _ascii(str(item.get("description") or "").lower())
     for index in _anchored(fields, low):
         pointer, text = fields[index]
         field_low = _ascii(text.lower())
-        if _ABOUT_ATTACKS_F.search(field_low) or (
-            pointer != "/description" and _ABOUT_ATTACKS_F.search(about)
-        ):
+        if _ABOUT_ATTACKS_F.search(field_low) or (pointer != "/description" and discusses_attacks):
             continue
         parameter = _PARAMETER.search(pointer) is not None
         found: set[str] = set()
@@ -385,14 +386,9 @@ def poisoning_findings(
                 if rule not in found:
                     found.add(rule)
                     yield Finding(rule, "medium", pointer, message)
-    if addressed:
+    if addressed and not discusses_attacks:
         for pointer, text in fields:
-            if (
-                " " in text
-                and _VALUE_POINTER.search(pointer)
-                and _addressed(_ascii(text.lower()))
-                and not _ABOUT_ATTACKS_F.search(about)
-            ):
+            if " " in text and _VALUE_POINTER.search(pointer) and _addressed(_ascii(text.lower())):
                 yield Finding(
                     "injection.value-addressed", "medium", pointer, "a schema value speaks to the model"
                 )
